@@ -1,0 +1,5 @@
+"""Built-in agents."""
+
+from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
+
+__all__ = ["RandomWalker", "WalkerConfig"]

@@ -1,0 +1,73 @@
+"""The built-in agent: a seedable random walker that meets, talks and remembers.
+
+It exercises everything the scheduling contract must preserve: it reads what it observes, moves, writes into
+partners of its cluster, and lets what others told it change its own behaviour. Optionally it makes LLM calls of
+given sizes, so virtual-time runs have something for the serving model to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metropolis.engine.agent import Agent
+from metropolis.engine.context import StepContext
+from metropolis.world.spatial import Pos
+
+
+@dataclass(frozen=True, slots=True)
+class WalkerConfig:
+    move_prob: float = 0.7
+    talk_prob: float = 0.3
+    call_prob: float = 0.0
+    prompt_tokens: int = 640
+    output_tokens: int = 22
+
+    def __post_init__(self) -> None:
+        for field in ("move_prob", "talk_prob", "call_prob"):
+            v = getattr(self, field)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{field} must be within [0, 1], got {v}")
+
+
+class RandomWalker(Agent):
+    def __init__(self, name: str, pos: Pos, config: WalkerConfig | None = None) -> None:
+        super().__init__(name, pos, action="walking")
+        self.config = config or WalkerConfig()
+        self.inbox: list[str] = []
+        self.heard = 0
+
+    async def step(self, ctx: StepContext) -> None:
+        cfg, rng = self.config, ctx.rng
+        seen = ctx.observe()
+        if len(self.inbox) > self.heard:
+            self.heard = len(self.inbox)
+            ctx.act(f"thinking about what {self.inbox[-1].split('@')[0]} said")
+        elif seen:
+            ctx.act(f"looking at {seen[0].name}")
+        else:
+            ctx.act("walking")
+        if cfg.call_prob and rng.random() < cfg.call_prob:
+            await ctx.llm(
+                "decide",
+                f"{self.name} sees {len(seen)} people.",
+                prompt_tokens=cfg.prompt_tokens,
+                output_tokens=cfg.output_tokens,
+                max_tokens=cfg.output_tokens,
+            )
+        if seen and rng.random() < cfg.talk_prob:
+            other = rng.choice(seen)
+            partner = ctx.partner(other.agent_id)
+            partner.inbox.append(f"{self.name}@{ctx.step}")  # type: ignore[attr-defined]
+            ctx.say(f"{self.name} greets {other.name}")
+            if cfg.call_prob:
+                await ctx.llm_for(other.agent_id, "reply", f"{other.name} answers {self.name}.",
+                                  prompt_tokens=cfg.prompt_tokens, output_tokens=cfg.output_tokens,
+                                  max_tokens=cfg.output_tokens)
+        if rng.random() < cfg.move_prob:
+            moves = ctx.world.moves(ctx.pos)
+            # Heavier on moves away from what it heard last: so memory changes the path.
+            if moves:
+                ctx.move(moves[(rng.randrange(len(moves)) + self.heard) % len(moves)])
+
+    def snapshot(self) -> object:
+        return tuple(self.inbox)

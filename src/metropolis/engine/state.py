@@ -1,0 +1,76 @@
+"""Agent state, versioned by step.
+
+An agent at step s reads every other agent as of step s, even those already ahead, so the store keeps each agent's
+states from the global virtual time (GVT, the slowest agent's step) up to its own step. Anything older can never be
+read again and is dropped, which keeps memory bounded on long runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metropolis.world.spatial import Pos
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """What other agents can observe of an agent at one step."""
+
+    pos: Pos
+    action: str = ""
+    events: tuple[str, ...] = ()
+
+
+class StateStore:
+    """Per-agent lists of states; `_base[i]` is the step of `_states[i][0]`."""
+
+    __slots__ = ("_base", "_states", "keep_all")
+
+    def __init__(self, initial: list[AgentState], keep_all: bool = False) -> None:
+        self._states: list[list[AgentState]] = [[s] for s in initial]
+        self._base: list[int] = [0] * len(initial)
+        self.keep_all = keep_all
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def step_of(self, agent: int) -> int:
+        """The agent's current step: the number of steps it has completed."""
+        return self._base[agent] + len(self._states[agent]) - 1
+
+    def latest(self, agent: int) -> AgentState:
+        return self._states[agent][-1]
+
+    def at(self, agent: int, step: int) -> AgentState:
+        """The agent's state as of `step`; a read outside the kept window is a scheduler bug."""
+        i = step - self._base[agent]
+        states = self._states[agent]
+        if i < 0 or i >= len(states):
+            raise RuntimeError(
+                f"agent {agent} state at step {step} is not available (kept: {self._base[agent]}.."
+                f"{self.step_of(agent)}); a scheduler let a read run ahead of causality"
+            )
+        return states[i]
+
+    def commit(self, agent: int, step: int, state: AgentState) -> None:
+        """Record the state the agent reached by executing `step` (its state for step + 1)."""
+        if step != self.step_of(agent):
+            raise RuntimeError(f"agent {agent} committed step {step} while at step {self.step_of(agent)}")
+        self._states[agent].append(state)
+
+    def collect(self, gvt: int) -> None:
+        """Drop every state below the global virtual time."""
+        if self.keep_all:
+            return
+        for agent, states in enumerate(self._states):
+            drop = gvt - self._base[agent]
+            if drop > 0:
+                del states[:drop]
+                self._base[agent] = gvt
+
+    def history(self, agent: int) -> list[AgentState]:
+        """Every kept state of the agent, oldest first (all of them when `keep_all`)."""
+        return list(self._states[agent])
+
+    def kept(self) -> int:
+        return sum(len(s) for s in self._states)

@@ -1,0 +1,58 @@
+"""The records at the boundary between agents and whatever answers their LLM calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """One LLM call of one agent at one step.
+
+    `step` is the scheduling priority (lowest step first). `prompt_tokens` / `output_tokens` are known up front
+    when a workload or a trace dictates them (virtual time, replay); a live agent leaves them None and the backend
+    counts. `hints` carries memory hints for agent-aware serving (e.g. the agent's invocation distance).
+    """
+
+    agent: str
+    step: int
+    function: str
+    messages: tuple[dict[str, str], ...] = ()
+    max_tokens: int = 128
+    temperature: float = 0.0
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    json_schema: dict[str, Any] | None = None
+    agent_id: int | None = None
+    hints: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def priority(self) -> int:
+        return self.step
+
+    def prompt_text(self) -> str:
+        return "\n".join(m.get("content", "") for m in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResponse:
+    """What came back, with the token counts and the time it took on the runtime's own clock."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    start: float = 0.0
+    end: float = 0.0
+    endpoint: str = ""
+    attempts: int = 1
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+
+class LLMBackend(Protocol):
+    """Anything that answers LLM calls: an HTTP client, the serving model in virtual time, a replay."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse: ...

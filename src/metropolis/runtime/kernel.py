@@ -1,0 +1,138 @@
+"""A discrete-event kernel in the manner of SimPy: a heap of (time, sequence id, callback), and coroutines.
+
+Agent steps are ordinary `async def` coroutines. In virtual time nothing runs them but this kernel: a coroutine
+awaits an `Event`, which yields itself up to the `Process` driving it, and the process resumes the coroutine when the
+event fires. The sequence id breaks ties, so a run is repeatable to the last event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+
+class Event:
+    """Something that happens at one virtual instant; awaiting it suspends the coroutine until then."""
+
+    __slots__ = ("_handled", "_ok", "callbacks", "env", "triggered", "value")
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.callbacks: list[Callable[[Event], None]] = []
+        self.triggered = False
+        self._ok = True
+        self._handled = False
+        self.value: Any = None
+
+    def succeed(self, value: Any = None) -> Event:
+        if self.triggered:
+            raise RuntimeError("an event can only be triggered once")
+        self.triggered = True
+        self.value = value
+        self.env.schedule(0.0, self._fire)
+        return self
+
+    def fail(self, error: BaseException) -> Event:
+        if self.triggered:
+            raise RuntimeError("an event can only be triggered once")
+        self.triggered = True
+        self._ok = False
+        self.value = error
+        self.env.schedule(0.0, self._fire)
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self._ok
+
+    def _fire(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        if not self._ok and not callbacks and not self._handled:
+            raise self.value  # a failed event nobody waits for is never dropped silently
+        for cb in callbacks:
+            cb(self)
+
+    def __await__(self) -> Generator[Event, Any, Any]:
+        if not self.triggered:
+            yield self
+        if not self._ok:
+            self._handled = True
+            raise self.value
+        return self.value
+
+
+class Process(Event):
+    """Drives a coroutine; the process itself is an event that fires with the coroutine's return value."""
+
+    __slots__ = ("_coro",)
+
+    def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
+        super().__init__(env)
+        self._coro = coro
+        env.schedule(0.0, self._resume, None)
+
+    def _resume(self, event: Event | None) -> None:
+        coro = self._coro
+        try:
+            if event is None or event.ok:
+                target = coro.send(None if event is None else event.value)
+            else:
+                target = coro.throw(event.value)
+        except StopIteration as stop:
+            self.succeed(stop.value)
+            return
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the process
+            self.fail(error)
+            return
+        if not isinstance(target, Event):
+            raise TypeError(
+                f"a virtual-time coroutine awaited {target!r}; only kernel events (the LLM call, timeouts) can be "
+                "awaited in virtual time"
+            )
+        target.callbacks.append(self._resume)
+
+
+class Environment:
+    """Virtual time in seconds, advanced by `run` from one scheduled callback to the next."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+
+    def schedule(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        if delay < 0:
+            raise ValueError(f"cannot schedule into the past (delay {delay})")
+        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn, args))
+
+    def event(self) -> Event:
+        return Event(self)
+
+    def timeout(self, delay: float, value: Any = None) -> Event:
+        ev = Event(self)
+        self.schedule(delay, ev.succeed, value)
+        return ev
+
+    def process(self, coro: Coroutine[Any, Any, Any]) -> Process:
+        return Process(self, coro)
+
+    def peek(self) -> float:
+        return self._heap[0][0] if self._heap else float("inf")
+
+    def step(self) -> None:
+        t, _, fn, args = heapq.heappop(self._heap)
+        self.now = t
+        fn(*args)
+
+    def stop(self) -> None:
+        """Drop everything still scheduled: `run` returns at once."""
+        self._heap.clear()
+
+    def run(self, until: float | None = None) -> None:
+        heap = self._heap
+        while heap and (until is None or heap[0][0] <= until):
+            self.step()
+        if until is not None and until > self.now:
+            self.now = until

@@ -1,0 +1,61 @@
+"""Time-weighted occupancy: how many things (LLM requests, running agents) were in flight on average."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
+
+
+class Occupancy:
+    """Integrates a count over a clock; `mean` is the time-weighted average since the first change."""
+
+    __slots__ = ("_area", "_clock", "_last", "_start", "count", "peak")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._start: float | None = None
+        self._last = 0.0
+        self._area = 0.0
+        self.count = 0
+        self.peak = 0
+
+    def change(self, delta: int) -> None:
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        else:
+            self._area += self.count * (now - self._last)
+        self._last = now
+        self.count += delta
+        self.peak = max(self.peak, self.count)
+
+    def mean(self, until: float | None = None) -> float:
+        if self._start is None:
+            return 0.0
+        end = self._clock() if until is None else until
+        area = self._area + self.count * (end - self._last)
+        span = end - self._start
+        return area / span if span > 0 else 0.0
+
+
+class MeteredBackend:
+    """Wraps a backend to count the requests in flight."""
+
+    def __init__(self, inner: LLMBackend, clock: Callable[[], float]) -> None:
+        self.inner = inner
+        self.in_flight = Occupancy(clock)
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        self.in_flight.change(+1)
+        try:
+            response = await self.inner.complete(request)
+        finally:
+            self.in_flight.change(-1)
+        self.calls += 1
+        self.prompt_tokens += response.prompt_tokens
+        self.completion_tokens += response.completion_tokens
+        return response

@@ -1,0 +1,30 @@
+"""Schedulers by name; an unknown name lists the valid ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metropolis.scheduling.base import Scheduler
+from metropolis.scheduling.lockstep import LockstepScheduler
+from metropolis.scheduling.metropolis import MetropolisScheduler
+from metropolis.scheduling.serial import SerialScheduler
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+SCHEDULERS: dict[str, type[Scheduler]] = {
+    cls.name: cls for cls in (SerialScheduler, LockstepScheduler, MetropolisScheduler)
+}
+
+
+def scheduler_names() -> list[str]:
+    return list(SCHEDULERS)
+
+
+def make_scheduler(
+    name: str, world: World, positions: Sequence[Pos], until: int, *, priority: bool = True
+) -> Scheduler:
+    try:
+        cls = SCHEDULERS[name]
+    except KeyError:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}") from None
+    return cls(world, positions, until, priority=priority)

@@ -1,0 +1,18 @@
+"""The record that flows from a scheduler to a runtime and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkUnit:
+    """One cluster's step: `members` execute `step` one after another, in this order.
+
+    `group` is the coupled cluster the members belong to at that step: the only agents a member may write into
+    (start a conversation with). For `serial` a unit holds one agent but still carries its whole cluster.
+    """
+
+    step: int
+    members: tuple[int, ...]
+    group: tuple[int, ...]

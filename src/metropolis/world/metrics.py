@@ -1,0 +1,60 @@
+"""Distance metrics between positions, chosen by name.
+
+The scheduling rules hold for any metric that satisfies the triangle inequality and for which one step moves an
+agent at most V. Euclidean distance is the paper's; walking distance (walls count) and graph hops live in their own
+modules and register here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
+
+
+class Metric(Protocol):
+    """A distance between positions plus the spatial index that can answer radius queries under it."""
+
+    name: str
+
+    def distance(self, a: Pos, b: Pos) -> float: ...
+
+    def make_index(self) -> SpatialIndex: ...
+
+
+class EuclideanMetric:
+    """Straight-line distance in tiles, as in the AI Metropolis paper."""
+
+    name = "euclidean"
+
+    def __init__(self, cell: int = 8) -> None:
+        self.cell = cell
+
+    def distance(self, a: Pos, b: Pos) -> float:
+        return math.hypot(a[0] - b[0], a[1] - b[1])
+
+    def make_index(self) -> SpatialIndex:
+        return GridIndex(self.cell)
+
+
+MetricFactory = Callable[..., Metric]
+_REGISTRY: dict[str, MetricFactory] = {"euclidean": EuclideanMetric}
+
+
+def register_metric(name: str, factory: MetricFactory) -> None:
+    _REGISTRY[name] = factory
+
+
+def metric_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_metric(name: str, **kwargs: object) -> Metric:
+    """Build a metric by name; an unknown name lists the valid ones."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}") from None
+    return factory(**kwargs)

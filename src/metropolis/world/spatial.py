@@ -1,0 +1,80 @@
+"""Spatial indexes over agent positions.
+
+The scheduler asks "which agents could be within r of p?" after every commit, so an index must answer in time
+proportional to the agents near p, not to N. Library trees (scipy's cKDTree, R-trees) are built once and queried
+many times; here every commit moves an agent, so a uniform grid of buckets (O(1) per move) is the right shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+Pos = tuple[int, int]
+
+
+class SpatialIndex(Protocol):
+    """Keys (agent ids) at positions; `near` returns a superset of the keys within `radius` of `pos`."""
+
+    def add(self, key: int, pos: Pos) -> None: ...
+
+    def move(self, key: int, old: Pos, new: Pos) -> None: ...
+
+    def remove(self, key: int, pos: Pos) -> None: ...
+
+    def near(self, pos: Pos, radius: float) -> Iterator[int]: ...
+
+
+class GridIndex:
+    """Uniform grid of square cells; valid for every metric that is never shorter than Euclidean distance."""
+
+    __slots__ = ("_cells", "cell")
+
+    def __init__(self, cell: int = 8) -> None:
+        if cell < 1:
+            raise ValueError(f"grid cell size must be >= 1, got {cell}")
+        self.cell = cell
+        self._cells: dict[tuple[int, int], set[int]] = {}
+
+    def add(self, key: int, pos: Pos) -> None:
+        c = (pos[0] // self.cell, pos[1] // self.cell)
+        bucket = self._cells.get(c)
+        if bucket is None:
+            self._cells[c] = {key}
+        else:
+            bucket.add(key)
+
+    def remove(self, key: int, pos: Pos) -> None:
+        c = (pos[0] // self.cell, pos[1] // self.cell)
+        bucket = self._cells[c]
+        bucket.discard(key)
+        if not bucket:
+            del self._cells[c]
+
+    def move(self, key: int, old: Pos, new: Pos) -> None:
+        size = self.cell
+        if old[0] // size == new[0] // size and old[1] // size == new[1] // size:
+            return
+        self.remove(key, old)
+        self.add(key, new)
+
+    def near(self, pos: Pos, radius: float) -> Iterator[int]:
+        size = self.cell
+        r = int(radius)
+        x0, x1 = (pos[0] - r) // size, (pos[0] + r) // size
+        y0, y1 = (pos[1] - r) // size, (pos[1] + r) // size
+        cells = self._cells
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > len(cells):
+            # A huge query: scanning the occupied cells is cheaper than probing empty ones.
+            for (cx, cy), bucket in cells.items():
+                if x0 <= cx <= x1 and y0 <= cy <= y1:
+                    yield from bucket
+            return
+        for cx in range(x0, x1 + 1):
+            for cy in range(y0, y1 + 1):
+                bucket = cells.get((cx, cy))
+                if bucket:
+                    yield from bucket
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._cells.values())

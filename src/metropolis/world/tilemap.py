@@ -1,0 +1,68 @@
+"""A 2-D tile map: which tiles are walkable and which named place each tile belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metropolis.world.spatial import Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A named address `world:sector:arena[:object]`, as in Generative Agents."""
+
+    world: str
+    sector: str = ""
+    arena: str = ""
+    obj: str = ""
+
+    @property
+    def address(self) -> str:
+        return ":".join(p for p in (self.world, self.sector, self.arena, self.obj) if p)
+
+
+@dataclass(slots=True)
+class TileMap:
+    """`walkable[y, x]` is True where an agent may stand; `places` maps tiles to named places."""
+
+    width: int
+    height: int
+    walkable: np.ndarray
+    places: dict[Pos, Place] = field(default_factory=dict)
+    name: str = "map"
+
+    def __post_init__(self) -> None:
+        if self.walkable.shape != (self.height, self.width):
+            raise ValueError(
+                f"walkable grid has shape {self.walkable.shape}, expected (height, width) = "
+                f"({self.height}, {self.width})"
+            )
+
+    def inside(self, pos: Pos) -> bool:
+        return 0 <= pos[0] < self.width and 0 <= pos[1] < self.height
+
+    def is_walkable(self, pos: Pos) -> bool:
+        return self.inside(pos) and bool(self.walkable[pos[1], pos[0]])
+
+    def walkable_neighbors(self, pos: Pos) -> list[Pos]:
+        """The 4-connected walkable neighbours: one step moves one tile, never diagonally."""
+        x, y = pos
+        out = []
+        for n in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            if self.is_walkable(n):
+                out.append(n)
+        return out
+
+    def walkable_tiles(self) -> list[Pos]:
+        ys, xs = np.nonzero(self.walkable)
+        return [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
+
+    def tiles_of(self, address_prefix: str) -> list[Pos]:
+        """Tiles whose place address starts with `address_prefix` (a sector, an arena or an object)."""
+        return sorted(p for p, place in self.places.items() if place.address.startswith(address_prefix))
+
+    @classmethod
+    def open(cls, width: int, height: int, name: str = "open") -> TileMap:
+        return cls(width, height, np.ones((height, width), dtype=bool), name=name)
