@@ -50,9 +50,7 @@ class Simulation:
             if world.tilemap is not None and not world.tilemap.is_walkable(state.pos):
                 raise ValueError(f"agent {agent.name} starts on tile {state.pos}, which is not walkable")
         self.store = StateStore(initial, keep_all=keep_history)
-        self.scheduler: Scheduler = make_scheduler(
-            scheduler, world, [s.pos for s in initial], steps, priority=priority
-        )
+        self.scheduler: Scheduler = make_scheduler(scheduler, world, [s.pos for s in initial], steps, priority=priority)
         self.checker: CausalityChecker | None = None
         if check_causality:
             self.checker = CausalityChecker()
@@ -140,8 +138,7 @@ class Simulation:
                 latest = self.store.latest(other).pos
                 if dist(pos, latest) - behind * self.world.max_velocity <= radius:
                     raise RuntimeError(
-                        f"causality: agent {me} at step {step} may observe agent {other}, still at step "
-                        f"{step - behind}"
+                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )
                 continue
             state = self.store.at(other, step)
