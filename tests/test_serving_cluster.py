@@ -14,8 +14,9 @@ COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 
 def cluster(routing: str, replicas: int = 3) -> tuple[Environment, Cluster]:
     env = Environment()
-    cfg = ServingConfig("t", COST, kv_capacity_tokens=50_000, max_batched_tokens=4096, replicas=replicas,
-                        routing=routing)
+    cfg = ServingConfig(
+        "t", COST, kv_capacity_tokens=50_000, max_batched_tokens=4096, replicas=replicas, routing=routing
+    )
     return env, Cluster(env, cfg)
 
 
@@ -33,7 +34,7 @@ def test_least_loaded_picks_fewest_outstanding_tokens() -> None:
     big, small, third, fourth = Job("a", 1000, 50), Job("b", 100, 5), Job("c", 100, 5), Job("d", 10, 1)
     for job in (big, small, third, fourth):
         cl.submit(job)
-    # big -> 0; small -> 1 (0 has 1,050 outstanding); third -> 2; fourth -> 1 or 2 (105 each) -> lowest index, 1
+    # big -> 0; small -> 1 (0 has 1,050 outstanding); third -> 2; fourth: 1 and 2 tie at 105, lowest index
     assert [j.replica for j in (big, small, third, fourth)] == [0, 1, 2, 1]
     env.run()
     assert cl.completed == 4

@@ -17,7 +17,10 @@ COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 
 def config(**kw: object) -> ServingConfig:
     base: dict[str, object] = {
-        "name": "test", "cost": COST, "kv_capacity_tokens": 100_000, "max_batched_tokens": 4096,
+        "name": "test",
+        "cost": COST,
+        "kv_capacity_tokens": 100_000,
+        "max_batched_tokens": 4096,
     }
     base.update(kw)
     return ServingConfig(**base)  # type: ignore[arg-type]
@@ -45,7 +48,7 @@ def run_replica(cfg: ServingConfig, arrivals: list[Arrival]) -> list[Job]:
 def naive(cfg: ServingConfig, arrivals: list[Arrival]) -> list[tuple[float, float]]:
     """Reference: the same policy stepped one iteration at a time; (first token, finish) per arrival."""
     order = sorted(range(len(arrivals)), key=lambda i: (arrivals[i].time, i))
-    waiting: list[tuple[int, int]] = []
+    waiting: list[tuple[int, int, int]] = []
     running: list[list[int]] = []  # [index, generated]
     out: dict[int, tuple[float, float]] = {}
     first: dict[int, float] = {}
@@ -55,18 +58,19 @@ def naive(cfg: ServingConfig, arrivals: list[Arrival]) -> list[tuple[float, floa
             t = max(t, arrivals[order[nxt]].time)
         while nxt < len(order) and arrivals[order[nxt]].time <= t:
             i = order[nxt]
-            heapq.heappush(waiting, (arrivals[i].priority if cfg.priority else 0, nxt, i))  # type: ignore[arg-type]
+            heapq.heappush(waiting, (arrivals[i].priority if cfg.priority else 0, nxt, i))
             nxt += 1
-        admitted, prefill, budget = [], 0, cfg.max_batched_tokens - len(running)
+        admitted: list[int] = []
+        prefill, budget = 0, cfg.max_batched_tokens - len(running)
         while waiting:
-            a = arrivals[waiting[0][2]]  # type: ignore[index]
+            a = arrivals[waiting[0][2]]
             if len(running) + len(admitted) >= cfg.max_running:
                 break
             if reserved + a.prompt + a.output > cfg.kv_capacity_tokens:
                 break
             if admitted and a.prompt > budget - prefill:
                 break
-            i = heapq.heappop(waiting)[2]  # type: ignore[misc]
+            i = heapq.heappop(waiting)[2]
             admitted.append(i)
             prefill += a.prompt
             reserved += a.prompt + a.output
@@ -132,14 +136,24 @@ def test_single_request_takes_a_prefill_then_output_minus_one_decodes() -> None:
 
 def test_waiting_queue_orders_by_step_then_arrival() -> None:
     # The first request occupies the only slot; the rest queue and are served one by one.
-    arrivals = [Arrival(0.0, 10, 5, 9), Arrival(0.001, 10, 2, 7), Arrival(0.002, 10, 2, 3), Arrival(0.003, 10, 2, 3)]
+    arrivals = [
+        Arrival(0.0, 10, 5, 9),
+        Arrival(0.001, 10, 2, 7),
+        Arrival(0.002, 10, 2, 3),
+        Arrival(0.003, 10, 2, 3),
+    ]
     jobs = run_replica(config(max_running=1), arrivals)
     served = sorted(range(4), key=lambda i: jobs[i].admitted or 0.0)
     assert served == [0, 2, 3, 1]
 
 
 def test_fcfs_switch_ignores_priority() -> None:
-    arrivals = [Arrival(0.0, 10, 5, 9), Arrival(0.001, 10, 2, 7), Arrival(0.002, 10, 2, 3), Arrival(0.003, 10, 2, 3)]
+    arrivals = [
+        Arrival(0.0, 10, 5, 9),
+        Arrival(0.001, 10, 2, 7),
+        Arrival(0.002, 10, 2, 3),
+        Arrival(0.003, 10, 2, 3),
+    ]
     jobs = run_replica(config(max_running=1, priority=False), arrivals)
     served = sorted(range(4), key=lambda i: jobs[i].admitted or 0.0)
     assert served == [0, 1, 2, 3]

@@ -1,4 +1,4 @@
-"""The serving model: GPUs stood in for in virtual time (continuous batching, KV capacity, replicas, presets)."""
+"""The serving model: the GPUs of virtual time (continuous batching, KV capacity, replicas, presets)."""
 
 from metropolis.llm.serving.backend import RequestStat, VirtualLLM
 from metropolis.llm.serving.cluster import Cluster
@@ -7,7 +7,7 @@ from metropolis.llm.serving.cost import CostModel
 from metropolis.llm.serving.engine import Replica
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.presets import PRESETS, preset, single_request_latency
-from metropolis.llm.serving.responder import PlaceholderResponder, Reply, ReplayResponder, Responder
+from metropolis.llm.serving.responder import PlaceholderResponder, ReplayResponder, Reply, Responder
 from metropolis.llm.serving.routing import ROUTERS, Router, make_router
 
 __all__ = [
@@ -17,8 +17,8 @@ __all__ = [
     "CostModel",
     "Job",
     "PlaceholderResponder",
-    "Replica",
     "ReplayResponder",
+    "Replica",
     "Reply",
     "RequestStat",
     "Responder",

@@ -1,7 +1,7 @@
 """`VirtualLLM`: the LLM backend of the virtual-time runtime, answering through the serving model.
 
-`complete` is a coroutine the kernel drives: it submits the request to the cluster and awaits a kernel Event that
-the replica fires at the virtual instant the last token is out. No asyncio inside.
+`complete` is a coroutine the kernel drives: it submits the request to the cluster and awaits a kernel Event
+that the replica fires at the virtual instant the last token is out. No asyncio inside.
 """
 
 from __future__ import annotations
@@ -64,8 +64,16 @@ class VirtualLLM:
         assert job.first_token is not None and job.finished is not None and job.replica is not None
         self.stats.append(
             RequestStat(
-                request.agent, request.step, request.function, job.replica, job.prompt_tokens, job.output_tokens,
-                job.arrival, job.admitted, job.first_token, job.finished,
+                request.agent,
+                request.step,
+                request.function,
+                job.replica,
+                job.prompt_tokens,
+                job.output_tokens,
+                job.arrival,
+                job.admitted,
+                job.first_token,
+                job.finished,
             )
         )
         return LLMResponse(

@@ -2,8 +2,8 @@
 
 A measurement driver (a live server, not this module) sends `concurrency` identical requests at once, a burst,
 and records the mean latency and, if it can, the mean TTFT. On an idle engine such a burst is one prefill
-iteration of all c prompts (when c * prompt fits the token budget), then output - 1 decode iterations of all c,
-so its latency is linear in the coefficients (see `CostModel`):
+iteration of all c prompts (when c * prompt fits the token budget), then output - 1 decode iterations of all
+c, so its latency is linear in the coefficients (see `CostModel`):
 
     TTFT    = c0 + c_prefill * c * p
     latency = TTFT + (o - 1) * (c0 + c_decode * c) + c_kv * c * sum_{j=0}^{o-2} (p + 1 + j)

@@ -1,4 +1,4 @@
-"""One serving deployment: the cost model of a replica, its memory and batching limits, and how many replicas."""
+"""One serving deployment: a replica's cost model, its memory and batching limits, how many replicas."""
 
 from __future__ import annotations
 
@@ -33,11 +33,21 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.cost, CostModel):
-            raise TypeError(f"serving config {self.name!r}: cost must be a CostModel, got {type(self.cost).__name__}")
-        for field in ("kv_capacity_tokens", "max_batched_tokens", "max_running", "replicas", "gpus_per_replica"):
+            raise TypeError(
+                f"serving config {self.name!r}: cost must be a CostModel, got {type(self.cost).__name__}"
+            )
+        for field in (
+            "kv_capacity_tokens",
+            "max_batched_tokens",
+            "max_running",
+            "replicas",
+            "gpus_per_replica",
+        ):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"serving config {self.name!r}: {field} must be an integer >= 1, got {value!r}")
+                raise ValueError(
+                    f"serving config {self.name!r}: {field} must be an integer >= 1, got {value!r}"
+                )
         if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 0:
             raise ValueError(
                 f"serving config {self.name!r}: kv_bytes_per_token must be an integer >= 0, "
@@ -45,7 +55,8 @@ class ServingConfig:
             )
         if self.routing not in ROUTERS:
             raise ValueError(
-                f"serving config {self.name!r}: unknown routing {self.routing!r}; valid: {', '.join(sorted(ROUTERS))}"
+                f"serving config {self.name!r}: unknown routing {self.routing!r}; "
+                f"valid: {', '.join(sorted(ROUTERS))}"
             )
 
     @property

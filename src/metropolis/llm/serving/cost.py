@@ -2,15 +2,16 @@
 
     t(iteration) = c0 + c_prefill * prefill_tokens + c_decode * decode_batch + c_kv * kv_tokens
 
-- `c0`: what every iteration pays whatever its batch: reading all weights from HBM once (decode is memory bound),
-  plus kernel launches and the engine's CPU scheduling.
+- `c0`: what every iteration pays whatever its batch: reading all weights from HBM once (decode is memory
+  bound), plus kernel launches and the engine's CPU scheduling.
 - `c_prefill`: per prompt token processed in the iteration (compute bound: 2 * params FLOPs per token).
 - `c_decode`: per running request that decodes one token in the iteration (its share of the GEMM FLOPs).
 - `c_kv`: per token of KV cache the decode attention reads (bytes per KV token / HBM bandwidth).
 
 The form is linear in the coefficients, so `calibrate.fit` finds them by non-negative least squares; it is the
-roofline `max(memory, compute)` replaced by a sum, which overestimates by at most the smaller of the two terms.
-Prefill attention (quadratic in the prompt) is left out: about 2% of the prefill FLOPs at 643 tokens on Llama-3-8B.
+roofline `max(memory, compute)` replaced by a sum, which overestimates by at most the smaller of the two
+terms. Prefill attention (quadratic in the prompt) is left out: about 2% of the prefill FLOPs at 643 tokens on
+Llama-3-8B.
 
 While the batch is fixed (b requests decoding, kv0 tokens attended in the first iteration, and each iteration
 adding one token per request), k iterations take
@@ -35,13 +36,19 @@ class CostModel:
         for name in ("c0", "c_prefill", "c_decode", "c_kv"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"cost coefficient {name} must be a finite number >= 0 (seconds), got {value!r}")
+                raise ValueError(
+                    f"cost coefficient {name} must be a finite number >= 0 (seconds), got {value!r}"
+                )
         if self.c0 + self.c_prefill + self.c_decode + self.c_kv <= 0:
-            raise ValueError("a cost model needs at least one positive coefficient, or iterations take no time")
+            raise ValueError(
+                "a cost model needs at least one positive coefficient, or iterations take no time"
+            )
 
     def iteration(self, prefill_tokens: int, decode_batch: int, kv_tokens: int) -> float:
         """Seconds one iteration takes."""
-        return self.c0 + self.c_prefill * prefill_tokens + self.c_decode * decode_batch + self.c_kv * kv_tokens
+        return (
+            self.c0 + self.c_prefill * prefill_tokens + self.c_decode * decode_batch + self.c_kv * kv_tokens
+        )
 
     def decode_span(self, k: int, batch: int, kv0: int) -> float:
         """Seconds k decode iterations of a fixed batch take, the first attending kv0 tokens."""
@@ -49,7 +56,7 @@ class CostModel:
         return k * first + self.c_kv * batch * (k * (k - 1) // 2)
 
     def decode_iterations_within(self, elapsed: float, batch: int, kv0: int) -> int:
-        """The largest k with decode_span(k) <= elapsed: iterations wholly done `elapsed` seconds into a run."""
+        """The largest k with decode_span(k) <= elapsed: iterations wholly done `elapsed` s into a run."""
         if elapsed <= 0:
             return 0
         a = self.c0 + self.c_decode * batch + self.c_kv * kv0

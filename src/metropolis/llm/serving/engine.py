@@ -1,26 +1,26 @@
 """One serving engine replica with continuous batching, driven by the discrete-event kernel.
 
 How a replica schedules (vLLM / SGLang style, kept simple):
-- Waiting queue: ordered by (priority, arrival order), lowest step first; with `priority=False`, by arrival only.
-  Strict order: when the head cannot be admitted, nothing behind it is (no overtaking).
-- Each iteration decodes one token for every running request and prefills newly admitted requests whole. Decode
-  tokens take the token budget first; the first prefill of an iteration is always admitted (a prompt over the
-  budget stands for a chunked prefill, its whole cost charged to that one iteration), further ones only while
-  they fit the remaining budget.
+- Waiting queue: ordered by (priority, arrival order), lowest step first; with `priority=False`, by arrival
+  only. Strict order: when the head cannot be admitted, nothing behind it is (no overtaking).
+- Each iteration decodes one token for every running request and prefills newly admitted requests whole.
+  Decode tokens take the token budget first; the first prefill of an iteration is always admitted (a prompt
+  over the budget stands for a chunked prefill, its whole cost charged to that one iteration), further ones
+  only while they fit the remaining budget.
 - KV cache: admission reserves the request's final footprint (prompt + output tokens) and the reservation is
-  released when it finishes, so a running request never outgrows memory and nothing is preempted; when the head
-  does not fit, it queues until completions free room. (vLLM allocates as tokens come and preempts on overflow;
-  with ~22 output tokens against ~643 prompt tokens the difference is a few percent of capacity.)
+  released when it finishes, so a running request never outgrows memory and nothing is preempted; when the
+  head does not fit, it queues until completions free room. (vLLM allocates as tokens come and preempts on
+  overflow; with ~22 output tokens against ~643 prompt tokens the difference is a few percent of capacity.)
 - The prefill iteration emits the first token (TTFT); each later decode iteration one more; a request with n
   output tokens finishes after its prefill iteration and n - 1 decode iterations.
 - Running requests are not preempted for higher-priority arrivals.
 
 Speed: the replica schedules one kernel event per *segment*, not per iteration. A segment is one prefill
-iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the closed
-form `CostModel.decode_span`. An arrival that could be admitted cuts the run short at the end of the iteration in
-progress (computed exactly), where the replica plans again. A global count of decode iterations done lets every
-running request be tracked in O(1): it finishes when the count reaches its `finish` mark, and the KV tokens the
-batch attends are `kv_base + batch * count`.
+iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the
+closed form `CostModel.decode_span`. An arrival that could be admitted cuts the run short at the end of the
+iteration in progress (computed exactly), where the replica plans again. A global count of decode iterations
+done lets every running request be tracked in O(1): it finishes when the count reaches its `finish` mark, and
+the KV tokens the batch attends are `kv_base + batch * count`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Replica:
         self.completed = 0
         self.first_arrival: float | None = None
 
-    # -- queries ----------------------------------------------------------------------------------------------
+    # -- queries --
 
     @property
     def waiting(self) -> int:
@@ -83,15 +83,16 @@ class Replica:
         prefill = sum(j.prompt_tokens + j.output_tokens for j in self._prefilling)
         return self._waiting_tokens + prefill + decodes_left
 
-    # -- submitting -------------------------------------------------------------------------------------------
+    # -- submitting --
 
     def submit(self, job: Job) -> None:
         cfg = self.config
         if job.kv_tokens > cfg.kv_capacity_tokens:
             raise ValueError(
-                f"request of {job.agent} needs {job.kv_tokens} KV tokens (prompt {job.prompt_tokens} + output "
-                f"{job.output_tokens}), more than replica {cfg.name!r} holds ({cfg.kv_capacity_tokens}); shorten "
-                "it or use a preset with more memory"
+                f"request of {job.agent} needs {job.kv_tokens} KV tokens (prompt {job.prompt_tokens} + "
+                f"output {job.output_tokens}), more than a replica of {cfg.name!r} holds "
+                f"({cfg.kv_capacity_tokens}); "
+                "shorten it or use a preset with more memory"
             )
         now = self.env.now
         job.arrival = now
@@ -110,7 +111,7 @@ class Replica:
         elif self._seg_prefill == 0 and self._waiting[0][2] is job and self._head_fits():
             self._cut_decode_run(now)
 
-    # -- planning ---------------------------------------------------------------------------------------------
+    # -- planning --
 
     def _head_fits(self) -> bool:
         head = self._waiting[0][2]
@@ -120,7 +121,7 @@ class Replica:
         )
 
     def _plan(self) -> None:
-        """Start the next segment at `now`: a prefill iteration if the head can be admitted, else a decode run."""
+        """Start the next segment now: a prefill iteration if the head can be admitted, else a decode run."""
         batch = len(self._running)
         kv0 = self._kv_base + batch * self._count
         prefill = self._admit(self.config.max_batched_tokens - batch)
@@ -130,7 +131,9 @@ class Replica:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
         elif self._waiting:
-            raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
+            raise RuntimeError(
+                f"replica {self.index}: a request waits but nothing runs and none can be admitted"
+            )
         else:
             self._busy = False
 
@@ -157,7 +160,7 @@ class Replica:
         self.env.schedule(duration, self._on_segment_end, self._generation, iters)
 
     def _cancel_segment(self) -> None:
-        """Undo a segment planned at this very instant (no time has passed): admissions go back to the queue."""
+        """Undo a segment planned at this very instant (no time passed): admissions go back to the queue."""
         self._generation += 1
         for job in self._prefilling:
             heapq.heappush(self._waiting, (*job.key, job))
@@ -184,7 +187,7 @@ class Replica:
             self._seg_iters = k
             self.env.schedule(start + span(k, batch, kv0) - now, self._on_segment_end, self._generation, k)
 
-    # -- progress ---------------------------------------------------------------------------------------------
+    # -- progress --
 
     def _on_segment_end(self, generation: int, iters: int) -> None:
         if generation == self._generation:

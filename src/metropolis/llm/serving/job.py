@@ -1,4 +1,4 @@
-"""The one record that flows through the cluster, a replica's queue and its batch: a request and its timeline."""
+"""The one record that flows through the cluster, a replica's queue and batch: a request, its timeline."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Job:
     prompt_tokens: int
     output_tokens: int
     priority: int = 0
-    on_done: Callable[[Job], None] | None = None
+    on_done: Callable[[Job], object] | None = None
     replica: int | None = None
     arrival: float | None = None
     admitted: float | None = None

@@ -2,13 +2,15 @@
 
 Hardware (NVIDIA datasheets; dense BF16 tensor FLOPs, i.e. half the "with sparsity" headline figure):
 - L4: 24 GB GDDR6, 300 GB/s, 121 TFLOPS BF16 dense (242 with sparsity). NVIDIA L4 datasheet.
-- A100 80GB SXM: 80 GB HBM2e, 2,039 GB/s, 312 TFLOPS BF16 dense. NVIDIA A100 datasheet (nvidia-a100-datasheet-us-
-  nvidia-1758950-r4-web.pdf), as tabulated at glennklockwood.com/garden/processors/A100.
+- A100 80GB SXM: 80 GB HBM2e, 2,039 GB/s, 312 TFLOPS BF16 dense. NVIDIA A100 datasheet
+  (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf), as tabulated at
+  glennklockwood.com/garden/processors/A100.
 - H100 SXM5 80GB: 80 GB HBM3, 3,350 GB/s, 989 TFLOPS BF16 dense. NVIDIA H100 datasheet, as tabulated at
   glennklockwood.com/garden/processors/h100.
 
 Models (Hugging Face config.json of meta-llama/Meta-Llama-3-8B and -70B; BF16 weights and KV cache):
-- Llama-3-8B: 8.03e9 parameters, 32 layers, 8 KV heads of dim 128: 2 * 32 * 8 * 128 * 2 B = 131,072 B per KV token.
+- Llama-3-8B: 8.03e9 parameters, 32 layers, 8 KV heads of dim 128: 2 * 32 * 8 * 128 * 2 B = 131,072 B per KV
+  token.
 - Llama-3-70B: 70.6e9 parameters, 80 layers, 8 KV heads of dim 128: 327,680 B per KV token.
 
 Derivation (roofline; no direct measurement of these coefficients is published, so they are computed):
@@ -19,19 +21,22 @@ Derivation (roofline; no direct measurement of these coefficients is published, 
 - c_prefill = c_decode = 2 * params / (GPUs * dense BF16 FLOPs * PREFILL_MFU): the FLOPs of one token's GEMMs.
   PREFILL_MFU = 0.5 is an assumption (large-GEMM efficiency of prefill batches of hundreds of tokens), to be
   replaced by `calibrate.fit` on measurements.
-- c_kv = KV bytes per token / (GPUs * HBM bandwidth * DECODE_BW_EFFICIENCY): decode attention reads the whole KV.
+- c_kv = KV bytes per token / (GPUs * HBM bandwidth * DECODE_BW_EFFICIENCY): decode attention reads the whole
+  KV.
 - KV capacity = (GPUs * memory * MEMORY_FRACTION - weights - GPUs * ACTIVATION_RESERVE) / KV bytes per token.
-  MEMORY_FRACTION = 0.9 is vLLM's default `gpu_memory_utilization` (SGLang's `mem_fraction_static` is similar);
-  ACTIVATION_RESERVE = 1 GB per GPU for activations and CUDA graphs is an assumption.
+  MEMORY_FRACTION = 0.9 is vLLM's default `gpu_memory_utilization` (SGLang's `mem_fraction_static` is
+  similar); ACTIVATION_RESERVE = 1 GB per GPU for activations and CUDA graphs is an assumption.
 - max_batched_tokens: SGLang's `chunked_prefill_size` default, 2,048 on GPUs under 25 GB and 8,192 otherwise
   (sglang/srt/server_args.py); max_running = 256, vLLM's `max_num_seqs` default.
 
-For the `*-tp4` presets one replica is a tensor-parallel group of 4 GPUs; `preset(name, gpus=N)` gives N replicas,
-so N groups, 4 * N GPUs in all. ALLREDUCE_LATENCY = 15 us per small all-reduce on NVLink is an assumption.
+For the `*-tp4` presets one replica is a tensor-parallel group of 4 GPUs; `preset(name, gpus=N)` gives N
+replicas, so N groups, 4 * N GPUs in all. ALLREDUCE_LATENCY = 15 us per small all-reduce on NVLink is an
+assumption.
 
 `cpu-smollm2-135m`: PLACEHOLDER figures for SmolLM2-135M-Instruct under llama.cpp on a few CPU cores, to be
-replaced by `calibrate.fit` on measurements of the local server. Only its shape is real (30 layers, 3 KV heads of
-dim 64, F16 KV: 23,040 B per token); the context (8,192) and parallel slots (4) are the server settings we launch.
+replaced by `calibrate.fit` on measurements of the local server. Only its shape is real (30 layers, 3 KV heads
+of dim 64, F16 KV: 23,040 B per token); the context (8,192) and parallel slots (4) are the server settings we
+launch.
 """
 
 from __future__ import annotations

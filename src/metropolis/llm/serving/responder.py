@@ -28,7 +28,7 @@ class Responder(Protocol):
 
 
 class PlaceholderResponder:
-    """A deterministic filler text of the right length: `request.output_tokens`, else min(max_tokens, default)."""
+    """Filler text of the right length: `request.output_tokens`, else min(max_tokens, default_tokens)."""
 
     def __init__(self, default_tokens: int = 22) -> None:
         if default_tokens < 1:
@@ -44,11 +44,13 @@ class PlaceholderResponder:
 
 
 class ReplayResponder:
-    """Recorded answers keyed (agent, step, function, n), n counting that agent's calls of that function in that
-    step from 0. The token count is `request.output_tokens` when the workload fixes it, else estimated from the
-    text. A missing key falls back to `fallback`, or raises."""
+    """Recorded answers keyed (agent, step, function, n), n counting that agent's calls of that function in
+    that step from 0. The token count is `request.output_tokens` when the workload fixes it, else estimated
+    from the text. A missing key falls back to `fallback`, or raises."""
 
-    def __init__(self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None) -> None:
+    def __init__(
+        self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None
+    ) -> None:
         self.answers = answers
         self.fallback = fallback
         self._seen: dict[tuple[str, int, str], int] = {}
