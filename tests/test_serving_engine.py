@@ -134,29 +134,17 @@ def test_single_request_takes_a_prefill_then_output_minus_one_decodes() -> None:
     assert job.finished == pytest.approx(1.0 + prefill + decode1 + decode2)
 
 
-def test_waiting_queue_orders_by_step_then_arrival() -> None:
-    # The first request occupies the only slot; the rest queue and are served one by one.
+@pytest.mark.parametrize(("priority", "expected"), [(True, [0, 2, 3, 1]), (False, [0, 1, 2, 3])])
+def test_waiting_queue_orders_by_step_then_arrival_or_fcfs(priority: bool, expected: list[int]) -> None:
+    # The first request occupies the only slot; the rest queue (steps 7, 3, 3) and are served one by one.
     arrivals = [
         Arrival(0.0, 10, 5, 9),
         Arrival(0.001, 10, 2, 7),
         Arrival(0.002, 10, 2, 3),
         Arrival(0.003, 10, 2, 3),
     ]
-    jobs = run_replica(config(max_running=1), arrivals)
-    served = sorted(range(4), key=lambda i: jobs[i].admitted or 0.0)
-    assert served == [0, 2, 3, 1]
-
-
-def test_fcfs_switch_ignores_priority() -> None:
-    arrivals = [
-        Arrival(0.0, 10, 5, 9),
-        Arrival(0.001, 10, 2, 7),
-        Arrival(0.002, 10, 2, 3),
-        Arrival(0.003, 10, 2, 3),
-    ]
-    jobs = run_replica(config(max_running=1, priority=False), arrivals)
-    served = sorted(range(4), key=lambda i: jobs[i].admitted or 0.0)
-    assert served == [0, 1, 2, 3]
+    jobs = run_replica(config(max_running=1, priority=priority), arrivals)
+    assert sorted(range(4), key=lambda i: jobs[i].admitted or 0.0) == expected
 
 
 def test_two_concurrent_requests_finish_sooner_than_serially() -> None:
