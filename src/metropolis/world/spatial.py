@@ -7,6 +7,7 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -60,6 +61,10 @@ class GridIndex:
 
     def near(self, pos: Pos, radius: float) -> Iterator[int]:
         size = self.cell
+        if math.isinf(radius):
+            for bucket in self._cells.values():
+                yield from bucket
+            return
         r = int(radius)
         x0, x1 = (pos[0] - r) // size, (pos[0] + r) // size
         y0, y1 = (pos[1] - r) // size, (pos[1] + r) // size
@@ -72,9 +77,9 @@ class GridIndex:
             return
         for cx in range(x0, x1 + 1):
             for cy in range(y0, y1 + 1):
-                bucket = cells.get((cx, cy))
-                if bucket:
-                    yield from bucket
+                found = cells.get((cx, cy))
+                if found:
+                    yield from found
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._cells.values())
