@@ -57,6 +57,15 @@ class Town:
     spawning: dict[str, Pos] = field(default_factory=dict)
     start_date: str = ""
     root: Path | None = None
+    _by_address: dict[str, list[Pos]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every tile under each of its address prefixes (sector, arena, object): look-ups are then one dict get.
+        for pos, place in sorted(self.tilemap.places.items()):
+            parts = [place.world, place.sector, place.arena, place.obj]
+            for depth in range(2, 5):
+                if parts[depth - 1]:
+                    self._by_address.setdefault(":".join(parts[:depth]), []).append(pos)
 
     @property
     def tilemap(self) -> TileMap:
@@ -80,7 +89,7 @@ class Town:
         world = next(iter(tm.places.values())).world if tm.places else ""
         if parts[0] != world:
             parts.insert(0, world)
-        tiles = tm.tiles_of(":".join(parts))
+        tiles = list(self._by_address.get(":".join(parts), []))
         if walkable:
             tiles = [t for t in tiles if tm.is_walkable(t)]
         if not tiles:

@@ -64,9 +64,9 @@ class TileMap:
     def tiles_of(self, address_prefix: str) -> list[Pos]:
         """Tiles whose address starts with the parts of `address_prefix` (`world:sector[:arena[:object]]`),
         compared whole: a sector `Moore` never matches `Moore family's house`."""
-        want = [part.strip() for part in address_prefix.split(":")]
-        n = len(want)
-        return sorted(p for p, place in self.places.items() if place.address.split(":")[:n] == want)
+        want = ":".join(part.strip() for part in address_prefix.split(":"))
+        below = want + ":"
+        return sorted(p for p, place in self.places.items() if (a := place.address) == want or a.startswith(below))
 
     @classmethod
     def open(cls, width: int, height: int, name: str = "open") -> TileMap:
