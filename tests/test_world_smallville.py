@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metropolis.agents import RandomWalker
@@ -14,8 +15,10 @@ from metropolis.engine import Simulation
 from metropolis.paths import shared_data_dir
 from metropolis.runtime.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
+from metropolis.world.generated import random_spawns
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town, load_smallville
+from metropolis.world.walking import WalkGraph
 
 DATA = shared_data_dir(required=False)
 ROOT = DATA / "smallville" if DATA is not None else None
@@ -78,7 +81,7 @@ def test_isabellas_cafe_resolves_to_walkable_tiles(town: Town) -> None:
     counter = town.tiles_of("Hobbs Cafe:cafe:behind the cafe counter")
     assert counter and set(counter) <= set(cafe)
     assert town.arena_tiles("Hobbs Cafe", "cafe") == town.tiles_of("Hobbs Cafe:cafe")
-    with pytest.raises(ValueError, match="no walkable tile at 'Hobbs'"):
+    with pytest.raises(ValueError, match="no reachable tile at 'Hobbs'"):
         town.tiles_of("Hobbs")  # whole names only
 
 
@@ -89,6 +92,24 @@ def test_every_living_area_and_known_place_resolves(town: Town) -> None:
             for sector, arenas in sectors.items():
                 for arena in arenas:
                     assert town.tiles_of(f"{world}:{sector}:{arena}"), (p.name, sector, arena)
+
+
+def test_the_town_is_one_walkable_region_and_the_margin_is_another(town: Town) -> None:
+    graph = WalkGraph.of(town.tilemap)
+    home = graph.region_of(town.personas[0].spawn)
+    assert all(graph.region_of(p.spawn) == home for p in town.personas)
+    # The biggest walkable region is the margin outside the town wall: walkable, but nobody can get there.
+    labels = np.asarray(graph.fields.component)
+    margin = int(np.bincount(labels).argmax())
+    assert margin != home and graph.region_of((0, 0)) == margin
+    assert town.tilemap.is_walkable((0, 0)) and not town.reachable((0, 0))
+    everywhere = town.tiles_of("Hobbs Cafe", walkable=False)
+    assert set(town.tiles_of("Hobbs Cafe")) == {t for t in everywhere if town.reachable(t)}
+    spawns = random_spawns(town.tilemap, 500, seed=3, near=town.personas[0].spawn)
+    assert all(town.reachable(t) for t in spawns) and len(set(spawns)) == 500
+    wall = next(t for t in everywhere if not town.tilemap.is_walkable(t))
+    with pytest.raises(ValueError, match=rf"tile \({wall[0]}, {wall[1]}\) is not walkable"):
+        random_spawns(town.tilemap, 5, seed=3, near=wall)
 
 
 def test_spawning_locations_are_named_walkable_tiles(town: Town) -> None:
@@ -119,7 +140,7 @@ def test_agents_takes_the_first_personas_and_metric_is_by_name() -> None:
         load_smallville(metric="manhattan")
 
 
-# -- bad files ------------------------------------------------------------------------------------------------
+# -- bad files --
 
 
 @pytest.fixture
@@ -173,7 +194,7 @@ def test_bad_scratch_json_names_the_file(copy: Path) -> None:
         load_smallville(copy)
 
 
-# -- end to end -----------------------------------------------------------------------------------------------
+# -- end to end --
 
 
 def _walk(town: Town, scheduler: str) -> Simulation:

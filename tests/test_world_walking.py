@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 
@@ -123,7 +124,7 @@ def test_distance_matches_reference_bfs_and_path_on_rooms(a: Pos, b: Pos) -> Non
     assert d == reference_bfs(ROOMS, a)[b]  # rooms maps are connected
     path = shortest_path(ROOMS, a, b)
     assert path[0] == a and path[-1] == b and len(path) == d + 1
-    for p, q in zip(path, path[1:], strict=False):
+    for p, q in itertools.pairwise(path):
         assert abs(p[0] - q[0]) + abs(p[1] - q[1]) == 1 and ROOMS.is_walkable(q)
     assert ROOM_METRIC.distance_within(a, b, d) and not ROOM_METRIC.distance_within(a, b, d - 1)
 

@@ -94,16 +94,27 @@ def _door(a: Pos, b: Pos, width: int, height: int, room: int, rng: random.Random
     return (rng.randint(x0, x1), b[1] * room)
 
 
-def random_spawns(tilemap: TileMap, n: int, seed: int, *, connected: bool = True) -> list[Pos]:
-    """`n` distinct walkable tiles; with `connected`, all on the largest walkable region (agents can meet)."""
+def random_spawns(
+    tilemap: TileMap, n: int, seed: int, *, connected: bool = True, near: Pos | None = None
+) -> list[Pos]:
+    """`n` distinct walkable tiles, all on one walkable region so that agents can meet: the region of `near`
+    when given (Smallville: a resident's start tile; its largest region is the margin outside the town), else
+    the largest one; anywhere walkable when `connected` is False."""
     tiles = tilemap.walkable_tiles()
-    if connected and tiles:
+    region = "the map"
+    if (connected or near is not None) and tiles:
         graph = WalkGraph.of(tilemap)
-        labels = np.asarray(graph.fields.component)
-        largest = int(np.bincount(labels).argmax())
-        tiles = [t for t, label in zip(graph.tiles, labels.tolist(), strict=True) if label == largest]
+        labels = graph.fields.component
+        if near is not None:
+            want = graph.region_of(near)
+            if want is None:
+                raise ValueError(f"spawn region: tile {near} is not walkable on {tilemap.name}")
+            region = f"the walkable region of {near}"
+        else:
+            want = int(np.bincount(labels).argmax())
+            region = "the largest walkable region"
+        tiles = [t for t, label in zip(graph.tiles, labels, strict=True) if label == want]
     if not 0 <= n <= len(tiles):
-        region = "the largest walkable region" if connected else "the map"
         raise ValueError(
             f"cannot place {n} agents on distinct tiles: {region} of {tilemap.name} has {len(tiles)}"
         )

@@ -20,6 +20,7 @@ from metropolis.paths import shared_data_dir
 from metropolis.world.metrics import make_metric
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import Place, TileMap
+from metropolis.world.walking import WalkGraph
 from metropolis.world.world import World
 
 COLLISION_ID = 32125
@@ -58,9 +59,14 @@ class Town:
     start_date: str = ""
     root: Path | None = None
     _by_address: dict[str, list[Pos]] = field(default_factory=dict, init=False, repr=False)
+    _regions: set[int] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Every tile under each of its address prefixes (sector, arena, object): look-ups are then one dict get.
+        # The town is the walkable region of its residents' start tiles. The data has others: the margin
+        # outside the town's outer wall (the largest!) and pockets behind counters, walkable but unreachable.
+        graph = WalkGraph.of(self.tilemap)
+        self._regions = {r for p in self.personas if (r := graph.region_of(p.spawn)) is not None}
+        # Every tile under each of its address prefixes (sector, arena, object): a look-up is one dict get.
         for pos, place in sorted(self.tilemap.places.items()):
             parts = [place.world, place.sector, place.arena, place.obj]
             for depth in range(2, 5):
@@ -82,7 +88,8 @@ class Town:
     def tiles_of(self, address: str, *, walkable: bool = True) -> list[Pos]:
         """Tiles of a named place, `sector[:arena[:object]]` with or without the leading world name.
 
-        Only walkable tiles by default (where agents can go); an address naming nothing raises ValueError.
+        By default only the tiles residents can walk to (walkable, in the town's region); an address naming
+        nothing raises ValueError.
         """
         tm = self.tilemap
         parts = [p.strip() for p in address.split(":")]
@@ -91,13 +98,17 @@ class Town:
             parts.insert(0, world)
         tiles = list(self._by_address.get(":".join(parts), []))
         if walkable:
-            tiles = [t for t in tiles if tm.is_walkable(t)]
+            tiles = [t for t in tiles if self.reachable(t)]
         if not tiles:
             sectors = sorted({p.sector for p in tm.places.values()})
             raise ValueError(
-                f"no {'walkable ' if walkable else ''}tile at {address!r}; sectors: {', '.join(sectors)}"
+                f"no {'reachable ' if walkable else ''}tile at {address!r}; sectors: {', '.join(sectors)}"
             )
         return tiles
+
+    def reachable(self, pos: Pos) -> bool:
+        """Whether residents can walk to `pos` (it is on the walkable region of their start tiles)."""
+        return WalkGraph.of(self.tilemap).region_of(pos) in self._regions
 
     def arena_tiles(self, sector: str, arena: str) -> list[Pos]:
         return self.tiles_of(f"{sector}:{arena}")

@@ -63,6 +63,11 @@ class WalkGraph:
             return self._node[y * self.width + x]
         return None
 
+    def region_of(self, pos: Pos) -> int | None:
+        """The label of the walkable region (connected component) holding `pos`; None off walkable ground."""
+        node = self.node(pos)
+        return None if node is None else self.fields.component[node]
+
     def require(self, pos: Pos) -> int:
         node = self.node(pos)
         if node is None:
