@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from metropolis.trace.jsonrecords import as_float, as_int, get_field, iter_records, read_text
+from metropolis.trace.jsonrecords import as_float, as_int, get_field, in_file, iter_records, read_text
 from metropolis.trace.schema import CALLS_SCHEMA, TraceMeta
 from metropolis.trace.store import Trace
 from metropolis.trace.tokens import TokenCounter, make_counter
@@ -79,10 +79,11 @@ def read_calls(path: Path) -> tuple[list[RawCall], list[str]]:
     calls: list[RawCall] = []
     skipped: list[str] = []
     for key, record in iter_records(read_text(path), str(path)):
-        if is_call_key(key):
-            calls.append(parse_call(key, record))
-        else:
+        if not is_call_key(key):
             skipped.append(key)
+            continue
+        with in_file(path):
+            calls.append(parse_call(key, record))
     calls.sort(key=lambda c: (c.start, c.persona))
     return calls, skipped
 

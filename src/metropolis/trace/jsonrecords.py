@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,15 @@ def _expect_end(text: str, pos: int, source: str, last: str | None, what: str) -
     if pos < len(text):
         after = "the object" if last is None else f"{what} {last!r}, the last one"
         raise ValueError(f"{source}: unexpected text after {after} ({_where(text, pos)})")
+
+
+@contextmanager
+def in_file(path: Path) -> Iterator[None]:
+    """Prefix the ValueErrors raised inside with the file they are about."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def get_field(record: Any, name: str, where: str) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from metropolis.trace.conversations import ChatRun, chat_runs, conversations_table, partner_matrix
-from metropolis.trace.jsonrecords import as_int, get_field, iter_records, read_text
+from metropolis.trace.jsonrecords import as_int, get_field, in_file, iter_records, read_text
 from metropolis.trace.schema import STEPS_SCHEMA, TraceMeta
 from metropolis.trace.store import Trace
 
@@ -84,21 +84,22 @@ def read_changes(path: Path) -> tuple[dict[str, list[Change]], int]:
     changes: dict[str, list[Change]] = {}
     last = -1
     for key, record in iter_records(read_text(path), str(path), what="step"):
-        step = as_int(key, f"step {key!r}", "step key")
-        if step < 0:
-            raise ValueError(f"step {key!r}: negative step")
-        if not isinstance(record, dict):
-            raise ValueError(f"step {step}: expected an object of personas, found {type(record).__name__}")
-        for persona, state in record.items():
-            changes.setdefault(persona, []).append(parse_change(step, persona, state))
+        with in_file(path):
+            step = as_int(key, f"step {key!r}", "key")
+            if step < 0:
+                raise ValueError(f"step {key!r}: negative step")
+            if not isinstance(record, dict):
+                raise ValueError(f"step {step}: expected an object of personas, found {type(record).__name__}")
+            for persona, state in record.items():
+                changes.setdefault(persona, []).append(parse_change(step, persona, state))
         last = max(last, step)
     if last < 0:
         raise ValueError(f"{path}: no steps")
     for persona, items in changes.items():
         items.sort(key=lambda c: c.step)
         if items[0].step != 0:
-            raise ValueError(f"persona {persona!r}: first appears at step {items[0].step}; its state at step 0 is "
-                             "unknown")
+            raise ValueError(f"{path}: persona {persona!r} first appears at step {items[0].step}; its state at "
+                             "step 0 is unknown")
     return changes, last + 1
 
 
@@ -215,7 +216,8 @@ def import_movement(path: Path | str, radius: float = 4.0) -> Trace:
     if missing:
         raise ValueError(f"{path}: personas {', '.join(missing)} of meta.json never appear in the log")
     day = densify(changes, names, steps)
-    runs: list[ChatRun] = chat_runs(day.chat, day.description, day.descriptions, day.chats, names)
+    with in_file(path):
+        runs: list[ChatRun] = chat_runs(day.chat, day.description, day.descriptions, day.chats, names)
     meta = TraceMeta(
         source=SOURCE,
         agent_names=names,
