@@ -8,11 +8,11 @@ trace keeps the character counts too, and its metadata names the counter.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import math
-import os
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,18 +84,6 @@ def make_counter(name: str = "auto") -> TokenCounter:
     return COUNTERS[name]()
 
 
-@contextmanager
-def _quiet_stderr() -> Any:
-    """llama.cpp prints context warnings from C even when asked not to; keep them off the user's terminal."""
-    try:
-        fd = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(fd, 2)
-        os.close(fd)
+def _quiet_stderr() -> contextlib.redirect_stderr[io.StringIO]:
+    """llama-cpp-python prints context warnings to sys.stderr even when asked not to; keep them off the terminal."""
+    return contextlib.redirect_stderr(io.StringIO())
