@@ -163,4 +163,4 @@ class Trace:
     def conversations_of(self, agent: int | str) -> pd.DataFrame:
         me = self.agent_id(agent)
         conv = self.conversations
-        return conv[[me in list(p) for p in conv["participants"]]]
+        return conv[np.array([me in list(p) for p in conv["participants"]], dtype=bool)]
