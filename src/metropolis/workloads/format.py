@@ -1,0 +1,185 @@
+"""A workload: what every agent does at every step of a window, as compact columns.
+
+It carries exactly what a recorded run carries, so replaying it and scheduling it by its dependencies (the
+oracle) work the same for generated and for recorded days:
+- `positions[s, i]`: where agent i stands at step s (row `steps` is where it ends), `actions[s, i]` the action
+  it commits at step s;
+- the LLM calls of each agent-step, in the order the step issues them. `owner` is the agent whose step issues
+  the call, `speaker` the agent it is made for (a partner speaking inside the initiator's conversation);
+- whom each agent-step observed (the agents within R, as of that step) and whom it wrote into (`partners`).
+
+`to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
+summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from metropolis.workloads.calls import FUNCTION_NAMES
+
+Call = tuple[int, str, int, int]  # speaker, function, prompt tokens, output tokens
+
+
+@dataclass(frozen=True, slots=True)
+class StepDeps:
+    """One agent-step's dependencies, the shape `DependencyGraph.from_steps` reads."""
+
+    agent: int
+    step: int
+    observed: tuple[int, ...]
+    partners: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Workload:
+    names: list[str]
+    positions: np.ndarray  # (steps + 1, n, 2) int32
+    actions: np.ndarray  # (steps, n) int32 codes into action_names
+    action_names: list[str]
+    call_step: np.ndarray  # (calls,) int32; calls sorted by (step, owner), issue order kept
+    call_owner: np.ndarray
+    call_speaker: np.ndarray
+    call_function: np.ndarray  # codes into function_names
+    call_prompt: np.ndarray
+    call_output: np.ndarray
+    observed_ptr: np.ndarray  # (steps * n + 1,) int64: agent-step s * n + i observed observed_ids[ptr[k]:ptr[k+1]]
+    observed_ids: np.ndarray
+    partner_rows: np.ndarray  # (k, 3) int32: step, agent, partner (both directions present)
+    perception_radius: float
+    seconds_per_step: int = 10
+    start_seconds: float = 0.0
+    function_names: list[str] = field(default_factory=lambda: list(FUNCTION_NAMES))
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        steps, n = self.actions.shape
+        if self.positions.shape != (steps + 1, n, 2):
+            raise ValueError(f"positions should have shape {(steps + 1, n, 2)}, got {self.positions.shape}")
+        if len(self.names) != n:
+            raise ValueError(f"{len(self.names)} agent names for {n} agents")
+        if self.observed_ptr.shape != (steps * n + 1,):
+            raise ValueError(f"observed_ptr should have {steps * n + 1} entries, got {len(self.observed_ptr)}")
+        order = self.call_step.astype(np.int64) * n + self.call_owner
+        if len(order) and (np.diff(order) < 0).any():
+            raise ValueError("calls must be sorted by (step, owner)")
+
+    @property
+    def agents(self) -> int:
+        return self.actions.shape[1]
+
+    @property
+    def steps(self) -> int:
+        return self.actions.shape[0]
+
+    @property
+    def calls(self) -> int:
+        return len(self.call_step)
+
+    # -- per agent-step views ---------------------------------------------------------------------------------
+
+    def calls_by_agent_step(self) -> dict[tuple[int, int], tuple[Call, ...]]:
+        """(agent, step) -> its calls in issue order; agent-steps without calls are absent."""
+        out: dict[tuple[int, int], list[Call]] = {}
+        names = self.function_names
+        for s, o, sp, f, p, q in zip(
+            self.call_step.tolist(),
+            self.call_owner.tolist(),
+            self.call_speaker.tolist(),
+            self.call_function.tolist(),
+            self.call_prompt.tolist(),
+            self.call_output.tolist(),
+            strict=True,
+        ):
+            out.setdefault((o, s), []).append((sp, names[f], p, q))
+        return {k: tuple(v) for k, v in out.items()}
+
+    def partners_by_agent_step(self) -> dict[tuple[int, int], tuple[int, ...]]:
+        out: dict[tuple[int, int], set[int]] = {}
+        for s, a, p in self.partner_rows.tolist():
+            out.setdefault((a, s), set()).add(p)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
+    def observed(self, agent: int, step: int) -> tuple[int, ...]:
+        k = step * self.agents + agent
+        return tuple(self.observed_ids[self.observed_ptr[k] : self.observed_ptr[k + 1]].tolist())
+
+    def step_deps(self) -> Iterator[StepDeps]:
+        """Every agent-step with whom it observed and wrote into, for `DependencyGraph.from_steps`."""
+        partners = self.partners_by_agent_step()
+        ptr, ids = self.observed_ptr.tolist(), self.observed_ids.tolist()
+        n = self.agents
+        for s in range(self.steps):
+            for i in range(n):
+                k = s * n + i
+                yield StepDeps(i, s, tuple(ids[ptr[k] : ptr[k + 1]]), partners.get((i, s), ()))
+
+    def position(self, agent: int, step: int) -> tuple[int, int]:
+        x, y = self.positions[step, agent]
+        return int(x), int(y)
+
+    # -- statistics -------------------------------------------------------------------------------------------
+
+    def calls_per_hour(self) -> dict[int, int]:
+        """Calls per hour of day (0..23, the window's own hours only)."""
+        seconds = self.start_seconds + self.call_step.astype(float) * self.seconds_per_step
+        hours = (seconds // 3600).astype(int) % 24
+        values, counts = np.unique(hours, return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "agents": self.agents,
+            "steps": self.steps,
+            "calls": self.calls,
+            "mean_prompt_tokens": float(self.call_prompt.mean()) if self.calls else 0.0,
+            "mean_output_tokens": float(self.call_output.mean()) if self.calls else 0.0,
+            "conversation_steps": len({(s, a) for s, a, _ in self.partner_rows.tolist()}),
+        }
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    ARRAYS = (
+        "positions",
+        "actions",
+        "call_step",
+        "call_owner",
+        "call_speaker",
+        "call_function",
+        "call_prompt",
+        "call_output",
+        "observed_ptr",
+        "observed_ids",
+        "partner_rows",
+    )
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        header = {
+            "names": self.names,
+            "action_names": self.action_names,
+            "function_names": self.function_names,
+            "perception_radius": self.perception_radius,
+            "seconds_per_step": self.seconds_per_step,
+            "start_seconds": self.start_seconds,
+            "meta": self.meta,
+        }
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        np.savez_compressed(path, header=np.array(json.dumps(header)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Workload:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                arrays = {name: data[name] for name in cls.ARRAYS}
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"{path}: not a workload file ({error})") from None
+        return cls(**header, **arrays)
