@@ -1,0 +1,117 @@
+"""The replay agent: executes a workload (generated, or a recorded trace) under any scheduler.
+
+Each step it writes into its recorded partners (so the cluster rules are checked as in the real run), issues its
+recorded LLM calls one after another (its own, and its partners' turns of a conversation it leads), then moves to
+its recorded position and takes its recorded action. It never calls `ctx.observe()`: what the real agent read is
+already in the workload, and the oracle's dependencies come from there.
+
+Against the serving model a call carries its recorded prompt and output lengths; against a real endpoint it
+carries filler text of about the recorded prompt length and `max_tokens` = the recorded output length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metropolis.engine import Agent, Simulation, StepContext
+from metropolis.scheduling import DependencyGraph, OracleScheduler, Scheduler
+from metropolis.workloads.format import Call, Workload
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+FILLER_WORD = "town "  # about one token per word for Llama-style tokenizers
+
+
+def filler_text(tokens: int) -> str:
+    """Text of about `tokens` tokens, for sending a prompt of the recorded size to a real endpoint."""
+    return (FILLER_WORD * max(1, tokens)).rstrip()
+
+
+class ReplayAgent(Agent):
+    def __init__(
+        self,
+        name: str,
+        path: Sequence[Pos],
+        actions: Sequence[str],
+        calls: dict[int, tuple[Call, ...]],
+        partners: dict[int, tuple[int, ...]],
+        *,
+        send_text: bool = False,
+    ) -> None:
+        super().__init__(name, path[0], action=actions[0] if actions else "idle")
+        self.path = path
+        self.actions = actions
+        self.calls = calls
+        self.partners = partners
+        self.send_text = send_text
+
+    async def step(self, ctx: StepContext) -> None:
+        s = ctx.step
+        for p in self.partners.get(s, ()):
+            ctx.partner(p)
+        for speaker, function, prompt, output in self.calls.get(s, ()):
+            text = filler_text(prompt) if self.send_text else ()
+            await ctx.llm_for(
+                speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output
+            )
+        nxt = self.path[s + 1]
+        if nxt != ctx.pos:
+            ctx.move(nxt)
+        ctx.act(self.actions[s])
+
+
+def replay_agents(workload: Workload, *, send_text: bool = False) -> list[ReplayAgent]:
+    """One replay agent per workload agent, holding only its own columns."""
+    n = workload.agents
+    calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
+    for (agent, step), found in workload.calls_by_agent_step().items():
+        calls[agent][step] = found
+    partners: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
+    for (agent, step), found in workload.partners_by_agent_step().items():
+        partners[agent][step] = found
+    xy = workload.positions.tolist()
+    names = workload.action_names
+    codes = workload.actions.T.tolist()
+    return [
+        ReplayAgent(
+            workload.names[i],
+            [(p[i][0], p[i][1]) for p in xy],
+            [names[c] for c in codes[i]],
+            calls[i],
+            partners[i],
+            send_text=send_text,
+        )
+        for i in range(n)
+    ]
+
+
+def oracle_scheduler(workload: Workload, world: World, *, priority: bool = True) -> OracleScheduler:
+    """The oracle for this workload: each agent-step waits only on the agent-steps it observed or talked with."""
+    graph = DependencyGraph.from_steps(workload.step_deps(), workload.agents, workload.steps)
+    positions = [workload.position(i, 0) for i in range(workload.agents)]
+    return OracleScheduler(world, positions, graph, priority=priority)
+
+
+def replay_simulation(
+    workload: Workload,
+    world: World,
+    scheduler: str | Scheduler = "metropolis",
+    *,
+    priority: bool = True,
+    send_text: bool = False,
+    keep_history: bool = False,
+    check_causality: bool = False,
+) -> Simulation:
+    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or an instance)."""
+    if scheduler == "oracle":
+        scheduler = oracle_scheduler(workload, world, priority=priority)
+    return Simulation(
+        world,
+        replay_agents(workload, send_text=send_text),
+        steps=workload.steps,
+        scheduler=scheduler,
+        priority=priority,
+        keep_history=keep_history,
+        check_causality=check_causality,
+        start_seconds=workload.start_seconds,
+    )

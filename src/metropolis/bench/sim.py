@@ -1,0 +1,223 @@
+"""`metropolis bench sim`: the AI Metropolis comparison, every policy on the same workload, in virtual time.
+
+For each setting (a window of the Smallville day, a number of agents, a number of GPUs) one workload is
+generated, then replayed under serial, lockstep, metropolis without and with priority, and the oracle, each on a
+fresh serving model. Two bounds frame them: the critical path of the oracle's DAG with every call served alone
+on an idle replica (infinite GPUs), and every call submitted at once (the GPUs' throughput, no dependencies).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metropolis.agents.replay import oracle_scheduler, replay_simulation
+from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
+from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.scheduling import DependencyGraph
+from metropolis.workloads import DayConfig, Workload, generate
+from metropolis.world.smallville import Town
+from metropolis.world.world import World
+
+POLICIES = ("serial", "lockstep", "metropolis-nopriority", "metropolis", "oracle")
+BOUNDS = ("critical-path", "gpu-limit")
+PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str  # day-25, busy, quiet
+    start_hour: float
+    hours: float
+    agents: int
+    gpus: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.agents} agents {self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+
+
+def default_settings(
+    which: tuple[str, ...] = ("day-25", "busy", "quiet"),
+    agents: tuple[int, ...] = (25, 100, 500, 1000),
+    gpus: tuple[int, ...] | None = None,
+    hours: float | None = None,
+) -> list[Setting]:
+    """The paper's table: 25 agents a full day on 1 and 8 GPUs; the busy and the quiet hour at each agent count
+    on 8 GPUs. `hours` shortens every window (fast runs)."""
+    out = []
+    for name in which:
+        if name == "day-25":
+            for g in gpus or (1, 8):
+                out.append(Setting(name, 0.0, hours or 24.0, 25, g))
+        elif name in ("busy", "quiet"):
+            for n in agents:
+                for g in gpus or (8,):
+                    out.append(Setting(name, 12.0 if name == "busy" else 6.0, hours or 1.0, n, g))
+        else:
+            raise ValueError(f"unknown setting {name!r}; choose from day-25, busy, quiet")
+    return out
+
+
+@dataclass(slots=True)
+class PolicyResult:
+    setting: Setting
+    policy: str
+    sim_seconds: float
+    mean_in_flight: float = 0.0
+    peak_in_flight: int = 0
+    calls: int = 0
+    wall_seconds: float = 0.0
+    in_flight_curve: np.ndarray | None = field(default=None, repr=False)  # (bins,) mean in flight per bin
+
+
+@dataclass(slots=True)
+class SettingResult:
+    setting: Setting
+    workload_calls: int
+    generate_seconds: float
+    results: dict[str, PolicyResult]
+
+    def ratio(self, policy: str, base: str) -> float:
+        return self.results[base].sim_seconds / self.results[policy].sim_seconds
+
+    def share_of_oracle(self, policy: str) -> float:
+        return self.results["oracle"].sim_seconds / self.results[policy].sim_seconds
+
+
+Progress = Callable[[str, int, int], None]  # message, done, total agent-steps of the current run
+
+
+def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progress | None = None) -> SettingResult:
+    t0 = time.perf_counter()
+    config = DayConfig(agents=setting.agents, start_hour=setting.start_hour, hours=setting.hours, seed=seed)
+    workload, layout = generate(town, config)
+    world = layout.world(config.perception_radius)
+    generated = time.perf_counter() - t0
+    serving = preset(PRESET, gpus=setting.gpus)
+    results = {}
+    for policy in POLICIES:
+        results[policy] = run_policy(workload, world, policy, serving, setting, progress)
+    graph = DependencyGraph.from_steps(workload.step_deps(), workload.agents, workload.steps)
+    results["critical-path"] = PolicyResult(setting, "critical-path", critical_path(workload, graph, serving))
+    results["gpu-limit"] = PolicyResult(setting, "gpu-limit", gpu_limit(workload, serving))
+    return SettingResult(setting, workload.calls, generated, results)
+
+
+def run_policy(
+    workload: Workload,
+    world: World,
+    policy: str,
+    serving: ServingConfig,
+    setting: Setting,
+    progress: Progress | None = None,
+) -> PolicyResult:
+    """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
+    both the scheduler and the serving queue."""
+    priority = policy != "metropolis-nopriority"
+    name = "metropolis" if policy == "metropolis-nopriority" else policy
+    sched = oracle_scheduler(workload, world) if name == "oracle" else name
+    sim = replay_simulation(workload, world, sched, priority=priority)
+    env = Environment()
+    llm = VirtualLLM(env, Cluster(env, serving.replace(priority=priority)))
+    total = workload.agents * workload.steps
+    done = 0
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None and (done == total or done % 2000 < k):
+            progress(f"{setting.label}: {policy}", done, total)
+
+    report = VirtualRuntime(sim, env, llm).run(advance)
+    return PolicyResult(
+        setting,
+        policy,
+        report.duration,
+        report.mean_llm_in_flight,
+        report.peak_llm_in_flight,
+        report.llm_calls,
+        report.wall_seconds,
+        in_flight_curve(llm, report.duration),
+    )
+
+
+def in_flight_curve(llm: VirtualLLM, duration: float, bins: int = 96) -> np.ndarray:
+    """Mean requests in flight in each of `bins` equal slices of the run."""
+    if not llm.stats or duration <= 0:
+        return np.zeros(bins)
+    start = np.array([s.arrival for s in llm.stats])
+    end = np.array([s.finished for s in llm.stats])
+    length = end - start
+    edges = np.linspace(0.0, duration, bins + 1)
+    # area(t): request-seconds in flight before t
+    area = np.array([np.minimum(np.clip(t - start, 0, None), length).sum() for t in edges])
+    return np.diff(area) / np.diff(edges)
+
+
+def critical_path(workload: Workload, graph: DependencyGraph, serving: ServingConfig) -> float:
+    """The longest chain of the oracle's DAG, each unit costing its calls served one after another on an idle
+    replica: the time with infinitely many GPUs."""
+    n = workload.agents
+    latency = _latencies(workload, serving)
+    cost = np.zeros(workload.steps * n)
+    np.add.at(cost, workload.call_step.astype(np.int64) * n + workload.call_owner, latency)
+    cost_list = cost.tolist()
+    finish = [0.0] * len(graph.units)
+    for u, unit in enumerate(graph.units):  # units are in step order: dependencies come first
+        own = sum(cost_list[unit.step * n + a] for a in unit.members)
+        deps = graph.waits_for[u]
+        finish[u] = own + (max(finish[d] for d in deps) if deps else 0.0)
+    return max(finish, default=0.0)
+
+
+def _latencies(workload: Workload, serving: ServingConfig) -> np.ndarray:
+    pairs = np.stack([workload.call_prompt, workload.call_output], axis=1)
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    values = np.array([single_request_latency(serving, int(p), int(o)) for p, o in unique])
+    return values[inverse.reshape(-1)]
+
+
+def gpu_limit(workload: Workload, serving: ServingConfig) -> float:
+    """Every call submitted at time 0, lowest step first: how long the GPUs need for the work alone."""
+    env = Environment()
+    cluster = Cluster(env, serving)
+    for step, owner, prompt, output in zip(
+        workload.call_step.tolist(),
+        workload.call_owner.tolist(),
+        workload.call_prompt.tolist(),
+        workload.call_output.tolist(),
+        strict=True,
+    ):
+        cluster.submit(Job(workload.names[owner], prompt, output, step))
+    env.run()
+    return env.now
+
+
+def rows(result: SettingResult) -> list[dict[str, object]]:
+    """One flat record per policy and bound, for the CSV."""
+    out = []
+    for policy, r in result.results.items():
+        s = result.setting
+        live = policy in POLICIES
+        out.append(
+            {
+                "setting": s.name,
+                "agents": s.agents,
+                "gpus": s.gpus,
+                "hours": s.hours,
+                "policy": policy,
+                "calls": result.workload_calls,
+                "sim_seconds": round(r.sim_seconds, 3),
+                "speedup_over_serial": round(result.ratio(policy, "serial"), 4),
+                "speedup_over_lockstep": round(result.ratio(policy, "lockstep"), 4),
+                "share_of_oracle": round(result.share_of_oracle(policy), 4),
+                "mean_in_flight": round(r.mean_in_flight, 3) if live else None,
+                "peak_in_flight": r.peak_in_flight if live else None,
+                "wall_seconds": round(r.wall_seconds, 2) if live else None,
+            }
+        )
+    return out
