@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.scheduler import run_scheduler_bench
+from metropolis.cli import bench_sim
 from metropolis.cli.errors import one_line_errors
 from metropolis.scheduling import scheduler_names
 
@@ -14,6 +15,7 @@ app = typer.Typer(
     help="Benchmarks: scheduler micro-benchmark, simulation and memory comparisons.", no_args_is_help=True
 )
 console = Console()
+app.command("sim")(bench_sim.sim)
 
 
 @app.command("scheduler")

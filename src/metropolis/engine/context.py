@@ -44,13 +44,20 @@ class StepContext:
         self._llm = llm
         self.state = sim.store.at(agent_id, step)
         self.world = sim.world
-        self.rng = random.Random(f"{sim.seed}:{agent_id}:{step}")
+        self._rng: random.Random | None = None
         self._pos = self.state.pos
         self._action = self.state.action
         self._events: list[str] = []
         self.observed: set[int] = set()
         self.partners: set[int] = set()
         self.calls: list[CallRecord] = []
+
+    @property
+    def rng(self) -> random.Random:
+        """Seeded by (run seed, agent, step); built on first use, since seeding costs more than most steps."""
+        if self._rng is None:
+            self._rng = random.Random(f"{self._sim.seed}:{self.agent_id}:{self.step}")
+        return self._rng
 
     @property
     def agent(self) -> Agent:

@@ -38,8 +38,45 @@ class TownsMetric:
             return math.inf
         return math.hypot(a[0] - b[0], a[1] - b[1])
 
-    def make_index(self) -> GridIndex:
-        return GridIndex(self.cell)
+    def make_index(self) -> TownsIndex:
+        return TownsIndex(self.width, self.height, self.cell)
+
+
+class TownsIndex:
+    """One grid per town: a query only ever looks inside its own town, since the others are infinitely far."""
+
+    __slots__ = ("_grids", "cell", "height", "width")
+
+    def __init__(self, width: int, height: int, cell: int) -> None:
+        self.width, self.height, self.cell = width, height, cell
+        self._grids: dict[tuple[int, int], GridIndex] = {}
+
+    def _grid(self, pos: Pos) -> GridIndex:
+        town = (pos[0] // self.width, pos[1] // self.height)
+        grid = self._grids.get(town)
+        if grid is None:
+            grid = self._grids[town] = GridIndex(self.cell)
+        return grid
+
+    def add(self, key: int, pos: Pos) -> None:
+        self._grid(pos).add(key, pos)
+
+    def remove(self, key: int, pos: Pos) -> None:
+        self._grid(pos).remove(key, pos)
+
+    def move(self, key: int, old: Pos, new: Pos) -> None:
+        a, b = self._grid(old), self._grid(new)
+        if a is b:
+            a.move(key, old, new)
+        else:
+            a.remove(key, old)
+            b.add(key, new)
+
+    def near(self, pos: Pos, radius: float) -> list[int]:
+        return self._grid(pos).near(pos, radius)
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self._grids.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,108 @@
+"""`metropolis bench sim`: serial, lockstep, metropolis (with and without priority) and the oracle on the same
+Smallville workload, in virtual time, printed as the AI Metropolis paper's table, with CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metropolis.bench.plots import in_flight_plot, speedup_plot
+from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
+from metropolis.cli.errors import one_line_errors
+from metropolis.world.smallville import load_smallville
+
+console = Console()
+if not console.is_terminal:
+    console = Console(width=150)  # piped or logged: keep the table readable
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{option} needs integers >= 1, got {text!r}")
+    return values
+
+
+@one_line_errors
+def sim(
+    setting: str = typer.Option("day-25,busy,quiet", "--setting", help="Comma-separated: day-25, busy, quiet."),
+    agents: str = typer.Option("25,100,500,1000", "--agents", help="Agent counts for the busy and quiet hours."),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU counts (default: 1,8 for day-25, 8 for the hours)."),
+    hours: float | None = typer.Option(None, "--hours", help="Shorten every window to this many hours (fast runs)."),
+    seed: int = typer.Option(0, "--seed", help="Workload seed."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
+) -> None:
+    """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
+    which = tuple(s.strip() for s in setting.split(",") if s.strip())
+    settings = default_settings(which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours)
+    if hours is not None and hours <= 0:
+        raise ValueError(f"--hours must be > 0, got {hours}")
+    folder = out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=True)
+    town = load_smallville()
+    results: list[SettingResult] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} agent-steps"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("generating", total=None)
+        for s in settings:
+            t0 = time.perf_counter()
+            bar.update(task, description=f"{s.label}: generating", completed=0, total=None)
+            result = run_setting(
+                town, s, seed=seed, progress=lambda m, d, t: bar.update(task, description=m, completed=d, total=t)
+            )
+            results.append(result)
+            console.print(f"[dim]{s.label}: {result.workload_calls:,} calls, {time.perf_counter() - t0:.0f} s[/dim]")
+    _print(results)
+    _write(results, folder)
+    console.print(f"wrote {folder}/bench_sim.csv and plots")
+
+
+def _print(results: list[SettingResult]) -> None:
+    table = Table(title="Simulated time per policy, same workload (virtual time, l4-llama3-8b)")
+    for col in ("setting", "agents", "GPUs", "calls", "policy", "sim time", "x serial", "x lockstep", "of oracle",
+                "in flight"):
+        table.add_column(col, justify="right")
+    for r in results:
+        s = r.setting
+        for policy, p in r.results.items():
+            live = policy in POLICIES
+            table.add_row(
+                s.name, str(s.agents), str(s.gpus), f"{r.workload_calls:,}", policy, _hms(p.sim_seconds),
+                f"{r.ratio(policy, 'serial'):.2f}x", f"{r.ratio(policy, 'lockstep'):.2f}x",
+                f"{r.share_of_oracle(policy):.1%}", f"{p.mean_in_flight:.2f}" if live else "-",
+                end_section=policy == "gpu-limit",
+            )
+    console.print(table)
+
+
+def _hms(seconds: float) -> str:
+    h, rest = divmod(round(seconds), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _write(results: list[SettingResult], folder: Path) -> None:
+    records = [row for r in results for row in rows(r)]
+    with (folder / "bench_sim.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    speedup_plot(results, folder / "speedup_vs_agents.png")
+    for r in results:
+        s = r.setting
+        in_flight_plot(r, folder / f"in_flight_{s.name}_{s.agents}a_{s.gpus}g.png")
