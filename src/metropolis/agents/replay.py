@@ -51,9 +51,7 @@ class ReplayAgent(Agent):
             ctx.partner(p)
         for speaker, function, prompt, output in self.calls.get(s, ()):
             text = filler_text(prompt) if self.send_text else ()
-            await ctx.llm_for(
-                speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output
-            )
+            await ctx.llm_for(speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output)
         nxt = self.path[s + 1]
         if nxt != ctx.pos:
             ctx.move(nxt)
@@ -64,11 +62,11 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
     """One replay agent per workload agent, holding only its own columns."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
-    for (agent, step), found in workload.calls_by_agent_step().items():
-        calls[agent][step] = found
+    for (agent, step), issued in workload.calls_by_agent_step().items():
+        calls[agent][step] = issued
     partners: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
-    for (agent, step), found in workload.partners_by_agent_step().items():
-        partners[agent][step] = found
+    for (agent, step), written in workload.partners_by_agent_step().items():
+        partners[agent][step] = written
     xy = workload.positions.tolist()
     names = workload.action_names
     codes = workload.actions.T.tolist()

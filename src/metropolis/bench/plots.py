@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from metropolis.bench.sim import POLICIES, SettingResult  # noqa: E402
+from metropolis.bench.sim import POLICIES, SettingResult
 
 
 def speedup_plot(results: list[SettingResult], path: Path) -> Path | None:

@@ -75,17 +75,34 @@ def sim(
 
 def _print(results: list[SettingResult]) -> None:
     table = Table(title="Simulated time per policy, same workload (virtual time, l4-llama3-8b)")
-    for col in ("setting", "agents", "GPUs", "calls", "policy", "sim time", "x serial", "x lockstep", "of oracle",
-                "in flight"):
+    for col in (
+        "setting",
+        "agents",
+        "GPUs",
+        "calls",
+        "policy",
+        "sim time",
+        "x serial",
+        "x lockstep",
+        "of oracle",
+        "in flight",
+    ):
         table.add_column(col, justify="right")
     for r in results:
         s = r.setting
         for policy, p in r.results.items():
             live = policy in POLICIES
             table.add_row(
-                s.name, str(s.agents), str(s.gpus), f"{r.workload_calls:,}", policy, _hms(p.sim_seconds),
-                f"{r.ratio(policy, 'serial'):.2f}x", f"{r.ratio(policy, 'lockstep'):.2f}x",
-                f"{r.share_of_oracle(policy):.1%}", f"{p.mean_in_flight:.2f}" if live else "-",
+                s.name,
+                str(s.agents),
+                str(s.gpus),
+                f"{r.workload_calls:,}",
+                policy,
+                _hms(p.sim_seconds),
+                f"{r.ratio(policy, 'serial'):.2f}x",
+                f"{r.ratio(policy, 'lockstep'):.2f}x",
+                f"{r.share_of_oracle(policy):.1%}",
+                f"{p.mean_in_flight:.2f}" if live else "-",
                 end_section=policy == "gpu-limit",
             )
     console.print(table)

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from metropolis.world.smallville import Town
-from metropolis.world.spatial import Pos
 from metropolis.workloads import calls as C
 from metropolis.workloads.format import Workload
 from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
 from metropolis.workloads.scaling import Layout
+from metropolis.world.smallville import Town
+from metropolis.world.spatial import Pos
 
 SMALLVILLE_AGENTS = 25
 
@@ -66,7 +66,7 @@ class DayConfig:
     def __post_init__(self) -> None:
         if self.agents < 1:
             raise ValueError(f"agents must be >= 1, got {self.agents}")
-        if not (0 <= self.start_hour and self.hours > 0 and self.start_hour + self.hours <= 24):
+        if not (self.start_hour >= 0 and self.hours > 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
 
 

@@ -20,7 +20,12 @@ STEPS_PER_HOUR = 360
 PLACE_TILES = 12  # a place's tiles agents walk to: few targets, so the walking fields stay cached
 TILES_PER_PLACE = 4  # of those, the ones one agent uses
 LUNCH_PLACES = (("Hobbs Cafe", 0.5), ("The Rose and Crown Pub", 0.15))  # else lunch at home
-LEISURE_PLACES = ("Johnson Park", "The Willows Market and Pharmacy", "Harvey Oak Supply Store", "The Rose and Crown Pub")
+LEISURE_PLACES = (
+    "Johnson Park",
+    "The Willows Market and Pharmacy",
+    "Harvey Oak Supply Store",
+    "The Rose and Crown Pub",
+)
 DINNER_OUT = ("The Rose and Crown Pub", 0.25)
 VISIT_NEIGHBOUR = 0.35  # `large` mode: share of lunches and leisure spent in a neighbouring town
 _HOUR = re.compile(r"(\d{1,2})\s*(am|pm)|(midnight|noon)", re.IGNORECASE)

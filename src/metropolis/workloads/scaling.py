@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from metropolis.world.metrics import EuclideanMetric
+from metropolis.world.metrics import EuclideanMetric, Metric
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import GridIndex, Pos
@@ -29,6 +29,8 @@ MODES = ("copies", "large")
 
 class TownsMetric:
     """Euclidean inside a town, infinite between towns (`copies` mode): towns never interact."""
+
+    name = "towns"
 
     def __init__(self, width: int, height: int, cell: int = 16) -> None:
         self.width, self.height, self.cell = width, height, cell
@@ -154,7 +156,7 @@ class Layout:
                         for x, y in self.corridor(t, other):
                             walkable[y, x] = True
         tilemap = TileMap(walkable.shape[1], walkable.shape[0], walkable, name=f"smallville-{self.mode}-{self.towns}")
-        metric = TownsMetric(self.width, self.height) if self.mode == "copies" else EuclideanMetric()
+        metric: Metric = TownsMetric(self.width, self.height) if self.mode == "copies" else EuclideanMetric()
         return World(
             metric=metric,
             perception_radius=perception_radius,

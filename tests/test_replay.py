@@ -1,0 +1,75 @@
+"""Replaying a workload: every policy reproduces the same states; the oracle and the bounds frame them."""
+
+from __future__ import annotations
+
+import pytest
+
+from metropolis.agents.replay import filler_text, replay_simulation
+from metropolis.bench.sim import Setting, critical_path, gpu_limit, run_setting
+from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.paths import shared_data_dir
+from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.scheduling import DependencyGraph
+from metropolis.workloads import DayConfig, generate
+
+pytestmark = pytest.mark.skipif(
+    shared_data_dir(required=False) is None, reason="needs shared/data/smallville (the real town)"
+)
+
+
+@pytest.fixture(scope="module")
+def town():
+    from metropolis.world.smallville import load_smallville
+
+    return load_smallville()
+
+
+def _run(workload, world, scheduler, gpus=1, check=False):
+    sim = replay_simulation(workload, world, scheduler, keep_history=True, check_causality=check)
+    env = Environment()
+    llm = VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=gpus)))
+    report = VirtualRuntime(sim, env, llm).run()
+    return sim, report
+
+
+def test_every_policy_replays_the_same_states_and_the_oracle_is_fastest(town) -> None:
+    workload, layout = generate(town, DayConfig(agents=25, start_hour=12.0, hours=0.05, seed=1))
+    world = layout.world(workload.perception_radius)
+    histories, durations = {}, {}
+    for policy in ("serial", "lockstep", "metropolis", "oracle"):
+        sim, report = _run(workload, world, policy, check=policy == "metropolis")
+        histories[policy] = [sim.history(i) for i in range(workload.agents)]
+        durations[policy] = report.duration
+        assert report.llm_calls == workload.calls
+    assert histories["lockstep"] == histories["serial"]
+    assert histories["metropolis"] == histories["serial"]
+    assert histories["oracle"] == histories["serial"]
+    for i in range(workload.agents):
+        assert [s.pos for s in histories["serial"][i]] == [workload.position(i, s) for s in range(workload.steps + 1)]
+    assert durations["oracle"] <= durations["metropolis"] <= durations["lockstep"] <= durations["serial"]
+    graph = DependencyGraph.from_steps(workload.step_deps(), workload.agents, workload.steps)
+    serving = preset("l4-llama3-8b", gpus=1)
+    assert critical_path(workload, graph, serving) <= durations["oracle"] * 1.001
+    assert gpu_limit(workload, serving) <= durations["oracle"]
+
+
+def test_bench_setting_reports_every_policy_and_bound(town) -> None:
+    result = run_setting(town, Setting("quiet", 6.0, 0.05, 50, 2))
+    assert set(result.results) == {
+        "serial",
+        "lockstep",
+        "metropolis-nopriority",
+        "metropolis",
+        "oracle",
+        "critical-path",
+        "gpu-limit",
+    }
+    assert result.ratio("serial", "serial") == 1.0
+    assert result.share_of_oracle("oracle") == 1.0
+    assert result.results["serial"].mean_in_flight == pytest.approx(1.0, abs=0.01)
+    assert result.ratio("metropolis", "serial") > 1.0
+
+
+def test_filler_text_has_one_word_per_token() -> None:
+    assert filler_text(3) == "town town town"
+    assert filler_text(0) == "town"
