@@ -1,9 +1,10 @@
 """Invocation distance: how many steps until an agent's next LLM call, from every source that knows something.
 
-Each estimator answers `distance(agent) -> steps` (math.inf: nothing known, or the agent is done) and they combine by
-minimum (`MinEstimator`): the earliest moment any source thinks the agent may call is when its state must be on
-the GPU. Estimators are pulled: they read the scheduler's public fields when the policy asks, so a commit costs
-nothing and a question costs O(1) (plus the agent's blockers, or its neighbours for the spatial bound).
+Each estimator answers `distance(agent) -> steps` (math.inf: nothing known, or the agent is done) and they
+combine by minimum (`MinEstimator`): the earliest moment any source thinks the agent may call is when its
+state must be on the GPU. Estimators are pulled: they read the scheduler's public fields when the policy asks,
+so a commit costs nothing and a question costs O(1) (plus the agent's blockers, or its neighbours for the
+spatial bound).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class DistanceEstimator(Protocol):
 
 
 def steps_to_seconds(steps: float, seconds_per_step: float) -> float:
-    """Invocation distances are in steps; the serving side may want seconds (an estimate of wall time per step)."""
+    """Distances are in steps; the serving side may want seconds (given an estimate of wall time per step)."""
     if seconds_per_step <= 0:
         raise ValueError(f"seconds per step must be > 0, got {seconds_per_step}")
     return steps * seconds_per_step
@@ -54,14 +55,15 @@ class TableEstimator:
         return self._d.get(agent, INF)
 
 
-# -- from the scheduler ---------------------------------------------------------------------------------------
+# -- from the scheduler --------------------------------------------------------------------------------------
 
 
 class BlockingEstimator:
     """Out-of-order (`metropolis`): ready or running now is 0; blocked behind agents k steps back is k.
 
-    k is the largest gap to a blocker: a blocker at our step can no longer block, so k steps of it always release
-    us. It may release us sooner by walking away, so k is the patient estimate DESIGN.md asks for, not a bound.
+    k is the largest gap to a blocker: a blocker at our step can no longer block, so k steps of it always
+    release us. It may release us sooner by walking away, so k is the patient estimate DESIGN.md asks for, not
+    a bound.
     """
 
     def __init__(self, sched: Scheduler) -> None:
@@ -85,8 +87,9 @@ class BlockingEstimator:
 class BarrierEstimator:
     """Barrier policies (`serial`, `lockstep`): the agent's place in the order (step, agent id), in steps.
 
-    Both run every agent of step s, lowest id first, before any of step s + 1; the head is the lowest agent still
-    at the global virtual time, found by an amortised O(1) walk because it only moves forward within a step.
+    Both run every agent of step s, lowest id first, before any of step s + 1; the head is the lowest agent
+    still at the global virtual time, found by an amortised O(1) walk because it only moves forward within a
+    step.
     """
 
     def __init__(self, sched: Scheduler) -> None:
@@ -143,7 +146,7 @@ def scheduler_estimator(sched: Scheduler) -> DistanceEstimator:
     return SCHEDULER_ESTIMATORS.get(sched.name, StepGapEstimator)(sched)
 
 
-# -- from the agent's own plan --------------------------------------------------------------------------------
+# -- from the agent's own plan -------------------------------------------------------------------------------
 
 PLAN_HINT = "plan"  # the key of a PlanHint in LLMRequest.hints
 
@@ -157,7 +160,9 @@ class PlanHint:
 
     def __post_init__(self) -> None:
         if self.next_call < self.step:
-            raise ValueError(f"plan hint published at step {self.step} names an earlier next call ({self.next_call})")
+            raise ValueError(
+                f"plan hint published at step {self.step} names an earlier next call ({self.next_call})"
+            )
 
     @classmethod
     def walking(cls, step: int, tiles: int, velocity: float = 1.0) -> PlanHint:
@@ -176,7 +181,9 @@ class PlanHint:
             return raw
         if isinstance(raw, Mapping) and {"step", "next_call"} <= raw.keys():
             return cls(int(raw["step"]), int(raw["next_call"]))
-        raise ValueError(f"hint {PLAN_HINT!r} must be a PlanHint or a dict with 'step' and 'next_call', got {raw!r}")
+        raise ValueError(
+            f"hint {PLAN_HINT!r} must be a PlanHint or a dict with 'step' and 'next_call', got {raw!r}"
+        )
 
 
 class PlanEstimator:
@@ -195,7 +202,9 @@ class PlanEstimator:
     def observe(self, request: LLMRequest) -> None:
         """Read the plan a request carries; a request without one clears the agent's old plan."""
         if request.agent_id is None:
-            raise ValueError(f"request {request.function!r} of {request.agent!r} has no agent_id to file a plan under")
+            raise ValueError(
+                f"request {request.function!r} of {request.agent!r} has no agent_id to file a plan under"
+            )
         self.publish(request.agent_id, PlanHint.from_hints(request.hints))
 
     def distance(self, agent: int) -> float:
@@ -209,14 +218,14 @@ class PlanEstimator:
         return float(left)
 
 
-# -- from space -----------------------------------------------------------------------------------------------
+# -- from space ----------------------------------------------------------------------------------------------
 
 
 class SpatialEstimator:
     """The earliest step at which another agent could come into perception range: ceil((d - R) / 2V).
 
-    Both agents may walk towards each other, so a gap closes at 2V per step. The nearest other agent is found by
-    querying the scheduler's spatial index in doubling radii; agents that are done never come closer.
+    Both agents may walk towards each other, so a gap closes at 2V per step. The nearest other agent is found
+    by querying the scheduler's spatial index in doubling radii; agents that are done never come closer.
     """
 
     def __init__(self, sched: Scheduler, max_radius: float = 4096.0) -> None:

@@ -7,8 +7,8 @@ The conversation with a serving engine is three calls, check-then-act as in nano
         ...start the request no earlier than adm.ready_at, prefill adm.recompute_tokens more tokens...
     mm.release(agent, now)             # the request finished: its state may be evicted again
 
-and, as the simulation advances, `mm.prefetch(now)` moves the state of the agents that come next onto the GPU over
-the host link while the GPU computes. Who comes next is the policy's business (`next_need`), fed by an
+and, as the simulation advances, `mm.prefetch(now)` moves the state of the agents that come next onto the GPU
+over the host link while the GPU computes. Who comes next is the policy's business (`next_need`), fed by an
 invocation-distance estimator the runtime keeps current (estimators.py).
 """
 
@@ -29,8 +29,9 @@ RecomputeCost = Callable[[int], float]  # prefix tokens -> seconds of prefill, f
 class Admission:
     """What admitting one request of `agent` at `now` cost.
 
-    `ready_at`: when all of the agent's state is on the GPU (transfers done, room freed); `recompute_tokens`: prefix
-    tokens the request's prefill must compute again, estimated at `recompute_s` seconds by the serving model.
+    `ready_at`: when all of the agent's state is on the GPU (transfers done, room freed);
+    `recompute_tokens`: prefix tokens the request's prefill must compute again, estimated at `recompute_s`
+    seconds by the serving model.
     """
 
     agent: int
@@ -73,7 +74,7 @@ class MemoryManager:
         self.stats = MemoryStats()
         self._agents: dict[int, list[Entry]] = {}
 
-    # -- setup ------------------------------------------------------------------------------------------------
+    # -- setup -----------------------------------------------------------------------------------------------
 
     def register(self, specs: Iterable[StateSpec], place: Place = Place.NONE) -> None:
         """Add private state, starting on `place` (default: nowhere, so the first call pays in full)."""
@@ -84,7 +85,8 @@ class MemoryManager:
             total = sum(e.nbytes for e in entries) + spec.nbytes
             if total > self.tiers.gpu.capacity:
                 raise ValueError(
-                    f"agent {spec.agent}: {total} bytes of private state exceed the GPU tier ({self.tiers.gpu.capacity})"
+                    f"agent {spec.agent}: {total} bytes of private state exceed the GPU tier "
+                    f"({self.tiers.gpu.capacity} bytes)"
                 )
             entry = Entry(spec, place)
             if place is Place.GPU:
@@ -99,7 +101,7 @@ class MemoryManager:
         except KeyError:
             raise RuntimeError(f"agent {agent} has no registered state; call register() first") from None
 
-    # -- what the serving model asks --------------------------------------------------------------------------
+    # -- what the serving model asks -------------------------------------------------------------------------
 
     def resident(self, agent: int) -> bool:
         """Is all of the agent's state on the GPU (possibly still arriving: see `Admission.ready_at`)?"""
@@ -115,7 +117,9 @@ class MemoryManager:
     def admit(self, agent: int, now: float) -> Admission:
         """Bring the agent's state onto the GPU and pin it for the request; see the module docstring."""
         if not self.can_admit(agent):
-            raise RuntimeError(f"agent {agent} cannot be admitted: pinned state fills the GPU; check can_admit()")
+            raise RuntimeError(
+                f"agent {agent} cannot be admitted: pinned state fills the GPU; check can_admit()"
+            )
         entries = self.entries_of(agent)
         self.policy.observe(agent, now)
         for e in entries:
@@ -155,7 +159,7 @@ class MemoryManager:
             e.pins -= 1
             e.last_access = now
 
-    # -- what the runtime asks as the simulation advances -----------------------------------------------------
+    # -- what the runtime asks as the simulation advances ----------------------------------------------------
 
     def prefetch(self, now: float, limit: int = 4) -> list[int]:
         """Start moving the state of up to `limit` agents needed soonest onto the GPU; returns those agents.
@@ -187,7 +191,7 @@ class MemoryManager:
             started.append(agent)
         return started
 
-    # -- internals --------------------------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------------------------
 
     def _loadable(self, e: Entry) -> bool:
         return e.place is Place.HOST or (e.place is Place.NONE and e.spec.kind is StateKind.LORA)
@@ -201,7 +205,8 @@ class MemoryManager:
     def _pick_victims(self, needed: int, now: float, below: float | None, agent: int) -> list[Entry] | None:
         """Unpinned GPU entries to evict, lowest priority first, until `needed` bytes are free; None if short.
 
-        With `below`, only entries whose agent the policy needs strictly later than `below` qualify (prefetch).
+        With `below`, only entries whose agent the policy needs strictly later than `below` qualify
+        (prefetch).
         """
         gpu = self.tiers.gpu
         short = needed - gpu.free
@@ -220,7 +225,8 @@ class MemoryManager:
         return victims if short <= 0 else None
 
     def _evict(self, victims: list[Entry], now: float) -> float:
-        """Evict `victims` to the host (making room there by priority) or drop them; when their room is free."""
+        """Evict `victims` to the host (making room there by priority) or drop them; when their room is
+        free."""
         room_at = now
         for e in victims:
             self._make_host_room(e, now)
@@ -232,7 +238,8 @@ class MemoryManager:
         return room_at
 
     def _make_host_room(self, incoming: Entry, now: float) -> None:
-        """Drop host entries the policy ranks below `incoming` until it fits; if they do not suffice, drop none."""
+        """Drop host entries the policy ranks below `incoming` until it fits; if they do not suffice, drop
+        none."""
         host = self.tiers.host
         if incoming.nbytes <= host.free or incoming.nbytes > host.capacity:
             return

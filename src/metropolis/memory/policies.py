@@ -1,12 +1,12 @@
 """Eviction policies behind one narrow method, as in SGLang: `priority(entry, now)` returns a sort key.
 
 Convention: the entry with the SMALLEST key is evicted first (SGLang's LRU key is the last access time, so the
-oldest goes first). Everything else (what is pinned, how many bytes to free, where evicted state goes) belongs to
-the manager, not to a policy.
+oldest goes first). Everything else (what is pinned, how many bytes to free, where evicted state goes) belongs
+to the manager, not to a policy.
 
-A policy that also knows when agents come next (invocation distance, Belady) answers `next_need(agent, now)`; the
-manager prefetches the agents with the smallest values. `observe` tells a policy an access happened, which only the
-offline Belady bound needs, to move its cursor through the recorded future.
+A policy that also knows when agents come next (invocation distance, Belady) answers `next_need(agent, now)`;
+the manager prefetches the agents with the smallest values. `observe` tells a policy an access happened, which
+only the offline Belady bound needs, to move its cursor through the recorded future.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class EvictionPolicy(ABC):
         """How soon `agent` is needed again (smaller is sooner), or None if this policy does not prefetch."""
         return None
 
-    def observe(self, agent: int, now: float) -> None:
+    def observe(self, agent: int, now: float) -> None:  # noqa: B027 - optional hook, most policies ignore it
         """`agent` was accessed at `now`."""
 
 
@@ -69,8 +69,8 @@ class BeladyPolicy(EvictionPolicy):
     """Belady's MIN: evict the agent whose next access in the recorded future is furthest (never: first).
 
     Built from the future as (key, agent) pairs, where the key is the time or the index the manager is told as
-    `now`. An access at `now` consumes that agent's recorded accesses up to `now`; for other agents the next use is
-    their first recorded access at or after `now`. Optimal hit count for equal-sized entries.
+    `now`. An access at `now` consumes that agent's recorded accesses up to `now`; for other agents the next
+    use is their first recorded access at or after `now`. Optimal hit count for equal-sized entries.
     """
 
     name = "belady"
@@ -111,15 +111,21 @@ def _lru(distance: Distance | None, future: Iterable[tuple[float, int]] | None) 
     return LRUPolicy()
 
 
-def _invocation_distance(distance: Distance | None, future: Iterable[tuple[float, int]] | None) -> EvictionPolicy:
+def _invocation_distance(
+    distance: Distance | None, future: Iterable[tuple[float, int]] | None
+) -> EvictionPolicy:
     if distance is None:
-        raise ValueError("policy 'invocation-distance' needs an invocation-distance estimator: pass distance=...")
+        raise ValueError(
+            "policy 'invocation-distance' needs an invocation-distance estimator: pass distance=..."
+        )
     return InvocationDistancePolicy(distance)
 
 
 def _belady(distance: Distance | None, future: Iterable[tuple[float, int]] | None) -> EvictionPolicy:
     if future is None:
-        raise ValueError("policy 'belady' needs the recorded future accesses: pass future=[(time, agent), ...]")
+        raise ValueError(
+            "policy 'belady' needs the recorded future accesses: pass future=[(time, agent), ...]"
+        )
     return BeladyPolicy(future)
 
 

@@ -1,9 +1,10 @@
 """Where agent state lives (GPU, host, nowhere) and what moving it costs on the virtual clock.
 
-Tiers are exclusive, as in vLLM's swap space: an entry is in exactly one place. A link is a FIFO pipe: a transfer
-occupies it for bytes / bandwidth seconds, starting when the link is free and the data may start moving. Nothing
-here reads a clock: every call is told `now`, so the same objects run under the discrete-event kernel (where a
-prefetch started at t overlaps whatever compute the kernel runs until the request arrives) and in tests.
+Tiers are exclusive, as in vLLM's swap space: an entry is in exactly one place. A link is a FIFO pipe: a
+transfer occupies it for bytes / bandwidth seconds, starting when the link is free and the data may start
+moving. Nothing here reads a clock: every call is told `now`, so the same objects run under the discrete-event
+kernel (where a prefetch started at t overlaps whatever compute the kernel runs until the request arrives) and
+in tests.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ class Tier:
     def add(self, entry: Entry) -> None:
         if entry.nbytes > self.free:
             raise RuntimeError(
-                f"tier {self.name!r}: {entry.nbytes} bytes of agent {entry.agent} do not fit in {self.free} free; "
-                "evict first"
+                f"tier {self.name!r}: {entry.nbytes} bytes of agent {entry.agent} do not fit in "
+                f"{self.free} free; evict first"
             )
         self.entries[entry.spec.key] = entry
         self.used += entry.nbytes
@@ -99,8 +100,8 @@ class Tier:
 class TierConfig:
     """Capacities and bandwidths. PCIe 4.0 x16 moves ~25 GB/s in practice; an NVMe drive ~2-7 GB/s.
 
-    An adapter missing from the host is read from disk straight into the GPU over the disk link (the host bounce
-    is pipelined and much faster than the drive).
+    An adapter missing from the host is read from disk straight into the GPU over the disk link (the host
+    bounce is pipelined and much faster than the drive).
     """
 
     gpu_bytes: int
@@ -128,7 +129,8 @@ class Tiers:
         self.disk = Link("disk->gpu", config.disk_bandwidth)
 
     def load_time(self, entry: Entry, earliest: float) -> float | None:
-        """When a transfer of `entry` to the GPU would end, or None if it cannot be transferred (recompute)."""
+        """When a transfer of `entry` to the GPU would end, or None if it cannot be transferred
+        (recompute)."""
         if entry.place is Place.HOST:
             return self.h2d.finish_time(entry.nbytes, earliest)
         if entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
@@ -143,7 +145,9 @@ class Tiers:
         elif entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
             end = self.disk.reserve(entry.nbytes, earliest)
         else:
-            raise RuntimeError(f"agent {entry.agent} {entry.spec.kind.value} state in {entry.place.value} cannot be loaded")
+            raise RuntimeError(
+                f"agent {entry.agent} {entry.spec.kind.value} state in {entry.place.value} cannot be loaded"
+            )
         self.gpu.add(entry)
         entry.place = Place.GPU
         entry.ready_at = end

@@ -1,8 +1,8 @@
 """Trace-driven hit-rate simulation: compare policies on an access sequence without the serving model.
 
-An access is (step, agent): one LLM call of `agent` at simulation step `step`, in the order the serving engine
-admits them. The replay runs the real `MemoryManager` with a GPU tier of `capacity` bytes over a host tier that
-holds everything, so every miss is a host-to-GPU transfer; `now` is the access index, which is what Belady's
+An access is (step, agent): one LLM call of `agent` at simulation step `step`, in the order the serving
+engine admits them. The replay runs the real `MemoryManager` with a GPU tier of `capacity` bytes over a host
+tier that holds everything, so every miss is a host-to-GPU transfer; `now` is the access index, which Belady's
 recorded future and the exact distances are keyed by.
 """
 
@@ -45,8 +45,8 @@ class HitStats:
 def exact_distances(accesses: Sequence[Access], unit: str = "step") -> TraceDistance:
     """Invocation distances read off the future itself: the best any estimator can do.
 
-    `unit="step"`: steps until the agent's next access (what a real estimator predicts); `unit="index"`: accesses
-    until it, which orders agents exactly as Belady does.
+    `unit="step"`: steps until the agent's next access (what a real estimator predicts); `unit="index"`:
+    accesses until it, which orders agents exactly as Belady does.
     """
     if unit not in ("step", "index"):
         raise ValueError(f"unit must be 'step' or 'index', got {unit!r}")
@@ -81,7 +81,9 @@ def simulate_hits(
     if missing:
         raise ValueError(f"no state size for agents {sorted(missing)[:5]}")
     if max(sizes.values()) > capacity:
-        raise ValueError(f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)")
+        raise ValueError(
+            f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)"
+        )
     clock = [0]
     if isinstance(policy, str):
         dist = distances
@@ -115,11 +117,13 @@ def synthetic_accesses(
     sleepers: float = 0.2,
     chat_rate: float = 0.05,
 ) -> list[Access]:
-    """A Smallville-like sequence: agents alternate idle stretches (walking, working, asleep) and short bursts.
+    """A Smallville-like sequence: agents alternate idle stretches (walking, working, asleep) and short
+    bursts.
 
-    A burst is 1-3 consecutive steps of 1-4 calls each; a conversation (rate `chat_rate` per active agent-step)
-    pairs the agent with a random partner for 8-16 alternating calls in that step. A fraction `sleepers` of agents
-    idle ten times longer. Within a step, agents come in random order, each agent's calls together.
+    A burst is 1-3 consecutive steps of 1-4 calls each; a conversation (rate `chat_rate` per active
+    agent-step) pairs the agent with a random partner for 8-16 alternating calls in that step. A fraction
+    `sleepers` of agents idle ten times longer. Within a step, agents come in random order, each agent's calls
+    together.
     """
     next_active = rng.integers(0, idle_steps[1], size=n_agents)
     burst_left = np.zeros(n_agents, dtype=int)
