@@ -83,7 +83,7 @@ def test_unknown_scheduler_gets_the_step_gap():
     sched = Custom(world(), [(0, 0), (10, 10)], until=3)
     est = scheduler_estimator(sched)
     assert isinstance(est, StepGapEstimator)
-    u0, u1 = sched.pop_ready(), sched.pop_ready()
+    u0, _ = sched.pop_ready(), sched.pop_ready()
     sched.complete(u0, [(0, 0)])
     assert [est.distance(0), est.distance(1)] == [1.0, 0.0]
 

@@ -86,7 +86,8 @@ def test_belady_next_use_walks_a_time_keyed_future():
 def test_registry_and_aliases():
     assert policy_names() == ["lru", "invocation-distance", "scalesim", "belady"]
     assert make_policy("scalesim", distance=lambda a: 0.0).name == "invocation-distance"
-    with pytest.raises(ValueError, match="unknown eviction policy 'fifo'; choose one of: lru, invocation-distance"):
+    valid = "choose one of: lru, invocation-distance, scalesim, belady"
+    with pytest.raises(ValueError, match=f"unknown eviction policy 'fifo'; {valid}"):
         make_policy("fifo")
     with pytest.raises(ValueError, match="needs an invocation-distance estimator"):
         make_policy("invocation-distance")
@@ -124,7 +125,11 @@ def test_belady_is_optimal_on_tiny_sequences(seq, capacity):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.integers(2, 12), st.randoms(use_true_random=False))
+@given(
+    st.lists(st.integers(0, 6), min_size=1, max_size=30),
+    st.integers(2, 12),
+    st.randoms(use_true_random=False),
+)
 def test_exact_invocation_distance_matches_belady(seq, capacity, rnd):
     accesses = [(i, a) for i, a in enumerate(seq)]
     sizes = {a: rnd.randint(1, 2) for a in set(seq)}

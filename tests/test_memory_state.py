@@ -1,6 +1,14 @@
 import pytest
 
-from metropolis.memory import LLAMA3_8B, ModelShape, StateKind, StateSpec, agent_state, kv_bytes_per_token, lora_bytes
+from metropolis.memory import (
+    LLAMA3_8B,
+    ModelShape,
+    StateKind,
+    StateSpec,
+    agent_state,
+    kv_bytes_per_token,
+    lora_bytes,
+)
 
 
 def test_llama3_8b_kv_is_128_kib_per_token():
@@ -30,7 +38,7 @@ def test_lora_on_all_linear_layers_adds_the_mlp():
 def test_lora_rejects_bad_rank_and_module():
     with pytest.raises(ValueError, match="rank"):
         lora_bytes(LLAMA3_8B, 0)
-    with pytest.raises(ValueError, match="unknown linear module 'qkv'.*q_proj"):
+    with pytest.raises(ValueError, match=r"unknown linear module 'qkv'.*q_proj"):
         lora_bytes(LLAMA3_8B, 8, ("qkv",))
 
 

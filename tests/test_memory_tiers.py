@@ -22,8 +22,11 @@ def kv(agent: int, nbytes: int = GB, tokens: int = 1000) -> StateSpec:
     return StateSpec(agent, StateKind.KV_PREFIX, nbytes, tokens)
 
 
-def manager(gpu: int, host: int = 10 * GB, policy=None, recompute=lambda t: 1e9, bw: float = GB) -> MemoryManager:
-    cfg = TierConfig(gpu_bytes=gpu, host_bytes=host, h2d_bandwidth=bw, d2h_bandwidth=bw, disk_bandwidth=bw / 4)
+def manager(gpu: int, host: int = 10 * GB, policy=None, recompute=lambda t: 1e9, bw: float = GB):
+    """Tiers with every link at `bw` bytes/s except the disk (a quarter of it)."""
+    cfg = TierConfig(
+        gpu_bytes=gpu, host_bytes=host, h2d_bandwidth=bw, d2h_bandwidth=bw, disk_bandwidth=bw / 4
+    )
     return MemoryManager(cfg, policy or LRUPolicy(), recompute)
 
 
