@@ -75,15 +75,7 @@ def simulate_hits(
     prefetch: int = 0,
 ) -> HitStats:
     """Replay `accesses`; with `prefetch` > 0 the policy prefetches that many agents at every new step."""
-    if not accesses:
-        raise ValueError("no accesses to simulate")
-    missing = {a for _, a in accesses} - sizes.keys()
-    if missing:
-        raise ValueError(f"no state size for agents {sorted(missing)[:5]}")
-    if max(sizes.values()) > capacity:
-        raise ValueError(
-            f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)"
-        )
+    _check_inputs(accesses, capacity, sizes)
     clock = [0]
     if isinstance(policy, str):
         dist = distances
@@ -106,6 +98,18 @@ def simulate_hits(
         mm.release(agent, i)
     s = mm.stats
     return HitStats(policy.name, s.admissions, s.hits, s.prefetch_hits, s.bytes_in, s.bytes_prefetched)
+
+
+def _check_inputs(accesses: Sequence[Access], capacity: int, sizes: Mapping[int, int]) -> None:
+    if not accesses:
+        raise ValueError("no accesses to simulate")
+    missing = {a for _, a in accesses} - sizes.keys()
+    if missing:
+        raise ValueError(f"no state size for agents {sorted(missing)[:5]}")
+    if max(sizes.values()) > capacity:
+        raise ValueError(
+            f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)"
+        )
 
 
 def synthetic_accesses(
