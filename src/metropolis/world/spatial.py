@@ -7,6 +7,7 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -70,6 +71,8 @@ class GridIndex:
 
     def near(self, pos: Pos, radius: float) -> list[int]:
         size, stride = self.cell, self.STRIDE
+        if math.isinf(radius):
+            return [key for bucket in self._cells.values() for key in bucket]
         r = int(radius)
         x0, x1 = max(0, (pos[0] - r) // size), (pos[0] + r) // size
         y0, y1 = max(0, (pos[1] - r) // size), (pos[1] + r) // size
