@@ -29,7 +29,12 @@ class FixedLatency:
         start = self.env.now
         await self.env.timeout(0.5)
         return LLMResponse(
-            f"ok {request.agent}", request.prompt_tokens or 1, request.output_tokens or 1, start, self.env.now, "fake"
+            f"ok {request.agent}",
+            request.prompt_tokens or 1,
+            request.output_tokens or 1,
+            start,
+            self.env.now,
+            "fake",
         )
 
 
@@ -45,7 +50,9 @@ class Log:
         self.calls.append(record)
 
 
-def run_town(recorder: TraceRecorder | None, steps: int = 12, record_text: bool = True) -> tuple[Simulation, Log]:
+def run_town(
+    recorder: TraceRecorder | None, steps: int = 12, record_text: bool = True
+) -> tuple[Simulation, Log]:
     env = Environment()
     world = World(tilemap=TileMap.open(6, 6), name="open6")
     config = WalkerConfig(call_prob=0.5, talk_prob=0.6, prompt_tokens=100, output_tokens=7)
@@ -62,36 +69,85 @@ def run_town(recorder: TraceRecorder | None, steps: int = 12, record_text: bool 
 
 def step_rows(records: list[StepRecord]) -> list[tuple[object, ...]]:
     return [
-        (r.agent, r.name, r.step, r.state.pos[0], r.state.pos[1], r.state.action, list(r.state.events),
-         list(r.observed), list(r.partners), r.llm_calls, r.start, r.end)
+        (
+            r.agent,
+            r.name,
+            r.step,
+            r.state.pos[0],
+            r.state.pos[1],
+            r.state.action,
+            list(r.state.events),
+            list(r.observed),
+            list(r.partners),
+            r.llm_calls,
+            r.start,
+            r.end,
+        )
         for r in records
     ]
 
 
 def call_rows(records: list[CallRecord]) -> list[tuple[object, ...]]:
     return [
-        (r.agent, r.name, r.step, r.function, r.prompt_tokens, r.output_tokens, r.prompt, r.output, r.start, r.end,
-         r.endpoint)
+        (
+            r.agent,
+            r.name,
+            r.step,
+            r.function,
+            r.prompt_tokens,
+            r.output_tokens,
+            r.prompt,
+            r.output,
+            r.start,
+            r.end,
+            r.endpoint,
+        )
         for r in records
     ]
 
 
 def frame_step_rows(df: pd.DataFrame) -> list[tuple[object, ...]]:
-    cols = ["agent", "name", "step", "x", "y", "action", "events", "observed", "partners", "llm_calls", "start", "end"]
-    return [tuple(list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in row)
-            for row in df[cols].itertuples(index=False, name=None)]
+    cols = [
+        "agent",
+        "name",
+        "step",
+        "x",
+        "y",
+        "action",
+        "events",
+        "observed",
+        "partners",
+        "llm_calls",
+        "start",
+        "end",
+    ]
+    return [
+        tuple(list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in row)
+        for row in df[cols].itertuples(index=False, name=None)
+    ]
 
 
 def frame_call_rows(df: pd.DataFrame) -> list[tuple[object, ...]]:
-    cols = ["agent", "name", "step", "function", "prompt_tokens", "output_tokens", "prompt", "output", "start", "end",
-            "endpoint"]
+    cols = [
+        "agent",
+        "name",
+        "step",
+        "function",
+        "prompt_tokens",
+        "output_tokens",
+        "prompt",
+        "output",
+        "start",
+        "end",
+        "endpoint",
+    ]
     return list(df[cols].itertuples(index=False, name=None))
 
 
 def test_recorded_rows_equal_the_engine_records(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     recorder = TraceRecorder(folder, chunk_rows=5)  # small chunks: several row groups per table
-    sim, log = run_town(recorder)
+    _, log = run_town(recorder)
     recorder.close()
     assert len(log.steps) == 12 * 4 and log.calls, "the scenario must produce steps and calls"
     assert any(r.partners for r in log.steps) and any(r.observed for r in log.steps)

@@ -97,15 +97,23 @@ def test_day_stats_of_a_tiny_day(tmp_path: Path) -> None:
     log["0"] = {"Ann": state(0, 0, bed), "Bob": state(9, 9, "working @ w:office:desk:pc")}
     log["7"] = {"Ann": state(1, 0, "walking @ w:park:lawn:grass")}
     log["8"] = {"Ann": state(2, 0, "walking @ w:park:lawn:grass")}
-    log["9"] = {"Ann": state(2, 0, "conversing @ <persona> Bob", chat), "Bob": state(9, 9, "talk @ <persona> Ann", chat)}
-    log["11"] = {"Ann": state(2, 0, "reading @ w:park:lawn:bench"), "Bob": state(9, 9, "working @ w:office:desk:pc")}
+    log["9"] = {
+        "Ann": state(2, 0, "conversing @ <persona> Bob", chat),
+        "Bob": state(9, 9, "talk @ <persona> Ann", chat),
+    }
+    log["11"] = {
+        "Ann": state(2, 0, "reading @ w:park:lawn:bench"),
+        "Bob": state(9, 9, "working @ w:office:desk:pc"),
+    }
     log["22"] = {"Ann": state(0, 0, bed)}
     path = tmp_path / "master_movement.json"
     path.write_text(json.dumps(log))
     (tmp_path / "meta.json").write_text(json.dumps({"sec_per_step": 3600}))
     stats = day_stats(import_movement(path))
     ann, bob = stats.agents
-    assert stats.days == 1.0 and stats.conversations == 1 and stats.conversation_steps.values.tolist() == [2.0]
+    assert (
+        stats.days == 1.0 and stats.conversations == 1 and stats.conversation_steps.values.tolist() == [2.0]
+    )
     assert (ann.moving_fraction, bob.moving_fraction) == (3 / 23, 0.0)
     assert (ann.sleep_hours, ann.wake_hour, ann.bed_hour) == (9.0, 7.0, 22.0)
     assert (bob.sleep_hours, bob.wake_hour, bob.bed_hour) == (0.0, None, None)

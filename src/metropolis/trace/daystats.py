@@ -1,8 +1,9 @@
 """Statistics of agents' days, from the agent-steps of a trace (a Generative Agents movement log, or a run).
 
-An action of the form `what @ world:sector:arena:object` places the agent; during a conversation the action reads
-`... @ <persona> Name` and the agent is taken to be where it last was. An agent sleeps while its action starts with
-`sleeping`. Hours are counted from midnight of the day the trace starts, so a bedtime after midnight reads 24.x.
+An action of the form `what @ world:sector:arena:object` places the agent; during a conversation the action
+reads `... @ <persona> Name` and the agent is taken to be where it last was. An agent sleeps while its action
+starts with `sleeping`. Hours are counted from midnight of the day the trace starts, so a bedtime after
+midnight reads 24.x.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class DayStats:
     def lines(self) -> list[str]:
         hours = self.seconds_per_step / 3600
         out = [
-            f"Agent days: {len(self.agents)} agents over {self.days:.2f} days ({self.seconds_per_step:g} s per step)",
+            f"Agent days: {len(self.agents)} agents over {self.days:.2f} days "
+            f"({self.seconds_per_step:g} s per step)",
             f"  moving {self.moving_fraction:.1%} of steps; {self.conversations} conversations, "
             f"{self.conversations_per_agent_day:.2f} per agent per day",
             f"  conversation length  {self.conversation_steps.describe(1, ' steps')}",
@@ -64,7 +66,8 @@ class DayStats:
         ]
         for a in self.agents:
             out.append(
-                f"  {a.name:<22} {a.moving_fraction:>7.1%} {a.conversations:>5} {a.conversation_steps * hours:>6.2f} "
+                f"  {a.name:<22} {a.moving_fraction:>7.1%} {a.conversations:>5} "
+                f"{a.conversation_steps * hours:>6.2f} "
                 f"{a.sleep_hours:>7.2f} {_clock(a.wake_hour):>6} {_clock(a.bed_hour):>6}"
             )
         top = self.place_hours.sum().sort_values(ascending=False).index[:6]

@@ -1,4 +1,5 @@
-"""An empirical distribution: the observed values themselves, summarised, and sampled with a passed-in generator.
+"""An empirical distribution: the observed values themselves, summarised, and sampled with a passed-in
+generator.
 
 A workload generator calibrated on a trace draws from these, so the lengths it produces have the trace's shape
 (heavy tails included) rather than a fitted curve's.
@@ -18,7 +19,9 @@ class Distribution:
 
     @classmethod
     def of(cls, values: Iterable[float] | np.ndarray) -> Distribution:
-        array = np.sort(np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float))
+        array = np.sort(
+            np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+        )
         if array.ndim != 1:
             raise ValueError("a distribution takes a flat sequence of values")
         if np.isnan(array).any():
@@ -56,6 +59,11 @@ class Distribution:
         if not self.count:
             return "no values"
         f = f"{{:.{digits}f}}{unit}"
-        parts = [("mean", self.mean), ("p50", self.quantile(0.5)), ("p90", self.quantile(0.9)),
-                 ("p99", self.quantile(0.99)), ("max", self.max)]
+        parts = [
+            ("mean", self.mean),
+            ("p50", self.quantile(0.5)),
+            ("p90", self.quantile(0.9)),
+            ("p99", self.quantile(0.99)),
+            ("max", self.max),
+        ]
         return " ".join(f"{name} {f.format(v)}" for name, v in parts)

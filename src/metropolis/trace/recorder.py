@@ -1,8 +1,8 @@
 """Records an engine run as a trace: a Listener that the simulation calls for every agent-step and LLM call.
 
 The per-record cost is one list append (the engine's records are frozen, so keeping them is safe); every
-`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a folder.
-So a run of millions of records holds at most one chunk of Python objects at a time.
+`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a
+folder. So a run of millions of records holds at most one chunk of Python objects at a time.
 """
 
 from __future__ import annotations
@@ -83,9 +83,11 @@ class _Sink:
 
 
 class TraceRecorder:
-    """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (or returns it, without a folder)."""
+    """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace or returns it."""
 
-    def __init__(self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536):
+    def __init__(
+        self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536
+    ):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.folder = None if path is None else Path(path)
@@ -102,7 +104,11 @@ class TraceRecorder:
 
     @classmethod
     def for_simulation(
-        cls, sim: Simulation, path: Path | str | None = None, run_id: str | None = None, chunk_rows: int = 65_536
+        cls,
+        sim: Simulation,
+        path: Path | str | None = None,
+        run_id: str | None = None,
+        chunk_rows: int = 65_536,
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
         meta = TraceMeta(
@@ -117,7 +123,7 @@ class TraceRecorder:
         )
         return cls(path, meta, chunk_rows)
 
-    # -- the Listener protocol --------------------------------------------------------------------------------
+    # -- the Listener protocol -------------------------------------------------------------------------------
 
     def on_step(self, record: StepRecord) -> None:
         if self._closed:
@@ -133,7 +139,7 @@ class TraceRecorder:
         if len(self._calls) >= self.chunk_rows:
             self._flush_calls()
 
-    # -- flushing ---------------------------------------------------------------------------------------------
+    # -- flushing --------------------------------------------------------------------------------------------
 
     def _flush_steps(self) -> None:
         if self._steps:
@@ -148,7 +154,7 @@ class TraceRecorder:
             self._calls = []
 
     def close(self) -> Trace:
-        """Flush what is left, write the metadata, and return the trace (read back from disk if written there)."""
+        """Flush what is left, write the metadata, return the trace (read back from disk if written there)."""
         if self._closed:
             raise RuntimeError("this trace recorder is already closed")
         self._flush_steps()

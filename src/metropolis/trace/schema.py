@@ -1,8 +1,8 @@
 """The typed, columnar layout of a trace: the Arrow schemas of its tables and its JSON metadata.
 
-Strings that repeat (names, functions, actions, endpoints) are dictionary-encoded, so a day of 25 agents stays a
-few megabytes. Columns a source cannot know are nullable (an imported movement log has no wall-clock times; an
-engine run has no `max_tokens`) and hold null, never a sentinel.
+Strings that repeat (names, functions, actions, endpoints) are dictionary-encoded, so a day of 25 agents stays
+a few megabytes. Columns a source cannot know are nullable (an imported movement log has no wall-clock times;
+an engine run has no `max_tokens`) and hold null, never a sentinel.
 """
 
 from __future__ import annotations
@@ -109,12 +109,16 @@ class TraceMeta:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown fields {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"{where}: unknown fields {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         for required in ("source", "agent_names"):
             if required not in data:
                 raise ValueError(f"{where}: missing field {required!r}")
         if data.get("version", FORMAT_VERSION) > FORMAT_VERSION:
-            raise ValueError(f"{where}: trace format version {data['version']} is newer than {FORMAT_VERSION}")
+            raise ValueError(
+                f"{where}: trace format version {data['version']} is newer than {FORMAT_VERSION}"
+            )
         try:
             return cls(**data)
         except TypeError as error:
