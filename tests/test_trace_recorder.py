@@ -158,13 +158,16 @@ def test_recorded_rows_equal_the_engine_records(tmp_path: Path) -> None:
     assert calls["prompt_chars"].tolist() == [len(r.prompt or "") for r in log.calls]
     assert calls["max_tokens"].isna().all()
     assert pq.ParquetFile(folder / "steps.parquet").num_row_groups == 48 // 5 + 1
-    assert Trace.read(folder).meta.agent_names == ["w0", "w1", "w2", "w3"]
+    assert recorder.trace().meta.agent_names == ["w0", "w1", "w2", "w3"]  # read back from the folder
 
 
 def test_in_memory_recorder_matches_a_written_one(tmp_path: Path) -> None:
     sim, log = run_town(None, steps=6, record_text=False)
     recorder = next(x for x in sim.listeners if isinstance(x, TraceRecorder))
-    trace = recorder.close()
+    with pytest.raises(RuntimeError, match="close the recorder"):
+        recorder.trace()
+    recorder.close()
+    trace = recorder.trace()
     assert trace.meta.scheduler == "lockstep" and trace.meta.seed == 3 and trace.meta.world == "open6"
     assert frame_step_rows(trace.steps) == step_rows(log.steps)
     assert trace.calls["prompt"].isna().all() and trace.calls["prompt_chars"].isna().all()
@@ -176,8 +179,9 @@ def test_in_memory_recorder_matches_a_written_one(tmp_path: Path) -> None:
 
 
 def test_closed_recorder_refuses_records() -> None:
-    recorder = TraceRecorder()
-    trace = recorder.close()
+    with TraceRecorder() as recorder:
+        pass
+    trace = recorder.trace()
     assert trace.steps.empty and trace.calls.empty and trace.meta.agent_names == []
     with pytest.raises(RuntimeError, match="closed"):
         recorder.on_step(StepRecord(0, "a", 0, None, (), (), 0, 0.0, 0.0))  # type: ignore[arg-type]
