@@ -90,9 +90,7 @@ def one_line_error(args: list[str]) -> str:
 def test_bad_files_give_one_line_and_exit_code_2(tmp_path: Path) -> None:
     moves = json.dumps(MOVES)
     cut = write(tmp_path, "cut.json", moves[: moves.index('"1"') + 20])
-    assert "step '1' is malformed or truncated" in one_line_error(
-        ["import-movement", str(cut), "-o", str(tmp_path)]
-    )
+    assert "step '1' is malformed or truncated" in one_line_error(["import-movement", str(cut), "-o", str(tmp_path)])
     bad = dict(CALLS)
     bad["Ann:0:run_gpt_prompt_daily_plan_0:5.0"] = {
         **CALLS["Ann:0:run_gpt_prompt_daily_plan_0:5.0"],
@@ -110,6 +108,4 @@ def test_bad_files_give_one_line_and_exit_code_2(tmp_path: Path) -> None:
     )
     assert "meta.json is missing" in one_line_error(["show", str(tmp_path)])
     other = write(tmp_path, "other.json", {"hello": 1})
-    assert "neither a Generative Agents call export nor a movement log" in one_line_error(
-        ["stats", str(other)]
-    )
+    assert "neither a Generative Agents call export nor a movement log" in one_line_error(["stats", str(other)])

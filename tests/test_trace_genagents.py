@@ -14,9 +14,7 @@ from metropolis.trace.store import Trace
 from metropolis.trace.tokens import CharEstimate, make_counter, smollm2_gguf
 
 
-def call(
-    persona: str, step: int, function: str, start: float, latency: float, prompt: str, output: str
-) -> dict:
+def call(persona: str, step: int, function: str, start: float, latency: float, prompt: str, output: str) -> dict:
     return {
         "function_name": function,
         "persona_name": persona,
@@ -73,10 +71,7 @@ def test_round_trip_without_text(tmp_path: Path) -> None:
 
 
 def test_canonical_function_strips_only_a_numeric_suffix() -> None:
-    assert (
-        canonical_function("run_gpt_prompt_generate_hourly_schedule_0")
-        == "run_gpt_prompt_generate_hourly_schedule"
-    )
+    assert canonical_function("run_gpt_prompt_generate_hourly_schedule_0") == "run_gpt_prompt_generate_hourly_schedule"
     assert canonical_function("run_gpt_prompt_task_decomp_12") == "run_gpt_prompt_task_decomp"
     assert canonical_function("run_gpt_prompt_event_triple") == "run_gpt_prompt_event_triple"
 
@@ -113,9 +108,7 @@ def test_truncated_and_malformed_files_name_the_record(tmp_path: Path) -> None:
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match=rf"after record '{BAD_KEY}': expected ',' or '}}', found '\]'"):
         import_genagents(write(tmp_path, text.replace('}, "Ann', '}] "Ann', 1)))
-    with pytest.raises(
-        ValueError, match=r"after record 'run': expected ',' or '}', found the end of the file"
-    ):
+    with pytest.raises(ValueError, match=r"after record 'run': expected ',' or '}', found the end of the file"):
         import_genagents(write(tmp_path, text[:-1]))
     with pytest.raises(ValueError, match="expected a JSON object of records, found an empty file"):
         import_genagents(write(tmp_path, ""))
@@ -149,9 +142,6 @@ def test_real_export_matches_its_stats_file() -> None:
     assert f"{len(calls)} records" in stats and f"personas {len(trace.meta.agent_names)}" in stats
     assert trace.meta.extra["skipped_keys"] == ["run"]
     counts = calls["function"].value_counts()
-    assert (
-        f"('run_gpt_prompt_generate_hourly_schedule', {counts['run_gpt_prompt_generate_hourly_schedule']})"
-        in stats
-    )
+    assert f"('run_gpt_prompt_generate_hourly_schedule', {counts['run_gpt_prompt_generate_hourly_schedule']})" in stats
     assert f"mean {(calls['end'] - calls['start']).mean():.3f}" in stats
     assert f"input chars: mean {calls['prompt_chars'].mean():.0f}" in stats

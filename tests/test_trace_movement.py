@@ -102,10 +102,7 @@ def test_errors_name_the_record(tmp_path: Path) -> None:
     assert bad(tmp_path, bad_pos) == "step 1, persona 'Bob': movement x 9.5 is not an integer"
     bad_chat = json.loads(json.dumps(LOG))
     bad_chat["4"]["Bob"]["chat"] = [["Bob"]]
-    assert (
-        bad(tmp_path, bad_chat)
-        == "step 4, persona 'Bob': chat line 0 should be [speaker, utterance], found ['Bob']"
-    )
+    assert bad(tmp_path, bad_chat) == "step 4, persona 'Bob': chat line 0 should be [speaker, utterance], found ['Bob']"
     stranger = json.loads(json.dumps(LOG))
     stranger["4"]["Bob"]["chat"] = [["Zed", "hi"]]
     assert bad(tmp_path, stranger) == "step 4, persona 'Bob': chat speaker 'Zed' is not a persona of this log"

@@ -50,9 +50,7 @@ class Log:
         self.calls.append(record)
 
 
-def run_town(
-    recorder: TraceRecorder | None, steps: int = 12, record_text: bool = True
-) -> tuple[Simulation, Log]:
+def run_town(recorder: TraceRecorder | None, steps: int = 12, record_text: bool = True) -> tuple[Simulation, Log]:
     env = Environment()
     world = World(tilemap=TileMap.open(6, 6), name="open6")
     config = WalkerConfig(call_prob=0.5, talk_prob=0.6, prompt_tokens=100, output_tokens=7)

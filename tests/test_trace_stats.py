@@ -111,9 +111,7 @@ def test_day_stats_of_a_tiny_day(tmp_path: Path) -> None:
     (tmp_path / "meta.json").write_text(json.dumps({"sec_per_step": 3600}))
     stats = day_stats(import_movement(path))
     ann, bob = stats.agents
-    assert (
-        stats.days == 1.0 and stats.conversations == 1 and stats.conversation_steps.values.tolist() == [2.0]
-    )
+    assert stats.days == 1.0 and stats.conversations == 1 and stats.conversation_steps.values.tolist() == [2.0]
     assert (ann.moving_fraction, bob.moving_fraction) == (3 / 23, 0.0)
     assert (ann.sleep_hours, ann.wake_hour, ann.bed_hour) == (9.0, 7.0, 22.0)
     assert (bob.sleep_hours, bob.wake_hour, bob.bed_hour) == (0.0, None, None)

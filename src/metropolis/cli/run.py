@@ -4,6 +4,7 @@ under out-of-order scheduling, in virtual time on one modelled L4 GPU."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def walker_simulation(town: Town, steps: int, scheduler: str, priority: bool, se
     )
 
 
-def _with_progress(sim: Simulation, go):
+def _with_progress(sim: Simulation, go: Callable[[Callable[[int], None]], RunReport]) -> RunReport:
     total = len(sim.agents) * sim.steps
     with Progress(
         TextColumn("[bold]{task.description}"),

@@ -17,9 +17,7 @@ from metropolis.trace.stats import summary
 from metropolis.trace.store import Trace
 from metropolis.trace.tokens import make_counter
 
-app = typer.Typer(
-    help="Record, import and summarise traces (LLM calls and agent-steps).", no_args_is_help=True
-)
+app = typer.Typer(help="Record, import and summarise traces (LLM calls and agent-steps).", no_args_is_help=True)
 
 GENAGENTS_FILE = Path("genagents-trace") / "redis_data.json"
 MOVEMENT_FILE = Path("smallville") / "day_n3" / "master_movement.json"
@@ -49,9 +47,7 @@ def load(target: Path, radius: float = 4.0) -> Trace:
         return import_movement(target, radius=radius)
     if is_call_key(first[0]) or first[0] == "run":
         return import_genagents(target)
-    raise ValueError(
-        f"{target}: neither a Generative Agents call export nor a movement log (first key {first[0]!r})"
-    )
+    raise ValueError(f"{target}: neither a Generative Agents call export nor a movement log (first key {first[0]!r})")
 
 
 @app.command("import-genagents")
@@ -78,9 +74,7 @@ def import_genagents_cmd(
 @one_line_errors
 def import_movement_cmd(
     out: Out,
-    path: Annotated[
-        Path | None, typer.Argument(help="master_movement.json (default: the shared day_n3).")
-    ] = None,
+    path: Annotated[Path | None, typer.Argument(help="master_movement.json (default: the shared day_n3).")] = None,
     radius: Annotated[float, typer.Option(help="Observation radius R in tiles (the paper: 4).")] = 4.0,
 ) -> None:
     """Import a Generative Agents movement log as dense agent-steps and conversations."""

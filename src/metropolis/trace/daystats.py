@@ -56,8 +56,7 @@ class DayStats:
     def lines(self) -> list[str]:
         hours = self.seconds_per_step / 3600
         out = [
-            f"Agent days: {len(self.agents)} agents over {self.days:.2f} days "
-            f"({self.seconds_per_step:g} s per step)",
+            f"Agent days: {len(self.agents)} agents over {self.days:.2f} days ({self.seconds_per_step:g} s per step)",
             f"  moving {self.moving_fraction:.1%} of steps; {self.conversations} conversations, "
             f"{self.conversations_per_agent_day:.2f} per agent per day",
             f"  conversation length  {self.conversation_steps.describe(1, ' steps')}",

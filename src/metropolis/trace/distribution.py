@@ -19,9 +19,7 @@ class Distribution:
 
     @classmethod
     def of(cls, values: Iterable[float] | np.ndarray) -> Distribution:
-        array = np.sort(
-            np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
-        )
+        array = np.sort(np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float))
         if array.ndim != 1:
             raise ValueError("a distribution takes a flat sequence of values")
         if np.isnan(array).any():

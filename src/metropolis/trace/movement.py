@@ -70,9 +70,7 @@ def parse_chat(chat: Any, where: str) -> Chat | None:
     if chat is None:
         return None
     if not isinstance(chat, list):
-        raise ValueError(
-            f"{where}: chat should be a list of [speaker, utterance], found {type(chat).__name__}"
-        )
+        raise ValueError(f"{where}: chat should be a list of [speaker, utterance], found {type(chat).__name__}")
     lines = []
     for i, line in enumerate(chat):
         if not (isinstance(line, list) and len(line) == 2 and all(isinstance(v, str) for v in line)):
@@ -91,9 +89,7 @@ def read_changes(path: Path) -> tuple[dict[str, list[Change]], int]:
             if step < 0:
                 raise ValueError(f"step {key!r}: negative step")
             if not isinstance(record, dict):
-                raise ValueError(
-                    f"step {step}: expected an object of personas, found {type(record).__name__}"
-                )
+                raise ValueError(f"step {step}: expected an object of personas, found {type(record).__name__}")
             for persona, state in record.items():
                 changes.setdefault(persona, []).append(parse_change(step, persona, state))
         last = max(last, step)
@@ -103,8 +99,7 @@ def read_changes(path: Path) -> tuple[dict[str, list[Change]], int]:
         items.sort(key=lambda c: c.step)
         if items[0].step != 0:
             raise ValueError(
-                f"{path}: persona {persona!r} first appears at step {items[0].step}; its state at "
-                "step 0 is unknown"
+                f"{path}: persona {persona!r} first appears at step {items[0].step}; its state at step 0 is unknown"
             )
     return changes, last + 1
 
@@ -182,9 +177,7 @@ def steps_table(day: DenseDay, observed: np.ndarray, partners: np.ndarray) -> pa
     names = pa.DictionaryArray.from_arrays(
         pa.array(np.tile(np.arange(agents, dtype=np.int32), steps)), pa.array(day.names)
     )
-    actions = pa.DictionaryArray.from_arrays(
-        pa.array(day.description.reshape(-1)), pa.array(day.descriptions)
-    )
+    actions = pa.DictionaryArray.from_arrays(pa.array(day.description.reshape(-1)), pa.array(day.descriptions))
     nulls_i = pa.nulls(n, pa.int32())
     nulls_f = pa.nulls(n, pa.float64())
     columns = [

@@ -120,9 +120,7 @@ class _Buffer(Generic[R]):
 class TraceRecorder:
     """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
 
-    def __init__(
-        self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536
-    ):
+    def __init__(self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.folder = None if path is None else Path(path)
@@ -200,8 +198,6 @@ class TraceRecorder:
     def __enter__(self) -> TraceRecorder:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if not self.closed:
             self.close()

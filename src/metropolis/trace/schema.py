@@ -109,16 +109,12 @@ class TraceMeta:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
-                f"{where}: unknown fields {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"{where}: unknown fields {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         for required in ("source", "agent_names"):
             if required not in data:
                 raise ValueError(f"{where}: missing field {required!r}")
         if data.get("version", FORMAT_VERSION) > FORMAT_VERSION:
-            raise ValueError(
-                f"{where}: trace format version {data['version']} is newer than {FORMAT_VERSION}"
-            )
+            raise ValueError(f"{where}: trace format version {data['version']} is newer than {FORMAT_VERSION}")
         try:
             return cls(**data)
         except TypeError as error:

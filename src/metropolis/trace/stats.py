@@ -67,14 +67,11 @@ class CallStats:
             if len(where):
                 lengths = self.functions[name].sample_lengths(rng, len(where))
                 prompt[where], output[where] = lengths[:, 0], lengths[:, 1]
-        return pd.DataFrame(
-            {"function": [names[i] for i in picks], "prompt_tokens": prompt, "output_tokens": output}
-        )
+        return pd.DataFrame({"function": [names[i] for i in picks], "prompt_tokens": prompt, "output_tokens": output})
 
     def lines(self) -> list[str]:
         out = [
-            f"LLM calls: {self.calls} by {self.agents} agents over {self.steps} steps "
-            f"(tokens: {self.tokenizer})",
+            f"LLM calls: {self.calls} by {self.agents} agents over {self.steps} steps (tokens: {self.tokenizer})",
             f"  prompt tokens  {self.prompt_tokens.describe()}",
             f"  output tokens  {self.output_tokens.describe()}",
             f"  latency        {self.latency.describe(3, ' s')}  ({self.latency.count} served calls)",
@@ -119,9 +116,7 @@ def call_stats(trace: Trace) -> CallStats:
     if calls.empty:
         raise ValueError("this trace has no LLM calls to summarise")
     function = calls["function"].astype(str)
-    groups = {
-        name: _function_stats(name, group, len(calls)) for name, group in calls.groupby(function, sort=False)
-    }
+    groups = {name: _function_stats(name, group, len(calls)) for name, group in calls.groupby(function, sort=False)}
     ordered = dict(sorted(groups.items(), key=lambda kv: (-kv[1].count, kv[0])))
     served = np.concatenate([f.latency.values for f in ordered.values()])
     return CallStats(
