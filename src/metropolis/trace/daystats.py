@@ -87,7 +87,7 @@ def sectors(actions: pd.Series) -> pd.Series:
     """The sector of each `what @ world:sector:...` action; None where the action names no place."""
     address = actions.astype(str).str.partition(" @ ")[2]
     parts = address.str.split(":")
-    placed = ~address.str.startswith("<persona>") & (parts.str.len() >= 2)
+    placed = ~address.str.startswith("<persona>") & (parts.map(len) >= 2)
     return parts.str[1].where(placed, None)
 
 
