@@ -45,9 +45,7 @@ coords = st.tuples(st.integers(-30, 60), st.integers(-30, 60))
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(coords, min_size=1, max_size=40), coords, st.floats(0, 40), st.integers(1, 16))
-def test_near_is_a_superset_of_the_euclidean_ball(
-    spots: list[Pos], center: Pos, radius: float, cell: int
-) -> None:
+def test_near_is_a_superset_of_the_euclidean_ball(spots: list[Pos], center: Pos, radius: float, cell: int) -> None:
     metric = EuclideanMetric(cell)
     index = metric.make_index()
     for key, p in enumerate(spots):

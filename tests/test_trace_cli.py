@@ -1,4 +1,4 @@
-"""`metropolis trace ...` through Typer's test runner: imports, stats, show, and bad files as one-line errors."""
+"""`metropolis trace ...` through Typer's test runner: imports, stats, show, bad files as one-line errors."""
 
 from __future__ import annotations
 
@@ -13,14 +13,35 @@ from metropolis.cli.trace import app
 RUNNER = CliRunner()
 
 MOVES = {
-    "0": {"Ann": {"movement": [0, 0], "pronunciatio": "", "description": "sleeping @ w:home:room:bed", "chat": None}},
-    "1": {"Ann": {"movement": [1, 0], "pronunciatio": "", "description": "walking @ w:park:lawn:grass", "chat": None}},
+    "0": {
+        "Ann": {
+            "movement": [0, 0],
+            "pronunciatio": "",
+            "description": "sleeping @ w:home:room:bed",
+            "chat": None,
+        }
+    },
+    "1": {
+        "Ann": {
+            "movement": [1, 0],
+            "pronunciatio": "",
+            "description": "walking @ w:park:lawn:grass",
+            "chat": None,
+        }
+    },
 }
 CALLS = {
     "run": {"first_name": "Peter"},
     "Ann:0:run_gpt_prompt_daily_plan_0:5.0": {
-        "function_name": "run_gpt_prompt_daily_plan_0", "persona_name": "Ann", "step": "0", "start_time": "5.0",
-        "end_time": "5.5", "input": "plan the day", "output": "wake up", "max_token": "500", "model_name": "m",
+        "function_name": "run_gpt_prompt_daily_plan_0",
+        "persona_name": "Ann",
+        "step": "0",
+        "start_time": "5.0",
+        "end_time": "5.5",
+        "input": "plan the day",
+        "output": "wake up",
+        "max_token": "500",
+        "model_name": "m",
     },
 }
 
@@ -71,7 +92,10 @@ def test_bad_files_give_one_line_and_exit_code_2(tmp_path: Path) -> None:
     cut = write(tmp_path, "cut.json", moves[: moves.index('"1"') + 20])
     assert "step '1' is malformed or truncated" in one_line_error(["import-movement", str(cut), "-o", str(tmp_path)])
     bad = dict(CALLS)
-    bad["Ann:0:run_gpt_prompt_daily_plan_0:5.0"] = {**CALLS["Ann:0:run_gpt_prompt_daily_plan_0:5.0"], "step": "x"}
+    bad["Ann:0:run_gpt_prompt_daily_plan_0:5.0"] = {
+        **CALLS["Ann:0:run_gpt_prompt_daily_plan_0:5.0"],
+        "step": "x",
+    }
     path = write(tmp_path, "bad.json", bad)
     assert one_line_error(["import-genagents", str(path), "-o", str(tmp_path / "o")]).endswith(
         "record 'Ann:0:run_gpt_prompt_daily_plan_0:5.0': step 'x' is not an integer"
@@ -79,8 +103,9 @@ def test_bad_files_give_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert "unknown token counter 'bpe'" in one_line_error(
         ["import-genagents", str(path), "-o", str(tmp_path / "o"), "--tokenizer", "bpe"]
     )
-    assert one_line_error(["stats", str(tmp_path / "missing")]).endswith("no trace folder or export file at "
-                                                                         f"{tmp_path / 'missing'}")
+    assert one_line_error(["stats", str(tmp_path / "missing")]).endswith(
+        f"no trace folder or export file at {tmp_path / 'missing'}"
+    )
     assert "meta.json is missing" in one_line_error(["show", str(tmp_path)])
     other = write(tmp_path, "other.json", {"hello": 1})
     assert "neither a Generative Agents call export nor a movement log" in one_line_error(["stats", str(other)])

@@ -85,7 +85,10 @@ BAD_KEY = "Bob:1:run_gpt_prompt_daily_plan_0:200.0"
         (lambda r: r.pop("end_time"), f"record '{BAD_KEY}': missing field 'end_time'"),
         (lambda r: r.update(step="one"), f"record '{BAD_KEY}': step 'one' is not an integer"),
         (lambda r: r.update(start_time="soon"), f"record '{BAD_KEY}': start_time 'soon' is not a number"),
-        (lambda r: r.update(input=None), f"record '{BAD_KEY}': field 'input' should be a string, found NoneType"),
+        (
+            lambda r: r.update(input=None),
+            f"record '{BAD_KEY}': field 'input' should be a string, found NoneType",
+        ),
         (lambda r: r.update(end_time="1.0"), f"record '{BAD_KEY}': end_time 1.0 is before start_time 200.0"),
     ],
 )
@@ -104,7 +107,7 @@ def test_truncated_and_malformed_files_name_the_record(tmp_path: Path) -> None:
         import_genagents(write(tmp_path, text[: text.index(second) + len(second) + 30]))
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match=rf"after record '{BAD_KEY}': expected ',' or '}}', found '\]'"):
-        import_genagents(write(tmp_path, text.replace("}, \"Ann", "}] \"Ann", 1)))
+        import_genagents(write(tmp_path, text.replace('}, "Ann', '}] "Ann', 1)))
     with pytest.raises(ValueError, match=r"after record 'run': expected ',' or '}', found the end of the file"):
         import_genagents(write(tmp_path, text[:-1]))
     with pytest.raises(ValueError, match="expected a JSON object of records, found an empty file"):

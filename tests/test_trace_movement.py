@@ -1,4 +1,5 @@
-"""The movement log: dense carry-forward, who observed whom, conversations, and one-line errors naming the record."""
+"""The movement log: dense carry-forward, who observed whom, conversations, and one-line errors naming the
+record."""
 
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ def test_errors_name_the_record(tmp_path: Path) -> None:
 def test_malformed_and_truncated_files_name_the_step(tmp_path: Path) -> None:
     text = json.dumps(LOG)
     cut = text[: text.index('"4"') + 30]
-    assert bad(tmp_path, cut).endswith(f"step '4' is malformed or truncated (Expecting value at line 1, column {len(cut) + 1})")
+    assert bad(tmp_path, cut).endswith(
+        f"step '4' is malformed or truncated (Expecting value at line 1, column {len(cut) + 1})"
+    )
     assert "after step '6': expected ',' or '}', found the end of the file" in bad(tmp_path, text[:-1])
     broken = text.replace('"2": {}', '"2": {,}')
     assert "step '2' is malformed or truncated (Expecting property name" in bad(tmp_path, broken)

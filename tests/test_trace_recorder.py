@@ -29,7 +29,12 @@ class FixedLatency:
         start = self.env.now
         await self.env.timeout(0.5)
         return LLMResponse(
-            f"ok {request.agent}", request.prompt_tokens or 1, request.output_tokens or 1, start, self.env.now, "fake"
+            f"ok {request.agent}",
+            request.prompt_tokens or 1,
+            request.output_tokens or 1,
+            start,
+            self.env.now,
+            "fake",
         )
 
 
@@ -62,36 +67,85 @@ def run_town(recorder: TraceRecorder | None, steps: int = 12, record_text: bool 
 
 def step_rows(records: list[StepRecord]) -> list[tuple[object, ...]]:
     return [
-        (r.agent, r.name, r.step, r.state.pos[0], r.state.pos[1], r.state.action, list(r.state.events),
-         list(r.observed), list(r.partners), r.llm_calls, r.start, r.end)
+        (
+            r.agent,
+            r.name,
+            r.step,
+            r.state.pos[0],
+            r.state.pos[1],
+            r.state.action,
+            list(r.state.events),
+            list(r.observed),
+            list(r.partners),
+            r.llm_calls,
+            r.start,
+            r.end,
+        )
         for r in records
     ]
 
 
 def call_rows(records: list[CallRecord]) -> list[tuple[object, ...]]:
     return [
-        (r.agent, r.name, r.step, r.function, r.prompt_tokens, r.output_tokens, r.prompt, r.output, r.start, r.end,
-         r.endpoint)
+        (
+            r.agent,
+            r.name,
+            r.step,
+            r.function,
+            r.prompt_tokens,
+            r.output_tokens,
+            r.prompt,
+            r.output,
+            r.start,
+            r.end,
+            r.endpoint,
+        )
         for r in records
     ]
 
 
 def frame_step_rows(df: pd.DataFrame) -> list[tuple[object, ...]]:
-    cols = ["agent", "name", "step", "x", "y", "action", "events", "observed", "partners", "llm_calls", "start", "end"]
-    return [tuple(list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in row)
-            for row in df[cols].itertuples(index=False, name=None)]
+    cols = [
+        "agent",
+        "name",
+        "step",
+        "x",
+        "y",
+        "action",
+        "events",
+        "observed",
+        "partners",
+        "llm_calls",
+        "start",
+        "end",
+    ]
+    return [
+        tuple(list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in row)
+        for row in df[cols].itertuples(index=False, name=None)
+    ]
 
 
 def frame_call_rows(df: pd.DataFrame) -> list[tuple[object, ...]]:
-    cols = ["agent", "name", "step", "function", "prompt_tokens", "output_tokens", "prompt", "output", "start", "end",
-            "endpoint"]
+    cols = [
+        "agent",
+        "name",
+        "step",
+        "function",
+        "prompt_tokens",
+        "output_tokens",
+        "prompt",
+        "output",
+        "start",
+        "end",
+        "endpoint",
+    ]
     return list(df[cols].itertuples(index=False, name=None))
 
 
 def test_recorded_rows_equal_the_engine_records(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     recorder = TraceRecorder(folder, chunk_rows=5)  # small chunks: several row groups per table
-    sim, log = run_town(recorder)
+    _, log = run_town(recorder)
     recorder.close()
     assert len(log.steps) == 12 * 4 and log.calls, "the scenario must produce steps and calls"
     assert any(r.partners for r in log.steps) and any(r.observed for r in log.steps)
@@ -102,13 +156,16 @@ def test_recorded_rows_equal_the_engine_records(tmp_path: Path) -> None:
     assert calls["prompt_chars"].tolist() == [len(r.prompt or "") for r in log.calls]
     assert calls["max_tokens"].isna().all()
     assert pq.ParquetFile(folder / "steps.parquet").num_row_groups == 48 // 5 + 1
-    assert Trace.read(folder).meta.agent_names == ["w0", "w1", "w2", "w3"]
+    assert recorder.trace().meta.agent_names == ["w0", "w1", "w2", "w3"]  # read back from the folder
 
 
 def test_in_memory_recorder_matches_a_written_one(tmp_path: Path) -> None:
     sim, log = run_town(None, steps=6, record_text=False)
     recorder = next(x for x in sim.listeners if isinstance(x, TraceRecorder))
-    trace = recorder.close()
+    with pytest.raises(RuntimeError, match="close the recorder"):
+        recorder.trace()
+    recorder.close()
+    trace = recorder.trace()
     assert trace.meta.scheduler == "lockstep" and trace.meta.seed == 3 and trace.meta.world == "open6"
     assert frame_step_rows(trace.steps) == step_rows(log.steps)
     assert trace.calls["prompt"].isna().all() and trace.calls["prompt_chars"].isna().all()
@@ -120,8 +177,9 @@ def test_in_memory_recorder_matches_a_written_one(tmp_path: Path) -> None:
 
 
 def test_closed_recorder_refuses_records() -> None:
-    recorder = TraceRecorder()
-    trace = recorder.close()
+    with TraceRecorder() as recorder:
+        pass
+    trace = recorder.trace()
     assert trace.steps.empty and trace.calls.empty and trace.meta.agent_names == []
     with pytest.raises(RuntimeError, match="closed"):
         recorder.on_step(StepRecord(0, "a", 0, None, (), (), 0, 0.0, 0.0))  # type: ignore[arg-type]

@@ -97,8 +97,14 @@ def test_day_stats_of_a_tiny_day(tmp_path: Path) -> None:
     log["0"] = {"Ann": state(0, 0, bed), "Bob": state(9, 9, "working @ w:office:desk:pc")}
     log["7"] = {"Ann": state(1, 0, "walking @ w:park:lawn:grass")}
     log["8"] = {"Ann": state(2, 0, "walking @ w:park:lawn:grass")}
-    log["9"] = {"Ann": state(2, 0, "conversing @ <persona> Bob", chat), "Bob": state(9, 9, "talk @ <persona> Ann", chat)}
-    log["11"] = {"Ann": state(2, 0, "reading @ w:park:lawn:bench"), "Bob": state(9, 9, "working @ w:office:desk:pc")}
+    log["9"] = {
+        "Ann": state(2, 0, "conversing @ <persona> Bob", chat),
+        "Bob": state(9, 9, "talk @ <persona> Ann", chat),
+    }
+    log["11"] = {
+        "Ann": state(2, 0, "reading @ w:park:lawn:bench"),
+        "Bob": state(9, 9, "working @ w:office:desk:pc"),
+    }
     log["22"] = {"Ann": state(0, 0, bed)}
     path = tmp_path / "master_movement.json"
     path.write_text(json.dumps(log))

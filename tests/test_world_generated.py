@@ -63,9 +63,7 @@ def test_random_spawns_are_distinct_walkable_connected_and_seeded() -> None:
     assert spawns == random_spawns(tm, 30, seed=1)
     assert spawns != random_spawns(tm, 30, seed=2)
     assert len(random_spawns(tm, 54, seed=0, connected=False)) == 54
-    with pytest.raises(
-        ValueError, match="cannot place 31 agents on distinct tiles: the largest walkable region"
-    ):
+    with pytest.raises(ValueError, match="cannot place 31 agents on distinct tiles: the largest walkable region"):
         random_spawns(tm, 31, seed=1)
 
 
@@ -76,9 +74,7 @@ def test_make_world_builds_each_kind() -> None:
     graph = make_world("graph", n_nodes=50, seed=1, graph_kind="scale_free")
     assert graph.metric.name == "hops" and graph.tilemap is None and graph.graph is not None
     assert graph.graph.number_of_nodes() == 50 and graph.moves((0, 0))
-    with pytest.raises(
-        ValueError, match="unknown world kind 'cave'; choose one of: open, rooms, smallville, graph"
-    ):
+    with pytest.raises(ValueError, match="unknown world kind 'cave'; choose one of: open, rooms, smallville, graph"):
         make_world("cave")
 
 

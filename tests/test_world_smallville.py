@@ -53,9 +53,7 @@ def test_the_25_personas_start_on_walkable_tiles_from_the_environment_file(town:
     isabella = town.persona("Isabella Rodriguez")
     assert isabella.spawn == (72, 14)
     place = town.place_of(isabella.spawn)
-    assert (
-        place is not None and place.sector == "Isabella Rodriguez's apartment" and place.arena == "main room"
-    )
+    assert place is not None and place.sector == "Isabella Rodriguez's apartment" and place.arena == "main room"
 
 
 def test_persona_identity_fields_come_from_scratch_and_whispers(town: Town) -> None:

@@ -51,6 +51,7 @@ def test_walls_make_walking_longer_than_euclidean() -> None:
     tm = ascii_map(MAZE)
     m = WalkingMetric(tm)
     assert m.distance((1, 0), (3, 0)) == 8.0  # around the wall, through the gap at (2, 3); Euclidean: 2
+    assert m.graph.fields.misses == 0  # a near pair: settled by a bounded BFS, no whole-map field
     assert m.distance((3, 0), (1, 0)) == 8.0
     assert m.distance((0, 0), (0, 0)) == 0.0
     assert m.distance((0, 5), (6, 5)) == math.inf  # the sealed pocket

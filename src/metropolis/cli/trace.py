@@ -63,9 +63,11 @@ def import_genagents_cmd(
     trace = import_genagents(source, counter=make_counter(tokenizer), keep_text=text)
     trace.write(out)
     skipped = trace.meta.extra["skipped_keys"]
-    typer.echo(f"{len(trace.calls)} calls of {len(trace.meta.agent_names)} agents -> {out} "
-               f"(tokens: {trace.meta.extra['tokenizer']}; skipped {len(skipped)} non-call keys: "
-               f"{', '.join(skipped) or '-'})")
+    typer.echo(
+        f"{len(trace.calls)} calls of {len(trace.meta.agent_names)} agents -> {out} "
+        f"(tokens: {trace.meta.extra['tokenizer']}; skipped {len(skipped)} non-call keys: "
+        f"{', '.join(skipped) or '-'})"
+    )
 
 
 @app.command("import-movement")
@@ -79,8 +81,10 @@ def import_movement_cmd(
     source = shared_file(path, MOVEMENT_FILE)
     trace = import_movement(source, radius=radius)
     trace.write(out)
-    typer.echo(f"{len(trace.steps)} agent-steps of {len(trace.meta.agent_names)} agents over {trace.num_steps} "
-               f"steps, {len(trace.conversations)} conversations -> {out}")
+    typer.echo(
+        f"{len(trace.steps)} agent-steps of {len(trace.meta.agent_names)} agents over {trace.num_steps} "
+        f"steps, {len(trace.conversations)} conversations -> {out}"
+    )
 
 
 @app.command("stats")

@@ -1,8 +1,8 @@
 """Conversations in a Generative Agents movement log.
 
-A persona in a conversation carries the whole chat (every `[speaker, utterance]`, written in the initiator's step)
-for as many steps as the talk lasts, on both sides. A run of steps where one agent carries the same chat is a
-`ChatRun`; the runs of the same chat that overlap or touch are one conversation.
+A persona in a conversation carries the whole chat (every `[speaker, utterance]`, written in the initiator's
+step) for as many steps as the talk lasts, on both sides. A run of steps where one agent carries the same chat
+is a `ChatRun`; the runs of the same chat that overlap or touch are one conversation.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def runs_of(column: np.ndarray) -> list[tuple[int, int]]:
 def chat_runs(
     chat: np.ndarray, description: np.ndarray, descriptions: list[str], chats: list[Chat], names: list[str]
 ) -> list[ChatRun]:
-    """Every run of a chat, per agent; its participants are the speakers, the agent, and the `<persona>` target."""
+    """Every run of a chat, per agent; participants: the speakers, the agent, and the `<persona>` target."""
     ids = {name: i for i, name in enumerate(names)}
     runs = []
     for agent in range(chat.shape[1]):

@@ -1,8 +1,9 @@
 """Statistics of agents' days, from the agent-steps of a trace (a Generative Agents movement log, or a run).
 
-An action of the form `what @ world:sector:arena:object` places the agent; during a conversation the action reads
-`... @ <persona> Name` and the agent is taken to be where it last was. An agent sleeps while its action starts with
-`sleeping`. Hours are counted from midnight of the day the trace starts, so a bedtime after midnight reads 24.x.
+An action of the form `what @ world:sector:arena:object` places the agent; during a conversation the action
+reads `... @ <persona> Name` and the agent is taken to be where it last was. An agent sleeps while its action
+starts with `sleeping`. Hours are counted from midnight of the day the trace starts, so a bedtime after
+midnight reads 24.x.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class DayStats:
         ]
         for a in self.agents:
             out.append(
-                f"  {a.name:<22} {a.moving_fraction:>7.1%} {a.conversations:>5} {a.conversation_steps * hours:>6.2f} "
+                f"  {a.name:<22} {a.moving_fraction:>7.1%} {a.conversations:>5} "
+                f"{a.conversation_steps * hours:>6.2f} "
                 f"{a.sleep_hours:>7.2f} {_clock(a.wake_hour):>6} {_clock(a.bed_hour):>6}"
             )
         top = self.place_hours.sum().sort_values(ascending=False).index[:6]
@@ -85,7 +87,7 @@ def sectors(actions: pd.Series) -> pd.Series:
     """The sector of each `what @ world:sector:...` action; None where the action names no place."""
     address = actions.astype(str).str.partition(" @ ")[2]
     parts = address.str.split(":")
-    placed = ~address.str.startswith("<persona>") & (parts.str.len() >= 2)
+    placed = ~address.str.startswith("<persona>") & (parts.map(len) >= 2)
     return parts.str[1].where(placed, None)
 
 

@@ -1,4 +1,5 @@
-"""An empirical distribution: the observed values themselves, summarised, and sampled with a passed-in generator.
+"""An empirical distribution: the observed values themselves, summarised, and sampled with a passed-in
+generator.
 
 A workload generator calibrated on a trace draws from these, so the lengths it produces have the trace's shape
 (heavy tails included) rather than a fitted curve's.
@@ -56,6 +57,11 @@ class Distribution:
         if not self.count:
             return "no values"
         f = f"{{:.{digits}f}}{unit}"
-        parts = [("mean", self.mean), ("p50", self.quantile(0.5)), ("p90", self.quantile(0.9)),
-                 ("p99", self.quantile(0.99)), ("max", self.max)]
+        parts = [
+            ("mean", self.mean),
+            ("p50", self.quantile(0.5)),
+            ("p90", self.quantile(0.9)),
+            ("p99", self.quantile(0.99)),
+            ("max", self.max),
+        ]
         return " ".join(f"{name} {f.format(v)}" for name, v in parts)

@@ -1,9 +1,9 @@
 """Importer for the Generative Agents LLM-call export (`genagents-trace/redis_data.json`).
 
-Each key is `persona:step:function:start_time` and each value a record of string fields. Keys of any other shape
-(the export holds a stray `run`) are not calls: they are skipped and listed in the metadata. Function names carry
-a numeric suffix in some call sites (`run_gpt_prompt_generate_hourly_schedule_0`); the trace keeps the canonical
-name without it. Agent ids are the positions of the persona names in sorted order.
+Each key is `persona:step:function:start_time` and each value a record of string fields. Keys of any other
+shape (the export holds a stray `run`) are not calls: they are skipped and listed in the metadata. Function
+names carry a numeric suffix in some call sites (`run_gpt_prompt_generate_hourly_schedule_0`); the trace keeps
+the canonical name without it. Agent ids are the positions of the persona names in sorted order.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def read_calls(path: Path) -> tuple[list[RawCall], list[str]]:
 
 
 def import_genagents(path: Path | str, counter: TokenCounter | None = None, keep_text: bool = True) -> Trace:
-    """The export as a trace of calls (no steps); `meta.extra` says what was skipped and how tokens were counted."""
+    """The export as a trace of calls (no steps); `meta.extra` lists the skipped keys and the tokenizer."""
     path = Path(path)
     calls, skipped = read_calls(path)
     if not calls:

@@ -1,5 +1,5 @@
-"""Reading a JSON object of records (`{key: record, ...}`) one record at a time, so that a malformed or truncated
-file is reported as "record K is broken", not as a character offset into megabytes of text."""
+"""Reading a JSON object of records (`{key: record, ...}`) one record at a time, so that a malformed or
+truncated file is reported as "record K is broken", not as a character offset into megabytes of text."""
 
 from __future__ import annotations
 

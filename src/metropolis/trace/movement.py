@@ -1,11 +1,11 @@
 """Importer for the movement log of a Generative Agents run (`smallville/day_n3/master_movement.json`).
 
-The log is sparse: `{step: {persona: {movement, pronunciatio, description, chat}}}`, a persona appearing only at
-steps where something about it changed. The importer expands it to one row per agent per step (carrying the last
-state forward), computes who observed whom (Euclidean distance within a radius R, the paper's 4 tiles by default;
-the persona files say `vision_r = 8`) and extracts the conversations (see `conversations.py`). Row `(s, a)` holds
-agent a's position and action as of step s, the agents within R of it at step s, and its partners in a
-conversation at step s. The log has no timing, so `llm_calls`, `start` and `end` are null.
+The log is sparse: `{step: {persona: {movement, pronunciatio, description, chat}}}`, a persona appearing only
+at steps where something about it changed. The importer expands it to one row per agent per step (carrying the
+last state forward), computes who observed whom (Euclidean distance within a radius R, the paper's 4 tiles by
+default; the persona files say `vision_r = 8`) and extracts the conversations (see `conversations.py`). Row
+`(s, a)` holds agent a's position and action as of step s, the agents within R of it at step s, and its
+partners in a conversation at step s. The log has no timing, so `llm_calls`, `start` and `end` are null.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def read_changes(path: Path) -> tuple[dict[str, list[Change]], int]:
     for persona, items in changes.items():
         items.sort(key=lambda c: c.step)
         if items[0].step != 0:
-            raise ValueError(f"{path}: persona {persona!r} first appears at step {items[0].step}; its state at "
-                             "step 0 is unknown")
+            raise ValueError(
+                f"{path}: persona {persona!r} first appears at step {items[0].step}; its state at step 0 is unknown"
+            )
     return changes, last + 1
 
 
@@ -124,7 +125,7 @@ def read_day_info(folder: Path) -> DayInfo:
 
 @dataclass(slots=True)
 class DenseDay:
-    """Per agent per step arrays, shape (steps, agents): positions, description ids, chat ids (0 = no chat)."""
+    """Arrays of shape (steps, agents): positions, description ids, chat ids (0 = no chat)."""
 
     names: list[str]
     x: np.ndarray
@@ -173,8 +174,9 @@ def id_lists(matrix: np.ndarray) -> pa.ListArray:
 def steps_table(day: DenseDay, observed: np.ndarray, partners: np.ndarray) -> pa.Table:
     steps, agents = day.x.shape
     n = steps * agents
-    names = pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(agents, dtype=np.int32), steps)),
-                                           pa.array(day.names))
+    names = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(agents, dtype=np.int32), steps)), pa.array(day.names)
+    )
     actions = pa.DictionaryArray.from_arrays(pa.array(day.description.reshape(-1)), pa.array(day.descriptions))
     nulls_i = pa.nulls(n, pa.int32())
     nulls_f = pa.nulls(n, pa.float64())

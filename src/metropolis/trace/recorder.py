@@ -1,31 +1,45 @@
 """Records an engine run as a trace: a Listener that the simulation calls for every agent-step and LLM call.
 
 The per-record cost is one list append (the engine's records are frozen, so keeping them is safe); every
-`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a folder.
-So a run of millions of records holds at most one chunk of Python objects at a time.
+`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a
+folder. So a run of millions of records holds at most one chunk of Python objects at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 
 from metropolis.engine.records import CallRecord, StepRecord
-from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TraceMeta
+from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
 from metropolis.trace.store import META_FILE, TableWriter, Trace, table_file
 
 if TYPE_CHECKING:
     from metropolis.engine.simulation import Simulation
 
+R = TypeVar("R", CallRecord, StepRecord)
+
+
+def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
+    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster."""
+    arrays = []
+    for field in schema:
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pa.array(columns[field.name], pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(columns[field.name], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
 
 def calls_batch(records: list[CallRecord]) -> pa.Table:
     prompts = [r.prompt for r in records]
     outputs = [r.output for r in records]
-    columns = {
+    columns: dict[str, list[Any]] = {
         "agent": [r.agent for r in records],
         "name": [r.name for r in records],
         "step": [r.step for r in records],
@@ -41,12 +55,12 @@ def calls_batch(records: list[CallRecord]) -> pa.Table:
         "end": [r.end for r in records],
         "endpoint": [r.endpoint for r in records],
     }
-    return pa.Table.from_pydict(columns, schema=CALLS_SCHEMA)
+    return columns_table(columns, CALLS_SCHEMA)
 
 
 def steps_batch(records: list[StepRecord]) -> pa.Table:
     states = [r.state for r in records]
-    columns = {
+    columns: dict[str, list[Any]] = {
         "agent": [r.agent for r in records],
         "name": [r.name for r in records],
         "step": [r.step for r in records],
@@ -60,30 +74,51 @@ def steps_batch(records: list[StepRecord]) -> pa.Table:
         "start": [r.start for r in records],
         "end": [r.end for r in records],
     }
-    return pa.Table.from_pydict(columns, schema=STEPS_SCHEMA)
+    return columns_table(columns, STEPS_SCHEMA)
 
 
-class _Sink:
-    """Where the row groups of one table go: a Parquet file, or (without a folder) a list kept in memory."""
+class _Buffer(Generic[R]):
+    """One table's records awaiting their row group, and where row groups go: a Parquet file, or (without a
+    folder) a list kept in memory."""
 
-    def __init__(self, table: str, folder: Path | None) -> None:
+    def __init__(
+        self, table: str, folder: Path | None, build: Callable[[list[R]], pa.Table], recorder: TraceRecorder
+    ) -> None:
+        self.records: list[R] = []
         self.table = table
+        self.build: Callable[[list[R]], pa.Table] = build
+        self.recorder = recorder
         self.writer = None if folder is None else TableWriter(table_file(folder, table), table)
         self.kept: list[pa.Table] = []
 
-    def put(self, batch: pa.Table) -> None:
+    def add(self, record: R) -> None:
+        if self.recorder.closed:
+            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
+        self.records.append(record)
+        if len(self.records) >= self.recorder.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.records:
+            return
+        self.recorder.names.update((r.agent, r.name) for r in self.records)
+        batch = self.build(self.records)
+        self.records = []
         if self.writer is None:
             self.kept.append(batch)
         else:
             self.writer.write(batch)
 
-    def close(self) -> None:
+    def close(self) -> pd.DataFrame | None:
+        """Close the file, or return the kept rows as one frame (without a folder)."""
         if self.writer is not None:
             self.writer.close()
+            return None
+        return (pa.concat_tables(self.kept) if self.kept else TABLES[self.table].empty_table()).to_pandas()
 
 
 class TraceRecorder:
-    """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (or returns it, without a folder)."""
+    """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
 
     def __init__(self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536):
         if chunk_rows < 1:
@@ -93,16 +128,19 @@ class TraceRecorder:
             self.folder.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self.chunk_rows = chunk_rows
-        self._calls: list[CallRecord] = []
-        self._steps: list[StepRecord] = []
-        self._call_sink = _Sink("calls", self.folder)
-        self._step_sink = _Sink("steps", self.folder)
-        self._names: dict[int, str] = {}
-        self._closed = False
+        self.names: dict[int, str] = {}
+        self.closed = False
+        self._result: Trace | None = None
+        self._calls = _Buffer("calls", self.folder, calls_batch, self)
+        self._steps = _Buffer("steps", self.folder, steps_batch, self)
 
     @classmethod
     def for_simulation(
-        cls, sim: Simulation, path: Path | str | None = None, run_id: str | None = None, chunk_rows: int = 65_536
+        cls,
+        sim: Simulation,
+        path: Path | str | None = None,
+        run_id: str | None = None,
+        chunk_rows: int = 65_536,
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
         meta = TraceMeta(
@@ -117,67 +155,49 @@ class TraceRecorder:
         )
         return cls(path, meta, chunk_rows)
 
-    # -- the Listener protocol --------------------------------------------------------------------------------
+    # -- the Listener protocol -------------------------------------------------------------------------------
 
     def on_step(self, record: StepRecord) -> None:
-        if self._closed:
-            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
-        self._steps.append(record)
-        if len(self._steps) >= self.chunk_rows:
-            self._flush_steps()
+        self._steps.add(record)
 
     def on_call(self, record: CallRecord) -> None:
-        if self._closed:
-            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
-        self._calls.append(record)
-        if len(self._calls) >= self.chunk_rows:
-            self._flush_calls()
+        self._calls.add(record)
 
-    # -- flushing ---------------------------------------------------------------------------------------------
+    # -- the end ---------------------------------------------------------------------------------------------
 
-    def _flush_steps(self) -> None:
-        if self._steps:
-            self._names.update((r.agent, r.name) for r in self._steps)
-            self._step_sink.put(steps_batch(self._steps))
-            self._steps = []
-
-    def _flush_calls(self) -> None:
-        if self._calls:
-            self._names.update((r.agent, r.name) for r in self._calls)
-            self._call_sink.put(calls_batch(self._calls))
-            self._calls = []
-
-    def close(self) -> Trace:
-        """Flush what is left, write the metadata, and return the trace (read back from disk if written there)."""
-        if self._closed:
+    def close(self) -> None:
+        """Flush what is left and write the metadata; `trace()` then gives the result."""
+        if self.closed:
             raise RuntimeError("this trace recorder is already closed")
-        self._flush_steps()
-        self._flush_calls()
-        self._closed = True
-        self._call_sink.close()
-        self._step_sink.close()
+        self._steps.flush()
+        self._calls.flush()
+        self.closed = True
+        calls, steps = self._calls.close(), self._steps.close()
         meta = self.meta or TraceMeta(source="metropolis", agent_names=self._seen_names())
         if self.folder is not None:
             (self.folder / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
-            return Trace.read(self.folder)
-        return Trace.of(meta, _concat(self._call_sink, CALLS_SCHEMA), _concat(self._step_sink, STEPS_SCHEMA))
+        else:
+            self._result = Trace.of(meta, calls, steps)
+
+    def trace(self) -> Trace:
+        """The recorded trace, after `close()`: kept in memory, or read back from the folder (which costs)."""
+        if not self.closed:
+            raise RuntimeError("close the recorder before asking for its trace")
+        if self._result is not None:
+            return self._result
+        if self.folder is None:
+            raise RuntimeError("this recorder has neither a folder nor a kept trace")
+        return Trace.read(self.folder)
 
     def _seen_names(self) -> list[str]:
         """Agent names by id, from the records (ids never seen get a placeholder, so ids stay positions)."""
-        if not self._names:
+        if not self.names:
             return []
-        return [self._names.get(i, f"agent{i}") for i in range(max(self._names) + 1)]
+        return [self.names.get(i, f"agent{i}") for i in range(max(self.names) + 1)]
 
     def __enter__(self) -> TraceRecorder:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._closed:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.closed:
             self.close()
-
-
-def _concat(sink: _Sink, schema: pa.Schema) -> pd.DataFrame:
-    table = pa.concat_tables(sink.kept) if sink.kept else schema.empty_table()
-    return table.to_pandas()

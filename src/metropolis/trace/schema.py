@@ -1,8 +1,8 @@
 """The typed, columnar layout of a trace: the Arrow schemas of its tables and its JSON metadata.
 
-Strings that repeat (names, functions, actions, endpoints) are dictionary-encoded, so a day of 25 agents stays a
-few megabytes. Columns a source cannot know are nullable (an imported movement log has no wall-clock times; an
-engine run has no `max_tokens`) and hold null, never a sentinel.
+Strings that repeat (names, functions, actions, endpoints) are dictionary-encoded, so a day of 25 agents stays
+a few megabytes. Columns a source cannot know are nullable (an imported movement log has no wall-clock times;
+an engine run has no `max_tokens`) and hold null, never a sentinel.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The statistics a workload generator is calibrated on.
 
 From LLM calls (`call_stats`): the mix of prompt functions and, per function, the empirical prompt-token,
-output-token and latency distributions. From agent-steps (`day_stats`, in `daystats.py`): how much agents move, talk,
-where they spend each hour, when they sleep.
+output-token and latency distributions. From agent-steps (`day_stats`, in `daystats.py`): how much agents
+move, talk, where they spend each hour, when they sleep.
 
 Two quirks of the Generative Agents export are counted rather than hidden: calls whose end time is within a
-millisecond of their start were not served by the LLM (the recorder timed something else; their latencies are left
-out of the latency distribution), and for several functions the recorded `input` is the Python list of the
-prompt's arguments, not the filled prompt, so their prompt lengths understate the real ones.
+millisecond of their start were not served by the LLM (the recorder timed something else; their latencies are
+left out of the latency distribution), and for several functions the recorded `input` is the Python list of
+the prompt's arguments, not the filled prompt, so their prompt lengths understate the real ones.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class CallStats:
         return {name: f.share for name, f in self.functions.items()}
 
     def sample(self, rng: np.random.Generator, size: int) -> pd.DataFrame:
-        """`size` calls drawn from the mix, each with the prompt and output lengths of a real call of its kind."""
+        """`size` calls drawn from the mix, with the prompt and output lengths of a real call of its kind."""
         names = list(self.functions)
         shares = np.array([self.functions[n].share for n in names])
         picks = rng.choice(len(names), size=size, p=shares / shares.sum())
@@ -135,8 +135,10 @@ def summary(trace: Trace) -> list[str]:
     """Readable lines for whatever the trace holds: its calls, its agent-steps, or both."""
     from metropolis.trace.daystats import day_stats
 
-    out = [f"trace {trace.meta.run_id or '-'} from {trace.meta.source}: {len(trace.meta.agent_names)} agents, "
-           f"{len(trace.calls)} calls, {len(trace.steps)} agent-steps, {len(trace.conversations)} conversations"]
+    out = [
+        f"trace {trace.meta.run_id or '-'} from {trace.meta.source}: {len(trace.meta.agent_names)} agents, "
+        f"{len(trace.calls)} calls, {len(trace.steps)} agent-steps, {len(trace.conversations)} conversations"
+    ]
     if not trace.calls.empty:
         out += call_stats(trace).lines()
     if not trace.steps.empty:

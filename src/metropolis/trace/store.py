@@ -1,5 +1,6 @@
-"""A trace on disk is a folder: `calls.parquet`, `steps.parquet`, `meta.json` (and `conversations.parquet` when
-the source has conversations). In memory it is a `Trace` of pandas DataFrames, so analysis is plain pandas."""
+"""A trace on disk is a folder: `calls.parquet`, `steps.parquet`, `meta.json` (and `conversations.parquet`
+when the source has conversations). In memory it is a `Trace` of pandas DataFrames, so analysis is plain
+pandas."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class Trace:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"calls": self.calls, "steps": self.steps, "conversations": self.conversations}
 
-    # -- accessors --------------------------------------------------------------------------------------------
+    # -- accessors -------------------------------------------------------------------------------------------
 
     @property
     def agent_names(self) -> list[str]:

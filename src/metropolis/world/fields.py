@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components, shortest_path
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 DEFAULT_MAX_BYTES = 64 << 20
 
@@ -31,8 +31,9 @@ class DistanceFields:
             raise ValueError(f"adjacency must be square, got shape {graph.shape}")
         if max_bytes <= 0:
             raise ValueError(f"the field cache needs a positive size in bytes, got {max_bytes}")
-        # Symmetric on purpose: BFS then runs on the matrix as is; scipy does not symmetrise it per call.
-        self.graph = (graph + graph.T).tocsr()
+        # Symmetric and float64 on purpose: scipy then runs BFS on the matrix as is, without symmetrising or
+        # converting it on every call (which costs as much as the BFS itself).
+        self.graph = (graph + graph.T).tocsr().astype(np.float64)
         self.graph.sort_indices()
         self.n = int(graph.shape[0])
         _, labels = connected_components(self.graph, directed=False)
@@ -57,7 +58,7 @@ class DistanceFields:
             self.hits += 1
             return found
         self.misses += 1
-        dist = shortest_path(self.graph, method="D", directed=True, unweighted=True, indices=source)
+        dist = dijkstra(self.graph, directed=True, unweighted=True, indices=source)
         found = dist.astype(np.float32)
         found.flags.writeable = False
         fields[source] = found
@@ -78,12 +79,12 @@ class DistanceFields:
         found = fields.get(u)
         if found is not None:
             self.hits += 1
-            return float(found[v])
+            return found.item(v)
         found = fields.get(v)
         if found is not None:
             self.hits += 1
-            return float(found[u])
-        return float(self.field(u)[v])
+            return found.item(u)
+        return self.field(u).item(v)
 
     def within(self, u: int, v: int, limit: float) -> float | None:
         """The exact distance if it is at most `limit`, else None; costs at most the BFS ball of `limit`."""
@@ -96,7 +97,7 @@ class DistanceFields:
             found = self._fields.get(v)
             u, v = v, u
         if found is not None:
-            d = float(found[v])
+            d: float = found.item(v)
             return d if d <= limit else None
         return self._bounded_bfs(u, v, int(limit))
 

@@ -94,9 +94,7 @@ def _door(a: Pos, b: Pos, width: int, height: int, room: int, rng: random.Random
     return (rng.randint(x0, x1), b[1] * room)
 
 
-def random_spawns(
-    tilemap: TileMap, n: int, seed: int, *, connected: bool = True, near: Pos | None = None
-) -> list[Pos]:
+def random_spawns(tilemap: TileMap, n: int, seed: int, *, connected: bool = True, near: Pos | None = None) -> list[Pos]:
     """`n` distinct walkable tiles, all on one walkable region so that agents can meet: the region of `near`
     when given (Smallville: a resident's start tile; its largest region is the margin outside the town), else
     the largest one; anywhere walkable when `connected` is False."""
@@ -115,9 +113,7 @@ def random_spawns(
             region = "the largest walkable region"
         tiles = [t for t, label in zip(graph.tiles, labels, strict=True) if label == want]
     if not 0 <= n <= len(tiles):
-        raise ValueError(
-            f"cannot place {n} agents on distinct tiles: {region} of {tilemap.name} has {len(tiles)}"
-        )
+        raise ValueError(f"cannot place {n} agents on distinct tiles: {region} of {tilemap.name} has {len(tiles)}")
     return random.Random(seed).sample(tiles, n)
 
 

@@ -38,9 +38,7 @@ class HopMetric:
             raise ValueError(f"graph nodes must be ints (positions are (node, 0)); found node {bad!r}")
         self.graph = graph
         self._index_of = {node: i for i, node in enumerate(nodes)}
-        self.fields = DistanceFields(
-            nx.to_scipy_sparse_array(graph, nodelist=nodes, weight=None, format="csr")
-        )
+        self.fields = DistanceFields(nx.to_scipy_sparse_array(graph, nodelist=nodes, weight=None, format="csr"))
         self.nodes = nodes
         self.ball_cache = ball_cache
 

@@ -46,5 +46,6 @@ def step_toward(tilemap: TileMap, a: Pos, b: Pos) -> Pos | None:
 
 def _downhill(graph: WalkGraph, toward: np.ndarray, node: int) -> int:
     """The lowest neighbour one step closer to the field's source."""
-    closer = toward[node] - 1
-    return next(n for n in graph.fields.neighbors(node) if toward[n] == closer)
+    at = toward.item  # plain floats: numpy scalar indexing would cost most of the walk
+    closer = at(node) - 1
+    return next(n for n in graph.fields.neighbors(node) if at(n) == closer)

@@ -101,9 +101,7 @@ class Town:
             tiles = [t for t in tiles if self.reachable(t)]
         if not tiles:
             sectors = sorted({p.sector for p in tm.places.values()})
-            raise ValueError(
-                f"no {'reachable ' if walkable else ''}tile at {address!r}; sectors: {', '.join(sectors)}"
-            )
+            raise ValueError(f"no {'reachable ' if walkable else ''}tile at {address!r}; sectors: {', '.join(sectors)}")
         return tiles
 
     def reachable(self, pos: Pos) -> bool:
@@ -196,9 +194,7 @@ def read_blocks(path: Path, min_fields: int) -> dict[int, list[str]]:
             continue
         cells = [c.strip() for c in row]
         if len(cells) < min_fields or not cells[0].isdigit():
-            raise ValueError(
-                f"{path}: line {n} should be 'id, world, name...' with {min_fields}+ fields: {row}"
-            )
+            raise ValueError(f"{path}: line {n} should be 'id, world, name...' with {min_fields}+ fields: {row}")
         rows[int(cells[0])] = cells[1:]
     return rows
 
@@ -252,9 +248,7 @@ def _start_tile(env: dict[str, Any], name: str, path: Path, tilemap: TileMap) ->
     if not isinstance(x, int) or not isinstance(y, int):
         raise ValueError(f"{path}: persona {name!r} needs integer 'x' and 'y', got {x!r}, {y!r}")
     if not tilemap.inside((x, y)):
-        raise ValueError(
-            f"{path}: start tile {(x, y)} of {name!r} is off the {tilemap.width}x{tilemap.height} map"
-        )
+        raise ValueError(f"{path}: start tile {(x, y)} of {name!r} is off the {tilemap.width}x{tilemap.height} map")
     if not tilemap.is_walkable((x, y)):
         raise ValueError(f"{path}: start tile {(x, y)} of {name!r} is blocked in the collision layer")
     return (x, y)

@@ -66,9 +66,7 @@ class TileMap:
         compared whole: a sector `Moore` never matches `Moore family's house`."""
         want = ":".join(part.strip() for part in address_prefix.split(":"))
         below = want + ":"
-        return sorted(
-            p for p, place in self.places.items() if (a := place.address) == want or a.startswith(below)
-        )
+        return sorted(p for p, place in self.places.items() if (a := place.address) == want or a.startswith(below))
 
     @classmethod
     def open(cls, width: int, height: int, name: str = "open") -> TileMap:

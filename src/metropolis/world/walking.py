@@ -20,12 +20,13 @@ from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
 from metropolis.world.tilemap import TileMap
 
 _DERIVED_KEY = "walk_graph"
+NEAR = 8  # tiles: pairs this close (Manhattan) are settled by a bounded BFS first
 
 
 class WalkGraph:
     """The walkable tiles of a map as graph nodes (row-major order) with the distance fields on them."""
 
-    __slots__ = ("_node", "fields", "height", "tiles", "width")
+    __slots__ = ("_node_of", "fields", "height", "tiles", "width")
 
     def __init__(self, tilemap: TileMap, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         walkable = np.asarray(tilemap.walkable, dtype=bool)
@@ -34,8 +35,8 @@ class WalkGraph:
         ys, xs = np.nonzero(walkable)
         node = np.full((h, w), -1, dtype=np.int64)
         node[ys, xs] = np.arange(len(ys))
-        self._node: list[int | None] = [None if i < 0 else i for i in node.ravel().tolist()]
         self.tiles: list[Pos] = [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
+        self._node_of: dict[Pos, int] = {t: i for i, t in enumerate(self.tiles)}
         rows, cols = [], []
         for dy, dx in ((0, 1), (1, 0)):
             both = walkable[: h - dy, : w - dx] & walkable[dy:, dx:]
@@ -58,10 +59,7 @@ class WalkGraph:
 
     def node(self, pos: Pos) -> int | None:
         """The node of a walkable tile, None for a blocked tile or one off the map."""
-        x, y = pos
-        if 0 <= x < self.width and 0 <= y < self.height:
-            return self._node[y * self.width + x]
-        return None
+        return self._node_of.get(pos)
 
     def region_of(self, pos: Pos) -> int | None:
         """The label of the walkable region (connected component) holding `pos`; None off walkable ground."""
@@ -75,11 +73,18 @@ class WalkGraph:
         return node
 
     def distance(self, a: Pos, b: Pos) -> float:
+        """Exact walking distance. A near pair (Manhattan <= `NEAR`) is first tried with a BFS bounded at
+        `2 * NEAR`, which costs a small ball instead of a whole-map field; far pairs use a cached field."""
         if a == b:
             return 0.0
-        na, nb = self.node(a), self.node(b)
+        node_of = self._node_of
+        na, nb = node_of.get(a), node_of.get(b)
         if na is None or nb is None:
             return math.inf
+        if abs(a[0] - b[0]) + abs(a[1] - b[1]) <= NEAR:
+            d = self.fields.within(na, nb, 2 * NEAR)
+            if d is not None:
+                return d
         return self.fields.distance(na, nb)
 
     def distance_within(self, a: Pos, b: Pos, limit: float) -> float | None:
@@ -88,7 +93,7 @@ class WalkGraph:
             return None
         if a == b:
             return 0.0
-        na, nb = self.node(a), self.node(b)
+        na, nb = self._node_of.get(a), self._node_of.get(b)
         if na is None or nb is None:
             return None
         return self.fields.within(na, nb, limit)

@@ -19,9 +19,7 @@ class Cluster:
     def submit(self, job: Job) -> None:
         i = self.router.choose(job, self.replicas) if len(self.replicas) > 1 else 0
         if not 0 <= i < len(self.replicas):
-            raise RuntimeError(
-                f"router {type(self.router).__name__} chose replica {i} of {len(self.replicas)}"
-            )
+            raise RuntimeError(f"router {type(self.router).__name__} chose replica {i} of {len(self.replicas)}")
         self.replicas[i].submit(job)
 
     @property

@@ -116,8 +116,7 @@ class Replica:
     def _head_fits(self) -> bool:
         head = self._waiting[0][2]
         return (
-            self.running < self.config.max_running
-            and self._reserved + head.kv_tokens <= self.config.kv_capacity_tokens
+            self.running < self.config.max_running and self._reserved + head.kv_tokens <= self.config.kv_capacity_tokens
         )
 
     def _plan(self) -> None:
@@ -131,9 +130,7 @@ class Replica:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
         elif self._waiting:
-            raise RuntimeError(
-                f"replica {self.index}: a request waits but nothing runs and none can be admitted"
-            )
+            raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
 
