@@ -53,6 +53,14 @@ def test_every_policy_replays_the_same_states_and_the_oracle_is_fastest(town) ->
     assert gpu_limit(workload, serving) <= durations["oracle"]
 
 
+def test_one_large_town_replays_the_same_under_metropolis(town) -> None:  # noqa: ANN001
+    workload, layout = generate(town, DayConfig(agents=100, start_hour=12.0, hours=0.03, mode="large", seed=2))
+    world = layout.world(workload.perception_radius)
+    serial, _ = _run(workload, world, "serial", gpus=8)
+    ooo, _ = _run(workload, world, "metropolis", gpus=8, check=True)
+    assert [ooo.history(i) for i in range(100)] == [serial.history(i) for i in range(100)]
+
+
 def test_bench_setting_reports_every_policy_and_bound(town) -> None:
     result = run_setting(town, Setting("quiet", 6.0, 0.05, 50, 2))
     assert set(result.results) == {

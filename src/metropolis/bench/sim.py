@@ -34,10 +34,12 @@ class Setting:
     hours: float
     agents: int
     gpus: int
+    mode: str = "copies"  # how more than 25 agents live: copies of the town, or one large town
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.agents} agents {self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+        town = "" if self.agents <= 25 or self.mode == "copies" else " (large town)"
+        return f"{self.name} {self.agents} agents{town} {self.gpus} GPU{'s' if self.gpus > 1 else ''}"
 
 
 def default_settings(
@@ -45,6 +47,7 @@ def default_settings(
     agents: tuple[int, ...] = (25, 100, 500, 1000),
     gpus: tuple[int, ...] | None = None,
     hours: float | None = None,
+    mode: str = "copies",
 ) -> list[Setting]:
     """The paper's table: 25 agents a full day on 1 and 8 GPUs; the busy and the quiet hour at each agent count
     on 8 GPUs. `hours` shortens every window (fast runs)."""
@@ -52,11 +55,11 @@ def default_settings(
     for name in which:
         if name == "day-25":
             for g in gpus or (1, 8):
-                out.append(Setting(name, 0.0, hours or 24.0, 25, g))
+                out.append(Setting(name, 0.0, hours or 24.0, 25, g, mode))
         elif name in ("busy", "quiet"):
             for n in agents:
                 for g in gpus or (8,):
-                    out.append(Setting(name, 12.0 if name == "busy" else 6.0, hours or 1.0, n, g))
+                    out.append(Setting(name, 12.0 if name == "busy" else 6.0, hours or 1.0, n, g, mode))
         else:
             raise ValueError(f"unknown setting {name!r}; choose from day-25, busy, quiet")
     return out
@@ -93,7 +96,9 @@ Progress = Callable[[str, int, int], None]  # message, done, total agent-steps o
 
 def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progress | None = None) -> SettingResult:
     t0 = time.perf_counter()
-    config = DayConfig(agents=setting.agents, start_hour=setting.start_hour, hours=setting.hours, seed=seed)
+    config = DayConfig(
+        agents=setting.agents, start_hour=setting.start_hour, hours=setting.hours, mode=setting.mode, seed=seed
+    )
     workload, layout = generate(town, config)
     world = layout.world(config.perception_radius)
     generated = time.perf_counter() - t0
@@ -208,6 +213,7 @@ def rows(result: SettingResult) -> list[dict[str, object]]:
                 "setting": s.name,
                 "agents": s.agents,
                 "gpus": s.gpus,
+                "mode": s.mode,
                 "hours": s.hours,
                 "policy": policy,
                 "calls": result.workload_calls,

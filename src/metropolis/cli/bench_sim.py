@@ -16,6 +16,7 @@ from rich.table import Table
 from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
+from metropolis.workloads.scaling import MODES
 from metropolis.world.smallville import load_smallville
 
 console = Console()
@@ -39,12 +40,17 @@ def sim(
     agents: str = typer.Option("25,100,500,1000", "--agents", help="Agent counts for the busy and quiet hours."),
     gpus: str | None = typer.Option(None, "--gpus", help="GPU counts (default: 1,8 for day-25, 8 for the hours)."),
     hours: float | None = typer.Option(None, "--hours", help="Shorten every window to this many hours (fast runs)."),
+    mode: str = typer.Option(
+        "copies", "--mode", help="More than 25 agents as 'copies' of the town or one 'large' town."
+    ),
     seed: int = typer.Option(0, "--seed", help="Workload seed."),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
     which = tuple(s.strip() for s in setting.split(",") if s.strip())
-    settings = default_settings(which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours)
+    if mode not in MODES:
+        raise ValueError(f"unknown --mode {mode!r}; choose one of: {', '.join(MODES)}")
+    settings = default_settings(which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours, mode)
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
     folder = out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}"

@@ -1,0 +1,51 @@
+"""`metropolis bench sim` in its fast mode: the table, the CSV and the plots; bad options are one line."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from typer.testing import CliRunner
+
+from metropolis.cli.main import app
+from metropolis.paths import shared_data_dir
+
+pytestmark = pytest.mark.skipif(
+    shared_data_dir(required=False) is None, reason="needs shared/data/smallville (the real town)"
+)
+
+
+def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    args = ["bench", "sim", "--setting", "quiet", "--agents", "25,50", "--hours", "0.03", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "of oracle" in result.output
+    with (out / "bench_sim.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["policy"] for r in rows if r["agents"] == "25"] == [
+        "serial",
+        "lockstep",
+        "metropolis-nopriority",
+        "metropolis",
+        "oracle",
+        "critical-path",
+        "gpu-limit",
+    ]
+    assert {r["agents"] for r in rows} == {"25", "50"}
+    assert (out / "speedup_vs_agents.png").stat().st_size > 0
+    assert (out / "in_flight_quiet_50a_8g.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--setting", "noon"], "unknown setting 'noon'"),
+        (["--agents", "0"], "--agents needs integers >= 1"),
+        (["--mode", "huge"], "unknown --mode 'huge'"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path, args, message) -> None:  # noqa: ANN001
+    result = CliRunner().invoke(app, ["bench", "sim", *args, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output
