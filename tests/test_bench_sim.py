@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:  # noqa: ANN001
+def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:
     out = tmp_path / "run"
     args = ["bench", "sim", "--setting", "quiet", "--agents", "25,50", "--hours", "0.03", "--out", str(out)]
     result = CliRunner().invoke(app, args)
@@ -45,7 +45,7 @@ def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:  # noqa: ANN00
         (["--mode", "huge"], "unknown --mode 'huge'"),
     ],
 )
-def test_bad_options_are_one_line(tmp_path, args, message) -> None:  # noqa: ANN001
+def test_bad_options_are_one_line(tmp_path, args, message) -> None:
     result = CliRunner().invoke(app, ["bench", "sim", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output

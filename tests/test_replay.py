@@ -53,7 +53,7 @@ def test_every_policy_replays_the_same_states_and_the_oracle_is_fastest(town) ->
     assert gpu_limit(workload, serving) <= durations["oracle"]
 
 
-def test_one_large_town_replays_the_same_under_metropolis(town) -> None:  # noqa: ANN001
+def test_one_large_town_replays_the_same_under_metropolis(town) -> None:
     workload, layout = generate(town, DayConfig(agents=100, start_hour=12.0, hours=0.03, mode="large", seed=2))
     world = layout.world(workload.perception_radius)
     serial, _ = _run(workload, world, "serial", gpus=8)
