@@ -10,12 +10,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.progress import agent_step_bar
 from metropolis.workloads.scaling import MODES
 from metropolis.world.smallville import load_smallville
 
@@ -57,14 +57,7 @@ def sim(
     folder.mkdir(parents=True, exist_ok=True)
     town = load_smallville()
     results: list[SettingResult] = []
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} agent-steps"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with agent_step_bar(console) as bar:
         task = bar.add_task("generating", total=None)
         for s in settings:
             t0 = time.perf_counter()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.progress import agent_step_bar
 from metropolis.engine import Simulation
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.runtime import Environment, RunReport, VirtualRuntime
@@ -86,14 +86,7 @@ def walker_simulation(town: Town, steps: int, scheduler: str, priority: bool, se
 
 def _with_progress(sim: Simulation, go: Callable[[Callable[[int], None]], RunReport]) -> RunReport:
     total = len(sim.agents) * sim.steps
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} agent-steps"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with agent_step_bar(console) as bar:
         task = bar.add_task(sim.scheduler.name, total=total)
         return go(lambda n: bar.advance(task, n))
 
