@@ -73,3 +73,26 @@ def test_bench_setting_reports_every_policy_and_bound(town) -> None:
 def test_filler_text_has_one_word_per_token() -> None:
     assert filler_text(3) == "town town town"
     assert filler_text(0) == "town"
+
+
+async def test_real_time_replay_sends_prompts_of_the_recorded_size(town) -> None:
+    from metropolis.llm.types import LLMRequest, LLMResponse
+    from metropolis.runtime import AsyncioRuntime
+
+    class Endpoint:
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int]] = []
+
+        async def complete(self, request: LLMRequest) -> LLMResponse:
+            words = len(request.prompt_text().split())
+            self.seen.append((words, request.max_tokens))
+            return LLMResponse("ok", words, request.max_tokens)
+
+    workload, layout = generate(town, DayConfig(agents=25, start_hour=12.0, hours=0.01, seed=1))
+    sim = replay_simulation(workload, layout.world(workload.perception_radius), "metropolis", send_text=True)
+    endpoint = Endpoint()
+    report = await AsyncioRuntime(sim, endpoint).run()
+    assert report.llm_calls == workload.calls > 0
+    assert sorted(endpoint.seen) == sorted(
+        zip(workload.call_prompt.tolist(), workload.call_output.tolist(), strict=True)
+    )
