@@ -100,9 +100,7 @@ class StepContext:
 
     # -- think ------------------------------------------------------------------------------------------------
 
-    async def llm(
-        self, function: str, messages: list[dict[str, str]] | str = (), **kwargs: Any
-    ) -> LLMResponse:
+    async def llm(self, function: str, messages: list[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
         """Call the LLM on this agent's behalf; the step is sent as the request priority."""
         return await self.llm_for(self.agent_id, function, messages, **kwargs)
 
@@ -118,12 +116,7 @@ class StepContext:
             messages = [{"role": "user", "content": messages}]
         name = self._sim.agents[agent_id].name
         request = LLMRequest(
-            agent=name,
-            agent_id=agent_id,
-            step=self.step,
-            function=function,
-            messages=tuple(messages),
-            **kwargs,
+            agent=name, agent_id=agent_id, step=self.step, function=function, messages=tuple(messages), **kwargs
         )
         response = await self._llm.complete(request)
         self.calls.append(

@@ -83,7 +83,7 @@ class Process(Event):
         except StopIteration as stop:
             self.succeed(stop.value)
             return
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the process
             self.fail(error)
             return
         if not isinstance(target, Event):

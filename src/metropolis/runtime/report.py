@@ -16,9 +16,7 @@ class RunReport:
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
-    duration: (
-        float  # seconds on the runtime's clock: simulated seconds in virtual time, wall seconds in real time
-    )
+    duration: float  # seconds on the runtime's clock: simulated seconds in virtual time, wall seconds in real time
     mean_running_agents: float
     mean_llm_in_flight: float
     peak_llm_in_flight: int
