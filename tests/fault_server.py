@@ -1,11 +1,15 @@
-"""A loopback OpenAI-compatible chat server that misbehaves on a schedule, for testing the client over real HTTP.
+"""A loopback OpenAI-compatible chat server that misbehaves on a schedule, for testing the client over real
+HTTP.
 
 Plain asyncio plus h11 (already a dependency of httpx), in a thread with its own event loop, so the faults are
-real bytes on real sockets: a request that is never answered, 429 with Retry-After, 500/503, a connection reset
+real bytes on real sockets: a request that is never answered, 429 with Retry-After, 500/503, a connection
+reset
 in the middle of the body, 2xx bodies that are not chat completions.
 
-A `schedule(arrival) -> Fault` decides per attempt; `arrival.attempt` counts earlier arrivals of the same logical
-request (same X-Request-Id). The server counts the complete answers it sent per logical request, the requests it
+A `schedule(arrival) -> Fault` decides per attempt; `arrival.attempt` counts earlier arrivals of the same
+logical
+request (same X-Request-Id). The server counts the complete answers it sent per logical request, the requests
+it
 held at once, and keeps every arrival's headers and body for the tests to inspect.
 """
 
@@ -47,6 +51,7 @@ class Fault(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Arrival:
     request_id: str
+    label: str
     agent: str
     step: int | None
     attempt: int
@@ -58,7 +63,7 @@ Schedule = Callable[[Arrival], Fault]
 
 
 def scripted(plan: Callable[[Arrival], list[Fault]]) -> Schedule:
-    """A schedule from a per-request plan: attempt k gets `plan(arrival)[k]`, and OK once the plan runs out."""
+    """A schedule from a per-request plan: attempt k gets `plan(arrival)[k]`; OK once the plan runs out."""
 
     def schedule(arrival: Arrival) -> Fault:
         faults = plan(arrival)
@@ -161,7 +166,7 @@ class FaultServer:
                 task.cancel()
             await asyncio.gather(*handlers, return_exceptions=True)
 
-    # -- one connection: requests one after another (keep-alive) ----------------------------------------------
+    # -- one connection: requests one after another (keep-alive) ---------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
@@ -236,6 +241,7 @@ class FaultServer:
             self._seen[request_id] += 1
             arrival = Arrival(
                 request_id=request_id,
+                label=unquote(headers.get("x-metropolis-request", "")),
                 agent=unquote(headers.get("x-metropolis-agent", "")),
                 step=int(step) if step is not None else None,
                 attempt=attempt,
@@ -304,7 +310,8 @@ async def _reset(conn: h11.Connection, writer: asyncio.StreamWriter, payload: by
 
 
 class FaultServerProcess:
-    """A clean `FaultServer` in a child process, so the server does not share the GIL with the client under test.
+    """A clean `FaultServer` in a child process, so the server does not share the GIL with the client under
+    test.
 
     Only fault-free serving with a fixed delay: a schedule would have to cross the process boundary. After the
     block, `answered` (complete answers sent) and `max_in_flight` hold the child's counts.

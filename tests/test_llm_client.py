@@ -9,6 +9,7 @@ import logging
 import random
 import resource
 import time
+import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -56,7 +57,7 @@ async def run_batch(
     return responses, client
 
 
-# -- one request ---------------------------------------------------------------------------------------------------
+# -- one request ---------------------------------------------------------------------------------------------
 
 
 async def test_clean_request_returns_text_usage_times_and_headers() -> None:
@@ -79,7 +80,8 @@ async def test_clean_request_returns_text_usage_times_and_headers() -> None:
         "temperature": 0.0,
         "user": "alice",
     }
-    assert (arrival.agent, arrival.step, arrival.request_id) == ("alice", 3, "0:alice:3:decide")
+    assert (arrival.agent, arrival.step, arrival.label) == ("alice", 3, "0:alice:3:decide")
+    assert str(uuid.UUID(arrival.request_id)) == arrival.request_id
     assert "authorization" not in arrival.headers
 
 
@@ -123,7 +125,7 @@ async def test_missing_usage_is_estimated_from_the_text() -> None:
     assert (response.prompt_tokens, response.completion_tokens) == (10, estimate_tokens("re: " + "x" * 40))
 
 
-# -- faults --------------------------------------------------------------------------------------------------------
+# -- faults --------------------------------------------------------------------------------------------------
 
 TRANSIENT = [
     Fault.TIMEOUT,
@@ -138,7 +140,7 @@ TRANSIENT = [
 
 def plan_for(arrival: Arrival) -> list[Fault]:
     """Request i fails (i mod 3) times before it succeeds, with faults picked by its number."""
-    i = int(arrival.request_id.split(":")[0])
+    i = int(arrival.label.split(":")[0])
     return [TRANSIENT[(i + k) % len(TRANSIENT)] for k in range(i % 3)]
 
 
@@ -181,7 +183,7 @@ async def test_other_4xx_fail_at_once_with_the_server_message() -> None:
 async def test_gives_up_after_max_attempts_naming_the_request() -> None:
     with FaultServer(lambda a: Fault.ERROR_503) as server:
         async with OpenAIClient(config(server, max_attempts=3)) as client:
-            with pytest.raises(LLMUnavailable, match="decide of alice at step 3 failed 3 times.*HTTP 503"):
+            with pytest.raises(LLMUnavailable, match=r"decide of alice at step 3 failed 3 times.*HTTP 503"):
                 await client.complete(req())
     assert len(server.arrivals) == 3
     total = client.accounting.total()
@@ -224,7 +226,7 @@ async def test_closed_client_refuses_requests() -> None:
             await client.complete(req())
 
 
-# -- retry arithmetic and configs ----------------------------------------------------------------------------------
+# -- retry arithmetic and configs ----------------------------------------------------------------------------
 
 
 def test_backoff_grows_exponentially_with_equal_jitter_and_respects_retry_after() -> None:
@@ -254,10 +256,10 @@ def test_endpoint_profiles_and_bad_configs() -> None:
     assert (cfg.send_priority, cfg.url, cfg.label) == (True, "http://h:8000/v1/chat/completions", "vllm")
     assert EndpointConfig("http://h/v1/", "m").url == "http://h/v1/chat/completions"
     with pytest.raises(
-        ValueError, match="valid kinds: llama-cpp-python, llama.cpp, ollama, openai, sglang, vllm"
+        ValueError, match=r"valid kinds: llama-cpp-python, llama\.cpp, ollama, openai, sglang, vllm"
     ):
         endpoint("tgi", "http://h", "m")
-    with pytest.raises(ValueError, match="unknown endpoint option.*timeout"):
+    with pytest.raises(ValueError, match=r"unknown endpoint option.*timeout"):
         endpoint("vllm", "http://h", "m", timeout=3)
     with pytest.raises(ValueError, match="base_url must start with http"):
         EndpointConfig("localhost:8000", "m")
@@ -286,7 +288,7 @@ def test_accounting_counts_calls_retries_failures_and_cost() -> None:
     assert Accounting().cost() is None
 
 
-# -- the whole engine ----------------------------------------------------------------------------------------------
+# -- the whole engine ----------------------------------------------------------------------------------------
 
 
 def town(n: int = 6) -> Simulation:
@@ -323,7 +325,7 @@ async def test_engine_run_against_faulty_and_clean_servers_gives_identical_histo
     )
 
 
-# -- thousands in flight -------------------------------------------------------------------------------------------
+# -- thousands in flight -------------------------------------------------------------------------------------
 
 
 async def test_two_thousand_requests_in_flight_do_not_stall_the_event_loop() -> None:
@@ -366,6 +368,7 @@ async def test_two_thousand_requests_in_flight_do_not_stall_the_event_loop() -> 
     assert peak == n
     assert client.accounting.total().calls == server.answered == n
     print(
-        f"{n} requests in {elapsed:.1f} s, server saw {server.max_in_flight} at once, max loop lag {lag:.3f} s"
+        f"{n} requests in {elapsed:.1f} s, server saw {server.max_in_flight} at once, "
+        f"max loop lag {lag:.3f} s"
     )
     assert lag < 0.5, f"event loop stalled for {lag:.3f} s ({elapsed:.1f} s for {n} requests)"

@@ -1,7 +1,9 @@
 """Token accounting: what a run spent on the LLM, per agent and in total, with retries and an optional cost.
 
-One logical request is one call, however many attempts it took: a retried request is counted once, and its extra
-attempts show up as retries. That is what makes the books of a run against a flaky server equal to those of the
+One logical request is one call, however many attempts it took: a retried request is counted once, and its
+extra
+attempts show up as retries. That is what makes the books of a run against a flaky server equal to those of
+the
 same run against a clean one, retries aside.
 """
 
@@ -22,7 +24,8 @@ class Prices:
     def __post_init__(self) -> None:
         if self.prompt_per_million < 0 or self.completion_per_million < 0:
             raise ValueError(
-                f"prices must be >= 0, got {self.prompt_per_million} / {self.completion_per_million} per million"
+                f"prices must be >= 0, got {self.prompt_per_million} (prompt) / "
+                f"{self.completion_per_million} (completion) per million tokens"
             )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:

@@ -1,14 +1,17 @@
 """One async client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp, Ollama, OpenAI) on httpx.
 
 Why it looks the way it does:
-- A simulation keeps hundreds to thousands of requests in flight, so the client is one `httpx.AsyncClient` with
+- A simulation keeps hundreds to thousands of requests in flight, so the client is one `httpx.AsyncClient`
+  with
   a pool as wide as the in-flight bound (a semaphore), and nothing blocks the event loop.
 - Transient faults (429, 5xx, timeouts, dropped connections, malformed bodies) are retried with exponential
   backoff and jitter from a passed-in generator; the server's Retry-After wins. Other 4xx are the caller's bug
   and fail at once, with the server's message.
 - One logical request is one call in the books, however many attempts it took (`LLMResponse.attempts`). Every
-  attempt carries the same `X-Request-Id`, so a server or a proxy can deduplicate.
-- The API key is read from an environment variable at construction and lives only in the request headers: it is
+  attempt carries the same `X-Request-Id` (a UUID: llama-cpp-python's server rejects any other form with 400),
+  so a server or a proxy can deduplicate; `X-Metropolis-Request` says which call it is in words.
+- The API key is read from an environment variable at construction and lives only in the request headers: it
+  is
   never logged, never in `repr`, and scrubbed from every error message.
 """
 
@@ -22,6 +25,7 @@ import math
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -49,6 +53,9 @@ TRANSIENT_ERRORS = (
 AGENT_HEADER = "X-Metropolis-Agent"
 STEP_HEADER = "X-Metropolis-Step"
 REQUEST_ID_HEADER = "X-Request-Id"
+LABEL_HEADER = "X-Metropolis-Request"
+# Request ids are UUIDs derived from the call's label, so a run's ids repeat when the run does.
+_ID_NAMESPACE = uuid.UUID("6f1e3c2a-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 
 
 def estimate_tokens(text: str) -> int:
@@ -95,7 +102,7 @@ class OpenAIClient:
         key = "set" if self._key else "not set"
         return f"OpenAIClient({self.config.label!r}, model={self.config.model!r}, api key {key})"
 
-    # -- lifecycle --------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def close(self) -> None:
         self._closed = True
@@ -109,15 +116,15 @@ class OpenAIClient:
     ) -> None:
         await self.close()
 
-    # -- the backend ------------------------------------------------------------------------------------------
+    # -- the backend -----------------------------------------------------------------------------------------
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Answer one logical request; `start`/`end` span its attempts, from when it got an in-flight slot."""
         if self._closed:
             raise RuntimeError(f"{self!r} is closed; create a new client")
-        request_id = f"{next(self._ids)}:{request.agent}:{request.step}:{request.function}"
+        label = f"{next(self._ids)}:{request.agent}:{request.step}:{request.function}"
         body = self.body(request)
-        headers = self.headers(request, request_id)
+        headers = self.headers(request, label)
         async with self._limit:
             start = self._clock()
             reply, attempts = await self._send(request, body, headers)
@@ -152,12 +159,13 @@ class OpenAIClient:
             body["response_format"] = cfg.response_format(request.json_schema, _schema_name(request.function))
         return body
 
-    def headers(self, request: LLMRequest, request_id: str) -> dict[str, str]:
+    def headers(self, request: LLMRequest, label: str) -> dict[str, str]:
         """Per-request headers (the key is a client default); values are percent-encoded to stay ASCII."""
         return {
             AGENT_HEADER: quote(request.agent, safe=" "),
             STEP_HEADER: str(request.step),
-            REQUEST_ID_HEADER: quote(request_id, safe=" :"),
+            REQUEST_ID_HEADER: str(uuid.uuid5(_ID_NAMESPACE, label)),
+            LABEL_HEADER: quote(label, safe=" :"),
         }
 
     async def _send(
@@ -247,7 +255,9 @@ def _parse(response: httpx.Response) -> dict[str, Any]:
 def _read_reply(reply: dict[str, Any], request: LLMRequest) -> tuple[str, int, int]:
     """Text and token counts; counts the server left out are estimated from the text."""
     text: str = reply["choices"][0]["message"]["content"]
-    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
     if not isinstance(prompt, int):

@@ -1,17 +1,18 @@
 """Where an OpenAI-compatible server lives and which dialect of the API it speaks.
 
-The servers agree on `/v1/chat/completions` but differ in the details that matter to us:
+The servers agree on `/v1/chat/completions` but differ in the details that matter to us (kind in brackets):
+- vLLM [vllm], launched with `--scheduling-policy priority`: `priority` in the body, lower value served first;
+  structured output as `response_format: {type: json_schema, json_schema: {name, schema}}`.
+- SGLang [sglang], launched with `--enable-priority-scheduling`: `priority`, *higher* value first unless it
+  runs with `--schedule-low-priority-values-first` (then pass `priority_order="low_first"`); `json_schema`.
+- llama.cpp's C++ `llama-server` [llama.cpp]: ignores `priority`; `json_schema` (also `json_object` + schema).
+- llama-cpp-python's server [llama-cpp-python]: drops unknown fields such as `priority`; structured output
+  only as `{type: json_object, schema: ...}`; a `json_schema` request is answered with HTTP 500 (so retried).
+- Ollama's `/v1` [ollama]: ignores `priority`; `json_schema`.
+- OpenAI [openai]: rejects unknown fields with HTTP 400, so `priority` is never sent; `json_schema`.
 
-| server | `priority` in the body | structured output (`request.json_schema`) |
-|---|---|---|
-| vLLM (`--scheduling-policy priority`) | yes, lower value served first | `response_format: {type: json_schema, ...}` |
-| SGLang (`--enable-priority-scheduling`) | yes, *higher* value first unless launched with `--schedule-low-priority-values-first` | `json_schema` |
-| llama.cpp server (C++ `llama-server`) | ignored | `json_schema` (also `json_object` + `schema`) |
-| llama-cpp-python server | ignored (unknown fields are dropped) | only `{type: json_object, schema: ...}`; `json_schema` is answered with HTTP **500** |
-| Ollama (`/v1`) | ignored | `json_schema` |
-| OpenAI | rejected (unknown field: HTTP 400), so never sent | `json_schema` |
-
-A profile per server sets `send_priority`, `priority_order` and `schema_style`; `endpoint(kind, ...)` builds one.
+A profile per server sets `send_priority`, `priority_order` and `schema_style`; `endpoint(kind, ...)` builds
+one.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ class EndpointConfig:
     """One OpenAI-compatible endpoint and how to talk to it.
 
     `api_key_env` names the environment variable holding the key (None: send no key); the key itself is never
-    stored here, so a config can be printed, logged and saved. `max_in_flight` bounds concurrent requests from one
-    client; `max_connections` (None: same as `max_in_flight`) bounds its TCP connections. `pool_shard_size` and
-    `admit_per_tick` keep thousands of requests in flight from stalling the event loop (see `llm/transport.py`).
+    stored here, so a config can be printed, logged and saved. `max_in_flight` bounds concurrent requests from
+    one
+    client; `max_connections` (None: same as `max_in_flight`) bounds its TCP connections. `pool_shard_size`
+    and
+    `admit_per_tick` keep thousands of requests in flight from stalling the event loop (see
+    `llm/transport.py`).
     """
 
     base_url: str

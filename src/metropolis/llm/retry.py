@@ -39,7 +39,8 @@ def retry_after(response: httpx.Response) -> float | None:
     """The Retry-After header in seconds, or None if absent or unreadable.
 
     Delta-seconds are read leniently (fractions allowed, as some servers send them). An HTTP-date is measured
-    against the response's own Date header, so no local wall clock is read; without a Date header it is ignored.
+    against the response's own Date header, so no local wall clock is read; without a Date header it is
+    ignored.
     """
     value = response.headers.get("retry-after")
     if value is None:

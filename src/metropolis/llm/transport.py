@@ -1,11 +1,14 @@
 """Getting thousands of requests onto sockets without stalling the event loop.
 
 Two measured problems (httpx 0.28 / httpcore 1.0, 2,000 requests in flight on loopback, 2 cores):
-- httpcore's connection pool scans every queued request against every connection on each change, so one pool of
-  2,000 connections spends seconds per tick in `_assign_requests_to_connections` (the loop stalled for 40-100 s).
+- httpcore's connection pool scans every queued request against every connection on each change, so one pool
+  of
+  2,000 connections spends seconds per tick in `_assign_requests_to_connections` (the loop stalled for 40-100
+  s).
   Many small pools side by side (`ShardedPool`) keep each scan short; a request goes to the least-loaded one.
 - Starting 2,000 requests in one loop iteration runs 2,000 connection setups back to back (about a second).
-  `TickBudget` admits at most a fixed number of new requests per loop iteration; the rest wait their turn in FIFO
+  `TickBudget` admits at most a fixed number of new requests per loop iteration; the rest wait their turn in
+  FIFO
   order, a few milliseconds each.
 """
 
