@@ -371,4 +371,7 @@ async def test_two_thousand_requests_in_flight_do_not_stall_the_event_loop() -> 
         f"{n} requests in {elapsed:.1f} s, server saw {server.max_in_flight} at once, "
         f"max loop lag {lag:.3f} s"
     )
-    assert lag < 0.5, f"event loop stalled for {lag:.3f} s ({elapsed:.1f} s for {n} requests)"
+    # Before the sharded pool the loop stalled for 40-100 s; 0.3-0.4 s is typical now. The bound is loose on
+    # purpose: this checks the stall is gone, not the machine's speed (a busy CI machine must not fail it).
+    assert server.max_in_flight >= 200, "requests were not really concurrent"
+    assert lag < 5.0, f"event loop stalled for {lag:.3f} s ({elapsed:.1f} s for {n} requests)"
