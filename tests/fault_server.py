@@ -261,9 +261,7 @@ class FaultServer:
             self.in_flight -= 1
 
 
-async def _read_request(
-    conn: h11.Connection, reader: asyncio.StreamReader
-) -> tuple[h11.Request, bytes] | None:
+async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> tuple[h11.Request, bytes] | None:
     request: h11.Request | None = None
     body = bytearray()
     while True:

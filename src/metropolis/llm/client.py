@@ -21,7 +21,6 @@ import asyncio
 import itertools
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -38,7 +37,7 @@ from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.errors import LLMRejected, LLMUnavailable
 from metropolis.llm.retry import Backoff, is_retryable_status, retry_after
 from metropolis.llm.transport import ShardedPool, TickBudget
-from metropolis.llm.types import LLMRequest, LLMResponse
+from metropolis.llm.types import LLMRequest, LLMResponse, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,6 @@ REQUEST_ID_HEADER = "X-Request-Id"
 LABEL_HEADER = "X-Metropolis-Request"
 # Request ids are UUIDs derived from the call's label, so a run's ids repeat when the run does.
 _ID_NAMESPACE = uuid.UUID("6f1e3c2a-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters per token: the usual rule of thumb, for servers that report no usage."""
-    return max(1, math.ceil(len(text) / 4))
 
 
 class _Malformed(Exception):

@@ -77,13 +77,9 @@ class EndpointConfig:
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
         if self.schema_style not in ("json_schema", "json_object"):
-            raise ValueError(
-                f"schema_style must be 'json_schema' or 'json_object', got {self.schema_style!r}"
-            )
+            raise ValueError(f"schema_style must be 'json_schema' or 'json_object', got {self.schema_style!r}")
         if self.priority_order not in ("low_first", "high_first"):
-            raise ValueError(
-                f"priority_order must be 'low_first' or 'high_first', got {self.priority_order!r}"
-            )
+            raise ValueError(f"priority_order must be 'low_first' or 'high_first', got {self.priority_order!r}")
 
     @property
     def url(self) -> str:
@@ -128,8 +124,6 @@ def endpoint(kind: str, base_url: str, model: str, **overrides: Any) -> Endpoint
     known = {f.name for f in dataclasses.fields(EndpointConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(
-            f"unknown endpoint option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-        )
+        raise ValueError(f"unknown endpoint option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     options = {**_PROFILES[kind], "name": kind, **overrides}
     return EndpointConfig(base_url=base_url, model=model, **options)

