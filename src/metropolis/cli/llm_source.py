@@ -9,13 +9,17 @@ from metropolis.llm.endpoints import EndpointConfig, endpoint
 from metropolis.llm.local_server import LocalModelServer
 
 
+def check_llm_spec(spec: str) -> None:
+    if spec != "local" and not spec.startswith(("http://", "https://")):
+        raise ValueError(f"--llm must be 'local' or an http(s) URL of an OpenAI-compatible server, got {spec!r}")
+
+
 @contextlib.contextmanager
 def llm_endpoint(spec: str, kind: str, model: str, **overrides: object) -> Iterator[EndpointConfig]:
     """`spec` is "local" or the base URL of an OpenAI-compatible server (e.g. http://host:8000/v1)."""
+    check_llm_spec(spec)
     if spec == "local":
         with LocalModelServer() as server:
             yield server.endpoint(**overrides)
         return
-    if not spec.startswith(("http://", "https://")):
-        raise ValueError(f"--llm must be 'local' or an http(s) URL of an OpenAI-compatible server, got {spec!r}")
     yield endpoint(kind, spec.rstrip("/"), model, **overrides)
