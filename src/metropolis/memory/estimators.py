@@ -160,9 +160,7 @@ class PlanHint:
 
     def __post_init__(self) -> None:
         if self.next_call < self.step:
-            raise ValueError(
-                f"plan hint published at step {self.step} names an earlier next call ({self.next_call})"
-            )
+            raise ValueError(f"plan hint published at step {self.step} names an earlier next call ({self.next_call})")
 
     @classmethod
     def walking(cls, step: int, tiles: int, velocity: float = 1.0) -> PlanHint:
@@ -181,9 +179,7 @@ class PlanHint:
             return raw
         if isinstance(raw, Mapping) and {"step", "next_call"} <= raw.keys():
             return cls(int(raw["step"]), int(raw["next_call"]))
-        raise ValueError(
-            f"hint {PLAN_HINT!r} must be a PlanHint or a dict with 'step' and 'next_call', got {raw!r}"
-        )
+        raise ValueError(f"hint {PLAN_HINT!r} must be a PlanHint or a dict with 'step' and 'next_call', got {raw!r}")
 
 
 class PlanEstimator:
@@ -202,9 +198,7 @@ class PlanEstimator:
     def observe(self, request: LLMRequest) -> None:
         """Read the plan a request carries; a request without one clears the agent's old plan."""
         if request.agent_id is None:
-            raise ValueError(
-                f"request {request.function!r} of {request.agent!r} has no agent_id to file a plan under"
-            )
+            raise ValueError(f"request {request.function!r} of {request.agent!r} has no agent_id to file a plan under")
         self.publish(request.agent_id, PlanHint.from_hints(request.hints))
 
     def distance(self, agent: int) -> float:

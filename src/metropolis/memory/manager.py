@@ -117,9 +117,7 @@ class MemoryManager:
     def admit(self, agent: int, now: float) -> Admission:
         """Bring the agent's state onto the GPU and pin it for the request; see the module docstring."""
         if not self.can_admit(agent):
-            raise RuntimeError(
-                f"agent {agent} cannot be admitted: pinned state fills the GPU; check can_admit()"
-            )
+            raise RuntimeError(f"agent {agent} cannot be admitted: pinned state fills the GPU; check can_admit()")
         entries = self.entries_of(agent)
         self.policy.observe(agent, now)
         for e in entries:

@@ -111,21 +111,15 @@ def _lru(distance: Distance | None, future: Iterable[tuple[float, int]] | None) 
     return LRUPolicy()
 
 
-def _invocation_distance(
-    distance: Distance | None, future: Iterable[tuple[float, int]] | None
-) -> EvictionPolicy:
+def _invocation_distance(distance: Distance | None, future: Iterable[tuple[float, int]] | None) -> EvictionPolicy:
     if distance is None:
-        raise ValueError(
-            "policy 'invocation-distance' needs an invocation-distance estimator: pass distance=..."
-        )
+        raise ValueError("policy 'invocation-distance' needs an invocation-distance estimator: pass distance=...")
     return InvocationDistancePolicy(distance)
 
 
 def _belady(distance: Distance | None, future: Iterable[tuple[float, int]] | None) -> EvictionPolicy:
     if future is None:
-        raise ValueError(
-            "policy 'belady' needs the recorded future accesses: pass future=[(time, agent), ...]"
-        )
+        raise ValueError("policy 'belady' needs the recorded future accesses: pass future=[(time, agent), ...]")
     return BeladyPolicy(future)
 
 

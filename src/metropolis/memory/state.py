@@ -68,9 +68,7 @@ class ModelShape:
             raise ValueError(f"unknown linear module {module!r}; choose from: {', '.join(dims)}") from None
 
 
-LLAMA3_8B = ModelShape(
-    "llama-3-8b", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336
-)
+LLAMA3_8B = ModelShape("llama-3-8b", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336)
 ATTENTION_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -100,9 +98,7 @@ class StateSpec:
 
     def __post_init__(self) -> None:
         if self.nbytes <= 0:
-            raise ValueError(
-                f"agent {self.agent} {self.kind.value} state: size must be > 0 bytes, got {self.nbytes}"
-            )
+            raise ValueError(f"agent {self.agent} {self.kind.value} state: size must be > 0 bytes, got {self.nbytes}")
         if self.kind is StateKind.KV_PREFIX and (self.tokens is None or self.tokens <= 0):
             raise ValueError(f"agent {self.agent} KV prefix: give its token count (> 0), got {self.tokens}")
 

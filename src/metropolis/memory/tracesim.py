@@ -107,9 +107,7 @@ def _check_inputs(accesses: Sequence[Access], capacity: int, sizes: Mapping[int,
     if missing:
         raise ValueError(f"no state size for agents {sorted(missing)[:5]}")
     if max(sizes.values()) > capacity:
-        raise ValueError(
-            f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)"
-        )
+        raise ValueError(f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)")
 
 
 def synthetic_accesses(

@@ -33,9 +33,7 @@ class ServingConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.cost, CostModel):
-            raise TypeError(
-                f"serving config {self.name!r}: cost must be a CostModel, got {type(self.cost).__name__}"
-            )
+            raise TypeError(f"serving config {self.name!r}: cost must be a CostModel, got {type(self.cost).__name__}")
         for field in (
             "kv_capacity_tokens",
             "max_batched_tokens",
@@ -45,9 +43,7 @@ class ServingConfig:
         ):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"serving config {self.name!r}: {field} must be an integer >= 1, got {value!r}"
-                )
+                raise ValueError(f"serving config {self.name!r}: {field} must be an integer >= 1, got {value!r}")
         if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 0:
             raise ValueError(
                 f"serving config {self.name!r}: kv_bytes_per_token must be an integer >= 0, "
@@ -55,8 +51,7 @@ class ServingConfig:
             )
         if self.routing not in ROUTERS:
             raise ValueError(
-                f"serving config {self.name!r}: unknown routing {self.routing!r}; "
-                f"valid: {', '.join(sorted(ROUTERS))}"
+                f"serving config {self.name!r}: unknown routing {self.routing!r}; valid: {', '.join(sorted(ROUTERS))}"
             )
 
     @property

@@ -36,19 +36,13 @@ class CostModel:
         for name in ("c0", "c_prefill", "c_decode", "c_kv"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(
-                    f"cost coefficient {name} must be a finite number >= 0 (seconds), got {value!r}"
-                )
+                raise ValueError(f"cost coefficient {name} must be a finite number >= 0 (seconds), got {value!r}")
         if self.c0 + self.c_prefill + self.c_decode + self.c_kv <= 0:
-            raise ValueError(
-                "a cost model needs at least one positive coefficient, or iterations take no time"
-            )
+            raise ValueError("a cost model needs at least one positive coefficient, or iterations take no time")
 
     def iteration(self, prefill_tokens: int, decode_batch: int, kv_tokens: int) -> float:
         """Seconds one iteration takes."""
-        return (
-            self.c0 + self.c_prefill * prefill_tokens + self.c_decode * decode_batch + self.c_kv * kv_tokens
-        )
+        return self.c0 + self.c_prefill * prefill_tokens + self.c_decode * decode_batch + self.c_kv * kv_tokens
 
     def decode_span(self, k: int, batch: int, kv0: int) -> float:
         """Seconds k decode iterations of a fixed batch take, the first attending kv0 tokens."""

@@ -48,9 +48,7 @@ class ReplayResponder:
     that step from 0. The token count is `request.output_tokens` when the workload fixes it, else estimated
     from the text. A missing key falls back to `fallback`, or raises."""
 
-    def __init__(
-        self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None
-    ) -> None:
+    def __init__(self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None) -> None:
         self.answers = answers
         self.fallback = fallback
         self._seen: dict[tuple[str, int, str], int] = {}
