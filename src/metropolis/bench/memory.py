@@ -55,7 +55,7 @@ class MemoryBenchConfig:
         for f in self.fractions:
             if not 0 < f <= 1:
                 raise ValueError(f"GPU fractions must be within (0, 1], got {f}")
-        if not 0 <= self.host_fraction:
+        if not self.host_fraction >= 0:
             raise ValueError(f"host_fraction must be >= 0, got {self.host_fraction}")
 
     def settings(self) -> Iterator[tuple[str, float, int | None]]:

@@ -52,12 +52,11 @@ class AgentMemory:
     def __post_init__(self) -> None:
         if self.prefetch < 0:
             raise ValueError(f"agent memory: prefetch must be >= 0 agents, got {self.prefetch}")
-        if isinstance(self.policy, str) and self.policy in ("invocation-distance", "scalesim"):
-            if self.distance is None:
-                raise ValueError(
-                    "agent memory: policy 'invocation-distance' needs distance=..., e.g. Simulation's "
-                    "invocation_distance"
-                )
+        if self.policy in ("invocation-distance", "scalesim") and self.distance is None:
+            raise ValueError(
+                "agent memory: policy 'invocation-distance' needs distance=..., e.g. Simulation's "
+                "invocation_distance"
+            )
 
     def states(self, agent: int) -> list[StateSpec]:
         prefix = self.prefix_tokens

@@ -26,7 +26,6 @@ the KV tokens the batch attends are `kv_base + batch * count`.
 from __future__ import annotations
 
 import heapq
-
 from typing import TYPE_CHECKING
 
 from metropolis.llm.serving.config import ServingConfig
