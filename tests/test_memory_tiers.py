@@ -24,9 +24,7 @@ def kv(agent: int, nbytes: int = GB, tokens: int = 1000) -> StateSpec:
 
 def manager(gpu: int, host: int = 10 * GB, policy=None, recompute=lambda t: 1e9, bw: float = GB):
     """Tiers with every link at `bw` bytes/s except the disk (a quarter of it)."""
-    cfg = TierConfig(
-        gpu_bytes=gpu, host_bytes=host, h2d_bandwidth=bw, d2h_bandwidth=bw, disk_bandwidth=bw / 4
-    )
+    cfg = TierConfig(gpu_bytes=gpu, host_bytes=host, h2d_bandwidth=bw, d2h_bandwidth=bw, disk_bandwidth=bw / 4)
     return MemoryManager(cfg, policy or LRUPolicy(), recompute)
 
 

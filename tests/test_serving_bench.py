@@ -22,9 +22,7 @@ def drive(agents: int, calls: int, span: float, gpus: int) -> tuple[float, float
     async def agent(i: int, rng: random.Random) -> None:
         for step in range(per_agent):
             await env.timeout(rng.expovariate(1 / mean_gap))
-            await llm.complete(
-                LLMRequest(f"a{i}", step, "f", prompt_tokens=rng.randint(400, 900), output_tokens=22)
-            )
+            await llm.complete(LLMRequest(f"a{i}", step, "f", prompt_tokens=rng.randint(400, 900), output_tokens=22))
 
     rng = random.Random(0)
     for i in range(agents):

@@ -11,9 +11,7 @@ from metropolis.llm.serving.calibrate import Measurement, evaluate, fit, predict
 from metropolis.runtime.kernel import Environment
 
 TRUE = CostModel(c0=0.012, c_prefill=0.00011, c_decode=0.0004, c_kv=0.00000009)
-CFG = ServingConfig(
-    "truth", TRUE, kv_capacity_tokens=10_000_000, max_batched_tokens=1_000_000, max_running=1024
-)
+CFG = ServingConfig("truth", TRUE, kv_capacity_tokens=10_000_000, max_batched_tokens=1_000_000, max_running=1024)
 
 
 def burst(prompt: int, output: int, concurrency: int) -> tuple[float, float]:

@@ -4,6 +4,7 @@ under out-of-order scheduling, in virtual time on one modelled L4 GPU."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,7 +31,9 @@ def run(
     agents: int = typer.Option(25, "--agents", "-n", help="How many of the 25 Smallville personas."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
     scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
-    no_priority: bool = typer.Option(False, "--no-priority", help="Dispatch ready clusters FIFO, not lowest step first."),
+    no_priority: bool = typer.Option(
+        False, "--no-priority", help="Dispatch ready clusters FIFO, not lowest step first."
+    ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset for virtual time."),
     gpus: int = typer.Option(1, "--gpus", help="Data-parallel replicas of the serving model."),
     metric: str = typer.Option("euclidean", "--metric", help="Distance metric: euclidean or walking."),
@@ -81,11 +84,15 @@ def walker_simulation(town: Town, steps: int, scheduler: str, priority: bool, se
     )
 
 
-def _with_progress(sim: Simulation, go):  # noqa: ANN001, ANN202 - a tiny adapter
+def _with_progress(sim: Simulation, go: Callable[[Callable[[int], None]], RunReport]) -> RunReport:
     total = len(sim.agents) * sim.steps
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} agent-steps"),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} agent-steps"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task(sim.scheduler.name, total=total)
         return go(lambda n: bar.advance(task, n))
