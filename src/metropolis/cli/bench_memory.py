@@ -14,12 +14,12 @@ from rich.table import Table
 from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
 from metropolis.cli.errors import one_line_errors
 
-console = Console()
+console = Console(width=180)
 
 
 def memory(
     agents: int = typer.Option(100, "--agents", "-n", help="Agents in the town."),
-    steps: int = typer.Option(360, "--steps", help="Steps to simulate (10 s each)."),
+    steps: int = typer.Option(180, "--steps", help="Steps to simulate (10 s each)."),
     fraction: list[float] = typer.Option([0.10, 0.25], "--fraction", help="GPU tier as a share of all state."),
     lora_rank: int = typer.Option(16, "--lora-rank", help="Rank of the per-agent LoRA adapters (0: none)."),
     scheduler: list[str] = typer.Option(["lockstep", "metropolis"], "--scheduler", "-s"),
@@ -47,8 +47,8 @@ def _memory(
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
     cfg = MemoryBenchConfig(
-        agents=12 if tiny else agents,
-        steps=20 if tiny else steps,
+        agents=8 if tiny else agents,
+        steps=12 if tiny else steps,
         fractions=tuple(fractions),
         lora_ranks=(None, lora_rank) if lora_rank else (None,),
         schedulers=tuple(schedulers),

@@ -54,8 +54,7 @@ class AgentMemory:
             raise ValueError(f"agent memory: prefetch must be >= 0 agents, got {self.prefetch}")
         if self.policy in ("invocation-distance", "scalesim") and self.distance is None:
             raise ValueError(
-                "agent memory: policy 'invocation-distance' needs distance=..., e.g. Simulation's "
-                "invocation_distance"
+                "agent memory: policy 'invocation-distance' needs distance=..., e.g. Simulation's invocation_distance"
             )
 
     def states(self, agent: int) -> list[StateSpec]:
