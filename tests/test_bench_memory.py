@@ -20,8 +20,8 @@ def test_every_setting_runs_every_policy_and_ideal_is_the_floor() -> None:
         assert c.time_share_of_ideal <= 1.0 + 1e-9
     lru = [r for r in rows if r.policy == "lru"]
     assert all(r.bytes_prefetched == 0 for r in lru)  # LRU loads on demand only
-    with_lora = [r for r in rows if r.lora_rank and r.policy == "lru"][0]
-    without = [r for r in rows if not r.lora_rank and r.policy == "lru"][0]
+    with_lora = next(r for r in rows if r.lora_rank and r.policy == "lru")
+    without = next(r for r in rows if not r.lora_rank and r.policy == "lru")
     assert with_lora.bytes_moved > without.bytes_moved
 
 

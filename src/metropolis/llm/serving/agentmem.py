@@ -18,6 +18,7 @@ default when memory is on) each replica only ever holds and prefetches its own a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -129,6 +130,6 @@ def combined_stats(memories: Sequence[ReplicaMemory]) -> MemoryStats:
     """The replicas' statistics summed field by field."""
     out = MemoryStats()
     for m in memories:
-        for name in MemoryStats.__slots__:  # type: ignore[attr-defined]
-            setattr(out, name, getattr(out, name) + getattr(m.stats, name))
+        for f in dataclasses.fields(MemoryStats):
+            setattr(out, f.name, getattr(out, f.name) + getattr(m.stats, f.name))
     return out
