@@ -23,7 +23,7 @@ def test_slots_restore_saved_agents_and_evict_the_furthest() -> None:
         distance[0] = 5.0
         assert mem.acquire(1) == 0  # agent 0 is now the furthest; agent 1 comes back from its file
         assert mem.log[-3:] == [("save", 2, 1), ("erase", 0, 0), ("restore", 1, 0)]
-        with pytest.raises(SlotError, match="HTTP 400.*could not open file"):
+        with pytest.raises(SlotError, match=r"HTTP 400.*could not open file"):
             SlotClient(http).restore(0, "agent-99.bin")
         with pytest.raises(SlotError, match="Invalid slot ID"):
             SlotClient(http).save(7, "x.bin")
@@ -40,11 +40,11 @@ def test_adapters_stay_within_max_loras_by_invocation_distance(engine: str) -> N
         assert sorted(app.state.loras) == ["agent-0", "agent-2"]
         assert mgr.prefetch([3, 1]) == [3]  # 3 is nearer than 0; 1 is further than everything loaded
         assert sorted(mgr.loaded) == [2, 3]
-        with pytest.raises(AdapterError, match="HTTP 400.*already been loaded"):
+        with pytest.raises(AdapterError, match=r"HTTP 400.*already been loaded"):
             mgr._post(mgr.dialect.load_path, mgr.dialect.load_body("agent-2", "/p", False))
         with pytest.raises(AdapterError, match="max_loras"):
             mgr._post(mgr.dialect.load_path, mgr.dialect.load_body("agent-9", "/p", False))
-        with pytest.raises(AdapterError, match="HTTP 404.*cannot be found"):
+        with pytest.raises(AdapterError, match=r"HTTP 404.*cannot be found"):
             mgr._post(mgr.dialect.unload_path, {"lora_name": "agent-42"})
     if engine == "sglang":
         assert dialect("sglang").load_body("a", "/p", True)["pinned"] is True
@@ -55,5 +55,6 @@ def test_adapters_stay_within_max_loras_by_invocation_distance(engine: str) -> N
 def test_priority_and_bad_names() -> None:
     assert [request_priority(0.0), request_priority(2.5, scale=10)] == [0, 25]
     assert request_priority(float("inf")) == 2**31 - 1
+    assert request_priority(3.0, low_first=False) == -3
     with pytest.raises(ValueError, match="choose one of: vllm, sglang"):
         dialect("tgi")

@@ -8,9 +8,10 @@ The documented endpoints:
 - SGLang (docs.sglang.ai, "LoRA Serving"): `POST /load_lora_adapter {"lora_name", "lora_path", "pinned"}`
   and `POST /unload_lora_adapter {"lora_name"}`; `pinned` keeps an adapter in the GPU pool
   (`--max-loras-per-batch`); requests name it in `lora_path`.
-- Both accept a request `priority` (vLLM with `--scheduling-policy priority`: lower runs first; SGLang with
-  `--enable-priority-scheduling`, and its radix cache evicts by priority with `--radix-eviction-policy
-  priority`), which `request_priority` fills from the agent's invocation distance.
+- Both accept a request `priority`: vLLM with `--scheduling-policy priority` runs lower values first; SGLang
+  with `--enable-priority-scheduling` runs higher values first unless `--schedule-low-priority-values-first`
+  is given, and its radix cache can evict by request priority (`--radix-eviction-policy`, docs.sglang.io
+  "Radix Cache Eviction Policies"). `request_priority` fills it from the agent's invocation distance.
 
 `AdapterManager` keeps the adapters of the agents needed next loaded within `max_loras`: before an agent's call
 it loads the agent's adapter, unloading the loaded adapter whose agent is furthest away if the budget is full.
@@ -59,9 +60,12 @@ def dialect(name: str) -> Dialect:
         raise ValueError(f"unknown engine {name!r} for LoRA adapters; choose one of: {', '.join(DIALECTS)}") from None
 
 
-def request_priority(distance: float, scale: float = 1.0) -> int:
-    """The `priority` field of a request: lower is served first, so the nearest agents go first."""
-    return 2**31 - 1 if distance == math.inf else int(distance * scale)
+def request_priority(distance: float, scale: float = 1.0, low_first: bool = True) -> int:
+    """The `priority` field of a request so that the nearest agents go first: the distance (times `scale`)
+    for engines that serve low values first (vLLM; SGLang with --schedule-low-priority-values-first), its
+    negation for SGLang's default order."""
+    p = 2**31 - 1 if distance == math.inf else int(distance * scale)
+    return p if low_first else -p
 
 
 class AdapterManager:
