@@ -57,7 +57,7 @@ def sim(
     folder.mkdir(parents=True, exist_ok=True)
     town = load_smallville()
     results: list[SettingResult] = []
-    with agent_step_bar(console) as bar:
+    with agent_step_bar() as bar:
         task = bar.add_task("generating", total=None)
         for s in settings:
             t0 = time.perf_counter()
