@@ -8,6 +8,10 @@ Dependencies are tracked incrementally. A waiting agent only gains blockers when
 behind it that advances one step moves at most V while the blocking radius shrinks by V, so it can never start to
 block. So each commit costs a radius query around the agents that moved plus a re-check of the agents they blocked,
 not a pass over all N agents.
+
+The same radius query finds the agent's coupled partners: agents waiting at the same step within R + V. Positions
+only change with steps, so such an edge holds until both are dispatched, and a cluster is a walk over edges, with
+no further spatial query.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ class MetropolisScheduler(Scheduler):
         n = self.n
         self.blocked_by: list[set[int]] = [set() for _ in range(n)]
         self.blocks: list[set[int]] = [set() for _ in range(n)]
+        self.coupled: list[set[int]] = [set() for _ in range(n)]
         self._heap: list[tuple[int, int, int]] = []
         self._seq = itertools.count()
         if self.until > 0:
             for agent in range(n):
+                self._scan(agent)
                 self._push(agent)
 
     def _push(self, agent: int) -> None:
@@ -68,25 +74,44 @@ class MetropolisScheduler(Scheduler):
                     if not waiting_on:
                         released.append(a)
                 blocks[j] = keep
+        coupled = self.coupled
+        for j in unit.members:
+            coupled[j].clear()  # its old partners were this unit's members, all one step on now
         for j in unit.members:
             if self.status[j] is Status.WAITING:
-                self._find_blockers(j)
+                self._scan(j)
                 if not blocked_by[j]:
                     self._push(j)
         for a in released:
             if self.status[a] is Status.WAITING:
                 self._push(a)
 
-    def _find_blockers(self, a: int) -> None:
-        """Every agent behind `a` close enough to still change what `a` will observe."""
-        steps, pos, dist, R, V = self.steps, self.pos, self.metric.distance, self.R, self.V
+    def cluster_of(self, seed: int) -> list[int]:
+        """The coupled cluster of `seed`, walked over the coupling edges kept since each agent arrived."""
+        coupled = self.coupled
+        members = [seed]
+        seen = {seed}
+        for a in members:
+            for b in coupled[a]:
+                if b not in seen:
+                    seen.add(b)
+                    members.append(b)
+        members.sort()
+        return members
+
+    def _scan(self, a: int) -> None:
+        """On arrival at a new step: every agent behind `a` close enough to still change what `a` will observe
+        (its blockers), and every agent waiting at the same step within R + V (its coupled partners)."""
+        steps, pos, dist, R, V, status = self.steps, self.pos, self.metric.distance, self.R, self.V, self.status
         sa, pa = steps[a], pos[a]
-        gvt = self._gvt
-        if gvt >= sa:
-            return
-        mine = self.blocked_by[a]
-        for b in self.index.near(pa, (sa - gvt + 1) * V + R):
-            gap = sa - steps[b]
-            if gap > 0 and dist(pa, pos[b]) <= (gap + 1) * V + R:
-                mine.add(b)
-                self.blocks[b].add(a)
+        blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
+        couple = self.couple_radius
+        for b in self.index.near(pa, (sa - self._gvt + 1) * V + R if sa > self._gvt else couple):
+            sb = steps[b]
+            if sb < sa:
+                if dist(pa, pos[b]) <= (sa - sb + 1) * V + R:
+                    blockers.add(b)
+                    blocks[b].add(a)
+            elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:
+                coupled[a].add(b)
+                coupled[b].add(a)
