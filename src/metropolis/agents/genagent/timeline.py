@@ -1,0 +1,99 @@
+"""A readable account of the day: per agent, what it did when and where, and what was said.
+
+An engine listener: consecutive steps with the same action merge into one entry; utterances (events shaped
+"Speaker: line") go into the timeline of every speaker. Times are simulated clock times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metropolis.engine.records import CallRecord, StepRecord
+
+START_DATE = dt.datetime(2023, 2, 13)
+
+
+@dataclass(slots=True)
+class Entry:
+    first: int
+    last: int
+    action: str
+    pos: tuple[int, int]
+    lines: list[str] = field(default_factory=list)
+
+
+class Timeline:
+    """Collects entries per agent; `render()` gives markdown, `summary()` a few lines per agent."""
+
+    def __init__(self, start_seconds: float, seconds_per_step: float, path: str | Path | None = None) -> None:
+        self.start_seconds = start_seconds
+        self.seconds_per_step = seconds_per_step
+        self.path = Path(path) if path is not None else None
+        self.entries: dict[str, list[Entry]] = {}
+        self.calls: dict[str, Counter[str]] = {}
+        self.tokens = Counter[str]()
+
+    def clock(self, step: int) -> str:
+        when = START_DATE + dt.timedelta(seconds=self.start_seconds + step * self.seconds_per_step)
+        return when.strftime("%H:%M:%S")
+
+    def on_call(self, record: CallRecord) -> None:
+        self.calls.setdefault(record.name, Counter())[record.function] += 1
+        self.tokens["prompt"] += record.prompt_tokens
+        self.tokens["output"] += record.output_tokens
+
+    def on_step(self, record: StepRecord) -> None:
+        # The state is the one reached *after* the step, i.e. what the agent does from step + 1 on.
+        entries = self.entries.setdefault(record.name, [])
+        state = record.state
+        if entries and entries[-1].action == state.action and entries[-1].last == record.step:
+            entries[-1].last = record.step + 1
+        else:
+            entries.append(Entry(record.step + 1, record.step + 1, state.action, state.pos))
+        for event in state.events:
+            speaker = event.split(":", 1)[0]
+            for name in {record.name, speaker}:
+                self._note(name, record.step + 1, event)
+
+    def _note(self, name: str, step: int, text: str) -> None:
+        entries = self.entries.setdefault(name, [])
+        if not entries or entries[-1].last < step:
+            entries.append(Entry(step, step, "(in conversation)", (0, 0)))
+        entries[-1].lines.append(text)
+
+    def agent_lines(self, name: str) -> list[str]:
+        out = []
+        for e in self.entries.get(name, []):
+            span = self.clock(e.first) if e.first == e.last else f"{self.clock(e.first)}-{self.clock(e.last)}"
+            out.append(f"- {span}  {e.action}  (tile {e.pos[0]},{e.pos[1]})")
+            out.extend(f"    > {line}" for line in e.lines)
+        return out
+
+    def render(self) -> str:
+        parts = ["# Timeline", ""]
+        for name in sorted(self.entries):
+            calls = self.calls.get(name, Counter())
+            parts.append(f"## {name}  ({sum(calls.values())} LLM calls)")
+            parts.extend(self.agent_lines(name))
+            parts.append("")
+        return "\n".join(parts)
+
+    def summary(self, lines_per_agent: int = 8) -> str:
+        out = []
+        for name in sorted(self.entries):
+            calls = self.calls.get(name, Counter())
+            by_function = ", ".join(f"{f} {n}" for f, n in sorted(calls.items()))
+            out.append(f"{name}: {sum(calls.values())} calls ({by_function})")
+            out.extend(f"  {line}" for line in self.agent_lines(name)[:lines_per_agent])
+        return "\n".join(out)
+
+    def write(self, path: str | Path | None = None) -> Path:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise RuntimeError("Timeline.write needs a path (none was given at construction)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.render() + "\n", encoding="utf-8")
+        return target
