@@ -197,7 +197,9 @@ class GenerativeAgent(Agent):
     def _walk(self, ctx: StepContext) -> None:
         task = self.task.task if self.task else planning.SLEEPING
         if self.path:
-            self._head_to(ctx, None, f"walking to {self.address.split(':', 2)[-1]} to {task}")
+            parts = self.address.split(":")
+            where = parts[1] if len(parts) > 1 else self.address
+            self._head_to(ctx, None, f"walking to {where} to {task}")
             return
         ctx.act(f"{task} @ {self.address}" if self.address else task)
 

@@ -26,13 +26,18 @@ class Entry:
 
 
 class Timeline:
-    """Collects entries per agent; `render()` gives markdown, `summary()` a few lines per agent."""
+    """Collects what each agent did at each step; `render()` gives markdown, `summary()` a few lines per agent.
+
+    Records may arrive in any order (out-of-order schedulers): entries are kept by step and merged when read,
+    so the timeline is the same under every scheduler.
+    """
 
     def __init__(self, start_seconds: float, seconds_per_step: float, path: str | Path | None = None) -> None:
         self.start_seconds = start_seconds
         self.seconds_per_step = seconds_per_step
         self.path = Path(path) if path is not None else None
-        self.entries: dict[str, list[Entry]] = {}
+        self.states: dict[str, dict[int, tuple[str, tuple[int, int]]]] = {}
+        self.lines: dict[str, dict[int, list[str]]] = {}
         self.calls: dict[str, Counter[str]] = {}
         self.tokens = Counter[str]()
 
@@ -46,27 +51,28 @@ class Timeline:
         self.tokens["output"] += record.output_tokens
 
     def on_step(self, record: StepRecord) -> None:
-        # The state is the one reached *after* the step, i.e. what the agent does from step + 1 on.
-        entries = self.entries.setdefault(record.name, [])
+        # The state is the one reached *after* the step: what the agent does from step + 1 on.
         state = record.state
-        if entries and entries[-1].action == state.action and entries[-1].last == record.step:
-            entries[-1].last = record.step + 1
-        else:
-            entries.append(Entry(record.step + 1, record.step + 1, state.action, state.pos))
-        for event in state.events:
-            speaker = event.split(":", 1)[0]
-            for name in {record.name, speaker}:
-                self._note(name, record.step + 1, event)
+        self.states.setdefault(record.name, {})[record.step + 1] = (state.action, state.pos)
+        speakers = sorted({record.name} | {e.split(":", 1)[0] for e in state.events if ":" in e})
+        for name in speakers if state.events else ():
+            self.lines.setdefault(name, {}).setdefault(record.step + 1, []).extend(state.events)
 
-    def _note(self, name: str, step: int, text: str) -> None:
-        entries = self.entries.setdefault(name, [])
-        if not entries or entries[-1].last < step:
-            entries.append(Entry(step, step, "(in conversation)", (0, 0)))
-        entries[-1].lines.append(text)
+    def entries(self, name: str) -> list[Entry]:
+        """Consecutive steps with the same action merged; utterances attached to the entry of their step."""
+        out: list[Entry] = []
+        lines = self.lines.get(name, {})
+        for step, (action, pos) in sorted(self.states.get(name, {}).items()):
+            if out and out[-1].action == action and out[-1].last == step - 1 and step not in lines:
+                out[-1].last = step
+            else:
+                out.append(Entry(step, step, action, pos))
+            out[-1].lines.extend(lines.get(step, []))
+        return out
 
     def agent_lines(self, name: str) -> list[str]:
         out = []
-        for e in self.entries.get(name, []):
+        for e in self.entries(name):
             span = self.clock(e.first) if e.first == e.last else f"{self.clock(e.first)}-{self.clock(e.last)}"
             out.append(f"- {span}  {e.action}  (tile {e.pos[0]},{e.pos[1]})")
             out.extend(f"    > {line}" for line in e.lines)
@@ -74,7 +80,7 @@ class Timeline:
 
     def render(self) -> str:
         parts = ["# Timeline", ""]
-        for name in sorted(self.entries):
+        for name in sorted(self.states):
             calls = self.calls.get(name, Counter())
             parts.append(f"## {name}  ({sum(calls.values())} LLM calls)")
             parts.extend(self.agent_lines(name))
@@ -83,7 +89,7 @@ class Timeline:
 
     def summary(self, lines_per_agent: int = 8) -> str:
         out = []
-        for name in sorted(self.entries):
+        for name in sorted(self.states):
             calls = self.calls.get(name, Counter())
             by_function = ", ".join(f"{f} {n}" for f, n in sorted(calls.items()))
             out.append(f"{name}: {sum(calls.values())} calls ({by_function})")
