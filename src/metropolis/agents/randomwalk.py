@@ -60,9 +60,14 @@ class RandomWalker(Agent):
             partner.inbox.append(f"{self.name}@{ctx.step}")  # type: ignore[attr-defined]
             ctx.say(f"{self.name} greets {other.name}")
             if cfg.call_prob:
-                await ctx.llm_for(other.agent_id, "reply", f"{other.name} answers {self.name}.",
-                                  prompt_tokens=cfg.prompt_tokens, output_tokens=cfg.output_tokens,
-                                  max_tokens=cfg.output_tokens)
+                await ctx.llm_for(
+                    other.agent_id,
+                    "reply",
+                    f"{other.name} answers {self.name}.",
+                    prompt_tokens=cfg.prompt_tokens,
+                    output_tokens=cfg.output_tokens,
+                    max_tokens=cfg.output_tokens,
+                )
         if rng.random() < cfg.move_prob:
             moves = ctx.world.moves(ctx.pos)
             # Heavier on moves away from what it heard last: so memory changes the path.

@@ -10,8 +10,6 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, FileNotFoundError, PermissionError)
-
 
 class UserError(Exception):
     """A problem the user can fix; its message says what and where."""
@@ -22,7 +20,7 @@ def one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
-        except (UserError, *USER_ERRORS) as error:
+        except (UserError, ValueError, TypeError, FileNotFoundError, PermissionError) as error:
             print(f"metropolis: error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt:

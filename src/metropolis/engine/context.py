@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,12 +101,12 @@ class StepContext:
 
     # -- think ------------------------------------------------------------------------------------------------
 
-    async def llm(self, function: str, messages: list[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
+    async def llm(self, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
         """Call the LLM on this agent's behalf; the step is sent as the request priority."""
         return await self.llm_for(self.agent_id, function, messages, **kwargs)
 
     async def llm_for(
-        self, agent_id: int, function: str, messages: list[dict[str, str]] | str = (), **kwargs: Any
+        self, agent_id: int, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any
     ) -> LLMResponse:
         """Call the LLM for `agent_id` (self, or a partner speaking inside this step's conversation)."""
         if self._llm is None:
@@ -116,7 +117,12 @@ class StepContext:
             messages = [{"role": "user", "content": messages}]
         name = self._sim.agents[agent_id].name
         request = LLMRequest(
-            agent=name, agent_id=agent_id, step=self.step, function=function, messages=tuple(messages), **kwargs
+            agent=name,
+            agent_id=agent_id,
+            step=self.step,
+            function=function,
+            messages=tuple(messages),
+            **kwargs,
         )
         response = await self._llm.complete(request)
         self.calls.append(

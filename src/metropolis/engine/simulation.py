@@ -27,7 +27,7 @@ class Simulation:
         agents: Sequence[Agent],
         *,
         steps: int,
-        scheduler: str = "metropolis",
+        scheduler: str | Scheduler = "metropolis",
         priority: bool = True,
         seed: int = 0,
         check_causality: bool = False,
@@ -50,9 +50,16 @@ class Simulation:
             if world.tilemap is not None and not world.tilemap.is_walkable(state.pos):
                 raise ValueError(f"agent {agent.name} starts on tile {state.pos}, which is not walkable")
         self.store = StateStore(initial, keep_all=keep_history)
-        self.scheduler: Scheduler = make_scheduler(
-            scheduler, world, [s.pos for s in initial], steps, priority=priority
-        )
+        self.scheduler: Scheduler
+        if isinstance(scheduler, Scheduler):
+            if scheduler.n != len(initial) or scheduler.until != steps:
+                raise ValueError(
+                    f"the scheduler was built for {scheduler.n} agents and {scheduler.until} steps, "
+                    f"the simulation has {len(initial)} agents and {steps} steps"
+                )
+            self.scheduler = scheduler
+        else:
+            self.scheduler = make_scheduler(scheduler, world, [s.pos for s in initial], steps, priority=priority)
         self.checker: CausalityChecker | None = None
         if check_causality:
             self.checker = CausalityChecker()
@@ -140,8 +147,7 @@ class Simulation:
                 latest = self.store.latest(other).pos
                 if dist(pos, latest) - behind * self.world.max_velocity <= radius:
                     raise RuntimeError(
-                        f"causality: agent {me} at step {step} may observe agent {other}, still at step "
-                        f"{step - behind}"
+                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )
                 continue
             state = self.store.at(other, step)

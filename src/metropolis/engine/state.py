@@ -63,10 +63,10 @@ class StateStore:
         if self.keep_all:
             return
         for agent, states in enumerate(self._states):
-            drop = gvt - self._base[agent]
+            drop = min(gvt - self._base[agent], len(states) - 1)  # the latest state always stays
             if drop > 0:
                 del states[:drop]
-                self._base[agent] = gvt
+                self._base[agent] += drop
 
     def history(self, agent: int) -> list[AgentState]:
         """Every kept state of the agent, oldest first (all of them when `keep_all`)."""

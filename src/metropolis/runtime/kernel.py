@@ -83,7 +83,7 @@ class Process(Event):
         except StopIteration as stop:
             self.succeed(stop.value)
             return
-        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the process
+        except BaseException as error:
             self.fail(error)
             return
         if not isinstance(target, Event):
@@ -99,10 +99,10 @@ class Environment:
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = start
-        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._heap: list[tuple[float, int, Callable[..., object], tuple[Any, ...]]] = []
         self._seq = itertools.count()
 
-    def schedule(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+    def schedule(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
         if delay < 0:
             raise ValueError(f"cannot schedule into the past (delay {delay})")
         heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn, args))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from metropolis.engine.simulation import Simulation
@@ -37,7 +38,7 @@ class VirtualRuntime(Driver):
         while (unit := sim.pop_ready()) is not None:
             self.started(unit)
             proc = self.env.process(sim.execute(unit, self.llm, self.clock))
-            proc.callbacks.append(lambda ev, unit=unit: self._finish(unit, ev))
+            proc.callbacks.append(functools.partial(self._finish, unit))
 
     def _finish(self, unit: WorkUnit, ev: Event) -> None:
         self.finished(unit)

@@ -2,12 +2,15 @@
 
 from metropolis.scheduling.base import Scheduler, Status
 from metropolis.scheduling.checker import CausalityChecker, CausalityViolation
+from metropolis.scheduling.oracle import DependencyGraph, OracleScheduler
 from metropolis.scheduling.registry import make_scheduler, scheduler_names
 from metropolis.scheduling.unit import WorkUnit
 
 __all__ = [
     "CausalityChecker",
     "CausalityViolation",
+    "DependencyGraph",
+    "OracleScheduler",
     "Scheduler",
     "Status",
     "WorkUnit",

@@ -23,6 +23,8 @@ def scheduler_names() -> list[str]:
 def make_scheduler(
     name: str, world: World, positions: Sequence[Pos], until: int, *, priority: bool = True
 ) -> Scheduler:
+    if name == "oracle":
+        raise ValueError("the oracle schedules a recorded run: build OracleScheduler from its DependencyGraph")
     try:
         cls = SCHEDULERS[name]
     except KeyError:

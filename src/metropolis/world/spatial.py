@@ -7,7 +7,7 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Protocol
 
 Pos = tuple[int, int]
@@ -22,22 +22,32 @@ class SpatialIndex(Protocol):
 
     def remove(self, key: int, pos: Pos) -> None: ...
 
-    def near(self, pos: Pos, radius: float) -> Iterator[int]: ...
+    def near(self, pos: Pos, radius: float) -> Iterable[int]: ...
 
 
 class GridIndex:
-    """Uniform grid of square cells; valid for every metric that is never shorter than Euclidean distance."""
+    """Uniform grid of square cells; valid for every metric that is never shorter than Euclidean distance.
 
+    Cells are keyed by one integer (`cx * STRIDE + cy`): hashing an int is cheaper than building a tuple, and
+    this sits on the scheduler's hottest path.
+    """
+
+    STRIDE = 1 << 24
     __slots__ = ("_cells", "cell")
 
     def __init__(self, cell: int = 8) -> None:
         if cell < 1:
             raise ValueError(f"grid cell size must be >= 1, got {cell}")
         self.cell = cell
-        self._cells: dict[tuple[int, int], set[int]] = {}
+        self._cells: dict[int, set[int]] = {}
+
+    def _key(self, pos: Pos) -> int:
+        return (pos[0] // self.cell) * self.STRIDE + pos[1] // self.cell
 
     def add(self, key: int, pos: Pos) -> None:
-        c = (pos[0] // self.cell, pos[1] // self.cell)
+        if pos[0] < 0 or pos[1] < 0 or pos[1] >= self.STRIDE * self.cell:
+            raise ValueError(f"position {pos} is outside the grid index (coordinates must be >= 0)")
+        c = self._key(pos)
         bucket = self._cells.get(c)
         if bucket is None:
             self._cells[c] = {key}
@@ -45,7 +55,7 @@ class GridIndex:
             bucket.add(key)
 
     def remove(self, key: int, pos: Pos) -> None:
-        c = (pos[0] // self.cell, pos[1] // self.cell)
+        c = self._key(pos)
         bucket = self._cells[c]
         bucket.discard(key)
         if not bucket:
@@ -58,23 +68,28 @@ class GridIndex:
         self.remove(key, old)
         self.add(key, new)
 
-    def near(self, pos: Pos, radius: float) -> Iterator[int]:
-        size = self.cell
+    def near(self, pos: Pos, radius: float) -> list[int]:
+        size, stride = self.cell, self.STRIDE
         r = int(radius)
-        x0, x1 = (pos[0] - r) // size, (pos[0] + r) // size
-        y0, y1 = (pos[1] - r) // size, (pos[1] + r) // size
+        x0, x1 = max(0, (pos[0] - r) // size), (pos[0] + r) // size
+        y0, y1 = max(0, (pos[1] - r) // size), (pos[1] + r) // size
         cells = self._cells
+        out: list[int] = []
         if (x1 - x0 + 1) * (y1 - y0 + 1) > len(cells):
             # A huge query: scanning the occupied cells is cheaper than probing empty ones.
-            for (cx, cy), bucket in cells.items():
+            for c, bucket in cells.items():
+                cx, cy = divmod(c, stride)
                 if x0 <= cx <= x1 and y0 <= cy <= y1:
-                    yield from bucket
-            return
+                    out.extend(bucket)
+            return out
+        get = cells.get
         for cx in range(x0, x1 + 1):
-            for cy in range(y0, y1 + 1):
-                bucket = cells.get((cx, cy))
-                if bucket:
-                    yield from bucket
+            base = cx * stride
+            for c in range(base + y0, base + y1 + 1):
+                found = get(c)
+                if found:
+                    out.extend(found)
+        return out
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._cells.values())

@@ -33,11 +33,11 @@ class World:
             raise ValueError(f"seconds per step must be > 0, got {self.seconds_per_step}")
 
     @property
-    def R(self) -> float:  # noqa: N802 - the paper's name
+    def R(self) -> float:
         return self.perception_radius
 
     @property
-    def V(self) -> float:  # noqa: N802 - the paper's name
+    def V(self) -> float:
         return self.max_velocity
 
     def moves(self, pos: Pos) -> list[Pos]:

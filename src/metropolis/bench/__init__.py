@@ -1,0 +1,1 @@
+"""Benchmarks that the project ships: `metropolis bench ...`."""

@@ -1,0 +1,57 @@
+"""`metropolis bench ...`: the benchmarks, printed as tables of ratios measured side by side in one run."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metropolis.bench.scheduler import run_scheduler_bench
+from metropolis.cli.errors import one_line_errors
+from metropolis.scheduling import scheduler_names
+
+app = typer.Typer(
+    help="Benchmarks: scheduler micro-benchmark, simulation and memory comparisons.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.command("scheduler")
+@one_line_errors
+def scheduler(
+    agents: list[int] = typer.Option([100, 1000, 10000], "--agents", "-n", help="Agent counts (repeat the option)."),
+    agent_steps: int = typer.Option(200_000, help="Synthetic agent-steps per row."),
+    policy: list[str] = typer.Option(["metropolis", "lockstep"], "--scheduler", "-s", help="Schedulers to time."),
+) -> None:
+    """Controller cost per scheduling decision and per agent-step, with synthetic completions (no LLM)."""
+    for name in policy:
+        if name not in scheduler_names():
+            raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(scheduler_names())}")
+    if any(n < 1 for n in agents) or agent_steps < 1:
+        raise ValueError("--agents and --agent-steps must be >= 1")
+    with console.status("") as status:
+        rows = run_scheduler_bench(agents, policy, agent_steps, progress=lambda m: status.update(f"timing {m}"))
+    table = Table(title="Scheduler micro-benchmark (controller time only; random walkers at Smallville density)")
+    for col in (
+        "scheduler",
+        "agents",
+        "agent-steps",
+        "decisions",
+        "controller s",
+        "us / decision",
+        "us / agent-step",
+        "units in flight",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r.scheduler,
+            f"{r.agents:,}",
+            f"{r.agent_steps:,}",
+            f"{r.decisions:,}",
+            f"{r.controller_seconds:.2f}",
+            f"{r.us_per_decision:.1f}",
+            f"{r.us_per_agent_step:.1f}",
+            f"{r.mean_ready_units:.0f}",
+        )
+    console.print(table)

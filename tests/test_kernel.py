@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from metropolis.runtime import Environment
+
+
+def test_processes_interleave_by_time_and_sequence() -> None:
+    env, log = Environment(), []
+
+    async def child(d: float) -> float:
+        await env.timeout(d)
+        return d * 2
+
+    async def proc(name: str, d: float) -> None:
+        value = await env.process(child(d))
+        log.append((name, env.now, value))
+
+    env.process(proc("a", 2))
+    env.process(proc("b", 1))
+    env.process(proc("c", 1))
+    env.run()
+    assert log == [("b", 1.0, 2), ("c", 1.0, 2), ("a", 2.0, 4)]
+
+
+def test_failed_process_is_raised_unless_handled() -> None:
+    env = Environment()
+
+    async def boom() -> None:
+        await env.timeout(1)
+        raise ValueError("boom")
+
+    env.process(boom())
+    with pytest.raises(ValueError, match="boom"):
+        env.run()
+
+    env2, seen = Environment(), []
+
+    async def waiter() -> None:
+        try:
+            await env2.process(boom2())
+        except ValueError as e:
+            seen.append(str(e))
+
+    async def boom2() -> None:
+        raise ValueError("handled")
+
+    env2.process(waiter())
+    env2.run()
+    assert seen == ["handled"]
+
+
+def test_awaiting_a_foreign_awaitable_is_a_clear_error() -> None:
+    import asyncio
+
+    env = Environment()
+
+    async def bad() -> None:
+        await asyncio.sleep(0)
+
+    env.process(bad())
+    with pytest.raises(TypeError, match="only kernel events"):
+        env.run()
+
+
+def test_run_until_stops_the_clock() -> None:
+    env, log = Environment(), []
+    env.schedule(5, log.append, "late")
+    env.run(until=3)
+    assert (env.now, log) == (3, [])
+    env.run()
+    assert (env.now, log) == (5, ["late"])
