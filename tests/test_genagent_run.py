@@ -6,7 +6,7 @@ import collections
 import re
 
 import pytest
-from genagent_helpers import ScriptedLLM, mini_town, sensible_answer
+from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
 from metropolis.engine.simulation import Simulation

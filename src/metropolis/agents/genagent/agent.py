@@ -137,36 +137,50 @@ class GenerativeAgent(Agent):
         ctx.act(f"sleeping @ {self.home}:bed" if self.home else "sleeping")
 
     async def _plan(self, ctx: StepContext, now: float) -> None:
+        """Plan the day at wake-up, the next hours when the schedule runs out, the tasks at each new hour."""
         day, hour = int(now // DAY), int((now % DAY) // 3600)
-        ask = self.asker(ctx, self)
+        ask, cfg = self.asker(ctx, self), self.config
         if self.planned_day != day:
-            self.planned_day = day
-            memories = [m.text for m in self.memory.recent(self.config.retrieval_k)]
+            self.planned_day, self.schedule = day, {}
+            memories = [m.text for m in self.memory.recent(cfg.retrieval_k)]
             date = (START_DATE + dt.timedelta(days=day)).strftime("%A %B %d, %Y")
-            first_hour = max(self.wake, hour)
-            self.day_plan, self.schedule = await planning.plan_day(
-                ask, self.persona, self.identity, self.config, date, first_hour, self.sleep, memories
+            wake = max(self.wake, hour)
+            self.day_plan = await planning.plan_day(
+                ask, self.persona, self.identity, cfg, date, wake, self.sleep, memories
             )
             self.memory.add("plan", f"{self.name}'s plan for {date}: " + "; ".join(self.day_plan), now, 5)
+        if hour not in self.schedule:
+            self.schedule.update(
+                await planning.plan_schedule(
+                    ask, self.persona, self.identity, cfg, self.day_plan, hour, self.wake, self.sleep
+                )
+            )
         if self.planned_hour != (day, hour):
             self.planned_hour = (day, hour)
-            activity = self.schedule.get(hour, planning.SLEEPING)
-            minutes = 60 - int((now % 3600) // 60)
-            memories = [m.text for m in self.memory.retrieve(activity, now, self.config.retrieval_k)]
-            here = self.index.area_of(ctx.pos) or self.home
-            areas = sorted(self.areas)
-            self.subtasks = await planning.plan_hour(
-                ask, self.identity, self.config, activity, hour, minutes, areas, here, memories
-            )
-            self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)
+            await self._plan_hour(ctx, now, hour)
         current = next((t for t in self.subtasks if t.start <= now % DAY < t.end), None)
         if current is not None and current != self.task:
-            self.task = current
-            objects = self.areas.get(current.area, [])
-            obj = await planning.choose_object(ask, self.identity, self.config, current.task, objects)
-            self.address = f"{current.area}:{obj}" if obj else current.area
-            target = self.index.nearest(self.address, ctx.pos) or self.index.nearest(current.area, ctx.pos)
-            self.path = shortest_path(self.index.tilemap, ctx.pos, target)[1:] if target is not None else []
+            await self._start_task(ctx, current)
+
+    async def _plan_hour(self, ctx: StepContext, now: float, hour: int) -> None:
+        activity = self.schedule.get(hour, planning.SLEEPING)
+        minutes = 60 - int((now % 3600) // 60)
+        memories = [m.text for m in self.memory.retrieve(activity, now, self.config.retrieval_k)]
+        here = self.index.area_of(ctx.pos) or self.home
+        self.subtasks = await planning.plan_hour(
+            self.asker(ctx, self), self.identity, self.config, activity, hour, minutes, sorted(self.areas), here,
+            memories,
+        )
+        self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)
+
+    async def _start_task(self, ctx: StepContext, task: planning.Subtask) -> None:
+        """Pick the object for the task and the path to it."""
+        self.task = task
+        objects = self.areas.get(task.area, [])
+        obj = await planning.choose_object(self.asker(ctx, self), self.identity, self.config, task.task, objects)
+        self.address = f"{task.area}:{obj}" if obj else task.area
+        target = self.index.nearest(self.address, ctx.pos) or self.index.nearest(task.area, ctx.pos)
+        self.path = shortest_path(self.index.tilemap, ctx.pos, target)[1:] if target is not None else []
 
     async def _react(self, ctx: StepContext, fresh: list[Observation]) -> bool:
         """Maybe start a conversation with someone who just came into view; True when one took place."""

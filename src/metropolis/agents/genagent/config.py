@@ -13,6 +13,7 @@ class GenAgentConfig:
     default_sleep_hour: int = 23
     max_retries: int = 1
     max_daily_plan_items: int = 6
+    schedule_horizon_hours: int = 4
     max_subtasks: int = 5
     min_subtask_minutes: int = 5
     conversation_max_turns: int = 3
@@ -25,13 +26,13 @@ class GenAgentConfig:
     recency_decay_per_minute: float = 0.995
     reflection_threshold: int = 40
     reflection_insights: int = 2
-    tokens_plan: int = 160
-    tokens_schedule: int = 320
-    tokens_decompose: int = 200
+    tokens_plan: int = 140
+    tokens_schedule: int = 200
+    tokens_decompose: int = 160
     tokens_choice: int = 32
     tokens_line: int = 64
     tokens_score: int = 16
-    tokens_reflect: int = 160
+    tokens_reflect: int = 120
     embedder: str = "auto"
     pick_personas: str = "first"
 
@@ -49,7 +50,7 @@ class GenAgentConfig:
             raise ValueError(
                 f"genagent config: pick_personas must be 'first' or 'random', got {self.pick_personas!r}"
             )
-        if self.max_subtasks < 1 or self.min_subtask_minutes < 1 or self.steps_per_chat_line < 1:
+        if self.schedule_horizon_hours < 1 or self.max_subtasks < 1 or self.min_subtask_minutes < 1 or self.steps_per_chat_line < 1:
             raise ValueError(
                 "genagent config: max_subtasks, min_subtask_minutes, steps_per_chat_line must be >= 1"
             )

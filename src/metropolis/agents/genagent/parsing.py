@@ -24,6 +24,8 @@ Parser = Callable[[str], T | None]
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[a-z0-9']+")
+_CUT = re.compile(r"\n|\\n|```|[{}\[\]]")
+_LETTERS = re.compile(r"[^\W\d_]")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.):]|\(\d+\))\s*(.+?)\s*$")
 RETRY_HINT = "Answer ONLY with the JSON object described above, nothing else."
 
@@ -144,8 +146,15 @@ def parse_text_list(text: str, key: str, max_items: int) -> list[str] | None:
 
 
 def clean_sentence(text: str, max_chars: int = 120) -> str:
-    """One line, no quotes or markup, bounded length: what goes into memories, actions and the timeline."""
-    text = re.sub(r"\s+", " ", text.replace("\\n", " ")).strip().strip("\"'`*#-").strip()
+    """One line, no quotes or markup, bounded length: what goes into memories, actions and the timeline.
+
+    It ends at the first line break, code fence or bracket (small models run on into markup), and text with
+    fewer than three letters (a stray bracket, a bare number) is no sentence: it cleans to "".
+    """
+    text = _CUT.split(text.strip().lstrip("{}[]"), maxsplit=1)[0]
+    text = re.sub(r"\s+", " ", text).strip().strip("\"'`*#-()., ").strip()
+    if len(_LETTERS.findall(text)) < 3:
+        return ""
     if len(text) > max_chars:
         cut = text[:max_chars].rsplit(" ", 1)[0]
         text = cut or text[:max_chars]

@@ -168,28 +168,38 @@ async def plan_day(
     wake: int,
     sleep: int,
     memories: list[str],
-) -> tuple[list[str], dict[int, str]]:
-    """The broad plan and the schedule for the waking hours from `wake` to `sleep`."""
-    plan = await ask(
+) -> list[str]:
+    """The broad plan for the day, from waking up at `wake`."""
+    return await ask(
         "daily_plan",
         prompts.daily_plan(identity, date, wake, memories),
         lambda t: parse_text_list(t, "plan", cfg.max_daily_plan_items),
         fallback_plan(persona, wake, sleep),
         max_tokens=cfg.tokens_plan,
-        schema=prompts.SCHEMA_PLAN,
+        schema=prompts.schema_plan(cfg.max_daily_plan_items),
     )
-    hours = list(range(wake, min(sleep, 24)))
+
+
+async def plan_schedule(
+    ask: Asker, persona: PersonaLike, identity: str, cfg: GenAgentConfig, plan: list[str], hour: int, wake: int,
+    sleep: int,
+) -> dict[int, str]:
+    """What the persona does in each of the next `schedule_horizon_hours` waking hours from `hour`.
+
+    A rolling horizon rather than the whole day at once: a small model writes a short list well and fast.
+    """
+    hours = list(range(hour, min(hour + cfg.schedule_horizon_hours, sleep, 24)))
     if not hours:
-        return plan, {}
-    schedule = await ask(
+        return {}
+    routine = fallback_schedule(persona, wake, sleep)
+    return await ask(
         "hourly_schedule",
         prompts.hourly_schedule(identity, plan, hours),
         lambda t: parse_schedule(t, hours),
-        fallback_schedule(persona, wake, sleep),
+        {h: routine[h] for h in hours if h in routine},
         max_tokens=cfg.tokens_schedule,
-        schema=prompts.SCHEMA_SCHEDULE,
+        schema=prompts.schema_schedule(len(hours)),
     )
-    return plan, schedule
 
 
 async def plan_hour(
@@ -210,7 +220,7 @@ async def plan_hour(
         lambda t: parse_subtasks(t, minutes, cfg),
         [(activity, minutes)],
         max_tokens=cfg.tokens_decompose,
-        schema=prompts.SCHEMA_SUBTASKS,
+        schema=prompts.schema_subtasks(cfg.max_subtasks),
     )
     area = await choose_area(ask, identity, cfg, activity, areas, here)
     out, start = [], hour * 3600.0 + (60 - minutes) * 60.0

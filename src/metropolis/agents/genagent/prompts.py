@@ -17,28 +17,36 @@ def _object_schema(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": sorted(properties)}
 
 
-STRING_LIST = {"type": "array", "items": {"type": "string"}}
-SCHEMA_PLAN = _object_schema({"plan": STRING_LIST})
-SCHEMA_SCHEDULE = _object_schema(
-    {
-        "schedule": {
-            "type": "array",
-            "items": _object_schema({"hour": {"type": "integer"}, "activity": {"type": "string"}}),
-        }
-    }
-)
-SCHEMA_SUBTASKS = _object_schema(
-    {
-        "subtasks": {
-            "type": "array",
-            "items": _object_schema({"task": {"type": "string"}, "minutes": {"type": "integer"}}),
-        }
-    }
-)
+def _text(max_chars: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_chars}
+
+
+def _list(item: dict[str, Any], max_items: int) -> dict[str, Any]:
+    # Bounded arrays of bounded strings: a small model under a grammar otherwise answers [] or never stops.
+    return {"type": "array", "items": item, "minItems": 1, "maxItems": max_items}
+
+
+def schema_plan(n: int) -> dict[str, Any]:
+    return _object_schema({"plan": _list(_text(60), n)})
+
+
+def schema_schedule(n: int) -> dict[str, Any]:
+    hour = {"type": "integer", "minimum": 0, "maximum": 23}
+    return _object_schema({"schedule": _list(_object_schema({"hour": hour, "activity": _text(50)}), n)})
+
+
+def schema_subtasks(n: int) -> dict[str, Any]:
+    minutes = {"type": "integer", "minimum": 1, "maximum": 60}
+    return _object_schema({"subtasks": _list(_object_schema({"task": _text(50), "minutes": minutes}), n)})
+
+
+def schema_insights(n: int) -> dict[str, Any]:
+    return _object_schema({"insights": _list(_text(100), n)})
+
+
 SCHEMA_SCORE = _object_schema({"score": {"type": "integer", "minimum": 1, "maximum": 10}})
 SCHEMA_YES_NO = _object_schema({"answer": {"type": "string", "enum": ["yes", "no"]}})
-SCHEMA_LINE = _object_schema({"utterance": {"type": "string"}, "end": {"type": "boolean"}})
-SCHEMA_INSIGHTS = _object_schema({"insights": STRING_LIST})
+SCHEMA_LINE = _object_schema({"utterance": _text(140), "end": {"type": "boolean"}})
 
 
 def choice_schema(options: list[str]) -> dict[str, Any]:

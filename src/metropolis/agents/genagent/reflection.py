@@ -26,7 +26,7 @@ async def reflect(
         lambda t: parse_text_list(t, "insights", cfg.reflection_insights),
         [],
         max_tokens=cfg.tokens_reflect,
-        schema=prompts.SCHEMA_INSIGHTS,
+        schema=prompts.schema_insights(cfg.reflection_insights),
     )
     for insight in insights:
         memory.add("reflection", insight, now, INSIGHT_IMPORTANCE)
