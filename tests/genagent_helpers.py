@@ -103,13 +103,14 @@ def sensible_answer(request: LLMRequest) -> str:
     if f == "daily_plan":
         return '{"plan": ["wake up", "have breakfast", "work at the cafe", "lunch", "walk in the park"]}'
     if f == "hourly_schedule":
-        return '{"schedule": [{"hour": 7, "activity": "having breakfast"}, {"hour": 8, "activity": "working at the cafe"}]}'
+        return '{"schedule": [{"hour": 7, "activity": "having breakfast"}, {"hour": 8, "activity": "at the cafe"}]}'
     if f == "task_decomp":
         return '{"subtasks": [{"task": "make coffee", "minutes": 10}, {"task": "serve customers", "minutes": 50}]}'
     if f == "action_area":
         return '{"choice": "Johnson Park: park"}'
     if f == "action_object":
-        return '{"choice": "%s"}' % prompt.split("Options:\n- ")[1].split("\n")[0]
+        first = prompt.split("Options:\n- ")[1].split("\n")[0]
+        return f'{{"choice": "{first}"}}'
     if f == "decide_to_talk":
         return '{"answer": "yes"}'
     if f == "conversation":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metropolis.agents.genagent.embeddings import HashEmbedder, CachedEmbedder, make_embedder, minilm_available
+from metropolis.agents.genagent.embeddings import CachedEmbedder, HashEmbedder, make_embedder, minilm_available
 from metropolis.agents.genagent.memory import MemoryStream, RetrievalWeights
 
 

@@ -129,6 +129,12 @@ HOURS = [7, 8, 9, 10]
             '{ "schedule": [{"hour": 7, "activity": "having breakfast }, {...}]}\\n```\\nThis JSON is a map" }] }',
             {7: "having breakfast", 8: "having breakfast", 9: "having breakfast", 10: "having breakfast"},
         ),
+        # A real SmolLM2-135M answer cut off by max_tokens: the complete first item is salvaged.
+        (
+            '{ "schedule": [{"hour": 7, "activity": "having breakfast }, {\\n        "}, '
+            '{"hour": 9, "activity": "eating dinner }} }\\n```\\nThis JSON is a list of JSON',
+            {7: "having breakfast", 8: "having breakfast", 9: "having breakfast", 10: "having breakfast"},
+        ),
     ],
 )
 def test_parse_schedule(text: str, expected: dict[int, str] | None) -> None:
@@ -186,21 +192,34 @@ class Answers:
         self.texts = list(texts)
         self.prompts: list[list[dict[str, str]]] = []
 
-    async def __call__(self, function: str, messages: list[dict[str, str]], max_tokens: int, schema: object) -> LLMResponse:
+    async def __call__(
+        self, function: str, messages: list[dict[str, str]], max_tokens: int, schema: object
+    ) -> LLMResponse:
         self.prompts.append(messages)
         return LLMResponse(self.texts.pop(0), 1, 1)
 
 
 async def test_ask_parses_first_answer() -> None:
     stats, answers = ParseStats(), Answers('{"score": 3}')
-    got = await ask(answers, "f", [], lambda t: parse_int(t, 1, 10), 5, max_tokens=8, schema=None, retries=1, stats=stats)
+    got = await ask(
+        answers, "f", [], lambda t: parse_int(t, 1, 10), 5, max_tokens=8, schema=None, retries=1, stats=stats
+    )
     assert (got, stats.answers, stats.parsed, stats.retried, stats.fallbacks) == (3, 1, 1, 0, 0)
 
 
 async def test_ask_retries_with_firmer_prompt_then_parses() -> None:
     stats, answers = ParseStats(), Answers("hmm", '{"score": 9}')
-    got = await ask(answers, "f", [{"role": "user", "content": "q"}], lambda t: parse_int(t, 1, 10), 5,
-                    max_tokens=8, schema=None, retries=1, stats=stats)
+    got = await ask(
+        answers,
+        "f",
+        [{"role": "user", "content": "q"}],
+        lambda t: parse_int(t, 1, 10),
+        5,
+        max_tokens=8,
+        schema=None,
+        retries=1,
+        stats=stats,
+    )
     assert (got, stats.answers, stats.retried, stats.fallbacks) == (9, 2, 1, 0)
     assert answers.prompts[1][-2:] == [
         {"role": "assistant", "content": "hmm"},
@@ -210,5 +229,7 @@ async def test_ask_retries_with_firmer_prompt_then_parses() -> None:
 
 async def test_ask_falls_back_after_bounded_retries() -> None:
     stats, answers = ParseStats(), Answers("x", "y", "z")
-    got = await ask(answers, "f", [], lambda t: parse_int(t, 1, 10), 5, max_tokens=8, schema=None, retries=1, stats=stats)
+    got = await ask(
+        answers, "f", [], lambda t: parse_int(t, 1, 10), 5, max_tokens=8, schema=None, retries=1, stats=stats
+    )
     assert (got, stats.answers, stats.fallbacks, answers.texts) == (5, 2, 1, ["z"])

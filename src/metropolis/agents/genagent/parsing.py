@@ -25,6 +25,7 @@ Parser = Callable[[str], T | None]
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[a-z0-9']+")
 _CUT = re.compile(r"\n|\\n|```|[{}\[\]]")
+_ENUMERATION = re.compile(r"^\s*\d+[.)]\s+")
 _LETTERS = re.compile(r"[^\W\d_]")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.):]|\(\d+\))\s*(.+?)\s*$")
 RETRY_HINT = "Answer ONLY with the JSON object described above, nothing else."
@@ -44,6 +45,26 @@ def extract_json(text: str) -> Any | None:
                 continue
             return value
     return None
+
+
+def json_items(text: str, key: str) -> list[Any] | None:
+    """The list under `key` (or a bare list); else every complete object in the text, salvaged from an answer
+    that ran out of tokens mid-list."""
+    value = extract_json(text)
+    items = value.get(key) if isinstance(value, dict) else value
+    if isinstance(items, list):
+        return items
+    decoder, found, end = json.JSONDecoder(), [], 0
+    for i, ch in enumerate(text):
+        if ch != "{" or i < end:
+            continue
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and key not in obj:
+            found.append(obj)
+    return found or None
 
 
 def json_field(text: str, key: str) -> Any | None:
@@ -152,6 +173,7 @@ def clean_sentence(text: str, max_chars: int = 120) -> str:
     fewer than three letters (a stray bracket, a bare number) is no sentence: it cleans to "".
     """
     text = _CUT.split(text.strip().lstrip("{}[]"), maxsplit=1)[0]
+    text = _ENUMERATION.sub("", text)
     text = re.sub(r"\s+", " ", text).strip().strip("\"'`*#-()., ").strip()
     if len(_LETTERS.findall(text)) < 3:
         return ""

@@ -15,15 +15,37 @@ from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.parsing import (
     Asker,
     clean_sentence,
-    extract_json,
     fuzzy_choice,
+    json_items,
     parse_text_list,
 )
 from metropolis.agents.genagent.persona import PersonaLike
 
 _WORD = re.compile(r"[a-z]+")
 _HOUR_LINE = re.compile(r"^\s*[-*]?\s*(\d{1,2})(?::\d{2})?\s*(am|pm)?\s*[-:.)]*\s*(.+)$", re.IGNORECASE)
-_GENERIC = frozenset(["the", "a", "an", "of", "to", "and", "for", "at", "in", "on", "with", "his", "her", "their", "some", "up", "from", "go", "going"])
+_GENERIC = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "and",
+        "for",
+        "at",
+        "in",
+        "on",
+        "with",
+        "his",
+        "her",
+        "their",
+        "some",
+        "up",
+        "from",
+        "go",
+        "going",
+    ]
+)
 SLEEPING = "sleeping"
 
 
@@ -41,6 +63,8 @@ def work_sentence(persona: PersonaLike) -> str:
     """What the persona does all day, from its description ("opens Hobbs Cafe at 8am ...")."""
     raw = str(persona.scratch.get("daily_plan_req") or persona.scratch.get("learned") or "")
     first = raw.split(".")[0].replace(persona.name, "").strip(" ,")
+    if len(first) > 80 and "," in first[:80]:
+        first = first[: first.rfind(",", 0, 80)]  # end at a clause, not mid-phrase
     return clean_sentence(first, 80) or "working"
 
 
@@ -66,18 +90,13 @@ def fallback_schedule(persona: PersonaLike, wake: int, sleep: int) -> dict[int, 
 
 def fallback_plan(persona: PersonaLike, wake: int, sleep: int) -> list[str]:
     sched = fallback_schedule(persona, wake, sleep)
-    return [
-        f"{activity} at {hour}:00"
-        for hour, activity in sorted(sched.items())
-        if activity != sched.get(hour - 1)
-    ]
+    return [f"{activity} at {hour}:00" for hour, activity in sorted(sched.items()) if activity != sched.get(hour - 1)]
 
 
 def parse_schedule(text: str, hours: list[int]) -> dict[int, str] | None:
     """hour -> activity from JSON items or "7:00 am - breakfast" lines; missing hours carry the previous one."""
     found: dict[int, str] = {}
-    value = extract_json(text)
-    items = value.get("schedule") if isinstance(value, dict) else value
+    items = json_items(text, "schedule")
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict):
@@ -105,9 +124,7 @@ def _put_hour(found: dict[int, str], hour: Any, activity: Any) -> None:
     if isinstance(hour, str):
         digits = re.match(r"\s*(\d{1,2})", hour)
         hour = (
-            int(digits.group(1)) + (12 if "pm" in hour.lower() and int(digits.group(1)) < 12 else 0)
-            if digits
-            else None
+            int(digits.group(1)) + (12 if "pm" in hour.lower() and int(digits.group(1)) < 12 else 0) if digits else None
         )
     if isinstance(hour, int | float) and not isinstance(hour, bool) and isinstance(activity, str):
         text = clean_sentence(activity, 80)
@@ -117,8 +134,7 @@ def _put_hour(found: dict[int, str], hour: Any, activity: Any) -> None:
 
 def parse_subtasks(text: str, total: int, cfg: GenAgentConfig) -> list[tuple[str, int]] | None:
     """(task, minutes) pairs scaled to fill `total` minutes, each at least `min_subtask_minutes`."""
-    value = extract_json(text)
-    items = value.get("subtasks") if isinstance(value, dict) else value
+    items = json_items(text, "subtasks")
     pairs: list[tuple[str, float | None]] = []
     if isinstance(items, list):
         for item in items:
@@ -181,7 +197,13 @@ async def plan_day(
 
 
 async def plan_schedule(
-    ask: Asker, persona: PersonaLike, identity: str, cfg: GenAgentConfig, plan: list[str], hour: int, wake: int,
+    ask: Asker,
+    persona: PersonaLike,
+    identity: str,
+    cfg: GenAgentConfig,
+    plan: list[str],
+    hour: int,
+    wake: int,
     sleep: int,
 ) -> dict[int, str]:
     """What the persona does in each of the next `schedule_horizon_hours` waking hours from `hour`.
@@ -210,6 +232,7 @@ async def plan_hour(
     hour: int,
     minutes: int,
     areas: list[str],
+    home: str,
     here: str,
     memories: list[str],
 ) -> list[Subtask]:
@@ -222,7 +245,7 @@ async def plan_hour(
         max_tokens=cfg.tokens_decompose,
         schema=prompts.schema_subtasks(cfg.max_subtasks),
     )
-    area = await choose_area(ask, identity, cfg, activity, areas, here)
+    area = await choose_area(ask, identity, cfg, activity, areas, home, here)
     out, start = [], hour * 3600.0 + (60 - minutes) * 60.0
     for task, m in pairs:
         out.append(Subtask(task, start, start + m * 60.0, area))
@@ -230,25 +253,36 @@ async def plan_hour(
     return out
 
 
+def area_options(task: str, areas: list[str], home: str, here: str, limit: int) -> list[str]:
+    """At most `limit` areas to offer, likeliest first: the best keyword match, home, where the agent is, the rest.
+
+    A small model picks among few options far better than among all the town's places, and leans on the first.
+    """
+    first = [keyword_area(task, areas, home), home, here]
+    ordered = [a for a in first if a in areas] + [a for a in areas if a not in first]
+    return list(dict.fromkeys(ordered))[:limit]
+
+
 async def choose_area(
-    ask: Asker, identity: str, cfg: GenAgentConfig, task: str, areas: list[str], here: str
+    ask: Asker, identity: str, cfg: GenAgentConfig, task: str, areas: list[str], home: str, here: str
 ) -> str:
+    areas = area_options(task, areas, home, here, cfg.max_place_options)
+    if not areas:
+        return here
     shown = [a.split(":", 1)[-1] for a in areas]
-    fallback = keyword_area(task, areas, here)
+    fallback = areas[0]
     picked = await ask(
         "action_area",
         prompts.choose(identity, f"Where would this person go for: {task}?", shown),
         lambda t: fuzzy_choice(t, shown),
-        fallback.split(":", 1)[-1],
+        shown[0],
         max_tokens=cfg.tokens_choice,
         schema=prompts.choice_schema(shown),
     )
     return areas[shown.index(picked)] if picked in shown else fallback
 
 
-async def choose_object(
-    ask: Asker, identity: str, cfg: GenAgentConfig, task: str, objects: list[str]
-) -> str | None:
+async def choose_object(ask: Asker, identity: str, cfg: GenAgentConfig, task: str, objects: list[str]) -> str | None:
     if len(objects) <= 1:
         return objects[0] if objects else None
     fallback = keyword_area(task, objects, objects[0])

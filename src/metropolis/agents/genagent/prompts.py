@@ -98,9 +98,7 @@ def decide_to_talk(identity: str, other: str, other_action: str, time: str, memo
     )
 
 
-def utterance(
-    identity: str, listener: str, situation: str, memories: list[str], lines: list[str]
-) -> Messages:
+def utterance(identity: str, listener: str, situation: str, memories: list[str], lines: list[str]) -> Messages:
     so_far = "\n".join(lines) or "(nobody has spoken yet)"
     return _msgs(
         f"{identity}\n{situation}\nWhat this person remembers about {listener}: {'; '.join(memories) or 'nothing'}\n"

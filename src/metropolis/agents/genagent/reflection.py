@@ -14,17 +14,16 @@ def should_reflect(memory: MemoryStream, cfg: GenAgentConfig) -> bool:
     return cfg.reflection_insights > 0 and memory.importance_since_reflection >= cfg.reflection_threshold
 
 
-async def reflect(
-    ask: Asker, memory: MemoryStream, identity: str, cfg: GenAgentConfig, now: float
-) -> list[str]:
+async def reflect(ask: Asker, memory: MemoryStream, identity: str, cfg: GenAgentConfig, now: float) -> list[str]:
     """Insights from the recent memories, added to the stream; the trigger restarts either way."""
     memory.importance_since_reflection = 0
     recent = [m.text for m in memory.recent(12, ("observation", "plan", "chat"))]
+    empty: list[str] = []
     insights = await ask(
         "reflect",
         prompts.reflect(identity, recent, cfg.reflection_insights),
         lambda t: parse_text_list(t, "insights", cfg.reflection_insights),
-        [],
+        empty,
         max_tokens=cfg.tokens_reflect,
         schema=prompts.schema_insights(cfg.reflection_insights),
     )
