@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from metropolis.scheduling import make_scheduler
+from metropolis.scheduling import WorkUnit, make_scheduler
 from metropolis.world import World
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap
@@ -60,7 +60,7 @@ def bench_scheduler(
     sched = make_scheduler(scheduler, world, positions, steps)
     pop, complete = sched.pop_ready, sched.complete
     clock = time.perf_counter
-    heap: list[tuple[float, int, object]] = []
+    heap: list[tuple[float, int, WorkUnit]] = []
     seq = 0
     now = 0.0
     spent = 0.0
@@ -77,10 +77,10 @@ def bench_scheduler(
             seq += 1
             heapq.heappush(heap, (now + rng.expovariate(1.0), seq, unit))
         ready_area += len(heap)
-        now, _, unit = heapq.heappop(heap)
-        moved = [_step(sched.pos[a], side, rng) for a in unit.members]  # type: ignore[attr-defined]
+        now, _, done = heapq.heappop(heap)
+        moved = [_step(sched.pos[a], side, rng) for a in done.members]
         t0 = clock()
-        complete(unit, moved)  # type: ignore[arg-type]
+        complete(done, moved)
         spent += clock() - t0
     return SchedulerBenchRow(scheduler, agents, agents * steps, decisions, spent, ready_area / max(1, decisions))
 

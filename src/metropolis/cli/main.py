@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from metropolis.cli import bench, run
+from metropolis.cli import bench, run, trace
 
 app = typer.Typer(
     name="metropolis",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("run")(run.run)
 app.add_typer(bench.app, name="bench")
+app.add_typer(trace.app, name="trace")
 
 
 if __name__ == "__main__":

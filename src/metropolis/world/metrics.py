@@ -1,12 +1,13 @@
 """Distance metrics between positions, chosen by name.
 
-The scheduling rules hold for any metric that satisfies the triangle inequality and for which one step moves an
-agent at most V. Euclidean distance is the paper's; walking distance (walls count) and graph hops live in their own
-modules and register here.
+The scheduling rules hold for any metric that satisfies the triangle inequality and for which one step moves
+an agent at most V. Euclidean distance is the paper's; walking distance (walls count, `walking.py`) and graph
+hops (`graph.py`) live in their own modules and register here.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -41,8 +42,16 @@ class EuclideanMetric:
         return GridIndex(self.cell)
 
 
+def _euclidean(*, cell: int = 8, **_context: object) -> EuclideanMetric:
+    return EuclideanMetric(cell)
+
+
+# A factory receives the world it measures as keywords (`tilemap=`, `graph=`), uses what it needs and
+# ignores the rest, so one call builds any metric for any world.
 MetricFactory = Callable[..., Metric]
-_REGISTRY: dict[str, MetricFactory] = {"euclidean": EuclideanMetric}
+_REGISTRY: dict[str, MetricFactory] = {"euclidean": _euclidean}
+# Metrics whose modules register themselves on import; imported on first use to keep scipy and networkx lazy.
+_BUILTIN_MODULES = {"walking": "metropolis.world.walking", "hops": "metropolis.world.graph"}
 
 
 def register_metric(name: str, factory: MetricFactory) -> None:
@@ -50,11 +59,14 @@ def register_metric(name: str, factory: MetricFactory) -> None:
 
 
 def metric_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILTIN_MODULES))
 
 
 def make_metric(name: str, **kwargs: object) -> Metric:
-    """Build a metric by name; an unknown name lists the valid ones."""
+    """Build a metric by name, passing the world (`tilemap=`, `graph=`) and options; unknown names list the
+    valid ones."""
+    if name not in _REGISTRY and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
     try:
         factory = _REGISTRY[name]
     except KeyError:

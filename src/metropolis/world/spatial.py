@@ -7,6 +7,7 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -28,11 +29,12 @@ class SpatialIndex(Protocol):
 class GridIndex:
     """Uniform grid of square cells; valid for every metric that is never shorter than Euclidean distance.
 
-    Cells are keyed by one integer (`cx * STRIDE + cy`): hashing an int is cheaper than building a tuple, and
-    this sits on the scheduler's hottest path.
+    Cells are keyed by one integer (`cx * STRIDE + cy`, both shifted by OFFSET so negative coordinates work):
+    hashing an int is cheaper than building a tuple, and this sits on the scheduler's hottest path.
     """
 
     STRIDE = 1 << 24
+    OFFSET = 1 << 23
     __slots__ = ("_cells", "cell")
 
     def __init__(self, cell: int = 8) -> None:
@@ -42,11 +44,12 @@ class GridIndex:
         self._cells: dict[int, set[int]] = {}
 
     def _key(self, pos: Pos) -> int:
-        return (pos[0] // self.cell) * self.STRIDE + pos[1] // self.cell
+        return (pos[0] // self.cell + self.OFFSET) * self.STRIDE + pos[1] // self.cell + self.OFFSET
 
     def add(self, key: int, pos: Pos) -> None:
-        if pos[0] < 0 or pos[1] < 0 or pos[1] >= self.STRIDE * self.cell:
-            raise ValueError(f"position {pos} is outside the grid index (coordinates must be >= 0)")
+        limit = self.OFFSET * self.cell
+        if not (-limit <= pos[0] < limit and -limit <= pos[1] < limit):
+            raise ValueError(f"position {pos} is outside the grid index (|coordinates| < {limit})")
         c = self._key(pos)
         bucket = self._cells.get(c)
         if bucket is None:
@@ -69,10 +72,12 @@ class GridIndex:
         self.add(key, new)
 
     def near(self, pos: Pos, radius: float) -> list[int]:
-        size, stride = self.cell, self.STRIDE
+        size, stride, offset = self.cell, self.STRIDE, self.OFFSET
+        if math.isinf(radius):
+            return [key for bucket in self._cells.values() for key in bucket]
         r = int(radius)
-        x0, x1 = max(0, (pos[0] - r) // size), (pos[0] + r) // size
-        y0, y1 = max(0, (pos[1] - r) // size), (pos[1] + r) // size
+        x0, x1 = (pos[0] - r) // size + offset, (pos[0] + r) // size + offset
+        y0, y1 = (pos[1] - r) // size + offset, (pos[1] + r) // size + offset
         cells = self._cells
         out: list[int] = []
         if (x1 - x0 + 1) * (y1 - y0 + 1) > len(cells):

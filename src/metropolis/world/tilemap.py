@@ -32,6 +32,8 @@ class TileMap:
     walkable: np.ndarray
     places: dict[Pos, Place] = field(default_factory=dict)
     name: str = "map"
+    # Structures derived from `walkable` and built once (the walking graph). A map is not edited once in use.
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.walkable.shape != (self.height, self.width):
@@ -60,8 +62,11 @@ class TileMap:
         return [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
 
     def tiles_of(self, address_prefix: str) -> list[Pos]:
-        """Tiles whose place address starts with `address_prefix` (a sector, an arena or an object)."""
-        return sorted(p for p, place in self.places.items() if place.address.startswith(address_prefix))
+        """Tiles whose address starts with the parts of `address_prefix` (`world:sector[:arena[:object]]`),
+        compared whole: a sector `Moore` never matches `Moore family's house`."""
+        want = ":".join(part.strip() for part in address_prefix.split(":"))
+        below = want + ":"
+        return sorted(p for p, place in self.places.items() if (a := place.address) == want or a.startswith(below))
 
     @classmethod
     def open(cls, width: int, height: int, name: str = "open") -> TileMap:

@@ -1,0 +1,104 @@
+"""`VirtualLLM`: the LLM backend of the virtual-time runtime, answering through the serving model.
+
+`complete` is a coroutine the kernel drives: it submits the request to the cluster and awaits a kernel Event
+that the replica fires at the virtual instant the last token is out. No asyncio inside.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from metropolis.llm.serving.cluster import Cluster
+from metropolis.llm.serving.job import Job
+from metropolis.llm.serving.responder import PlaceholderResponder, Responder, estimate_tokens
+from metropolis.llm.types import LLMRequest, LLMResponse
+from metropolis.runtime.kernel import Environment, Event
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStat:
+    agent: str
+    step: int
+    function: str
+    replica: int
+    prompt_tokens: int
+    output_tokens: int
+    arrival: float
+    admitted: float
+    first_token: float
+    finished: float
+
+    @property
+    def queue_wait(self) -> float:
+        return self.admitted - self.arrival
+
+    @property
+    def ttft(self) -> float:
+        return self.first_token - self.arrival
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.arrival
+
+
+class VirtualLLM:
+    def __init__(self, env: Environment, cluster: Cluster, responder: Responder | None = None) -> None:
+        if cluster.env is not env:
+            raise ValueError("the cluster runs on another Environment than the one given to VirtualLLM")
+        self.env = env
+        self.cluster = cluster
+        self.responder: Responder = responder if responder is not None else PlaceholderResponder()
+        self.stats: list[RequestStat] = []
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        prompt = request.prompt_tokens
+        if prompt is None:
+            prompt = estimate_tokens(request.prompt_text())
+        reply = self.responder.respond(request)
+        done: Event = self.env.event()
+        job = Job(request.agent, max(1, prompt), reply.tokens, request.priority, on_done=done.succeed)
+        self.cluster.submit(job)
+        await done
+        assert job.arrival is not None and job.admitted is not None  # set by the replica
+        assert job.first_token is not None and job.finished is not None and job.replica is not None
+        self.stats.append(
+            RequestStat(
+                request.agent,
+                request.step,
+                request.function,
+                job.replica,
+                job.prompt_tokens,
+                job.output_tokens,
+                job.arrival,
+                job.admitted,
+                job.first_token,
+                job.finished,
+            )
+        )
+        return LLMResponse(
+            text=reply.text,
+            prompt_tokens=job.prompt_tokens,
+            completion_tokens=job.output_tokens,
+            start=job.arrival,
+            end=job.finished,
+            endpoint=f"{self.cluster.config.name}/replica-{job.replica}",
+        )
+
+    def utilisation(self) -> float:
+        return self.cluster.utilisation()
+
+    def mean_batch_size(self) -> float:
+        return self.cluster.mean_batch_size()
+
+    def summary(self) -> dict[str, float]:
+        """Means and medians of the per-request figures, plus the cluster's time-weighted ones."""
+        out: dict[str, float] = {"requests": float(len(self.stats))}
+        if self.stats:
+            for name in ("queue_wait", "ttft", "latency"):
+                values = [getattr(s, name) for s in self.stats]
+                out[f"mean_{name}"] = statistics.fmean(values)
+                out[f"p50_{name}"] = statistics.median(values)
+        out["mean_batch_size"] = self.mean_batch_size()
+        out["utilisation"] = self.utilisation()
+        return out

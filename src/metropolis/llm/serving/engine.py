@@ -1,0 +1,225 @@
+"""One serving engine replica with continuous batching, driven by the discrete-event kernel.
+
+How a replica schedules (vLLM / SGLang style, kept simple):
+- Waiting queue: ordered by (priority, arrival order), lowest step first; with `priority=False`, by arrival
+  only. Strict order: when the head cannot be admitted, nothing behind it is (no overtaking).
+- Each iteration decodes one token for every running request and prefills newly admitted requests whole.
+  Decode tokens take the token budget first; the first prefill of an iteration is always admitted (a prompt
+  over the budget stands for a chunked prefill, its whole cost charged to that one iteration), further ones
+  only while they fit the remaining budget.
+- KV cache: admission reserves the request's final footprint (prompt + output tokens) and the reservation is
+  released when it finishes, so a running request never outgrows memory and nothing is preempted; when the
+  head does not fit, it queues until completions free room. (vLLM allocates as tokens come and preempts on
+  overflow; with ~22 output tokens against ~643 prompt tokens the difference is a few percent of capacity.)
+- The prefill iteration emits the first token (TTFT); each later decode iteration one more; a request with n
+  output tokens finishes after its prefill iteration and n - 1 decode iterations.
+- Running requests are not preempted for higher-priority arrivals.
+
+Speed: the replica schedules one kernel event per *segment*, not per iteration. A segment is one prefill
+iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the
+closed form `CostModel.decode_span`. An arrival that could be admitted cuts the run short at the end of the
+iteration in progress (computed exactly), where the replica plans again. A global count of decode iterations
+done lets every running request be tracked in O(1): it finishes when the count reaches its `finish` mark, and
+the KV tokens the batch attends are `kv_base + batch * count`.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from metropolis.llm.serving.config import ServingConfig
+from metropolis.llm.serving.job import Job
+from metropolis.runtime.kernel import Environment
+
+
+class Replica:
+    def __init__(self, env: Environment, config: ServingConfig, index: int = 0) -> None:
+        self.env = env
+        self.config = config
+        self.cost = config.cost
+        self.index = index
+        self._waiting: list[tuple[int, int, Job]] = []
+        self._running: list[tuple[int, int, Job]] = []  # (finish mark, arrival order, job)
+        self._prefilling: list[Job] = []
+        self._order = 0
+        self._count = 0  # decode iterations done so far
+        self._kv_base = 0  # sum over running of (prompt + 1 - count at join)
+        self._finish_sum = 0  # sum over running of their finish marks
+        self._reserved = 0  # KV tokens reserved by running and prefilling requests
+        self._waiting_tokens = 0
+        # the segment in progress
+        self._busy = False
+        self._generation = 0
+        self._seg_start = 0.0
+        self._seg_iters = 0
+        self._seg_batch = 0
+        self._seg_kv0 = 0
+        self._seg_prefill = 0
+        # statistics
+        self.busy_time = 0.0
+        self.batch_area = 0.0  # integral of requests in the iteration over busy time
+        self.iterations = 0
+        self.completed = 0
+        self.first_arrival: float | None = None
+
+    # -- queries --
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._running) + len(self._prefilling)
+
+    @property
+    def kv_reserved(self) -> int:
+        return self._reserved
+
+    @property
+    def outstanding_tokens(self) -> int:
+        """Tokens still to process (waiting prompts and outputs, decodes left), as of the segment's start."""
+        decodes_left = self._finish_sum - len(self._running) * self._count
+        prefill = sum(j.prompt_tokens + j.output_tokens for j in self._prefilling)
+        return self._waiting_tokens + prefill + decodes_left
+
+    # -- submitting --
+
+    def submit(self, job: Job) -> None:
+        cfg = self.config
+        if job.kv_tokens > cfg.kv_capacity_tokens:
+            raise ValueError(
+                f"request of {job.agent} needs {job.kv_tokens} KV tokens (prompt {job.prompt_tokens} + "
+                f"output {job.output_tokens}), more than a replica of {cfg.name!r} holds "
+                f"({cfg.kv_capacity_tokens}); "
+                "shorten it or use a preset with more memory"
+            )
+        now = self.env.now
+        job.arrival = now
+        job.replica = self.index
+        if self.first_arrival is None:
+            self.first_arrival = now
+        self._order += 1
+        job.key = (job.priority if cfg.priority else 0, self._order)
+        heapq.heappush(self._waiting, (*job.key, job))
+        self._waiting_tokens += job.kv_tokens
+        if not self._busy:
+            self._plan()
+        elif now == self._seg_start:
+            self._cancel_segment()
+            self._plan()
+        elif self._seg_prefill == 0 and self._waiting[0][2] is job and self._head_fits():
+            self._cut_decode_run(now)
+
+    # -- planning --
+
+    def _head_fits(self) -> bool:
+        head = self._waiting[0][2]
+        return (
+            self.running < self.config.max_running and self._reserved + head.kv_tokens <= self.config.kv_capacity_tokens
+        )
+
+    def _plan(self) -> None:
+        """Start the next segment now: a prefill iteration if the head can be admitted, else a decode run."""
+        batch = len(self._running)
+        kv0 = self._kv_base + batch * self._count
+        prefill = self._admit(self.config.max_batched_tokens - batch)
+        if prefill:
+            self._start_segment(1, batch, kv0, prefill, self.cost.iteration(prefill, batch, kv0))
+        elif batch:
+            k = self._running[0][0] - self._count
+            self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
+        elif self._waiting:
+            raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
+        else:
+            self._busy = False
+
+    def _admit(self, budget: int) -> int:
+        now, waiting = self.env.now, self._waiting
+        prefill = 0
+        while waiting and self._head_fits():
+            job = waiting[0][2]
+            if self._prefilling and job.prompt_tokens > budget - prefill:
+                break
+            heapq.heappop(waiting)
+            self._waiting_tokens -= job.kv_tokens
+            self._reserved += job.kv_tokens
+            job.admitted = now
+            self._prefilling.append(job)
+            prefill += job.prompt_tokens
+        return prefill
+
+    def _start_segment(self, iters: int, batch: int, kv0: int, prefill: int, duration: float) -> None:
+        self._busy = True
+        self._generation += 1
+        self._seg_start = self.env.now
+        self._seg_iters, self._seg_batch, self._seg_kv0, self._seg_prefill = iters, batch, kv0, prefill
+        self.env.schedule(duration, self._on_segment_end, self._generation, iters)
+
+    def _cancel_segment(self) -> None:
+        """Undo a segment planned at this very instant (no time passed): admissions go back to the queue."""
+        self._generation += 1
+        for job in self._prefilling:
+            heapq.heappush(self._waiting, (*job.key, job))
+            self._waiting_tokens += job.kv_tokens
+            self._reserved -= job.kv_tokens
+            job.admitted = None
+        self._prefilling.clear()
+
+    def _cut_decode_run(self, now: float) -> None:
+        """End the decode run at the end of the iteration in progress, where the new head gets admitted."""
+        start, batch, kv0, span = self._seg_start, self._seg_batch, self._seg_kv0, self.cost.decode_span
+        done = self.cost.decode_iterations_within(now - start, batch, kv0)
+        while start + span(done + 1, batch, kv0) <= now:
+            done += 1
+        while done > 0 and start + span(done, batch, kv0) > now:
+            done -= 1
+        if start + span(done, batch, kv0) == now:  # exactly at an iteration boundary
+            self._generation += 1
+            self._end_segment(done)
+            return
+        k = done + 1
+        if k < self._seg_iters:
+            self._generation += 1
+            self._seg_iters = k
+            self.env.schedule(start + span(k, batch, kv0) - now, self._on_segment_end, self._generation, k)
+
+    # -- progress --
+
+    def _on_segment_end(self, generation: int, iters: int) -> None:
+        if generation == self._generation:
+            self._end_segment(iters)
+
+    def _end_segment(self, iters: int) -> None:
+        now = self.env.now
+        requests = self._seg_batch + len(self._prefilling)
+        elapsed = now - self._seg_start
+        self.busy_time += elapsed
+        self.batch_area += requests * elapsed
+        self.iterations += iters
+        self._count += iters
+        count = self._count
+        for job in self._prefilling:
+            job.first_token = now
+            finish = count + job.output_tokens - 1
+            if finish == count:
+                self._finish(job)
+                continue
+            heapq.heappush(self._running, (finish, job.key[1], job))
+            self._kv_base += job.prompt_tokens + 1 - count
+            self._finish_sum += finish
+        self._prefilling.clear()
+        running = self._running
+        while running and running[0][0] <= count:
+            finish, _, job = heapq.heappop(running)
+            self._finish_sum -= finish
+            self._kv_base -= job.prompt_tokens + 1 - (finish - job.output_tokens + 1)
+            self._finish(job)
+        self._plan()
+
+    def _finish(self, job: Job) -> None:
+        job.finished = self.env.now
+        self._reserved -= job.kv_tokens
+        self.completed += 1
+        if job.on_done is not None:
+            job.on_done(job)

@@ -1,0 +1,69 @@
+"""What the virtual LLM answers: the text of a response and its length in tokens."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from metropolis.llm.types import LLMRequest
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and Llama-3's tokenizer
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text` by ~4 characters per token; at least 1."""
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    tokens: int
+
+
+class Responder(Protocol):
+    def respond(self, request: LLMRequest) -> Reply: ...
+
+
+class PlaceholderResponder:
+    """Filler text of the right length: `request.output_tokens`, else min(max_tokens, default_tokens)."""
+
+    def __init__(self, default_tokens: int = 22) -> None:
+        if default_tokens < 1:
+            raise ValueError(f"default_tokens must be >= 1, got {default_tokens}")
+        self.default_tokens = default_tokens
+
+    def respond(self, request: LLMRequest) -> Reply:
+        n = request.output_tokens
+        if n is None:
+            n = min(request.max_tokens, self.default_tokens)
+        n = max(1, n)
+        return Reply(" ".join(["tok"] * n), n)  # "tok " is 4 characters: estimate_tokens gives n back
+
+
+class ReplayResponder:
+    """Recorded answers keyed (agent, step, function, n), n counting that agent's calls of that function in
+    that step from 0. The token count is `request.output_tokens` when the workload fixes it, else estimated
+    from the text. A missing key falls back to `fallback`, or raises."""
+
+    def __init__(self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None) -> None:
+        self.answers = answers
+        self.fallback = fallback
+        self._seen: dict[tuple[str, int, str], int] = {}
+
+    def respond(self, request: LLMRequest) -> Reply:
+        call = (request.agent, request.step, request.function)
+        n = self._seen.get(call, 0)
+        self._seen[call] = n + 1
+        text = self.answers.get((*call, n))
+        if text is None:
+            if self.fallback is None:
+                raise ValueError(
+                    f"replay has no answer for agent {request.agent!r}, step {request.step}, function "
+                    f"{request.function!r}, call #{n}; record it or give the ReplayResponder a fallback"
+                )
+            return self.fallback.respond(request)
+        tokens = request.output_tokens if request.output_tokens is not None else estimate_tokens(text)
+        return Reply(text, max(1, tokens))

@@ -1,0 +1,60 @@
+"""Which replica serves a request: small policies behind one method, found by name."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from metropolis.llm.serving.engine import Replica
+    from metropolis.llm.serving.job import Job
+
+
+class Router(Protocol):
+    def choose(self, job: Job, replicas: Sequence[Replica]) -> int: ...
+
+
+class RoundRobin:
+    """Replicas in turn, whatever their load."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
+        i = self._next % len(replicas)
+        self._next = i + 1
+        return i
+
+
+class LeastLoaded:
+    """Fewest outstanding tokens (queued prompts and outputs, decodes left); ties to the lowest index."""
+
+    def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
+        best, best_load = 0, None
+        for i, replica in enumerate(replicas):
+            load = replica.outstanding_tokens
+            if best_load is None or load < best_load:
+                best, best_load = i, load
+        return best
+
+
+class AgentAffinity:
+    """Always the same replica for an agent (a stable hash of its name), so its KV prefix can stay there."""
+
+    def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
+        return zlib.crc32(job.agent.encode()) % len(replicas)
+
+
+ROUTERS: dict[str, Callable[[], Router]] = {
+    "round_robin": RoundRobin,
+    "least_loaded": LeastLoaded,
+    "affinity": AgentAffinity,
+}
+
+
+def make_router(name: str) -> Router:
+    try:
+        return ROUTERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown routing policy {name!r}; valid: {', '.join(sorted(ROUTERS))}") from None

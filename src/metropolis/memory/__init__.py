@@ -1,0 +1,75 @@
+"""Agent-aware serving memory: per-agent private state, GPU/host tiers, eviction and prefetch (ScaleSim)."""
+
+from metropolis.memory.estimators import (
+    BarrierEstimator,
+    BlockingEstimator,
+    DistanceEstimator,
+    MinEstimator,
+    PlanEstimator,
+    PlanHint,
+    SpatialEstimator,
+    StepGapEstimator,
+    TableEstimator,
+    scheduler_estimator,
+    steps_to_seconds,
+)
+from metropolis.memory.manager import Admission, MemoryManager, MemoryStats
+from metropolis.memory.policies import (
+    BeladyPolicy,
+    EvictionPolicy,
+    InvocationDistancePolicy,
+    LRUPolicy,
+    make_policy,
+    policy_names,
+)
+from metropolis.memory.state import (
+    LLAMA3_8B,
+    ModelShape,
+    StateKind,
+    StateSpec,
+    agent_state,
+    kv_bytes_per_token,
+    lora_bytes,
+)
+from metropolis.memory.tiers import Entry, Link, Place, Tier, TierConfig, Tiers
+from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits, synthetic_accesses
+
+__all__ = [
+    "LLAMA3_8B",
+    "Admission",
+    "BarrierEstimator",
+    "BeladyPolicy",
+    "BlockingEstimator",
+    "DistanceEstimator",
+    "Entry",
+    "EvictionPolicy",
+    "HitStats",
+    "InvocationDistancePolicy",
+    "LRUPolicy",
+    "Link",
+    "MemoryManager",
+    "MemoryStats",
+    "MinEstimator",
+    "ModelShape",
+    "Place",
+    "PlanEstimator",
+    "PlanHint",
+    "SpatialEstimator",
+    "StateKind",
+    "StateSpec",
+    "StepGapEstimator",
+    "TableEstimator",
+    "Tier",
+    "TierConfig",
+    "Tiers",
+    "agent_state",
+    "exact_distances",
+    "kv_bytes_per_token",
+    "lora_bytes",
+    "make_policy",
+    "policy_names",
+    "scheduler_estimator",
+    "simulate_hits",
+    "steps_to_seconds",
+    "synthetic_accesses",
+]

@@ -1,0 +1,118 @@
+"""Per-agent private serving state and how big it is.
+
+An agent's private state is what the serving engine must hold on the GPU to run the agent's request cheaply:
+the KV cache of its long prompt prefix (persona, memories) and, optionally, its own LoRA adapter. Sizes follow
+from the model's shape, so they are computed here rather than configured, and the 128 KiB/token figure of
+Llama-3-8B is a test rather than a constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StateKind(Enum):
+    """The kind decides how a miss is served: a KV prefix is recomputed, an adapter is loaded from disk."""
+
+    KV_PREFIX = "kv"
+    LORA = "lora"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShape:
+    """The dimensions that decide KV and adapter sizes (not the whole config of a model)."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    dtype_bytes: int = 2
+
+    def __post_init__(self) -> None:
+        for field_name in (
+            "layers",
+            "hidden",
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "intermediate",
+            "dtype_bytes",
+        ):
+            if getattr(self, field_name) <= 0:
+                raise ValueError(f"model shape {self.name!r}: {field_name} must be > 0")
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return kv_bytes_per_token(self.layers, self.kv_heads, self.head_dim, self.dtype_bytes)
+
+    def linear_dims(self, module: str) -> tuple[int, int]:
+        """(d_in, d_out) of one of a decoder layer's linear projections, by its Hugging Face name."""
+        q_out, kv_out = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        dims = {
+            "q_proj": (self.hidden, q_out),
+            "k_proj": (self.hidden, kv_out),
+            "v_proj": (self.hidden, kv_out),
+            "o_proj": (q_out, self.hidden),
+            "gate_proj": (self.hidden, self.intermediate),
+            "up_proj": (self.hidden, self.intermediate),
+            "down_proj": (self.intermediate, self.hidden),
+        }
+        try:
+            return dims[module]
+        except KeyError:
+            raise ValueError(f"unknown linear module {module!r}; choose from: {', '.join(dims)}") from None
+
+
+LLAMA3_8B = ModelShape("llama-3-8b", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336)
+ATTENTION_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
+    """K and V for every layer: 2 x layers x kv_heads x head_dim x dtype bytes (Llama-3-8B bf16: 128 KiB)."""
+    return 2 * layers * kv_heads * head_dim * dtype_bytes
+
+
+def lora_bytes(shape: ModelShape, rank: int, modules: Sequence[str] = ATTENTION_MODULES) -> int:
+    """An adapter holds A (r x d_in) and B (d_out x r) per adapted linear layer: r (d_in + d_out) values
+    each."""
+    if rank <= 0:
+        raise ValueError(f"LoRA rank must be > 0, got {rank}")
+    per_layer = sum(rank * sum(shape.linear_dims(m)) for m in modules)
+    return per_layer * shape.layers * shape.dtype_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """One piece of one agent's private state. `tokens` (KV prefixes only) is what a recompute must
+    prefill."""
+
+    agent: int
+    kind: StateKind
+    nbytes: int
+    tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.nbytes <= 0:
+            raise ValueError(f"agent {self.agent} {self.kind.value} state: size must be > 0 bytes, got {self.nbytes}")
+        if self.kind is StateKind.KV_PREFIX and (self.tokens is None or self.tokens <= 0):
+            raise ValueError(f"agent {self.agent} KV prefix: give its token count (> 0), got {self.tokens}")
+
+    @property
+    def key(self) -> tuple[int, StateKind]:
+        return (self.agent, self.kind)
+
+
+def agent_state(
+    agent: int, prefix_tokens: int, shape: ModelShape = LLAMA3_8B, lora_rank: int | None = None
+) -> list[StateSpec]:
+    """The private state of one agent: its KV prefix, plus a LoRA adapter on the attention projections if
+    ranked."""
+    specs = [StateSpec(agent, StateKind.KV_PREFIX, prefix_tokens * shape.kv_bytes_per_token, prefix_tokens)]
+    if lora_rank is not None:
+        specs.append(StateSpec(agent, StateKind.LORA, lora_bytes(shape, lora_rank)))
+    return specs

@@ -1,0 +1,203 @@
+"""Records an engine run as a trace: a Listener that the simulation calls for every agent-step and LLM call.
+
+The per-record cost is one list append (the engine's records are frozen, so keeping them is safe); every
+`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a
+folder. So a run of millions of records holds at most one chunk of Python objects at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+
+from metropolis.engine.records import CallRecord, StepRecord
+from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
+from metropolis.trace.store import META_FILE, TableWriter, Trace, table_file
+
+if TYPE_CHECKING:
+    from metropolis.engine.simulation import Simulation
+
+R = TypeVar("R", CallRecord, StepRecord)
+
+
+def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
+    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster."""
+    arrays = []
+    for field in schema:
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pa.array(columns[field.name], pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(columns[field.name], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def calls_batch(records: list[CallRecord]) -> pa.Table:
+    prompts = [r.prompt for r in records]
+    outputs = [r.output for r in records]
+    columns: dict[str, list[Any]] = {
+        "agent": [r.agent for r in records],
+        "name": [r.name for r in records],
+        "step": [r.step for r in records],
+        "function": [r.function for r in records],
+        "prompt_tokens": [r.prompt_tokens for r in records],
+        "output_tokens": [r.output_tokens for r in records],
+        "prompt_chars": [None if p is None else len(p) for p in prompts],
+        "output_chars": [None if o is None else len(o) for o in outputs],
+        "max_tokens": [None] * len(records),
+        "prompt": prompts,
+        "output": outputs,
+        "start": [r.start for r in records],
+        "end": [r.end for r in records],
+        "endpoint": [r.endpoint for r in records],
+    }
+    return columns_table(columns, CALLS_SCHEMA)
+
+
+def steps_batch(records: list[StepRecord]) -> pa.Table:
+    states = [r.state for r in records]
+    columns: dict[str, list[Any]] = {
+        "agent": [r.agent for r in records],
+        "name": [r.name for r in records],
+        "step": [r.step for r in records],
+        "x": [s.pos[0] for s in states],
+        "y": [s.pos[1] for s in states],
+        "action": [s.action for s in states],
+        "events": [s.events for s in states],
+        "observed": [r.observed for r in records],
+        "partners": [r.partners for r in records],
+        "llm_calls": [r.llm_calls for r in records],
+        "start": [r.start for r in records],
+        "end": [r.end for r in records],
+    }
+    return columns_table(columns, STEPS_SCHEMA)
+
+
+class _Buffer(Generic[R]):
+    """One table's records awaiting their row group, and where row groups go: a Parquet file, or (without a
+    folder) a list kept in memory."""
+
+    def __init__(
+        self, table: str, folder: Path | None, build: Callable[[list[R]], pa.Table], recorder: TraceRecorder
+    ) -> None:
+        self.records: list[R] = []
+        self.table = table
+        self.build: Callable[[list[R]], pa.Table] = build
+        self.recorder = recorder
+        self.writer = None if folder is None else TableWriter(table_file(folder, table), table)
+        self.kept: list[pa.Table] = []
+
+    def add(self, record: R) -> None:
+        if self.recorder.closed:
+            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
+        self.records.append(record)
+        if len(self.records) >= self.recorder.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.records:
+            return
+        self.recorder.names.update((r.agent, r.name) for r in self.records)
+        batch = self.build(self.records)
+        self.records = []
+        if self.writer is None:
+            self.kept.append(batch)
+        else:
+            self.writer.write(batch)
+
+    def close(self) -> pd.DataFrame | None:
+        """Close the file, or return the kept rows as one frame (without a folder)."""
+        if self.writer is not None:
+            self.writer.close()
+            return None
+        return (pa.concat_tables(self.kept) if self.kept else TABLES[self.table].empty_table()).to_pandas()
+
+
+class TraceRecorder:
+    """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
+
+    def __init__(self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536):
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        self.folder = None if path is None else Path(path)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.meta = meta
+        self.chunk_rows = chunk_rows
+        self.names: dict[int, str] = {}
+        self.closed = False
+        self._result: Trace | None = None
+        self._calls = _Buffer("calls", self.folder, calls_batch, self)
+        self._steps = _Buffer("steps", self.folder, steps_batch, self)
+
+    @classmethod
+    def for_simulation(
+        cls,
+        sim: Simulation,
+        path: Path | str | None = None,
+        run_id: str | None = None,
+        chunk_rows: int = 65_536,
+    ) -> TraceRecorder:
+        """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
+        meta = TraceMeta(
+            source="metropolis",
+            agent_names=[a.name for a in sim.agents],
+            seconds_per_step=float(sim.world.seconds_per_step),
+            start_seconds=sim.start_seconds,
+            run_id=run_id,
+            scheduler=type(sim.scheduler).name,
+            world=sim.world.name,
+            seed=sim.seed,
+        )
+        return cls(path, meta, chunk_rows)
+
+    # -- the Listener protocol -------------------------------------------------------------------------------
+
+    def on_step(self, record: StepRecord) -> None:
+        self._steps.add(record)
+
+    def on_call(self, record: CallRecord) -> None:
+        self._calls.add(record)
+
+    # -- the end ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush what is left and write the metadata; `trace()` then gives the result."""
+        if self.closed:
+            raise RuntimeError("this trace recorder is already closed")
+        self._steps.flush()
+        self._calls.flush()
+        self.closed = True
+        calls, steps = self._calls.close(), self._steps.close()
+        meta = self.meta or TraceMeta(source="metropolis", agent_names=self._seen_names())
+        if self.folder is not None:
+            (self.folder / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
+        else:
+            self._result = Trace.of(meta, calls, steps)
+
+    def trace(self) -> Trace:
+        """The recorded trace, after `close()`: kept in memory, or read back from the folder (which costs)."""
+        if not self.closed:
+            raise RuntimeError("close the recorder before asking for its trace")
+        if self._result is not None:
+            return self._result
+        if self.folder is None:
+            raise RuntimeError("this recorder has neither a folder nor a kept trace")
+        return Trace.read(self.folder)
+
+    def _seen_names(self) -> list[str]:
+        """Agent names by id, from the records (ids never seen get a placeholder, so ids stay positions)."""
+        if not self.names:
+            return []
+        return [self.names.get(i, f"agent{i}") for i in range(max(self.names) + 1)]
+
+    def __enter__(self) -> TraceRecorder:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.closed:
+            self.close()

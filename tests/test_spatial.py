@@ -1,0 +1,54 @@
+"""The uniform grid index: buckets follow moves, and `near` returns a superset of the Euclidean ball."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metropolis.world import EuclideanMetric, GridIndex
+from metropolis.world.spatial import Pos
+
+
+def test_near_finds_the_buckets_around_a_point() -> None:
+    index = GridIndex(cell=4)
+    index.add(1, (0, 0))
+    index.add(2, (5, 1))
+    index.add(3, (20, 20))
+    assert sorted(index.near((1, 1), 1)) == [1]
+    assert sorted(index.near((3, 1), 2)) == [1, 2]
+    assert sorted(index.near((0, 0), math.inf)) == [1, 2, 3]
+    assert sorted(index.near((10, 10), 100)) == [1, 2, 3]  # the scan of occupied cells
+    assert len(index) == 3
+
+
+def test_moves_change_buckets_and_removal_empties_them() -> None:
+    index = GridIndex(cell=4)
+    index.add(1, (0, 0))
+    index.move(1, (0, 0), (1, 1))  # same cell
+    index.move(1, (1, 1), (9, 9))
+    assert list(index.near((0, 0), 1)) == []
+    assert list(index.near((9, 9), 0)) == [1]
+    index.remove(1, (9, 9))
+    assert len(index) == 0 and list(index.near((9, 9), 50)) == []
+
+
+def test_cell_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="grid cell size must be >= 1, got 0"):
+        GridIndex(0)
+
+
+coords = st.tuples(st.integers(-30, 60), st.integers(-30, 60))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(coords, min_size=1, max_size=40), coords, st.floats(0, 40), st.integers(1, 16))
+def test_near_is_a_superset_of_the_euclidean_ball(spots: list[Pos], center: Pos, radius: float, cell: int) -> None:
+    metric = EuclideanMetric(cell)
+    index = metric.make_index()
+    for key, p in enumerate(spots):
+        index.add(key, p)
+    within = {k for k, p in enumerate(spots) if metric.distance(center, p) <= radius}
+    assert within <= set(index.near(center, radius))
