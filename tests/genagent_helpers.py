@@ -1,38 +1,17 @@
-"""Test helpers for the generative agent: a tiny town and a scripted LLM backend.
-
-`mini_town` stands in for the Smallville loader (a Town with a world and personas) in unit tests; the real
-town is used by the run tests once `metropolis.world.smallville` is available.
-"""
+"""Test helpers for the generative agent: a tiny town (a real `Town` on a small map) and a scripted LLM."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.kernel import Environment
+from metropolis.world.smallville import Persona, Town
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import Place, TileMap
 from metropolis.world.world import World
-
-
-@dataclass
-class MiniPersona:
-    name: str
-    spawn: Pos
-    scratch: dict[str, Any]
-    spatial_memory: dict[str, Any]
-    whispers: list[str] = field(default_factory=list)
-
-
-@dataclass
-class MiniTown:
-    world: World
-    personas: list[MiniPersona]
-
 
 AREAS = {
     "Ann's house": ("main room", (1, 1, 5, 4), ["bed", "kitchen"]),
@@ -42,7 +21,7 @@ AREAS = {
 }
 
 
-def mini_town(n: int = 2, radius: float = 4.0) -> MiniTown:
+def mini_town(n: int = 2, radius: float = 4.0) -> Town:
     """19 x 12 open tiles with a wall column at x = 8 (gap at y = 5, 6); two houses, a cafe and a park."""
     walk = np.ones((12, 19), dtype=bool)
     walk[:, 8] = False
@@ -63,17 +42,22 @@ def mini_town(n: int = 2, radius: float = 4.0) -> MiniTown:
     ]
     personas = []
     for name, spawn, home, job, wake in people[:n]:
-        scratch = {
-            "age": 30,
-            "innate": "friendly, curious",
-            "learned": f"{name} {job}.",
-            "currently": f"{name} is planning a party.",
-            "lifestyle": f"{name} goes to bed around 11pm, awakes up around {wake}am.",
-            "daily_plan_req": f"{name} {job}.",
-            "living_area": f"the Ville:{home}:main room",
-        }
-        personas.append(MiniPersona(name, spawn, scratch, spatial, [f"{name} knows everyone in town"]))
-    return MiniTown(world, personas)
+        persona = Persona(
+            name,
+            spawn,
+            {},
+            spatial,
+            [f"{name} knows everyone in town"],
+            age=30,
+            innate="friendly, curious",
+            learned=f"{name} {job}.",
+            currently=f"{name} is planning a party.",
+            lifestyle=f"{name} goes to bed around 11pm, awakes up around {wake}am.",
+            daily_plan_req=f"{name} {job}.",
+            living_area=f"the Ville:{home}:main room",
+        )
+        personas.append(persona)
+    return Town(world, personas)
 
 
 class ScriptedLLM:

@@ -35,6 +35,7 @@ def test_two_agents_wake_and_plan_with_the_local_model() -> None:
     from metropolis.llm.client import OpenAIClient
     from metropolis.llm.endpoints import endpoint
     from metropolis.llm.local_server import LocalModelServer
+
     from metropolis.world.smallville import load_smallville
 
     town = load_smallville()

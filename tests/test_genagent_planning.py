@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from metropolis.agents.genagent.config import GenAgentConfig
@@ -20,19 +18,15 @@ from metropolis.agents.genagent.planning import (
 )
 from metropolis.llm.types import LLMResponse
 from metropolis.paths import shared_data_dir
-from tests.genagent_helpers import MiniPersona, mini_town
-
-DATA = shared_data_dir(required=False)
-ISABELLA = DATA / "smallville/base_the_ville_n25/personas/Isabella Rodriguez/bootstrap_memory" if DATA else None
+from metropolis.world.smallville import Persona, load_smallville
+from tests.genagent_helpers import mini_town
 
 
-def isabella() -> MiniPersona:
-    """Reads the persona files directly: a stand-in until the Smallville loader is merged."""
-    if ISABELLA is None or not ISABELLA.is_dir():
-        pytest.skip("shared/data/smallville (Isabella Rodriguez's persona) is not available")
-    scratch = json.loads((ISABELLA / "scratch.json").read_text())
-    spatial = json.loads((ISABELLA / "spatial_memory.json").read_text())
-    return MiniPersona("Isabella Rodriguez", (72, 14), scratch, spatial)
+def isabella() -> Persona:
+    if shared_data_dir(required=False) is None:
+        pytest.skip("shared/data (the Smallville persona files) is not available")
+    town = load_smallville()
+    return next(p for p in town.personas if p.name == "Isabella Rodriguez")
 
 
 def test_real_persona_routine_and_hours() -> None:
@@ -64,7 +58,7 @@ def test_real_persona_routine_and_hours() -> None:
     ],
 )
 def test_wake_and_sleep_hours(lifestyle: str, wake: int, sleep: int) -> None:
-    p = MiniPersona("X", (0, 0), {"lifestyle": lifestyle}, {})
+    p = Persona("X", (0, 0), {}, {}, [], lifestyle=lifestyle)
     assert (wake_hour(p, 7), sleep_hour(p, 23)) == (wake, sleep)
 
 

@@ -9,8 +9,10 @@ import re
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
+from metropolis.paths import shared_data_dir
 from metropolis.runtime.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
+from metropolis.world.smallville import load_smallville
 from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 
 START = 6 * 3600 + 58 * 60  # 6:58 am, two minutes before Ann and Bob wake up
@@ -101,3 +103,25 @@ def test_timeline_writes_markdown(tmp_path) -> None:
     assert text.startswith("# Timeline\n\n## Ann Lee  (")
     assert re.search(r"- 06:58:10-07:00:00  sleeping @ the Ville:Ann's house:main room:bed", text)
     assert "Bob Ray: " in timeline.summary(3)
+
+
+def test_real_smallville_morning_same_under_serial_and_metropolis() -> None:
+    if shared_data_dir(required=False) is None:
+        pytest.skip("shared/data (Smallville) is not available")
+    start = 6 * 3600 - 60
+    outcomes = []
+    for scheduler in ("serial", "metropolis"):
+        town = load_smallville(agents=3)
+        agents = build_town_agents(town, 3, GenAgentConfig(embedder="hash"), seed=0)
+        sim = Simulation(town.world, agents, steps=120, scheduler=scheduler, start_seconds=start, keep_history=True)
+        timeline = Timeline(start, 10)
+        sim.listeners.append(timeline)
+        env = Environment()
+        VirtualRuntime(sim, env, ScriptedLLM(sensible_answer, env, latency=2.0)).run()
+        outcomes.append(([sim.history(i) for i in range(3)], timeline.render(), [a.snapshot() for a in agents]))
+        latoya = sim.history(0)  # wakes at 6 am: plans and walks a real path; the others sleep on
+        assert agents[0].name == "Latoya Williams" and latoya[6].action.startswith("sleeping")
+        assert len({s.pos for s in latoya}) > 10
+        assert all(town.world.check_move(a.pos, b.pos) is None for a, b in itertools.pairwise(latoya))
+        assert all(s.action.startswith("sleeping") for i in (1, 2) for s in sim.history(i))
+    assert outcomes[0] == outcomes[1]

@@ -8,14 +8,14 @@ from metropolis.agents.genagent.agent import GenerativeAgent
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.embeddings import make_embedder
 from metropolis.agents.genagent.navigation import AreaIndex
-from metropolis.agents.genagent.persona import TownLike
 from metropolis.agents.genagent.timeline import Timeline
+from metropolis.world.smallville import Town
 
 __all__ = ["GenAgentConfig", "GenerativeAgent", "Timeline", "build_town_agents"]
 
 
 def build_town_agents(
-    town: TownLike, n_agents: int, config: GenAgentConfig | None = None, seed: int = 0
+    town: Town, n_agents: int, config: GenAgentConfig | None = None, seed: int = 0
 ) -> list[GenerativeAgent]:
     """`n_agents` personas of the town (the first ones, or a seeded sample), sharing one embedder and map index."""
     config = config or GenAgentConfig()
@@ -30,5 +30,5 @@ def build_town_agents(
     else:
         personas = personas[:n_agents]
     embedder = make_embedder(config.embedder)
-    index = AreaIndex(town.world.tilemap)
+    index = AreaIndex(town)
     return [GenerativeAgent(p, index, embedder, config) for p in personas]

@@ -17,7 +17,7 @@ from metropolis.agents.genagent.memory import MemoryStream, RetrievalWeights
 from metropolis.agents.genagent.navigation import AreaIndex, shortest_path
 from metropolis.agents.genagent.parsing import Asker, Messages, ParseStats
 from metropolis.agents.genagent.persona import (
-    PersonaLike,
+    Persona,
     home_area,
     identity,
     known_areas,
@@ -35,7 +35,7 @@ START_DATE = dt.datetime(2023, 2, 13)  # the Smallville day starts February 13, 
 
 class GenerativeAgent(Agent):
     def __init__(
-        self, persona: PersonaLike, index: AreaIndex, embedder: Embedder, config: GenAgentConfig | None = None
+        self, persona: Persona, index: AreaIndex, embedder: Embedder, config: GenAgentConfig | None = None
     ) -> None:
         super().__init__(persona.name, persona.spawn, action="sleeping")
         self.persona = persona

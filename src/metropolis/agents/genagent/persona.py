@@ -1,27 +1,12 @@
-"""What the agent needs from a persona (the Smallville loader's `Persona`) and the facts read off it."""
+"""Facts the agent reads off its persona: wake and sleep hours, identity, the places it knows, its home."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
 
-from metropolis.world.spatial import Pos
-from metropolis.world.world import World
+from metropolis.world.smallville import Persona
 
 _HOUR = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", re.IGNORECASE)
-
-
-class PersonaLike(Protocol):
-    name: str
-    spawn: Pos
-    scratch: dict[str, Any]
-    spatial_memory: dict[str, Any]
-    whispers: list[str]
-
-
-class TownLike(Protocol):
-    world: World
-    personas: list[Any]
 
 
 def _hour_after(text: str, marker: str) -> int | None:
@@ -44,29 +29,28 @@ def _hour_after(text: str, marker: str) -> int | None:
     return hour if 0 <= hour <= 24 else None
 
 
-def wake_hour(persona: PersonaLike, default: int) -> int:
-    return _hour_after(str(persona.scratch.get("lifestyle", "")), "awake") or default
+def wake_hour(persona: Persona, default: int) -> int:
+    return _hour_after(persona.lifestyle, "awake") or default
 
 
-def sleep_hour(persona: PersonaLike, default: int) -> int:
-    hour = _hour_after(str(persona.scratch.get("lifestyle", "")), "bed")
+def sleep_hour(persona: Persona, default: int) -> int:
+    hour = _hour_after(persona.lifestyle, "bed")
     return default if hour is None or hour < 12 else hour
 
 
-def identity(persona: PersonaLike) -> str:
+def identity(persona: Persona) -> str:
     """The short identity paragraph every prompt starts with (kept small: the model is small)."""
-    s = persona.scratch
     parts = [
-        f"Name: {persona.name} (age {s.get('age', '?')})",
-        f"Traits: {s.get('innate', '')}",
-        str(s.get("learned", "")),
-        str(s.get("currently", "")),
-        str(s.get("lifestyle", "")),
+        f"Name: {persona.name} (age {persona.age if persona.age is not None else '?'})",
+        f"Traits: {persona.innate}",
+        persona.learned,
+        persona.currently,
+        persona.lifestyle,
     ]
     return "\n".join(p for p in parts if p.strip())
 
 
-def known_areas(persona: PersonaLike) -> dict[str, list[str]]:
+def known_areas(persona: Persona) -> dict[str, list[str]]:
     """`world:sector:arena` -> its objects, for every place in the persona's spatial memory, sorted."""
     out: dict[str, list[str]] = {}
     for world_name in sorted(persona.spatial_memory):
@@ -78,9 +62,9 @@ def known_areas(persona: PersonaLike) -> dict[str, list[str]]:
     return out
 
 
-def home_area(persona: PersonaLike, areas: dict[str, list[str]]) -> str | None:
+def home_area(persona: Persona, areas: dict[str, list[str]]) -> str | None:
     """The persona's living area, if it is one of the places it knows."""
-    living = str(persona.scratch.get("living_area") or "")
+    living = persona.living_area
     if living in areas:
         return living
     matches = [a for a in areas if a.startswith(living)] if living else []

@@ -19,7 +19,7 @@ from metropolis.agents.genagent.parsing import (
     json_items,
     parse_text_list,
 )
-from metropolis.agents.genagent.persona import PersonaLike
+from metropolis.agents.genagent.persona import Persona
 
 _WORD = re.compile(r"[a-z]+")
 _HOUR_LINE = re.compile(r"^\s*[-*]?\s*(\d{1,2})(?::\d{2})?\s*(am|pm)?\s*[-:.)]*\s*(.+)$", re.IGNORECASE)
@@ -59,16 +59,16 @@ class Subtask:
     area: str
 
 
-def work_sentence(persona: PersonaLike) -> str:
+def work_sentence(persona: Persona) -> str:
     """What the persona does all day, from its description ("opens Hobbs Cafe at 8am ...")."""
-    raw = str(persona.scratch.get("daily_plan_req") or persona.scratch.get("learned") or "")
+    raw = persona.daily_plan_req or persona.learned
     first = raw.split(".")[0].replace(persona.name, "").strip(" ,")
     if len(first) > 80 and "," in first[:80]:
         first = first[: first.rfind(",", 0, 80)]  # end at a clause, not mid-phrase
     return clean_sentence(first, 80) or "working"
 
 
-def fallback_schedule(persona: PersonaLike, wake: int, sleep: int) -> dict[int, str]:
+def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]:
     """The default routine: morning at home, work, lunch, work, dinner, evening, sleep."""
     work = work_sentence(persona)
     out: dict[int, str] = {}
@@ -88,7 +88,7 @@ def fallback_schedule(persona: PersonaLike, wake: int, sleep: int) -> dict[int, 
     return out
 
 
-def fallback_plan(persona: PersonaLike, wake: int, sleep: int) -> list[str]:
+def fallback_plan(persona: Persona, wake: int, sleep: int) -> list[str]:
     sched = fallback_schedule(persona, wake, sleep)
     return [f"{activity} at {hour}:00" for hour, activity in sorted(sched.items()) if activity != sched.get(hour - 1)]
 
@@ -177,7 +177,7 @@ def keyword_area(task: str, areas: list[str], default: str) -> str:
 
 async def plan_day(
     ask: Asker,
-    persona: PersonaLike,
+    persona: Persona,
     identity: str,
     cfg: GenAgentConfig,
     date: str,
@@ -198,7 +198,7 @@ async def plan_day(
 
 async def plan_schedule(
     ask: Asker,
-    persona: PersonaLike,
+    persona: Persona,
     identity: str,
     cfg: GenAgentConfig,
     plan: list[str],
