@@ -6,6 +6,8 @@ import collections
 import itertools
 import re
 
+import pytest
+
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
