@@ -97,7 +97,7 @@ class MiniLMEmbedder:
 
 
 class CachedEmbedder:
-    """Remembers every text it embedded: memories are embedded once, queries repeat."""
+    """Remembers every text it embedded (memories are embedded once, queries repeat); shared by all agents."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
@@ -105,10 +105,11 @@ class CachedEmbedder:
         self._cache: dict[str, np.ndarray] = {}
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        missing = sorted({t for t in texts if t not in self._cache})
-        if missing:
-            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
-                self._cache[text] = vector
+        # One text at a time: a text's vector must not depend on which others shared its batch (padding changes
+        # the last bits), and the batches would differ between schedulers, since agents share this cache.
+        for text in texts:
+            if text not in self._cache:
+                self._cache[text] = self.inner.embed([text])[0]
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
 
 
