@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
+from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents, parse_summary
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
 from metropolis.paths import shared_data_dir
@@ -105,6 +105,15 @@ def test_timeline_writes_markdown(tmp_path) -> None:
     assert text.startswith("# Timeline\n\n## Ann Lee  (")
     assert re.search(r"- 06:58:10-07:00:00  sleeping @ the Ville:Ann's house:main room:bed", text)
     assert "Bob Ray: " in timeline.summary(3)
+
+
+def test_parse_summary_counts_answers() -> None:
+    agents, _, _, _ = run("serial", answer=garbage, steps=20, n=1)
+    assert parse_summary(agents) == (
+        f"Ann Lee: {agents[0].stats.answers} answers, 0 parsed at once, 0 after a retry, "
+        f"{agents[0].stats.fallbacks} fallbacks; {len(agents[0].memory)} memories"
+    )
+    assert agents[0].stats.answers == 2 * agents[0].stats.fallbacks > 0
 
 
 def test_real_smallville_morning_same_under_serial_and_metropolis() -> None:

@@ -8,10 +8,10 @@ from metropolis.agents.genagent.agent import GenerativeAgent
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.embeddings import make_embedder
 from metropolis.agents.genagent.navigation import AreaIndex
-from metropolis.agents.genagent.timeline import Timeline
+from metropolis.agents.genagent.timeline import Timeline, parse_summary
 from metropolis.world.smallville import Town
 
-__all__ = ["GenAgentConfig", "GenerativeAgent", "Timeline", "build_town_agents"]
+__all__ = ["GenAgentConfig", "GenerativeAgent", "Timeline", "build_town_agents", "parse_summary"]
 
 
 def build_town_agents(

@@ -10,8 +10,12 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metropolis.engine.records import CallRecord, StepRecord
+
+if TYPE_CHECKING:
+    from metropolis.agents.genagent.agent import GenerativeAgent
 
 START_DATE = dt.datetime(2023, 2, 13)
 
@@ -103,3 +107,15 @@ class Timeline:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.render() + "\n", encoding="utf-8")
         return target
+
+
+def parse_summary(agents: list[GenerativeAgent]) -> str:
+    """How the model's answers fared per agent: parsed, parsed after a retry, replaced by the fallback."""
+    out = []
+    for a in agents:
+        s = a.stats
+        out.append(
+            f"{a.name}: {s.answers} answers, {s.parsed - s.retried} parsed at once, {s.retried} after a retry, "
+            f"{s.fallbacks} fallbacks; {len(a.memory)} memories"
+        )
+    return "\n".join(out)
