@@ -91,14 +91,21 @@ def sensible_answer(request: LLMRequest) -> str:
     if f == "task_decomp":
         return '{"subtasks": [{"task": "make coffee", "minutes": 10}, {"task": "serve customers", "minutes": 50}]}'
     if f == "action_area":
-        return '{"choice": "Johnson Park: park"}'
+        options = prompt.split("Options:\n")[1].split("\nAnswer")[0].split("\n")
+        return (
+            '{"choice": "Johnson Park: park"}'
+            if "- Johnson Park:park" in options
+            else f'{{"choice": "{options[-1][2:]}"}}'
+        )
     if f == "action_object":
         first = prompt.split("Options:\n- ")[1].split("\n")[0]
         return f'{{"choice": "{first}"}}'
     if f == "decide_to_talk":
         return '{"answer": "yes"}'
     if f == "conversation":
-        return '{"utterance": "Hello there, nice day!", "end": false}'
+        so_far = prompt.split("Conversation so far:\n")[1].split("\nWrite")[0]
+        n = 0 if so_far.startswith("(nobody") else len(so_far.splitlines())
+        return f'{{"utterance": "Nice day, part {n}!", "end": false}}'
     if f in ("chat_importance",):
         return '{"score": 6}'
     if f == "reflect":

@@ -96,6 +96,9 @@ def test_fuzzy_choice(text: str, expected: str | None) -> None:
         ('{"plan": [{"item": "wake up"}]}', ["wake up"]),
         ("I cannot help with that.", None),
         ('{"plan": []}', None),
+        # Real SmolLM2-135M answers echoing the prompt: the date, a heading, a time word.
+        ('{ "plan": ["Morning", "Today is Monday", "2023", "1:45 PM", "take photos"] }', ["take photos"]),
+        ('{"plan": ["Abigail Chen\'s plan for Monday February 13, 2023: ", "go out"]}', ["go out"]),
         # A real SmolLM2-135M answer under the JSON grammar: brackets and newlines for items.
         ('{ "plan": [ "]\\n" ,"\\n" ,"\\n" ,"}\\n```\\nThis JSON object is a list of short items:" ]}', None),
     ],

@@ -70,7 +70,7 @@ def test_agents_sleep_wake_plan_walk_and_talk() -> None:
     assert chats[0] == chats[1] and len(chats[0]) == 1
     speakers = collections.Counter(r.agent for r in llm.requests if r.function == "conversation")
     assert speakers == {"Ann Lee": 3, "Bob Ray": 3}
-    assert "> Bob Ray: Hello there, nice day!" in "\n".join(timeline.agent_lines("Ann Lee"))
+    assert "> Bob Ray: Nice day, part 1!" in "\n".join(timeline.agent_lines("Ann Lee"))
     # Few calls: planning at wake-up and the hour, one talk decision, the conversation.
     assert len(llm.requests) <= 20
 

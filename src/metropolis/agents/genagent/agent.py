@@ -144,7 +144,7 @@ class GenerativeAgent(Agent):
             self.day_plan = await planning.plan_day(
                 ask, self.persona, self.identity, cfg, date, wake, self.sleep, memories
             )
-            self.memory.add("plan", f"{self.name}'s plan for {date}: " + "; ".join(self.day_plan), now, 5)
+            self.memory.add("plan", f"{self.name} plans to: " + "; ".join(self.day_plan), now, 5)
         if hour not in self.schedule:
             self.schedule.update(
                 await planning.plan_schedule(

@@ -15,7 +15,7 @@ class GenAgentConfig:
     max_daily_plan_items: int = 6
     schedule_horizon_hours: int = 4
     max_subtasks: int = 5
-    max_place_options: int = 8
+    max_place_options: int = 4
     min_subtask_minutes: int = 5
     conversation_max_turns: int = 3
     steps_per_chat_line: int = 2

@@ -7,6 +7,7 @@ initiator's cluster, and nothing outside the cluster can read or write either of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from metropolis.agents.genagent import prompts
@@ -30,6 +31,17 @@ def parse_line(text: str) -> tuple[str, bool] | None:
             if line and not line.startswith(("{", "[")):
                 return line, False
     return None
+
+
+def _fresh_line_parser(lines: list[tuple[str, str]]) -> Callable[[str], tuple[str, bool] | None]:
+    """`parse_line`, except that a line already said in this conversation is no answer (small models echo)."""
+    said = frozenset(text.lower() for _, text in lines)
+
+    def parse(text: str) -> tuple[str, bool] | None:
+        parsed = parse_line(text)
+        return None if parsed is None or parsed[0].lower() in said else parsed
+
+    return parse
 
 
 def fallback_line(speaker: str, listener: str, turn: int, last: bool) -> str:
@@ -67,7 +79,7 @@ async def converse(me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent
             line, end = await speaker.asker(ctx, speaker)(
                 "conversation",
                 prompts.utterance(speaker.identity, listener.name, situation, memories, shown),
-                parse_line,
+                _fresh_line_parser(lines),
                 (fallback_line(speaker.name, listener.name, turn, last), last),
                 max_tokens=cfg.tokens_line,
                 schema=prompts.SCHEMA_LINE,

@@ -26,6 +26,12 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[a-z0-9']+")
 _CUT = re.compile(r"\n|\\n|```|[{}\[\]]")
 _ENUMERATION = re.compile(r"^\s*\d+[.)]\s+")
+_ECHO = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|monday|"
+    r"tuesday|wednesday|thursday|friday|saturday|sunday|json)\b|\d{4}|plan for",
+    re.IGNORECASE,
+)
+_NOT_ACTIVITIES = frozenset(["morning", "today", "afternoon", "evening", "tonight", "now", "plan", "schedule", "day"])
 _LETTERS = re.compile(r"[^\W\d_]")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.):]|\(\d+\))\s*(.+?)\s*$")
 RETRY_HINT = "Answer ONLY with the JSON object described above, nothing else."
@@ -161,9 +167,21 @@ def parse_text_list(text: str, key: str, max_items: int) -> list[str] | None:
             match = _LIST_ITEM.match(line)
             if match and not match.group(1).startswith(("{", "[")):
                 items.append(match.group(1).strip())
-    items = [clean_sentence(i) for i in items]
+    items = [clean_activity(i, 100) for i in items]
     items = [i for i in items if i]
     return items[:max_items] or None
+
+
+def clean_activity(text: str, max_chars: int = 80) -> str:
+    """A cleaned activity ("having breakfast"), or "" when it is an echo of the prompt rather than an activity.
+
+    Small models answer with bits of the prompt: the date ("Monday February 13, 2023"), a heading ("Abigail's
+    plan for today:"), a time word ("Morning"). None of those is something a person does.
+    """
+    text = clean_sentence(text, max_chars)
+    if text.lower() in _NOT_ACTIVITIES or text.endswith(":") or _ECHO.search(text):
+        return ""
+    return text
 
 
 def clean_sentence(text: str, max_chars: int = 120) -> str:

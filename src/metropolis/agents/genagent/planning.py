@@ -14,6 +14,7 @@ from metropolis.agents.genagent import prompts
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.parsing import (
     Asker,
+    clean_activity,
     clean_sentence,
     fuzzy_choice,
     json_items,
@@ -127,7 +128,7 @@ def _put_hour(found: dict[int, str], hour: Any, activity: Any) -> None:
             int(digits.group(1)) + (12 if "pm" in hour.lower() and int(digits.group(1)) < 12 else 0) if digits else None
         )
     if isinstance(hour, int | float) and not isinstance(hour, bool) and isinstance(activity, str):
-        text = clean_sentence(activity, 80)
+        text = clean_activity(activity)
         if text:
             found.setdefault(int(hour), text)
 
@@ -140,9 +141,9 @@ def parse_subtasks(text: str, total: int, cfg: GenAgentConfig) -> list[tuple[str
         for item in items:
             task = item.get("task") if isinstance(item, dict) else item
             minutes = item.get("minutes") if isinstance(item, dict) else None
-            if isinstance(task, str) and clean_sentence(task, 80):
+            if isinstance(task, str) and clean_activity(task):
                 ok = isinstance(minutes, int | float) and not isinstance(minutes, bool) and minutes > 0
-                pairs.append((clean_sentence(task, 80), float(minutes) if ok else None))  # type: ignore[arg-type]
+                pairs.append((clean_activity(task), float(minutes) if ok else None))  # type: ignore[arg-type]
     else:
         pairs = [(t, None) for t in parse_text_list(text, "subtasks", cfg.max_subtasks) or []]
     pairs = pairs[: min(cfg.max_subtasks, max(1, total // cfg.min_subtask_minutes))]
