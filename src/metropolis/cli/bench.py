@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.scheduler import run_scheduler_bench
+from metropolis.cli import bench_memory
 from metropolis.cli.errors import one_line_errors
 from metropolis.scheduling import scheduler_names
 
@@ -55,3 +56,6 @@ def scheduler(
             f"{r.mean_ready_units:.0f}",
         )
     console.print(table)
+
+
+app.command("memory")(bench_memory.memory)

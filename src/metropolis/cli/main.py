@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from metropolis.cli import bench, run, trace
+from metropolis.cli import bench, calibrate, run, trace
 
 app = typer.Typer(
     name="metropolis",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run.run)
+app.command("calibrate")(calibrate.calibrate_cmd)
 app.add_typer(bench.app, name="bench")
 app.add_typer(trace.app, name="trace")
 

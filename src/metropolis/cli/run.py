@@ -1,104 +1,100 @@
-"""`metropolis run`: one simulation, summarised. With no options: the 25 Smallville personas as built-in walkers
-under out-of-order scheduling, in virtual time on one modelled L4 GPU."""
+"""`metropolis run`: one simulation, summarised, with its report and trace written to a run folder.
+
+With no options: the 25 Smallville personas as built-in walkers under out-of-order scheduling, one simulated hour,
+in virtual time on one modelled L4 GPU. `--llm local` (or a server URL) runs in real time against a real model.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.llm_source import llm_endpoint
+from metropolis.cli.progress import agent_step_progress
+from metropolis.cli.run_setup import RunOptions, build_simulation
 from metropolis.engine import Simulation
+from metropolis.llm.client import OpenAIClient
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
-from metropolis.runtime import Environment, RunReport, VirtualRuntime
-from metropolis.scheduling import scheduler_names
-from metropolis.world.smallville import Town, load_smallville
+from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.trace import TraceRecorder
 
-console = Console(stderr=True)
 out = Console()
-
-# Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.
-WALKER_CALLS_PER_STEP = 56_700 / (25 * 8_640)
 
 
 def run(
-    agents: int = typer.Option(25, "--agents", "-n", help="How many of the 25 Smallville personas."),
+    agents: int = typer.Option(None, "--agents", "-n", help="Smallville personas (default 25; 3 with a real LLM)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
+    start_hour: float = typer.Option(6.0, "--start-hour", help="Time of day the run starts (generative agents)."),
     scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
-    no_priority: bool = typer.Option(
-        False, "--no-priority", help="Dispatch ready clusters FIFO, not lowest step first."
+    no_priority: bool = typer.Option(False, "--no-priority", help="Dispatch ready clusters FIFO, not by step."),
+    runtime: str = typer.Option("auto", "--runtime", help="virtual, asyncio, or auto (asyncio when --llm is set)."),
+    llm: str = typer.Option("", "--llm", help="'local' (SmolLM2 on llama.cpp, started here) or a server URL."),
+    kind: str = typer.Option(
+        "vllm", "--kind", help="Dialect of a URL server: vllm, sglang, llama.cpp, ollama, openai."
     ),
+    model: str = typer.Option("default", "--model", help="Model to request from a URL endpoint."),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset for virtual time."),
     gpus: int = typer.Option(1, "--gpus", help="Data-parallel replicas of the serving model."),
+    agent: str = typer.Option("auto", "--agent", help="walker, generative, or auto (generative with a real LLM)."),
     metric: str = typer.Option("euclidean", "--metric", help="Distance metric: euclidean or walking."),
     seed: int = typer.Option(0, "--seed", help="Run seed: the same seed gives the same simulation."),
-    check: bool = typer.Option(False, "--check", help="Validate the causality invariant at every commit."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Write report.json here."),
+    check: bool = typer.Option(False, "--check", help="Validate the causality invariant at every dispatch and commit."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/<time>-<scheduler>)."),
 ) -> None:
     """Run a Smallville simulation and print a summary."""
-    _run(agents, hours, scheduler, not no_priority, preset_name, gpus, metric, seed, check, out_dir)
+    options = RunOptions(
+        agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
+        runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
+        seed=seed, check=check, out_dir=out_dir,
+    )  # fmt: skip
+    _run(options)
 
 
 @one_line_errors
-def _run(
-    agents: int,
-    hours: float,
-    scheduler: str,
-    priority: bool,
-    preset_name: str,
-    gpus: int,
-    metric: str,
-    seed: int,
-    check: bool,
-    out_dir: Path | None,
-) -> None:
-    if scheduler not in scheduler_names():
-        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(scheduler_names())}")
-    if hours <= 0:
-        raise ValueError(f"--hours must be > 0, got {hours}")
-    if gpus < 1:
-        raise ValueError(f"--gpus must be >= 1, got {gpus}")
-    town = load_smallville(metric=metric, agents=agents)
-    steps = max(1, round(hours * 3600 / town.world.seconds_per_step))
-    sim = walker_simulation(town, steps, scheduler, priority, seed, check)
-    env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(preset_name, gpus=gpus)))
-    report = _with_progress(sim, lambda progress: VirtualRuntime(sim, env, llm).run(progress))
-    _print(report, f"{len(sim.agents)} Smallville personas as random walkers, {preset_name} x {gpus}")
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.json").write_text(json.dumps(asdict(report), indent=2))
-
-
-def walker_simulation(town: Town, steps: int, scheduler: str, priority: bool, seed: int, check: bool) -> Simulation:
-    config = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP)
-    walkers = [RandomWalker(p.name, p.spawn, config) for p in town.personas]
-    return Simulation(
-        town.world, walkers, steps=steps, scheduler=scheduler, priority=priority, seed=seed, check_causality=check
-    )
-
-
-def _with_progress(sim: Simulation, go: Callable[[Callable[[int], None]], RunReport]) -> RunReport:
-    total = len(sim.agents) * sim.steps
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} agent-steps"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(sim.scheduler.name, total=total)
-        return go(lambda n: bar.advance(task, n))
-
-
-def _print(report: RunReport, what: str) -> None:
+def _run(opts: RunOptions) -> None:
+    opts = opts.resolved()
+    folder = opts.out_dir or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{opts.scheduler}"
+    sim, what, extras = build_simulation(opts)
+    recorder = TraceRecorder.for_simulation(sim, folder / "trace")
+    sim.listeners.append(recorder)
+    report = _virtual(sim, opts) if opts.runtime == "virtual" else _real(sim, opts)
+    recorder.close()
+    for extra in extras:
+        extra.finish(folder, out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(asdict(report), indent=2))
     out.print(f"[bold]metropolis run[/bold]: {what}")
     for line in report.lines():
         out.print("  " + line)
+    out.print(f"  run folder       {folder} (report.json, trace/)")
+
+
+def _virtual(sim: Simulation, opts: RunOptions) -> RunReport:
+    env = Environment()
+    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)))
+    with agent_step_progress(sim) as advance:
+        return VirtualRuntime(sim, env, llm).run(advance)
+
+
+def _real(sim: Simulation, opts: RunOptions) -> RunReport:
+    async def go(client: OpenAIClient | None) -> RunReport:
+        with agent_step_progress(sim) as advance:
+            return await AsyncioRuntime(sim, client).run(advance)
+
+    if not opts.llm:
+        return asyncio.run(go(None))
+    with llm_endpoint(opts.llm, opts.kind, opts.model) as cfg:
+        out.print(f"LLM: {cfg.model} at {cfg.base_url}")
+
+        async def with_client() -> RunReport:
+            async with OpenAIClient(cfg) as client:
+                return await go(client)
+
+        return asyncio.run(with_client())

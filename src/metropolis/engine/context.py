@@ -124,6 +124,7 @@ class StepContext:
             messages=tuple(messages),
             **kwargs,
         )
+        self._sim.observe_request(request)
         response = await self._llm.complete(request)
         self.calls.append(
             CallRecord(

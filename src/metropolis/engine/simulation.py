@@ -12,7 +12,8 @@ from metropolis.engine.agent import Agent
 from metropolis.engine.context import Observation, StepContext
 from metropolis.engine.records import Listener, StepRecord
 from metropolis.engine.state import AgentState, StateStore
-from metropolis.llm.types import LLMBackend
+from metropolis.llm.types import LLMBackend, LLMRequest
+from metropolis.memory.live import LiveDistance
 from metropolis.scheduling import CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -69,6 +70,8 @@ class Simulation:
         self.record_text = record_text
         self.start_seconds = start_seconds
         self.listeners: list[Listener] = []
+        self.commit_hooks: list[Callable[[], object]] = []  # called after every commit (e.g. memory prefetch)
+        self._distance: LiveDistance | None = None
         self.agent_steps = 0
         self.llm_calls = 0
         self._collected_gvt = 0
@@ -108,6 +111,25 @@ class Simulation:
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
             self.store.collect(gvt)
+        for hook in self.commit_hooks:
+            hook()
+
+    # -- invocation distance, live (agent-aware serving memory) -----------------------------------------------
+
+    def track_distances(self, *, spatial: bool = False) -> LiveDistance:
+        """Start keeping every agent's invocation distance (`invocation_distance`); plans come from requests."""
+        if self._distance is None:
+            self._distance = LiveDistance(self.scheduler, spatial=spatial)
+        return self._distance
+
+    def invocation_distance(self, agent: int) -> float:
+        """Steps until `agent` next calls the LLM, as the scheduler and its plan hints tell (math.inf: done)."""
+        return self.track_distances().distance(agent)
+
+    def observe_request(self, request: LLMRequest) -> None:
+        """Every LLM request passes here before it is sent: its hints feed the invocation distance."""
+        if self._distance is not None:
+            self._distance.observe(request)
 
     def _report(self, ctx: StepContext, state: AgentState, start: float, end: float) -> None:
         record = StepRecord(

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and Llama-3's tokenizer
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text` by ~4 characters per token (at least 1): for servers that report no usage and for
+    workloads that carry text but no counts."""
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
 @dataclass(frozen=True, slots=True)

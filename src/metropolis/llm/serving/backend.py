@@ -57,7 +57,14 @@ class VirtualLLM:
             prompt = estimate_tokens(request.prompt_text())
         reply = self.responder.respond(request)
         done: Event = self.env.event()
-        job = Job(request.agent, max(1, prompt), reply.tokens, request.priority, on_done=done.succeed)
+        job = Job(
+            request.agent,
+            max(1, prompt),
+            reply.tokens,
+            request.priority,
+            on_done=done.succeed,
+            agent_id=request.agent_id,
+        )
         self.cluster.submit(job)
         await done
         assert job.arrival is not None and job.admitted is not None  # set by the replica

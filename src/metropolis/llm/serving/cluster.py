@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from metropolis.llm.serving.agentmem import AgentMemory, ReplicaMemory, combined_stats, replica_memories
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.engine import Replica
 from metropolis.llm.serving.job import Job
-from metropolis.llm.serving.routing import Router, make_router
+from metropolis.llm.serving.routing import AgentAffinity, Router, make_router
+from metropolis.memory.manager import MemoryStats
 from metropolis.runtime.kernel import Environment
 
 
 class Cluster:
-    def __init__(self, env: Environment, config: ServingConfig, router: Router | None = None) -> None:
+    """`memory`: agent memory on every replica (see agentmem.py); it routes by agent affinity unless `router`
+    says otherwise."""
+
+    def __init__(
+        self,
+        env: Environment,
+        config: ServingConfig,
+        router: Router | None = None,
+        memory: AgentMemory | None = None,
+    ) -> None:
         self.env = env
         self.config = config
-        self.replicas = [Replica(env, config, i) for i in range(config.replicas)]
+        self.memories: list[ReplicaMemory] = []
+        if memory is not None:
+            c_prefill = config.cost.c_prefill
+            self.memories = replica_memories(memory, config.replicas, lambda tokens: c_prefill * tokens)
+            if router is None:
+                router = AgentAffinity()
+        mems: list[ReplicaMemory | None] = list(self.memories) or [None] * config.replicas
+        self.replicas = [Replica(env, config, i, mems[i]) for i in range(config.replicas)]
         self.router = router if router is not None else make_router(config.routing)
 
     def submit(self, job: Job) -> None:
@@ -21,6 +39,15 @@ class Cluster:
         if not 0 <= i < len(self.replicas):
             raise RuntimeError(f"router {type(self.router).__name__} chose replica {i} of {len(self.replicas)}")
         self.replicas[i].submit(job)
+
+    def prefetch(self) -> None:
+        """Let every replica's memory manager prefetch now (the runtime calls this on scheduler commits)."""
+        for m in self.memories:
+            m.prefetch(self.env.now)
+
+    def memory_stats(self) -> MemoryStats | None:
+        """Agent-memory statistics summed over the replicas, or None without agent memory."""
+        return combined_stats(self.memories) if self.memories else None
 
     @property
     def completed(self) -> int:

@@ -26,18 +26,27 @@ the KV tokens the batch attends are `kv_base + batch * count`.
 from __future__ import annotations
 
 import heapq
+from typing import TYPE_CHECKING
 
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.job import Job
 from metropolis.runtime.kernel import Environment
 
+if TYPE_CHECKING:
+    from metropolis.llm.serving.agentmem import ReplicaMemory
+
 
 class Replica:
-    def __init__(self, env: Environment, config: ServingConfig, index: int = 0) -> None:
+    def __init__(
+        self, env: Environment, config: ServingConfig, index: int = 0, memory: ReplicaMemory | None = None
+    ) -> None:
         self.env = env
         self.config = config
         self.cost = config.cost
         self.index = index
+        self.memory = memory
+        self._loading = 0  # admitted by agent memory, waiting for their state to arrive on the GPU
+        self._loaded: list[Job] = []  # state arrived: admitted ahead of the waiting queue
         self._waiting: list[tuple[int, int, Job]] = []
         self._running: list[tuple[int, int, Job]] = []  # (finish mark, arrival order, job)
         self._prefilling: list[Job] = []
@@ -103,20 +112,30 @@ class Replica:
         job.key = (job.priority if cfg.priority else 0, self._order)
         heapq.heappush(self._waiting, (*job.key, job))
         self._waiting_tokens += job.kv_tokens
+        self._wake(job, self._waiting[0][2] is job)
+
+    def _wake(self, job: Job, first: bool) -> None:
+        """`job` became admissible (arrived, or its state arrived): plan now if that can start it sooner."""
+        now = self.env.now
         if not self._busy:
             self._plan()
         elif now == self._seg_start:
             self._cancel_segment()
             self._plan()
-        elif self._seg_prefill == 0 and self._waiting[0][2] is job and self._head_fits():
+        elif self._seg_prefill == 0 and first and self._fits(job):
             self._cut_decode_run(now)
+
+    def _on_loaded(self, job: Job) -> None:
+        self._loading -= 1
+        job.memory_ready = True
+        self._loaded.append(job)
+        self._wake(job, len(self._loaded) == 1)
 
     # -- planning --
 
-    def _head_fits(self) -> bool:
-        head = self._waiting[0][2]
+    def _fits(self, job: Job) -> bool:
         return (
-            self.running < self.config.max_running and self._reserved + head.kv_tokens <= self.config.kv_capacity_tokens
+            self.running < self.config.max_running and self._reserved + job.kv_tokens <= self.config.kv_capacity_tokens
         )
 
     def _plan(self) -> None:
@@ -129,25 +148,44 @@ class Replica:
         elif batch:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
-        elif self._waiting:
+        elif self._waiting and not self._loading:
             raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
 
     def _admit(self, budget: int) -> int:
-        now, waiting = self.env.now, self._waiting
+        """Admit loaded requests, then the waiting queue in order, while they fit; returns the prefill tokens."""
+        now, waiting, loaded = self.env.now, self._waiting, self._loaded
         prefill = 0
-        while waiting and self._head_fits():
+        while loaded and self._fits(loaded[0]):
+            if self._prefilling and loaded[0].prefill_tokens > budget - prefill:
+                return prefill
+            prefill += self._start_prefill(loaded.pop(0), now)
+        while waiting and self._fits(waiting[0][2]):
             job = waiting[0][2]
-            if self._prefilling and job.prompt_tokens > budget - prefill:
+            if self.memory is not None and not job.memory_ready:
+                if not self.memory.can_admit(job):
+                    break
+                ready = self.memory.admit(job, now)
+                if ready > now:  # its state is on the way: it waits off the queue, the link overlaps compute
+                    heapq.heappop(waiting)
+                    self._waiting_tokens -= job.kv_tokens
+                    self._loading += 1
+                    self.env.schedule(ready - now, self._on_loaded, job)
+                    continue
+                job.memory_ready = True
+            if self._prefilling and job.prefill_tokens > budget - prefill:
                 break
             heapq.heappop(waiting)
             self._waiting_tokens -= job.kv_tokens
-            self._reserved += job.kv_tokens
-            job.admitted = now
-            self._prefilling.append(job)
-            prefill += job.prompt_tokens
+            prefill += self._start_prefill(job, now)
         return prefill
+
+    def _start_prefill(self, job: Job, now: float) -> int:
+        self._reserved += job.kv_tokens
+        job.admitted = now
+        self._prefilling.append(job)
+        return job.prefill_tokens
 
     def _start_segment(self, iters: int, batch: int, kv0: int, prefill: int, duration: float) -> None:
         self._busy = True
@@ -160,10 +198,13 @@ class Replica:
         """Undo a segment planned at this very instant (no time passed): admissions go back to the queue."""
         self._generation += 1
         for job in self._prefilling:
-            heapq.heappush(self._waiting, (*job.key, job))
-            self._waiting_tokens += job.kv_tokens
             self._reserved -= job.kv_tokens
             job.admitted = None
+            if job.memory_ready and self.memory is not None:
+                self._loaded.append(job)  # pinned already: it must not queue behind requests it blocks
+                continue
+            heapq.heappush(self._waiting, (*job.key, job))
+            self._waiting_tokens += job.kv_tokens
         self._prefilling.clear()
 
     def _cut_decode_run(self, now: float) -> None:
@@ -216,10 +257,14 @@ class Replica:
             self._kv_base -= job.prompt_tokens + 1 - (finish - job.output_tokens + 1)
             self._finish(job)
         self._plan()
+        if self.memory is not None:
+            self.memory.prefetch(now)
 
     def _finish(self, job: Job) -> None:
         job.finished = self.env.now
         self._reserved -= job.kv_tokens
         self.completed += 1
+        if self.memory is not None and job.memory_ready:
+            self.memory.release(job, job.finished)
         if job.on_done is not None:
             job.on_done(job)

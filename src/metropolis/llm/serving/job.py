@@ -18,6 +18,9 @@ class Job:
     output_tokens: int
     priority: int = 0
     on_done: Callable[[Job], object] | None = None
+    agent_id: int | None = None  # whose private serving state the request needs (agent memory)
+    prefill_tokens: int = 0  # what its prefill computes: the whole prompt unless agent memory says less
+    memory_ready: bool = False  # agent memory: its state is on the GPU and pinned, admission may proceed
     replica: int | None = None
     arrival: float | None = None
     admitted: float | None = None
@@ -30,6 +33,8 @@ class Job:
             raise ValueError(f"request of {self.agent}: prompt_tokens must be >= 1, got {self.prompt_tokens}")
         if self.output_tokens < 1:
             raise ValueError(f"request of {self.agent}: output_tokens must be >= 1, got {self.output_tokens}")
+        if self.prefill_tokens == 0:
+            self.prefill_tokens = self.prompt_tokens
 
     @property
     def kv_tokens(self) -> int:

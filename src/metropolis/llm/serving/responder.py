@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from metropolis.llm.types import LLMRequest
-
-CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and Llama-3's tokenizer
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens in `text` by ~4 characters per token; at least 1."""
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+from metropolis.llm.types import LLMRequest, estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,110 @@
+"""`metropolis calibrate`: fit the serving model to a live server and report its prediction error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from metropolis.cli.errors import one_line_errors
+from metropolis.cli.llm_source import llm_endpoint
+from metropolis.llm.calibration import CalibrationResult, Probe, calibrate, measure, plan_probes
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.serving.calibrate import Measurement
+from metropolis.llm.types import LLMRequest
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _sizes(text: str, what: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"{what} must be integers >= 1, got {text!r}")
+    return sizes
+
+
+def calibrate_cmd(
+    llm: str = typer.Option("local", "--llm", "--endpoint", help="'local' (SmolLM2 on llama.cpp) or a server URL."),
+    kind: str = typer.Option("vllm", "--kind", help="Server dialect for a URL: vllm, sglang, llama.cpp, ollama..."),
+    model: str = typer.Option("default", "--model", help="Model name to request from a URL endpoint."),
+    prompts: str = typer.Option("64,192,384,640", "--prompt-tokens", help="Prompt sizes to probe."),
+    outputs: str = typer.Option("4,16,48", "--output-tokens", help="Output sizes to probe."),
+    concurrency: str = typer.Option("1,2,4", "--concurrency", help="Burst sizes (1 is required)."),
+    repeats: int = typer.Option(2, "--repeats", help="How many times to probe each size."),
+    seed: int = typer.Option(0, "--seed"),
+    save: Path | None = typer.Option(None, "--save", help="Write the fitted serving model and measurements (JSON)."),
+) -> None:
+    """Measure a server (latency against prompt tokens, output tokens and concurrency), fit the serving model,
+    and print its median prediction error on requests it was not fitted on."""
+    _calibrate(llm, kind, model, prompts, outputs, concurrency, repeats, seed, save)
+
+
+@one_line_errors
+def _calibrate(
+    llm: str, kind: str, model: str, prompts: str, outputs: str, conc: str, repeats: int, seed: int, save: Path | None
+) -> None:
+    probes = plan_probes(
+        _sizes(prompts, "--prompt-tokens"), _sizes(outputs, "--output-tokens"), _sizes(conc, "--concurrency"), repeats
+    )
+    rng = random.Random(seed)
+    rng.shuffle(probes)
+    with console.status(f"starting {llm} ..."), llm_endpoint(llm, kind, model, max_attempts=3) as cfg:
+        console.print(f"calibrating against {cfg.base_url} ({cfg.model}): {len(probes)} probes")
+        with Progress(
+            TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+            transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("probes", total=len(probes))
+            records = asyncio.run(_measure(cfg, probes, rng, lambda: bar.advance(task)))
+    result = calibrate(records, random.Random(seed))
+    _report(result)
+    if save is not None:
+        save.write_text(json.dumps(_as_json(result), indent=2))
+        out.print(f"saved to {save}")
+
+
+async def _measure(
+    cfg: EndpointConfig, probes: list[Probe], rng: random.Random, tick: Callable[[], None]
+) -> list[Measurement]:
+    async with OpenAIClient(cfg) as client:
+        warmup = LLMRequest("calib", 0, "warmup", ({"role": "user", "content": "Hi"},), max_tokens=4)
+        await client.complete(warmup)  # loads the model's pages; not measured
+        return await measure(client, probes, rng, tick)
+
+
+def _report(r: CalibrationResult) -> None:
+    c = r.config.cost
+    out.print("[bold]fitted serving model[/bold] (per engine iteration)")
+    out.print(f"  c0        {c.c0 * 1e3:9.3f} ms")
+    out.print(f"  c_prefill {c.c_prefill * 1e6:9.3f} us per prompt token")
+    out.print(f"  c_decode  {c.c_decode * 1e6:9.3f} us per sequence in the decode batch")
+    out.print(f"  c_kv      {c.c_kv * 1e9:9.3f} ns per KV token attended")
+    out.print(f"  batching  {r.batching}")
+    out.print(f"fitted on {len(r.train)} bursts, tested on {len(r.test)} others")
+    out.print(f"[bold]median prediction error on held-out requests: {r.median_error_pct:.1f}%[/bold]")
+
+
+def _as_json(r: CalibrationResult) -> dict[str, object]:
+    c = r.config.cost
+    return {
+        "cost": {"c0": c.c0, "c_prefill": c.c_prefill, "c_decode": c.c_decode, "c_kv": c.c_kv},
+        "max_running": r.config.max_running,
+        "batching": r.batching,
+        "median_error_pct": r.median_error_pct,
+        "measurements": [_fields(m) for m in r.train + r.test],
+    }
+
+
+def _fields(m: Measurement) -> dict[str, object]:
+    return {k: getattr(m, k) for k in ("prompt_tokens", "output_tokens", "concurrency", "latency", "ttft")}

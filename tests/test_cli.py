@@ -1,0 +1,60 @@
+"""The command line as a user meets it: the zero-config run, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from metropolis.cli.main import app
+from metropolis.paths import shared_data_dir
+
+runner = CliRunner()
+needs_data = pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent")
+
+
+@needs_data
+def test_run_writes_a_report_and_a_trace(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--hours", "0.05", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["agents"] == 25 and report["steps"] == 18 and report["agent_steps"] == 25 * 18
+    assert report["scheduler"] == "metropolis" and report["runtime"] == "virtual"
+    assert (tmp_path / "trace" / "steps.parquet").is_file()
+    assert "avg parallelism" in result.output
+
+
+@needs_data
+def test_schedulers_agree_from_the_command_line(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frames = []
+    for name in ("serial", "metropolis"):
+        out = tmp_path / name
+        assert runner.invoke(app, ["run", "-n", "8", "--hours", "0.1", "-s", name, "--out", str(out)]).exit_code == 0
+        steps = pd.read_parquet(out / "trace" / "steps.parquet")
+        frames.append(
+            steps.sort_values(["agent", "step"])[["agent", "step", "x", "y", "action"]].reset_index(drop=True)
+        )
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--scheduler", "nope"], "unknown scheduler 'nope'; choose one of: serial, lockstep, metropolis"),
+        (["run", "--hours", "0"], "--hours must be > 0"),
+        (["run", "--runtime", "virtual", "--llm", "local"], "use --runtime asyncio"),
+        (["run", "--llm", "ftp://x"], "--llm must be 'local' or an http(s) URL"),
+        (["bench", "scheduler", "--agents", "0"], "must be >= 1"),
+        (["calibrate", "--concurrency", "2"], "needs single requests"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("metropolis: error: ") and message in lines[-1]
+    assert "Traceback" not in result.output
