@@ -33,9 +33,7 @@ pytestmark = [
 
 def test_two_agents_wake_and_plan_with_the_local_model() -> None:
     from metropolis.llm.client import OpenAIClient
-    from metropolis.llm.endpoints import endpoint
     from metropolis.llm.local_server import LocalModelServer
-
     from metropolis.world.smallville import load_smallville
 
     town = load_smallville()
@@ -47,8 +45,8 @@ def test_two_agents_wake_and_plan_with_the_local_model() -> None:
     sim.listeners.append(timeline)
 
     async def go() -> None:
-        with LocalModelServer() as base_url:
-            async with OpenAIClient(endpoint("llama-cpp-python", base_url, "smollm2")) as client:
+        with LocalModelServer() as server:
+            async with OpenAIClient(server.endpoint()) as client:
                 await AsyncioRuntime(sim, client).run()
 
     asyncio.run(go())
