@@ -58,3 +58,18 @@ def test_bad_input_is_one_line_and_exit_code_2(args: list[str], message: str) ->
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[-1].startswith("metropolis: error: ") and message in lines[-1]
     assert "Traceback" not in result.output
+
+
+@needs_data
+def test_a_generative_run_replays_to_the_same_story_under_every_scheduler(tmp_path: Path) -> None:
+    base = ["run", "--agent", "generative", "-n", "2", "--hours", "0.15", "--start-hour", "7.9"]
+    recorded = tmp_path / "recorded"
+    first = runner.invoke(app, [*base, "-s", "metropolis", "--out", str(recorded)])
+    assert first.exit_code == 0, first.output
+    story = (recorded / "timeline.md").read_text()
+    assert "## " in story
+    for name in ("serial", "lockstep", "metropolis"):
+        out = tmp_path / name
+        result = runner.invoke(app, [*base, "-s", name, "--replay", str(recorded), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert (out / "timeline.md").read_text() == story, name

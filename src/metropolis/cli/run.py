@@ -21,9 +21,9 @@ from metropolis.cli.progress import agent_step_progress
 from metropolis.cli.run_setup import RunOptions, build_simulation
 from metropolis.engine import Simulation
 from metropolis.llm.client import OpenAIClient
-from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
-from metropolis.trace import TraceRecorder
+from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
 out = Console()
 
@@ -47,12 +47,16 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Run seed: the same seed gives the same simulation."),
     check: bool = typer.Option(False, "--check", help="Validate the causality invariant at every dispatch and commit."),
     out_dir: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/<time>-<scheduler>)."),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
+    ),
+    genagent: list[str] = typer.Option([], "--genagent", help="Generative-agent setting KEY=VALUE (repeatable)."),
 ) -> None:
     """Run a Smallville simulation and print a summary."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
-        seed=seed, check=check, out_dir=out_dir,
+        seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent),
     )  # fmt: skip
     _run(options)
 
@@ -78,7 +82,11 @@ def _run(opts: RunOptions) -> None:
 
 def _virtual(sim: Simulation, opts: RunOptions) -> RunReport:
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)))
+    responder = None
+    if opts.replay is not None:
+        folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
+        responder = ReplayResponder(recorded_answers(Trace.read(folder)))
+    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
     with agent_step_progress(sim) as advance:
         return VirtualRuntime(sim, env, llm).run(advance)
 

@@ -10,6 +10,7 @@ from typing import Protocol
 from rich.console import Console
 
 from metropolis.agents import RandomWalker, WalkerConfig
+from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
 from metropolis.scheduling import scheduler_names
@@ -38,6 +39,8 @@ class RunOptions:
     seed: int = 0
     check: bool = False
     out_dir: Path | None = None
+    replay: Path | None = None
+    genagent: tuple[str, ...] = ()
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -51,15 +54,20 @@ class RunOptions:
             raise ValueError(f"--gpus must be >= 1, got {self.gpus}")
         if self.llm:
             check_llm_spec(self.llm)
+        if self.replay is not None and self.llm:
+            raise ValueError("--replay answers from a recorded run: it takes no --llm")
         runtime = self.runtime if self.runtime != "auto" else ("asyncio" if self.llm else "virtual")
         if runtime not in ("virtual", "asyncio"):
             raise ValueError(f"--runtime must be virtual, asyncio or auto, got {self.runtime!r}")
         if runtime == "virtual" and self.llm:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
-        agent = self.agent if self.agent != "auto" else ("generative" if self.llm else "walker")
+        if runtime != "virtual" and self.replay is not None:
+            raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
+        live = bool(self.llm) or self.replay is not None
+        agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
         if agent not in AGENT_KINDS:
             raise ValueError(f"--agent must be one of {', '.join(AGENT_KINDS)} or auto, got {self.agent!r}")
-        agents = self.agents if self.agents is not None else (3 if self.llm else 25)
+        agents = self.agents if self.agents is not None else (3 if live else 25)
         return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents)
 
 
@@ -91,4 +99,21 @@ def _agents(town: Town, opts: RunOptions) -> tuple[list[Agent], list[RunExtra]]:
     if opts.agent == "walker":
         config = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP)
         return [RandomWalker(p.name, p.spawn, config) for p in town.personas], []
-    raise ValueError("generative agents are not available in this build")
+    assert opts.agents is not None  # resolved() fills it
+    agents = build_town_agents(town, opts.agents, GenAgentConfig.from_pairs(list(opts.genagent)), opts.seed)
+    timeline = TimelineOutput(agents, Timeline(opts.start_hour * 3600, town.world.seconds_per_step))
+    return list(agents), [timeline]
+
+
+@dataclass(slots=True)
+class TimelineOutput:
+    """The generative agents' day, written as timeline.md in the run folder and summarised on screen."""
+
+    agents: list[GenerativeAgent]
+    listener: Timeline
+
+    def finish(self, folder: Path, console: Console) -> None:
+        path = self.listener.write(folder / "timeline.md")
+        console.print(self.listener.summary())
+        console.print(parse_summary(self.agents))
+        console.print(f"timeline: {path}")
