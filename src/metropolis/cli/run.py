@@ -20,6 +20,7 @@ from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import agent_step_progress
 from metropolis.cli.run_setup import RunOptions, build_simulation
 from metropolis.engine import Simulation
+from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
@@ -51,12 +52,13 @@ def run(
         None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
     ),
     genagent: list[str] = typer.Option([], "--genagent", help="Generative-agent setting KEY=VALUE (repeatable)."),
+    price: str = typer.Option("", "--price", help="USD per million tokens, PROMPT,COMPLETION: prints a cost."),
 ) -> None:
     """Run a Smallville simulation and print a summary."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
-        seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent),
+        seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
     )  # fmt: skip
     _run(options)
 
@@ -68,7 +70,8 @@ def _run(opts: RunOptions) -> None:
     sim, what, extras = build_simulation(opts)
     recorder = TraceRecorder.for_simulation(sim, folder / "trace")
     sim.listeners.append(recorder)
-    report = _virtual(sim, opts) if opts.runtime == "virtual" else _real(sim, opts)
+    books = Accounting(_prices(opts.price))
+    report = _virtual(sim, opts) if opts.runtime == "virtual" else _real(sim, opts, books)
     recorder.close()
     for extra in extras:
         extra.finish(folder, out)
@@ -77,7 +80,21 @@ def _run(opts: RunOptions) -> None:
     out.print(f"[bold]metropolis run[/bold]: {what}")
     for line in report.lines():
         out.print("  " + line)
+    if books.agents:
+        (folder / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
+        for line in books.summary(per_agent=True):
+            out.print("  " + line)
     out.print(f"  run folder       {folder} (report.json, trace/)")
+
+
+def _prices(text: str) -> Prices | None:
+    if not text:
+        return None
+    try:
+        prompt, completion = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--price takes PROMPT,COMPLETION in USD per million tokens, got {text!r}") from None
+    return Prices(prompt, completion)
 
 
 def _virtual(sim: Simulation, opts: RunOptions) -> RunReport:
@@ -91,7 +108,7 @@ def _virtual(sim: Simulation, opts: RunOptions) -> RunReport:
         return VirtualRuntime(sim, env, llm).run(advance)
 
 
-def _real(sim: Simulation, opts: RunOptions) -> RunReport:
+def _real(sim: Simulation, opts: RunOptions, books: Accounting) -> RunReport:
     async def go(client: OpenAIClient | None) -> RunReport:
         with agent_step_progress(sim) as advance:
             return await AsyncioRuntime(sim, client).run(advance)
@@ -102,7 +119,7 @@ def _real(sim: Simulation, opts: RunOptions) -> RunReport:
         out.print(f"LLM: {cfg.model} at {cfg.base_url}")
 
         async def with_client() -> RunReport:
-            async with OpenAIClient(cfg) as client:
+            async with OpenAIClient(cfg, accounting=books) as client:
                 return await go(client)
 
         return asyncio.run(with_client())

@@ -41,6 +41,7 @@ class RunOptions:
     out_dir: Path | None = None
     replay: Path | None = None
     genagent: tuple[str, ...] = ()
+    price: str = ""
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
