@@ -32,7 +32,7 @@ class RunReport:
             f"agent-steps      {self.agent_steps}",
             f"units dispatched {self.units}",
             f"LLM calls        {self.llm_calls} ({self.prompt_tokens} prompt / {self.completion_tokens} output tokens)",
-            f"{"time (" + clock + ")":<17}{self.duration:.2f} s",
+            f"{'time (' + clock + ')':<17}{self.duration:.2f} s",
             f"avg parallelism  {self.mean_running_agents:.2f} agents running, "
             f"{self.mean_llm_in_flight:.2f} LLM requests in flight (peak {self.peak_llm_in_flight})",
             f"wall time        {self.wall_seconds:.2f} s",
