@@ -28,6 +28,7 @@ def test_every_setting_runs_every_policy_and_ideal_is_the_floor() -> None:
         assert c.time_share_of_ideal <= 1.0 + 1e-9
     by = {(r.lora_rank, r.policy): r for r in rows}
     assert all(by[rank, p].bytes_prefetched == 0 for rank in (None, 8) for p in ("sglang", "lru"))  # on demand
+    assert by[None, "id-nohost"].bytes_prefetched == 0 < by[8, "id-nohost"].bytes_prefetched  # adapters only
     assert by[None, "sglang"].recompute_tokens > 0 and by[None, "lru"].recompute_tokens == 0  # no host: recompute
     assert by[None, "sglang"].hit_rate == by[None, "lru"].hit_rate  # same policy, same order: same hits
     assert by[8, "lru"].bytes_moved > by[None, "lru"].bytes_moved

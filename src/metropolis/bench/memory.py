@@ -8,6 +8,8 @@ the replay agent) runs in virtual time once per system:
 - `sglang`: the baseline engine: LRU eviction, load on demand, and no host tier for KV (SGLang's radix cache
   without its hierarchical cache drops evicted prefixes: the next call recomputes the prefix); adapters live in
   host memory and are copied to the GPU on demand;
+- `id-nohost`: the same engine with invocation-distance eviction (and adapter prefetch): what the eviction
+  order alone buys when a miss means recomputing the prefix;
 - `lru`: the same with a host tier for KV (evicted prefixes are copied to host memory and back on demand);
 - `invocation-distance`: ScaleSim: host tier, evict the agent whose next call is furthest, prefetch the nearest
   after every engine segment and scheduler commit, from `Simulation.invocation_distance`;
@@ -36,7 +38,9 @@ from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.runtime import Environment, VirtualRuntime
 
-POLICIES = ("sglang", "lru", "invocation-distance", "belady", "ideal")
+POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
+NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is recomputed
+BY_DISTANCE = ("id-nohost", "invocation-distance")
 WORKLOADS = ("smallville", "bursty")
 SimulationFactory = Callable[[int, str], Simulation]  # (agents, scheduler name) -> a fresh simulation
 Setting = tuple[int, str, float, int | None]  # agents, scheduler, GPU fraction, LoRA rank
@@ -92,7 +96,7 @@ class MemoryBenchConfig:
             f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} (1 GPU), prefix "
             f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"
             f"{self.lora_load_s * 1e3:g} ms, demand loads {self.demand_loads}, admission {self.admission}; "
-            "sglang = LRU, no host tier for KV (evicted prefix recomputed)"
+            "sglang = LRU and id-nohost = ID without a host tier for KV (an evicted prefix is recomputed)"
         )
 
 
@@ -152,11 +156,11 @@ def memory_setup(
         h2d_bandwidth=cfg.h2d_bandwidth,
         d2h_bandwidth=cfg.h2d_bandwidth,
         disk_bandwidth=cfg.disk_bandwidth,
-        kv_to_host=policy != "sglang",
+        kv_to_host=policy not in NO_HOST,
         lora_load_s=cfg.lora_load_s,
     )
     distance = sim.track_distances().distance
-    prefetch = cfg.prefetch if policy in ("invocation-distance", "belady") else 0
+    prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
         tiers, cfg.prefix_tokens, rule, distance, rank, LLAMA3_8B, prefetch, cfg.demand_loads, cfg.admission
     )
@@ -173,7 +177,7 @@ def run_policy(
     agents, scheduler, fraction, rank = setting
     sim = make_sim(agents, scheduler)
     env = Environment()
-    rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy == "invocation-distance" else "lru"
+    rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy in BY_DISTANCE else "lru"
     if policy == "belady":
         if recorded is None:
             raise RuntimeError("the belady run needs the accesses recorded by an earlier run")
@@ -253,10 +257,12 @@ def run_memory_bench(
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """One setting's verdict: ID's speedup over the SGLang baseline and over LRU with a host tier, its
-    hit rate as a share of the (closed-loop) Belady run's, and the ideal time as a share of ID's."""
+    hit rate as a share of the (closed-loop) Belady run's, and the ideal time as a share of ID's;
+    `nohost_speedup_over_sglang` is what ID eviction alone buys on the SGLang engine."""
 
     setting: Setting
     speedup_over_sglang: float
+    nohost_speedup_over_sglang: float
     speedup_over_lru: float
     hit_share_of_belady: float
     time_share_of_ideal: float
@@ -273,6 +279,7 @@ def compare(rows: list[MemoryBenchRow]) -> list[Comparison]:
             Comparison(
                 setting,
                 p["sglang"].sim_seconds / idp.sim_seconds,
+                p["sglang"].sim_seconds / p["id-nohost"].sim_seconds,
                 p["lru"].sim_seconds / idp.sim_seconds,
                 idp.hit_rate / bel.hit_rate if bel.hit_rate else math.nan,
                 p["ideal"].sim_seconds / idp.sim_seconds,

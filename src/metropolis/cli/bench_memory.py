@@ -120,10 +120,11 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     for r in rows:
         v = verdicts[r.setting]
         mark = r.policy == "invocation-distance"
+        vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
         table.add_row(
             str(r.agents), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
             f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
-            f"{r.recompute_tokens:,}", f"{v.speedup_over_sglang:.2f}x" if mark else "",
+            f"{r.recompute_tokens:,}", f"{vs_sglang:.2f}x" if mark or r.policy == "id-nohost" else "",
             f"{v.speedup_over_lru:.2f}x" if mark else "", f"{v.hit_share_of_belady:.1%}" if mark else "",
         )  # fmt: skip
     table.caption = "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)"
