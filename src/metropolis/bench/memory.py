@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from metropolis.agents.replay import replay_simulation
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.llm.serving.agentmem import ADMISSIONS, DEMAND_LOADS, AgentMemory
@@ -37,6 +38,9 @@ from metropolis.memory.replay import ReplayBeladyPolicy
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.workloads import DayConfig, Workload, generate
+from metropolis.world.smallville import load_smallville
+from metropolis.world.world import World
 
 POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
 NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is recomputed
@@ -68,7 +72,7 @@ class MemoryBenchConfig:
     def __post_init__(self) -> None:
         if not self.agents or min(self.agents) < 1:
             raise ValueError(f"agent counts must be >= 1, got {self.agents}")
-        if not (self.hours > 0 and 0 <= self.start_hour and self.start_hour + self.hours <= 24):
+        if not (self.hours > 0 and self.start_hour >= 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
         for f in self.fractions:
             if not 0 < f <= 1:
@@ -212,12 +216,8 @@ def default_factory(cfg: MemoryBenchConfig) -> SimulationFactory:
 
         steps = round(cfg.hours * 360)
         return lambda agents, scheduler: bursty_simulation(agents, steps, scheduler, cfg.seed)
-    from metropolis.agents.replay import replay_simulation
-    from metropolis.workloads import DayConfig, generate
-    from metropolis.world.smallville import load_smallville
-
     town = load_smallville()
-    cache: dict[int, tuple[object, object]] = {}
+    cache: dict[int, tuple[Workload, World]] = {}
 
     def make(agents: int, scheduler: str) -> Simulation:
         if agents not in cache:
@@ -225,7 +225,7 @@ def default_factory(cfg: MemoryBenchConfig) -> SimulationFactory:
             workload, layout = generate(town, day)
             cache[agents] = (workload, layout.world(day.perception_radius))
         workload, world = cache[agents]
-        return replay_simulation(workload, world, scheduler)  # type: ignore[arg-type]
+        return replay_simulation(workload, world, scheduler)
 
     return make
 

@@ -40,13 +40,12 @@ def open_loop(cfg: MemoryBenchConfig, sequences: dict[Setting, RunAccesses]) -> 
         agents, sched, fraction, rank = setting
         if sched != scheduler:
             continue
-        accesses = [(s, a) for steps, who in zip(run.steps, run.agents, strict=True) for s, a in zip(steps, who)]
+        pairs = zip(run.steps, run.agents, strict=True)
+        accesses = [(s, a) for steps, who in pairs for s, a in zip(steps, who, strict=True)]
         size = sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, rank))
         sizes = dict.fromkeys({a for _, a in accesses}, size)
         capacity = gpu_bytes(cfg, agents, fraction, rank)
         distances = exact_distances(accesses, unit="step")
-        rates = {
-            p: simulate_hits(accesses, p, capacity, sizes, distances).hit_rate for p in OPEN_LOOP_POLICIES
-        }
+        rates = {p: simulate_hits(accesses, p, capacity, sizes, distances).hit_rate for p in OPEN_LOOP_POLICIES}
         out.append(OpenLoopRow(setting, len(accesses), rates))
     return out

@@ -9,14 +9,18 @@ on the SmolLM2 GGUF file and, for an agent prefix of `prefix_tokens` tokens and 
 - `restore`: the agent's sequence KV is set back from host memory (`llama_state_seq_set_data`), the context's
   token count is set to the prefix, and only the suffix is evaluated (what a host tier plus prefetch allows);
 - `hit`: the prefix KV is still in the context; only the suffix is evaluated (the floor);
-- `full_restore`: `Llama.load_state` + suffix, for comparison. It is much slower than `restore` for a reason
-  that is not the KV: `LlamaState` carries the logits buffer (`n_batch x n_vocab` floats: 512 x 49152 x 4 B =
-  100 MB for SmolLM2), which `load_state` copies twice. That is why an earlier measurement found 40 suffix
-  tokens after a restore as slow as 640 from scratch; the token list and `n_past` were restored correctly.
+- `full_restore`: `Llama.load_state` + suffix, for comparison: it restores the whole context state and
+  copies the logits buffer it carries (`n_batch x n_vocab` floats: 512 x 49152 x 4 B = 100 MB for SmolLM2).
+  It restores the token list and `n_tokens` (so `n_past`) correctly: the suffix is evaluated from there.
 
-Each path runs once to warm up, then `repeats` times; the median is reported, with the load average before
-and after (a busy machine makes every figure noisy). `n_threads=1` by default so that two cores suffice.
-`check` compares the last token's logits of `restore` with `recompute`: a wrong `n_past` would differ.
+Each path runs once to warm up, then `repeats` times, the paths taking turns; the median is reported, with
+the load average before and after. On a shared machine wall-clock figures swing by 2-4x from one run to the
+next, so the figures are this process's CPU time by default (`n_threads=1`: one thread's real work), with the
+wall-clock medians printed too. `n_threads_batch` must be set as well: llama-cpp-python leaves it at the
+number of cores, so every multi-token evaluation (a recompute, a suffix) ran on all of them while a
+single-token one did not; on 2 contended cores ggml's spinning worker threads then make batch timings erratic.
+The last token's logits of `restore` are compared with `recompute`'s: a wrong
+`n_past` would make them differ.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class StateMeasurement:
     restore_only_s: float  # the KV set alone
     hit_s: float
     full_restore_s: float
+    wall_s: dict[str, float]  # wall-clock medians of every path, whatever `clock` says
+    clock: str  # which clock the figures above are: "CPU" (this process, robust to load) or "wall"
     save_s: float
     repeats: int
     threads: int
@@ -59,17 +65,18 @@ class StateMeasurement:
         return "\n".join(
             [
                 f"llama.cpp (SmolLM2-135M Q4_1, CPU, {self.threads} thread): agent prefix {self.prefix_tokens} "
-                f"tokens + suffix {self.suffix_tokens}; median of {self.repeats}; load average "
-                f"{self.load_before:.2f} before, {self.load_after:.2f} after",
+                f"tokens + suffix {self.suffix_tokens}; median {self.clock} time of {self.repeats}, paths "
+                f"interleaved; load average {self.load_before:.2f} before, {self.load_after:.2f} after",
                 f"  recompute prefix + suffix        {ms(self.recompute_s)}",
                 f"  restore KV ({self.seq_state_bytes / 1e6:.1f} MB) + suffix   {ms(self.restore_s)}"
                 f"   ({self.speedup:.1f}x faster than recompute)",
                 f"    of which the KV set alone      {ms(self.restore_only_s)}",
                 f"  hit (KV resident) + suffix       {ms(self.hit_s)}",
-                f"  Llama.load_state + suffix        {ms(self.full_restore_s)}   (state {self.full_state_bytes / 1e6:.0f} "
-                "MB: carries the logits buffer)",
+                f"  Llama.load_state + suffix        {ms(self.full_restore_s)}   "
+                f"(LlamaState {self.full_state_bytes / 1e6:.0f} MB with its logits buffer)",
                 f"  save (seq KV to host)            {ms(self.save_s)}",
                 f"  restore vs recompute logits: max |diff| {self.logits_max_diff:.2e}",
+                "  wall-clock medians: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in self.wall_s.items()),
             ]
         )
 
@@ -86,14 +93,20 @@ def smollm2_gguf() -> Path:
     return found[0]
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved(paths: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each path, the paths taking turns so that a burst of load elsewhere on
+    the machine falls on all of them alike; CPU time (this process) is what one thread really computed."""
+    for fn in paths.values():
+        fn()  # warm-up
+    wall: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in paths.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in paths}
 
 
 def _tokens(llm: Any, prefix_tokens: int, suffix_tokens: int) -> tuple[list[int], list[int]]:
@@ -107,7 +120,12 @@ def _tokens(llm: Any, prefix_tokens: int, suffix_tokens: int) -> tuple[list[int]
 
 
 def measure_state_restore(
-    prefix_tokens: int = 600, suffix_tokens: int = 40, repeats: int = 7, model: Path | None = None, threads: int = 1
+    prefix_tokens: int = 600,
+    suffix_tokens: int = 40,
+    repeats: int = 7,
+    model: Path | None = None,
+    threads: int = 1,
+    cpu_time: bool = True,
 ) -> StateMeasurement:
     """Time recompute, restore and hit for one agent prefix on the real model (see the module docstring)."""
     import numpy as np
@@ -115,7 +133,13 @@ def measure_state_restore(
     from llama_cpp import llama_cpp as capi
 
     load_before = os.getloadavg()[0]
-    llm = Llama(model_path=str(model or smollm2_gguf()), n_ctx=2048, n_threads=threads, verbose=False)
+    llm = Llama(
+        model_path=str(model or smollm2_gguf()),
+        n_ctx=2048,
+        n_threads=threads,
+        n_threads_batch=threads,  # unset, batches (a prefill, a suffix) use every core, whatever n_threads says
+        verbose=False,
+    )
     ctx = llm._ctx.ctx
     prefix, suffix = _tokens(llm, prefix_tokens, suffix_tokens)
     n = len(prefix)
@@ -162,16 +186,23 @@ def measure_state_restore(
     reference = last_logits()
     restore()
     diff = float(np.max(np.abs(last_logits() - reference)))
+    t = _interleaved(
+        {"recompute": recompute, "restore": restore, "restore_only": restore_only, "hit": hit, "full": full_restore},
+        repeats,
+    )
+    clock = 1 if cpu_time else 0
     return StateMeasurement(
         prefix_tokens=n,
         suffix_tokens=len(suffix),
         seq_state_bytes=int(written),
         full_state_bytes=int(full.llama_state_size) + int(full.scores.nbytes),
-        recompute_s=_median_time(recompute, repeats),
-        restore_s=_median_time(restore, repeats),
-        restore_only_s=_median_time(restore_only, repeats),
-        hit_s=_median_time(hit, repeats),
-        full_restore_s=_median_time(full_restore, repeats),
+        recompute_s=t["recompute"][clock],
+        restore_s=t["restore"][clock],
+        restore_only_s=t["restore_only"][clock],
+        hit_s=t["hit"][clock],
+        full_restore_s=t["full"][clock],
+        wall_s={name: w for name, (w, _) in t.items()},
+        clock="CPU" if cpu_time else "wall",
         save_s=save_s,
         repeats=repeats,
         threads=threads,
