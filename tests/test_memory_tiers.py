@@ -163,3 +163,19 @@ def test_prefetch_overlaps_compute_on_the_kernel_clock():
     assert _prefetch_then_compute(2.0, prefetch=True) == (2.0, True, 1)  # the 1 s transfer hid behind compute
     assert _prefetch_then_compute(0.25, prefetch=True) == (1.0, True, 1)  # partly hidden: waits 0.75 s
     assert _prefetch_then_compute(2.0, prefetch=False) == (3.0, False, 0)  # on demand: waits the full 1 s
+
+
+def test_without_kv_on_the_host_an_evicted_prefix_is_dropped_and_adapters_pay_their_setup():
+    cfg = TierConfig(gpu_bytes=GB, host_bytes=10 * GB, h2d_bandwidth=GB, kv_to_host=False, lora_load_s=0.025)
+    mm = MemoryManager(cfg, LRUPolicy(), lambda tokens: 0.5)
+    lora = StateSpec(0, StateKind.LORA, GB // 2)
+    mm.register([lora], Place.HOST)
+    mm.register([kv(0, GB // 2)], Place.NONE)
+    mm.register([kv(1, GB)], Place.NONE)
+    first = mm.admit(0, 0.0)  # adapter from the host: its bytes (0.5 s) and 25 ms of setup; prefix recomputed
+    assert (first.ready_at, first.recompute_tokens) == (pytest.approx(0.525), 1000)
+    mm.release(0, 1.0)
+    mm.admit(1, 2.0)  # evicts both of agent 0's entries
+    places = {e.spec.kind: e.place for e in mm.entries_of(0)}
+    assert places == {StateKind.KV_PREFIX: Place.NONE, StateKind.LORA: Place.HOST}
+    assert mm.stats.bytes_out == GB // 2  # only the adapter went to the host

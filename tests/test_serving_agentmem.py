@@ -104,3 +104,47 @@ def test_agent_memory_checks_its_setup() -> None:
     with pytest.raises(ValueError, match="no prefix_tokens for agent 3"):
         AgentMemory(TierConfig(gpu_bytes=10), {1: 5}, policy="lru").states(3)
     assert LRUPolicy().name == "lru"
+
+
+def two_agent_setup(**engine: str) -> AgentMemory:
+    """Two agents' state fits the GPU; the host holds everything, 0.25 s per prefix over the link."""
+    tiers = TierConfig(gpu_bytes=2000, host_bytes=10_000, h2d_bandwidth=4000.0, d2h_bandwidth=4000.0)
+    return AgentMemory(tiers, prefix_tokens=500, policy="lru", shape=TINY, prefetch=0, **engine)
+
+
+def test_a_blocking_demand_load_stalls_everyone_an_overlapped_one_does_not() -> None:
+    def run(mode: str) -> tuple[Job, Job]:
+        env = Environment()
+        cluster = Cluster(env, CFG, memory=two_agent_setup(demand_loads=mode))
+        long, short = Job("a0", 600, 50, agent_id=0), Job("a1", 600, 1, agent_id=1)
+        env.schedule(0.0, cluster.submit, long)
+        env.schedule(0.5, cluster.submit, short)  # while agent 0 decodes; agent 1's prefix is on the host
+        env.run()
+        return long, short
+
+    overlap_long, overlap_short = run("overlap")
+    blocking_long, blocking_short = run("blocking")
+    assert overlap_short.admitted == pytest.approx(0.75)  # after its 0.25 s transfer (an iteration boundary)
+    assert blocking_short.admitted == pytest.approx(0.50, abs=0.01)  # at once, but the batch waits for it
+    # the decoding request lost the 0.25 s transfer (overlap: only the short one's prefill)
+    assert blocking_long.finished - overlap_long.finished == pytest.approx(0.25, abs=0.011)
+
+
+def test_cache_aware_admission_lets_a_resident_request_pass_a_blocked_head() -> None:
+    def run(admission: str) -> list[Job]:
+        env = Environment()
+        tiers = TierConfig(gpu_bytes=1000, host_bytes=10_000, h2d_bandwidth=4000.0, d2h_bandwidth=4000.0)
+        memory = AgentMemory(tiers, 500, policy="lru", shape=TINY, prefetch=0, admission=admission)
+        cluster = Cluster(env, CFG, memory=memory)
+        jobs = [Job("a0", 600, 50, agent_id=0), Job("a1", 600, 1, agent_id=1), Job("a0", 600, 1, agent_id=0)]
+        for t, job in zip((0.0, 0.4, 0.4), jobs, strict=True):
+            env.schedule(t, cluster.submit, job)
+        env.run()
+        return jobs
+
+    first, head, resident = run("fcfs")
+    assert resident.admitted > head.admitted >= first.finished  # agent 1 cannot come in while 0 is pinned
+    first, head, resident = run("lpm")
+    assert resident.admitted < first.finished <= head.admitted  # agent 0's next call passes the blocked head
+    with pytest.raises(ValueError, match="admission 'sjf'"):
+        AgentMemory(TierConfig(gpu_bytes=10), 5, policy="lru", admission="sjf")

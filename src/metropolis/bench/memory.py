@@ -1,17 +1,26 @@
 """`metropolis bench memory`: eviction and prefetch policies for agents' private serving state, side by side.
 
-For every setting (GPU tier holding `fraction` of all agents' private state; with or without a LoRA adapter per
-agent; `lockstep` or `metropolis` scheduling) the same simulation runs in virtual time once per policy:
+The setting is ScaleSim's: every agent has private serving state (the KV cache of its ~600-token prompt
+prefix, optionally its own LoRA adapter) and the GPU holds only `fraction` of all agents' state. For every
+setting (agents, scheduler, fraction, LoRA rank) the same Smallville workload (copies of the town, replayed by
+the replay agent) runs in virtual time once per system:
 
-- `lru`: evict the least recently used, load on demand (what SGLang's radix cache and vLLM's prefix cache do,
-  with a host tier under them);
-- `invocation-distance`: ScaleSim, evict the agent whose next call is furthest and prefetch the nearest ones
+- `sglang`: the baseline engine: LRU eviction, load on demand, and no host tier for KV (SGLang's radix cache
+  without its hierarchical cache drops evicted prefixes: the next call recomputes the prefix); adapters live in
+  host memory and are copied to the GPU on demand;
+- `id-nohost`: the same engine with invocation-distance eviction (and adapter prefetch): what the eviction
+  order alone buys when a miss means recomputing the prefix;
+- `lru`: the same with a host tier for KV (evicted prefixes are copied to host memory and back on demand);
+- `invocation-distance`: ScaleSim: host tier, evict the agent whose next call is furthest, prefetch the nearest
   after every engine segment and scheduler commit, from `Simulation.invocation_distance`;
-- `belady`: MIN from the recorded future: the accesses of the invocation-distance run, replayed agent by agent
-  (`ReplayBeladyPolicy`), with the same prefetch;
+- `belady`: MIN from the recorded future: the invocation-distance run's accesses, replayed agent by agent
+  (`ReplayBeladyPolicy`), with the same prefetch. Closed loop, so NOT an upper bound: each run reorders
+  admissions (see `bench/memory_openloop.py` for the well-defined comparison);
 - `ideal`: a GPU tier that holds everything (every call after an agent's first hits): the floor on time.
 
-Each row reports simulated seconds, hit rate and bytes moved; ratios compare within a setting.
+What a miss costs is the engine's business and the same for every row: a demand load either stalls the replica
+(`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
+costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
 """
 
 from __future__ import annotations
@@ -20,53 +29,84 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from metropolis.bench.memory_workload import bursty_simulation
+from metropolis.agents.replay import replay_simulation
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
-from metropolis.llm.serving.agentmem import AgentMemory
+from metropolis.llm.serving.agentmem import ADMISSIONS, DEMAND_LOADS, AgentMemory
 from metropolis.memory.policies import EvictionPolicy
 from metropolis.memory.replay import ReplayBeladyPolicy
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.workloads import DayConfig, Workload, generate
+from metropolis.world.smallville import load_smallville
+from metropolis.world.world import World
 
-POLICIES = ("lru", "invocation-distance", "belady", "ideal")
-SimulationFactory = Callable[[str], Simulation]  # scheduler name -> a fresh simulation
+POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
+NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is recomputed
+BY_DISTANCE = ("id-nohost", "invocation-distance")
+WORKLOADS = ("smallville", "bursty")
+SimulationFactory = Callable[[int, str], Simulation]  # (agents, scheduler name) -> a fresh simulation
+Setting = tuple[int, str, float, int | None]  # agents, scheduler, GPU fraction, LoRA rank
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryBenchConfig:
-    agents: int = 25
-    steps: int = 360  # one simulated hour of 10 s steps
+    agents: tuple[int, ...] = (25, 100)
+    start_hour: float = 12.0  # the busy window of the Smallville day
+    hours: float = 0.25
     fractions: tuple[float, ...] = (0.10, 0.25)
     lora_ranks: tuple[int | None, ...] = (None, 16)
     schedulers: tuple[str, ...] = ("lockstep", "metropolis")
     preset: str = "l4-llama3-8b"
     prefix_tokens: int = 600  # the cached part of a ~640-token prompt: persona and retrieved memories
-    host_fraction: float = 1.0  # the host tier holds this share of all state (0: evicted KV is dropped)
     h2d_bandwidth: float = 25e9  # PCIe 4.0 x16 in practice
     disk_bandwidth: float = 2e9
+    lora_load_s: float = 0.025  # fixed cost of one adapter load (see docs/serving-memory.md for sources)
+    demand_loads: str = "blocking"
+    admission: str = "fcfs"
     prefetch: int = 4
+    workload: str = "smallville"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.agents < 1 or self.steps < 1:
-            raise ValueError(f"agents and steps must be >= 1, got {self.agents} and {self.steps}")
+        if not self.agents or min(self.agents) < 1:
+            raise ValueError(f"agent counts must be >= 1, got {self.agents}")
+        if not (self.hours > 0 and self.start_hour >= 0 and self.start_hour + self.hours <= 24):
+            raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
         for f in self.fractions:
             if not 0 < f <= 1:
                 raise ValueError(f"GPU fractions must be within (0, 1], got {f}")
-        if not self.host_fraction >= 0:
-            raise ValueError(f"host_fraction must be >= 0, got {self.host_fraction}")
+        for name, value, valid in (
+            ("demand_loads", self.demand_loads, DEMAND_LOADS),
+            ("admission", self.admission, ADMISSIONS),
+            ("workload", self.workload, WORKLOADS),
+        ):
+            if value not in valid:
+                raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
+        if not self.lora_load_s >= 0:
+            raise ValueError(f"lora_load_s must be >= 0 seconds, got {self.lora_load_s}")
 
-    def settings(self) -> Iterator[tuple[str, float, int | None]]:
-        for scheduler in self.schedulers:
-            for rank in self.lora_ranks:
-                for fraction in self.fractions:
-                    yield scheduler, fraction, rank
+    def settings(self) -> Iterator[Setting]:
+        for agents in self.agents:
+            for scheduler in self.schedulers:
+                for rank in self.lora_ranks:
+                    for fraction in self.fractions:
+                        yield agents, scheduler, fraction, rank
+
+    def describe(self) -> str:
+        """The modelled engine, for the table header."""
+        return (
+            f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} (1 GPU), prefix "
+            f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"
+            f"{self.lora_load_s * 1e3:g} ms, demand loads {self.demand_loads}, admission {self.admission}; "
+            "sglang = LRU and id-nohost = ID without a host tier for KV (an evicted prefix is recomputed)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryBenchRow:
+    agents: int
     scheduler: str
     fraction: float
     lora_rank: int | None
@@ -85,59 +125,74 @@ class MemoryBenchRow:
         return self.bytes_on_demand + self.bytes_prefetched + self.bytes_offloaded
 
     @property
-    def setting(self) -> tuple[str, float, int | None]:
-        return (self.scheduler, self.fraction, self.lora_rank)
+    def setting(self) -> Setting:
+        return (self.agents, self.scheduler, self.fraction, self.lora_rank)
 
 
-def total_state_bytes(cfg: MemoryBenchConfig, rank: int | None) -> int:
-    return sum(s.nbytes for a in range(cfg.agents) for s in agent_state(a, cfg.prefix_tokens, LLAMA3_8B, rank))
+@dataclass(frozen=True, slots=True)
+class RunAccesses:
+    """What one run's replicas admitted, in order: agents and their steps (one list per replica)."""
+
+    agents: list[list[int]]
+    steps: list[list[int]]
+
+
+def total_state_bytes(cfg: MemoryBenchConfig, agents: int, rank: int | None) -> int:
+    return agents * sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, rank))
+
+
+def gpu_bytes(cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None) -> int:
+    total = total_state_bytes(cfg, agents, rank)
+    return max(total // agents, math.floor(total * fraction))
 
 
 def memory_setup(
     cfg: MemoryBenchConfig,
-    fraction: float,
-    rank: int | None,
-    policy: str | Callable[[int], EvictionPolicy],
+    setting: Setting,
+    policy: str,
+    rule: str | Callable[[int], EvictionPolicy],
     sim: Simulation,
 ) -> AgentMemory:
-    total = total_state_bytes(cfg, rank)
-    per_agent = total // cfg.agents
+    agents, _, fraction, rank = setting
     tiers = TierConfig(
-        gpu_bytes=max(per_agent, math.floor(total * fraction)),
-        host_bytes=math.floor(total * cfg.host_fraction),
+        gpu_bytes=gpu_bytes(cfg, agents, 1.0 if policy == "ideal" else fraction, rank),
+        host_bytes=total_state_bytes(cfg, agents, rank),
         h2d_bandwidth=cfg.h2d_bandwidth,
         d2h_bandwidth=cfg.h2d_bandwidth,
         disk_bandwidth=cfg.disk_bandwidth,
+        kv_to_host=policy not in NO_HOST,
+        lora_load_s=cfg.lora_load_s,
     )
     distance = sim.track_distances().distance
-    prefetch = 0 if policy == "lru" else cfg.prefetch
-    return AgentMemory(tiers, cfg.prefix_tokens, policy, distance, rank, LLAMA3_8B, prefetch)
+    prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
+    return AgentMemory(
+        tiers, cfg.prefix_tokens, rule, distance, rank, LLAMA3_8B, prefetch, cfg.demand_loads, cfg.admission
+    )
 
 
 def run_policy(
     cfg: MemoryBenchConfig,
     make_sim: SimulationFactory,
-    setting: tuple[str, float, int | None],
+    setting: Setting,
     policy: str,
     recorded: list[list[int]] | None = None,
-) -> tuple[MemoryBenchRow, list[list[int]]]:
-    """One run; returns its row and each replica's admitted agents in order (the future Belady replays)."""
-    scheduler, fraction, rank = setting
-    sim = make_sim(scheduler)
+) -> tuple[MemoryBenchRow, RunAccesses]:
+    """One run; returns its row and what each replica admitted in order (the future Belady replays)."""
+    agents, scheduler, fraction, rank = setting
+    sim = make_sim(agents, scheduler)
     env = Environment()
-    name: str | Callable[[int], EvictionPolicy] = policy
+    rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy in BY_DISTANCE else "lru"
     if policy == "belady":
         if recorded is None:
             raise RuntimeError("the belady run needs the accesses recorded by an earlier run")
-        name = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
-    frac = 1.0 if policy == "ideal" else fraction
-    setup = memory_setup(cfg, frac, rank, "lru" if policy == "ideal" else name, sim)
-    cluster = Cluster(env, preset(cfg.preset), memory=setup)
+        rule = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
+    cluster = Cluster(env, preset(cfg.preset), memory=memory_setup(cfg, setting, policy, rule, sim))
     sim.commit_hooks.append(cluster.prefetch)
     report = VirtualRuntime(sim, env, VirtualLLM(env, cluster)).run()
     stats = cluster.memory_stats()
     assert stats is not None
     row = MemoryBenchRow(
+        agents,
         scheduler,
         fraction,
         rank,
@@ -151,53 +206,83 @@ def run_policy(
         stats.bytes_out,
         stats.recompute_tokens,
     )
-    return row, [m.accesses for m in cluster.memories]
+    return row, RunAccesses([m.accesses for m in cluster.memories], [m.steps for m in cluster.memories])
+
+
+def default_factory(cfg: MemoryBenchConfig) -> SimulationFactory:
+    """The configured workload, generated once per agent count and replayed by a fresh simulation each run."""
+    if cfg.workload == "bursty":
+        from metropolis.bench.memory_workload import bursty_simulation
+
+        steps = round(cfg.hours * 360)
+        return lambda agents, scheduler: bursty_simulation(agents, steps, scheduler, cfg.seed)
+    town = load_smallville()
+    cache: dict[int, tuple[Workload, World]] = {}
+
+    def make(agents: int, scheduler: str) -> Simulation:
+        if agents not in cache:
+            day = DayConfig(agents=agents, start_hour=cfg.start_hour, hours=cfg.hours, seed=cfg.seed)
+            workload, layout = generate(town, day)
+            cache[agents] = (workload, layout.world(day.perception_radius))
+        workload, world = cache[agents]
+        return replay_simulation(workload, world, scheduler)
+
+    return make
 
 
 def run_memory_bench(
     cfg: MemoryBenchConfig,
     make_sim: SimulationFactory | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[MemoryBenchRow]:
-    """Every setting under every policy; `make_sim` defaults to the bursty development workload."""
-    if make_sim is None:
-        make_sim = lambda scheduler: bursty_simulation(cfg.agents, cfg.steps, scheduler, cfg.seed)  # noqa: E731
-    rows = []
+) -> tuple[list[MemoryBenchRow], dict[Setting, RunAccesses]]:
+    """Every setting under every policy; returns the rows and each setting's `lru` run accesses (the
+    sequence the open-loop comparison replays)."""
+    make_sim = make_sim or default_factory(cfg)
+    rows, sequences = [], {}
     for setting in cfg.settings():
         recorded = None
         for policy in POLICIES:
             if progress is not None:
-                progress(f"{setting[0]}, {setting[1]:.0%} of state on GPU, LoRA {setting[2]}: {policy}")
+                agents, scheduler, fraction, rank = setting
+                progress(f"{agents} agents, {scheduler}, {fraction:.0%} on GPU, LoRA {rank}: {policy}")
             row, accesses = run_policy(cfg, make_sim, setting, policy, recorded)
             if policy == "invocation-distance":
-                recorded = accesses
+                recorded = accesses.agents
+            if policy == "lru":
+                sequences[setting] = accesses
             rows.append(row)
-    return rows
+    return rows, sequences
 
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """One setting's verdict: ID's speedup over LRU and its hit rate as a share of Belady's."""
+    """One setting's verdict: ID's speedup over the SGLang baseline and over LRU with a host tier, its
+    hit rate as a share of the (closed-loop) Belady run's, and the ideal time as a share of ID's;
+    `nohost_speedup_over_sglang` is what ID eviction alone buys on the SGLang engine."""
 
-    setting: tuple[str, float, int | None]
+    setting: Setting
+    speedup_over_sglang: float
+    nohost_speedup_over_sglang: float
     speedup_over_lru: float
     hit_share_of_belady: float
     time_share_of_ideal: float
 
 
 def compare(rows: list[MemoryBenchRow]) -> list[Comparison]:
-    by: dict[tuple[str, float, int | None], dict[str, MemoryBenchRow]] = {}
+    by: dict[Setting, dict[str, MemoryBenchRow]] = {}
     for r in rows:
         by.setdefault(r.setting, {})[r.policy] = r
     out = []
     for setting, p in by.items():
-        lru, idp, bel, ideal = p["lru"], p["invocation-distance"], p["belady"], p["ideal"]
+        idp, bel = p["invocation-distance"], p["belady"]
         out.append(
             Comparison(
                 setting,
-                lru.sim_seconds / idp.sim_seconds,
+                p["sglang"].sim_seconds / idp.sim_seconds,
+                p["sglang"].sim_seconds / p["id-nohost"].sim_seconds,
+                p["lru"].sim_seconds / idp.sim_seconds,
                 idp.hit_rate / bel.hit_rate if bel.hit_rate else math.nan,
-                ideal.sim_seconds / idp.sim_seconds,
+                p["ideal"].sim_seconds / idp.sim_seconds,
             )
         )
     return out

@@ -1,4 +1,5 @@
-"""`metropolis bench memory`: LRU, invocation distance (ScaleSim) and Belady side by side, with CSV and plots."""
+"""`metropolis bench memory`: SGLang-like LRU, LRU with a host tier, invocation distance (ScaleSim), Belady and
+an ideal GPU side by side on Smallville, with CSV and plots; `--real-llamacpp` times a real KV restore."""
 
 from __future__ import annotations
 
@@ -12,48 +13,71 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
+from metropolis.bench.memory_openloop import OPEN_LOOP_POLICIES, OpenLoopRow, open_loop
 from metropolis.cli.errors import one_line_errors
 
 console = Console(width=180)
 
 
 def memory(
-    agents: int = typer.Option(100, "--agents", "-n", help="Agents in the town."),
-    steps: int = typer.Option(180, "--steps", help="Steps to simulate (10 s each)."),
+    agents: str = typer.Option("25,100", "--agents", "-n", help="Agent counts, comma-separated (copies of the town)."),
+    start_hour: float = typer.Option(12.0, "--start-hour", help="Start of the window of the day (busy: 12)."),
+    hours: float = typer.Option(0.25, "--hours", help="Length of the window in hours."),
     fraction: list[float] = typer.Option([0.10, 0.25], "--fraction", help="GPU tier as a share of all state."),
     lora_rank: int = typer.Option(16, "--lora-rank", help="Rank of the per-agent LoRA adapters (0: none)."),
     scheduler: list[str] = typer.Option(["lockstep", "metropolis"], "--scheduler", "-s"),
-    host_fraction: float = typer.Option(1.0, "--host", help="Host tier as a share of all state (0: none)."),
+    demand_loads: str = typer.Option("blocking", "--demand-loads", help="blocking (SGLang) or overlap."),
+    admission: str = typer.Option("fcfs", "--admission", help="fcfs, or lpm (cache-aware, SGLang's lpm)."),
+    lora_load_ms: float = typer.Option(25.0, "--lora-load-ms", help="Fixed cost of one adapter load."),
+    workload: str = typer.Option("smallville", "--workload", help="smallville, or bursty (the stand-in)."),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
+    real_llamacpp: bool = typer.Option(
+        False, "--real-llamacpp", help="Instead: time a real KV restore against recompute (llama-cpp-python)."
+    ),
 ) -> None:
     """Agents' private serving state on a tight GPU: simulated time, hit rates and bytes moved per policy."""
-    _memory(agents, steps, fraction, lora_rank, scheduler, host_fraction, preset_name, out, tiny)
+    if real_llamacpp:
+        _real(tiny)
+        return
+    _memory(
+        agents, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
+        workload, preset_name, out, tiny,
+    )  # fmt: skip
 
 
 @one_line_errors
 def _memory(
-    agents: int,
-    steps: int,
+    agents: str,
+    start_hour: float,
+    hours: float,
     fractions: list[float],
     lora_rank: int,
     schedulers: list[str],
-    host_fraction: float,
+    demand_loads: str,
+    admission: str,
+    lora_load_ms: float,
+    workload: str,
     preset_name: str,
     out: Path,
     tiny: bool,
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
+    counts = _ints(agents)
     cfg = MemoryBenchConfig(
-        agents=8 if tiny else agents,
-        steps=12 if tiny else steps,
+        agents=(8,) if tiny else counts,
+        start_hour=start_hour,
+        hours=5 / 60 if tiny else hours,
         fractions=tuple(fractions),
         lora_ranks=(None, lora_rank) if lora_rank else (None,),
         schedulers=tuple(schedulers),
         preset=preset_name,
-        host_fraction=host_fraction,
+        lora_load_s=lora_load_ms / 1e3,
+        demand_loads=demand_loads,
+        admission=admission,
+        workload=workload,
     )
     total = len(list(cfg.settings())) * len(POLICIES)
     with Progress(
@@ -68,32 +92,68 @@ def _memory(
             bar.update(task, description=what, completed=started[0])
             started[0] += 1
 
-        rows = run_memory_bench(cfg, progress=progress)
+        rows, sequences = run_memory_bench(cfg, progress=progress)
     console.print(_table(cfg, rows))
+    console.print(_open_loop_table(open_loop(cfg, sequences)))
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "memory.csv")
     plot(rows, out / "memory.png")
     console.print(f"wrote {out / 'memory.csv'} and {out / 'memory.png'}")
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--agents must be integers separated by commas, got {text!r}") from None
+    if not values:
+        raise ValueError("--agents needs at least one agent count")
+    return values
+
+
 def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     verdicts = {c.setting: c for c in compare(rows)}
-    table = Table(
-        title=f"Agent memory: {cfg.agents} bursty agents, {cfg.steps} steps, {cfg.preset}, prefix "
-        f"{cfg.prefix_tokens} tokens, host tier {cfg.host_fraction:.0%} of state"
-    )
-    for col in ("scheduler", "GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits", "GB moved",
-                "recompute tok", "ID speedup / LRU", "ID hits / Belady"):  # fmt: skip
+    table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
+    for col in ("agents", "scheduler", "GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
+                "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
         v = verdicts[r.setting]
         mark = r.policy == "invocation-distance"
+        vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
         table.add_row(
-            r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy, f"{r.sim_seconds:.1f}",
-            f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}",
+            str(r.agents), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
+            f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
+            f"{r.recompute_tokens:,}", f"{vs_sglang:.2f}x" if mark or r.policy == "id-nohost" else "",
             f"{v.speedup_over_lru:.2f}x" if mark else "", f"{v.hit_share_of_belady:.1%}" if mark else "",
         )  # fmt: skip
+    table.caption = "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)"
     return table
+
+
+def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
+    table = Table(
+        title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
+        "ID with exact step distances), where Belady is the upper bound"
+    )
+    for col in ("agents", "scheduler", "GPU", "LoRA", "accesses", *OPEN_LOOP_POLICIES, "ID / Belady"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        agents, sched, fraction, rank = r.setting
+        rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_POLICIES]
+        table.add_row(
+            str(agents), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
+            f"{r.id_share_of_belady:.1%}",
+        )  # fmt: skip
+    return table
+
+
+@one_line_errors
+def _real(tiny: bool) -> None:
+    from metropolis.memory.engines.llamacpp_state import measure_state_restore
+
+    m = measure_state_restore(prefix_tokens=120 if tiny else 600, repeats=2 if tiny else 7)
+    console.print(m.report())
 
 
 def write_csv(rows: list[MemoryBenchRow], path: Path) -> None:
@@ -113,7 +173,7 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r.setting for r in rows))
-    labels = [f"{s}\n{f:.0%}{' LoRA' if rank else ''}" for s, f, rank in settings]
+    labels = [f"{n} {s}\n{f:.0%}{' LoRA' if rank else ''}" for n, s, f, rank in settings]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
     width = 0.8 / len(POLICIES)
     for k, policy in enumerate(POLICIES):

@@ -239,6 +239,8 @@ class MemoryManager:
         """Drop host entries the policy ranks below `incoming` until it fits; if they do not suffice, drop
         none."""
         host = self.tiers.host
+        if not self.tiers.config.hosts(incoming.spec.kind):
+            return
         if incoming.nbytes <= host.free or incoming.nbytes > host.capacity:
             return
         mine = self.policy.priority(incoming, now)

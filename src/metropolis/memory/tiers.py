@@ -54,12 +54,13 @@ class Link:
         if self.bandwidth <= 0:
             raise ValueError(f"link {self.name!r}: bandwidth must be > 0 bytes/s, got {self.bandwidth}")
 
-    def finish_time(self, nbytes: int, earliest: float) -> float:
-        """When a transfer that may start at `earliest` would end, without reserving the link."""
-        return max(earliest, self.busy_until) + nbytes / self.bandwidth
+    def finish_time(self, nbytes: int, earliest: float, setup_s: float = 0.0) -> float:
+        """When a transfer that may start at `earliest` would end, without reserving the link; `setup_s` is
+        fixed work that occupies the link with the bytes (an adapter's preparation)."""
+        return max(earliest, self.busy_until) + setup_s + nbytes / self.bandwidth
 
-    def reserve(self, nbytes: int, earliest: float) -> float:
-        end = self.finish_time(nbytes, earliest)
+    def reserve(self, nbytes: int, earliest: float, setup_s: float = 0.0) -> float:
+        end = self.finish_time(nbytes, earliest, setup_s)
         self.busy_until = end
         self.bytes_moved += nbytes
         return end
@@ -102,6 +103,12 @@ class TierConfig:
 
     An adapter missing from the host is read from disk straight into the GPU over the disk link (the host
     bounce is pipelined and much faster than the drive).
+
+    `kv_to_host=False` is SGLang's radix cache without its hierarchical cache (the default): an evicted KV
+    prefix is dropped, never copied to the host, so the next call recomputes it; adapters still live in host
+    memory (SGLang loads every `--lora-paths` adapter to CPU at start). `lora_load_s` is the fixed cost of
+    one adapter load on top of its bytes (weight preparation, per-layer copies, pool bookkeeping: tens of ms
+    in practice, see docs/serving-memory.md); it occupies the link like the bytes do.
     """
 
     gpu_bytes: int
@@ -109,12 +116,20 @@ class TierConfig:
     h2d_bandwidth: float = 25e9
     d2h_bandwidth: float = 25e9
     disk_bandwidth: float = 2e9
+    kv_to_host: bool = True
+    lora_load_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gpu_bytes <= 0:
             raise ValueError(f"GPU tier capacity must be > 0 bytes, got {self.gpu_bytes}")
         if self.host_bytes < 0:
             raise ValueError(f"host tier capacity must be >= 0 bytes, got {self.host_bytes}")
+        if not self.lora_load_s >= 0:
+            raise ValueError(f"lora_load_s must be >= 0 seconds, got {self.lora_load_s}")
+
+    def hosts(self, kind: StateKind) -> bool:
+        """Whether state of this kind may live on the host tier."""
+        return self.kv_to_host or kind is not StateKind.KV_PREFIX
 
 
 class Tiers:
@@ -132,18 +147,21 @@ class Tiers:
         """When a transfer of `entry` to the GPU would end, or None if it cannot be transferred
         (recompute)."""
         if entry.place is Place.HOST:
-            return self.h2d.finish_time(entry.nbytes, earliest)
+            return self.h2d.finish_time(entry.nbytes, earliest, self._setup(entry))
         if entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
-            return self.disk.finish_time(entry.nbytes, earliest)
+            return self.disk.finish_time(entry.nbytes, earliest, self._setup(entry))
         return None
+
+    def _setup(self, entry: Entry) -> float:
+        return self.config.lora_load_s if entry.spec.kind is StateKind.LORA else 0.0
 
     def load(self, entry: Entry, earliest: float) -> float:
         """Move `entry` onto the GPU over its link; the caller made room. Returns when it is there."""
         if entry.place is Place.HOST:
-            end = self.h2d.reserve(entry.nbytes, earliest)
+            end = self.h2d.reserve(entry.nbytes, earliest, self._setup(entry))
             self.host.remove(entry)
         elif entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
-            end = self.disk.reserve(entry.nbytes, earliest)
+            end = self.disk.reserve(entry.nbytes, earliest, self._setup(entry))
         else:
             raise RuntimeError(
                 f"agent {entry.agent} {entry.spec.kind.value} state in {entry.place.value} cannot be loaded"
@@ -162,13 +180,13 @@ class Tiers:
         entry.ready_at = at
 
     def offload(self, entry: Entry, now: float) -> float:
-        """Take `entry` off the GPU: to the host if it has room (the caller made it), else drop it.
-
-        Returns when its GPU bytes are free again: at once when dropped, after the copy when offloaded.
+        """Take `entry` off the GPU: to the host if it may go there and has room (the caller made it), else
+        drop it. Returns when its GPU bytes are free again: at once when dropped, after the copy when
+        offloaded.
         """
         self.gpu.remove(entry)
         entry.prefetched = False
-        if entry.nbytes <= self.host.free:
+        if self.config.hosts(entry.spec.kind) and entry.nbytes <= self.host.free:
             end = self.d2h.reserve(entry.nbytes, max(now, entry.ready_at))
             self.host.add(entry)
             entry.place = Place.HOST

@@ -14,6 +14,17 @@ After each segment of the replica (and whenever the runtime calls `Cluster.prefe
 commit) the manager moves the state of the agents needed soonest onto the GPU over the host link, overlapping
 compute. Agents are registered on a replica at their first request there, so with agent-affinity routing (the
 default when memory is on) each replica only ever holds and prefetches its own agents.
+
+Two engine behaviours are switchable, because real engines differ and they decide what a miss costs:
+
+- `demand_loads`: "overlap" (the request waits off the queue while the others compute, as above) or
+  "blocking" (the replica stalls until the state is on the GPU: SGLang's LoRA manager copies a new batch's
+  adapters into its GPU pool before the forward pass, unless `--enable-lora-overlap-loading` is set).
+  Prefetches always overlap compute: that is what a prefetch is.
+- `admission`: "fcfs" (strict queue order: a head whose state cannot be brought in blocks everyone behind it)
+  or "lpm" (cache-aware, SGLang's `--schedule-policy lpm`: among the first `window` waiting requests, those
+  whose agent's state is on the GPU go first, and a request whose state cannot be brought in is skipped
+  instead of blocking; SGLang falls back to FCFS past 128 waiting requests, hence the default window).
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ from metropolis.memory.tiers import Place, TierConfig
 
 Distance = Callable[[int], float]  # agent id -> invocation distance in steps (math.inf: unknown or done)
 PolicyFactory = Callable[[int], EvictionPolicy]  # replica index -> that replica's policy
+DEMAND_LOADS = ("overlap", "blocking")
+ADMISSIONS = ("fcfs", "lpm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +52,8 @@ class AgentMemory:
     `prefix_tokens`: the cached prompt prefix of every agent (one number, or per agent id); `lora_rank`: give
     every agent a LoRA adapter on the attention projections of `shape`. `policy`: a policy name (see
     `metropolis.memory.policy_names`) or a factory per replica; invocation distance needs `distance`.
-    `prefetch`: how many agents one prefetch may start moving (0: never prefetch).
+    `prefetch`: how many agents one prefetch may start moving (0: never prefetch). `demand_loads`,
+    `admission` and `window`: see the module docstring.
     """
 
     tiers: TierConfig
@@ -49,10 +63,19 @@ class AgentMemory:
     lora_rank: int | None = None
     shape: ModelShape = LLAMA3_8B
     prefetch: int = 4
+    demand_loads: str = "overlap"
+    admission: str = "fcfs"
+    window: int = 128
 
     def __post_init__(self) -> None:
         if self.prefetch < 0:
             raise ValueError(f"agent memory: prefetch must be >= 0 agents, got {self.prefetch}")
+        if self.demand_loads not in DEMAND_LOADS:
+            raise ValueError(f"agent memory: demand_loads {self.demand_loads!r}; choose one of {DEMAND_LOADS}")
+        if self.admission not in ADMISSIONS:
+            raise ValueError(f"agent memory: admission {self.admission!r}; choose one of {ADMISSIONS}")
+        if self.window < 1:
+            raise ValueError(f"agent memory: the admission window must be >= 1 request, got {self.window}")
         if self.policy in ("invocation-distance", "scalesim") and self.distance is None:
             raise ValueError(
                 "agent memory: policy 'invocation-distance' needs distance=..., e.g. Simulation's invocation_distance"
@@ -78,6 +101,7 @@ class ReplicaMemory:
         self.setup = setup
         self.manager = manager
         self.accesses: list[int] = []  # agents in the order this replica admitted them (for Belady replays)
+        self.steps: list[int] = []  # the step (request priority) of each of those accesses
         self._prefix: dict[int, int] = {}
 
     def _covers(self, job: Job) -> bool:
@@ -87,11 +111,17 @@ class ReplicaMemory:
             return False
         if agent not in self._prefix:
             specs = self.setup.states(agent)
-            host = self.manager.tiers.host
-            place = Place.HOST if sum(s.nbytes for s in specs) <= host.free else Place.NONE
-            self.manager.register(specs, place)
+            tiers = self.manager.tiers
+            hosted = [s for s in specs if tiers.config.hosts(s.kind)]
+            fits = sum(s.nbytes for s in hosted) <= tiers.host.free
+            self.manager.register(hosted, Place.HOST if fits else Place.NONE)
+            self.manager.register([s for s in specs if not tiers.config.hosts(s.kind)], Place.NONE)
             self._prefix[agent] = sum(s.tokens or 0 for s in specs if s.kind is StateKind.KV_PREFIX)
         return True
+
+    def resident(self, job: Job) -> bool:
+        """Is everything the job needs on the GPU already (a hit, if admitted now)?"""
+        return not self._covers(job) or self.manager.resident(job.agent_id)  # type: ignore[arg-type]
 
     def can_admit(self, job: Job) -> bool:
         return not self._covers(job) or self.manager.can_admit(job.agent_id)  # type: ignore[arg-type]
@@ -104,6 +134,7 @@ class ReplicaMemory:
         assert agent is not None
         adm = self.manager.admit(agent, now)
         self.accesses.append(agent)
+        self.steps.append(job.priority)
         cached = min(self._prefix[agent], job.prompt_tokens - 1)
         job.prefill_tokens = job.prompt_tokens - cached + min(adm.recompute_tokens, cached)
         return max(now, adm.ready_at)

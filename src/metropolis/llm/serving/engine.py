@@ -2,7 +2,8 @@
 
 How a replica schedules (vLLM / SGLang style, kept simple):
 - Waiting queue: ordered by (priority, arrival order), lowest step first; with `priority=False`, by arrival
-  only. Strict order: when the head cannot be admitted, nothing behind it is (no overtaking).
+  only. Strict order: when the head cannot be admitted, nothing behind it is (no overtaking), except under
+  agent memory's cache-aware admission (`AgentMemory(admission="lpm")`, see agentmem.py).
 - Each iteration decodes one token for every running request and prefills newly admitted requests whole.
   Decode tokens take the token budget first; the first prefill of an iteration is always admitted (a prompt
   over the budget stands for a chunked prefill, its whole cost charged to that one iteration), further ones
@@ -26,6 +27,7 @@ the KV tokens the batch attends are `kv_base + batch * count`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from metropolis.llm.serving.config import ServingConfig
@@ -144,7 +146,9 @@ class Replica:
         kv0 = self._kv_base + batch * self._count
         prefill = self._admit(self.config.max_batched_tokens - batch)
         if prefill:
-            self._start_segment(1, batch, kv0, prefill, self.cost.iteration(prefill, batch, kv0))
+            now = self.env.now
+            stall = max(0.0, max(j.state_at for j in self._prefilling) - now)  # blocking demand loads
+            self._start_segment(1, batch, kv0, prefill, stall + self.cost.iteration(prefill, batch, kv0))
         elif batch:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
@@ -154,32 +158,58 @@ class Replica:
             self._busy = False
 
     def _admit(self, budget: int) -> int:
-        """Admit loaded requests, then the waiting queue in order, while they fit; returns the prefill tokens."""
-        now, waiting, loaded = self.env.now, self._waiting, self._loaded
+        """Admit loaded requests, then waiting ones in admission order while they fit; returns prefill tokens."""
+        now, loaded = self.env.now, self._loaded
         prefill = 0
         while loaded and self._fits(loaded[0]):
             if self._prefilling and loaded[0].prefill_tokens > budget - prefill:
                 return prefill
             prefill += self._start_prefill(loaded.pop(0), now)
-        while waiting and self._fits(waiting[0][2]):
-            job = waiting[0][2]
+        lpm = self.memory is not None and self.memory.setup.admission == "lpm"
+        taken: set[int] = set()
+        for entry in self._lpm_order() if lpm else self._fcfs_order():
+            job = entry[2]
+            if not self._fits(job):
+                break
             if self.memory is not None and not job.memory_ready:
                 if not self.memory.can_admit(job):
+                    if lpm:
+                        continue  # cache-aware: skip it, do not let it block the queue
                     break
                 ready = self.memory.admit(job, now)
-                if ready > now:  # its state is on the way: it waits off the queue, the link overlaps compute
-                    heapq.heappop(waiting)
-                    self._waiting_tokens -= job.kv_tokens
+                if ready > now and self.memory.setup.demand_loads == "overlap":
+                    self._take(entry, lpm, taken)  # waits off the queue; the link overlaps compute
                     self._loading += 1
                     self.env.schedule(ready - now, self._on_loaded, job)
                     continue
-                job.memory_ready = True
+                job.memory_ready, job.state_at = True, ready
             if self._prefilling and job.prefill_tokens > budget - prefill:
                 break
-            heapq.heappop(waiting)
-            self._waiting_tokens -= job.kv_tokens
+            self._take(entry, lpm, taken)
             prefill += self._start_prefill(job, now)
+        if taken:
+            self._waiting = [e for e in self._waiting if id(e[2]) not in taken]
+            heapq.heapify(self._waiting)
         return prefill
+
+    def _fcfs_order(self) -> Iterator[tuple[int, int, Job]]:
+        """The queue head, again and again: the loop takes it (or stops) before asking for the next."""
+        while self._waiting:
+            yield self._waiting[0]
+
+    def _lpm_order(self) -> list[tuple[int, int, Job]]:
+        """The first `window` waiting requests, those whose state is on the GPU first (stable)."""
+        assert self.memory is not None
+        window = heapq.nsmallest(self.memory.setup.window, self._waiting)
+        window.sort(key=lambda e: not self.memory.resident(e[2]))  # type: ignore[union-attr]
+        return window
+
+    def _take(self, entry: tuple[int, int, Job], lpm: bool, taken: set[int]) -> None:
+        if lpm:
+            taken.add(id(entry[2]))  # removed from the heap in one go after the loop
+        else:
+            heapq.heappop(self._waiting)
+        self._waiting_tokens -= entry[2].kv_tokens
 
     def _start_prefill(self, job: Job, now: float) -> int:
         self._reserved += job.kv_tokens

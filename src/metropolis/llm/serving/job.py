@@ -21,6 +21,7 @@ class Job:
     agent_id: int | None = None  # whose private serving state the request needs (agent memory)
     prefill_tokens: int = 0  # what its prefill computes: the whole prompt unless agent memory says less
     memory_ready: bool = False  # agent memory: its state is on the GPU and pinned, admission may proceed
+    state_at: float = float("-inf")  # agent memory: when its state is on the GPU (a blocking load stalls until)
     replica: int | None = None
     arrival: float | None = None
     admitted: float | None = None

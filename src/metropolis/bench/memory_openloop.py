@@ -1,0 +1,51 @@
+"""The well-defined Belady comparison: policies replayed on one recorded access sequence (open loop).
+
+In the closed loop each policy's misses reorder what the engine admits next, so a replay of one run's future
+in another run is not an upper bound (it came out above 100% before). Here every policy sees the same
+sequence: the `(step, agent)` accesses the `lru` run of a setting admitted, replayed by `memory.tracesim` with
+the same GPU tier and state sizes, demand paging only (no prefetch: Belady's MIN is the optimum for demand
+paging, and a prefetching policy could beat it). Invocation distance uses the exact steps to each agent's next
+access: what a perfect estimator would say, so it is ID's best case, not the live estimator's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metropolis.bench.memory import MemoryBenchConfig, RunAccesses, Setting, gpu_bytes
+from metropolis.memory.state import LLAMA3_8B, agent_state
+from metropolis.memory.tracesim import exact_distances, simulate_hits
+
+OPEN_LOOP_POLICIES = ("lru", "invocation-distance", "belady")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoopRow:
+    setting: Setting  # the run whose sequence was replayed
+    accesses: int
+    hit_rates: dict[str, float]
+
+    @property
+    def id_share_of_belady(self) -> float:
+        best = self.hit_rates["belady"]
+        return self.hit_rates["invocation-distance"] / best if best else float("nan")
+
+
+def open_loop(cfg: MemoryBenchConfig, sequences: dict[Setting, RunAccesses]) -> list[OpenLoopRow]:
+    """Hit rates of LRU, exact invocation distance and Belady on each recorded `lockstep` sequence (or the
+    first scheduler's when lockstep was not run)."""
+    scheduler = "lockstep" if "lockstep" in cfg.schedulers else cfg.schedulers[0]
+    out = []
+    for setting, run in sequences.items():
+        agents, sched, fraction, rank = setting
+        if sched != scheduler:
+            continue
+        pairs = zip(run.steps, run.agents, strict=True)
+        accesses = [(s, a) for steps, who in pairs for s, a in zip(steps, who, strict=True)]
+        size = sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, rank))
+        sizes = dict.fromkeys({a for _, a in accesses}, size)
+        capacity = gpu_bytes(cfg, agents, fraction, rank)
+        distances = exact_distances(accesses, unit="step")
+        rates = {p: simulate_hits(accesses, p, capacity, sizes, distances).hit_rate for p in OPEN_LOOP_POLICIES}
+        out.append(OpenLoopRow(setting, len(accesses), rates))
+    return out
