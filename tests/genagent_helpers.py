@@ -97,7 +97,10 @@ def sensible_answer(request: LLMRequest) -> str:
     if f == "daily_plan":
         return '{"plan": ["wake up", "have breakfast", "work at the cafe", "lunch", "walk in the park"]}'
     if f == "hourly_schedule":
-        return '{"schedule": [{"hour": 7, "activity": "having breakfast"}, {"hour": 8, "activity": "working at the cafe"}]}'
+        return (
+            '{"schedule": [{"hour": 7, "activity": "having breakfast"}, '
+            '{"hour": 8, "activity": "working at the cafe"}]}'
+        )
     if f == "task_decomp":
         return '{"subtasks": [{"task": "making coffee", "minutes": 10}, {"task": "serving customers", "minutes": 50}]}'
     if f == "action_area":

@@ -38,6 +38,8 @@ def line_parser(check: LineCheck) -> Callable[[str], tuple[str, bool] | None]:
     """`parse_line`, then `check`: a line the speaker could not say here is no answer (the ask loop retries)."""
 
     def parse(text: str) -> tuple[str, bool] | None:
+        if check.spoken_by_other(text):
+            return None
         parsed = parse_line(text)
         line = check(parsed[0]) if parsed is not None else ""
         return (line, parsed[1]) if parsed is not None and line else None

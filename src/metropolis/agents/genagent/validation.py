@@ -143,12 +143,16 @@ class LineCheck:
     said: tuple[str, ...] = ()
     opening: bool = False
 
+    def spoken_by_other(self, text: str) -> bool:
+        """The text opens with someone else's name as the speaker ("Latoya Williams: ..." from Abigail)."""
+        prefix = _PREFIX.match(text.strip().lstrip("{\"' "))
+        return prefix is not None and " ".join(words(prefix.group(1))) not in name_words([self.speaker])
+
     def __call__(self, line: str) -> str:
+        if self.spoken_by_other(line):
+            return ""
         prefix = _PREFIX.match(line)
-        if prefix is not None:
-            if prefix.group(1).lower() not in name_words([self.speaker]):
-                return ""
-            line = prefix.group(2).strip()
+        line = prefix.group(2).strip() if prefix is not None else line
         low = line.lower()
         if any(n in low for n in _NARRATION) or mentions(line, frozenset([words(self.speaker)[0]])):
             return ""
