@@ -104,6 +104,7 @@ def line(speaker: str, listener: str, said: tuple[str, ...], opening: bool, text
             ("Goodbye, see you later!", True),
         ),
         ("Abigail Chen", "Latoya Williams", (), '{"utterance": ""}', None),
+        ("Latoya Williams", "Abigail Chen", (), '{"utterance": "Abigail Chen"}', None),  # a real bare name
     ],
 )
 def test_line_check(speaker: str, listener: str, said: tuple[str, ...], text: str, expected: object) -> None:

@@ -52,6 +52,10 @@ _GENERIC = frozenset(
     ]
 )
 SLEEPING = "sleeping"
+WAKING = "waking up and getting ready for the day"
+RELAXING = "relaxing at home"
+# The routine's own at-home hours: no place to ask about (a small model sends people to the cafe to wake up).
+AT_HOME = frozenset([SLEEPING, WAKING, RELAXING])
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]
     out: dict[int, str] = {}
     for hour in range(wake, min(sleep, 24)):
         if hour == wake:
-            out[hour] = "waking up and getting ready for the day"
+            out[hour] = WAKING
         elif hour == wake + 1:
             out[hour] = "having breakfast"
         elif hour == 12:
@@ -98,7 +102,7 @@ def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]
         elif hour == 18:
             out[hour] = "having dinner"
         elif hour > 18:
-            out[hour] = "relaxing at home"
+            out[hour] = RELAXING
         else:
             out[hour] = work
     return out
@@ -266,7 +270,8 @@ async def plan_hour(
         max_tokens=cfg.tokens_decompose,
         schema=prompts.schema_subtasks(cfg.max_subtasks),
     )
-    area = await choose_area(ask, identity, cfg, activity, areas, home, here)
+    at_home = activity in AT_HOME and home in areas
+    area = home if at_home else await choose_area(ask, identity, cfg, activity, areas, home, here)
     out, start = [], hour * 3600.0 + (60 - minutes) * 60.0
     for task, m in pairs:
         out.append(Subtask(task, start, start + m * 60.0, area))

@@ -134,8 +134,8 @@ def echoes(line: str, said: Iterable[str]) -> bool:
 class LineCheck:
     """Accepts a line `speaker` could say to `listener` at this point of the conversation, or returns "".
 
-    Rejected: narration about the conversation, a line spoken as someone else ("Latoya: ..." from Abigail) or
-    addressed to the speaker's own name, an echo of an earlier line, and a farewell as the opening line.
+    Rejected: a bare name, narration about the conversation, a line spoken as someone else ("Latoya: ..." from
+    Abigail) or addressed to the speaker's own name, an echo of an earlier line, and a farewell as the opening line.
     """
 
     speaker: str
@@ -154,7 +154,8 @@ class LineCheck:
         prefix = _PREFIX.match(line)
         line = prefix.group(2).strip() if prefix is not None else line
         low = line.lower()
-        if any(n in low for n in _NARRATION) or mentions(line, frozenset([words(self.speaker)[0]])):
+        spoken = [w for w in words(line) if w not in name_words([self.speaker, self.listener])]
+        if not spoken or any(n in low for n in _NARRATION) or mentions(line, frozenset([words(self.speaker)[0]])):
             return ""
         if self.opening and is_farewell(line):
             return ""
