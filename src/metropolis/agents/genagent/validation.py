@@ -154,7 +154,7 @@ class LineCheck:
         prefix = _PREFIX.match(line)
         line = prefix.group(2).strip() if prefix is not None else line
         low = line.lower()
-        spoken = [w for w in words(line) if w not in name_words([self.speaker, self.listener])]
+        spoken = set(words(line)) - set(words(f"{self.speaker} {self.listener}"))
         if not spoken or any(n in low for n in _NARRATION) or mentions(line, frozenset([words(self.speaker)[0]])):
             return ""
         if self.opening and is_farewell(line):
