@@ -80,6 +80,16 @@ class ScriptedLLM:
         return LLMResponse(text, len(request.prompt_text()) // 4, len(text) // 4, start, start + self.latency)
 
 
+LINES = [
+    "Hello there, lovely weather today!",
+    "It is. I'm off to the park.",
+    "The cafe has fresh muffins this morning.",
+    "Really? I should try them later.",
+    "Do come by, they go fast.",
+    "I will. Bye for now!",
+]
+
+
 def sensible_answer(request: LLMRequest) -> str:
     """A well-behaved model: valid JSON for every function, keyed on the prompt so agents differ."""
     prompt = request.prompt_text()
@@ -87,9 +97,12 @@ def sensible_answer(request: LLMRequest) -> str:
     if f == "daily_plan":
         return '{"plan": ["wake up", "have breakfast", "work at the cafe", "lunch", "walk in the park"]}'
     if f == "hourly_schedule":
-        return '{"schedule": [{"hour": 7, "activity": "having breakfast"}, {"hour": 8, "activity": "at the cafe"}]}'
+        return (
+            '{"schedule": [{"hour": 7, "activity": "having breakfast"}, '
+            '{"hour": 8, "activity": "working at the cafe"}]}'
+        )
     if f == "task_decomp":
-        return '{"subtasks": [{"task": "make coffee", "minutes": 10}, {"task": "serve customers", "minutes": 50}]}'
+        return '{"subtasks": [{"task": "making coffee", "minutes": 10}, {"task": "serving customers", "minutes": 50}]}'
     if f == "action_area":
         options = prompt.split("Options:\n")[1].split("\nAnswer")[0].split("\n")
         return (
@@ -105,7 +118,7 @@ def sensible_answer(request: LLMRequest) -> str:
     if f == "conversation":
         so_far = prompt.split("Conversation so far:\n")[1].split("\nWrite")[0]
         n = 0 if so_far.startswith("(nobody") else len(so_far.splitlines())
-        return f'{{"utterance": "Nice day, part {n}!", "end": false}}'
+        return f'{{"utterance": "{LINES[min(n, len(LINES) - 1)]}", "end": false}}'
     if f in ("chat_importance",):
         return '{"score": 6}'
     if f == "reflect":

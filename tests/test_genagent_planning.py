@@ -32,12 +32,13 @@ def isabella() -> Persona:
 def test_real_persona_routine_and_hours() -> None:
     p = isabella()
     assert (wake_hour(p, 7), sleep_hour(p, 22)) == (6, 23)
-    assert work_sentence(p) == "opens Hobbs Cafe at 8am everyday, and stands at the counter until 8pm"
+    work = "planning on having a Valentine's Day party at Hobbs Cafe with her customers"
+    assert work_sentence(p) == work
     sched = fallback_schedule(p, 6, 23)
     assert (sched[6], sched[7], sched[9], sched[12], sched[18], sched[22]) == (
         "waking up and getting ready for the day",
         "having breakfast",
-        "opens Hobbs Cafe at 8am everyday, and stands at the counter until 8pm",
+        work,
         "having lunch",
         "having dinner",
         "relaxing at home",
@@ -118,7 +119,7 @@ async def test_planning_falls_back_to_the_routine() -> None:
     plan = await plan_day(ask, persona, "id", cfg, "Monday", 7, 23, [])
     assert plan[:2] == ["waking up and getting ready for the day at 7:00", "having breakfast at 8:00"]
     assert await plan_schedule(ask, persona, "id", cfg, plan, 11, 7, 23) == {
-        11: "owns Hobbs Cafe and works there all day",
+        11: "planning a party",
         12: "having lunch",
     }
     areas = sorted(known_areas(persona))

@@ -70,7 +70,9 @@ def test_agents_sleep_wake_plan_walk_and_talk() -> None:
     assert chats[0] == chats[1] and len(chats[0]) == 1
     speakers = collections.Counter(r.agent for r in llm.requests if r.function == "conversation")
     assert speakers == {"Ann Lee": 3, "Bob Ray": 3}
-    assert "> Bob Ray: Nice day, part 1!" in "\n".join(timeline.agent_lines("Ann Lee"))
+    said = "\n".join(timeline.agent_lines("Ann Lee"))
+    assert "> Ann Lee: Hello there, lovely weather today!\n    > Bob Ray: It is. I'm off to the park" in said
+    assert said.count("    > ") == 6 and "> Bob Ray: I will. Bye for now!" in said
     # Few calls: planning at wake-up and the hour, one talk decision, the conversation.
     assert len(llm.requests) <= 20
 
@@ -84,7 +86,7 @@ def test_garbage_model_falls_back_to_the_persona_routine() -> None:
     agents, histories, _, _ = run("metropolis", answer=garbage)
     ann = agents[0]
     assert ann.schedule[7] == "waking up and getting ready for the day"
-    assert ann.schedule[9] == "owns Hobbs Cafe and works there all day"
+    assert ann.schedule[9] == "planning a party"  # the persona's `currently`, as an activity
     assert ann.stats.parsed == 0 and ann.stats.fallbacks > 0
     assert ann.stats.answers == 2 * ann.stats.fallbacks  # one retry each, then the fallback
     assert not any(m.kind == "chat" for m in ann.memory.nodes)  # "talk?" fell back to no

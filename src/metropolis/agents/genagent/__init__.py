@@ -31,4 +31,5 @@ def build_town_agents(
         personas = personas[:n_agents]
     embedder = make_embedder(config.embedder)
     index = AreaIndex(town)
-    return [GenerativeAgent(p, index, embedder, config) for p in personas]
+    names = tuple(p.name for p in town.personas)
+    return [GenerativeAgent(p, index, embedder, config, names) for p in personas]

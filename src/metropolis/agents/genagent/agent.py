@@ -24,6 +24,7 @@ from metropolis.agents.genagent.persona import (
     sleep_hour,
     wake_hour,
 )
+from metropolis.agents.genagent.validation import ActivityCheck
 from metropolis.engine.agent import Agent
 from metropolis.engine.context import Observation, StepContext
 from metropolis.llm.types import LLMResponse
@@ -35,13 +36,21 @@ START_DATE = dt.datetime(2023, 2, 13)  # the Smallville day starts February 13, 
 
 class GenerativeAgent(Agent):
     def __init__(
-        self, persona: Persona, index: AreaIndex, embedder: Embedder, config: GenAgentConfig | None = None
+        self,
+        persona: Persona,
+        index: AreaIndex,
+        embedder: Embedder,
+        config: GenAgentConfig | None = None,
+        town_names: tuple[str, ...] = (),
     ) -> None:
         super().__init__(persona.name, persona.spawn, action="sleeping")
         self.persona = persona
         self.config = cfg = config or GenAgentConfig()
         self.index = index
         self.identity = identity(persona)
+        # Names of everyone in town: the model's answers are no activity when they name someone (or parrot back
+        # a whisper); checks are pure, so every scheduler and replay decides the same way.
+        self.check = ActivityCheck.for_persona(persona.whispers, (persona.name, *town_names))
         self.areas = known_areas(persona)
         self.home = home_area(persona, self.areas) or index.area_of(persona.spawn) or next(iter(self.areas), "")
         self.wake = wake_hour(persona, cfg.default_wake_hour)
@@ -148,7 +157,7 @@ class GenerativeAgent(Agent):
         if hour not in self.schedule:
             self.schedule.update(
                 await planning.plan_schedule(
-                    ask, self.persona, self.identity, cfg, self.day_plan, hour, self.wake, self.sleep
+                    ask, self.persona, self.identity, cfg, self.day_plan, hour, self.wake, self.sleep, self.check
                 )
             )
         if self.planned_hour != (day, hour):
@@ -174,6 +183,7 @@ class GenerativeAgent(Agent):
             self.home,
             here,
             memories,
+            self.check,
         )
         self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)
 
@@ -217,7 +227,7 @@ class GenerativeAgent(Agent):
         if self.path:
             parts = self.address.split(":")
             where = parts[1] if len(parts) > 1 else self.address
-            self._head_to(ctx, None, f"walking to {where} to {task}")
+            self._head_to(ctx, None, walking_text(where, task))
             return
         ctx.act(f"{task} @ {self.address}" if self.address else task)
 
@@ -235,3 +245,8 @@ class GenerativeAgent(Agent):
             tuple(sorted(self.schedule.items())),
             self.address,
         )
+
+
+def walking_text(where: str, task: str) -> str:
+    """ "walking to Hobbs Cafe, then having breakfast": grammatical for every activity, which is an -ing phrase."""
+    return f"walking to {where}, then {task}" if task else f"walking to {where}"

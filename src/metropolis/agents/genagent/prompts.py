@@ -98,13 +98,22 @@ def decide_to_talk(identity: str, other: str, other_action: str, time: str, memo
     )
 
 
-def utterance(identity: str, listener: str, situation: str, memories: list[str], lines: list[str]) -> Messages:
+def utterance(
+    identity: str,
+    listener: str,
+    situation: str,
+    memories: list[str],
+    lines: list[str],
+    opening: bool = False,
+    last: bool = False,
+) -> Messages:
     so_far = "\n".join(lines) or "(nobody has spoken yet)"
+    hint = f" Greet {listener}." if opening else f" Say goodbye to {listener}." if last else ""
     return _msgs(
         f"{identity}\n{situation}\nWhat this person remembers about {listener}: {'; '.join(memories) or 'nothing'}\n"
         f"Conversation so far:\n{so_far}\n"
-        'Write this person\'s next line, one or two sentences, as JSON {"utterance": "...", "end": false}; set '
-        '"end" to true when the conversation is over.'
+        f"Write this person's next line to {listener}, one or two sentences.{hint} Answer as JSON "
+        '{"utterance": "...", "end": false}; set "end" to true when the conversation is over.'
     )
 
 
