@@ -32,7 +32,7 @@ out = Console()
 def run(
     agents: int = typer.Option(None, "--agents", "-n", help="Smallville personas (default 25; 3 with a real LLM)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
-    start_hour: float = typer.Option(7.0, "--start-hour", help="Time of day the run starts (generative agents)."),
+    start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
     scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
     no_priority: bool = typer.Option(False, "--no-priority", help="Dispatch ready clusters FIFO, not by step."),
     runtime: str = typer.Option("auto", "--runtime", help="virtual, asyncio, or auto (asyncio when --llm is set)."),

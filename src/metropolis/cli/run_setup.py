@@ -25,7 +25,7 @@ AGENT_KINDS = ("walker", "generative")
 class RunOptions:
     agents: int | None = None
     hours: float = 1.0
-    start_hour: float = 7.0
+    start_hour: float = 8.0
     scheduler: str = "metropolis"
     priority: bool = True
     runtime: str = "auto"
