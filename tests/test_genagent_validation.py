@@ -117,3 +117,15 @@ def test_opening_greets_and_closing_says_goodbye() -> None:
     assert frame_line("Nice talk", "Rajiv Patel", False, True, 19) == "Nice talk See you later, Rajiv!"
     assert frame_line("Bye now!", "Rajiv Patel", False, True, 19) == "Bye now!"
     assert fallback_line("Rajiv Patel", 0, False, 15) == "Good afternoon, Rajiv! How are you today?"
+
+
+def test_a_waking_hour_is_never_spent_asleep() -> None:
+    from metropolis.agents.genagent.planning import awake_check, parse_schedule
+
+    check = awake_check(lambda text: text)
+    assert check("Sleeping at home") == "" and check("taking a nap") == ""
+    assert check("having breakfast") == "having breakfast"
+    # A schedule that puts the persona to sleep in a waking hour is no answer: the caller retries, then the routine.
+    good = '{"schedule": [{"hour": 8, "activity": "having breakfast"}]}'
+    assert parse_schedule(good, [8], check) == {8: "having breakfast"}
+    assert parse_schedule(good.replace("having breakfast", "Sleeping at home"), [8], check) is None

@@ -238,14 +238,28 @@ async def plan_schedule(
     if not hours:
         return {}
     routine = fallback_schedule(persona, wake, sleep)
+    awake = awake_check(check)
     return await ask(
         "hourly_schedule",
         prompts.hourly_schedule(identity, plan, hours),
-        lambda t: parse_schedule(t, hours, check),
+        lambda t: parse_schedule(t, hours, awake),
         {h: routine[h] for h in hours if h in routine},
         max_tokens=cfg.tokens_schedule,
         schema=prompts.schema_schedule(len(hours)),
     )
+
+
+SLEEPY = re.compile(r"\b(sleep\w*|asleep|nap\w*|going to bed|in bed)\b", re.IGNORECASE)
+
+
+def awake_check(check: Check) -> Check:
+    """Schedules and tasks are only asked for waking hours (sleep comes from the persona's own hours), so an
+    answer that puts the persona to sleep then is the model's confusion: rejected, so retry or the routine."""
+
+    def checked(text: str) -> str:
+        return "" if SLEEPY.search(text) else check(text)
+
+    return checked
 
 
 async def plan_hour(
@@ -265,7 +279,7 @@ async def plan_hour(
     pairs = await ask(
         "task_decomp",
         prompts.decompose(identity, activity, hour, minutes, memories),
-        lambda t: parse_subtasks(t, minutes, cfg, check),
+        lambda t: parse_subtasks(t, minutes, cfg, awake_check(check)),
         [(activity, minutes)],
         max_tokens=cfg.tokens_decompose,
         schema=prompts.schema_subtasks(cfg.max_subtasks),
