@@ -20,7 +20,7 @@ from typing import ClassVar
 from metropolis.memory.tiers import Entry
 
 SortKey = tuple[float, ...]
-Distance = Callable[[int], float]
+Distance = Callable[[int], float]  # agent id -> invocation distance in steps (math.inf: unknown or done)
 
 
 class EvictionPolicy(ABC):

@@ -19,12 +19,11 @@ whose invocation distance is largest (saved to disk already, so eviction is a pl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
-Distance = Callable[[int], float]
+from metropolis.memory.policies import Distance
 
 
 class SlotError(RuntimeError):

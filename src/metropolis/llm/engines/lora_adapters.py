@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import httpx
 
-Distance = Callable[[int], float]
+from metropolis.memory.policies import Distance
 
 
 class AdapterError(RuntimeError):

@@ -35,11 +35,10 @@ from dataclasses import dataclass
 
 from metropolis.llm.serving.job import Job
 from metropolis.memory.manager import MemoryManager, MemoryStats
-from metropolis.memory.policies import EvictionPolicy, make_policy
+from metropolis.memory.policies import Distance, EvictionPolicy, make_policy
 from metropolis.memory.state import LLAMA3_8B, ModelShape, StateKind, StateSpec, agent_state
 from metropolis.memory.tiers import Place, TierConfig
 
-Distance = Callable[[int], float]  # agent id -> invocation distance in steps (math.inf: unknown or done)
 PolicyFactory = Callable[[int], EvictionPolicy]  # replica index -> that replica's policy
 DEMAND_LOADS = ("overlap", "blocking")
 ADMISSIONS = ("fcfs", "lpm")
