@@ -96,3 +96,19 @@ async def test_real_time_replay_sends_prompts_of_the_recorded_size(town) -> None
     assert sorted(endpoint.seen) == sorted(
         zip(workload.call_prompt.tolist(), workload.call_output.tolist(), strict=True)
     )
+
+
+@pytest.mark.parametrize("mode", ["copies", "large"])
+def test_walking_distance_workloads_replay_the_same_and_observe_only_within_walking_reach(town, mode) -> None:
+    config = DayConfig(agents=50, start_hour=12.0, hours=0.03, mode=mode, metric="walking", seed=3)
+    workload, layout = generate(town, config)
+    world = layout.world(workload.perception_radius, metric="walking")
+    deps = list(workload.step_deps())
+    assert sum(len(rec.observed) for rec in deps) > 0
+    for rec in deps:  # every recorded observation is within R on foot, walls counted
+        here = workload.position(rec.agent, rec.step)
+        for other in rec.observed:
+            assert world.metric.distance(here, workload.position(other, rec.step)) <= workload.perception_radius
+    serial, _ = _run(workload, world, "serial", gpus=8)
+    ooo, _ = _run(workload, world, "metropolis", gpus=8, check=True)
+    assert [ooo.history(i) for i in range(50)] == [serial.history(i) for i in range(50)]

@@ -35,11 +35,13 @@ class Setting:
     agents: int
     gpus: int
     mode: str = "copies"  # how more than 25 agents live: copies of the town, or one large town
+    metric: str = "euclidean"  # the distance R and the scheduling rules use: euclidean (the paper's) or walking
 
     @property
     def label(self) -> str:
         town = "" if self.agents <= 25 or self.mode == "copies" else " (large town)"
-        return f"{self.name} {self.agents} agents{town} {self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+        metric = "" if self.metric == "euclidean" else f", {self.metric}"
+        return f"{self.name} {self.agents} agents{town} {self.gpus} GPU{'s' if self.gpus > 1 else ''}{metric}"
 
 
 def default_settings(
@@ -48,6 +50,7 @@ def default_settings(
     gpus: tuple[int, ...] | None = None,
     hours: float | None = None,
     mode: str = "copies",
+    metric: str = "euclidean",
 ) -> list[Setting]:
     """The paper's table: 25 agents a full day on 1 and 8 GPUs; the busy and the quiet hour at each agent count
     on 8 GPUs. `hours` shortens every window (fast runs)."""
@@ -55,11 +58,12 @@ def default_settings(
     for name in which:
         if name == "day-25":
             for g in gpus or (1, 8):
-                out.append(Setting(name, 0.0, hours or 24.0, 25, g, mode))
+                out.append(Setting(name, 0.0, hours or 24.0, 25, g, mode, metric))
         elif name in ("busy", "quiet"):
             for n in agents:
                 for g in gpus or (8,):
-                    out.append(Setting(name, 12.0 if name == "busy" else 6.0, hours or 1.0, n, g, mode))
+                    start = 12.0 if name == "busy" else 6.0
+                    out.append(Setting(name, start, hours or 1.0, n, g, mode, metric))
         else:
             raise ValueError(f"unknown setting {name!r}; choose from day-25, busy, quiet")
     return out
@@ -97,10 +101,15 @@ Progress = Callable[[str, int, int], None]  # message, done, total agent-steps o
 def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progress | None = None) -> SettingResult:
     t0 = time.perf_counter()
     config = DayConfig(
-        agents=setting.agents, start_hour=setting.start_hour, hours=setting.hours, mode=setting.mode, seed=seed
+        agents=setting.agents,
+        start_hour=setting.start_hour,
+        hours=setting.hours,
+        mode=setting.mode,
+        metric=setting.metric,
+        seed=seed,
     )
     workload, layout = generate(town, config)
-    world = layout.world(config.perception_radius)
+    world = layout.world(config.perception_radius, metric=setting.metric)
     generated = time.perf_counter() - t0
     serving = preset(PRESET, gpus=setting.gpus)
     results = {}

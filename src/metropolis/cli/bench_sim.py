@@ -16,7 +16,7 @@ from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.progress import agent_step_bar
-from metropolis.workloads.scaling import MODES
+from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
 console = Console()
@@ -43,6 +43,9 @@ def sim(
     mode: str = typer.Option(
         "copies", "--mode", help="More than 25 agents as 'copies' of the town or one 'large' town."
     ),
+    metric: str = typer.Option(
+        "euclidean", "--metric", help="Distance for R and the rules: euclidean (the paper's) or walking (walls count)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Workload seed."),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
@@ -50,7 +53,11 @@ def sim(
     which = tuple(s.strip() for s in setting.split(",") if s.strip())
     if mode not in MODES:
         raise ValueError(f"unknown --mode {mode!r}; choose one of: {', '.join(MODES)}")
-    settings = default_settings(which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours, mode)
+    if metric not in METRICS:
+        raise ValueError(f"unknown --metric {metric!r}; choose one of: {', '.join(METRICS)}")
+    settings = default_settings(
+        which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours, mode, metric
+    )
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
     folder = out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}"

@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from metropolis.workloads import calls as C
 from metropolis.workloads.format import Workload
 from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
-from metropolis.workloads.scaling import Layout
+from metropolis.workloads.scaling import METRICS, Layout
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import Pos
 
@@ -59,6 +59,7 @@ class DayConfig:
     hours: float = 24.0
     mode: str = "copies"
     perception_radius: float = 4.0
+    metric: str = "euclidean"  # "walking": R counts steps around walls (a tighter, honest perception radius)
     seed: int = 0
     warmup_hours: float = 1.0  # simulated before a window that starts after midnight, not recorded
     model: CallModel = field(default_factory=CallModel)
@@ -66,6 +67,8 @@ class DayConfig:
     def __post_init__(self) -> None:
         if self.agents < 1:
             raise ValueError(f"agents must be >= 1, got {self.agents}")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
         if not (self.start_hour >= 0 and self.hours > 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
 
@@ -160,6 +163,10 @@ class _DayRun:
         self.calls: list[tuple[int, int, int, int]] = []
         self._last_positions: list[Pos] | None = None
         self._seen: tuple[np.ndarray, np.ndarray, list[list[int]]] = (np.zeros(0, np.int32), np.zeros(0), [])
+        # Euclidean is the candidate filter; walking distance (never shorter) then keeps the pairs really within R.
+        self.walking = (
+            layout.world(config.perception_radius, metric="walking").metric if config.metric == "walking" else None
+        )
 
     def step(self, s: int, record: bool) -> None:
         self.calls = self.rec.calls if record else []
@@ -209,6 +216,10 @@ class _DayRun:
             src, dst = src[order], dst[order]
         if self.layout.mode == "copies" and len(src):
             keep = self.town_of[src] == self.town_of[dst]
+            src, dst = src[keep], dst[keep]
+        if self.walking is not None and len(src):
+            dist = self.walking.distance
+            keep = np.array([dist(positions[a], positions[b]) <= radius for a, b in zip(src, dst, strict=True)])
             src, dst = src[keep], dst[keep]
         lists: list[list[int]] = [[] for _ in range(n)]
         for a, b in zip(src.tolist(), dst.tolist(), strict=True):

@@ -22,22 +22,31 @@ from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import GridIndex, Pos
 from metropolis.world.tilemap import TileMap
+from metropolis.world.walking import WalkingMetric
 from metropolis.world.world import World
 
 MODES = ("copies", "large")
 
 
+METRICS = ("euclidean", "walking")
+
+
 class TownsMetric:
-    """Euclidean inside a town, infinite between towns (`copies` mode): towns never interact."""
+    """Euclidean (or walking, on the base town's map) inside a town, infinite between towns (`copies` mode):
+    towns never interact. Walking distances of all copies share one cache, since every copy is the same map."""
 
     name = "towns"
 
-    def __init__(self, width: int, height: int, cell: int = 16) -> None:
+    def __init__(self, width: int, height: int, cell: int = 16, walking: WalkingMetric | None = None) -> None:
         self.width, self.height, self.cell = width, height, cell
+        self.walking = walking
 
     def distance(self, a: Pos, b: Pos) -> float:
-        if a[0] // self.width != b[0] // self.width or a[1] // self.height != b[1] // self.height:
+        w, h = self.width, self.height
+        if a[0] // w != b[0] // w or a[1] // h != b[1] // h:
             return math.inf
+        if self.walking is not None:
+            return self.walking.distance((a[0] % w, a[1] % h), (b[0] % w, b[1] % h))
         return math.hypot(a[0] - b[0], a[1] - b[1])
 
     def make_index(self) -> TownsIndex:
@@ -143,7 +152,10 @@ class Layout:
                 out.append(t)
         return out
 
-    def world(self, perception_radius: float, max_velocity: float = 1.0) -> World:
+    def world(self, perception_radius: float, max_velocity: float = 1.0, metric: str = "euclidean") -> World:
+        """The world the agents live in; `metric` "walking" counts steps around walls instead of straight lines."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r} for a generated town; choose one of: {', '.join(METRICS)}")
         base = self.base.tilemap
         walkable = np.zeros((self.rows * self.height, self.cols * self.width), dtype=bool)
         for t in range(self.towns):
@@ -156,9 +168,14 @@ class Layout:
                         for x, y in self.corridor(t, other):
                             walkable[y, x] = True
         tilemap = TileMap(walkable.shape[1], walkable.shape[0], walkable, name=f"smallville-{self.mode}-{self.towns}")
-        metric: Metric = TownsMetric(self.width, self.height) if self.mode == "copies" else EuclideanMetric()
+        walking = metric == "walking"
+        distance: Metric
+        if self.mode == "copies":
+            distance = TownsMetric(self.width, self.height, walking=WalkingMetric(base) if walking else None)
+        else:
+            distance = WalkingMetric(tilemap) if walking else EuclideanMetric()
         return World(
-            metric=metric,
+            metric=distance,
             perception_radius=perception_radius,
             max_velocity=max_velocity,
             tilemap=tilemap,
