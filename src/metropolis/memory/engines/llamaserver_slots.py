@@ -59,7 +59,12 @@ def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 4
             str(binary), "-m", str(model or smollm2_path()), "--host", "127.0.0.1", "--port", str(port),
             "-c", "2048", "-np", "1", "-t", "1", "-tb", "1", "--slot-save-path", saves,
         ]  # fmt: skip
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        # A build's shared libraries sit beside the binary; its RPATH may point at a build folder long gone.
+        libs = os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH", "")]))
+        server = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "LD_LIBRARY_PATH": libs},
+        )  # fmt: skip
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
                 _wait_healthy(http, server)
