@@ -63,6 +63,11 @@ def plan_probes(
     ]
 
 
+def random_words(rng: random.Random, count: int) -> str:
+    """`count` words drawn from a small town vocabulary: prompt text that no prefix cache has seen before."""
+    return " ".join(rng.choice(WORDS) for _ in range(count))
+
+
 def probe_prompt(tokens: int, rng: random.Random) -> str:
     """A prompt of about `tokens` tokens that starts with fresh words (no prefix cache can help) and asks for a
     long answer, so that the output runs to `max_tokens`."""

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -194,26 +195,10 @@ class LocalModelServer:
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + self.config.startup_timeout
-        url = f"{self.base_url}/models"
-        with httpx.Client(timeout=2.0) as http:
-            while True:
-                code = self.process.poll()
-                if code is not None:
-                    raise LocalServerUnavailable(
-                        f"llama_cpp.server exited with code {code} before it was ready; "
-                        "its stderr ends with:\n"
-                        f"{self.stderr_tail()}"
-                    )
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(url).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise LocalServerUnavailable(
-                        f"llama_cpp.server did not answer {url} within {self.config.startup_timeout:.0f} s; "
-                        f"its stderr ends with:\n{self.stderr_tail()}"
-                    )
-                time.sleep(0.1)
+        wait_until_ready(
+            self.process, f"{self.base_url}/models", self.config.startup_timeout,
+            lambda: f"llama_cpp.server; its stderr ends with:\n{self.stderr_tail()}",
+        )  # fmt: skip
 
     def stderr_tail(self, limit: int = 2000) -> str:
         if self._stderr is None:
@@ -226,7 +211,7 @@ class LocalModelServer:
         with self._lock:
             process, self.process = self.process, None
             if process is not None:
-                _kill_group(process)
+                kill_group(process)
             if self._stderr is not None:
                 self._stderr.close()
                 self._stderr = None
@@ -280,7 +265,24 @@ class LocalModelServer:
             os.kill(os.getpid(), signum)
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def wait_until_ready(process: subprocess.Popen[bytes], url: str, timeout: float, describe: Callable[[], str]) -> None:
+    """Poll `url` until it answers 200; raise, with `describe()` naming the server, if the process dies first or
+    the deadline passes."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as http:
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise LocalServerUnavailable(f"exited with code {code} before it was ready: {describe()}")
+            with contextlib.suppress(httpx.TransportError):
+                if http.get(url).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise LocalServerUnavailable(f"did not answer {url} within {timeout:.0f} s: {describe()}")
+            time.sleep(0.1)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import httpx
 
+from metropolis.llm.calibration import random_words
 from metropolis.llm.engines.llamacpp_slots import SlotClient
-from metropolis.llm.local_server import _kill_group, free_port, smollm2_path
+from metropolis.llm.local_server import free_port, kill_group, smollm2_path, wait_until_ready
 
 ENV_VAR = "METROPOLIS_LLAMA_SERVER"
-WORDS = "town cafe morning market painter garden library river bakery music school letter window bridge".split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def find_server(path: str | None = None) -> Path:
 def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 450, repeats: int = 5) -> SlotTimings:
     """Median timings over `repeats`; one server thread, one slot, on a free loopback port."""
     rng = random.Random(0)
-    prefix = " ".join(rng.choice(WORDS) for _ in range(prefix_words))
+    prefix = random_words(rng, prefix_words)
     with tempfile.TemporaryDirectory() as saves:
         port = free_port()
         command = [
@@ -67,24 +67,10 @@ def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 4
         )  # fmt: skip
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-                _wait_healthy(http, server)
+                wait_until_ready(server, f"http://127.0.0.1:{port}/health", 120.0, lambda: str(binary))
                 return _measure(http, prefix, rng, repeats)
         finally:
-            _kill_group(server)
-
-
-def _wait_healthy(http: httpx.Client, server: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"llama-server exited with code {server.returncode} before it was healthy")
-        try:
-            if http.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"llama-server was not healthy within {timeout:.0f} s")
+            kill_group(server)
 
 
 def _call(http: httpx.Client, prompt: str) -> tuple[float, int, int]:
@@ -99,7 +85,7 @@ def _call(http: httpx.Client, prompt: str) -> tuple[float, int, int]:
 
 def _measure(http: httpx.Client, prefix: str, rng: random.Random, repeats: int) -> SlotTimings:
     slots = SlotClient(http)
-    suffix = lambda: " " + " ".join(rng.choice(WORDS) for _ in range(30))  # noqa: E731 - a fresh 40-token tail
+    suffix = lambda: " " + random_words(rng, 30)  # noqa: E731 - a fresh ~40-token tail
     _call(http, prefix + suffix())  # warm-up
     rec, res, rcall, rn, hit, save = [], [], [], [], [], []
     tokens = 0
