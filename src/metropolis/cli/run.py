@@ -30,7 +30,7 @@ out = Console()
 
 
 def run(
-    agents: int = typer.Option(None, "--agents", "-n", help="Smallville personas (default 25; 3 with --llm or --replay)."),
+    agents: int = typer.Option(None, "--agents", "-n", help="Personas (default 25; 3 with --llm or --replay)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
     start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
     scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
