@@ -4,14 +4,26 @@ comparison bounds the policies by Belady, and the CLI prints both tables and wri
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from metropolis.bench.memory import POLICIES, MemoryBenchConfig, compare, run_memory_bench
+from metropolis.bench.memory import (
+    POLICIES,
+    MemoryBenchConfig,
+    Setting,
+    compare,
+    default_factory,
+    gpu_bytes,
+    run_cluster,
+    run_memory_bench,
+    run_policy,
+)
 from metropolis.bench.memory_openloop import open_loop
 from metropolis.cli.main import app
+from metropolis.memory.manager import MemoryStats
 from metropolis.paths import shared_data_dir
 
 pytestmark = pytest.mark.skipif(
@@ -44,6 +56,39 @@ def test_open_loop_is_bounded_by_belady() -> None:
         assert 0 < r.id_share_of_belady <= 1
 
 
+AGENT_BYTES = 600 * 131_072  # one agent's 600-token Llama-3-8B KV prefix
+
+
+@pytest.mark.parametrize(
+    ("agents", "fraction", "gpus", "agent_states"),
+    [(8, 0.25, 1, 2), (8, 0.25, 2, 1), (100, 0.1, 4, 2.5), (8, 0.1, 4, 1)],  # the last: at least one agent
+)
+def test_each_replica_holds_its_share_of_the_fraction(
+    agents: int, fraction: float, gpus: int, agent_states: float
+) -> None:
+    assert gpu_bytes(TINY, agents, fraction, None, gpus) == int(agent_states * AGENT_BYTES)
+
+
+def test_two_replicas_each_keep_their_own_agents_and_the_cluster_sums_them() -> None:
+    make = default_factory(TINY)
+    setting = Setting(8, 2, "lockstep", 0.25, None)
+    report, cluster = run_cluster(TINY, make, setting, "lru")
+    per = [m.stats for m in cluster.memories]
+    assert len(per) == 2 and all(s.admissions > 0 and s.hits > 0 for s in per)
+    assert [m.manager.tiers.config.gpu_bytes for m in cluster.memories] == [AGENT_BYTES] * 2  # 25% of 8, halved
+    assert set(cluster.memories[0].accesses).isdisjoint(cluster.memories[1].accesses)  # agent affinity
+    combined = cluster.memory_stats()
+    assert combined is not None
+    for f in dataclasses.fields(MemoryStats):
+        assert getattr(combined, f.name) == sum(getattr(s, f.name) for s in per), f.name
+    assert combined.admissions == report.llm_calls
+    row, accesses = run_policy(TINY, make, setting, "lru")
+    assert (row.gpus, row.setting, row.hit_rate) == (2, setting, combined.hit_rate)
+    [replayed] = open_loop(TINY, {setting: accesses})
+    assert replayed.accesses == report.llm_calls
+    assert replayed.hit_rates["belady"] >= max(replayed.hit_rates["lru"], replayed.hit_rates["invocation-distance"])
+
+
 def test_cli_tiny_prints_the_tables_and_writes_csv_and_png(tmp_path: Path) -> None:
     args = ["bench", "memory", "--tiny", "--fraction", "0.25", "--lora-rank", "0", "-s", "lockstep"]
     result = CliRunner().invoke(app, [*args, "--admission", "lpm", "--out", str(tmp_path)])
@@ -55,8 +100,26 @@ def test_cli_tiny_prints_the_tables_and_writes_csv_and_png(tmp_path: Path) -> No
     assert (tmp_path / "memory.png").stat().st_size > 1000
 
 
+def test_cli_gpus_adds_a_column_and_a_setting(tmp_path: Path) -> None:
+    args = ["bench", "memory", "--tiny", "--gpus", "1,2", "--fraction", "0.25", "--lora-rank", "0", "-s", "lockstep"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "GPUs" in result.output
+    with (tmp_path / "memory.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["gpus"], r["policy"]) for r in rows] == [(g, p) for g in ("1", "2") for p in POLICIES]
+
+
 @pytest.mark.parametrize(
-    "args", [["--fraction", "1.5"], ["--agents", "x"], ["--demand-loads", "sometimes"], ["--admission", "sjf"]]
+    "args",
+    [
+        ["--gpus", "0"],
+        ["--gpus", "two"],
+        ["--fraction", "1.5"],
+        ["--agents", "x"],
+        ["--demand-loads", "sometimes"],
+        ["--admission", "sjf"],
+    ],
 )
 def test_cli_rejects_bad_input(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(app, ["bench", "memory", "--tiny", *args, "--out", str(tmp_path)])

@@ -2,8 +2,8 @@
 
 The setting is ScaleSim's: every agent has private serving state (the KV cache of its ~600-token prompt
 prefix, optionally its own LoRA adapter) and the GPU holds only `fraction` of all agents' state. For every
-setting (agents, scheduler, fraction, LoRA rank) the same Smallville workload (copies of the town, replayed by
-the replay agent) runs in virtual time once per system:
+setting (agents, GPUs, scheduler, fraction, LoRA rank) the same Smallville workload (copies of the town,
+replayed by the replay agent) runs in virtual time once per system:
 
 - `sglang`: the baseline engine: LRU eviction, load on demand, and no host tier for KV (SGLang's radix cache
   without its hierarchical cache drops evicted prefixes: the next call recomputes the prefix); adapters live in
@@ -21,6 +21,10 @@ the replay agent) runs in virtual time once per system:
 What a miss costs is the engine's business and the same for every row: a demand load either stalls the replica
 (`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
 costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
+
+With `gpus` > 1 the cluster has that many data-parallel replicas, routed by agent affinity, each with its own
+GPU and host tier and its own memory manager; the GPU tiers together hold `fraction` of all agents' state
+(see `gpu_bytes`), so the table compares the same total memory spread over more, smaller tiers.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from metropolis.agents.replay import replay_simulation
 from metropolis.engine.simulation import Simulation
@@ -37,7 +42,7 @@ from metropolis.memory.policies import EvictionPolicy
 from metropolis.memory.replay import ReplayBeladyPolicy
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
-from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.runtime import Environment, RunReport, VirtualRuntime
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import load_smallville
 from metropolis.world.world import World
@@ -47,12 +52,22 @@ NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is r
 BY_DISTANCE = ("id-nohost", "invocation-distance")
 WORKLOADS = ("smallville", "bursty")
 SimulationFactory = Callable[[int, str], Simulation]  # (agents, scheduler name) -> a fresh simulation
-Setting = tuple[int, str, float, int | None]  # agents, scheduler, GPU fraction, LoRA rank
+
+
+class Setting(NamedTuple):
+    """One configuration every policy runs on; `fraction`: the share of all agents' state the GPU tiers hold."""
+
+    agents: int
+    gpus: int
+    scheduler: str
+    fraction: float
+    lora_rank: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryBenchConfig:
     agents: tuple[int, ...] = (25, 100)
+    gpus: tuple[int, ...] = (1,)  # data-parallel replicas (one GPU each); a tuple, like `agents`, to sweep
     start_hour: float = 12.0  # the busy window of the Smallville day
     hours: float = 0.25
     fractions: tuple[float, ...] = (0.10, 0.25)
@@ -72,6 +87,8 @@ class MemoryBenchConfig:
     def __post_init__(self) -> None:
         if not self.agents or min(self.agents) < 1:
             raise ValueError(f"agent counts must be >= 1, got {self.agents}")
+        if not self.gpus or min(self.gpus) < 1:
+            raise ValueError(f"GPU counts must be >= 1, got {self.gpus}")
         if not (self.hours > 0 and self.start_hour >= 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
         for f in self.fractions:
@@ -89,15 +106,16 @@ class MemoryBenchConfig:
 
     def settings(self) -> Iterator[Setting]:
         for agents in self.agents:
-            for scheduler in self.schedulers:
-                for rank in self.lora_ranks:
-                    for fraction in self.fractions:
-                        yield agents, scheduler, fraction, rank
+            for gpus in self.gpus:
+                for scheduler in self.schedulers:
+                    for rank in self.lora_ranks:
+                        for fraction in self.fractions:
+                            yield Setting(agents, gpus, scheduler, fraction, rank)
 
     def describe(self) -> str:
         """The modelled engine, for the table header."""
         return (
-            f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} (1 GPU), prefix "
+            f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} per GPU, prefix "
             f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"
             f"{self.lora_load_s * 1e3:g} ms, demand loads {self.demand_loads}, admission {self.admission}; "
             "sglang = LRU and id-nohost = ID without a host tier for KV (an evicted prefix is recomputed)"
@@ -107,6 +125,7 @@ class MemoryBenchConfig:
 @dataclass(frozen=True, slots=True)
 class MemoryBenchRow:
     agents: int
+    gpus: int
     scheduler: str
     fraction: float
     lora_rank: int | None
@@ -126,7 +145,7 @@ class MemoryBenchRow:
 
     @property
     def setting(self) -> Setting:
-        return (self.agents, self.scheduler, self.fraction, self.lora_rank)
+        return Setting(self.agents, self.gpus, self.scheduler, self.fraction, self.lora_rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +160,27 @@ def total_state_bytes(cfg: MemoryBenchConfig, agents: int, rank: int | None) -> 
     return agents * sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, rank))
 
 
-def gpu_bytes(cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None) -> int:
+def gpu_bytes(cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None, gpus: int = 1) -> int:
+    """One replica's GPU tier: its even share of `fraction` of all agents' state, but at least one agent's."""
     total = total_state_bytes(cfg, agents, rank)
-    return max(total // agents, math.floor(total * fraction))
+    return max(total // agents, math.floor(total * fraction / gpus))
+
+
+def replica_tiers(cfg: MemoryBenchConfig, setting: Setting, policy: str) -> TierConfig:
+    """Every replica's tiers. `ideal` and the host tier may hold every agent: with agent affinity a replica
+    only ever registers its own agents, so that is exactly its share however unevenly the hash splits them
+    (an even split's host tier would drop the state of a busier replica's extra agents)."""
+    agents, gpus, _, fraction, rank = setting
+    total = total_state_bytes(cfg, agents, rank)
+    return TierConfig(
+        gpu_bytes=total if policy == "ideal" else gpu_bytes(cfg, agents, fraction, rank, gpus),
+        host_bytes=total,
+        h2d_bandwidth=cfg.h2d_bandwidth,
+        d2h_bandwidth=cfg.h2d_bandwidth,
+        disk_bandwidth=cfg.disk_bandwidth,
+        kv_to_host=policy not in NO_HOST,
+        lora_load_s=cfg.lora_load_s,
+    )
 
 
 def memory_setup(
@@ -153,21 +190,41 @@ def memory_setup(
     rule: str | Callable[[int], EvictionPolicy],
     sim: Simulation,
 ) -> AgentMemory:
-    agents, _, fraction, rank = setting
-    tiers = TierConfig(
-        gpu_bytes=gpu_bytes(cfg, agents, 1.0 if policy == "ideal" else fraction, rank),
-        host_bytes=total_state_bytes(cfg, agents, rank),
-        h2d_bandwidth=cfg.h2d_bandwidth,
-        d2h_bandwidth=cfg.h2d_bandwidth,
-        disk_bandwidth=cfg.disk_bandwidth,
-        kv_to_host=policy not in NO_HOST,
-        lora_load_s=cfg.lora_load_s,
-    )
+    tiers = replica_tiers(cfg, setting, policy)
     distance = sim.track_distances().distance
     prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
-        tiers, cfg.prefix_tokens, rule, distance, rank, LLAMA3_8B, prefetch, cfg.demand_loads, cfg.admission
+        tiers,
+        cfg.prefix_tokens,
+        rule,
+        distance,
+        setting.lora_rank,
+        LLAMA3_8B,
+        prefetch,
+        cfg.demand_loads,
+        cfg.admission,
     )
+
+
+def run_cluster(
+    cfg: MemoryBenchConfig,
+    make_sim: SimulationFactory,
+    setting: Setting,
+    policy: str,
+    recorded: list[list[int]] | None = None,
+) -> tuple[RunReport, Cluster]:
+    """One run in virtual time; the cluster keeps each replica's memory manager for inspection."""
+    sim = make_sim(setting.agents, setting.scheduler)
+    env = Environment()
+    rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy in BY_DISTANCE else "lru"
+    if policy == "belady":
+        if recorded is None:
+            raise RuntimeError("the belady run needs the accesses recorded by an earlier run")
+        rule = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
+    memory = memory_setup(cfg, setting, policy, rule, sim)
+    cluster = Cluster(env, preset(cfg.preset, gpus=setting.gpus), memory=memory)
+    sim.commit_hooks.append(cluster.prefetch)
+    return VirtualRuntime(sim, env, VirtualLLM(env, cluster)).run(), cluster
 
 
 def run_policy(
@@ -178,24 +235,11 @@ def run_policy(
     recorded: list[list[int]] | None = None,
 ) -> tuple[MemoryBenchRow, RunAccesses]:
     """One run; returns its row and what each replica admitted in order (the future Belady replays)."""
-    agents, scheduler, fraction, rank = setting
-    sim = make_sim(agents, scheduler)
-    env = Environment()
-    rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy in BY_DISTANCE else "lru"
-    if policy == "belady":
-        if recorded is None:
-            raise RuntimeError("the belady run needs the accesses recorded by an earlier run")
-        rule = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
-    cluster = Cluster(env, preset(cfg.preset), memory=memory_setup(cfg, setting, policy, rule, sim))
-    sim.commit_hooks.append(cluster.prefetch)
-    report = VirtualRuntime(sim, env, VirtualLLM(env, cluster)).run()
+    report, cluster = run_cluster(cfg, make_sim, setting, policy, recorded)
     stats = cluster.memory_stats()
     assert stats is not None
     row = MemoryBenchRow(
-        agents,
-        scheduler,
-        fraction,
-        rank,
+        *setting,
         policy,
         report.duration,
         report.llm_calls,
@@ -243,8 +287,8 @@ def run_memory_bench(
         recorded = None
         for policy in POLICIES:
             if progress is not None:
-                agents, scheduler, fraction, rank = setting
-                progress(f"{agents} agents, {scheduler}, {fraction:.0%} on GPU, LoRA {rank}: {policy}")
+                agents, gpus, scheduler, fraction, rank = setting
+                progress(f"{agents} agents, {gpus} GPU, {scheduler}, {fraction:.0%} on GPU, LoRA {rank}: {policy}")
             row, accesses = run_policy(cfg, make_sim, setting, policy, recorded)
             if policy == "invocation-distance":
                 recorded = accesses.agents

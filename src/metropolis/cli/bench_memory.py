@@ -14,6 +14,7 @@ from rich.table import Table
 
 from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
 from metropolis.bench.memory_openloop import OPEN_LOOP_POLICIES, OpenLoopRow, open_loop
+from metropolis.cli.bench_sim import _ints
 from metropolis.cli.errors import one_line_errors
 
 console = Console(width=180)
@@ -21,9 +22,12 @@ console = Console(width=180)
 
 def memory(
     agents: str = typer.Option("25,100", "--agents", "-n", help="Agent counts, comma-separated (copies of the town)."),
+    gpus: str = typer.Option("1", "--gpus", help="GPU counts, comma-separated (data-parallel replicas)."),
     start_hour: float = typer.Option(12.0, "--start-hour", help="Start of the window of the day (busy: 12)."),
     hours: float = typer.Option(0.25, "--hours", help="Length of the window in hours."),
-    fraction: list[float] = typer.Option([0.10, 0.25], "--fraction", help="GPU tier as a share of all state."),
+    fraction: list[float] = typer.Option(
+        [0.10, 0.25], "--fraction", help="GPU tiers (all replicas together) as a share of all state."
+    ),
     lora_rank: int = typer.Option(16, "--lora-rank", help="Rank of the per-agent LoRA adapters (0: none)."),
     scheduler: list[str] = typer.Option(["lockstep", "metropolis"], "--scheduler", "-s"),
     demand_loads: str = typer.Option("blocking", "--demand-loads", help="blocking (SGLang) or overlap."),
@@ -50,7 +54,7 @@ def memory(
         _slots(None if llama_server == "env" else llama_server, tiny)
         return
     _memory(
-        agents, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
+        agents, gpus, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
         workload, preset_name, out, tiny,
     )  # fmt: skip
 
@@ -58,6 +62,7 @@ def memory(
 @one_line_errors
 def _memory(
     agents: str,
+    gpus: str,
     start_hour: float,
     hours: float,
     fractions: list[float],
@@ -73,9 +78,10 @@ def _memory(
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
-    counts = _ints(agents)
+    counts = _ints(agents, "--agents")
     cfg = MemoryBenchConfig(
         agents=(8,) if tiny else counts,
+        gpus=_ints(gpus, "--gpus"),
         start_hour=start_hour,
         hours=5 / 60 if tiny else hours,
         fractions=tuple(fractions),
@@ -109,20 +115,10 @@ def _memory(
     console.print(f"wrote {out / 'memory.csv'} and {out / 'memory.png'}")
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"--agents must be integers separated by commas, got {text!r}") from None
-    if not values:
-        raise ValueError("--agents needs at least one agent count")
-    return values
-
-
 def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     verdicts = {c.setting: c for c in compare(rows)}
     table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
-    for col in ("agents", "scheduler", "GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
+    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
                 "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
@@ -130,7 +126,7 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
         mark = r.policy == "invocation-distance"
         vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
         table.add_row(
-            str(r.agents), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
+            str(r.agents), str(r.gpus), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
             f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
             f"{r.recompute_tokens:,}", f"{vs_sglang:.2f}x" if mark or r.policy == "id-nohost" else "",
             f"{v.speedup_over_lru:.2f}x" if mark else "", f"{v.hit_share_of_belady:.1%}" if mark else "",
@@ -144,13 +140,13 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
         "ID with exact step distances), where Belady is the upper bound"
     )
-    for col in ("agents", "scheduler", "GPU", "LoRA", "accesses", *OPEN_LOOP_POLICIES, "ID / Belady"):
+    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "accesses", *OPEN_LOOP_POLICIES, "ID / Belady"):
         table.add_column(col, justify="right")
     for r in rows:
-        agents, sched, fraction, rank = r.setting
+        agents, gpus, sched, fraction, rank = r.setting
         rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_POLICIES]
         table.add_row(
-            str(agents), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
+            str(agents), str(gpus), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
             f"{r.id_share_of_belady:.1%}",
         )  # fmt: skip
     return table
@@ -198,7 +194,9 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(r.setting for r in rows))
-    labels = [f"{n} {s}\n{f:.0%}{' LoRA' if rank else ''}" for n, s, f, rank in settings]
+    labels = [
+        f"{n} {s}{f' {g} GPUs' if g > 1 else ''}\n{f:.0%}{' LoRA' if rank else ''}" for n, g, s, f, rank in settings
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
     width = 0.8 / len(POLICIES)
     for k, policy in enumerate(POLICIES):
