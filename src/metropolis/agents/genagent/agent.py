@@ -7,6 +7,7 @@ only inside its own step or inside a conversation started by an agent of its clu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -24,10 +25,12 @@ from metropolis.agents.genagent.persona import (
     sleep_hour,
     wake_hour,
 )
+from metropolis.agents.genagent.plan_hint import next_call_hint
 from metropolis.agents.genagent.validation import ActivityCheck
 from metropolis.engine.agent import Agent
 from metropolis.engine.context import Observation, StepContext
 from metropolis.llm.types import LLMResponse
+from metropolis.memory.estimators import PLAN_HINT
 from metropolis.world.spatial import Pos
 
 DAY = 86400.0
@@ -80,15 +83,27 @@ class GenerativeAgent(Agent):
     # -- helpers used by planning and conversation ------------------------------------------------------------
 
     def asker(self, ctx: StepContext, speaker: GenerativeAgent) -> Asker:
-        """Calls made on `speaker`'s behalf (self, or a partner inside this step's conversation)."""
+        """Calls made on `speaker`'s behalf (self, or a partner inside this step's conversation). Its own calls
+        carry its plan as it stands when each is sent, so the step's last call carries the settled plan; a
+        partner's lines carry none (they change no plan of the partner's)."""
         speaker_id = speaker.unique_id if speaker.unique_id is not None else ctx.agent_id
 
         async def call(
             function: str, messages: Messages, max_tokens: int, schema: dict[str, Any] | None
         ) -> LLMResponse:
-            return await ctx.llm_for(speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema)
+            hints = self.plan_hints(ctx) if speaker is self else {}
+            return await ctx.llm_for(
+                speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema, hints=hints
+            )
 
         return Asker(call, self.config.max_retries, speaker.stats)
+
+    def plan_hints(self, ctx: StepContext) -> dict[str, Any]:
+        """{"plan": PlanHint} once a subtask of the plan covers now (see plan_hint.py), else nothing."""
+        hint = next_call_hint(
+            ctx.step, ctx.time_of_day, ctx.world.seconds_per_step, self.subtasks, self.awake, self.wake
+        )
+        return {} if hint is None else {PLAN_HINT: hint}
 
     @staticmethod
     def clock_text(now: float) -> str:
@@ -172,19 +187,12 @@ class GenerativeAgent(Agent):
         minutes = 60 - int((now % 3600) // 60)
         memories = [m.text for m in self.memory.retrieve(activity, now, self.config.retrieval_k)]
         here = self.index.area_of(ctx.pos) or self.home
-        self.subtasks = await planning.plan_hour(
-            self.asker(ctx, self),
-            self.identity,
-            self.config,
-            activity,
-            hour,
-            minutes,
-            sorted(self.areas),
-            self.home,
-            here,
-            memories,
-            self.check,
-        )
+        ask, cfg = self.asker(ctx, self), self.config
+        # The times first, so the place choice (often the step's last call) already carries the new plan.
+        timed = await planning.decompose_hour(ask, self.identity, cfg, activity, hour, minutes, memories, self.check)
+        self.subtasks = timed
+        area = await planning.hour_area(ask, self.identity, cfg, activity, sorted(self.areas), self.home, here)
+        self.subtasks = [dataclasses.replace(t, area=area) for t in timed]
         self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)
 
     async def _start_task(self, ctx: StepContext, task: planning.Subtask) -> None:

@@ -6,6 +6,7 @@ description (its routine), so a model that answers nonsense still yields a sensi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -276,6 +277,22 @@ async def plan_hour(
     check: Check = clean_activity,
 ) -> list[Subtask]:
     """The hour's subtasks, all at the area chosen for the hour's activity."""
+    timed = await decompose_hour(ask, identity, cfg, activity, hour, minutes, memories, check)
+    area = await hour_area(ask, identity, cfg, activity, areas, home, here)
+    return [dataclasses.replace(t, area=area) for t in timed]
+
+
+async def decompose_hour(
+    ask: Asker,
+    identity: str,
+    cfg: GenAgentConfig,
+    activity: str,
+    hour: int,
+    minutes: int,
+    memories: list[str],
+    check: Check = clean_activity,
+) -> list[Subtask]:
+    """The last `minutes` of `hour` as timed subtasks, their place not chosen yet (area "")."""
     pairs = await ask(
         "task_decomp",
         prompts.decompose(identity, activity, hour, minutes, memories),
@@ -284,13 +301,20 @@ async def plan_hour(
         max_tokens=cfg.tokens_decompose,
         schema=prompts.schema_subtasks(cfg.max_subtasks),
     )
-    at_home = activity in AT_HOME and home in areas
-    area = home if at_home else await choose_area(ask, identity, cfg, activity, areas, home, here)
     out, start = [], hour * 3600.0 + (60 - minutes) * 60.0
     for task, m in pairs:
-        out.append(Subtask(task, start, start + m * 60.0, area))
+        out.append(Subtask(task, start, start + m * 60.0, ""))
         start += m * 60.0
     return out
+
+
+async def hour_area(
+    ask: Asker, identity: str, cfg: GenAgentConfig, activity: str, areas: list[str], home: str, here: str
+) -> str:
+    """Where the hour's activity happens: home for the routine's at-home hours, else the model's choice."""
+    if activity in AT_HOME and home in areas:
+        return home
+    return await choose_area(ask, identity, cfg, activity, areas, home, here)
 
 
 def area_options(task: str, areas: list[str], home: str, here: str, limit: int) -> list[str]:
