@@ -7,7 +7,6 @@ only inside its own step or inside a conversation started by an agent of its clu
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -187,13 +186,25 @@ class GenerativeAgent(Agent):
         minutes = 60 - int((now % 3600) // 60)
         memories = [m.text for m in self.memory.retrieve(activity, now, self.config.retrieval_k)]
         here = self.index.area_of(ctx.pos) or self.home
-        ask, cfg = self.asker(ctx, self), self.config
-        # The times first, so the place choice (often the step's last call) already carries the new plan.
-        timed = await planning.decompose_hour(ask, self.identity, cfg, activity, hour, minutes, memories, self.check)
-        self.subtasks = timed
-        area = await planning.hour_area(ask, self.identity, cfg, activity, sorted(self.areas), self.home, here)
-        self.subtasks = [dataclasses.replace(t, area=area) for t in timed]
+        self.subtasks = await planning.plan_hour(
+            self.asker(ctx, self),
+            self.identity,
+            self.config,
+            activity,
+            hour,
+            minutes,
+            sorted(self.areas),
+            self.home,
+            here,
+            memories,
+            self.check,
+            timed_hook=self._timed,
+        )
         self.memory.add("plan", f"At {hour}:00 {self.name} is {activity}", now, 3)
+
+    def _timed(self, subtasks: list[planning.Subtask]) -> None:
+        """The hour's times before its place: the place choice, often the step's last call, carries the plan."""
+        self.subtasks = subtasks
 
     async def _start_task(self, ctx: StepContext, task: planning.Subtask) -> None:
         """Pick the object for the task and the path to it."""

@@ -275,9 +275,13 @@ async def plan_hour(
     here: str,
     memories: list[str],
     check: Check = clean_activity,
+    timed_hook: Callable[[list[Subtask]], None] | None = None,
 ) -> list[Subtask]:
-    """The hour's subtasks, all at the area chosen for the hour's activity."""
+    """The hour's subtasks, all at the area chosen for the hour's activity. `timed_hook` gets them, place not
+    chosen yet (area ""), before the place is asked for: the agent's plan hint on that call needs the times."""
     timed = await decompose_hour(ask, identity, cfg, activity, hour, minutes, memories, check)
+    if timed_hook is not None:
+        timed_hook(timed)
     area = await hour_area(ask, identity, cfg, activity, areas, home, here)
     return [dataclasses.replace(t, area=area) for t in timed]
 
