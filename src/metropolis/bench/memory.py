@@ -68,6 +68,7 @@ class MemoryBenchConfig:
     prefetch: int = 4
     workload: str = "smallville"
     seed: int = 0
+    spatial: bool = True  # cap plans by the spatial bound: the agents' plans miss every unplanned call
 
     def __post_init__(self) -> None:
         if not self.agents or min(self.agents) < 1:
@@ -163,7 +164,7 @@ def memory_setup(
         kv_to_host=policy not in NO_HOST,
         lora_load_s=cfg.lora_load_s,
     )
-    distance = sim.track_distances().distance
+    distance = sim.track_distances(spatial=cfg.spatial).distance
     prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
         tiers, cfg.prefix_tokens, rule, distance, rank, LLAMA3_8B, prefetch, cfg.demand_loads, cfg.admission
