@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from metropolis.agents.replay import filler_text, replay_simulation
@@ -112,3 +114,40 @@ def test_walking_distance_workloads_replay_the_same_and_observe_only_within_walk
     serial, _ = _run(workload, world, "serial", gpus=8)
     ooo, _ = _run(workload, world, "metropolis", gpus=8, check=True)
     assert [ooo.history(i) for i in range(50)] == [serial.history(i) for i in range(50)]
+
+
+def test_replay_publishes_each_speakers_plan_as_its_invocation_distance(town) -> None:
+    """Serial, at every step boundary: an agent's own distance is what the plan of its last call said (an agent
+    mid-sub-task: the steps to its sub-task's end), and the scheduler adds its place in the order."""
+    workload, layout = generate(town, DayConfig(agents=25, start_hour=12.0, hours=0.05, seed=1))
+    sim = replay_simulation(workload, layout.world(workload.perception_radius), "serial")
+    live = sim.track_distances()
+    last_call: dict[int, dict[int, int]] = {}  # agent -> step -> the last step <= it with a call for the agent
+    for i in range(workload.agents):
+        called = set(workload.call_step[workload.call_speaker == i].tolist())
+        latest = None
+        for s in range(workload.steps):
+            latest = s if s in called else latest
+            if latest is not None:
+                last_call.setdefault(i, {})[s] = latest
+    seen = []
+
+    def check() -> None:
+        steps = sim.scheduler.steps
+        s = steps[0] - 1
+        if s < 0 or s + 1 >= workload.steps or min(steps) != max(steps):
+            return  # only between two whole steps
+        for i in range(workload.agents):
+            published = last_call.get(i, {}).get(s)
+            own = live.plans.distance(i)
+            if published is None:
+                assert own == math.inf
+                continue
+            assert own == workload.plan_at(i, published) - (s + 1)
+            assert sim.invocation_distance(i) == i / workload.agents + own
+            seen.append(own)
+
+    sim.commit_hooks.append(check)
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
+    assert len(seen) > workload.agents * 5 and sum(d >= 5 for d in seen) > len(seen) / 2  # mostly mid-sub-task

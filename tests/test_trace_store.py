@@ -82,3 +82,11 @@ def test_broken_folders_are_named(tmp_path: Path) -> None:
         Trace.read(folder)
     with pytest.raises(ValueError, match="seconds_per_step must be > 0"):
         TraceMeta("t", [], seconds_per_step=0)
+
+
+def test_steps_written_before_plans_read_with_null_plans(tmp_path: Path) -> None:
+    folder = Trace.of(TraceMeta("test", ["a", "b"]), steps=steps_frame()).write(tmp_path / "t")
+    table = pq.read_table(folder / "steps.parquet")
+    assert table.column("plan_next").null_count == 2  # a writer that does not know plans leaves them null
+    pq.write_table(table.drop_columns(["plan_next"]), folder / "steps.parquet")  # as files were before plans
+    assert Trace.read(folder).steps["plan_next"].isna().tolist() == [True, True]

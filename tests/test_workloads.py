@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from metropolis.paths import shared_data_dir
+from metropolis.trace import Trace
 from metropolis.workloads import DayConfig, Workload, generate
+from metropolis.workloads import calls as C
+from metropolis.workloads.format import PLAN_UNKNOWN
 from metropolis.workloads.scaling import Layout, TownsMetric
 from metropolis.workloads.tracing import from_trace, to_trace
 
@@ -101,3 +105,86 @@ def test_save_load_and_trace_round_trips(lunch, tmp_path) -> None:
         assert other.partners_by_agent_step() == workload.partners_by_agent_step()
     with pytest.raises(ValueError, match="not a workload file"):
         Workload.load(tmp_path / "missing.npz")
+
+
+# -- plans: what each resident's own plan says about its next call ----------------------------------------------
+
+PLANNED = {*C.SUBTASK, *C.WAKE, C.HOURLY, C.DECOMP, *C.AFTER_CHAT} - {C.POIGNANCY}
+
+
+@pytest.fixture(scope="module")
+def morning(town):
+    """Waking, sub-tasks, walks and some conversations (the 7 am hour, when most residents get up)."""
+    return generate(town, DayConfig(agents=25, start_hour=6.9, hours=0.2, seed=2))[0]
+
+
+@pytest.fixture(scope="module")
+def bedtime(town):
+    """Residents going to bed: that calls nothing, so their plans reach past it to waking."""
+    return generate(town, DayConfig(agents=25, start_hour=23.0, hours=0.2, seed=2))[0]
+
+
+def planned_calls(workload: Workload, agent: int) -> np.ndarray:
+    own = (workload.call_owner == agent) & (workload.call_speaker == agent)
+    return np.unique(workload.call_step[own & np.isin(workload.call_function, list(PLANNED))])
+
+
+def test_the_plan_is_the_next_planned_call_unless_a_conversation_comes_first(lunch, morning, bedtime) -> None:
+    for workload in (lunch[0], morning, bedtime):
+        assert workload.plan_next is not None
+        talks: dict[int, list[int]] = {}
+        for s, a, _ in workload.partner_rows.tolist():
+            talks.setdefault(a, []).append(s)
+        checked = 0
+        for i in range(workload.agents):
+            calls = planned_calls(workload, i)
+            for s in range(workload.steps):
+                plan = workload.plan_at(i, s)
+                assert plan is not None and plan > s
+                if any(s < t <= plan for t in talks.get(i, ())):
+                    continue  # being talked to is not in anyone's plan
+                later = calls[calls > s]
+                if plan < workload.steps:
+                    assert later[0] == plan, (i, s)
+                    checked += 1
+                else:
+                    assert len(later) == 0, (i, s)
+        assert checked > 0
+    wakes = np.isin(morning.call_function, list(C.WAKE))
+    assert wakes.any(), "the window should hold a waking"
+
+
+def test_the_plan_reads_no_recorded_future(town, morning) -> None:
+    """A shorter window records the same plans: they come from the residents' state, not from later calls."""
+    short, _ = generate(town, DayConfig(agents=25, start_hour=6.9, hours=0.1, seed=2))
+    assert short.plan_next is not None and morning.plan_next is not None
+    assert np.array_equal(short.plan_next, morning.plan_next[: short.steps])
+    assert (short.plan_next >= short.steps).any()  # plans reaching past the window are kept, not cut
+
+
+def test_plans_must_fit_the_workload(morning) -> None:
+    with pytest.raises(ValueError, match=r"plan_next should have shape \(72, 25\)"):
+        dataclasses.replace(morning, plan_next=np.zeros((3, 25), dtype=np.int32))
+    bad = morning.plan_next.copy()
+    bad[5, 2] = 5
+    with pytest.raises(ValueError, match=r"plan_next\[5, 2\] = 5: a plan made at step 5 must name a later step"):
+        dataclasses.replace(morning, plan_next=bad)
+    unknown = morning.plan_next.copy()
+    unknown[5, 2] = PLAN_UNKNOWN
+    assert dataclasses.replace(morning, plan_next=unknown).plan_at(2, 5) is None
+    assert dataclasses.replace(morning, plan_next=None).plan_at(2, 5) is None
+
+
+def test_plans_survive_save_load_and_the_trace_and_old_files_load_without(morning, tmp_path) -> None:
+    plans = morning.plan_next.copy()
+    plans[0, 0] = PLAN_UNKNOWN
+    workload = dataclasses.replace(morning, plan_next=plans)
+    for other in (Workload.load(workload.save(tmp_path / "w.npz")), from_trace(to_trace(workload))):
+        assert other.plan_next is not None and np.array_equal(other.plan_next, plans)
+    folder = to_trace(workload).write(tmp_path / "trace")
+    assert np.array_equal(from_trace(Trace.read(folder)).plan_next, plans)
+    bare = dataclasses.replace(morning, plan_next=None)
+    with np.load(bare.save(tmp_path / "old.npz")) as data:
+        assert "plan_next" not in data.files  # what files written before plans look like
+    assert Workload.load(tmp_path / "old.npz").plan_next is None
+    assert from_trace(to_trace(bare)).plan_next is None

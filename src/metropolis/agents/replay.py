@@ -5,6 +5,11 @@ recorded LLM calls one after another (its own, and its partners' turns of a conv
 its recorded position and takes its recorded action. It never calls `ctx.observe()`: what the real agent read is
 already in the workload, and the oracle's dependencies come from there.
 
+When the workload knows the agents' plans (`Workload.plan_next`), the last call an agent-step makes for each
+speaker carries that speaker's plan (`PlanHint` under "plan" in the request's hints), as a Generative Agents
+persona that knows its schedule would: agent-aware serving reads it as the invocation distance. An agent-step
+without calls publishes nothing (its plan stands).
+
 Against the serving model a call carries its recorded prompt and output lengths; against a real endpoint it
 carries filler text of about the recorded prompt length and `max_tokens` = the recorded output length.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from metropolis.engine import Agent, Simulation, StepContext
+from metropolis.memory.estimators import PLAN_HINT, PlanHint
 from metropolis.scheduling import DependencyGraph, OracleScheduler, Scheduler
 from metropolis.workloads.format import Call, Workload
 from metropolis.world.spatial import Pos
@@ -37,6 +43,7 @@ class ReplayAgent(Agent):
         partners: dict[int, tuple[int, ...]],
         *,
         send_text: bool = False,
+        plans: dict[int, tuple[PlanHint | None, ...]] | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -44,14 +51,20 @@ class ReplayAgent(Agent):
         self.calls = calls
         self.partners = partners
         self.send_text = send_text
+        self.plans = plans or {}  # step -> per call of the step, the plan hint it carries
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
         for p in self.partners.get(s, ()):
             ctx.partner(p)
-        for speaker, function, prompt, output in self.calls.get(s, ()):
+        plans = self.plans.get(s)
+        for k, (speaker, function, prompt, output) in enumerate(self.calls.get(s, ())):
             text = filler_text(prompt) if self.send_text else ()
-            await ctx.llm_for(speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output)
+            plan = None if plans is None else plans[k]
+            hints = {} if plan is None else {PLAN_HINT: plan}
+            await ctx.llm_for(
+                speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output, hints=hints
+            )
         nxt = self.path[s + 1]
         if nxt != ctx.pos:
             ctx.move(nxt)
@@ -67,6 +80,10 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
     partners: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
     for (agent, step), written in workload.partners_by_agent_step().items():
         partners[agent][step] = written
+    plans: list[dict[int, tuple[PlanHint | None, ...]]] = [{} for _ in range(n)]
+    if workload.plan_next is not None:
+        for (agent, step), issued in workload.calls_by_agent_step().items():
+            plans[agent][step] = plan_hints(workload, step, issued)
     xy = workload.positions.tolist()
     names = workload.action_names
     codes = workload.actions.T.tolist()
@@ -78,9 +95,21 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
             calls[i],
             partners[i],
             send_text=send_text,
+            plans=plans[i],
         )
         for i in range(n)
     ]
+
+
+def plan_hints(workload: Workload, step: int, issued: tuple[Call, ...]) -> tuple[PlanHint | None, ...]:
+    """Per call of an agent-step: the plan of its speaker on the speaker's last call of the step, else None."""
+    last = {speaker: k for k, (speaker, *_) in enumerate(issued)}
+    out: list[PlanHint | None] = [None] * len(issued)
+    for speaker, k in last.items():
+        planned = workload.plan_at(speaker, step)
+        if planned is not None:
+            out[k] = PlanHint(step, planned)
+    return tuple(out)
 
 
 def oracle_scheduler(workload: Workload, world: World, *, priority: bool = True) -> OracleScheduler:

@@ -83,6 +83,7 @@ class MemoryBenchConfig:
     prefetch: int = 4
     workload: str = "smallville"
     seed: int = 0
+    spatial: bool = True  # cap plans by the spatial bound: the agents' plans miss every unplanned call
 
     def __post_init__(self) -> None:
         if not self.agents or min(self.agents) < 1:
@@ -191,7 +192,7 @@ def memory_setup(
     sim: Simulation,
 ) -> AgentMemory:
     tiers = replica_tiers(cfg, setting, policy)
-    distance = sim.track_distances().distance
+    distance = sim.track_distances(spatial=cfg.spatial).distance
     prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
         tiers,

@@ -34,6 +34,9 @@ def memory(
     admission: str = typer.Option("fcfs", "--admission", help="fcfs, or lpm (cache-aware, SGLang's lpm)."),
     lora_load_ms: float = typer.Option(25.0, "--lora-load-ms", help="Fixed cost of one adapter load."),
     workload: str = typer.Option("smallville", "--workload", help="smallville, or bursty (the stand-in)."),
+    spatial: bool = typer.Option(
+        True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
+    ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
@@ -55,7 +58,7 @@ def memory(
         return
     _memory(
         agents, gpus, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
-        workload, preset_name, out, tiny,
+        workload, preset_name, out, tiny, spatial,
     )  # fmt: skip
 
 
@@ -75,6 +78,7 @@ def _memory(
     preset_name: str,
     out: Path,
     tiny: bool,
+    spatial: bool,
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
@@ -92,6 +96,7 @@ def _memory(
         demand_loads=demand_loads,
         admission=admission,
         workload=workload,
+        spatial=spatial,
     )
     total = len(list(cfg.settings())) * len(POLICIES)
     with Progress(

@@ -193,6 +193,7 @@ def steps_table(day: DenseDay, observed: np.ndarray, partners: np.ndarray) -> pa
         nulls_i,
         nulls_f,
         nulls_f,
+        nulls_i,
     ]
     return pa.Table.from_arrays(columns, schema=STEPS_SCHEMA)
 

@@ -52,6 +52,7 @@ STEPS_SCHEMA = pa.schema(
         pa.field("llm_calls", pa.int32()),
         pa.field("start", pa.float64()),
         pa.field("end", pa.float64()),
+        pa.field("plan_next", pa.int32()),  # the step of the agent's next planned call, as its plan says
     ]
 )
 
@@ -66,6 +67,10 @@ CONVERSATIONS_SCHEMA = pa.schema(
         pa.field("utterances", pa.list_(pa.string()), nullable=False),
     ]
 )
+
+# Columns added after traces were first written: a writer may leave them out and an old file may lack them; both
+# read as null.
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"steps": ("plan_next",)}
 
 TABLES: dict[str, pa.Schema] = {
     "calls": CALLS_SCHEMA,

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metropolis.trace.schema import TABLES, TraceMeta
+from metropolis.trace.schema import OPTIONAL_COLUMNS, TABLES, TraceMeta
 
 META_FILE = "meta.json"
 OPTIONAL_TABLES = ("conversations",)
@@ -26,9 +26,16 @@ def empty_frame(table: str) -> pd.DataFrame:
     return TABLES[table].empty_table().to_pandas()
 
 
+def with_optional_columns(table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the table's optional columns it lacks added, all null."""
+    absent = [name for name in OPTIONAL_COLUMNS.get(table, ()) if name not in frame.columns]
+    return frame.assign(**{name: None for name in absent}) if absent else frame
+
+
 def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     """The frame as an Arrow table of the trace schema; a missing or mistyped column is a ValueError."""
     schema = TABLES[table]
+    frame = with_optional_columns(table, frame)
     missing = [name for name in schema.names if name not in frame.columns]
     if missing:
         raise ValueError(f"{table} table: missing columns {', '.join(missing)}")
@@ -70,10 +77,11 @@ def read_table(folder: Path, table: str) -> pd.DataFrame:
         data = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
-    missing = [name for name in TABLES[table].names if name not in data.schema.names]
+    optional = OPTIONAL_COLUMNS.get(table, ())
+    missing = [name for name in TABLES[table].names if name not in data.schema.names and name not in optional]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
-    return data.to_pandas()
+    return with_optional_columns(table, data.to_pandas())
 
 
 @dataclass(slots=True)

@@ -6,7 +6,11 @@ oracle) work the same for generated and for recorded days:
   it commits at step s;
 - the LLM calls of each agent-step, in the order the step issues them. `owner` is the agent whose step issues
   the call, `speaker` the agent it is made for (a partner speaking inside the initiator's conversation);
-- whom each agent-step observed (the agents within R, as of that step) and whom it wrote into (`partners`).
+- whom each agent-step observed (the agents within R, as of that step) and whom it wrote into (`partners`);
+- optionally, `plan_next[s, i]`: the step whose execution will issue agent i's next *planned* call, as its own
+  plan says after step s (`PLAN_UNKNOWN` where it has none; the column is `None` for sources without plans).
+  Unplanned calls (perception, reactions, a conversation someone else starts) are not in it: that is what the
+  spatial bound of the invocation distance is for.
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -24,6 +28,7 @@ import numpy as np
 from metropolis.workloads.calls import FUNCTION_NAMES
 
 Call = tuple[int, str, int, int]  # speaker, function, prompt tokens, output tokens
+PLAN_UNKNOWN = -1  # in `plan_next`: this agent-step knows no plan (an int32 column has no None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class Workload:
     start_seconds: float = 0.0
     function_names: list[str] = field(default_factory=lambda: list(FUNCTION_NAMES))
     meta: dict[str, object] = field(default_factory=dict)
+    plan_next: np.ndarray | None = None  # (steps, n) int32, or None: no plans recorded
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -68,6 +74,20 @@ class Workload:
         order = self.call_step.astype(np.int64) * n + self.call_owner
         if len(order) and (np.diff(order) < 0).any():
             raise ValueError("calls must be sorted by (step, owner)")
+        if self.plan_next is not None:
+            self._check_plans(self.plan_next)
+
+    def _check_plans(self, plans: np.ndarray) -> None:
+        if plans.shape != self.actions.shape:
+            raise ValueError(f"plan_next should have shape {self.actions.shape}, got {plans.shape}")
+        known = plans != PLAN_UNKNOWN
+        steps = np.arange(self.steps)[:, None]
+        if (known & (plans <= steps)).any():
+            s, i = np.argwhere(known & (plans <= steps))[0]
+            raise ValueError(
+                f"plan_next[{s}, {i}] = {plans[s, i]}: a plan made at step {s} must name a later step "
+                f"(or {PLAN_UNKNOWN} for none)"
+            )
 
     @property
     def agents(self) -> int:
@@ -119,6 +139,13 @@ class Workload:
                 k = s * n + i
                 yield StepDeps(i, s, tuple(ids[ptr[k] : ptr[k + 1]]), partners.get((i, s), ()))
 
+    def plan_at(self, agent: int, step: int) -> int | None:
+        """The step of the agent's next planned call as it knows it after `step`; None: no plan known."""
+        if self.plan_next is None:
+            return None
+        planned = int(self.plan_next[step, agent])
+        return None if planned == PLAN_UNKNOWN else planned
+
     def position(self, agent: int, step: int) -> tuple[int, int]:
         x, y = self.positions[step, agent]
         return int(x), int(y)
@@ -157,6 +184,7 @@ class Workload:
         "observed_ids",
         "partner_rows",
     )
+    OPTIONAL_ARRAYS = ("plan_next",)  # absent from files written before they existed
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)
@@ -170,6 +198,7 @@ class Workload:
             "meta": self.meta,
         }
         arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        arrays.update({name: value for name in self.OPTIONAL_ARRAYS if (value := getattr(self, name)) is not None})
         np.savez_compressed(path, header=np.array(json.dumps(header)), **arrays)
         return path
 
@@ -180,6 +209,7 @@ class Workload:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(str(data["header"]))
                 arrays = {name: data[name] for name in cls.ARRAYS}
+                arrays.update({name: data[name] for name in cls.OPTIONAL_ARRAYS if name in data})
         except (OSError, KeyError, ValueError) as error:
             raise ValueError(f"{path}: not a workload file ({error})") from None
         return cls(**header, **arrays)

@@ -10,6 +10,11 @@ Every step, in two phases so that no agent sees another's step-s decisions befor
    decomposition (at waking, the daily plan and the hourly schedule); at a new sub-task the action and object
    choices; then walk one tile along a shortest path on the walkable map (V = 1), or stay.
 
+After every step each resident's own plan says when its next planned call comes (`Workload.plan_next`): the end
+of its conversation, else the first step with its sub-task over and its path walked, skipping a sleep that
+begins then (going to bed calls nothing). Only the resident's state after the step goes in, never the recorded
+future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses.
+
 The knobs of the call model (`CallModel`) are calibrated so that 25 agents make the paper's day: about 56,700
 calls, about 5,000 in the busy hour (12-1 pm) and 800 in the quiet one (6-7 am). Seeded: the same config
 gives the same workload, array for array.
@@ -87,6 +92,7 @@ class _Resident:
     busy_step: int | None = None
     acc: int = 0
     seen: dict[int, int] = field(default_factory=dict)
+    planned: int | None = None  # the step of the next planned call, while the plan stands (None: to compute)
 
     @property
     def activity(self) -> Activity:
@@ -105,6 +111,7 @@ class _Recorder:
         self.action_codes: dict[str, int] = {}
         self.actions: list[list[int]] = []
         self.positions: list[list[Pos]] = []
+        self.plans: list[list[int]] = []
 
     def action(self, text: str) -> int:
         code = self.action_codes.get(text)
@@ -177,6 +184,7 @@ class _DayRun:
             self._follow_plan(i, r, s)
         if record:
             self.rec.actions.append([self.rec.action(self._action(r)) for r in self.rs])
+            self.rec.plans.append([self._planned(r, s) for r in self.rs])
 
     def _call(self, s: int, owner: int, speaker: int, functions: tuple[int, ...] | int) -> None:
         if isinstance(functions, int):
@@ -268,7 +276,7 @@ class _DayRun:
         until = s + rounds * m.steps_per_round
         for a, b in ((i, j), (j, i)):
             res = self.rs[a]
-            res.chat_until, res.chat_with, res.busy_step = until, b, s
+            res.chat_until, res.chat_with, res.busy_step, res.planned = until, b, s, None
             if self.calls is self.rec.calls:
                 self.rec.partners.append((s, a, b))
         self.cooldown[(min(i, j), max(i, j))] = s + m.cooldown_steps
@@ -279,7 +287,7 @@ class _DayRun:
         if r.chat_until is not None:
             if s < r.chat_until:
                 return  # talking: stand still
-            r.chat_until = r.chat_with = None
+            r.chat_until = r.chat_with = r.planned = None
             self._call(s, i, i, C.AFTER_CHAT)
             r.event += 1
         if s >= r.sub_end and not r.path:
@@ -288,6 +296,7 @@ class _DayRun:
             r.pos = r.path.popleft()
 
     def _next_subtask(self, i: int, r: _Resident, s: int) -> None:
+        r.planned = None
         if s >= r.activity.end:
             while r.activity.end <= s:
                 r.act += 1
@@ -312,6 +321,33 @@ class _DayRun:
         r.event += 1
         self._call(s, i, i, C.SUBTASK)
         self._remember(i, r, s)
+
+    # -- what the resident's plan says -----------------------------------------------------------------------
+
+    def _planned(self, r: _Resident, s: int) -> int:
+        """The step whose `_follow_plan` issues r's next planned call, as of the end of step s. It stands until
+        the plan changes (a new sub-task, a conversation, its end): walking pops one tile per step, so
+        s + len(path) stays put."""
+        if r.planned is None:
+            r.planned = self._plan_ahead(r, s)
+        return r.planned
+
+    def _plan_ahead(self, r: _Resident, s: int) -> int:
+        if r.chat_until is not None:
+            return r.chat_until  # AFTER_CHAT, in the first step that is no longer talking
+        t = max(r.sub_end, s + len(r.path) + 1)  # the first step that starts with the sub-task over, path walked
+        pos = r.path[-1] if r.path else r.pos
+        k, plan = r.act, r.plan
+        while True:
+            while k < len(plan) and plan[k].end <= t:
+                k += 1
+            if k == len(plan) or not plan[k].asleep:
+                return t  # WAKE / DECOMP / SUBTASK (or past the day: no call within it)
+            sleep = plan[k]  # going to bed calls nothing: walk to the bed, and the next call is at waking
+            base, town = self.layout.locate(pos)
+            walk = self.layout.path(base, town, sleep.tiles[0], sleep.town)
+            pos = walk[-1] if walk else pos
+            t = max(sleep.end, t + len(walk) + 1)
 
     def _action(self, r: _Resident) -> str:
         act = r.activity
@@ -347,6 +383,7 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         observed_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         observed_ids=np.concatenate(rec.obs_ids) if rec.obs_ids else np.zeros(0, dtype=np.int32),
         partner_rows=partners,
+        plan_next=np.array(rec.plans, dtype=np.int64).reshape(-1, n).astype(np.int32) - start,
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,

@@ -5,6 +5,7 @@ conversation runs inside the initiator's step. A recorded run tells them apart b
 the issuing agent-step's span), so `to_trace` writes a serial timeline (agent-steps one after another, one time
 unit per call) that `from_trace` reads back the same way. The trace's step rows hold the position each step
 reached; where the run started is kept in `meta.extra["initial_positions"]` (else the first row's position).
+The workload's plans (`plan_next`) go in the steps' `plan_next` column, null where none is known.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from metropolis.trace import Trace, TraceMeta
-from metropolis.workloads.format import Workload
+from metropolis.workloads.format import PLAN_UNKNOWN, Workload
 
 
 def to_trace(workload: Workload, source: str = "metropolis-workload") -> Trace:
@@ -42,6 +43,7 @@ def to_trace(workload: Workload, source: str = "metropolis-workload") -> Trace:
             "llm_calls": calls_per_step,
             "start": step_start,
             "end": step_end,
+            "plan_next": _plans_column(workload),
         }
     )
     calls_frame = pd.DataFrame(
@@ -123,7 +125,23 @@ def from_trace(trace: Trace, perception_radius: float | None = None) -> Workload
         start_seconds=meta.start_seconds,
         function_names=functions,
         meta={"source": meta.source, "run_id": meta.run_id},
+        plan_next=_plans(rows["plan_next"], steps, n) if "plan_next" in rows else None,
     )
+
+
+def _plans_column(workload: Workload) -> pd.Series | None:
+    if workload.plan_next is None:
+        return None
+    plans = pd.Series(workload.plan_next.reshape(-1), dtype="Int32")
+    return plans.mask(plans == PLAN_UNKNOWN)
+
+
+def _plans(column: pd.Series, steps: int, n: int) -> np.ndarray | None:
+    """The steps' plan column as `Workload.plan_next`; None when no step row knows a plan."""
+    known = column.notna().to_numpy()
+    if not known.any():
+        return None
+    return column.where(known, PLAN_UNKNOWN).to_numpy(dtype=np.int32).reshape(steps, n)
 
 
 def _owners(trace: Trace, rows: pd.DataFrame, partners: list[list[int]], n: int) -> np.ndarray:
