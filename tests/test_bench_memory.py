@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,26 @@ def test_every_setting_runs_every_policy_and_ideal_is_the_floor() -> None:
     assert by[None, "sglang"].hit_rate == by[None, "lru"].hit_rate  # same policy, same order: same hits
     assert by[8, "lru"].bytes_moved > by[None, "lru"].bytes_moved
     assert set(sequences) == {r.setting for r in rows}
+
+
+def test_a_subset_of_policies_runs_in_order_and_the_bound_is_sglang_over_ideal() -> None:
+    cfg = dataclasses.replace(TINY, lora_ranks=(None,), policies=("ideal", "sglang"))
+    rows, sequences = run_memory_bench(cfg)
+    assert [r.policy for r in rows] == ["sglang", "ideal"]
+    assert sequences == {}  # no lru run: nothing for the open loop to replay
+    (c,) = compare(rows)
+    assert c.bound_over_sglang == rows[0].sim_seconds / rows[1].sim_seconds
+    assert c.bound_over_sglang > 1.0  # at 25% the SGLang baseline recomputes prefixes the ideal GPU keeps
+    assert all(math.isnan(x) for x in (c.speedup_over_sglang, c.speedup_over_lru, c.hit_share_of_belady))
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [(("lru", "fifo"), "unknown policies"), ((), "unknown policies"), (("belady",), "add invocation-distance")],
+)
+def test_bad_policy_lists_are_refused(policies: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemoryBenchConfig(policies=policies)
 
 
 def test_open_loop_is_bounded_by_belady() -> None:

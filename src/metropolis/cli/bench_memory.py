@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 from pathlib import Path
 
 import typer
@@ -38,6 +39,7 @@ def memory(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
+    policies: str = typer.Option(",".join(POLICIES), "--policies", help="Policies to run, comma-separated."),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
     real_llamacpp: bool = typer.Option(
@@ -58,7 +60,7 @@ def memory(
         return
     _memory(
         agents, gpus, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
-        workload, preset_name, out, tiny, spatial,
+        workload, preset_name, out, tiny, spatial, policies,
     )  # fmt: skip
 
 
@@ -79,6 +81,7 @@ def _memory(
     out: Path,
     tiny: bool,
     spatial: bool,
+    policies: str,
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
@@ -97,8 +100,9 @@ def _memory(
         admission=admission,
         workload=workload,
         spatial=spatial,
+        policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
     )
-    total = len(list(cfg.settings())) * len(POLICIES)
+    total = len(list(cfg.settings())) * len(cfg.policies)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=True,
@@ -113,7 +117,8 @@ def _memory(
 
         rows, sequences = run_memory_bench(cfg, progress=progress)
     console.print(_table(cfg, rows))
-    console.print(_open_loop_table(open_loop(cfg, sequences)))
+    if sequences:  # the open loop replays the lru runs
+        console.print(_open_loop_table(open_loop(cfg, sequences)))
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "memory.csv")
     plot(rows, out / "memory.png")
@@ -124,7 +129,8 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     verdicts = {c.setting: c for c in compare(rows)}
     table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
     for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
-                "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*"):  # fmt: skip
+                "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*",
+                "bound / sglang**"):  # fmt: skip
         table.add_column(col, justify="right")
     for r in rows:
         v = verdicts[r.setting]
@@ -133,11 +139,23 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
         table.add_row(
             str(r.agents), str(r.gpus), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
             f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
-            f"{r.recompute_tokens:,}", f"{vs_sglang:.2f}x" if mark or r.policy == "id-nohost" else "",
-            f"{v.speedup_over_lru:.2f}x" if mark else "", f"{v.hit_share_of_belady:.1%}" if mark else "",
+            f"{r.recompute_tokens:,}", _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
+            _x(v.speedup_over_lru) if mark else "", _pct(v.hit_share_of_belady) if mark else "",
+            _x(v.bound_over_sglang) if r.policy == "ideal" else "",
         )  # fmt: skip
-    table.caption = "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)"
+    table.caption = (
+        "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)\n"
+        "** sglang / ideal: the most any eviction policy could gain over SGLang here (the GPU holds everything)"
+    )
     return table
+
+
+def _x(ratio: float) -> str:
+    return "-" if math.isnan(ratio) else f"{ratio:.2f}x"
+
+
+def _pct(share: float) -> str:
+    return "-" if math.isnan(share) else f"{share:.1%}"
 
 
 def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
@@ -203,8 +221,9 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
         f"{n} {s}{f' {g} GPUs' if g > 1 else ''}\n{f:.0%}{' LoRA' if rank else ''}" for n, g, s, f, rank in settings
     ]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
-    width = 0.8 / len(POLICIES)
-    for k, policy in enumerate(POLICIES):
+    ran = [p for p in POLICIES if any(r.policy == p for r in rows)]
+    width = 0.8 / len(ran)
+    for k, policy in enumerate(ran):
         got = {r.setting: r for r in rows if r.policy == policy}
         xs = [i + k * width for i in range(len(settings))]
         axes[0].bar(xs, [got[s].sim_seconds for s in settings], width, label=policy)
