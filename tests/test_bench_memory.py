@@ -57,6 +57,7 @@ def test_a_subset_of_policies_runs_in_order_and_the_bound_is_sglang_over_ideal()
     assert c.bound_over_sglang == rows[0].sim_seconds / rows[1].sim_seconds
     assert c.bound_over_sglang > 1.0  # at 25% the SGLang baseline recomputes prefixes the ideal GPU keeps
     assert all(math.isnan(x) for x in (c.speedup_over_sglang, c.speedup_over_lru, c.hit_share_of_belady))
+    assert math.isnan(c.bound_over_lru)
 
 
 @pytest.mark.parametrize(

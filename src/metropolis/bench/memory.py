@@ -310,8 +310,8 @@ class Comparison:
     """One setting's verdict (nan where a policy it needs was not run): ID's speedup over the SGLang baseline
     and over LRU with a host tier, its hit rate as a share of the (closed-loop) Belady run's, and the ideal
     time as a share of ID's. `nohost_speedup_over_sglang` is what ID eviction alone buys on the SGLang engine;
-    `bound_over_sglang` (sglang / ideal) is the most ANY policy could gain over SGLang in this setting, since
-    no eviction order beats a GPU that holds everything."""
+    `bound_over_sglang` (sglang / ideal) and `bound_over_lru` (lru / ideal) are the most ANY policy could gain
+    over those baselines in this setting, since no eviction order beats a GPU that holds everything."""
 
     setting: Setting
     speedup_over_sglang: float
@@ -320,6 +320,7 @@ class Comparison:
     hit_share_of_belady: float
     time_share_of_ideal: float
     bound_over_sglang: float
+    bound_over_lru: float
 
 
 def compare(rows: list[MemoryBenchRow]) -> list[Comparison]:
@@ -335,6 +336,7 @@ def compare(rows: list[MemoryBenchRow]) -> list[Comparison]:
             _ratio(p, "invocation-distance", "belady", "hit_rate"),
             _ratio(p, "ideal", "invocation-distance"),
             _ratio(p, "sglang", "ideal"),
+            _ratio(p, "lru", "ideal"),
         )
         for setting, p in by.items()
     ]
