@@ -112,3 +112,36 @@ def test_walking_distance_workloads_replay_the_same_and_observe_only_within_walk
     serial, _ = _run(workload, world, "serial", gpus=8)
     ooo, _ = _run(workload, world, "metropolis", gpus=8, check=True)
     assert [ooo.history(i) for i in range(50)] == [serial.history(i) for i in range(50)]
+
+
+async def test_replay_agents_publish_their_next_own_call_as_a_plan(town) -> None:
+    from metropolis.llm.types import LLMRequest, LLMResponse
+    from metropolis.memory.estimators import PLAN_HINT
+    from metropolis.runtime import AsyncioRuntime
+
+    class Endpoint:
+        def __init__(self) -> None:
+            self.plans: dict[tuple[int, int], int] = {}  # (agent, step) -> the next own call it announced
+
+        async def complete(self, request: LLMRequest) -> LLMResponse:
+            plan = request.hints.get(PLAN_HINT)
+            if plan is not None:
+                assert plan.step == request.step and (request.agent_id, request.step) not in self.plans
+                self.plans[request.agent_id, request.step] = plan.next_call
+            return LLMResponse("ok", 1, 1)
+
+    workload, layout = generate(town, DayConfig(agents=6, start_hour=12.0, hours=5 / 60, seed=0))
+    sim = replay_simulation(workload, layout.world(workload.perception_radius), "metropolis", publish_plans=True)
+    sim.track_distances()
+    endpoint = Endpoint()
+    await AsyncioRuntime(sim, endpoint).run()
+    own: dict[int, list[int]] = {}  # each agent's steps with a call it makes itself, from the workload
+    for (agent, step), calls in sorted(workload.calls_by_agent_step().items()):
+        if any(c[0] == agent for c in calls):
+            own.setdefault(agent, []).append(step)
+    expected = {
+        (agent, s): next((t for t in steps if t > s), workload.steps)
+        for agent, steps in own.items()
+        for s in steps
+    }
+    assert endpoint.plans == expected and len(expected) > 10

@@ -11,9 +11,11 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from metropolis.engine import Agent, Simulation, StepContext
+from metropolis.memory.estimators import PLAN_HINT, PlanHint
 from metropolis.scheduling import DependencyGraph, OracleScheduler, Scheduler
 from metropolis.workloads.format import Call, Workload
 from metropolis.world.spatial import Pos
@@ -37,6 +39,7 @@ class ReplayAgent(Agent):
         partners: dict[int, tuple[int, ...]],
         *,
         send_text: bool = False,
+        publish_plans: bool = False,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -44,21 +47,36 @@ class ReplayAgent(Agent):
         self.calls = calls
         self.partners = partners
         self.send_text = send_text
+        self.publish_plans = publish_plans
+        self._own_steps: list[int] | None = None
+
+    def _plan(self, step: int) -> PlanHint:
+        """Its next own call after `step` (the end of the workload if none): what it knows of its schedule.
+        Conversations others start with it are not in it (the spatial bound covers those)."""
+        if self._own_steps is None:  # unique_id is known once the simulation has taken the agent
+            self._own_steps = sorted(t for t, calls in self.calls.items() if any(c[0] == self.unique_id for c in calls))
+        i = bisect.bisect_right(self._own_steps, step)
+        return PlanHint(step, self._own_steps[i] if i < len(self._own_steps) else len(self.path) - 1)
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
         for p in self.partners.get(s, ()):
             ctx.partner(p)
-        for speaker, function, prompt, output in self.calls.get(s, ()):
+        issued = self.calls.get(s, ())
+        last_own = max((i for i, c in enumerate(issued) if c[0] == self.unique_id), default=None)
+        for i, (speaker, function, prompt, output) in enumerate(issued):
             text = filler_text(prompt) if self.send_text else ()
-            await ctx.llm_for(speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output)
+            hints = {PLAN_HINT: self._plan(s)} if self.publish_plans and i == last_own else {}
+            await ctx.llm_for(
+                speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output, hints=hints
+            )
         nxt = self.path[s + 1]
         if nxt != ctx.pos:
             ctx.move(nxt)
         ctx.act(self.actions[s])
 
 
-def replay_agents(workload: Workload, *, send_text: bool = False) -> list[ReplayAgent]:
+def replay_agents(workload: Workload, *, send_text: bool = False, publish_plans: bool = False) -> list[ReplayAgent]:
     """One replay agent per workload agent, holding only its own columns."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
@@ -78,6 +96,7 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
             calls[i],
             partners[i],
             send_text=send_text,
+            publish_plans=publish_plans,
         )
         for i in range(n)
     ]
@@ -99,13 +118,15 @@ def replay_simulation(
     send_text: bool = False,
     keep_history: bool = False,
     check_causality: bool = False,
+    publish_plans: bool = False,
 ) -> Simulation:
-    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or an instance)."""
+    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or an instance);
+    `publish_plans`: each agent's last own call of a step carries its next own call as a plan hint."""
     if scheduler == "oracle":
         scheduler = oracle_scheduler(workload, world, priority=priority)
     return Simulation(
         world,
-        replay_agents(workload, send_text=send_text),
+        replay_agents(workload, send_text=send_text, publish_plans=publish_plans),
         steps=workload.steps,
         scheduler=scheduler,
         priority=priority,

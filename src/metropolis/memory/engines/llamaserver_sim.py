@@ -55,6 +55,7 @@ class SimBenchConfig:
     suffix_words: int = 12
     max_output: int = 4  # the recorded output length, capped: prefill is what the slots save
     scheduler: str = "metropolis"
+    plans: bool = True  # replay agents publish their next own call (a plan hint) for the invocation distance
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -156,7 +157,7 @@ def smallville_window(cfg: SimBenchConfig) -> SimFactory:
     day = DayConfig(agents=cfg.agents, start_hour=cfg.start_hour, hours=cfg.minutes / 60, seed=cfg.seed)
     workload, layout = generate(load_smallville(), day)
     world = layout.world(day.perception_radius)
-    return lambda: replay_simulation(workload, world, cfg.scheduler, keep_history=True)
+    return lambda: replay_simulation(workload, world, cfg.scheduler, keep_history=True, publish_plans=cfg.plans)
 
 
 def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -> WayResult:

@@ -67,7 +67,12 @@ def find_server(path: str | None = None) -> Path:
 
 @contextmanager
 def llama_server(
-    binary: Path, saves: str, *, slots: int = 1, ctx_per_slot: int = 2048, model: Path | None = None,
+    binary: Path,
+    saves: str,
+    *,
+    slots: int = 1,
+    ctx_per_slot: int = 2048,
+    model: Path | None = None,
     extra: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
     """A llama-server on a free loopback port (one thread, `slots` slots, `--slot-save-path saves`), ready;
@@ -96,9 +101,12 @@ def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 4
     """Median timings over `repeats`; one server thread, one slot, on a free loopback port."""
     rng = random.Random(0)
     prefix = random_words(rng, prefix_words)
-    with tempfile.TemporaryDirectory() as saves, llama_server(binary, saves, model=model) as server:
-        with httpx.Client(base_url=server.url, timeout=300) as http:
-            return _measure(http, prefix, rng, repeats)
+    with (
+        tempfile.TemporaryDirectory() as saves,
+        llama_server(binary, saves, model=model) as server,
+        httpx.Client(base_url=server.url, timeout=300) as http,
+    ):
+        return _measure(http, prefix, rng, repeats)
 
 
 def _call(http: httpx.Client, prompt: str) -> tuple[float, int, int]:
