@@ -38,12 +38,13 @@ def test_prompts_share_an_agent_prefix_and_differ_per_call() -> None:
 def test_three_ways_run_the_same_simulation_and_save_restore_evaluates_less() -> None:
     assert BINARY is not None
     cfg = SimBenchConfig(agents=3, minutes=1, slots=2, prefix_words=60, suffix_words=4, max_output=2)
-    server, lru, by_distance = run_sim_bench(find_server(BINARY), cfg)  # raises if histories differ
-    assert [r.way for r in (server, lru, by_distance)] == ["server", "lru", "invocation-distance"]
-    assert server.histories == lru.histories == by_distance.histories
-    assert server.calls == lru.calls == by_distance.calls == 32  # the window's recorded calls
-    assert server.prompt_tokens == lru.prompt_tokens == by_distance.prompt_tokens  # the same prompts
-    assert server.restores == server.saves == 0
+    ways = run_sim_bench(find_server(BINARY), cfg, reference=True)  # raises if histories differ
+    server, lru, by_distance, cache_ram = ways
+    assert [r.way for r in ways] == ["server", "lru", "invocation-distance", "server-cache-ram"]
+    assert all(r.histories == server.histories for r in ways)
+    assert [r.calls for r in ways] == [32] * 4  # the window's recorded calls
+    assert len({r.prompt_tokens for r in ways}) == 1  # the same prompts
+    assert server.restores == server.saves == cache_ram.restores == 0
     for managed in (lru, by_distance):
         assert managed.restores > 0 and managed.saves >= managed.restores
         assert managed.evaluated < server.evaluated  # restored prefixes are not recomputed
