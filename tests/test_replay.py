@@ -140,8 +140,6 @@ async def test_replay_agents_publish_their_next_own_call_as_a_plan(town) -> None
         if any(c[0] == agent for c in calls):
             own.setdefault(agent, []).append(step)
     expected = {
-        (agent, s): next((t for t in steps if t > s), workload.steps)
-        for agent, steps in own.items()
-        for s in steps
+        (agent, s): next((t for t in steps if t > s), workload.steps) for agent, steps in own.items() for s in steps
     }
     assert endpoint.plans == expected and len(expected) > 10

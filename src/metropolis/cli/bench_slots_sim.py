@@ -26,7 +26,8 @@ def slots_sim(binary: str | None, tiny: bool) -> None:
 def table(cfg: SimBenchConfig, results: list[WayResult]) -> Table:
     t = Table(
         title=f"Smallville {cfg.start_hour:g}h+{cfg.minutes:g}min, {cfg.agents} agents, {cfg.scheduler}, "
-        f"llama-server SmolLM2-135M, {cfg.slots} slots, 1 thread, prefix ~{cfg.prefix_words} words per agent"
+        f"llama-server SmolLM2-135M, {cfg.slots} slots, {cfg.in_flight or cfg.slots} in flight, 1 thread, "
+        f"prefix ~{cfg.prefix_words} words per agent"
     )
     for col in ("way", "wall s", "server CPU s", "calls", "restores", "saves", "erases", "tokens evaluated",
                 "of prompt tokens", "load avg before/after"):  # fmt: skip

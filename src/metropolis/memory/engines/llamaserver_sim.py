@@ -55,12 +55,15 @@ class SimBenchConfig:
     suffix_words: int = 12
     max_output: int = 4  # the recorded output length, capped: prefill is what the slots save
     scheduler: str = "metropolis"
+    in_flight: int | None = None  # requests at once in every way (None: one per slot)
     plans: bool = True  # replay agents publish their next own call (a plan hint) for the invocation distance
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.agents < 2 or self.slots < 1 or self.slots >= self.agents:
             raise ValueError(f"need 2+ agents and 1 <= slots < agents, got {self.agents} agents, {self.slots} slots")
+        if self.in_flight is not None and not 1 <= self.in_flight <= self.slots:
+            raise ValueError(f"in_flight must be within 1..slots ({self.slots}), got {self.in_flight}")
         if self.minutes <= 0 or self.prefix_words < 1 or self.suffix_words < 1 or self.max_output < 1:
             raise ValueError("minutes, prefix_words, suffix_words and max_output must be positive")
 
@@ -105,7 +108,7 @@ class SlotBackend:
     """Answers the simulation's calls on a llama-server, the slot named by `memory` or (None) by the server."""
 
     def __init__(
-        self, http: httpx.AsyncClient, memory: AsyncSlotMemory | None, slots: int, prompts: AgentPrompts,
+        self, http: httpx.AsyncClient, memory: AsyncSlotMemory | None, in_flight: int, prompts: AgentPrompts,
         max_output: int, clock: Callable[[], float],
     ) -> None:  # fmt: skip
         self.http = http
@@ -113,7 +116,7 @@ class SlotBackend:
         self.prompts = prompts
         self.max_output = max_output
         self.clock = clock
-        self.in_flight = asyncio.Semaphore(slots)  # the server-managed way: no more requests than slots
+        self.in_flight = asyncio.Semaphore(in_flight)  # the same bound in every way
         self.result = WayResult("")
         self._nth: dict[int, int] = {}
 
@@ -125,15 +128,15 @@ class SlotBackend:
             "cache_prompt": True, "temperature": 0.0, "seed": 0,
         }  # fmt: skip
         start = self.clock()
-        if self.memory is None:
-            async with self.in_flight:
+        async with self.in_flight:
+            if self.memory is None:
                 data = await self._post(body)
-        else:
-            body["id_slot"] = await self.memory.acquire(agent)
-            try:
-                data = await self._post(body)
-            finally:
-                await self.memory.release(agent)
+            else:
+                body["id_slot"] = await self.memory.acquire(agent)
+                try:
+                    data = await self._post(body)
+                finally:
+                    await self.memory.release(agent)
         timings = data.get("timings", {})
         self.result.calls += 1
         self.result.evaluated += int(timings.get("prompt_n", 0))
@@ -191,7 +194,8 @@ async def _simulate(
     sim: Simulation, url: str, memory: AsyncSlotMemory | None, cfg: SimBenchConfig, prompts: AgentPrompts
 ) -> WayResult:
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
-        backend = SlotBackend(http, memory, cfg.slots, prompts, cfg.max_output, time.monotonic)
+        in_flight = cfg.in_flight or cfg.slots
+        backend = SlotBackend(http, memory, in_flight, prompts, cfg.max_output, time.monotonic)
         await AsyncioRuntime(sim, backend).run()
     return backend.result
 
