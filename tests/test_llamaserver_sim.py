@@ -32,6 +32,8 @@ def test_prompts_share_an_agent_prefix_and_differ_per_call() -> None:
     assert AgentPrompts(20, 5).prompt(LLMRequest("a", 3, "plan", agent_id=0), 0) == a0  # deterministic
     with pytest.raises(ValueError, match="1 <= slots < agents"):
         SimBenchConfig(agents=3, slots=3)
+    with pytest.raises(ValueError, match=r"in_flight must be within 1\.\.slots"):
+        SimBenchConfig(agents=3, slots=2, in_flight=3)
 
 
 @needs_server

@@ -185,7 +185,9 @@ class SlotMemory:
         """The slot `agent`'s next request must name (`id_slot`), its saved KV restored into it if needed."""
         placed = self.table.place(agent)
         if placed is None:
-            raise RuntimeError(f"agent {agent}: every slot is pinned; release one first (or use AsyncSlotMemory)")
+            raise RuntimeError(
+                f"agent {agent}: its slot or every slot is pinned; release first (or use AsyncSlotMemory)"
+            )
         slot, actions = placed
         for action, who, at in actions:
             self.client.run(action, at, filename(who))
@@ -203,7 +205,6 @@ class AsyncSlotMemory:
         self.client = client
         self.table = table
         self.log: list[Action] = []
-        self.results: list[SlotResult] = []
         self._changed = asyncio.Condition()
 
     async def acquire(self, agent: int) -> int:
@@ -215,7 +216,7 @@ class AsyncSlotMemory:
         slot, actions = placed
         try:
             for action, who, at in actions:  # the slot is pinned to us: nobody else touches it meanwhile
-                self.results.append(await asyncio.to_thread(self.client.run, action, at, filename(who)))
+                await asyncio.to_thread(self.client.run, action, at, filename(who))
                 self.log.append((action, who, at))
         except BaseException:
             async with self._changed:

@@ -11,8 +11,10 @@ than there are agents, so prefixes compete for slots:
   disk (`/slots/{id}?action=save`) and restores the newcomer's (`?action=restore`), evicting the agent used
   least recently, or the one whose next call is furthest away (`Simulation.invocation_distance`).
 All three run with `--cache-ram 0` (no host-memory prompt cache: newer servers keep evicted prompts in RAM by
-default, which is a different baseline; `reference=True` adds it as a fourth way, `server-cache-ram`). With N
-slots at most N requests are in flight in every way. What the server evaluated is its own count
+default, which is a different baseline; `reference=True` adds it as a fourth way, `server-cache-ram`). Every
+way has the same bound on requests in flight (`in_flight`, at most one per slot). With as many requests in
+flight as slots, the slot a newcomer can take is mostly the only unpinned one, so the eviction policy rarely
+has a choice; `in_flight < slots` leaves it one. What the server evaluated is its own count
 (`timings.prompt_n`), and its CPU time is read from /proc, since wall time on a shared machine is noisy.
 """
 
