@@ -50,10 +50,20 @@ def memory(
         "--llama-server",
         help="Instead: time /slots save/restore on this llama-server binary ('env': $METROPOLIS_LLAMA_SERVER).",
     ),
+    llama_server_sim: str | None = typer.Option(
+        None,
+        "--llama-server-sim",
+        help="Instead: run a Smallville window through this llama-server's slots three ways ('env' as above).",
+    ),
 ) -> None:
     """Agents' private serving state on a tight GPU: simulated time, hit rates and bytes moved per policy."""
     if real_llamacpp:
         _real(tiny)
+        return
+    if llama_server_sim is not None:
+        from metropolis.cli.bench_slots_sim import slots_sim
+
+        slots_sim(None if llama_server_sim == "env" else llama_server_sim, tiny)
         return
     if llama_server is not None:
         _slots(None if llama_server == "env" else llama_server, tiny)

@@ -1,4 +1,4 @@
-"""Per-agent KV save/restore on llama.cpp's `llama-server`, driven by invocation distance.
+"""Per-agent KV save/restore on llama.cpp's `llama-server`, driven by invocation distance (or last use).
 
 The server's documented slot API (llama.cpp `tools/server/README.md`, "POST /slots/{id_slot}?action=save",
 "?action=restore", "?action=erase"; needs `--slot-save-path DIR`):
@@ -11,19 +11,26 @@ The server's documented slot API (llama.cpp `tools/server/README.md`, "POST /slo
 A request pins itself to a slot with `"id_slot": id` in the `/completion` body (and `"cache_prompt": true`, the
 default, so the restored prefix is reused and only the suffix is evaluated).
 
-`SlotMemory` maps agents to slots: before an agent's call it restores the agent's saved KV into a free slot
-(unless the agent still holds one), after the call it saves it; when all slots are taken it evicts the agent
-whose invocation distance is largest (saved to disk already, so eviction is a plain erase).
+`SlotTable` is the whole policy: which agent holds which slot, which slots are pinned by a running request, and
+whom to evict (the unpinned holder with the largest victim key: its invocation distance, or how long ago it was
+last used). Eviction is write-back: the victim's KV is saved to its file only then (and only if a call changed
+it since its last save), and the newcomer's file, if it has one, is restored into the freed slot. `SlotMemory`
+runs the table's plans with blocking calls; `AsyncSlotMemory` runs them off the event loop and makes a request
+wait while every slot is pinned, so with N slots at most N requests are in flight.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
 from metropolis.memory.policies import Distance
+
+VictimKey = Callable[[int], float]  # agent -> the larger, the sooner it is evicted
 
 
 class SlotError(RuntimeError):
@@ -63,51 +70,162 @@ class SlotClient:
     def erase(self, slot: int) -> SlotResult:
         return self._action(slot, "erase", None)
 
+    def run(self, action: str, slot: int, filename: str | None) -> SlotResult:
+        return self._action(slot, action, filename)
 
-class SlotMemory:
-    """Which agent holds which of `slots` server slots; evicts by invocation distance (largest first)."""
 
-    def __init__(self, client: SlotClient, slots: int, distance: Distance) -> None:
+def filename(agent: int) -> str:
+    return f"agent-{agent}.bin"
+
+
+Action = tuple[str, int, int]  # (save | restore, agent, slot)
+
+
+class SlotTable:
+    """Who holds which slot, and the actions that give `agent` a slot: no I/O, so it is tested bare."""
+
+    def __init__(self, slots: int, key: VictimKey | None = None) -> None:
         if slots < 1:
             raise ValueError(f"a llama-server has at least 1 slot, got {slots}")
-        self.client = client
-        self.distance = distance
+        self.key: VictimKey = key or self.lru_key
         self.holder: list[int | None] = [None] * slots
-        self.saved: set[int] = set()
-        self.log: list[tuple[str, int, int]] = []  # (action, agent, slot)
+        self.pinned: list[bool] = [False] * slots
+        self.saved: set[int] = set()  # agents with a file
+        self.dirty: set[int] = set()  # agents whose slot changed since their last save
+        self.last_use: dict[int, int] = {}
+        self._tick = itertools.count()
 
-    @staticmethod
-    def filename(agent: int) -> str:
-        return f"agent-{agent}.bin"
+    def place(self, agent: int) -> tuple[int, list[Action]] | None:
+        """Pin a slot for `agent` and say what to do first; None while its slot, or every slot, is pinned."""
+        if agent in self.holder:
+            slot = self.holder.index(agent)
+            if self.pinned[slot]:
+                return None
+            self.pinned[slot] = True
+            return slot, []
+        free = [s for s, a in enumerate(self.holder) if a is None]
+        if free:
+            slot = free[0]
+        else:
+            idle = [s for s in range(len(self.holder)) if not self.pinned[s]]
+            if not idle:
+                return None
+            slot = max(idle, key=self._victim_order)
+        actions = self._evict(slot)
+        if agent in self.saved:
+            actions.append(("restore", agent, slot))
+        self.holder[slot] = agent
+        self.pinned[slot] = True
+        return slot, actions
+
+    def unpin(self, agent: int) -> None:
+        """The agent's call is over: its slot may be given away (after a save, since the call changed it)."""
+        if agent not in self.holder or not self.pinned[self.holder.index(agent)]:
+            raise RuntimeError(f"agent {agent} holds no pinned slot; acquire it before releasing it")
+        self.pinned[self.holder.index(agent)] = False
+        self.dirty.add(agent)
+        self.last_use[agent] = next(self._tick)
+
+    def forget(self, agent: int) -> None:
+        """A slot action for `agent` failed: its slot holds nothing reliable now."""
+        slot = self.holder.index(agent)
+        self.holder[slot] = None
+        self.pinned[slot] = False
+        self.dirty.discard(agent)
+
+    def lru_key(self, agent: int) -> float:
+        """The victim key of LRU: the longer ago the last use, the larger."""
+        return -float(self.last_use.get(agent, -1))
+
+    def _evict(self, slot: int) -> list[Action]:
+        victim = self.holder[slot]
+        if victim is None or victim not in self.dirty:
+            return []
+        self.dirty.discard(victim)
+        self.saved.add(victim)
+        return [("save", victim, slot)]
+
+    def _victim_order(self, slot: int) -> tuple[float, float, int]:
+        """The policy's key, then the least recently used among equals (many agents are ready at distance 0)."""
+        agent = self.holder[slot]
+        assert agent is not None
+        return self.key(agent), self.lru_key(agent), -slot
+
+
+def _by_distance(table: SlotTable, distance: Distance | None) -> VictimKey:
+    if distance is None:
+        raise ValueError("the invocation-distance slot policy needs a distance function")
+    return distance
+
+
+SLOT_POLICIES: dict[str, Callable[[SlotTable, Distance | None], VictimKey]] = {
+    "lru": lambda table, distance: table.lru_key,
+    "invocation-distance": _by_distance,
+}
+
+
+def make_table(slots: int, policy: str, distance: Distance | None = None) -> SlotTable:
+    """A table evicting by `policy` (a name in SLOT_POLICIES; invocation-distance needs `distance`)."""
+    if policy not in SLOT_POLICIES:
+        raise ValueError(f"unknown slot policy {policy!r}; choose one of: {', '.join(SLOT_POLICIES)}")
+    table = SlotTable(slots)
+    table.key = SLOT_POLICIES[policy](table, distance)
+    return table
+
+
+class SlotMemory:
+    """The table's plans run with blocking calls: one request at a time (release before the next acquire)."""
+
+    def __init__(self, client: SlotClient, slots: int, distance: Distance) -> None:
+        self.client = client
+        self.table = make_table(slots, "invocation-distance", distance)
+        self.log: list[Action] = []
 
     def acquire(self, agent: int) -> int:
         """The slot `agent`'s next request must name (`id_slot`), its saved KV restored into it if needed."""
-        if agent in self.holder:
-            return self.holder.index(agent)
-        slot = self._free_slot()
-        if agent in self.saved:
-            self.client.restore(slot, self.filename(agent))
-            self.log.append(("restore", agent, slot))
-        self.holder[slot] = agent
+        placed = self.table.place(agent)
+        if placed is None:
+            raise RuntimeError(
+                f"agent {agent}: its slot or every slot is pinned; release first (or use AsyncSlotMemory)"
+            )
+        slot, actions = placed
+        for action, who, at in actions:
+            self.client.run(action, at, filename(who))
+            self.log.append((action, who, at))
         return slot
 
     def release(self, agent: int) -> None:
-        """After the call: save the agent's KV, so its slot can be given away without losing it."""
-        slot = self.holder.index(agent)
-        self.client.save(slot, self.filename(agent))
-        self.saved.add(agent)
-        self.log.append(("save", agent, slot))
+        self.table.unpin(agent)
 
-    def _free_slot(self) -> int:
-        if None in self.holder:
-            return self.holder.index(None)
-        victim = max(range(len(self.holder)), key=lambda s: (self._dist(self.holder[s]), -s))
-        agent = self.holder[victim]
-        assert agent is not None
-        self.client.erase(victim)
-        self.log.append(("erase", agent, victim))
-        self.holder[victim] = None
-        return victim
 
-    def _dist(self, agent: int | None) -> float:
-        return math.inf if agent is None else self.distance(agent)
+class AsyncSlotMemory:
+    """The table's plans run off the event loop; `acquire` waits while every slot is pinned."""
+
+    def __init__(self, client: SlotClient, table: SlotTable) -> None:
+        self.client = client
+        self.table = table
+        self.log: list[Action] = []
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, agent: int) -> int:
+        async with self._changed:
+            placed = self.table.place(agent)
+            while placed is None:
+                await self._changed.wait()
+                placed = self.table.place(agent)
+        slot, actions = placed
+        try:
+            for action, who, at in actions:  # the slot is pinned to us: nobody else touches it meanwhile
+                await asyncio.to_thread(self.client.run, action, at, filename(who))
+                self.log.append((action, who, at))
+        except BaseException:
+            async with self._changed:
+                self.table.forget(agent)
+                self._changed.notify_all()
+            raise
+        return slot
+
+    async def release(self, agent: int) -> None:
+        async with self._changed:
+            self.table.unpin(agent)
+            self._changed.notify_all()

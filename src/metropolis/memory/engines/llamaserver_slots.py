@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,20 @@ class SlotTimings:
     repeats: int
 
 
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far (/proc; 0 where there is none)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def find_server(path: str | None = None) -> Path:
     candidate = path or os.environ.get(ENV_VAR)
     if not candidate:
@@ -49,28 +65,48 @@ def find_server(path: str | None = None) -> Path:
     return binary
 
 
+@contextmanager
+def llama_server(
+    binary: Path,
+    saves: str,
+    *,
+    slots: int = 1,
+    ctx_per_slot: int = 2048,
+    model: Path | None = None,
+    extra: Sequence[str] = (),
+) -> Iterator[RunningServer]:
+    """A llama-server on a free loopback port (one thread, `slots` slots, `--slot-save-path saves`), ready;
+    its process group is killed when the block ends."""
+    port = free_port()
+    command = [
+        str(binary), "-m", str(model or smollm2_path()), "--host", "127.0.0.1", "--port", str(port),
+        "-c", str(ctx_per_slot * slots), "-np", str(slots), "-t", "1", "-tb", "1", "--slot-save-path", saves,
+        *extra,
+    ]  # fmt: skip
+    # A build's shared libraries sit beside the binary; its RPATH may point at a build folder long gone.
+    libs = os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH", "")]))
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "LD_LIBRARY_PATH": libs},
+    )  # fmt: skip
+    running = RunningServer(server, f"http://127.0.0.1:{port}")
+    try:
+        wait_until_ready(server, f"{running.url}/health", 120.0, lambda: str(binary))
+        yield running
+    finally:
+        kill_group(server)
+
+
 def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 450, repeats: int = 5) -> SlotTimings:
     """Median timings over `repeats`; one server thread, one slot, on a free loopback port."""
     rng = random.Random(0)
     prefix = random_words(rng, prefix_words)
-    with tempfile.TemporaryDirectory() as saves:
-        port = free_port()
-        command = [
-            str(binary), "-m", str(model or smollm2_path()), "--host", "127.0.0.1", "--port", str(port),
-            "-c", "2048", "-np", "1", "-t", "1", "-tb", "1", "--slot-save-path", saves,
-        ]  # fmt: skip
-        # A build's shared libraries sit beside the binary; its RPATH may point at a build folder long gone.
-        libs = os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH", "")]))
-        server = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "LD_LIBRARY_PATH": libs},
-        )  # fmt: skip
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-                wait_until_ready(server, f"http://127.0.0.1:{port}/health", 120.0, lambda: str(binary))
-                return _measure(http, prefix, rng, repeats)
-        finally:
-            kill_group(server)
+    with (
+        tempfile.TemporaryDirectory() as saves,
+        llama_server(binary, saves, model=model) as server,
+        httpx.Client(base_url=server.url, timeout=300) as http,
+    ):
+        return _measure(http, prefix, rng, repeats)
 
 
 def _call(http: httpx.Client, prompt: str) -> tuple[float, int, int]:
