@@ -141,7 +141,7 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
                 "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*",
                 "bound / sglang**", "bound / LRU**"):  # fmt: skip
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=col == "policy")
     for r in rows:
         v = verdicts[r.setting]
         mark = r.policy == "invocation-distance"
