@@ -126,6 +126,17 @@ def test_spatial_distance_is_the_earliest_meeting():
     assert SpatialEstimator(alone).distance(0) == math.inf
 
 
+def test_a_capped_spatial_distance_is_the_minimum_with_the_cap():
+    """distance(agent, cap) looks only as far as the cap can matter, and answers min(bound, cap) exactly."""
+    sched = make_scheduler("serial", world(), [(0, 0), (10, 0), (19, 19), (40, 40)], until=1)
+    est = SpatialEstimator(sched)
+    for agent in range(4):
+        full = est.distance(agent)
+        for cap in (0.0, 1.0, 2.0, 3.0, 4.0, 9.0, 10.0, 25.0, math.inf):
+            assert est.distance(agent, cap) == min(full, cap), (agent, cap)
+    assert est.nearest(0, within=9.0) == math.inf and est.nearest(0, within=10.0) == 10.0
+
+
 def test_sources_combine_by_minimum():
     est = MinEstimator(TableEstimator({0: 5.0, 1: 2.0}), TableEstimator({0: 3.0}))
     assert [est.distance(0), est.distance(1), est.distance(2)] == [3.0, 2.0, math.inf]

@@ -220,30 +220,40 @@ class SpatialEstimator:
 
     Both agents may walk towards each other, so a gap closes at 2V per step. The nearest other agent is found
     by querying the scheduler's spatial index in doubling radii; agents that are done never come closer.
+    `distance(agent, cap)` answers min(bound, cap), looking only as far as can matter: a caller that takes
+    the minimum with its own estimate (a plan `cap` steps away) need not look further.
     """
 
     def __init__(self, sched: Scheduler, max_radius: float = 4096.0) -> None:
         self.sched = sched
         self.max_radius = max_radius
 
-    def nearest(self, agent: int) -> float:
-        sched = self.sched
-        pa, dist, status = sched.pos[agent], sched.metric.distance, sched.status
-        radius = sched.R + 2 * sched.V
-        while radius <= self.max_radius:
-            best = INF
-            for b in sched.index.near(pa, radius):
-                if b != agent and status[b] is not Status.DONE:
-                    best = min(best, dist(pa, sched.pos[b]))
-            if best <= radius:
+    def nearest(self, agent: int, within: float | None = None) -> float:
+        """Distance to the nearest other live agent (inf if none), looking no further than `within`."""
+        limit = self.max_radius if within is None else min(within, self.max_radius)
+        radius = self.sched.R + 2 * self.sched.V
+        while True:
+            r = min(radius, limit)
+            best = self._nearest_within(agent, r)
+            if best != INF or r >= limit:
                 return best
             radius *= 2
-        return INF
 
-    def distance(self, agent: int) -> float:
+    def _nearest_within(self, agent: int, radius: float) -> float:
+        sched = self.sched
+        pa, dist, status = sched.pos[agent], sched.metric.distance, sched.status
+        best = INF
+        for b in sched.index.near(pa, radius):
+            if b != agent and status[b] is not Status.DONE:
+                best = min(best, dist(pa, sched.pos[b]))
+        return best if best <= radius else INF
+
+    def distance(self, agent: int, cap: float = INF) -> float:
         if self.sched.status[agent] is Status.DONE:
             return INF
-        d = self.nearest(agent)
+        R, V = self.sched.R, self.sched.V
+        # ceil((d - R) / 2V) < cap exactly when d < R + 2V cap (cap whole steps): nothing further can matter.
+        d = self.nearest(agent, None if cap == INF else R + 2 * V * cap)
         if d == INF:
-            return INF
-        return float(max(0, math.ceil((d - self.sched.R) / (2 * self.sched.V))))
+            return cap
+        return float(min(cap, max(0, math.ceil((d - R) / (2 * V)))))

@@ -48,5 +48,5 @@ class LiveDistance:
         if own == math.inf:
             own = 0.0
         elif self.spatial is not None:
-            own = min(own, self.spatial.distance(agent))
+            own = self.spatial.distance(agent, cap=own)
         return wait + own
