@@ -138,10 +138,10 @@ def _memory(
 def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     verdicts = {c.setting: c for c in compare(rows)}
     table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
-    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hit rate", "prefetched hits",
+    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hits", "prefetched",
                 "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*",
-                "bound / sglang**", "bound / LRU**"):  # fmt: skip
-        table.add_column(col, justify="right", no_wrap=col == "policy")
+                "bound: sglang, LRU**"):  # fmt: skip
+        table.add_column(col, justify="right", no_wrap=col in ("scheduler", "policy"))
     for r in rows:
         v = verdicts[r.setting]
         mark = r.policy == "invocation-distance"
@@ -151,7 +151,7 @@ def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
             f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
             f"{r.recompute_tokens:,}", _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
             _x(v.speedup_over_lru) if mark else "", _pct(v.hit_share_of_belady) if mark else "",
-            _x(v.bound_over_sglang) if r.policy == "ideal" else "", _x(v.bound_over_lru) if r.policy == "ideal" else "",
+            f"{_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}" if r.policy == "ideal" else "",
         )  # fmt: skip
     table.caption = (
         "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)\n"

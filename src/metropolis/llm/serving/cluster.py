@@ -33,6 +33,7 @@ class Cluster:
         mems: list[ReplicaMemory | None] = list(self.memories) or [None] * config.replicas
         self.replicas = [Replica(env, config, i, mems[i]) for i in range(config.replicas)]
         self.router = router if router is not None else make_router(config.routing)
+        self._prefetch_pending = False
 
     def submit(self, job: Job) -> None:
         i = self.router.choose(job, self.replicas) if len(self.replicas) > 1 else 0
@@ -41,7 +42,18 @@ class Cluster:
         self.replicas[i].submit(job)
 
     def prefetch(self) -> None:
-        """Let every replica's memory manager prefetch now (the runtime calls this on scheduler commits)."""
+        """Let every replica's memory manager prefetch (the runtime calls this on scheduler commits).
+
+        Commits come in bursts at one instant (a batch's requests finish together; agents without calls
+        commit at once), and a pass ranks every agent, so one pass is scheduled after the burst instead of one
+        per commit: the pass then sees the whole burst, and a thousand agents cost one ranking, not a thousand.
+        """
+        if self.memories and not self._prefetch_pending:
+            self._prefetch_pending = True
+            self.env.schedule(0.0, self._prefetch_now)
+
+    def _prefetch_now(self) -> None:
+        self._prefetch_pending = False
         for m in self.memories:
             m.prefetch(self.env.now)
 
