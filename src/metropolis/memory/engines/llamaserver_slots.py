@@ -55,10 +55,24 @@ class RunningServer:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+BUILT = Path(".llama-server") / "bin" / "llama-server"  # where scripts/build-llama-server.sh installs it
+
+
+def built_server() -> Path | None:
+    """The binary scripts/build-llama-server.sh built, beside the working directory or the source checkout."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[4]):
+        if (root / BUILT).is_file():
+            return root / BUILT
+    return None
+
+
 def find_server(path: str | None = None) -> Path:
-    candidate = path or os.environ.get(ENV_VAR)
+    """`path`, else $METROPOLIS_LLAMA_SERVER, else the one scripts/build-llama-server.sh built."""
+    candidate = path or os.environ.get(ENV_VAR) or built_server()
     if not candidate:
-        raise FileNotFoundError(f"no llama-server binary: pass --server PATH or set ${ENV_VAR}")
+        raise FileNotFoundError(
+            f"no llama-server binary: set ${ENV_VAR}, or build one with scripts/build-llama-server.sh"
+        )
     binary = Path(candidate)
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise FileNotFoundError(f"{binary}: not an executable llama-server binary")
