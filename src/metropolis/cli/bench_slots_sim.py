@@ -8,8 +8,8 @@ import os
 from rich.console import Console
 from rich.table import Table
 
+from metropolis.bench.memory_llamaserver import SimBenchConfig, WayResult, run_sim_bench
 from metropolis.cli.errors import one_line_errors
-from metropolis.memory.engines.llamaserver_sim import SimBenchConfig, WayResult, run_sim_bench
 from metropolis.memory.engines.llamaserver_slots import find_server
 
 console = Console(width=160)
