@@ -15,8 +15,8 @@ from rich.table import Table
 
 from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
 from metropolis.bench.memory_openloop import OPEN_LOOP_POLICIES, OpenLoopRow, open_loop
-from metropolis.cli.bench_sim import _ints
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.options import names, positive_ints
 
 console = Console(width=180)
 
@@ -95,10 +95,10 @@ def _memory(
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
-    counts = _ints(agents, "--agents")
+    counts = positive_ints(agents, "--agents")
     cfg = MemoryBenchConfig(
         agents=(8,) if tiny else counts,
-        gpus=_ints(gpus, "--gpus"),
+        gpus=positive_ints(gpus, "--gpus"),
         start_hour=start_hour,
         hours=5 / 60 if tiny else hours,
         fractions=tuple(fractions),
@@ -110,7 +110,7 @@ def _memory(
         admission=admission,
         workload=workload,
         spatial=spatial,
-        policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+        policies=names(policies),
     )
     total = len(list(cfg.settings())) * len(cfg.policies)
     with Progress(

@@ -15,6 +15,7 @@ from rich.table import Table
 from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.options import names, positive_ints
 from metropolis.cli.progress import agent_step_bar
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
@@ -22,16 +23,6 @@ from metropolis.world.smallville import load_smallville
 console = Console()
 if not console.is_terminal:
     console = Console(width=150)  # piped or logged: keep the table readable
-
-
-def _ints(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"{option} needs integers >= 1, got {text!r}")
-    return values
 
 
 @one_line_errors
@@ -50,13 +41,13 @@ def sim(
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
-    which = tuple(s.strip() for s in setting.split(",") if s.strip())
+    which = names(setting)
     if mode not in MODES:
         raise ValueError(f"unknown --mode {mode!r}; choose one of: {', '.join(MODES)}")
     if metric not in METRICS:
         raise ValueError(f"unknown --metric {metric!r}; choose one of: {', '.join(METRICS)}")
     settings = default_settings(
-        which, _ints(agents, "--agents"), _ints(gpus, "--gpus") if gpus else None, hours, mode, metric
+        which, positive_ints(agents, "--agents"), positive_ints(gpus, "--gpus") if gpus else None, hours, mode, metric
     )
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")

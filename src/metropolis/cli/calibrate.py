@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.llm_source import llm_endpoint
+from metropolis.cli.options import positive_ints
 from metropolis.llm.calibration import CalibrationResult, Probe, calibrate, measure, plan_probes
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
@@ -22,16 +23,6 @@ from metropolis.llm.types import LLMRequest
 
 console = Console(stderr=True)
 out = Console()
-
-
-def _sizes(text: str, what: str) -> list[int]:
-    try:
-        sizes = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"{what} must be integers >= 1, got {text!r}")
-    return sizes
 
 
 def calibrate_cmd(
@@ -55,7 +46,10 @@ def _calibrate(
     llm: str, kind: str, model: str, prompts: str, outputs: str, conc: str, repeats: int, seed: int, save: Path | None
 ) -> None:
     probes = plan_probes(
-        _sizes(prompts, "--prompt-tokens"), _sizes(outputs, "--output-tokens"), _sizes(conc, "--concurrency"), repeats
+        list(positive_ints(prompts, "--prompt-tokens")),
+        list(positive_ints(outputs, "--output-tokens")),
+        list(positive_ints(conc, "--concurrency")),
+        repeats,
     )
     rng = random.Random(seed)
     rng.shuffle(probes)
