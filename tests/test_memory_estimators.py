@@ -1,4 +1,5 @@
 import math
+import random
 
 import pytest
 
@@ -16,7 +17,10 @@ from metropolis.memory import (
     steps_to_seconds,
 )
 from metropolis.scheduling import Scheduler, make_scheduler
+from metropolis.scheduling.base import Status
 from metropolis.scheduling.lockstep import LockstepScheduler
+from metropolis.workloads.scaling import TownsMetric
+from metropolis.world.metrics import nearest_others
 from metropolis.world.tilemap import TileMap
 from metropolis.world.world import World
 
@@ -143,3 +147,33 @@ def test_sources_combine_by_minimum():
     assert steps_to_seconds(3.0, 10.0) == 30.0
     with pytest.raises(ValueError):
         MinEstimator()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_per_commit_nearest_table_answers_as_the_brute_force_bound(seed: int) -> None:
+    """Euclidean metrics find every agent's nearest neighbour at once (k-d tree); the bound it gives equals
+    ceil((d - R) / 2V) from a brute-force nearest, capped, and it follows commits (a done agent drops out)."""
+    rng = random.Random(seed)
+    spots = [(rng.randrange(20), rng.randrange(20)) for _ in range(12)]
+    sched = make_scheduler("serial", world(), spots, until=1)
+    est = SpatialEstimator(sched)
+
+    def brute(agent: int, cap: float) -> float:
+        live = [b for b in range(len(spots)) if b != agent and sched.status[b] is not Status.DONE]
+        d = min((math.dist(sched.pos[agent], sched.pos[b]) for b in live), default=math.inf)
+        return min(cap, max(0, math.ceil((d - 4.0) / 2.0))) if d != math.inf else cap
+
+    for _ in range(3):
+        for agent in range(len(spots)):
+            if sched.status[agent] is not Status.DONE:
+                for cap in (0.0, 2.0, 5.0, math.inf):
+                    assert est.distance(agent, cap) == brute(agent, cap), (agent, cap)
+        run_one(sched)
+
+
+def test_towns_never_see_each_other_in_the_nearest_table() -> None:
+    metric = TownsMetric(width=10, height=10)
+    points = [(1, 1), (4, 5), (12, 1), (35, 35)]  # two in town (0, 0), one alone in (1, 0), one alone in (3, 3)
+    near = metric.nearest_all(points)
+    assert near[:2] == [5.0, 5.0] and min(near[2:]) > 1e5  # other towns lie further than any query looks
+    assert nearest_others([(0, 0)]) == [math.inf]

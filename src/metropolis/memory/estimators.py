@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metropolis.llm.types import LLMRequest
-from metropolis.scheduling.base import Scheduler, Status
+from metropolis.scheduling.base import Scheduler, Status, WorkUnit
 from metropolis.scheduling.metropolis import MetropolisScheduler
+from metropolis.world.spatial import Pos
 
 INF = math.inf
 
@@ -222,15 +223,34 @@ class SpatialEstimator:
     by querying the scheduler's spatial index in doubling radii; agents that are done never come closer.
     `distance(agent, cap)` answers min(bound, cap), looking only as far as can matter: a caller that takes
     the minimum with its own estimate (a plan `cap` steps away) need not look further.
+
+    A prefetch pass asks this for every agent between two commits, so where the metric can find every agent's
+    nearest neighbour at once (`nearest_all`: a k-d tree), that is done once per commit and kept until the
+    next one (the estimator watches commits as a scheduler observer); other metrics query per agent.
     """
 
     def __init__(self, sched: Scheduler, max_radius: float = 4096.0) -> None:
         self.sched = sched
         self.max_radius = max_radius
+        self._bulk: Callable[[list[Pos]], list[float] | None] | None = getattr(sched.metric, "nearest_all", None)
+        self._commits = 0
+        self._cached_at = -1
+        self._near: list[float] = []
+        if self._bulk is not None:
+            sched.observers.append(self)
+
+    def on_dispatch(self, sched: Scheduler, unit: WorkUnit) -> None:
+        """Dispatches move nobody."""
+
+    def on_commit(self, sched: Scheduler, unit: WorkUnit) -> None:
+        self._commits += 1
 
     def nearest(self, agent: int, within: float | None = None) -> float:
         """Distance to the nearest other live agent (inf if none), looking no further than `within`."""
         limit = self.max_radius if within is None else min(within, self.max_radius)
+        known = self._nearest_of_all(agent)
+        if known is not None:
+            return known if known <= limit else INF
         radius = self.sched.R + 2 * self.sched.V
         while True:
             r = min(radius, limit)
@@ -238,6 +258,23 @@ class SpatialEstimator:
             if best != INF or r >= limit:
                 return best
             radius *= 2
+
+    def _nearest_of_all(self, agent: int) -> float | None:
+        """The live agent's nearest-neighbour distance from the per-commit table, or None without one."""
+        sched = self.sched
+        if self._bulk is None or sched.status[agent] is Status.DONE:
+            return None
+        if self._cached_at != self._commits:
+            live = [a for a, st in enumerate(sched.status) if st is not Status.DONE]
+            found = self._bulk([sched.pos[a] for a in live])
+            if found is None:  # this metric cannot (e.g. walking distance between towns): query per agent
+                self._bulk = None
+                return None
+            self._near = [INF] * sched.n
+            for a, d in zip(live, found, strict=True):
+                self._near[a] = d
+            self._cached_at = self._commits
+        return self._near[agent]
 
     def _nearest_within(self, agent: int, radius: float) -> float:
         sched = self.sched

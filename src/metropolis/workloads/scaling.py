@@ -13,11 +13,12 @@ Two modes:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from metropolis.world.metrics import EuclideanMetric, Metric
+from metropolis.world.metrics import EuclideanMetric, Metric, nearest_others
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import GridIndex, Pos
@@ -29,6 +30,7 @@ MODES = ("copies", "large")
 
 
 METRICS = ("euclidean", "walking")
+TOWN_GAP = 1e6  # tiles between towns lifted into a third dimension: further than any neighbour query looks
 
 
 class TownsMetric:
@@ -51,6 +53,17 @@ class TownsMetric:
 
     def make_index(self) -> TownsIndex:
         return TownsIndex(self.width, self.height, self.cell)
+
+    def nearest_all(self, points: Sequence[Pos]) -> list[float] | None:
+        """Nearest other agent in the same town, for every agent at once (None under walking distance). A third
+        coordinate per town puts other towns further away than any query looks (`SpatialEstimator`)."""
+        if self.walking is not None:
+            return None
+        towns: dict[tuple[int, int], int] = {}
+        lifted = [
+            (x, y, TOWN_GAP * towns.setdefault((x // self.width, y // self.height), len(towns))) for x, y in points
+        ]
+        return nearest_others(lifted)
 
 
 class TownsIndex:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
@@ -40,6 +40,23 @@ class EuclideanMetric:
 
     def make_index(self) -> SpatialIndex:
         return GridIndex(self.cell)
+
+    def nearest_all(self, points: Sequence[Pos]) -> list[float]:
+        return nearest_others(points)
+
+
+def nearest_others(points: Sequence[Sequence[float]]) -> list[float]:
+    """Each point's Euclidean distance to its nearest other point (inf when alone): one k-d tree for all of
+    them, where a radius query per point would cost a Python loop each. Metrics that can answer this for every
+    agent at once offer it as `nearest_all(points)` (the invocation-distance spatial bound asks it often)."""
+    if len(points) < 2:
+        return [math.inf] * len(points)
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(points, dtype=float)
+    distances, _ = cKDTree(xy).query(xy, k=2)
+    return [float(d) for d in distances[:, 1]]
 
 
 def _euclidean(*, cell: int = 8, **_context: object) -> EuclideanMetric:
