@@ -75,15 +75,14 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
     """One replay agent per workload agent, holding only its own columns."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
+    plans: list[dict[int, tuple[PlanHint | None, ...]]] = [{} for _ in range(n)]
     for (agent, step), issued in workload.calls_by_agent_step().items():
         calls[agent][step] = issued
+        if workload.plan_next is not None:
+            plans[agent][step] = plan_hints(workload, step, issued)
     partners: list[dict[int, tuple[int, ...]]] = [{} for _ in range(n)]
     for (agent, step), written in workload.partners_by_agent_step().items():
         partners[agent][step] = written
-    plans: list[dict[int, tuple[PlanHint | None, ...]]] = [{} for _ in range(n)]
-    if workload.plan_next is not None:
-        for (agent, step), issued in workload.calls_by_agent_step().items():
-            plans[agent][step] = plan_hints(workload, step, issued)
     xy = workload.positions.tolist()
     names = workload.action_names
     codes = workload.actions.T.tolist()

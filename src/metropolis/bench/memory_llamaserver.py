@@ -25,6 +25,7 @@ import os
 import random
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,6 @@ class WayResult:
     calls: int = 0
     restores: int = 0
     saves: int = 0
-    erases: int = 0
     evaluated: int = 0  # prompt tokens the server computed (sum of timings.prompt_n)
     prompt_tokens: int = 0  # prompt tokens sent (sum of tokens_evaluated: whole prompts, cached or not)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
@@ -166,6 +166,8 @@ def smallville_window(cfg: SimBenchConfig) -> SimFactory:
 
 def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -> WayResult:
     """One simulation on a fresh server (its own slot files, same flags but for the reference way)."""
+    if way not in (*WAYS, REFERENCE_WAY):
+        raise ValueError(f"unknown way {way!r}; choose one of: {', '.join((*WAYS, REFERENCE_WAY))}")
     extra = () if way == REFERENCE_WAY else NO_PROMPT_CACHE
     with tempfile.TemporaryDirectory() as saves, llama_server(binary, saves, slots=cfg.slots, extra=extra) as server:
         sim = make_sim()
@@ -174,8 +176,6 @@ def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -
         if way in ("lru", "invocation-distance"):
             distance = sim.track_distances(spatial=True).distance if way == "invocation-distance" else None
             memory = AsyncSlotMemory(SlotClient(sync_http), make_table(cfg.slots, way, distance))
-        elif way not in ("server", REFERENCE_WAY):
-            raise ValueError(f"unknown way {way!r}; choose one of: {', '.join((*WAYS, REFERENCE_WAY))}")
         prompts = AgentPrompts(cfg.prefix_words, cfg.suffix_words, cfg.seed)
         load0, cpu0, t0 = os.getloadavg()[0], server.cpu_seconds(), time.perf_counter()
         with sync_http:
@@ -185,8 +185,8 @@ def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -
         result.server_cpu_s = server.cpu_seconds() - cpu0
         result.load = (load0, os.getloadavg()[0])
     if memory is not None:
-        for action, *_ in memory.log:
-            setattr(result, f"{action}s", getattr(result, f"{action}s") + 1)
+        done = Counter(action for action, *_ in memory.log)
+        result.restores, result.saves = done["restore"], done["save"]
     result.histories = [sim.history(i) for i in range(len(sim.agents))]
     return result
 

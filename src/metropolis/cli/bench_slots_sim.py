@@ -29,13 +29,13 @@ def table(cfg: SimBenchConfig, results: list[WayResult]) -> Table:
         f"llama-server SmolLM2-135M, {cfg.slots} slots, {cfg.in_flight or cfg.slots} in flight, 1 thread, "
         f"prefix ~{cfg.prefix_words} words per agent"
     )
-    for col in ("way", "wall s", "server CPU s", "calls", "restores", "saves", "erases", "tokens evaluated",
+    for col in ("way", "wall s", "server CPU s", "calls", "restores", "saves", "tokens evaluated",
                 "of prompt tokens", "load avg before/after"):  # fmt: skip
         t.add_column(col, justify="right")
     for r in results:
         t.add_row(
             r.way, f"{r.wall_s:.1f}", f"{r.server_cpu_s:.1f}", str(r.calls), str(r.restores), str(r.saves),
-            str(r.erases), f"{r.evaluated:,}", f"{r.evaluated / max(r.prompt_tokens, 1):.1%}",
+            f"{r.evaluated:,}", f"{r.evaluated / max(r.prompt_tokens, 1):.1%}",
             f"{r.load[0]:.2f} / {r.load[1]:.2f}",
         )  # fmt: skip
     by = {r.way: r for r in results}

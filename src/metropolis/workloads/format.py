@@ -80,10 +80,9 @@ class Workload:
     def _check_plans(self, plans: np.ndarray) -> None:
         if plans.shape != self.actions.shape:
             raise ValueError(f"plan_next should have shape {self.actions.shape}, got {plans.shape}")
-        known = plans != PLAN_UNKNOWN
-        steps = np.arange(self.steps)[:, None]
-        if (known & (plans <= steps)).any():
-            s, i = np.argwhere(known & (plans <= steps))[0]
+        stale = (plans != PLAN_UNKNOWN) & (plans <= np.arange(self.steps)[:, None])
+        if stale.any():
+            s, i = np.argwhere(stale)[0]
             raise ValueError(
                 f"plan_next[{s}, {i}] = {plans[s, i]}: a plan made at step {s} must name a later step "
                 f"(or {PLAN_UNKNOWN} for none)"

@@ -32,7 +32,7 @@ from metropolis.llm.types import LLMResponse
 from metropolis.memory.estimators import PLAN_HINT
 from metropolis.world.spatial import Pos
 
-DAY = 86400.0
+DAY = planning.DAY
 START_DATE = dt.datetime(2023, 2, 13)  # the Smallville day starts February 13, 2023 at midnight
 
 
@@ -177,7 +177,7 @@ class GenerativeAgent(Agent):
         if self.planned_hour != (day, hour):
             self.planned_hour = (day, hour)
             await self._plan_hour(ctx, now, hour)
-        current = next((t for t in self.subtasks if t.start <= now % DAY < t.end), None)
+        current = planning.current_subtask(self.subtasks, now)
         if current is not None and current != self.task:
             await self._start_task(ctx, current)
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from metropolis.agents.genagent.planning import Subtask
+from metropolis.agents.genagent.planning import DAY, Subtask, current_subtask
 from metropolis.memory.estimators import PlanHint
-
-DAY = 86400.0
 
 
 def next_call_hint(
@@ -30,7 +28,7 @@ def next_call_hint(
     """The plan hint at `step` (simulated time `now`): None when no subtask of the plan covers `now` (the plan
     is still being made) or the agent never wakes."""
     day_start = now - now % DAY
-    current = next((t for t in subtasks if t.start <= now - day_start < t.end), None)
+    current = current_subtask(subtasks, now)
     if current is None:
         return None
     end = day_start + current.end

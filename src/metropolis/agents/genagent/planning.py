@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,14 @@ class Subtask:
     start: float
     end: float
     area: str
+
+
+DAY = 86400.0  # seconds; subtask times are seconds of the day
+
+
+def current_subtask(subtasks: Sequence[Subtask], now: float) -> Subtask | None:
+    """The subtask that covers simulated time `now`, if any."""
+    return next((t for t in subtasks if t.start <= now % DAY < t.end), None)
 
 
 _CLAUSE_END = re.compile(r"[.,;]| and (?:is|lives|spends)\b| (?:who|that|which|how)\b")

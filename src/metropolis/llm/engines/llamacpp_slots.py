@@ -120,9 +120,10 @@ class SlotTable:
 
     def unpin(self, agent: int) -> None:
         """The agent's call is over: its slot may be given away (after a save, since the call changed it)."""
-        if agent not in self.holder or not self.pinned[self.holder.index(agent)]:
+        slot = self.holder.index(agent) if agent in self.holder else None
+        if slot is None or not self.pinned[slot]:
             raise RuntimeError(f"agent {agent} holds no pinned slot; acquire it before releasing it")
-        self.pinned[self.holder.index(agent)] = False
+        self.pinned[slot] = False
         self.dirty.add(agent)
         self.last_use[agent] = next(self._tick)
 
