@@ -9,7 +9,7 @@ from metropolis.agents.genagent.planning import Subtask
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
 from metropolis.memory.estimators import PLAN_HINT, PlanHint
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 

@@ -12,7 +12,7 @@ from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agen
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMRequest
 from metropolis.paths import shared_data_dir
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.smallville import load_smallville
 from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from metropolis.runtime import Environment
+from metropolis.kernel import Environment
 
 
 def test_processes_interleave_by_time_and_sequence() -> None:

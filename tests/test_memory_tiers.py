@@ -13,7 +13,7 @@ from metropolis.memory import (
     TierConfig,
 )
 from metropolis.memory.tiers import Entry
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 
 GB = 10**9
 

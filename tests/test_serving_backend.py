@@ -18,7 +18,7 @@ from metropolis.llm.serving import (
 )
 from metropolis.llm.serving.responder import estimate_tokens
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.tilemap import TileMap
 from metropolis.world.world import World

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from metropolis.agents import RandomWalker
 from metropolis.engine import Simulation
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world import World, make_metric
 from metropolis.world.graph import HopIndex, HopMetric, social_graph

@@ -13,7 +13,7 @@ import pytest
 from metropolis.agents import RandomWalker
 from metropolis.engine import Simulation
 from metropolis.paths import shared_data_dir
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.generated import random_spawns
 from metropolis.world.paths import shortest_path

@@ -21,7 +21,7 @@ from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.cost import CostModel
 from metropolis.llm.serving.job import Job
 from metropolis.llm.types import CHARS_PER_TOKEN, LLMBackend, LLMRequest
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 
 WORDS = (
     "town cafe morning market painter garden library river bakery music school letter window bridge harvest "

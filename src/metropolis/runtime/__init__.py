@@ -1,6 +1,6 @@
 """Runtimes drive the engine core: in virtual time (discrete events) or in real time (asyncio)."""
 
-from metropolis.runtime.kernel import Environment, Event, Process
+from metropolis.kernel import Environment, Event, Process
 from metropolis.runtime.realtime import AsyncioRuntime
 from metropolis.runtime.report import RunReport
 from metropolis.runtime.virtual import VirtualRuntime

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime.driver import Driver
-from metropolis.runtime.kernel import Environment, Event
+from metropolis.kernel import Environment, Event
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
 

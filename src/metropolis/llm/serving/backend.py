@@ -13,7 +13,7 @@ from metropolis.llm.serving.cluster import Cluster
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.responder import PlaceholderResponder, Responder, estimate_tokens
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.runtime.kernel import Environment, Event
+from metropolis.kernel import Environment, Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from metropolis.llm.serving.engine import Replica
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.routing import AgentAffinity, Router, make_router
 from metropolis.memory.manager import MemoryStats
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 
 
 class Cluster:

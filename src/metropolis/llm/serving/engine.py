@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.job import Job
-from metropolis.runtime.kernel import Environment
+from metropolis.kernel import Environment
 
 if TYPE_CHECKING:
     from metropolis.llm.serving.agentmem import ReplicaMemory
