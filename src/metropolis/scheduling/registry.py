@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from metropolis.registry import lookup
 from metropolis.scheduling.base import Scheduler
 from metropolis.scheduling.lockstep import LockstepScheduler
 from metropolis.scheduling.metropolis import MetropolisScheduler
@@ -25,8 +26,4 @@ def make_scheduler(
 ) -> Scheduler:
     if name == "oracle":
         raise ValueError("the oracle schedules a recorded run: build OracleScheduler from its DependencyGraph")
-    try:
-        cls = SCHEDULERS[name]
-    except KeyError:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}") from None
-    return cls(world, positions, until, priority=priority)
+    return lookup(SCHEDULERS, name, "scheduler")(world, positions, until, priority=priority)
