@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.kernel import Environment
+from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.world.smallville import Persona, Town
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import Place, TileMap

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
 
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.engine import Simulation
+from metropolis.scheduling import WorkUnit
 from metropolis.world import World
 from metropolis.world.tilemap import TileMap
 
@@ -41,7 +42,7 @@ def walker_sim(
     return Simulation(
         world,
         agents,
-        steps=steps,
+        until=steps,
         scheduler=scheduler,
         seed=seed,
         check_causality=True,
@@ -73,3 +74,16 @@ def run_shuffled(sim: Simulation, rng: random.Random) -> None:
 
 def outcome(sim: Simulation) -> tuple[list[Any], list[Any]]:
     return [sim.history(i) for i in range(len(sim.agents))], [a.snapshot() for a in sim.agents]
+
+
+class AfterCommit:
+    """Calls `fn` after every commit, once the table has advanced (a dispatcher observer)."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+
+    def on_dispatch(self, unit: WorkUnit) -> None:
+        pass
+
+    def on_commit(self, unit: WorkUnit) -> None:
+        self.fn()

@@ -40,7 +40,7 @@ def test_two_agents_wake_and_plan_with_the_local_model() -> None:
     town.personas = [p for p in town.personas if p.name in NAMES]
     cfg = GenAgentConfig(embedder="hash", max_retries=0, tokens_plan=80, tokens_schedule=100, tokens_decompose=80)
     agents = build_town_agents(town, 2, cfg, seed=0)
-    sim = Simulation(town.world, agents, steps=30, scheduler="metropolis", start_seconds=START, keep_history=True)
+    sim = Simulation(town.world, agents, until=30, scheduler="metropolis", start_seconds=START, keep_history=True)
     timeline = Timeline(START, town.world.seconds_per_step)
     sim.listeners.append(timeline)
 

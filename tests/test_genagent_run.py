@@ -10,9 +10,9 @@ import pytest
 
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents, parse_summary
 from metropolis.engine.simulation import Simulation
+from metropolis.kernel import Environment
 from metropolis.llm.types import LLMRequest
 from metropolis.paths import shared_data_dir
-from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.smallville import load_smallville
 from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
@@ -26,7 +26,7 @@ def run(scheduler: str, answer=sensible_answer, steps: int = 90, n: int = 3, con
     sim = Simulation(
         town.world,
         agents,
-        steps=steps,
+        until=steps,
         scheduler=scheduler,
         start_seconds=START,
         keep_history=True,
@@ -126,7 +126,7 @@ def test_real_smallville_morning_same_under_serial_and_metropolis() -> None:
     for scheduler in ("serial", "metropolis"):
         town = load_smallville(agents=3)
         agents = build_town_agents(town, 3, GenAgentConfig(embedder="hash"), seed=0)
-        sim = Simulation(town.world, agents, steps=120, scheduler=scheduler, start_seconds=start, keep_history=True)
+        sim = Simulation(town.world, agents, until=120, scheduler=scheduler, start_seconds=start, keep_history=True)
         timeline = Timeline(start, 10)
         sim.listeners.append(timeline)
         env = Environment()

@@ -288,7 +288,7 @@ def test_accounting_counts_calls_retries_failures_and_cost() -> None:
 def town(n: int = 6) -> Simulation:
     world = World(tilemap=TileMap.open(8, 8), perception_radius=2.0)
     agents = [RandomWalker(f"w{i}", (i % 4, i // 4), WalkerConfig(call_prob=1.0, talk_prob=0.5)) for i in range(n)]
-    return Simulation(world, agents, steps=6, keep_history=True, seed=3)
+    return Simulation(world, agents, until=6, keep_history=True, seed=3)
 
 
 def engine_plan(arrival: Arrival) -> list[Fault]:

@@ -1,5 +1,8 @@
+import math
+
 import pytest
 
+from metropolis.kernel import Environment
 from metropolis.memory import (
     InvocationDistancePolicy,
     Link,
@@ -8,12 +11,10 @@ from metropolis.memory import (
     Place,
     StateKind,
     StateSpec,
-    TableEstimator,
     Tier,
     TierConfig,
 )
 from metropolis.memory.tiers import Entry
-from metropolis.kernel import Environment
 
 GB = 10**9
 
@@ -122,8 +123,8 @@ def test_host_keeps_what_the_policy_ranks_higher():
 
 
 def test_prefetch_never_evicts_a_more_urgent_agent():
-    table = TableEstimator({0: 1.0, 1: 5.0})
-    mm = manager(gpu=GB, policy=InvocationDistancePolicy(table.distance))
+    table = {0: 1.0, 1: 5.0}  # distances, as the live estimate would answer them
+    mm = manager(gpu=GB, policy=InvocationDistancePolicy(lambda a: table.get(a, math.inf)))
     mm.register([kv(0)], Place.GPU)
     mm.register([kv(1)], Place.HOST)
     assert mm.prefetch(0.0) == []
@@ -142,7 +143,7 @@ def test_lru_does_not_prefetch():
 def _prefetch_then_compute(compute_s: float, prefetch: bool) -> tuple[float, bool, int]:
     """On the kernel clock: prefetch agent 1, let the GPU compute for `compute_s`, then admit agent 1."""
     env = Environment()
-    mm = manager(gpu=2 * GB, policy=InvocationDistancePolicy(TableEstimator({1: 1.0}).distance))
+    mm = manager(gpu=2 * GB, policy=InvocationDistancePolicy(lambda a: {1: 1.0}.get(a, math.inf)))
     mm.register([kv(1)], Place.HOST)
     out: list = []
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from metropolis.engine import Agent, CallRecord, Simulation, StepContext, StepRecord
+from metropolis.engine.simulation import SchedulerFactory
 from metropolis.runtime import Environment, VirtualRuntime
-from metropolis.scheduling import DependencyGraph, OracleScheduler, make_scheduler
+from metropolis.scheduling import DependencyGraph, Dispatcher, OracleScheduler
 from tests.scenarios import outcome, walker_sim
 from tests.test_runtime import TALKY, VirtualDelayLLM
 
@@ -59,12 +60,11 @@ def record_serial() -> tuple[Simulation, Recorder]:
 
 def replay(sim: Simulation, rec: Recorder, scheduler: str) -> tuple[Simulation, float]:
     agents = [Replayer(a.name, a.start_pos, i, rec) for i, a in enumerate(sim.agents)]
-    positions = [a.start_pos for a in sim.agents]
-    chosen = scheduler
+    chosen: str | SchedulerFactory = scheduler
     if scheduler == "oracle":
-        graph = DependencyGraph.from_steps(rec.steps, len(agents), sim.steps)
-        chosen = OracleScheduler(sim.world, positions, graph)  # type: ignore[assignment]
-    new = Simulation(sim.world, agents, steps=sim.steps, scheduler=chosen, keep_history=True)
+        graph = DependencyGraph.from_steps(rec.steps, len(agents), sim.until)
+        chosen = lambda world, table: OracleScheduler(world, table, graph)  # noqa: E731
+    new = Simulation(sim.world, agents, until=sim.until, scheduler=chosen, keep_history=True)
     env = Environment()
     report = VirtualRuntime(new, env, VirtualDelayLLM(env)).run()
     return new, report.duration
@@ -95,4 +95,4 @@ def test_dependency_graph_units_and_waits() -> None:
 def test_oracle_is_not_a_live_policy() -> None:
     sim, _ = record_serial()
     with pytest.raises(ValueError, match="recorded run"):
-        make_scheduler("oracle", sim.world, [(0, 0)], 1)
+        Dispatcher.of("oracle", sim.world, [(0, 0)], 1)

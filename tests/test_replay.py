@@ -11,8 +11,10 @@ from metropolis.bench.sim import BOUNDS, POLICIES, Setting, critical_path, gpu_l
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.paths import shared_data_dir
 from metropolis.runtime import Environment, VirtualRuntime
+from metropolis.runtime.serving_memory import track_invocation_distance
 from metropolis.scheduling import DependencyGraph
 from metropolis.workloads import DayConfig, generate
+from tests.scenarios import AfterCommit
 
 pytestmark = pytest.mark.skipif(
     shared_data_dir(required=False) is None, reason="needs shared/data/smallville (the real town)"
@@ -121,7 +123,7 @@ def test_replay_publishes_each_speakers_plan_as_its_invocation_distance(town) ->
     mid-sub-task: the steps to its sub-task's end), and the scheduler adds its place in the order."""
     workload, layout = generate(town, DayConfig(agents=25, start_hour=12.0, hours=0.05, seed=1))
     sim = replay_simulation(workload, layout.world(workload.perception_radius), "serial")
-    live = sim.track_distances()
+    live = track_invocation_distance(sim)
     last_call: dict[int, dict[int, int]] = {}  # agent -> step -> the last step <= it with a call for the agent
     for i in range(workload.agents):
         called = set(workload.call_step[workload.call_speaker == i].tolist())
@@ -133,7 +135,7 @@ def test_replay_publishes_each_speakers_plan_as_its_invocation_distance(town) ->
     seen = []
 
     def check() -> None:
-        steps = sim.scheduler.steps
+        steps = sim.table.step
         s = steps[0] - 1
         if s < 0 or s + 1 >= workload.steps or min(steps) != max(steps):
             return  # only between two whole steps
@@ -144,10 +146,10 @@ def test_replay_publishes_each_speakers_plan_as_its_invocation_distance(town) ->
                 assert own == math.inf
                 continue
             assert own == workload.plan_at(i, published) - (s + 1)
-            assert sim.invocation_distance(i) == i / workload.agents + own
+            assert live.distance(i) == i / workload.agents + own
             seen.append(own)
 
-    sim.commit_hooks.append(check)
+    sim.dispatcher.observers.append(AfterCommit(check))
     env = Environment()
     VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
     assert len(seen) > workload.agents * 5 and sum(d >= 5 for d in seen) > len(seen) / 2  # mostly mid-sub-task

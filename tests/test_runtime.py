@@ -95,7 +95,7 @@ class Crasher(Agent):
 
 def crash_sim() -> Simulation:
     world = World(tilemap=TileMap.open(5, 5))
-    return Simulation(world, [Crasher("Ann", (0, 0)), Crasher("Bob", (4, 4))], steps=5)
+    return Simulation(world, [Crasher("Ann", (0, 0)), Crasher("Bob", (4, 4))], until=5)
 
 
 def test_a_failing_step_names_the_agent_and_step() -> None:
@@ -110,7 +110,7 @@ def test_moves_are_checked() -> None:
         async def step(self, ctx: StepContext) -> None:
             ctx.move((3, 3))
 
-    sim = Simulation(World(tilemap=TileMap.open(5, 5)), [Jumper("J", (0, 0))], steps=1)
+    sim = Simulation(World(tilemap=TileMap.open(5, 5)), [Jumper("J", (0, 0))], until=1)
     with pytest.raises(StepFailed, match="more than V"):
         VirtualRuntime(sim, Environment()).run()
 
@@ -121,7 +121,7 @@ def test_interaction_outside_the_cluster_is_refused() -> None:
             ctx.partner(1 - self.unique_id)  # type: ignore[operator]
 
     world = World(tilemap=TileMap.open(30, 3))
-    sim = Simulation(world, [Reacher("A", (0, 0)), Reacher("B", (29, 0))], steps=1)
+    sim = Simulation(world, [Reacher("A", (0, 0)), Reacher("B", (29, 0))], until=1)
     with pytest.raises(StepFailed, match="only agents of its cluster"):
         VirtualRuntime(sim, Environment()).run()
 
@@ -129,11 +129,11 @@ def test_interaction_outside_the_cluster_is_refused() -> None:
 def test_simulation_rejects_bad_setups() -> None:
     world = World(tilemap=TileMap.open(5, 5))
     with pytest.raises(ValueError, match="at least one agent"):
-        Simulation(world, [], steps=1)
+        Simulation(world, [], until=1)
     with pytest.raises(ValueError, match="unique; repeated: A"):
-        Simulation(world, [Agent("A", (0, 0)), Agent("A", (1, 1))], steps=1)
+        Simulation(world, [Agent("A", (0, 0)), Agent("A", (1, 1))], until=1)
     with pytest.raises(ValueError, match="choose one of"):
-        Simulation(world, [Agent("A", (0, 0))], steps=1, scheduler="chaos")
+        Simulation(world, [Agent("A", (0, 0))], until=1, scheduler="chaos")
 
 
 def test_memory_stays_bounded_without_keep_history() -> None:

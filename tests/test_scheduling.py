@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metropolis.scheduling import CausalityChecker, Status, make_scheduler, scheduler_names
+from metropolis.scheduling import CausalityChecker, Dispatcher, Status, WorkUnit, scheduler_names
 from metropolis.world import World
 from metropolis.world.tilemap import TileMap
 
@@ -23,43 +23,43 @@ def drain(sched):
 def test_registry_lists_valid_names_on_unknown() -> None:
     assert scheduler_names() == ["serial", "lockstep", "metropolis"]
     with pytest.raises(ValueError, match="choose one of: serial, lockstep, metropolis"):
-        make_scheduler("fifo", line_world(), [(0, 0)], 1)
+        Dispatcher.of("fifo", line_world(), [(0, 0)], 1)
 
 
 def test_coupled_agents_form_one_unit_and_far_ones_run_alone() -> None:
     # R + V = 3: agents 0 and 1 are 3 apart (coupled), agent 2 is far away.
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (3, 1), (50, 1)], until=5)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (3, 1), (50, 1)], until=5)
     units = drain(sched)
     assert [(u.step, u.members) for u in units] == [(0, (0, 1)), (0, (2,))]
 
 
 def test_far_agent_runs_ahead_while_a_slow_one_is_still_running() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (50, 1)], until=3)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (50, 1)], until=3)
     _slow, fast = drain(sched)
     sched.complete(fast, [(51, 1)])
     [again] = drain(sched)
     assert (again.step, again.members) == (1, (1,))
     sched.complete(again, [(52, 1)])
     assert [(u.step, u.members) for u in drain(sched)] == [(2, (1,))]
-    assert sched.gvt() == 0
+    assert sched.table.gvt() == 0
 
 
 def test_blocked_agent_waits_for_the_agent_behind() -> None:
     # Distance 4: not coupled (R + V = 3), but once agent 1 reaches step 1 it is blocked by agent 0 at step 0,
     # since 4 <= (1 - 0 + 1) * V + R = 4.
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (4, 1)], until=3)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (4, 1)], until=3)
     first, second = drain(sched)
     assert (first.members, second.members) == ((0,), (1,))
     sched.complete(second, [(4, 1)])
     assert drain(sched) == []  # agent 1 at step 1 is blocked by agent 0 still at step 0
-    assert sched.blocked_by[1] == {0}
+    assert sched.policy.blocked_by[1] == {0}
     sched.complete(first, [(0, 1)])
     # Now both are at step 1 and 4 apart: not coupled, not blocked: they run as two units.
     assert sorted(u.members for u in drain(sched)) == [(0,), (1,)]
 
 
 def test_priority_prefers_the_lagging_agent() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (50, 1)], until=5, priority=True)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (50, 1)], until=5, priority=True)
     a, b = drain(sched)
     sched.complete(b, [(50, 1)])
     [b1] = drain(sched)
@@ -67,7 +67,7 @@ def test_priority_prefers_the_lagging_agent() -> None:
     sched.complete(a, [(0, 1)])  # agent 0 at step 1
     order = [(u.step, u.members) for u in drain(sched)]
     assert order == [(1, (0,)), (2, (1,))]
-    fifo = make_scheduler("metropolis", line_world(), [(0, 1), (50, 1)], until=5, priority=False)
+    fifo = Dispatcher.of("metropolis", line_world(), [(0, 1), (50, 1)], until=5, priority=False)
     a, b = drain(fifo)
     fifo.complete(b, [(50, 1)])
     [b1] = drain(fifo)
@@ -77,7 +77,7 @@ def test_priority_prefers_the_lagging_agent() -> None:
 
 
 def test_lockstep_waits_for_the_barrier() -> None:
-    sched = make_scheduler("lockstep", line_world(), [(0, 1), (50, 1)], until=2)
+    sched = Dispatcher.of("lockstep", line_world(), [(0, 1), (50, 1)], until=2)
     a, b = drain(sched)
     sched.complete(b, [(50, 1)])
     assert drain(sched) == []
@@ -86,17 +86,17 @@ def test_lockstep_waits_for_the_barrier() -> None:
 
 
 def test_serial_runs_one_agent_at_a_time_with_its_cluster() -> None:
-    sched = make_scheduler("serial", line_world(), [(0, 1), (2, 1), (50, 1)], until=1)
+    sched = Dispatcher.of("serial", line_world(), [(0, 1), (2, 1), (50, 1)], until=1)
     log = []
     while not sched.done():
         [unit] = drain(sched)
         log.append((unit.step, unit.members, unit.group))
-        sched.complete(unit, [sched.pos[unit.members[0]]])
+        sched.complete(unit, [sched.table.pos[unit.members[0]]])
     assert log == [(0, (0,), (0, 1)), (0, (1,), (0, 1)), (0, (2,), (2,))]
 
 
 def test_complete_rejects_a_unit_that_was_not_running() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1)], until=2)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1)], until=2)
     [unit] = drain(sched)
     sched.complete(unit, [(0, 1)])
     with pytest.raises(RuntimeError, match="was not running"):
@@ -104,24 +104,23 @@ def test_complete_rejects_a_unit_that_was_not_running() -> None:
 
 
 def test_gvt_and_done() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (50, 1)], until=1)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (50, 1)], until=1)
     a, b = drain(sched)
     sched.complete(b, [(50, 1)])
-    assert (sched.gvt(), sched.done(), sched.status[1]) == (0, False, Status.DONE)
+    assert (sched.table.gvt(), sched.done(), sched.table.status[1]) == (0, False, Status.DONE)
     sched.complete(a, [(0, 1)])
-    assert (sched.gvt(), sched.done()) == (1, True)
+    assert (sched.table.gvt(), sched.done()) == (1, True)
 
 
 def test_zero_steps_is_done_at_once() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1)], until=0)
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1)], until=0)
     assert sched.done() and sched.pop_ready() is None
 
 
 def test_checker_flags_a_broken_dispatch() -> None:
-    sched = make_scheduler("metropolis", line_world(), [(0, 1), (4, 1)], until=3)
-    checker = CausalityChecker()
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (4, 1)], until=3)
+    checker = CausalityChecker(line_world(), sched.table, keeps_invariant=True)
     _first, second = drain(sched)
     sched.complete(second, [(4, 1)])
-    sched.status[1] = Status.WAITING
     with pytest.raises(RuntimeError, match="blocked by agent 0"):
-        checker.on_dispatch(sched, sched._dispatch(1, (1,), (1,)))
+        checker.on_dispatch(WorkUnit(1, (1,), (1,)))

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from metropolis.bench.memory_workload import bursty_simulation
+from metropolis.kernel import Environment
 from metropolis.llm.serving import Cluster, CostModel, Job, ServingConfig, VirtualLLM
 from metropolis.llm.serving.agentmem import AgentMemory
 from metropolis.memory import LRUPolicy, TierConfig
 from metropolis.memory.state import ModelShape
-from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 
 COST = CostModel(c0=0.010, c_prefill=0.001, c_decode=0.0, c_kv=0.0)

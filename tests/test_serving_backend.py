@@ -8,6 +8,7 @@ import pytest
 
 from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
 from metropolis.engine.simulation import Simulation
+from metropolis.kernel import Environment
 from metropolis.llm.serving import (
     Cluster,
     PlaceholderResponder,
@@ -18,7 +19,6 @@ from metropolis.llm.serving import (
 )
 from metropolis.llm.serving.responder import estimate_tokens
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.kernel import Environment
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.tilemap import TileMap
 from metropolis.world.world import World
@@ -87,7 +87,7 @@ def walker_run(scheduler: str, gpus: int = 1) -> tuple[Simulation, float, Virtua
     tiles = tilemap.walkable_tiles()
     cfg = WalkerConfig(call_prob=0.5)
     agents = [RandomWalker(f"w{i}", rng.choice(tiles), cfg) for i in range(12)]
-    sim = Simulation(world, agents, steps=12, scheduler=scheduler, seed=5, keep_history=True)
+    sim = Simulation(world, agents, until=12, scheduler=scheduler, seed=5, keep_history=True)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=gpus)))
     report = VirtualRuntime(sim, env, llm=llm).run()

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from metropolis.kernel import Environment
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.llm.types import LLMRequest
-from metropolis.kernel import Environment
 
 
 def drive(agents: int, calls: int, span: float, gpus: int) -> tuple[float, float, VirtualLLM]:

@@ -11,8 +11,8 @@ import pytest
 from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.engine.simulation import Simulation
-from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.kernel import Environment
+from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.trace import Trace, TraceRecorder
 from metropolis.world.tilemap import TileMap
@@ -55,7 +55,7 @@ def run_town(recorder: TraceRecorder | None, steps: int = 12, record_text: bool 
     world = World(tilemap=TileMap.open(6, 6), name="open6")
     config = WalkerConfig(call_prob=0.5, talk_prob=0.6, prompt_tokens=100, output_tokens=7)
     agents = [RandomWalker(f"w{i}", (i, i % 2), config) for i in range(4)]
-    sim = Simulation(world, agents, steps=steps, scheduler="lockstep", seed=3, record_text=record_text)
+    sim = Simulation(world, agents, until=steps, scheduler="lockstep", seed=3, record_text=record_text)
     log = Log()
     sim.listeners.append(log)
     if recorder is None:

@@ -117,7 +117,7 @@ def _walk_graph(scheduler: str) -> Simulation:
     g = social_graph(120, seed=2, kind="small_world", degree=4)
     world = World(metric=HopMetric(g), perception_radius=1.0, max_velocity=1.0, graph=g)
     agents = [RandomWalker(f"a{i}", (node, 0)) for i, node in enumerate(range(0, 120, 6))]
-    sim = Simulation(world, agents, steps=40, scheduler=scheduler, seed=1, check_causality=True, keep_history=True)
+    sim = Simulation(world, agents, until=40, scheduler=scheduler, seed=1, check_causality=True, keep_history=True)
     VirtualRuntime(sim, Environment()).run()
     return sim
 

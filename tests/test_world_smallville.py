@@ -12,8 +12,8 @@ import pytest
 
 from metropolis.agents import RandomWalker
 from metropolis.engine import Simulation
-from metropolis.paths import shared_data_dir
 from metropolis.kernel import Environment
+from metropolis.paths import shared_data_dir
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.generated import random_spawns
 from metropolis.world.paths import shortest_path
@@ -198,7 +198,7 @@ def test_bad_scratch_json_names_the_file(copy: Path) -> None:
 def _walk(town: Town, scheduler: str) -> Simulation:
     agents = [RandomWalker(p.name, p.spawn) for p in town.personas]
     sim = Simulation(
-        town.world, agents, steps=200, scheduler=scheduler, seed=7, check_causality=True, keep_history=True
+        town.world, agents, until=200, scheduler=scheduler, seed=7, check_causality=True, keep_history=True
     )
     VirtualRuntime(sim, sim_env := Environment()).run()
     assert sim_env.now == 0.0  # no LLM calls: virtual time never advances
@@ -215,4 +215,4 @@ def test_25_random_walkers_on_smallville_agree_between_metropolis_and_serial(tow
     # Not a vacuous run: walkers moved along walkable tiles, and some met and talked.
     assert sum(ooo.history(i)[-1].pos != ooo.history(i)[0].pos for i in range(25)) >= 20
     assert sum(len(s.events) for i in range(25) for s in ooo.history(i)) > 0
-    assert ooo.scheduler.dispatched_units < serial.scheduler.dispatched_units
+    assert ooo.units_dispatched < serial.units_dispatched

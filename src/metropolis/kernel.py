@@ -47,6 +47,14 @@ class Event:
     def ok(self) -> bool:
         return self._ok
 
+    def _fire_with(self, value: Any) -> None:
+        """Trigger and fire at once (a timeout, already at its instant)."""
+        if self.triggered:
+            raise RuntimeError("an event can only be triggered once")
+        self.triggered = True
+        self.value = value
+        self._fire()
+
     def _fire(self) -> None:
         callbacks, self.callbacks = self.callbacks, []
         if not self._ok and not callbacks and not self._handled:
@@ -111,8 +119,9 @@ class Environment:
         return Event(self)
 
     def timeout(self, delay: float, value: Any = None) -> Event:
+        """An event that fires `delay` from now: one heap entry, fired when it is popped."""
         ev = Event(self)
-        self.schedule(delay, ev.succeed, value)
+        self.schedule(delay, ev._fire_with, value)
         return ev
 
     def process(self, coro: Coroutine[Any, Any, Any]) -> Process:

@@ -6,8 +6,8 @@ its recorded position and takes its recorded action. It never calls `ctx.observe
 already in the workload, and the oracle's dependencies come from there.
 
 When the workload knows the agents' plans (`Workload.plan_next`), the last call an agent-step makes for each
-speaker carries that speaker's plan (`PlanHint` under "plan" in the request's hints), as a Generative Agents
-persona that knows its schedule would: agent-aware serving reads it as the invocation distance. An agent-step
+speaker is preceded by that speaker's plan (`ctx.plan`), as a Generative Agents persona that knows its schedule
+would: agent-aware serving reads it as the invocation distance. An agent-step
 without calls publishes nothing (its plan stands).
 
 Against the serving model a call carries its recorded prompt and output lengths; against a real endpoint it
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from metropolis.engine import Agent, Simulation, StepContext
-from metropolis.memory.estimators import PLAN_HINT, PlanHint
-from metropolis.scheduling import DependencyGraph, OracleScheduler, Scheduler
+from metropolis.engine.simulation import SchedulerFactory
+from metropolis.scheduling import AgentView, DependencyGraph, OracleScheduler
 from metropolis.workloads.format import Call, Workload
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -43,7 +43,7 @@ class ReplayAgent(Agent):
         partners: dict[int, tuple[int, ...]],
         *,
         send_text: bool = False,
-        plans: dict[int, tuple[PlanHint | None, ...]] | None = None,
+        plans: dict[int, tuple[int | None, ...]] | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -51,7 +51,7 @@ class ReplayAgent(Agent):
         self.calls = calls
         self.partners = partners
         self.send_text = send_text
-        self.plans = plans or {}  # step -> per call of the step, the plan hint it carries
+        self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
@@ -61,10 +61,9 @@ class ReplayAgent(Agent):
         for k, (speaker, function, prompt, output) in enumerate(self.calls.get(s, ())):
             text = filler_text(prompt) if self.send_text else ()
             plan = None if plans is None else plans[k]
-            hints = {} if plan is None else {PLAN_HINT: plan}
-            await ctx.llm_for(
-                speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output, hints=hints
-            )
+            if plan is not None:
+                ctx.plan(plan, speaker)
+            await ctx.llm_for(speaker, function, text, max_tokens=output, prompt_tokens=prompt, output_tokens=output)
         nxt = self.path[s + 1]
         if nxt != ctx.pos:
             ctx.move(nxt)
@@ -75,7 +74,7 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
     """One replay agent per workload agent, holding only its own columns."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
-    plans: list[dict[int, tuple[PlanHint | None, ...]]] = [{} for _ in range(n)]
+    plans: list[dict[int, tuple[int | None, ...]]] = [{} for _ in range(n)]
     for (agent, step), issued in workload.calls_by_agent_step().items():
         calls[agent][step] = issued
         if workload.plan_next is not None:
@@ -100,41 +99,43 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
     ]
 
 
-def plan_hints(workload: Workload, step: int, issued: tuple[Call, ...]) -> tuple[PlanHint | None, ...]:
-    """Per call of an agent-step: the plan of its speaker on the speaker's last call of the step, else None."""
+def plan_hints(workload: Workload, step: int, issued: tuple[Call, ...]) -> tuple[int | None, ...]:
+    """Per call of an agent-step: its speaker's next planned call before the speaker's last call of the step,
+    else None."""
     last = {speaker: k for k, (speaker, *_) in enumerate(issued)}
-    out: list[PlanHint | None] = [None] * len(issued)
+    out: list[int | None] = [None] * len(issued)
     for speaker, k in last.items():
-        planned = workload.plan_at(speaker, step)
-        if planned is not None:
-            out[k] = PlanHint(step, planned)
+        out[k] = workload.plan_at(speaker, step)
     return tuple(out)
 
 
-def oracle_scheduler(workload: Workload, world: World, *, priority: bool = True) -> OracleScheduler:
+def oracle_scheduler(workload: Workload, *, priority: bool = True) -> SchedulerFactory:
     """The oracle for this workload: each agent-step waits only on the agent-steps it observed or talked with."""
     graph = DependencyGraph.from_steps(workload.step_deps(), workload.agents, workload.steps)
-    positions = [workload.position(i, 0) for i in range(workload.agents)]
-    return OracleScheduler(world, positions, graph, priority=priority)
+
+    def make(world: World, table: AgentView) -> OracleScheduler:
+        return OracleScheduler(world, table, graph, priority=priority)
+
+    return make
 
 
 def replay_simulation(
     workload: Workload,
     world: World,
-    scheduler: str | Scheduler = "metropolis",
+    scheduler: str | SchedulerFactory = "metropolis",
     *,
     priority: bool = True,
     send_text: bool = False,
     keep_history: bool = False,
     check_causality: bool = False,
 ) -> Simulation:
-    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or an instance)."""
+    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or a factory)."""
     if scheduler == "oracle":
-        scheduler = oracle_scheduler(workload, world, priority=priority)
+        scheduler = oracle_scheduler(workload, priority=priority)
     return Simulation(
         world,
         replay_agents(workload, send_text=send_text),
-        steps=workload.steps,
+        until=workload.steps,
         scheduler=scheduler,
         priority=priority,
         keep_history=keep_history,

@@ -12,7 +12,7 @@ replayed by the replay agent) runs in virtual time once per system:
   order alone buys when a miss means recomputing the prefix;
 - `lru`: the same with a host tier for KV (evicted prefixes are copied to host memory and back on demand);
 - `invocation-distance`: ScaleSim: host tier, evict the agent whose next call is furthest, prefetch the nearest
-  after every engine segment and scheduler commit, from `Simulation.invocation_distance`;
+  after every engine segment and scheduler commit, from `track_invocation_distance` (runtime/serving_memory.py);
 - `belady`: MIN from the recorded future: the invocation-distance run's accesses, replayed agent by agent
   (`ReplayBeladyPolicy`), with the same prefetch. Closed loop, so NOT an upper bound: each run reorders
   admissions (see `bench/memory_openloop.py` for the well-defined comparison);
@@ -43,6 +43,7 @@ from metropolis.memory.replay import ReplayBeladyPolicy
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.runtime import Environment, RunReport, VirtualRuntime
+from metropolis.runtime.serving_memory import PrefetchOnCommit, track_invocation_distance
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import load_smallville
 from metropolis.world.world import World
@@ -198,7 +199,7 @@ def memory_setup(
     sim: Simulation,
 ) -> AgentMemory:
     tiers = replica_tiers(cfg, setting, policy)
-    distance = sim.track_distances(spatial=cfg.spatial).distance
+    distance = track_invocation_distance(sim, spatial=cfg.spatial).distance
     prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
         tiers,
@@ -230,7 +231,7 @@ def run_cluster(
         rule = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
     memory = memory_setup(cfg, setting, policy, rule, sim)
     cluster = Cluster(env, preset(cfg.preset, gpus=setting.gpus), memory=memory)
-    sim.commit_hooks.append(cluster.prefetch)
+    sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
     return VirtualRuntime(sim, env, VirtualLLM(env, cluster)).run(), cluster
 
 

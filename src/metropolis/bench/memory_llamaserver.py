@@ -9,7 +9,7 @@ than there are agents, so prefixes compete for slots:
   longest common prefix, else the least recently used) and recomputes whatever prefix was overwritten;
 - `lru` / `invocation-distance`: `AsyncSlotMemory` names the slot (`id_slot`), writes the evicted agent's KV to
   disk (`/slots/{id}?action=save`) and restores the newcomer's (`?action=restore`), evicting the agent used
-  least recently, or the one whose next call is furthest away (`Simulation.invocation_distance`).
+  least recently, or the one whose next call is furthest away (`track_invocation_distance`).
 All three run with `--cache-ram 0` (no host-memory prompt cache: newer servers keep evicted prompts in RAM by
 default, which is a different baseline; `reference=True` adds it as a fourth way, `server-cache-ram`). Every
 way has the same bound on requests in flight (`in_flight`, at most one per slot). With as many requests in
@@ -40,6 +40,7 @@ from metropolis.llm.engines.llamacpp_slots import AsyncSlotMemory, SlotClient, m
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.memory.engines.llamaserver_slots import llama_server
 from metropolis.runtime import AsyncioRuntime
+from metropolis.runtime.serving_memory import track_invocation_distance
 from metropolis.workloads import DayConfig, generate
 from metropolis.world.smallville import load_smallville
 
@@ -174,7 +175,7 @@ def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -
         memory = None
         sync_http = httpx.Client(base_url=server.url, timeout=600)
         if way in ("lru", "invocation-distance"):
-            distance = sim.track_distances(spatial=True).distance if way == "invocation-distance" else None
+            distance = track_invocation_distance(sim, spatial=True).distance if way == "invocation-distance" else None
             memory = AsyncSlotMemory(SlotClient(sync_http), make_table(cfg.slots, way, distance))
         prompts = AgentPrompts(cfg.prefix_words, cfg.suffix_words, cfg.seed)
         load0, cpu0, t0 = os.getloadavg()[0], server.cpu_seconds(), time.perf_counter()

@@ -4,7 +4,7 @@
 run uses): it walks at random and, like a Generative Agents persona, alternates planned quiet spells (walking
 somewhere, working, asleep: 3-30 steps, ten times longer for a fifth of the agents) with short bursts of 1-4
 calls per step for 1-3 steps, and talks (two calls, one per side) when it meets someone. Before a quiet spell it
-publishes its plan (`PlanHint`: next call at step X) in the hints of its last request, as a real agent that
+publishes its plan (`ctx.plan`: next call at step X) before its last request, as a real agent that
 knows its schedule would; meetings are not planned, which is what the spatial bound is for. Everything random
 comes from `ctx.rng`, so every scheduler runs the same simulation.
 """
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from metropolis.engine.agent import Agent
 from metropolis.engine.context import StepContext
 from metropolis.engine.simulation import Simulation
-from metropolis.memory.estimators import PLAN_HINT, PlanHint
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap
 from metropolis.world.world import World
@@ -57,15 +56,16 @@ class BurstyAgent(Agent):
         if self.burst_left == 0:
             self.burst_left = rng.randint(1, 3)
         self.burst_left -= 1
-        hint = None
+        planned = False
         if self.burst_left == 0:
             idle = rng.randint(*cfg.idle) * (10 if self.sleeper else 1)
             self.next_active = ctx.step + 1 + idle
-            hint = PlanHint(ctx.step, self.next_active)
+            planned = True
         calls = rng.randint(1, 4)
         for i in range(calls):
-            hints = {PLAN_HINT: hint} if hint is not None and i == calls - 1 else {}
-            await ctx.llm("decide", "", prompt_tokens=cfg.prompt_tokens, output_tokens=cfg.output_tokens, hints=hints)
+            if planned and i == calls - 1:
+                ctx.plan(self.next_active)
+            await ctx.llm("decide", "", prompt_tokens=cfg.prompt_tokens, output_tokens=cfg.output_tokens)
         ctx.act("thinking")
         if seen and rng.random() < cfg.talk_prob:
             await self._talk(ctx, seen[0].agent_id)
@@ -93,4 +93,4 @@ def bursty_simulation(
         BurstyAgent(f"agent-{i}", (rng.randrange(side), rng.randrange(side)), rng.random() < cfg.sleeper_share, cfg)
         for i in range(agents)
     ]
-    return Simulation(world, population, steps=steps, scheduler=scheduler, seed=seed)
+    return Simulation(world, population, until=steps, scheduler=scheduler, seed=seed)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from metropolis.scheduling import WorkUnit, make_scheduler
+from metropolis.scheduling import Dispatcher, WorkUnit
 from metropolis.world import World
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap
@@ -57,8 +57,10 @@ def bench_scheduler(
     world = World(tilemap=TileMap.open(side, side), perception_radius=R, max_velocity=V)
     positions = [(rng.randrange(side), rng.randrange(side)) for _ in range(agents)]
     steps = max(1, agent_steps // agents)
-    sched = make_scheduler(scheduler, world, positions, steps)
-    pop, complete = sched.pop_ready, sched.complete
+    dispatcher = Dispatcher.of(scheduler, world, positions, steps)
+    table = dispatcher.table
+    pop, complete = dispatcher.pop_ready, dispatcher.complete
+
     clock = time.perf_counter
     heap: list[tuple[float, int, WorkUnit]] = []
     seq = 0
@@ -66,7 +68,7 @@ def bench_scheduler(
     spent = 0.0
     decisions = 0
     ready_area = 0.0
-    while not sched.done():
+    while not table.done():
         t0 = clock()
         launched = []
         while (unit := pop()) is not None:
@@ -78,7 +80,7 @@ def bench_scheduler(
             heapq.heappush(heap, (now + rng.expovariate(1.0), seq, unit))
         ready_area += len(heap)
         now, _, done = heapq.heappop(heap)
-        moved = [_step(sched.pos[a], side, rng) for a in done.members]
+        moved = [_step(table.pos[a], side, rng) for a in done.members]
         t0 = clock()
         complete(done, moved)
         spent += clock() - t0

@@ -133,7 +133,7 @@ def run_policy(
     both the scheduler and the serving queue."""
     priority = policy != "metropolis-nopriority"
     name = "metropolis" if policy == "metropolis-nopriority" else policy
-    sched = oracle_scheduler(workload, world) if name == "oracle" else name
+    sched = oracle_scheduler(workload) if name == "oracle" else name
     sim = replay_simulation(workload, world, sched, priority=priority)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(priority=priority)))

@@ -17,7 +17,7 @@ console = Console(stderr=True)
 def agent_step_progress(sim: Simulation, label: str | None = None) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)` for the runtime's progress callback; the bar disappears when done."""
     with agent_step_bar() as bar:
-        task = bar.add_task(label or sim.scheduler.name, total=len(sim.agents) * sim.steps)
+        task = bar.add_task(label or sim.scheduler.name, total=len(sim.agents) * sim.until)
         yield lambda n: bar.advance(task, n)
 
 

@@ -84,7 +84,7 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
     start = opts.start_hour * 3600
     agents, extras = _agents(town, opts)
     sim = Simulation(
-        town.world, agents, steps=steps, scheduler=opts.scheduler, priority=opts.priority, seed=opts.seed,
+        town.world, agents, until=steps, scheduler=opts.scheduler, priority=opts.priority, seed=opts.seed,
         check_causality=opts.check, start_seconds=start, record_text=opts.agent == "generative",
     )  # fmt: skip
     for extra in extras:

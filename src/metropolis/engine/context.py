@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from metropolis.engine.records import CallRecord
+from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
@@ -51,6 +51,7 @@ class StepContext:
         self.observed: set[int] = set()
         self.partners: set[int] = set()
         self.calls: list[CallRecord] = []
+        self.published_plan: Plan | None = None
 
     @property
     def rng(self) -> random.Random:
@@ -106,6 +107,19 @@ class StepContext:
         self.partners.add(other)
         return self._sim.agents[other]
 
+    def plan(self, next_call: int, agent_id: int | None = None) -> Plan:
+        """Publish when an agent (this one, or a partner speaking in this step's conversation) will next call
+        the LLM: not before step `next_call` (walking a known path, asleep until 6 am). Serving memory hears of
+        it at once; this agent's step record keeps its own last plan."""
+        plan = Plan(self.step, next_call)
+        if agent_id is None or agent_id == self.agent_id:
+            agent_id = self.agent_id
+            self.published_plan = plan
+        elif agent_id not in self.partners:
+            self.partner(agent_id)
+        self._sim.publish_plan(agent_id, plan)
+        return plan
+
     # -- think ------------------------------------------------------------------------------------------------
 
     async def llm(self, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
@@ -131,7 +145,6 @@ class StepContext:
             messages=tuple(messages),
             **kwargs,
         )
-        self._sim.observe_request(request)
         response = await self._llm.complete(request)
         self.calls.append(
             CallRecord(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -9,8 +10,34 @@ from metropolis.engine.state import AgentState
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """What an agent knows of its next LLM call, published at step `step`: not before step `next_call`.
+
+    ScaleSim's "sparse activation": an agent walking a known path or asleep until 6 am calls no LLM until then,
+    unless somebody comes near (serving memory caps a plan by that spatial bound itself).
+    """
+
+    step: int
+    next_call: int
+
+    def __post_init__(self) -> None:
+        if self.next_call < self.step:
+            raise ValueError(f"a plan published at step {self.step} names an earlier next call ({self.next_call})")
+
+    @classmethod
+    def walking(cls, step: int, tiles: int, velocity: float = 1.0) -> Plan:
+        """Following a planned path calls no LLM until it ends."""
+        return cls(step, step + math.ceil(tiles / velocity))
+
+    @classmethod
+    def asleep(cls, step: int, until: int) -> Plan:
+        return cls(step, until)
+
+
+@dataclass(frozen=True, slots=True)
 class StepRecord:
-    """Agent `agent` executed `step` and reached `state`, having observed `observed` and written into `partners`."""
+    """Agent `agent` executed `step` and reached `state`, having observed `observed` and written into `partners`;
+    `plan` is the last plan it published during the step, if any."""
 
     agent: int
     name: str
@@ -21,6 +48,7 @@ class StepRecord:
     llm_calls: int
     start: float
     end: float
+    plan: Plan | None = None
 
 
 @dataclass(frozen=True, slots=True)

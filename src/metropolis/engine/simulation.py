@@ -1,7 +1,11 @@
-"""The engine core: agents, their versioned state, and a scheduling policy, with no notion of time or threads.
+"""The engine core: agents, their versioned state, the run's agent table and a scheduling policy, with no notion
+of time or threads.
 
 A runtime drives it with three verbs: `pop_ready` (a unit that may run now), `execute` (a coroutine that runs the
-unit's agent steps), and `commit` (record the results and let the scheduler release what they unblock).
+unit's agent steps), and `commit` (record the results and let the policy release what they unblock). The
+simulation owns the agent table (steps, status, positions, GVT); its dispatcher is the only writer, at dispatch and
+at commit.
+Whoever wants to follow the run attaches a listener (trace, accounting, serving memory); the core knows none of them.
 """
 
 from __future__ import annotations
@@ -10,25 +14,29 @@ from collections.abc import Callable, Sequence
 
 from metropolis.engine.agent import Agent
 from metropolis.engine.context import Observation, StepContext
-from metropolis.engine.records import Listener, StepRecord
+from metropolis.engine.records import Listener, Plan, StepRecord
 from metropolis.engine.state import AgentState, StateStore
-from metropolis.llm.types import LLMBackend, LLMRequest
-from metropolis.memory.live import LiveDistance
-from metropolis.scheduling import CausalityChecker, Scheduler, WorkUnit, make_scheduler
+from metropolis.llm.types import LLMBackend
+from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
+from metropolis.scheduling.dispatch import Dispatcher
+from metropolis.scheduling.rules import may_have_reached
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
+SchedulerFactory = Callable[[World, AgentView], Scheduler]
+StepResult = tuple[StepContext, float, float]  # a member's context and the time span of its step
+
 
 class Simulation:
-    """One run: `steps` steps of every agent under one scheduling policy."""
+    """One run: every agent from step 0 to step `until` under one scheduling policy."""
 
     def __init__(
         self,
         world: World,
         agents: Sequence[Agent],
         *,
-        steps: int,
-        scheduler: str | Scheduler = "metropolis",
+        until: int,
+        scheduler: str | SchedulerFactory = "metropolis",
         priority: bool = True,
         seed: int = 0,
         check_causality: bool = False,
@@ -50,44 +58,40 @@ class Simulation:
         for agent, state in zip(self.agents, initial, strict=True):
             if world.tilemap is not None and not world.tilemap.is_walkable(state.pos):
                 raise ValueError(f"agent {agent.name} starts on tile {state.pos}, which is not walkable")
-        self.store = StateStore(initial, keep_all=keep_history)
-        self.scheduler: Scheduler
-        if isinstance(scheduler, Scheduler):
-            if scheduler.n != len(initial) or scheduler.until != steps:
-                raise ValueError(
-                    f"the scheduler was built for {scheduler.n} agents and {scheduler.until} steps, "
-                    f"the simulation has {len(initial)} agents and {steps} steps"
-                )
-            self.scheduler = scheduler
+        self.until = until
+        self.table = AgentTable(world, [s.pos for s in initial], until)
+        self.store = StateStore(initial, self.table, keep_all=keep_history)
+        if isinstance(scheduler, str):
+            self.scheduler = make_scheduler(scheduler, world, self.table, priority=priority)
         else:
-            self.scheduler = make_scheduler(scheduler, world, [s.pos for s in initial], steps, priority=priority)
+            self.scheduler = scheduler(world, self.table)
+        self.dispatcher = Dispatcher(self.table, self.scheduler)
         self.checker: CausalityChecker | None = None
         if check_causality:
-            self.checker = CausalityChecker()
-            self.scheduler.observers.append(self.checker)
-        self.steps = steps
+            self.checker = CausalityChecker(world, self.table, keeps_invariant=self.scheduler.keeps_invariant)
+            self.dispatcher.observers.append(self.checker)
         self.seed = seed
         self.record_text = record_text
         self.start_seconds = start_seconds
         self.listeners: list[Listener] = []
-        self.commit_hooks: list[Callable[[], object]] = []  # called after every commit (e.g. memory prefetch)
-        self._distance: LiveDistance | None = None
+        self.plan_listeners: list[Callable[[int, Plan], object]] = []  # told as soon as an agent publishes a plan
         self.agent_steps = 0
         self.llm_calls = 0
         self._collected_gvt = 0
-        self._max_step = 0
 
     # -- the runtime's verbs ----------------------------------------------------------------------------------
 
     def pop_ready(self) -> WorkUnit | None:
-        return self.scheduler.pop_ready()
+        return self.dispatcher.pop_ready()
+
+    @property
+    def units_dispatched(self) -> int:
+        return self.dispatcher.units_dispatched
 
     def done(self) -> bool:
-        return self.scheduler.done()
+        return self.table.done()
 
-    async def execute(
-        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
-    ) -> list[tuple[StepContext, float, float]]:
+    async def execute(self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]) -> list[StepResult]:
         """Run the unit's members one after another, in order; returns each member's context and time span."""
         out = []
         for agent_id in unit.members:
@@ -97,7 +101,7 @@ class Simulation:
             out.append((ctx, start, clock()))
         return out
 
-    def commit(self, unit: WorkUnit, results: list[tuple[StepContext, float, float]]) -> None:
+    def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
         states = [ctx.result() for ctx, _, _ in results]
         for (ctx, start, end), state in zip(results, states, strict=True):
             self.store.commit(ctx.agent_id, unit.step, state)
@@ -105,31 +109,16 @@ class Simulation:
             self.llm_calls += len(ctx.calls)
             if self.listeners:
                 self._report(ctx, state, start, end)
-        self.scheduler.complete(unit, [s.pos for s in states])
-        self._max_step = max(self._max_step, unit.step + 1)
-        gvt = self.scheduler.gvt()
+        self.dispatcher.complete(unit, [s.pos for s in states])
+        gvt = self.table.gvt()
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
             self.store.collect(gvt)
-        for hook in self.commit_hooks:
-            hook()
 
-    # -- invocation distance, live (agent-aware serving memory) -----------------------------------------------
-
-    def track_distances(self, *, spatial: bool = False) -> LiveDistance:
-        """Start keeping every agent's invocation distance (`invocation_distance`); plans come from requests."""
-        if self._distance is None:
-            self._distance = LiveDistance(self.scheduler, spatial=spatial)
-        return self._distance
-
-    def invocation_distance(self, agent: int) -> float:
-        """Steps until `agent` next calls the LLM, as the scheduler and its plan hints tell (math.inf: done)."""
-        return self.track_distances().distance(agent)
-
-    def observe_request(self, request: LLMRequest) -> None:
-        """Every LLM request passes here before it is sent: its hints feed the invocation distance."""
-        if self._distance is not None:
-            self._distance.observe(request)
+    def publish_plan(self, agent: int, plan: Plan) -> None:
+        """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now."""
+        for listener in self.plan_listeners:
+            listener(agent, plan)
 
     def _report(self, ctx: StepContext, state: AgentState, start: float, end: float) -> None:
         record = StepRecord(
@@ -142,6 +131,7 @@ class Simulation:
             llm_calls=len(ctx.calls),
             start=start,
             end=end,
+            plan=ctx.published_plan,
         )
         for listener in self.listeners:
             for call in ctx.calls:
@@ -156,18 +146,17 @@ class Simulation:
         Agents ahead have moved at most V per step since `step`, so the index is asked for a radius widened by
         that, and each candidate is then checked at its position as of `step`.
         """
-        sched = self.scheduler
-        reach = radius + max(0, self._max_step - step) * self.world.max_velocity
+        table, V = self.table, self.world.max_velocity
+        reach = radius + max(0, table.max_step - step) * V
         dist = self.world.metric.distance
         found = []
-        for other in sched.index.near(pos, reach):
+        for other in table.near(pos, reach):
             if other == me:
                 continue
-            behind = step - self.store.step_of(other)
+            behind = step - table.step[other]
             if behind > 0:
                 # Not at `step` yet: the rules keep it farther than `radius` even after `behind` more moves.
-                latest = self.store.latest(other).pos
-                if dist(pos, latest) - behind * self.world.max_velocity <= radius:
+                if may_have_reached(dist(pos, table.pos[other]), behind, radius, V):
                     raise RuntimeError(
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )

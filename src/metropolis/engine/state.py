@@ -2,13 +2,15 @@
 
 An agent at step s reads every other agent as of step s, even those already ahead, so the store keeps each agent's
 states from the global virtual time (GVT, the slowest agent's step) up to its own step. Anything older can never be
-read again and is dropped, which keeps memory bounded on long runs.
+read again and is dropped, which keeps memory bounded on long runs. Each agent's step is the run's agent table's;
+the store keeps only the states.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metropolis.scheduling.table import AgentView
 from metropolis.world.spatial import Pos
 
 
@@ -24,19 +26,16 @@ class AgentState:
 class StateStore:
     """Per-agent lists of states; `_base[i]` is the step of `_states[i][0]`."""
 
-    __slots__ = ("_base", "_states", "keep_all")
+    __slots__ = ("_base", "_states", "keep_all", "table")
 
-    def __init__(self, initial: list[AgentState], keep_all: bool = False) -> None:
+    def __init__(self, initial: list[AgentState], table: AgentView, keep_all: bool = False) -> None:
         self._states: list[list[AgentState]] = [[s] for s in initial]
         self._base: list[int] = [0] * len(initial)
+        self.table = table
         self.keep_all = keep_all
 
     def __len__(self) -> int:
         return len(self._states)
-
-    def step_of(self, agent: int) -> int:
-        """The agent's current step: the number of steps it has completed."""
-        return self._base[agent] + len(self._states[agent]) - 1
 
     def latest(self, agent: int) -> AgentState:
         return self._states[agent][-1]
@@ -44,18 +43,17 @@ class StateStore:
     def at(self, agent: int, step: int) -> AgentState:
         """The agent's state as of `step`; a read outside the kept window is a scheduler bug."""
         i = step - self._base[agent]
-        states = self._states[agent]
-        if i < 0 or i >= len(states):
+        if i < 0 or step > self.table.step[agent]:
             raise RuntimeError(
                 f"agent {agent} state at step {step} is not available (kept: {self._base[agent]}.."
-                f"{self.step_of(agent)}); a scheduler let a read run ahead of causality"
+                f"{self.table.step[agent]}); a scheduler let a read run ahead of causality"
             )
-        return states[i]
+        return self._states[agent][i]
 
     def commit(self, agent: int, step: int, state: AgentState) -> None:
         """Record the state the agent reached by executing `step` (its state for step + 1)."""
-        if step != self.step_of(agent):
-            raise RuntimeError(f"agent {agent} committed step {step} while at step {self.step_of(agent)}")
+        if step != self.table.step[agent]:
+            raise RuntimeError(f"agent {agent} committed step {step} while at step {self.table.step[agent]}")
         self._states[agent].append(state)
 
     def collect(self, gvt: int) -> None:

@@ -1,18 +1,5 @@
 """Agent-aware serving memory: per-agent private state, GPU/host tiers, eviction and prefetch (ScaleSim)."""
 
-from metropolis.memory.estimators import (
-    BarrierEstimator,
-    BlockingEstimator,
-    DistanceEstimator,
-    MinEstimator,
-    PlanEstimator,
-    PlanHint,
-    SpatialEstimator,
-    StepGapEstimator,
-    TableEstimator,
-    scheduler_estimator,
-    steps_to_seconds,
-)
 from metropolis.memory.manager import Admission, MemoryManager, MemoryStats
 from metropolis.memory.policies import (
     BeladyPolicy,
@@ -37,10 +24,7 @@ from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits,
 __all__ = [
     "LLAMA3_8B",
     "Admission",
-    "BarrierEstimator",
     "BeladyPolicy",
-    "BlockingEstimator",
-    "DistanceEstimator",
     "Entry",
     "EvictionPolicy",
     "HitStats",
@@ -49,16 +33,10 @@ __all__ = [
     "Link",
     "MemoryManager",
     "MemoryStats",
-    "MinEstimator",
     "ModelShape",
     "Place",
-    "PlanEstimator",
-    "PlanHint",
-    "SpatialEstimator",
     "StateKind",
     "StateSpec",
-    "StepGapEstimator",
-    "TableEstimator",
     "Tier",
     "TierConfig",
     "Tiers",
@@ -68,8 +46,6 @@ __all__ = [
     "lora_bytes",
     "make_policy",
     "policy_names",
-    "scheduler_estimator",
     "simulate_hits",
-    "steps_to_seconds",
     "synthetic_accesses",
 ]

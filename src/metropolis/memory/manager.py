@@ -9,7 +9,7 @@ The conversation with a serving engine is three calls, check-then-act as in nano
 
 and, as the simulation advances, `mm.prefetch(now)` moves the state of the agents that come next onto the GPU
 over the host link while the GPU computes. Who comes next is the policy's business (`next_need`), fed by an
-invocation-distance estimator the runtime keeps current (estimators.py).
+invocation distance the scheduling side keeps current (scheduling/invocation.py).
 """
 
 from __future__ import annotations

@@ -1,52 +1,112 @@
-"""What the virtual-time and the asyncio runtimes share: launching ready units and committing finished ones.
-
-As with SimPy's `rt.py`, the two differ only in how time advances and how they wait.
+"""The dispatch/commit loop, written once: launch every unit the policy lets run, and when one finishes, commit it
+and launch again. The virtual-time and the asyncio runtimes supply only how a unit's coroutine is started
+(`_spawn`) and how the run ends (`_end`): as with SimPy's `rt.py`, they differ only in how time passes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from metropolis.engine.simulation import Simulation
+from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime.meter import MeteredBackend, Occupancy
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
+
+Progress = Callable[[int], None]
 
 
 class StepFailed(RuntimeError):
     """An agent's step raised; the message names the agents and the step."""
 
 
-class Driver:
-    """Books for one run: the metered LLM backend, running-agent occupancy, and the report."""
+class Driver(ABC):
+    """One run's loop and books: the metered LLM backend, running-agent occupancy, and the report.
+
+    `max_units` bounds the units running at once (None: whatever the policy allows).
+    """
 
     runtime_name = "driver"
 
-    def __init__(self, sim: Simulation, llm: LLMBackend | None, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, sim: Simulation, llm: LLMBackend | None, clock: Callable[[], float], max_units: int | None = None
+    ) -> None:
+        if max_units is not None and max_units < 1:
+            raise ValueError(f"max_units must be >= 1, got {max_units}")
         self.sim = sim
         self.clock = clock
+        self.max_units = max_units
         self.llm = MeteredBackend(llm, clock) if llm is not None else None
         self.running = Occupancy(clock)
+        self.error: BaseException | None = None
+        self._units = 0  # units running now
+        self._progress: Progress | None = None
         self._wall0 = time.perf_counter()
         self._t0 = clock()
 
-    def started(self, unit: WorkUnit) -> None:
-        self.running.change(len(unit.members))
+    # -- what a runtime supplies ------------------------------------------------------------------------------
 
-    def finished(self, unit: WorkUnit) -> None:
+    @abstractmethod
+    def _spawn(self, unit: WorkUnit, coro: Coroutine[Any, Any, list[StepResult]]) -> None:
+        """Start running `coro`; when it ends, call `_finished(unit, error, results)`."""
+
+    @abstractmethod
+    def _end(self) -> None:
+        """The run is over (finished, or `error` is set): stop waiting, and stop whatever still runs."""
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        sim = self.sim
+        while self.max_units is None or self._units < self.max_units:
+            unit = sim.pop_ready()
+            if unit is None:
+                break
+            self._units += 1
+            self.running.change(len(unit.members))
+            self._spawn(unit, sim.execute(unit, self.llm, self.clock))
+        if self._units == 0 and self.error is None:
+            if not sim.done():
+                self.error = self.deadlock()
+            self._end()
+
+    def _finished(self, unit: WorkUnit, error: BaseException | None, results: list[StepResult] | None) -> None:
+        self._units -= 1
         self.running.change(-len(unit.members))
-
-    def failure(self, unit: WorkUnit, error: BaseException) -> StepFailed:
-        names = ", ".join(self.sim.agents[a].name for a in unit.members)
-        return StepFailed(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}")
+        if self.error is not None:
+            return  # stopping already: nothing more is committed
+        if error is not None:
+            names = ", ".join(self.sim.agents[a].name for a in unit.members)
+            self.error = StepFailed(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}")
+            self.error.__cause__ = error
+            self._end()
+            return
+        assert results is not None
+        try:
+            self.sim.commit(unit, results)
+        except BaseException as commit_error:  # a causality alarm, a bad move: the run stops, the error surfaces
+            self.error = commit_error
+            self._end()
+            return
+        if self._progress is not None:
+            self._progress(len(unit.members))
+        self._launch()
 
     def deadlock(self) -> RuntimeError:
         return RuntimeError(
-            f"no unit is ready or running but the run is not finished (GVT {self.sim.scheduler.gvt()}); "
+            f"no unit is ready or running but the run is not finished (GVT {self.sim.table.gvt()}); "
             "this is a scheduler bug"
         )
+
+    def _result(self) -> RunReport:
+        if self.error is not None:
+            raise self.error
+        if not self.sim.done():
+            raise self.deadlock()
+        return self.report()
 
     def report(self) -> RunReport:
         sim, llm = self.sim, self.llm
@@ -55,9 +115,9 @@ class Driver:
             scheduler=sim.scheduler.name,
             runtime=self.runtime_name,
             agents=len(sim.agents),
-            steps=sim.steps,
+            steps=sim.until,
             agent_steps=sim.agent_steps,
-            units=sim.scheduler.dispatched_units,
+            units=sim.units_dispatched,
             llm_calls=sim.llm_calls,
             prompt_tokens=llm.prompt_tokens if llm else 0,
             completion_tokens=llm.completion_tokens if llm else 0,

@@ -4,52 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Any
 
-from metropolis.engine.simulation import Simulation
+from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.types import LLMBackend
-from metropolis.runtime.driver import Driver
+from metropolis.runtime.driver import Driver, Progress
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
 
 
 class AsyncioRuntime(Driver):
-    """Runs ready units as asyncio tasks, at most `max_units` at once (None: no bound)."""
+    """Every unit is an asyncio task; units commit in the order they finish."""
 
     runtime_name = "asyncio"
 
     def __init__(self, sim: Simulation, llm: LLMBackend | None = None, max_units: int | None = None) -> None:
-        if max_units is not None and max_units < 1:
-            raise ValueError(f"max_units must be >= 1, got {max_units}")
-        super().__init__(sim, llm, time.monotonic)
-        self.max_units = max_units
+        super().__init__(sim, llm, time.monotonic, max_units)
+        self._tasks: set[asyncio.Task[list[StepResult]]] = set()
+        self._over: asyncio.Future[None] | None = None
 
-    async def run(self, progress: Callable[[int], None] | None = None) -> RunReport:
-        sim = self.sim
-        tasks: dict[asyncio.Task[list], WorkUnit] = {}
+    async def run(self, progress: Progress | None = None) -> RunReport:
+        self._progress = progress
+        self._over = asyncio.get_running_loop().create_future()
         try:
-            while not sim.done():
-                while self.max_units is None or len(tasks) < self.max_units:
-                    unit = sim.pop_ready()
-                    if unit is None:
-                        break
-                    self.started(unit)
-                    tasks[asyncio.ensure_future(sim.execute(unit, self.llm, self.clock))] = unit
-                if not tasks:
-                    raise self.deadlock()
-                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(finished, key=lambda t: tasks[t].members):
-                    unit = tasks.pop(task)
-                    self.finished(unit)
-                    error = task.exception()
-                    if error is not None:
-                        raise self.failure(unit, error) from error
-                    sim.commit(unit, task.result())
-                    if progress is not None:
-                        progress(len(unit.members))
+            self._launch()
+            await self._over
         finally:
+            tasks, self._tasks = list(self._tasks), set()
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-        return self.report()
+        return self._result()
+
+    def _spawn(self, unit: WorkUnit, coro: Coroutine[Any, Any, list[StepResult]]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[list[StepResult]]) -> None:
+            if t not in self._tasks:
+                return  # cancelled while the run was being torn down
+            self._tasks.discard(t)
+            error = asyncio.CancelledError() if t.cancelled() else t.exception()
+            self._finished(unit, error, None if error is not None else t.result())
+
+        task.add_done_callback(finished)
+
+    def _end(self) -> None:
+        if self._over is not None and not self._over.done():
+            self._over.set_result(None)

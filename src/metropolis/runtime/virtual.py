@@ -2,52 +2,43 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+from collections.abc import Coroutine
+from typing import Any
 
-from metropolis.engine.simulation import Simulation
-from metropolis.llm.types import LLMBackend
-from metropolis.runtime.driver import Driver
+from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.kernel import Environment, Event
+from metropolis.llm.types import LLMBackend
+from metropolis.runtime.driver import Driver, Progress
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
 
 
 class VirtualRuntime(Driver):
-    """Runs every ready unit at once; the serving model behind `llm` decides how long their calls take."""
+    """Every unit is a kernel process; the serving model behind `llm` decides how long their calls take."""
 
     runtime_name = "virtual"
 
-    def __init__(self, sim: Simulation, env: Environment, llm: LLMBackend | None = None) -> None:
-        super().__init__(sim, llm, lambda: env.now)
+    def __init__(
+        self, sim: Simulation, env: Environment, llm: LLMBackend | None = None, max_units: int | None = None
+    ) -> None:
+        super().__init__(sim, llm, lambda: env.now, max_units)
         self.env = env
-        self._error: BaseException | None = None
 
-    def run(self, progress: Callable[[int], None] | None = None) -> RunReport:
+    def run(self, progress: Progress | None = None) -> RunReport:
         self._progress = progress
         self._launch()
         self.env.run()
-        if self._error is not None:
-            raise self._error
-        if not self.sim.done():
-            raise self.deadlock()
-        return self.report()
+        return self._result()
 
-    def _launch(self) -> None:
-        sim = self.sim
-        while (unit := sim.pop_ready()) is not None:
-            self.started(unit)
-            proc = self.env.process(sim.execute(unit, self.llm, self.clock))
-            proc.callbacks.append(functools.partial(self._finish, unit))
+    def _spawn(self, unit: WorkUnit, coro: Coroutine[Any, Any, list[StepResult]]) -> None:
+        def finished(ev: Event) -> None:
+            if ev.ok:
+                self._finished(unit, None, ev.value)
+            else:
+                self._finished(unit, ev.value, None)
 
-    def _finish(self, unit: WorkUnit, ev: Event) -> None:
-        self.finished(unit)
-        if not ev.ok:
-            self._error = self.failure(unit, ev.value)
-            self._error.__cause__ = ev.value
-            self.env.stop()
-            return
-        self.sim.commit(unit, ev.value)
-        if self._progress is not None:
-            self._progress(len(unit.members))
-        self._launch()
+        self.env.process(coro).callbacks.append(finished)
+
+    def _end(self) -> None:
+        if self.error is not None:
+            self.env.stop()  # a finished run has nothing left to drop

@@ -1,138 +1,80 @@
-"""What every scheduling policy shares: agents' steps and positions, a spatial index, clusters, and GVT.
+"""What every scheduling policy shares: the run's agent table (read-only), clusters, and the wait estimate.
 
-A scheduler is an event-driven controller: the runtime tells it which units finished (`complete`) and asks what
-may run now (`pop_ready`). It never looks at a clock or a thread, so the virtual-time, asyncio and distributed
-runtimes drive the same object.
+A policy is an event-driven controller: its owner (the simulation) tells it which units finished (`complete`, after
+advancing the table) and asks what may run now (`pop_ready`, then marks the unit's members running in the table).
+It never looks at a clock or a thread, so the virtual-time, asyncio and distributed runtimes drive the same object,
+and it keeps nothing but its readiness logic: steps, positions, status and GVT are the table's.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from enum import IntEnum
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
+from metropolis.scheduling.rules import couple_radius
+from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
-from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
-
-class Status(IntEnum):
-    WAITING = 0
-    RUNNING = 1
-    DONE = 2
-
-
-class DispatchObserver(Protocol):
-    """Sees every dispatch and commit; the causality checker is one."""
-
-    def on_dispatch(self, sched: Scheduler, unit: WorkUnit) -> None: ...
-
-    def on_commit(self, sched: Scheduler, unit: WorkUnit) -> None: ...
+INF = float("inf")
 
 
 class Scheduler(ABC):
-    """Owns each agent's step counter, latest position and status; policies decide what becomes ready."""
+    """A scheduling policy over one run's agent table."""
 
     name: ClassVar[str]
     # Whether the invariant d > R + (|s_A - s_B| - 1) V holds at every commit. Barrier policies break it between
     # barriers and stay correct because nobody runs ahead; out-of-order policies depend on it.
     keeps_invariant: ClassVar[bool] = False
 
-    def __init__(self, world: World, positions: Sequence[Pos], until: int, *, priority: bool = True) -> None:
-        if until < 0:
-            raise ValueError(f"the number of steps to run must be >= 0, got {until}")
+    def __init__(self, world: World, table: AgentView, *, priority: bool = True) -> None:
         self.world = world
+        self.table = table
         self.metric = world.metric
         self.R = world.perception_radius
         self.V = world.max_velocity
-        self.couple_radius = self.R + self.V
-        self.until = until
-        self.priority = priority
-        n = len(positions)
-        self.steps: list[int] = [0] * n
-        self.pos: list[Pos] = list(positions)
-        self.status: list[Status] = [Status.DONE if until == 0 else Status.WAITING] * n
-        self.index = self.metric.make_index()
-        for agent, p in enumerate(self.pos):
-            self.index.add(agent, p)
-        self._at_step: dict[int, int] = {0: n}
-        self._gvt = 0 if n and until else until
-        self.finished = n if until == 0 else 0
-        self.observers: list[DispatchObserver] = []
-        self.dispatched_units = 0
+        self.couple_radius = couple_radius(self.R, self.V)
+        self.until = table.until
+        self.priority = priority  # lowest step first in the dispatch order
         self._start()
 
     @abstractmethod
     def _start(self) -> None:
-        """Policy hook: set up the policy's own state once the shared state exists."""
+        """Set up the policy's own state."""
 
-    # -- the two verbs a runtime uses --------------------------------------------------------------------------
+    # -- the verbs the owner uses -----------------------------------------------------------------------------
 
     @abstractmethod
     def pop_ready(self) -> WorkUnit | None:
         """The next unit that may run now (highest priority first), or None."""
 
-    def complete(self, unit: WorkUnit, positions: Sequence[Pos]) -> None:
-        """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order."""
-        if len(positions) != len(unit.members):
-            raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
-        for agent, new in zip(unit.members, positions, strict=True):
-            if self.status[agent] is not Status.RUNNING or self.steps[agent] != unit.step:
-                raise RuntimeError(f"agent {agent} completed step {unit.step} it was not running")
-            old = self.pos[agent]
-            if new != old:
-                self.index.move(agent, old, new)
-                self.pos[agent] = new
-            self._advance(agent)
-        for obs in self.observers:
-            obs.on_commit(self, unit)
-        self._after_complete(unit)
-
     @abstractmethod
-    def _after_complete(self, unit: WorkUnit) -> None:
-        """Policy hook: find what the commit made ready."""
+    def complete(self, unit: WorkUnit) -> None:
+        """The members of `unit` committed `unit.step` (the table is advanced already): find what became ready."""
+
+    def wait_steps(self, agent: int) -> float:
+        """Steps until this policy runs `agent` again (0: ready or running; inf: done).
+
+        The default is how far the agent is ahead of the slowest one; policies that know better say so.
+        """
+        status = self.table.status[agent]
+        if status is Status.DONE:
+            return INF
+        if status is Status.RUNNING:
+            return 0.0
+        return float(self.table.step[agent] - self.table.gvt())
 
     # -- shared machinery -------------------------------------------------------------------------------------
 
     @property
     def n(self) -> int:
-        return len(self.steps)
-
-    def done(self) -> bool:
-        return self.finished == len(self.steps)
-
-    def gvt(self) -> int:
-        """Global virtual time: the lowest step of any agent."""
-        return self._gvt
-
-    def _advance(self, agent: int) -> None:
-        s = self.steps[agent]
-        self.steps[agent] = s + 1
-        self._at_step[s] -= 1
-        self._at_step[s + 1] = self._at_step.get(s + 1, 0) + 1
-        if s + 1 >= self.until:
-            self.status[agent] = Status.DONE
-            self.finished += 1
-        else:
-            self.status[agent] = Status.WAITING
-        while self._gvt < self.until and not self._at_step.get(self._gvt):
-            self._at_step.pop(self._gvt, None)
-            self._gvt += 1
-
-    def _dispatch(self, step: int, members: Sequence[int], group: Sequence[int]) -> WorkUnit:
-        unit = WorkUnit(step, tuple(members), tuple(group))
-        for agent in unit.members:
-            self.status[agent] = Status.RUNNING
-        self.dispatched_units += 1
-        for obs in self.observers:
-            obs.on_dispatch(self, unit)
-        return unit
+        return len(self.table.step)
 
     def cluster_of(self, seed: int) -> list[int]:
         """The coupled cluster of `seed`: waiting agents at its step, connected by distance <= R + V."""
-        step = self.steps[seed]
-        steps, status, pos = self.steps, self.status, self.pos
+        table = self.table
+        steps, status, pos = table.step, table.status, table.pos
+        step = steps[seed]
         dist = self.metric.distance
         radius = self.couple_radius
         members = [seed]
@@ -141,7 +83,7 @@ class Scheduler(ABC):
         while i < len(members):
             a = members[i]
             pa = pos[a]
-            for b in self.index.near(pa, radius):
+            for b in table.near(pa, radius):
                 if b in seen or steps[b] != step or status[b] is not Status.WAITING:
                     continue
                 if dist(pa, pos[b]) <= radius:
@@ -155,10 +97,42 @@ class Scheduler(ABC):
         """Every cluster of waiting agents at `step`, ordered by lowest member."""
         out: list[list[int]] = []
         taken: set[int] = set()
+        steps, status = self.table.step, self.table.status
         for agent in range(self.n):
-            if agent in taken or self.steps[agent] != step or self.status[agent] is not Status.WAITING:
+            if agent in taken or steps[agent] != step or status[agent] is not Status.WAITING:
                 continue
             cluster = self.cluster_of(agent)
             taken.update(cluster)
             out.append(cluster)
         return out
+
+
+class BarrierScheduler(Scheduler):
+    """Policies that run every agent of step s, lowest id first, before any of step s + 1 (serial, lockstep)."""
+
+    def _start(self) -> None:
+        self._head_gvt = -1
+        self._head = 0
+
+    def wait_steps(self, agent: int) -> float:
+        """The agent's place in the order (step, agent id), in steps.
+
+        The head is the lowest agent still at GVT, found by an amortised O(1) walk because it only moves forward
+        within a step.
+        """
+        status = self.table.status[agent]
+        if status is Status.DONE:
+            return INF
+        if status is Status.RUNNING:
+            return 0.0
+        n, gvt = self.n, self.table.gvt()
+        order = (self.table.step[agent] - gvt) * n + agent - self._head_agent(gvt)
+        return max(0.0, order / n)
+
+    def _head_agent(self, gvt: int) -> int:
+        if gvt != self._head_gvt:
+            self._head_gvt, self._head = gvt, 0
+        steps, n = self.table.step, self.n
+        while self._head < n and steps[self._head] > gvt:
+            self._head += 1
+        return self._head

@@ -5,8 +5,10 @@ It scans all agents, so it costs O(N) per event; tests switch it on, production 
 
 from __future__ import annotations
 
-from metropolis.scheduling.base import Scheduler, Status
+from metropolis.scheduling.rules import block_radius, couple_radius, invariant_radius
+from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.world import World
 
 
 class CausalityViolation(RuntimeError):
@@ -14,49 +16,58 @@ class CausalityViolation(RuntimeError):
 
 
 class CausalityChecker:
-    """Invariant: for all A, B with s_A != s_B, d(A, B) > R + (|s_A - s_B| - 1) * V."""
+    """Invariant: for all A, B with s_A != s_B, d(A, B) > R + (|s_A - s_B| - 1) * V.
 
-    def __init__(self) -> None:
+    `keeps_invariant`: whether the policy keeps it at every commit (out-of-order policies do; barrier policies
+    break it between barriers and stay correct because nobody runs ahead).
+    """
+
+    def __init__(self, world: World, table: AgentView, *, keeps_invariant: bool) -> None:
+        self.table = table
+        self.distance = world.metric.distance
+        self.R, self.V = world.perception_radius, world.max_velocity
+        self.keeps_invariant = keeps_invariant
         self.dispatches = 0
         self.commits = 0
 
-    def on_dispatch(self, sched: Scheduler, unit: WorkUnit) -> None:
+    def on_dispatch(self, unit: WorkUnit) -> None:
         self.dispatches += 1
         members = set(unit.members)
         if not members <= set(unit.group):
             raise CausalityViolation(f"unit {unit} runs agents outside its own cluster")
-        dist, R, V = sched.metric.distance, sched.R, sched.V
+        t, dist, R, V = self.table, self.distance, self.R, self.V
         for a in unit.members:
-            sa, pa = sched.steps[a], sched.pos[a]
+            sa, pa = t.step[a], t.pos[a]
             if sa != unit.step:
                 raise CausalityViolation(f"agent {a} dispatched for step {unit.step} while at step {sa}")
-            for b in range(sched.n):
+            for b in range(len(t.step)):
                 if b == a:
                     continue
-                sb, d = sched.steps[b], dist(pa, sched.pos[b])
-                if sb < sa and d <= (sa - sb + 1) * V + R:
+                sb, d = t.step[b], dist(pa, t.pos[b])
+                if sb < sa and d <= block_radius(sa - sb, R, V):
                     raise CausalityViolation(
                         f"agent {a} dispatched at step {sa} while blocked by agent {b} at step {sb} (d={d:.2f})"
                     )
-                if sb == sa and d <= R + V and b not in unit.group and sched.status[b] is not Status.DONE:
+                if sb == sa and d <= couple_radius(R, V) and b not in unit.group and t.status[b] is not Status.DONE:
                     raise CausalityViolation(
                         f"agent {a} dispatched at step {sa} without agent {b} it is coupled with (d={d:.2f})"
                     )
 
-    def on_commit(self, sched: Scheduler, unit: WorkUnit) -> None:
+    def on_commit(self, unit: WorkUnit) -> None:
         self.commits += 1
-        if not sched.keeps_invariant:
+        if not self.keeps_invariant:
             return
-        dist, R, V = sched.metric.distance, sched.R, sched.V
+        t, dist, R, V = self.table, self.distance, self.R, self.V
         for a in unit.members:
-            sa, pa = sched.steps[a], sched.pos[a]
-            for b in range(sched.n):
-                sb = sched.steps[b]
+            sa, pa = t.step[a], t.pos[a]
+            for b in range(len(t.step)):
+                sb = t.step[b]
                 if sb == sa or b == a:
                     continue
-                d = dist(pa, sched.pos[b])
-                if d <= R + (abs(sa - sb) - 1) * V:
+                d = dist(pa, t.pos[b])
+                limit = invariant_radius(abs(sa - sb), R, V)
+                if d <= limit:
                     raise CausalityViolation(
                         f"after step {unit.step}: agents {a} (step {sa}) and {b} (step {sb}) are {d:.2f} apart, "
-                        f"within R + (|ds| - 1) V = {R + (abs(sa - sb) - 1) * V:.2f}"
+                        f"within R + (|ds| - 1) V = {limit:.2f}"
                     )

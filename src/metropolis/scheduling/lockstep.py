@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 
-from metropolis.scheduling.base import Scheduler
+from metropolis.scheduling.base import BarrierScheduler
 from metropolis.scheduling.unit import WorkUnit
 
 
-class LockstepScheduler(Scheduler):
+class LockstepScheduler(BarrierScheduler):
     name = "lockstep"
 
     def _start(self) -> None:
+        super()._start()
         self._ready: deque[list[int]] = deque()
         self._outstanding = 0
         self._step = 0
@@ -27,10 +28,10 @@ class LockstepScheduler(Scheduler):
     def pop_ready(self) -> WorkUnit | None:
         if not self._ready:
             return None
-        cluster = self._ready.popleft()
-        return self._dispatch(self._step, cluster, cluster)
+        cluster = tuple(self._ready.popleft())
+        return WorkUnit(self._step, cluster, cluster)
 
-    def _after_complete(self, unit: WorkUnit) -> None:
+    def complete(self, unit: WorkUnit) -> None:
         self._outstanding -= 1
         if self._outstanding == 0:
             self._step += 1

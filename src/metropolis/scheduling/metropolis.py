@@ -19,7 +19,9 @@ from __future__ import annotations
 import heapq
 import itertools
 
-from metropolis.scheduling.base import Scheduler, Status
+from metropolis.scheduling.base import INF, Scheduler
+from metropolis.scheduling.rules import block_radius
+from metropolis.scheduling.table import Status
 from metropolis.scheduling.unit import WorkUnit
 
 
@@ -40,11 +42,11 @@ class MetropolisScheduler(Scheduler):
                 self._push(agent)
 
     def _push(self, agent: int) -> None:
-        key = self.steps[agent] if self.priority else 0
+        key = self.table.step[agent] if self.priority else 0
         heapq.heappush(self._heap, (key, next(self._seq), agent))
 
     def pop_ready(self) -> WorkUnit | None:
-        heap, status, steps, blocked_by = self._heap, self.status, self.steps, self.blocked_by
+        heap, status, steps, blocked_by = self._heap, self.table.status, self.table.step, self.blocked_by
         while heap:
             _, _, seed = heapq.heappop(heap)
             if status[seed] is not Status.WAITING or blocked_by[seed]:
@@ -52,12 +54,29 @@ class MetropolisScheduler(Scheduler):
             cluster = self.cluster_of(seed)
             if any(blocked_by[a] for a in cluster):
                 continue  # the blocked member is pushed again when it is released
-            return self._dispatch(steps[seed], cluster, cluster)
+            members = tuple(cluster)
+            return WorkUnit(steps[seed], members, members)
         return None
 
-    def _after_complete(self, unit: WorkUnit) -> None:
-        steps, blocked_by, blocks = self.steps, self.blocked_by, self.blocks
-        pos, dist, R, V = self.pos, self.metric.distance, self.R, self.V
+    def wait_steps(self, agent: int) -> float:
+        """Ready or running: 0; blocked behind agents k steps back: k.
+
+        k is the largest gap to a blocker: a blocker at our step can no longer block, so k steps of it always
+        release us. It may release us sooner by walking away, so k is the patient estimate, not a bound.
+        """
+        status = self.table.status[agent]
+        if status is Status.DONE:
+            return INF
+        blockers = self.blocked_by[agent]
+        if status is Status.RUNNING or not blockers:
+            return 0.0
+        steps = self.table.step
+        mine = steps[agent]
+        return float(max(mine - steps[b] for b in blockers))
+
+    def complete(self, unit: WorkUnit) -> None:
+        steps, blocked_by, blocks = self.table.step, self.blocked_by, self.blocks
+        pos, dist, R, V = self.table.pos, self.metric.distance, self.R, self.V
         released: list[int] = []
         for j in unit.members:
             sj, pj = steps[j], pos[j]
@@ -66,7 +85,7 @@ class MetropolisScheduler(Scheduler):
                 keep = set()
                 for a in blocks[j]:
                     gap = steps[a] - sj
-                    if gap > 0 and dist(pos[a], pj) <= (gap + 1) * V + R:
+                    if gap > 0 and dist(pos[a], pj) <= block_radius(gap, R, V):
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -77,13 +96,14 @@ class MetropolisScheduler(Scheduler):
         coupled = self.coupled
         for j in unit.members:
             coupled[j].clear()  # its old partners were this unit's members, all one step on now
+        status = self.table.status
         for j in unit.members:
-            if self.status[j] is Status.WAITING:
+            if status[j] is Status.WAITING:
                 self._scan(j)
                 if not blocked_by[j]:
                     self._push(j)
         for a in released:
-            if self.status[a] is Status.WAITING:
+            if status[a] is Status.WAITING:
                 self._push(a)
 
     def cluster_of(self, seed: int) -> list[int]:
@@ -102,14 +122,17 @@ class MetropolisScheduler(Scheduler):
     def _scan(self, a: int) -> None:
         """On arrival at a new step: every agent behind `a` close enough to still change what `a` will observe
         (its blockers), and every agent waiting at the same step within R + V (its coupled partners)."""
-        steps, pos, dist, R, V, status = self.steps, self.pos, self.metric.distance, self.R, self.V, self.status
+        table = self.table
+        steps, pos, status = table.step, table.pos, table.status
+        dist, R, V = self.metric.distance, self.R, self.V
         sa, pa = steps[a], pos[a]
         blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
         couple = self.couple_radius
-        for b in self.index.near(pa, (sa - self._gvt + 1) * V + R if sa > self._gvt else couple):
+        gvt = table.gvt()
+        for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
             if sb < sa:
-                if dist(pa, pos[b]) <= (sa - sb + 1) * V + R:
+                if dist(pa, pos[b]) <= block_radius(sa - sb, R, V):
                     blockers.add(b)
                     blocks[b].add(a)
             elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:

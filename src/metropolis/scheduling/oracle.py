@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from metropolis.scheduling.base import Scheduler, Status
+from metropolis.scheduling.base import Scheduler
+from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
-from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 
@@ -107,13 +107,13 @@ class OracleScheduler(Scheduler):
 
     name = "oracle"
 
-    def __init__(
-        self, world: World, positions: Sequence[Pos], graph: DependencyGraph, *, priority: bool = True
-    ) -> None:
-        if graph.agents != len(positions):
-            raise ValueError(f"the dependency graph has {graph.agents} agents, the run {len(positions)}")
+    def __init__(self, world: World, table: AgentView, graph: DependencyGraph, *, priority: bool = True) -> None:
+        if graph.agents != len(table.step):
+            raise ValueError(f"the dependency graph has {graph.agents} agents, the run {len(table.step)}")
+        if graph.steps != table.until:
+            raise ValueError(f"the dependency graph has {graph.steps} steps, the run {table.until}")
         self.graph = graph
-        super().__init__(world, positions, graph.steps, priority=priority)
+        super().__init__(world, table, priority=priority)
 
     def _start(self) -> None:
         g = self.graph
@@ -138,12 +138,13 @@ class OracleScheduler(Scheduler):
             return None
         _, _, u = heapq.heappop(self._heap)
         unit = self.graph.units[u]
+        steps, status = self.table.step, self.table.status
         for a in unit.members:
-            if self.status[a] is not Status.WAITING or self.steps[a] != unit.step:
-                raise RuntimeError(f"oracle unit {unit} is not runnable: agent {a} is at step {self.steps[a]}")
-        return self._dispatch(unit.step, unit.members, unit.group)
+            if status[a] is not Status.WAITING or steps[a] != unit.step:
+                raise RuntimeError(f"oracle unit {unit} is not runnable: agent {a} is at step {steps[a]}")
+        return unit
 
-    def _after_complete(self, unit: WorkUnit) -> None:
+    def complete(self, unit: WorkUnit) -> None:
         for d in self._dependents[self._by_key[(unit.step, unit.members)]]:
             self._pending[d] -= 1
             if self._pending[d] == 0:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from metropolis.registry import lookup
 from metropolis.scheduling.base import Scheduler
 from metropolis.scheduling.lockstep import LockstepScheduler
 from metropolis.scheduling.metropolis import MetropolisScheduler
 from metropolis.scheduling.serial import SerialScheduler
-from metropolis.world.spatial import Pos
+from metropolis.scheduling.table import AgentView
 from metropolis.world.world import World
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
@@ -21,9 +19,7 @@ def scheduler_names() -> list[str]:
     return list(SCHEDULERS)
 
 
-def make_scheduler(
-    name: str, world: World, positions: Sequence[Pos], until: int, *, priority: bool = True
-) -> Scheduler:
+def make_scheduler(name: str, world: World, table: AgentView, *, priority: bool = True) -> Scheduler:
     if name == "oracle":
         raise ValueError("the oracle schedules a recorded run: build OracleScheduler from its DependencyGraph")
-    return lookup(SCHEDULERS, name, "scheduler")(world, positions, until, priority=priority)
+    return lookup(SCHEDULERS, name, "scheduler")(world, table, priority=priority)

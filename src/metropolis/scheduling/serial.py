@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections import deque
 
-from metropolis.scheduling.base import Scheduler
+from metropolis.scheduling.base import BarrierScheduler
 from metropolis.scheduling.unit import WorkUnit
 
 
-class SerialScheduler(Scheduler):
+class SerialScheduler(BarrierScheduler):
     """One agent at a time in id order, step by step; each unit still carries its agent's cluster."""
 
     name = "serial"
 
     def _start(self) -> None:
+        super()._start()
         self._queue: deque[tuple[int, tuple[int, ...]]] = deque()
         self._running = False
         self._plan_step(0)
@@ -32,9 +33,9 @@ class SerialScheduler(Scheduler):
             return None
         agent, group = self._queue.popleft()
         self._running = True
-        return self._dispatch(self.steps[agent], (agent,), group)
+        return WorkUnit(self.table.step[agent], (agent,), group)
 
-    def _after_complete(self, unit: WorkUnit) -> None:
+    def complete(self, unit: WorkUnit) -> None:
         self._running = False
         if not self._queue:
             self._plan_step(unit.step + 1)

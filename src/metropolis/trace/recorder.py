@@ -73,7 +73,7 @@ def steps_batch(records: list[StepRecord]) -> pa.Table:
         "llm_calls": [r.llm_calls for r in records],
         "start": [r.start for r in records],
         "end": [r.end for r in records],
-        "plan_next": [None] * len(records),  # an engine run's plans travel in request hints, not recorded here
+        "plan_next": [None if r.plan is None else r.plan.next_call for r in records],
     }
     return columns_table(columns, STEPS_SCHEMA)
 

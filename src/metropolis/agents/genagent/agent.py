@@ -29,7 +29,6 @@ from metropolis.agents.genagent.validation import ActivityCheck
 from metropolis.engine.agent import Agent
 from metropolis.engine.context import Observation, StepContext
 from metropolis.llm.types import LLMResponse
-from metropolis.memory.estimators import PLAN_HINT
 from metropolis.world.spatial import Pos
 
 DAY = planning.DAY
@@ -82,27 +81,27 @@ class GenerativeAgent(Agent):
     # -- helpers used by planning and conversation ------------------------------------------------------------
 
     def asker(self, ctx: StepContext, speaker: GenerativeAgent) -> Asker:
-        """Calls made on `speaker`'s behalf (self, or a partner inside this step's conversation). Its own calls
-        carry its plan as it stands when each is sent, so the step's last call carries the settled plan; a
-        partner's lines carry none (they change no plan of the partner's)."""
+        """Calls made on `speaker`'s behalf (self, or a partner inside this step's conversation). Before each of
+        its own calls the agent publishes its plan as it stands, so the step's last call follows the settled plan;
+        a partner's lines publish none (they change no plan of the partner's)."""
         speaker_id = speaker.unique_id if speaker.unique_id is not None else ctx.agent_id
 
         async def call(
             function: str, messages: Messages, max_tokens: int, schema: dict[str, Any] | None
         ) -> LLMResponse:
-            hints = self.plan_hints(ctx) if speaker is self else {}
-            return await ctx.llm_for(
-                speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema, hints=hints
-            )
+            if speaker is self:
+                self.publish_plan(ctx)
+            return await ctx.llm_for(speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema)
 
         return Asker(call, self.config.max_retries, speaker.stats)
 
-    def plan_hints(self, ctx: StepContext) -> dict[str, Any]:
-        """{"plan": PlanHint} once a subtask of the plan covers now (see plan_hint.py), else nothing."""
-        hint = next_call_hint(
+    def publish_plan(self, ctx: StepContext) -> None:
+        """Publish the plan once a subtask of the plan covers now (see plan_hint.py); before that, nothing."""
+        plan = next_call_hint(
             ctx.step, ctx.time_of_day, ctx.world.seconds_per_step, self.subtasks, self.awake, self.wake
         )
-        return {} if hint is None else {PLAN_HINT: hint}
+        if plan is not None:
+            ctx.plan(plan.next_call)
 
     @staticmethod
     def clock_text(now: float) -> str:

@@ -1,4 +1,4 @@
-"""What the agent's own plan says about its next LLM call, published in the hints of its requests.
+"""What the agent's own plan says about its next LLM call, published (`ctx.plan`) before each of its requests.
 
 The agent calls the LLM when it picks its next subtask (the end of the current one: the place of the new one
 may need choosing), at the top of each waking hour (the hour's tasks), and at wake-up (the day's plan). Between
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from metropolis.agents.genagent.planning import DAY, Subtask, current_subtask
-from metropolis.memory.estimators import PlanHint
+from metropolis.engine.records import Plan
 
 
 def next_call_hint(
@@ -24,8 +24,8 @@ def next_call_hint(
     subtasks: Sequence[Subtask],
     awake: Callable[[float], bool],
     wake_hour: float,
-) -> PlanHint | None:
-    """The plan hint at `step` (simulated time `now`): None when no subtask of the plan covers `now` (the plan
+) -> Plan | None:
+    """The plan at `step` (simulated time `now`): None when no subtask of the plan covers `now` (the plan
     is still being made) or the agent never wakes."""
     day_start = now - now % DAY
     current = current_subtask(subtasks, now)
@@ -33,13 +33,13 @@ def next_call_hint(
         return None
     end = day_start + current.end
     if awake(end):
-        return PlanHint(step, step + _steps_until(end - now, seconds_per_step))
+        return Plan(step, step + _steps_until(end - now, seconds_per_step))
     wake = end - end % DAY + wake_hour * 3600.0
     if wake < end:
         wake += DAY
     if not awake(wake):
         return None
-    return PlanHint.asleep(step, step + _steps_until(wake - now, seconds_per_step))
+    return Plan.asleep(step, step + _steps_until(wake - now, seconds_per_step))
 
 
 def _steps_until(seconds: float, seconds_per_step: float) -> int:

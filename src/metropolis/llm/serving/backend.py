@@ -9,11 +9,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from metropolis.kernel import Environment, Event
 from metropolis.llm.serving.cluster import Cluster
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.responder import PlaceholderResponder, Responder, estimate_tokens
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.kernel import Environment, Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,9 +30,9 @@ import heapq
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from metropolis.kernel import Environment
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.job import Job
-from metropolis.kernel import Environment
 
 if TYPE_CHECKING:
     from metropolis.llm.serving.agentmem import ReplicaMemory

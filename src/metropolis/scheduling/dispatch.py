@@ -1,0 +1,63 @@
+"""The one writer of a run's agent table: it marks dispatched units running and commits finished steps, then
+tells the policy and the observers. The simulation drives it; the scheduler benchmark and the tests drive it bare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from metropolis.scheduling.base import Scheduler
+from metropolis.scheduling.registry import make_scheduler
+from metropolis.scheduling.table import AgentTable
+from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+
+class UnitObserver(Protocol):
+    """Sees every dispatch and commit, after the table changed; the causality checker is one."""
+
+    def on_dispatch(self, unit: WorkUnit) -> None: ...
+
+    def on_commit(self, unit: WorkUnit) -> None: ...
+
+
+class Dispatcher:
+    @classmethod
+    def of(
+        cls, policy: str, world: World, positions: Sequence[Pos], until: int, *, priority: bool = True
+    ) -> Dispatcher:
+        """A named policy over a fresh table of agents at `positions`, running steps 0 to `until`."""
+        table = AgentTable(world, positions, until)
+        return cls(table, make_scheduler(policy, world, table, priority=priority))
+
+    def __init__(self, table: AgentTable, policy: Scheduler) -> None:
+        if policy.table is not table:
+            raise ValueError("the policy was built over another agent table")
+        self.table = table
+        self.policy = policy
+        self.observers: list[UnitObserver] = []
+        self.units_dispatched = 0
+
+    def pop_ready(self) -> WorkUnit | None:
+        unit = self.policy.pop_ready()
+        if unit is not None:
+            self.table.start(unit.members)
+            self.units_dispatched += 1
+            for obs in self.observers:
+                obs.on_dispatch(unit)
+        return unit
+
+    def complete(self, unit: WorkUnit, positions: Sequence[Pos]) -> None:
+        """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order."""
+        if len(positions) != len(unit.members):
+            raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
+        for agent, new in zip(unit.members, positions, strict=True):
+            self.table.advance(agent, unit.step, new)
+        for obs in self.observers:
+            obs.on_commit(unit)
+        self.policy.complete(unit)
+
+    def done(self) -> bool:
+        return self.table.done()

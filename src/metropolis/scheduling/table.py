@@ -1,0 +1,130 @@
+"""The per-agent table of one run: each agent's step, status and latest position, the spatial index over those
+positions, and the global virtual time (GVT, the lowest step of any agent).
+
+There is one table per run, owned by the simulation, and it is the only place these facts live: the scheduling
+policy keeps only its readiness logic and reads the table; the state store, the engine's neighbour query and
+serving memory read it too, through `AgentView`. Only the run's owner changes it, with `start` (a unit was
+dispatched) and `advance` (an agent committed a step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import IntEnum
+from typing import Protocol
+
+from metropolis.world.metrics import Metric
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+
+class Status(IntEnum):
+    WAITING = 0
+    RUNNING = 1
+    DONE = 2
+
+
+class AgentView(Protocol):
+    """The read-only face of the table: what everybody but the owner may see."""
+
+    @property
+    def step(self) -> Sequence[int]: ...
+
+    @property
+    def status(self) -> Sequence[Status]: ...
+
+    @property
+    def pos(self) -> Sequence[Pos]: ...
+
+    @property
+    def until(self) -> int: ...
+
+    @property
+    def max_step(self) -> int: ...
+
+    @property
+    def version(self) -> int: ...
+
+    def near(self, pos: Pos, radius: float) -> Iterable[int]: ...
+
+    def gvt(self) -> int: ...
+
+    def done(self) -> bool: ...
+
+
+class AgentTable:
+    """`step[i]` is the number of steps agent i has completed; the run ends when every agent reaches `until`."""
+
+    __slots__ = (
+        "_at_step",
+        "_gvt",
+        "finished",
+        "index",
+        "max_step",
+        "metric",
+        "pos",
+        "status",
+        "step",
+        "until",
+        "version",
+    )
+
+    def __init__(self, world: World, positions: Sequence[Pos], until: int) -> None:
+        if until < 0:
+            raise ValueError(f"the number of steps to run must be >= 0, got {until}")
+        n = len(positions)
+        self.metric: Metric = world.metric
+        self.until = until
+        self.step: list[int] = [0] * n
+        self.pos: list[Pos] = list(positions)
+        self.status: list[Status] = [Status.DONE if until == 0 else Status.WAITING] * n
+        self.index = self.metric.make_index()
+        for agent, p in enumerate(self.pos):
+            self.index.add(agent, p)
+        self._at_step: dict[int, int] = {0: n}
+        self._gvt = 0 if n and until else until
+        self.finished = n if until == 0 else 0
+        self.max_step = 0  # the highest step any agent has reached
+        self.version = 0  # commits so far: a reader that caches what it derived from positions checks this
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def near(self, pos: Pos, radius: float) -> Iterable[int]:
+        return self.index.near(pos, radius)
+
+    def gvt(self) -> int:
+        return self._gvt
+
+    def done(self) -> bool:
+        return self.finished == len(self.step)
+
+    # -- the owner's verbs -------------------------------------------------------------------------------------
+
+    def start(self, members: Iterable[int]) -> None:
+        for agent in members:
+            self.status[agent] = Status.RUNNING
+
+    def advance(self, agent: int, step: int, new: Pos) -> None:
+        """`agent` committed `step` and now stands at `new`."""
+        if self.status[agent] is not Status.RUNNING or self.step[agent] != step:
+            raise RuntimeError(f"agent {agent} completed step {step} it was not running")
+        old = self.pos[agent]
+        if new != old:
+            self.index.move(agent, old, new)
+            self.pos[agent] = new
+        s = step + 1
+        self.step[agent] = s
+        self.version += 1
+        self.max_step = max(self.max_step, s)
+        at = self._at_step
+        at[step] -= 1
+        at[s] = at.get(s, 0) + 1
+        if s >= self.until:
+            self.status[agent] = Status.DONE
+            self.finished += 1
+        else:
+            self.status[agent] = Status.WAITING
+        while self._gvt < self.until and not at.get(self._gvt):
+            at.pop(self._gvt, None)
+            self._gvt += 1
