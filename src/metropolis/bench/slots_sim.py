@@ -39,6 +39,7 @@ from metropolis.llm.calibration import random_words
 from metropolis.llm.engines.llama_server_slots import AsyncSlotMemory, SlotClient, make_table
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.llm.engines.llama_server import llama_server
+from metropolis.registry import check_name
 from metropolis.runtime import AsyncioRuntime
 from metropolis.workloads import DayConfig, generate
 from metropolis.world.smallville import load_smallville
@@ -166,8 +167,7 @@ def smallville_window(cfg: SimBenchConfig) -> SimFactory:
 
 def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -> WayResult:
     """One simulation on a fresh server (its own slot files, same flags but for the reference way)."""
-    if way not in (*WAYS, REFERENCE_WAY):
-        raise ValueError(f"unknown way {way!r}; choose one of: {', '.join((*WAYS, REFERENCE_WAY))}")
+    check_name(way, (*WAYS, REFERENCE_WAY), "way")
     extra = () if way == REFERENCE_WAY else NO_PROMPT_CACHE
     with tempfile.TemporaryDirectory() as saves, llama_server(binary, saves, slots=cfg.slots, extra=extra) as server:
         sim = make_sim()

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
-from metropolis.bench.memory_openloop import OPEN_LOOP_POLICIES, OpenLoopRow, open_loop
+from metropolis.bench.memory import EVICTION_POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
+from metropolis.bench.memory_openloop import OPEN_LOOP_EVICTION_POLICIES, OpenLoopRow, open_loop
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import names, positive_ints
 
@@ -40,7 +40,7 @@ def memory(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
-    policies: str = typer.Option(",".join(POLICIES), "--policies", help="Policies to run, comma-separated."),
+    policies: str = typer.Option(",".join(EVICTION_POLICIES), "--policies", help="Policies to run, comma-separated."),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
 ) -> None:
@@ -151,11 +151,11 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
         "ID with exact step distances), where Belady is the upper bound"
     )
-    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "accesses", *OPEN_LOOP_POLICIES, "ID / Belady"):
+    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "accesses", *OPEN_LOOP_EVICTION_POLICIES, "ID / Belady"):
         table.add_column(col, justify="right")
     for r in rows:
         agents, gpus, sched, fraction, rank = r.setting
-        rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_POLICIES]
+        rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_EVICTION_POLICIES]
         table.add_row(
             str(agents), str(gpus), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
             f"{r.id_share_of_belady:.1%}",
@@ -184,7 +184,7 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
         f"{n} {s}{f' {g} GPUs' if g > 1 else ''}\n{f:.0%}{' LoRA' if rank else ''}" for n, g, s, f, rank in settings
     ]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
-    ran = [p for p in POLICIES if any(r.policy == p for r in rows)]
+    ran = [p for p in EVICTION_POLICIES if any(r.policy == p for r in rows)]
     width = 0.8 / len(ran)
     for k, policy in enumerate(ran):
         got = {r.setting: r for r in rows if r.policy == policy}

@@ -36,6 +36,7 @@ from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
 from metropolis.workloads.scaling import METRICS, Layout
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import Pos
+from metropolis.registry import check_name
 
 SMALLVILLE_AGENTS = 25
 
@@ -72,8 +73,7 @@ class DayConfig:
     def __post_init__(self) -> None:
         if self.agents < 1:
             raise ValueError(f"agents must be >= 1, got {self.agents}")
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
+        check_name(self.metric, METRICS, "metric")
         if not (self.start_hour >= 0 and self.hours > 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
 
