@@ -18,7 +18,7 @@ replayed by the replay agent) runs in virtual time once per system:
   admissions (see `bench/memory_openloop.py` for the well-defined comparison);
 - `ideal`: a GPU tier that holds everything (every call after an agent's first hits): the floor on time.
 
-What a miss costs is the engine's business and the same for every row: a demand load either stalls the replica
+What a miss costs is the serving model's business and the same for every row: a demand load either stalls the replica
 (`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
 costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
 
@@ -121,7 +121,7 @@ class MemoryBenchConfig:
                             yield Setting(agents, gpus, scheduler, fraction, rank)
 
     def describe(self) -> str:
-        """The modelled engine, for the table header."""
+        """The modelled replica, for the table header."""
         return (
             f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} per GPU, prefix "
             f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"

@@ -1,6 +1,6 @@
 """The well-defined Belady comparison: policies replayed on one recorded access sequence (open loop).
 
-In the closed loop each policy's misses reorder what the engine admits next, so a replay of one run's future
+In the closed loop each policy's misses reorder what the replica admits next, so a replay of one run's future
 in another run is not an upper bound (it came out above 100% before). Here every policy sees the same
 sequence: the `(step, agent)` accesses the `lru` run of a setting admitted, replayed by `memory.tracesim` with
 the same GPU tier (each replica's own) and state sizes, demand paging only (no prefetch: Belady's MIN is the
