@@ -85,11 +85,11 @@ class MemoryBenchConfig:
     workload: str = "smallville"
     seed: int = 0
     spatial: bool = True  # cap plans by the spatial bound: the agents' plans miss every unplanned call
-    policies: tuple[str, ...] = EVICTION_POLICIES  # a subset runs faster; run in EVICTION_POLICIES order whatever the order given
+    policies: tuple[str, ...] = EVICTION_POLICIES  # a subset runs faster; runs in this order whatever the order given
 
     def __post_init__(self) -> None:
         if not self.policies:
-            raise ValueError(f"no eviction policy given; choose from: {', '.join(EVICTION_POLICIES)}")
+            raise ValueError(f"no eviction policy given; choose one or more of: {', '.join(EVICTION_POLICIES)}")
         for policy in self.policies:
             check_name(policy, EVICTION_POLICIES, "eviction policy")
         if "belady" in self.policies and "invocation-distance" not in self.policies:

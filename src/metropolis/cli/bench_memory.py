@@ -40,7 +40,7 @@ def memory(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
-    policies: str = typer.Option(",".join(EVICTION_POLICIES), "--policies", help="Policies to run, comma-separated."),
+    policies: str = typer.Option(",".join(EVICTION_POLICIES), "--policies", help="Eviction policies to run, comma-separated."),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
 ) -> None:

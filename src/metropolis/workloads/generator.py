@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from metropolis.workloads import calls as C
+import metropolis.workloads.calls as C
 from metropolis.workloads.format import Workload
 from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
 from metropolis.workloads.scaling import METRICS, Layout
