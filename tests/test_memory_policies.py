@@ -14,9 +14,9 @@ from metropolis.memory import (
     StateKind,
     StateSpec,
     TierConfig,
+    eviction_policy_names,
     exact_distances,
     make_eviction_policy,
-    eviction_policy_names,
     simulate_hits,
 )
 from metropolis.memory.tiers import Entry

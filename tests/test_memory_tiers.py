@@ -1,5 +1,6 @@
 import pytest
 
+from metropolis.kernel import Environment
 from metropolis.memory import (
     InvocationDistancePolicy,
     Link,
@@ -13,7 +14,6 @@ from metropolis.memory import (
     TierConfig,
 )
 from metropolis.memory.tiers import Entry
-from metropolis.kernel import Environment
 
 GB = 10**9
 

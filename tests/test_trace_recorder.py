@@ -11,8 +11,8 @@ import pytest
 from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.engine.simulation import Simulation
-from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.kernel import Environment
+from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.trace import Trace, TraceRecorder
 from metropolis.world.tilemap import TileMap

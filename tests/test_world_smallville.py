@@ -12,8 +12,8 @@ import pytest
 
 from metropolis.agents import RandomWalker
 from metropolis.engine import Simulation
-from metropolis.paths import shared_data_dir
 from metropolis.kernel import Environment
+from metropolis.paths import shared_data_dir
 from metropolis.runtime.virtual import VirtualRuntime
 from metropolis.world.generated import random_spawns
 from metropolis.world.paths import shortest_path

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metropolis.agents.replay import oracle_scheduler, replay_simulation
-from metropolis.registry import unknown
 from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
+from metropolis.registry import unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
 from metropolis.workloads import DayConfig, Workload, generate

@@ -35,7 +35,6 @@ class SlotTimings:
     repeats: int
 
 
-
 def measure_slots(binary: Path, model: Path | None = None, prefix_words: int = 450, repeats: int = 5) -> SlotTimings:
     """Median timings over `repeats`; one server thread, one slot, on a free loopback port."""
     rng = random.Random(0)

@@ -36,9 +36,9 @@ from metropolis.agents.replay import replay_simulation
 from metropolis.engine.simulation import Simulation
 from metropolis.engine.state import AgentState
 from metropolis.llm.calibration import random_words
+from metropolis.llm.engines.llama_server import llama_server
 from metropolis.llm.engines.llama_server_slots import AsyncSlotMemory, SlotClient, make_table
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.llm.engines.llama_server import llama_server
 from metropolis.registry import check_name
 from metropolis.runtime import AsyncioRuntime
 from metropolis.workloads import DayConfig, generate

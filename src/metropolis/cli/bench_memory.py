@@ -40,7 +40,9 @@ def memory(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
-    policies: str = typer.Option(",".join(EVICTION_POLICIES), "--policies", help="Eviction policies to run, comma-separated."),
+    policies: str = typer.Option(
+        ",".join(EVICTION_POLICIES), "--policies", help="Eviction policies to run, comma-separated."
+    ),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
 ) -> None:
@@ -151,7 +153,16 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
         "ID with exact step distances), where Belady is the upper bound"
     )
-    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "accesses", *OPEN_LOOP_EVICTION_POLICIES, "ID / Belady"):
+    for col in (
+        "agents",
+        "GPUs",
+        "scheduler",
+        "on GPU",
+        "LoRA",
+        "accesses",
+        *OPEN_LOOP_EVICTION_POLICIES,
+        "ID / Belady",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         agents, gpus, sched, fraction, rank = r.setting

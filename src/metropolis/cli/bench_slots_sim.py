@@ -22,7 +22,7 @@ def slots_sim(
     server: str | None = typer.Option(None, "--server", help=SERVER_HELP),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
 ) -> None:
-    """Run a Smallville window through a real llama-server's slots three ways: server reuse, LRU, invocation distance."""
+    """A Smallville window through a real llama-server's slots: server reuse, LRU, invocation distance."""
     cfg = SimBenchConfig(agents=3, minutes=2, slots=2, prefix_words=100) if tiny else SimBenchConfig()
     err = Console(stderr=True)
     results = run_sim_bench(find_server(server), cfg, progress=lambda way: err.print(f"running {way} ..."))

@@ -19,8 +19,8 @@ from metropolis.memory.policies import (
     EvictionPolicy,
     InvocationDistancePolicy,
     LRUPolicy,
-    make_eviction_policy,
     eviction_policy_names,
+    make_eviction_policy,
 )
 from metropolis.memory.state import (
     LLAMA3_8B,
@@ -62,11 +62,11 @@ __all__ = [
     "TierConfig",
     "Tiers",
     "agent_state",
+    "eviction_policy_names",
     "exact_distances",
     "kv_bytes_per_token",
     "lora_bytes",
     "make_eviction_policy",
-    "eviction_policy_names",
     "scheduler_estimator",
     "simulate_hits",
     "steps_to_seconds",

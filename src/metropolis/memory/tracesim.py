@@ -13,7 +13,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-
 from metropolis.memory.manager import MemoryManager
 from metropolis.memory.policies import EvictionPolicy, make_eviction_policy
 from metropolis.memory.state import StateKind, StateSpec

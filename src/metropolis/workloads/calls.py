@@ -16,7 +16,8 @@ Lengths. The real trace (`genagents-trace`) gives each function's *shape* (its e
 by its mean) where its recorded inputs are whole prompts; its means are in SmolLM2 tokens (about 2.9 characters
 each) and cover only the morning, so the *means* here are Llama-3/GPT tokens estimated from the prompt
 templates of Generative Agents (the template plus its usual fillings), then scaled once so that a generated day
-of 25 agents averages the paper's 642.6 prompt and 21.9 output tokens per call (`tests/test_workloads_paper_day.py` checks it).
+of 25 agents averages the paper's 642.6 prompt and 21.9 output tokens per call
+(`tests/test_workloads_paper_day.py` checks it).
 """
 
 from __future__ import annotations

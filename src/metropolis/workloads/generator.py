@@ -31,12 +31,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 import metropolis.workloads.calls as C
+from metropolis.registry import check_name
 from metropolis.workloads.format import Workload
 from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
 from metropolis.workloads.scaling import METRICS, Layout
 from metropolis.world.smallville import Town
 from metropolis.world.spatial import Pos
-from metropolis.registry import check_name
 
 SMALLVILLE_AGENTS = 25
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metropolis.registry import check_name
 from metropolis.world.metrics import EuclideanMetric, Metric, nearest_others
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
@@ -25,7 +26,6 @@ from metropolis.world.spatial import GridIndex, Pos
 from metropolis.world.tilemap import TileMap
 from metropolis.world.walking import WalkingMetric
 from metropolis.world.world import World
-from metropolis.registry import check_name
 
 MODES = ("copies", "large")
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from metropolis.registry import check_name
 from metropolis.world.metrics import make_metric
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap
 from metropolis.world.walking import WalkGraph
 from metropolis.world.world import World
-from metropolis.registry import check_name
 
 WORLD_KINDS = ("open", "rooms", "smallville", "graph")
 

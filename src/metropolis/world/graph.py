@@ -12,10 +12,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from metropolis.registry import check_name
 from metropolis.world.fields import DistanceFields
 from metropolis.world.metrics import register_metric
 from metropolis.world.spatial import Pos, SpatialIndex
-from metropolis.registry import check_name
 
 if TYPE_CHECKING:
     import networkx as nx

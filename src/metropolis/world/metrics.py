@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
 from metropolis.registry import unknown
+from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
 
 
 class Metric(Protocol):
