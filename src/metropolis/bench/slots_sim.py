@@ -1,5 +1,5 @@
-"""A whole simulation through a real `llama-server`'s slots: the server's own slot reuse, LRU save/restore and
-invocation-distance save/restore, on the same replayed Smallville window, side by side.
+"""`metropolis bench slots-sim`: a whole simulation through a real `llama-server`'s slots: the server's own slot
+reuse, LRU save/restore and invocation-distance save/restore, on the same replayed Smallville window, side by side.
 
 Every agent's prompt is a long agent-specific prefix (its "persona": deterministic filler, distinct per agent)
 and a short call-specific suffix, sent to `/completion` with `cache_prompt: true`. The server has fewer slots
