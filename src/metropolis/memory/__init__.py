@@ -32,6 +32,7 @@ from metropolis.memory.state import (
     lora_bytes,
 )
 from metropolis.memory.tiers import Entry, Link, Place, Tier, TierConfig, Tiers
+from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits
 
 __all__ = [
     "LLAMA3_8B",
