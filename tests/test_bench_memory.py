@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metropolis.bench.memory import (
-    POLICIES,
+    EVICTION_POLICIES,
     MemoryBenchConfig,
     Setting,
     compare,
@@ -35,7 +35,7 @@ TINY = MemoryBenchConfig(agents=(8,), hours=5 / 60, fractions=(0.25,), lora_rank
 
 def test_every_setting_runs_every_policy_and_ideal_is_the_floor() -> None:
     rows, sequences = run_memory_bench(TINY)
-    assert [r.policy for r in rows] == list(POLICIES) * 2
+    assert [r.policy for r in rows] == list(EVICTION_POLICIES) * 2
     assert len({r.llm_calls for r in rows}) == 1  # the same workload under every policy
     for c in compare(rows):
         assert c.time_share_of_ideal <= 1.0 + 1e-9
@@ -62,7 +62,11 @@ def test_a_subset_of_policies_runs_in_order_and_the_bound_is_sglang_over_ideal()
 
 @pytest.mark.parametrize(
     ("policies", "message"),
-    [(("lru", "fifo"), "unknown policies"), ((), "unknown policies"), (("belady",), "add invocation-distance")],
+    [
+        (("lru", "fifo"), "unknown eviction policy .fifo.; choose one of"),
+        ((), "no eviction policy given"),
+        (("belady",), "add invocation-distance"),
+    ],
 )
 def test_bad_policy_lists_are_refused(policies: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -118,7 +122,7 @@ def test_cli_tiny_prints_the_tables_and_writes_csv_and_png(tmp_path: Path) -> No
     assert "ID / sglang" in result.output and "open loop" in result.output and "admission lpm" in result.output
     with (tmp_path / "memory.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["policy"] for r in rows] == list(POLICIES)
+    assert [r["policy"] for r in rows] == list(EVICTION_POLICIES)
     assert (tmp_path / "memory.png").stat().st_size > 1000
 
 
@@ -129,7 +133,7 @@ def test_cli_gpus_adds_a_column_and_a_setting(tmp_path: Path) -> None:
     assert "GPUs" in result.output
     with (tmp_path / "memory.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["gpus"], r["policy"]) for r in rows] == [(g, p) for g in ("1", "2") for p in POLICIES]
+    assert [(r["gpus"], r["policy"]) for r in rows] == [(g, p) for g in ("1", "2") for p in EVICTION_POLICIES]
 
 
 @pytest.mark.parametrize(

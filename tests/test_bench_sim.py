@@ -7,7 +7,7 @@ import csv
 import pytest
 from typer.testing import CliRunner
 
-from metropolis.bench.sim import BOUNDS, POLICIES
+from metropolis.bench.sim import BOUNDS, SCHEDULING_POLICIES
 from metropolis.cli.main import app
 from metropolis.paths import shared_data_dir
 
@@ -24,7 +24,7 @@ def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:
     assert "of oracle" in result.output
     with (out / "bench_sim.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["policy"] for r in rows if r["agents"] == "25"] == [*POLICIES, *BOUNDS]
+    assert [r["policy"] for r in rows if r["agents"] == "25"] == [*SCHEDULING_POLICIES, *BOUNDS]
     assert {r["agents"] for r in rows} == {"25", "50"}
     assert (out / "speedup_vs_agents.png").stat().st_size > 0
     assert (out / "in_flight_quiet_50a_8g.png").stat().st_size > 0

@@ -21,7 +21,7 @@ def test_replayed_belady_follows_each_agent_through_the_recorded_sequence() -> N
     p.observe(0, 0.0)
     p.observe(1, 0.0)
     # next uses: agent 0 at 3, agent 1 at 4, agent 2 at 2: evict 1 first (furthest), then 0, then 2
-    order = sorted([entry(0), entry(1), entry(2)], key=lambda e: p.priority(e, 0.0))
+    order = sorted([entry(0), entry(1), entry(2)], key=lambda e: p.eviction_key(e, 0.0))
     assert [e.agent for e in order] == [1, 0, 2]
     assert p.next_need(2, 0.0) == 1.0  # recorded position 2, one after the latest seen (1)
     p.observe(2, 0.0)

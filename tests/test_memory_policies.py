@@ -14,9 +14,9 @@ from metropolis.memory import (
     StateKind,
     StateSpec,
     TierConfig,
+    eviction_policy_names,
     exact_distances,
-    make_policy,
-    policy_names,
+    make_eviction_policy,
     simulate_hits,
 )
 from metropolis.memory.tiers import Entry
@@ -31,7 +31,7 @@ def evictions(policy_name: str, sequence: list[int], capacity: int) -> list[tupl
     accesses = [(i, a) for i, a in enumerate(sequence)]
     clock = [0]
     exact = exact_distances(accesses, unit="index")
-    policy = make_policy(
+    policy = make_eviction_policy(
         policy_name, distance=lambda a: exact(a, clock[0]), future=[(i, a) for i, a in enumerate(sequence)]
     )
     mm = MemoryManager(TierConfig(gpu_bytes=capacity, host_bytes=100), policy, recompute=lambda t: math.inf)
@@ -47,10 +47,10 @@ def evictions(policy_name: str, sequence: list[int], capacity: int) -> list[tupl
 
 def test_convention_smallest_key_is_evicted_first():
     lru = LRUPolicy()
-    assert lru.priority(entry(0, 1.0), 5.0) < lru.priority(entry(1, 2.0), 5.0)
+    assert lru.eviction_key(entry(0, 1.0), 5.0) < lru.eviction_key(entry(1, 2.0), 5.0)
     distance = {0: 3.0, 1: 7.0, 2: 7.0}.__getitem__
     idp = InvocationDistancePolicy(distance)
-    keys = sorted([entry(0, 0.0), entry(1, 4.0), entry(2, 2.0)], key=lambda e: idp.priority(e, 5.0))
+    keys = sorted([entry(0, 0.0), entry(1, 4.0), entry(2, 2.0)], key=lambda e: idp.eviction_key(e, 5.0))
     assert [e.agent for e in keys] == [2, 1, 0]  # furthest first; the tie 1/2 goes to the less recent
 
 
@@ -84,15 +84,15 @@ def test_belady_next_use_walks_a_time_keyed_future():
 
 
 def test_registry_and_aliases():
-    assert policy_names() == ["lru", "invocation-distance", "scalesim", "belady"]
-    assert make_policy("scalesim", distance=lambda a: 0.0).name == "invocation-distance"
+    assert eviction_policy_names() == ["lru", "invocation-distance", "scalesim", "belady"]
+    assert make_eviction_policy("scalesim", distance=lambda a: 0.0).name == "invocation-distance"
     valid = "choose one of: lru, invocation-distance, scalesim, belady"
     with pytest.raises(ValueError, match=f"unknown eviction policy 'fifo'; {valid}"):
-        make_policy("fifo")
+        make_eviction_policy("fifo")
     with pytest.raises(ValueError, match="needs an invocation-distance estimator"):
-        make_policy("invocation-distance")
+        make_eviction_policy("invocation-distance")
     with pytest.raises(ValueError, match="needs the recorded future"):
-        make_policy("belady")
+        make_eviction_policy("belady")
 
 
 def optimal_hits(sequence: tuple[int, ...], capacity: int) -> int:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from metropolis.memory import exact_distances, simulate_hits, synthetic_accesses
+from metropolis.memory import exact_distances, simulate_hits
+from metropolis.memory.tracesim import Access
 
 
 def test_hand_sequence_lru_against_belady():
@@ -62,3 +63,42 @@ def test_invocation_distance_is_near_belady_and_beats_lru_when_memory_is_tight()
     assert scalesim.hit_rate >= 0.95 * belady.hit_rate
     assert lru.hit_rate < scalesim.hit_rate and lru.bytes_in > scalesim.bytes_in
     assert ahead.hit_rate > scalesim.hit_rate and ahead.bytes_in < scalesim.bytes_in
+
+
+def synthetic_accesses(
+    n_agents: int,
+    steps: int,
+    rng: np.random.Generator,
+    *,
+    idle_steps: tuple[int, int] = (3, 30),
+    sleepers: float = 0.2,
+    chat_rate: float = 0.05,
+) -> list[Access]:
+    """A Smallville-like sequence for these tests (real runs replay a simulated Smallville's accesses): agents
+    alternate idle stretches (walking, working, asleep) and short bursts.
+
+    A burst is 1-3 consecutive steps of 1-4 calls each; a conversation (rate `chat_rate` per active
+    agent-step) pairs the agent with a random partner for 8-16 alternating calls in that step. A fraction
+    `sleepers` of agents idle ten times longer. Within a step, agents come in random order, each agent's calls
+    together.
+    """
+    next_active = rng.integers(0, idle_steps[1], size=n_agents)
+    burst_left = np.zeros(n_agents, dtype=int)
+    slow = rng.random(n_agents) < sleepers
+    out: list[Access] = []
+    for step in range(steps):
+        active = [a for a in range(n_agents) if burst_left[a] > 0 or next_active[a] == step]
+        rng.shuffle(active)
+        for a in active:
+            if burst_left[a] == 0:
+                burst_left[a] = rng.integers(1, 4)
+            if rng.random() < chat_rate and n_agents > 1:
+                b = int((a + rng.integers(1, n_agents)) % n_agents)
+                out.extend((step, x) for _ in range(rng.integers(4, 9)) for x in (a, b))
+            else:
+                out.extend((step, int(a)) for _ in range(rng.integers(1, 5)))
+            burst_left[a] -= 1
+            if burst_left[a] == 0:
+                idle = rng.integers(idle_steps[0], idle_steps[1] + 1) * (10 if slow[a] else 1)
+                next_active[a] = step + 1 + idle
+    return out

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from metropolis.agents.replay import filler_text, replay_simulation
-from metropolis.bench.sim import BOUNDS, POLICIES, Setting, critical_path, gpu_limit, run_setting
+from metropolis.bench.sim import BOUNDS, SCHEDULING_POLICIES, Setting, critical_path, gpu_limit, run_setting
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.paths import shared_data_dir
 from metropolis.runtime import Environment, VirtualRuntime
@@ -67,7 +67,7 @@ def test_one_large_town_replays_the_same_under_metropolis(town) -> None:
 
 def test_bench_setting_reports_every_policy_and_bound(town) -> None:
     result = run_setting(town, Setting("quiet", 6.0, 0.05, 50, 2))
-    assert set(result.results) == {*POLICIES, *BOUNDS}
+    assert set(result.results) == {*SCHEDULING_POLICIES, *BOUNDS}
     assert result.ratio("serial", "serial") == 1.0
     assert result.share_of_oracle("oracle") == 1.0
     assert result.results["serial"].mean_in_flight == pytest.approx(1.0, abs=0.01)

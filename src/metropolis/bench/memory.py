@@ -18,7 +18,7 @@ replayed by the replay agent) runs in virtual time once per system:
   admissions (see `bench/memory_openloop.py` for the well-defined comparison);
 - `ideal`: a GPU tier that holds everything (every call after an agent's first hits): the floor on time.
 
-What a miss costs is the engine's business and the same for every row: a demand load either stalls the replica
+What a miss costs is the serving model's business and the same for every row: a demand load either stalls the replica
 (`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
 costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
 
@@ -42,13 +42,14 @@ from metropolis.memory.policies import EvictionPolicy
 from metropolis.memory.replay import ReplayBeladyPolicy
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tiers import TierConfig
+from metropolis.registry import check_name
 from metropolis.runtime import Environment, RunReport, VirtualRuntime
 from metropolis.runtime.serving_memory import PrefetchOnCommit, track_invocation_distance
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import load_smallville
 from metropolis.world.world import World
 
-POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
+EVICTION_POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
 NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is recomputed
 BY_DISTANCE = ("id-nohost", "invocation-distance")
 WORKLOADS = ("smallville", "bursty")
@@ -85,12 +86,13 @@ class MemoryBenchConfig:
     workload: str = "smallville"
     seed: int = 0
     spatial: bool = True  # cap plans by the spatial bound: the agents' plans miss every unplanned call
-    policies: tuple[str, ...] = POLICIES  # a subset runs faster; run in POLICIES order whatever the order given
+    policies: tuple[str, ...] = EVICTION_POLICIES  # a subset runs faster; runs in this order whatever the order given
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown or not self.policies:
-            raise ValueError(f"unknown policies {unknown or '(none given)'}; choose from: {', '.join(POLICIES)}")
+        if not self.policies:
+            raise ValueError(f"no eviction policy given; choose one or more of: {', '.join(EVICTION_POLICIES)}")
+        for policy in self.policies:
+            check_name(policy, EVICTION_POLICIES, "eviction policy")
         if "belady" in self.policies and "invocation-distance" not in self.policies:
             raise ValueError("policy 'belady' replays the invocation-distance run's accesses: add invocation-distance")
         if not self.agents or min(self.agents) < 1:
@@ -107,8 +109,7 @@ class MemoryBenchConfig:
             ("admission", self.admission, ADMISSIONS),
             ("workload", self.workload, WORKLOADS),
         ):
-            if value not in valid:
-                raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
+            check_name(value, valid, name)
         if not self.lora_load_s >= 0:
             raise ValueError(f"lora_load_s must be >= 0 seconds, got {self.lora_load_s}")
 
@@ -121,7 +122,7 @@ class MemoryBenchConfig:
                             yield Setting(agents, gpus, scheduler, fraction, rank)
 
     def describe(self) -> str:
-        """The modelled engine, for the table header."""
+        """The modelled replica, for the table header."""
         return (
             f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} per GPU, prefix "
             f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"
@@ -293,7 +294,7 @@ def run_memory_bench(
     rows, sequences = [], {}
     for setting in cfg.settings():
         recorded = None
-        for policy in (p for p in POLICIES if p in cfg.policies):
+        for policy in (p for p in EVICTION_POLICIES if p in cfg.policies):
             if progress is not None:
                 agents, gpus, scheduler, fraction, rank = setting
                 progress(f"{agents} agents, {gpus} GPU, {scheduler}, {fraction:.0%} on GPU, LoRA {rank}: {policy}")

@@ -1,6 +1,6 @@
 """The well-defined Belady comparison: policies replayed on one recorded access sequence (open loop).
 
-In the closed loop each policy's misses reorder what the engine admits next, so a replay of one run's future
+In the closed loop each policy's misses reorder what the replica admits next, so a replay of one run's future
 in another run is not an upper bound (it came out above 100% before). Here every policy sees the same
 sequence: the `(step, agent)` accesses the `lru` run of a setting admitted, replayed by `memory.tracesim` with
 the same GPU tier (each replica's own) and state sizes, demand paging only (no prefetch: Belady's MIN is the
@@ -16,7 +16,7 @@ from metropolis.bench.memory import MemoryBenchConfig, RunAccesses, Setting, gpu
 from metropolis.memory.state import LLAMA3_8B, agent_state
 from metropolis.memory.tracesim import exact_distances, simulate_hits
 
-OPEN_LOOP_POLICIES = ("lru", "invocation-distance", "belady")
+OPEN_LOOP_EVICTION_POLICIES = ("lru", "invocation-distance", "belady")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ def open_loop(cfg: MemoryBenchConfig, sequences: dict[Setting, RunAccesses]) -> 
             continue
         size = sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, setting.lora_rank))
         capacity = gpu_bytes(cfg, setting.agents, setting.fraction, setting.lora_rank, setting.gpus)
-        hits = dict.fromkeys(OPEN_LOOP_POLICIES, 0)
+        hits = dict.fromkeys(OPEN_LOOP_EVICTION_POLICIES, 0)
         total = 0
         for steps, who in zip(run.steps, run.agents, strict=True):
             if not who:  # a replica no agent was routed to
@@ -50,7 +50,7 @@ def open_loop(cfg: MemoryBenchConfig, sequences: dict[Setting, RunAccesses]) -> 
             accesses = list(zip(steps, who, strict=True))
             sizes = dict.fromkeys(who, size)
             distances = exact_distances(accesses, unit="step")
-            for p in OPEN_LOOP_POLICIES:
+            for p in OPEN_LOOP_EVICTION_POLICIES:
                 hits[p] += simulate_hits(accesses, p, capacity, sizes, distances).hits
             total += len(accesses)
         out.append(OpenLoopRow(setting, total, {p: h / total if total else 0.0 for p, h in hits.items()}))

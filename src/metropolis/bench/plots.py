@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from metropolis.bench.sim import POLICIES, SettingResult
+from metropolis.bench.sim import SCHEDULING_POLICIES, SettingResult
 
 
 def speedup_plot(results: list[SettingResult], path: Path) -> Path | None:
@@ -21,7 +21,7 @@ def speedup_plot(results: list[SettingResult], path: Path) -> Path | None:
     for ax, window in zip(axes[0], windows, strict=True):
         mine = sorted((r for r in results if r.setting.name == window), key=lambda r: r.setting.agents)
         agents = [r.setting.agents for r in mine]
-        for policy in (*POLICIES[1:], "critical-path"):
+        for policy in (*SCHEDULING_POLICIES[1:], "critical-path"):
             ax.plot(agents, [r.ratio(policy, "serial") for r in mine], marker="o", label=policy)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -39,7 +39,7 @@ def speedup_plot(results: list[SettingResult], path: Path) -> Path | None:
 def in_flight_plot(result: SettingResult, path: Path) -> Path:
     """Requests in flight over each policy's run (x: share of that run's simulated time)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for policy in POLICIES:
+    for policy in SCHEDULING_POLICIES:
         curve = result.results[policy].in_flight_curve
         if curve is None:
             continue

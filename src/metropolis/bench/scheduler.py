@@ -1,7 +1,7 @@
 """Scheduler micro-benchmark: controller time per decision and per agent-step, with synthetic completions.
 
-No LLM and no engine: random walkers on an open map at Smallville's density, unit durations drawn at random, and a
-heap standing in for time. Only the controller's own calls (`pop_ready`, `complete`) are timed.
+No LLM and no serving model: random walkers on an open map at Smallville's density, unit durations drawn at
+random, and a heap standing in for time. Only the controller's own calls (`pop_ready`, `complete`) are timed.
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ import numpy as np
 
 from metropolis.agents.replay import oracle_scheduler, replay_simulation
 from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
+from metropolis.registry import unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import Town
 from metropolis.world.world import World
 
-POLICIES = ("serial", "lockstep", "metropolis-nopriority", "metropolis", "oracle")
+SCHEDULING_POLICIES = ("serial", "lockstep", "metropolis-nopriority", "metropolis", "oracle")
 BOUNDS = ("critical-path", "gpu-limit")
 PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
 
@@ -65,7 +66,7 @@ def default_settings(
                     start = 12.0 if name == "busy" else 6.0
                     out.append(Setting(name, start, hours or 1.0, n, g, mode, metric))
         else:
-            raise ValueError(f"unknown setting {name!r}; choose from day-25, busy, quiet")
+            raise unknown("setting", name, ("day-25", "busy", "quiet"))
     return out
 
 
@@ -113,7 +114,7 @@ def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progre
     generated = time.perf_counter() - t0
     serving = preset(PRESET, gpus=setting.gpus)
     results = {}
-    for policy in POLICIES:
+    for policy in SCHEDULING_POLICIES:
         results[policy] = run_policy(workload, world, policy, serving, setting, progress)
     graph = DependencyGraph.from_steps(workload.step_deps(), workload.agents, workload.steps)
     results["critical-path"] = PolicyResult(setting, "critical-path", critical_path(workload, graph, serving))
@@ -216,7 +217,7 @@ def rows(result: SettingResult) -> list[dict[str, object]]:
     out = []
     for policy, r in result.results.items():
         s = result.setting
-        live = policy in POLICIES
+        live = policy in SCHEDULING_POLICIES
         out.append(
             {
                 "setting": s.name,

@@ -7,8 +7,9 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.scheduler import run_scheduler_bench
-from metropolis.cli import bench_memory, bench_sim
+from metropolis.cli import bench_kv_restore, bench_memory, bench_sim, bench_slots, bench_slots_sim
 from metropolis.cli.errors import one_line_errors
+from metropolis.registry import check_name
 from metropolis.scheduling import scheduler_names
 
 app = typer.Typer(
@@ -27,8 +28,7 @@ def scheduler(
 ) -> None:
     """Controller cost per scheduling decision and per agent-step, with synthetic completions (no LLM)."""
     for name in policy:
-        if name not in scheduler_names():
-            raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(scheduler_names())}")
+        check_name(name, scheduler_names(), "scheduler")
     if any(n < 1 for n in agents) or agent_steps < 1:
         raise ValueError("--agents and --agent-steps must be >= 1")
     with console.status("") as status:
@@ -60,3 +60,6 @@ def scheduler(
 
 
 app.command("memory")(bench_memory.memory)
+app.command("kv-restore")(bench_kv_restore.kv_restore)
+app.command("slots")(bench_slots.slots)
+app.command("slots-sim")(bench_slots_sim.slots_sim)

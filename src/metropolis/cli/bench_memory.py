@@ -1,5 +1,6 @@
 """`metropolis bench memory`: SGLang-like LRU, LRU with a host tier, invocation distance (ScaleSim), Belady and
-an ideal GPU side by side on Smallville, with CSV and plots; `--real-llamacpp` times a real KV restore."""
+an ideal GPU side by side on Smallville, with CSV and plots. Real engines are timed by `bench kv-restore`,
+`bench slots` and `bench slots-sim`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metropolis.bench.memory import POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
-from metropolis.bench.memory_openloop import OPEN_LOOP_POLICIES, OpenLoopRow, open_loop
+from metropolis.bench.memory import EVICTION_POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
+from metropolis.bench.memory_openloop import OPEN_LOOP_EVICTION_POLICIES, OpenLoopRow, open_loop
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import names, positive_ints
 
@@ -39,35 +40,13 @@ def memory(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
     preset_name: str = typer.Option("l4-llama3-8b", "--preset", help="Serving-model preset."),
-    policies: str = typer.Option(",".join(POLICIES), "--policies", help="Policies to run, comma-separated."),
+    policies: str = typer.Option(
+        ",".join(EVICTION_POLICIES), "--policies", help="Eviction policies to run, comma-separated."
+    ),
     out: Path = typer.Option(Path("runs/bench-memory"), "--out", help="Folder for memory.csv and the plots."),
     tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
-    real_llamacpp: bool = typer.Option(
-        False, "--real-llamacpp", help="Instead: time a real KV restore against recompute (llama-cpp-python)."
-    ),
-    llama_server: str | None = typer.Option(
-        None,
-        "--llama-server",
-        help="Instead: time /slots save/restore on this llama-server binary ('env': $METROPOLIS_LLAMA_SERVER).",
-    ),
-    llama_server_sim: str | None = typer.Option(
-        None,
-        "--llama-server-sim",
-        help="Instead: run a Smallville window through this llama-server's slots three ways ('env' as above).",
-    ),
 ) -> None:
     """Agents' private serving state on a tight GPU: simulated time, hit rates and bytes moved per policy."""
-    if real_llamacpp:
-        _real(tiny)
-        return
-    if llama_server_sim is not None:
-        from metropolis.cli.bench_slots_sim import slots_sim
-
-        slots_sim(None if llama_server_sim == "env" else llama_server_sim, tiny)
-        return
-    if llama_server is not None:
-        _slots(None if llama_server == "env" else llama_server, tiny)
-        return
     _memory(
         agents, gpus, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
         workload, preset_name, out, tiny, spatial, policies,
@@ -174,41 +153,25 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
         "ID with exact step distances), where Belady is the upper bound"
     )
-    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "accesses", *OPEN_LOOP_POLICIES, "ID / Belady"):
+    for col in (
+        "agents",
+        "GPUs",
+        "scheduler",
+        "on GPU",
+        "LoRA",
+        "accesses",
+        *OPEN_LOOP_EVICTION_POLICIES,
+        "ID / Belady",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         agents, gpus, sched, fraction, rank = r.setting
-        rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_POLICIES]
+        rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_EVICTION_POLICIES]
         table.add_row(
             str(agents), str(gpus), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
             f"{r.id_share_of_belady:.1%}",
         )  # fmt: skip
     return table
-
-
-@one_line_errors
-def _real(tiny: bool) -> None:
-    from metropolis.memory.engines.llamacpp_state import measure_state_restore
-
-    m = measure_state_restore(prefix_tokens=120 if tiny else 600, repeats=2 if tiny else 7)
-    console.print(m.report())
-
-
-@one_line_errors
-def _slots(binary: str | None, tiny: bool) -> None:
-    from metropolis.memory.engines.llamaserver_slots import find_server, measure_slots
-
-    m = measure_slots(find_server(binary), prefix_words=100 if tiny else 450, repeats=2 if tiny else 5)
-    console.print(
-        f"llama-server /slots (SmolLM2-135M, 1 thread, median of {m.repeats}): agent prefix + suffix "
-        f"= {m.prefix_tokens} tokens\n"
-        f"  recompute prefix + suffix        {m.recompute_ms:8.1f} ms\n"
-        f"  restore slot (server timing)     {m.restore_ms:8.1f} ms\n"
-        f"  call after restore               {m.restored_call_ms:8.1f} ms   ({m.restored_prompt_n} tokens evaluated; "
-        f"{m.recompute_ms / max(m.restore_ms + m.restored_call_ms, 1e-9):.1f}x faster with the restore)\n"
-        f"  call with the KV still resident  {m.resident_call_ms:8.1f} ms\n"
-        f"  save slot (server timing)        {m.save_ms:8.1f} ms"
-    )
 
 
 def write_csv(rows: list[MemoryBenchRow], path: Path) -> None:
@@ -232,7 +195,7 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
         f"{n} {s}{f' {g} GPUs' if g > 1 else ''}\n{f:.0%}{' LoRA' if rank else ''}" for n, g, s, f, rank in settings
     ]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
-    ran = [p for p in POLICIES if any(r.policy == p for r in rows)]
+    ran = [p for p in EVICTION_POLICIES if any(r.policy == p for r in rows)]
     width = 0.8 / len(ran)
     for k, policy in enumerate(ran):
         got = {r.setting: r for r in rows if r.policy == policy}

@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
-from metropolis.bench.sim import POLICIES, SettingResult, default_settings, rows, run_setting
+from metropolis.bench.sim import SCHEDULING_POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import names, positive_ints
 from metropolis.cli.progress import agent_step_bar
+from metropolis.registry import check_name
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
@@ -42,10 +43,8 @@ def sim(
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
     which = names(setting)
-    if mode not in MODES:
-        raise ValueError(f"unknown --mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if metric not in METRICS:
-        raise ValueError(f"unknown --metric {metric!r}; choose one of: {', '.join(METRICS)}")
+    check_name(mode, MODES, "--mode")
+    check_name(metric, METRICS, "--metric")
     settings = default_settings(
         which, positive_ints(agents, "--agents"), positive_ints(gpus, "--gpus") if gpus else None, hours, mode, metric
     )
@@ -88,7 +87,7 @@ def _print(results: list[SettingResult]) -> None:
     for r in results:
         s = r.setting
         for policy, p in r.results.items():
-            live = policy in POLICIES
+            live = policy in SCHEDULING_POLICIES
             table.add_row(
                 s.name,
                 str(s.agents),

@@ -1,25 +1,31 @@
-"""`metropolis bench memory --llama-server-sim PATH|env`: one Smallville window through a real llama-server's
-slots, the server's own slot reuse against LRU and invocation-distance save/restore, as one table."""
+"""`metropolis bench slots-sim`: one Smallville window through a real llama-server's slots, the server's own slot
+reuse against LRU and invocation-distance save/restore, as one table."""
 
 from __future__ import annotations
 
 import os
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from metropolis.bench.memory_llamaserver import SimBenchConfig, WayResult, run_sim_bench
+from metropolis.bench.slots_sim import SimBenchConfig, WayResult, run_sim_bench
+from metropolis.cli.bench_slots import SERVER_HELP
 from metropolis.cli.errors import one_line_errors
-from metropolis.memory.engines.llamaserver_slots import find_server
+from metropolis.llm.engines.llama_server import find_server
 
 console = Console(width=160)
 
 
 @one_line_errors
-def slots_sim(binary: str | None, tiny: bool) -> None:
+def slots_sim(
+    server: str | None = typer.Option(None, "--server", help=SERVER_HELP),
+    tiny: bool = typer.Option(False, "--tiny", help="A few seconds' run, for tests."),
+) -> None:
+    """A Smallville window through a real llama-server's slots: server reuse, LRU, invocation distance."""
     cfg = SimBenchConfig(agents=3, minutes=2, slots=2, prefix_words=100) if tiny else SimBenchConfig()
     err = Console(stderr=True)
-    results = run_sim_bench(find_server(binary), cfg, progress=lambda way: err.print(f"running {way} ..."))
+    results = run_sim_bench(find_server(server), cfg, progress=lambda way: err.print(f"running {way} ..."))
     console.print(table(cfg, results))
 
 

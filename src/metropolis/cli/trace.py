@@ -93,7 +93,7 @@ def stats_cmd(
     target: Annotated[Path, typer.Argument(help="A trace folder, or a raw export file.")],
     radius: Annotated[float, typer.Option(help="Observation radius for a raw movement log.")] = 4.0,
 ) -> None:
-    """Print the statistics a workload generator is calibrated on."""
+    """Print the statistics a workload generator is tuned to."""
     for line in summary(load(target, radius)):
         typer.echo(line)
 

@@ -6,8 +6,8 @@ from metropolis.memory.policies import (
     EvictionPolicy,
     InvocationDistancePolicy,
     LRUPolicy,
-    make_policy,
-    policy_names,
+    eviction_policy_names,
+    make_eviction_policy,
 )
 from metropolis.memory.state import (
     LLAMA3_8B,
@@ -19,7 +19,7 @@ from metropolis.memory.state import (
     lora_bytes,
 )
 from metropolis.memory.tiers import Entry, Link, Place, Tier, TierConfig, Tiers
-from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits, synthetic_accesses
+from metropolis.memory.tracesim import HitStats, exact_distances, simulate_hits
 
 __all__ = [
     "LLAMA3_8B",
@@ -41,11 +41,10 @@ __all__ = [
     "TierConfig",
     "Tiers",
     "agent_state",
+    "eviction_policy_names",
     "exact_distances",
     "kv_bytes_per_token",
     "lora_bytes",
-    "make_policy",
-    "policy_names",
+    "make_eviction_policy",
     "simulate_hits",
-    "synthetic_accesses",
 ]

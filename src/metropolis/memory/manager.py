@@ -201,7 +201,7 @@ class MemoryManager:
         return done is None or self.recompute(e.spec.tokens or 0) < done - start
 
     def _pick_victims(self, needed: int, now: float, below: float | None, agent: int) -> list[Entry] | None:
-        """Unpinned GPU entries to evict, lowest priority first, until `needed` bytes are free; None if short.
+        """Unpinned GPU entries to evict, smallest eviction key first, until `needed` bytes are free; None if short.
 
         With `below`, only entries whose agent the policy needs strictly later than `below` qualify
         (prefetch).
@@ -213,7 +213,7 @@ class MemoryManager:
         pool = [e for e in gpu.entries.values() if e.pins == 0 and e.agent != agent]
         if below is not None:
             pool = [e for e in pool if (self.policy.next_need(e.agent, now) or 0.0) > below]
-        pool.sort(key=lambda e: self.policy.priority(e, now))
+        pool.sort(key=lambda e: self.policy.eviction_key(e, now))
         victims = []
         for e in pool:
             if short <= 0:
@@ -223,7 +223,7 @@ class MemoryManager:
         return victims if short <= 0 else None
 
     def _evict(self, victims: list[Entry], now: float) -> float:
-        """Evict `victims` to the host (making room there by priority) or drop them; when their room is
+        """Evict `victims` to the host (making room there by eviction key) or drop them; when their room is
         free."""
         room_at = now
         for e in victims:
@@ -243,11 +243,11 @@ class MemoryManager:
             return
         if incoming.nbytes <= host.free or incoming.nbytes > host.capacity:
             return
-        mine = self.policy.priority(incoming, now)
-        pool = sorted(host.entries.values(), key=lambda e: self.policy.priority(e, now))
+        mine = self.policy.eviction_key(incoming, now)
+        pool = sorted(host.entries.values(), key=lambda e: self.policy.eviction_key(e, now))
         drop, short = [], incoming.nbytes - host.free
         for e in pool:
-            if short <= 0 or not self.policy.priority(e, now) < mine:
+            if short <= 0 or not self.policy.eviction_key(e, now) < mine:
                 break
             drop.append(e)
             short -= e.nbytes

@@ -1,4 +1,7 @@
-"""Eviction policies behind one narrow method, as in SGLang: `priority(entry, now)` returns a sort key.
+"""Eviction policies behind one narrow method, as in SGLang: `eviction_key(entry, now)` returns a sort key.
+
+(SGLang calls that method `get_priority`; here "priority" is only ever the number a request carries to the serving
+engine, so the eviction order is called a key.)
 
 Convention: the entry with the SMALLEST key is evicted first (SGLang's LRU key is the last access time, so the
 oldest goes first). Everything else (what is pinned, how many bytes to free, where evicted state goes) belongs
@@ -18,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from metropolis.memory.tiers import Entry
+from metropolis.registry import lookup
 
 SortKey = tuple[float, ...]
 Distance = Callable[[int], float]  # agent id -> invocation distance in steps (math.inf: unknown or done)
@@ -27,7 +31,7 @@ class EvictionPolicy(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def priority(self, entry: Entry, now: float) -> SortKey:
+    def eviction_key(self, entry: Entry, now: float) -> SortKey:
         """Sort key of an evictable entry: the smallest is evicted first."""
 
     def next_need(self, agent: int, now: float) -> float | None:
@@ -43,7 +47,7 @@ class LRUPolicy(EvictionPolicy):
 
     name = "lru"
 
-    def priority(self, entry: Entry, now: float) -> SortKey:
+    def eviction_key(self, entry: Entry, now: float) -> SortKey:
         return (entry.last_access,)
 
 
@@ -58,7 +62,7 @@ class InvocationDistancePolicy(EvictionPolicy):
     def __init__(self, distance: Distance) -> None:
         self.distance = distance
 
-    def priority(self, entry: Entry, now: float) -> SortKey:
+    def eviction_key(self, entry: Entry, now: float) -> SortKey:
         return (-self.distance(entry.agent), entry.last_access)
 
     def next_need(self, agent: int, now: float) -> float | None:
@@ -97,14 +101,14 @@ class BeladyPolicy(EvictionPolicy):
         if keys is not None:
             self._cursor[agent] = bisect_right(keys, now, lo=self._cursor[agent])
 
-    def priority(self, entry: Entry, now: float) -> SortKey:
+    def eviction_key(self, entry: Entry, now: float) -> SortKey:
         return (-self.next_use(entry.agent, now), entry.last_access)
 
     def next_need(self, agent: int, now: float) -> float | None:
         return self.next_use(agent, now) - now
 
 
-PolicyFactory = Callable[[Distance | None, Iterable[tuple[float, int]] | None], EvictionPolicy]
+EvictionPolicyFactory = Callable[[Distance | None, Iterable[tuple[float, int]] | None], EvictionPolicy]
 
 
 def _lru(distance: Distance | None, future: Iterable[tuple[float, int]] | None) -> EvictionPolicy:
@@ -123,7 +127,7 @@ def _belady(distance: Distance | None, future: Iterable[tuple[float, int]] | Non
     return BeladyPolicy(future)
 
 
-POLICIES: dict[str, PolicyFactory] = {
+EVICTION_POLICIES: dict[str, EvictionPolicyFactory] = {
     "lru": _lru,
     "invocation-distance": _invocation_distance,
     "scalesim": _invocation_distance,
@@ -131,16 +135,12 @@ POLICIES: dict[str, PolicyFactory] = {
 }
 
 
-def policy_names() -> list[str]:
-    return list(POLICIES)
+def eviction_policy_names() -> list[str]:
+    return list(EVICTION_POLICIES)
 
 
-def make_policy(
+def make_eviction_policy(
     name: str, *, distance: Distance | None = None, future: Iterable[tuple[float, int]] | None = None
 ) -> EvictionPolicy:
-    """A policy by name; `distance` feeds invocation distance, `future` feeds Belady."""
-    try:
-        factory = POLICIES[name]
-    except KeyError:
-        raise ValueError(f"unknown eviction policy {name!r}; choose one of: {', '.join(POLICIES)}") from None
-    return factory(distance, future)
+    """An eviction policy by name; `distance` feeds invocation distance, `future` feeds Belady."""
+    return lookup(EVICTION_POLICIES, name, "eviction policy")(distance, future)

@@ -42,7 +42,7 @@ class ReplayBeladyPolicy(EvictionPolicy):
             self._position = max(self._position, int(nxt))
         self._done[agent] = self._done.get(agent, 0) + 1
 
-    def priority(self, entry: Entry, now: float) -> SortKey:
+    def eviction_key(self, entry: Entry, now: float) -> SortKey:
         return (-self.next_use(entry.agent), entry.last_access)
 
     def next_need(self, agent: int, now: float) -> float | None:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from metropolis.registry import lookup
+
 
 class StateKind(Enum):
     """The kind decides how a miss is served: a KV prefix is recomputed, an adapter is loaded from disk."""
@@ -62,10 +64,7 @@ class ModelShape:
             "up_proj": (self.hidden, self.intermediate),
             "down_proj": (self.intermediate, self.hidden),
         }
-        try:
-            return dims[module]
-        except KeyError:
-            raise ValueError(f"unknown linear module {module!r}; choose from: {', '.join(dims)}") from None
+        return lookup(dims, module, "linear module")
 
 
 LLAMA3_8B = ModelShape("llama-3-8b", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336)

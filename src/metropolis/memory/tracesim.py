@@ -1,4 +1,4 @@
-"""Trace-driven hit-rate simulation: compare policies on an access sequence without the serving model.
+"""Trace-driven hit-rate simulation: compare eviction policies on an access sequence without the serving model.
 
 An access is (step, agent): one LLM call of `agent` at simulation step `step`, in the order the serving
 engine admits them. The replay runs the real `MemoryManager` with a GPU tier of `capacity` bytes over a host
@@ -13,10 +13,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from metropolis.memory.manager import MemoryManager
-from metropolis.memory.policies import EvictionPolicy, make_policy
+from metropolis.memory.policies import EvictionPolicy, make_eviction_policy
 from metropolis.memory.state import StateKind, StateSpec
 from metropolis.memory.tiers import Place, TierConfig
 
@@ -79,7 +77,7 @@ def simulate_hits(
     clock = [0]
     if isinstance(policy, str):
         dist = distances
-        policy = make_policy(
+        policy = make_eviction_policy(
             policy,
             distance=None if dist is None else (lambda agent: dist(agent, clock[0])),
             future=[(i, a) for i, (_, a) in enumerate(accesses)],
@@ -108,42 +106,3 @@ def _check_inputs(accesses: Sequence[Access], capacity: int, sizes: Mapping[int,
         raise ValueError(f"no state size for agents {sorted(missing)[:5]}")
     if max(sizes.values()) > capacity:
         raise ValueError(f"GPU capacity {capacity} is below the largest agent state ({max(sizes.values())} bytes)")
-
-
-def synthetic_accesses(
-    n_agents: int,
-    steps: int,
-    rng: np.random.Generator,
-    *,
-    idle_steps: tuple[int, int] = (3, 30),
-    sleepers: float = 0.2,
-    chat_rate: float = 0.05,
-) -> list[Access]:
-    """A Smallville-like sequence: agents alternate idle stretches (walking, working, asleep) and short
-    bursts.
-
-    A burst is 1-3 consecutive steps of 1-4 calls each; a conversation (rate `chat_rate` per active
-    agent-step) pairs the agent with a random partner for 8-16 alternating calls in that step. A fraction
-    `sleepers` of agents idle ten times longer. Within a step, agents come in random order, each agent's calls
-    together.
-    """
-    next_active = rng.integers(0, idle_steps[1], size=n_agents)
-    burst_left = np.zeros(n_agents, dtype=int)
-    slow = rng.random(n_agents) < sleepers
-    out: list[Access] = []
-    for step in range(steps):
-        active = [a for a in range(n_agents) if burst_left[a] > 0 or next_active[a] == step]
-        rng.shuffle(active)
-        for a in active:
-            if burst_left[a] == 0:
-                burst_left[a] = rng.integers(1, 4)
-            if rng.random() < chat_rate and n_agents > 1:
-                b = int((a + rng.integers(1, n_agents)) % n_agents)
-                out.extend((step, x) for _ in range(rng.integers(4, 9)) for x in (a, b))
-            else:
-                out.extend((step, int(a)) for _ in range(rng.integers(1, 5)))
-            burst_left[a] -= 1
-            if burst_left[a] == 0:
-                idle = rng.integers(idle_steps[0], idle_steps[1] + 1) * (10 if slow[a] else 1)
-                next_active[a] = step + 1 + idle
-    return out

@@ -1,7 +1,7 @@
 """An empirical distribution: the observed values themselves, summarised, and sampled with a passed-in
 generator.
 
-A workload generator calibrated on a trace draws from these, so the lengths it produces have the trace's shape
+A workload generator tuned to a trace draws from these, so the lengths it produces have the trace's shape
 (heavy tails included) rather than a fitted curve's.
 """
 

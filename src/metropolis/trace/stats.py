@@ -1,4 +1,5 @@
-"""The statistics a workload generator is calibrated on.
+"""The statistics a workload generator is tuned to (what `metropolis trace stats` prints; "calibrate" is kept for
+fitting the serving model to a live server).
 
 From LLM calls (`call_stats`): the mix of prompt functions and, per function, the empirical prompt-token,
 output-token and latency distributions. From agent-steps (`day_stats`, in `daystats.py`): how much agents

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from metropolis.registry import unknown
+
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -80,7 +82,7 @@ def make_counter(name: str = "auto") -> TokenCounter:
     if name == "auto":
         return _smollm2() if smollm2_gguf() and importlib.util.find_spec("llama_cpp") else CharEstimate()
     if name not in COUNTERS:
-        raise ValueError(f"unknown token counter {name!r}; valid: auto, {', '.join(COUNTERS)}")
+        raise unknown("token counter", name, ["auto", *COUNTERS])
     return COUNTERS[name]()
 
 

@@ -16,7 +16,8 @@ Lengths. The real trace (`genagents-trace`) gives each function's *shape* (its e
 by its mean) where its recorded inputs are whole prompts; its means are in SmolLM2 tokens (about 2.9 characters
 each) and cover only the morning, so the *means* here are Llama-3/GPT tokens estimated from the prompt
 templates of Generative Agents (the template plus its usual fillings), then scaled once so that a generated day
-of 25 agents averages the paper's 642.6 prompt and 21.9 output tokens per call (`calibration.py` checks it).
+of 25 agents averages the paper's 642.6 prompt and 21.9 output tokens per call
+(`tests/test_workloads_paper_day.py` checks it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from metropolis.paths import shared_data_dir
 
 P = "run_gpt_prompt_"
 
-# function -> (mean prompt tokens, mean output tokens), before the calibration scales below.
+# function -> (mean prompt tokens, mean output tokens), before the tuning scales below.
 FUNCTIONS: dict[str, tuple[float, float]] = {
     P + "wake_up_hour": (260.0, 2.0),
     P + "daily_plan": (340.0, 90.0),
@@ -58,7 +59,7 @@ FUNCTIONS: dict[str, tuple[float, float]] = {
 FUNCTION_NAMES: tuple[str, ...] = tuple(FUNCTIONS)
 FN = {name.removeprefix(P): i for i, name in enumerate(FUNCTION_NAMES)}
 
-# Calibration: one factor per column, fitted on the 25-agent day (see `tests/test_workloads_calibration.py`).
+# Tuning: one factor per column, set on the 25-agent day (see `tests/test_workloads_paper_day.py`).
 PROMPT_SCALE = 1.115
 OUTPUT_SCALE = 1.85
 

@@ -15,7 +15,7 @@ of its conversation, else the first step with its sub-task over and its path wal
 begins then (going to bed calls nothing). Only the resident's state after the step goes in, never the recorded
 future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses.
 
-The knobs of the call model (`CallModel`) are calibrated so that 25 agents make the paper's day: about 56,700
+The knobs of the call model (`CallModel`) are tuned so that 25 agents make the paper's day: about 56,700
 calls, about 5,000 in the busy hour (12-1 pm) and 800 in the quiet one (6-7 am). Seeded: the same config
 gives the same workload, array for array.
 """
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from metropolis.workloads import calls as C
+import metropolis.workloads.calls as C
+from metropolis.registry import check_name
 from metropolis.workloads.format import Workload
 from metropolis.workloads.persona_day import STEPS_PER_HOUR, Activity, plan_day
 from metropolis.workloads.scaling import METRICS, Layout
@@ -42,7 +43,7 @@ SMALLVILLE_AGENTS = 25
 
 @dataclass(frozen=True, slots=True)
 class CallModel:
-    """How often the occasions of `calls.py` arise (calibrated; see the module docstring)."""
+    """How often the occasions of `calls.py` arise (tuned to the paper's day; see the module docstring)."""
 
     subtask_steps: tuple[int, int] = (20, 60)  # a sub-task lasts 3 to 10 minutes
     home_slowdown: float = 1.3  # at home (morning routine, evening) sub-tasks last this much longer
@@ -72,8 +73,7 @@ class DayConfig:
     def __post_init__(self) -> None:
         if self.agents < 1:
             raise ValueError(f"agents must be >= 1, got {self.agents}")
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
+        check_name(self.metric, METRICS, "metric")
         if not (self.start_hour >= 0 and self.hours > 0 and self.start_hour + self.hours <= 24):
             raise ValueError(f"the window {self.start_hour}h + {self.hours}h must lie within one day")
 

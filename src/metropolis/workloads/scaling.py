@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metropolis.registry import check_name
 from metropolis.world.metrics import EuclideanMetric, Metric, nearest_others
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
@@ -128,8 +129,7 @@ class Layout:
     gates: Gates | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown scaling mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        check_name(self.mode, MODES, "scaling mode")
         if self.towns < 1:
             raise ValueError(f"towns must be >= 1, got {self.towns}")
         self.cols = math.ceil(math.sqrt(self.towns))
@@ -167,8 +167,7 @@ class Layout:
 
     def world(self, perception_radius: float, max_velocity: float = 1.0, metric: str = "euclidean") -> World:
         """The world the agents live in; `metric` "walking" counts steps around walls instead of straight lines."""
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r} for a generated town; choose one of: {', '.join(METRICS)}")
+        check_name(metric, METRICS, "metric for a generated town")
         base = self.base.tilemap
         walkable = np.zeros((self.rows * self.height, self.cols * self.width), dtype=bool)
         for t in range(self.towns):

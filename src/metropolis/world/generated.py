@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metropolis.registry import check_name
 from metropolis.world.metrics import make_metric
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap
@@ -132,8 +133,7 @@ def make_world(
     root: Path | None = None,
 ) -> World:
     """A world by kind (open, rooms, smallville, graph); metric defaults to hops on graphs, else euclidean."""
-    if kind not in WORLD_KINDS:
-        raise ValueError(f"unknown world kind {kind!r}; choose one of: {', '.join(WORLD_KINDS)}")
+    check_name(kind, WORLD_KINDS, "world kind")
     if kind == "smallville":
         from metropolis.world.smallville import load_smallville
 

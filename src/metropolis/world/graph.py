@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from metropolis.registry import check_name
 from metropolis.world.fields import DistanceFields
 from metropolis.world.metrics import register_metric
 from metropolis.world.spatial import Pos, SpatialIndex
@@ -124,8 +125,7 @@ def social_graph(n_nodes: int, seed: int, kind: str = "small_world", degree: int
     Barabasi-Albert scale free (`degree // 2` links per new node)."""
     import networkx as nx
 
-    if kind not in GRAPH_KINDS:
-        raise ValueError(f"unknown social graph kind {kind!r}; choose one of: {', '.join(GRAPH_KINDS)}")
+    check_name(kind, GRAPH_KINDS, "social graph kind")
     if degree < 2 or n_nodes <= degree:
         raise ValueError(
             f"a social graph needs degree >= 2 and more nodes than that; got {n_nodes} nodes, degree {degree}"

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from metropolis.registry import unknown
 from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
 
 
@@ -84,8 +85,6 @@ def make_metric(name: str, **kwargs: object) -> Metric:
     valid ones."""
     if name not in _REGISTRY and name in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[name])
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}") from None
-    return factory(**kwargs)
+    if name not in _REGISTRY:
+        raise unknown("metric", name, metric_names())
+    return _REGISTRY[name](**kwargs)

@@ -13,7 +13,7 @@ from typing import Any
 from metropolis.agents.genagent import conversation, planning, reflection
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.embeddings import Embedder
-from metropolis.agents.genagent.memory import MemoryStream, RetrievalWeights
+from metropolis.agents.genagent.memory_stream import MemoryStream, RetrievalWeights
 from metropolis.agents.genagent.navigation import AreaIndex, shortest_path
 from metropolis.agents.genagent.parsing import Asker, Messages, ParseStats
 from metropolis.agents.genagent.persona import (

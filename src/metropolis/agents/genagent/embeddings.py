@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from metropolis.registry import check_name
+
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     [
@@ -132,8 +134,7 @@ EMBEDDERS = ("auto", "hash", "minilm")
 
 def make_embedder(kind: str = "auto") -> CachedEmbedder:
     """`minilm` (the packaged model), `hash` (the light fallback) or `auto` (minilm when importable)."""
-    if kind not in EMBEDDERS:
-        raise ValueError(f"unknown embedder {kind!r}; valid: {', '.join(EMBEDDERS)}")
+    check_name(kind, EMBEDDERS, "embedder")
     if kind == "hash" or (kind == "auto" and minilm_available() is not None):
         return CachedEmbedder(HashEmbedder())
     if kind == "minilm" and (why := minilm_available()) is not None:

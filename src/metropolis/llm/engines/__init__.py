@@ -1,1 +1,2 @@
-"""Agent memory on real serving engines, through their public HTTP APIs (llama.cpp slots, vLLM/SGLang LoRA)."""
+"""Clients of real serving engines through their public APIs: llama.cpp's `llama-server`, started on loopback
+(`llama_server`), and its per-agent slot save/restore by invocation distance (`llama_server_slots`)."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from metropolis.llm.serving.job import Job
 from metropolis.memory.manager import MemoryManager, MemoryStats
-from metropolis.memory.policies import Distance, EvictionPolicy, make_policy
+from metropolis.memory.policies import Distance, EvictionPolicy, make_eviction_policy
 from metropolis.memory.state import LLAMA3_8B, ModelShape, StateKind, StateSpec, agent_state
 from metropolis.memory.tiers import Place, TierConfig
 
@@ -50,7 +50,7 @@ class AgentMemory:
 
     `prefix_tokens`: the cached prompt prefix of every agent (one number, or per agent id); `lora_rank`: give
     every agent a LoRA adapter on the attention projections of `shape`. `policy`: a policy name (see
-    `metropolis.memory.policy_names`) or a factory per replica; invocation distance needs `distance`.
+    `metropolis.memory.eviction_policy_names`) or a factory per replica; invocation distance needs `distance`.
     `prefetch`: how many agents one prefetch may start moving (0: never prefetch). `demand_loads`,
     `admission` and `window`: see the module docstring.
     """
@@ -90,7 +90,7 @@ class AgentMemory:
     def make_policy(self, replica: int) -> EvictionPolicy:
         if callable(self.policy):
             return self.policy(replica)
-        return make_policy(self.policy, distance=self.distance)
+        return make_eviction_policy(self.policy, distance=self.distance)
 
 
 class ReplicaMemory:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from metropolis.agents.genagent.embeddings import CachedEmbedder, HashEmbedder, make_embedder, minilm_available
-from metropolis.agents.genagent.memory import MemoryStream, RetrievalWeights
+from metropolis.agents.genagent.memory_stream import MemoryStream, RetrievalWeights
 
 
 def stream(recency: float, importance: float, relevance: float) -> MemoryStream:
@@ -47,7 +47,7 @@ def test_reflection_counter_and_validation() -> None:
     assert mem.importance_since_reflection == 10
     with pytest.raises(ValueError, match="importance"):
         mem.add("observation", "d", 0.0, 11)
-    with pytest.raises(ValueError, match="valid: observation"):
+    with pytest.raises(ValueError, match="choose one of: observation"):
         mem.add("dream", "e", 0.0, 1)
 
 
@@ -58,7 +58,7 @@ def test_hash_embedder_is_unit_length_and_stable() -> None:
 
 
 def test_make_embedder_rejects_unknown_kind() -> None:
-    with pytest.raises(ValueError, match="valid: auto, hash, minilm"):
+    with pytest.raises(ValueError, match="choose one of: auto, hash, minilm"):
         make_embedder("glove")
     assert make_embedder("hash").name == "hash"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metropolis.agents.genagent.embeddings import Embedder
+from metropolis.registry import check_name
 
 KINDS = ("observation", "plan", "chat", "reflection")
 
@@ -52,8 +53,7 @@ class MemoryStream:
         self.importance_since_reflection = 0
 
     def add(self, kind: str, text: str, now: float, importance: int) -> MemoryNode:
-        if kind not in KINDS:
-            raise ValueError(f"unknown memory kind {kind!r}; valid: {', '.join(KINDS)}")
+        check_name(kind, KINDS, "memory kind")
         if not 1 <= importance <= 10:
             raise ValueError(f"memory importance must be within [1, 10], got {importance} for {text!r}")
         node = MemoryNode(len(self.nodes), kind, text, now, now, importance)

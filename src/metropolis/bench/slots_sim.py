@@ -1,5 +1,5 @@
-"""A whole simulation through a real `llama-server`'s slots: the server's own slot reuse, LRU save/restore and
-invocation-distance save/restore, on the same replayed Smallville window, side by side.
+"""`metropolis bench slots-sim`: a whole simulation through a real `llama-server`'s slots: the server's own slot
+reuse, LRU save/restore and invocation-distance save/restore, on the same replayed Smallville window, side by side.
 
 Every agent's prompt is a long agent-specific prefix (its "persona": deterministic filler, distinct per agent)
 and a short call-specific suffix, sent to `/completion` with `cache_prompt: true`. The server has fewer slots
@@ -36,9 +36,10 @@ from metropolis.agents.replay import replay_simulation
 from metropolis.engine.simulation import Simulation
 from metropolis.engine.state import AgentState
 from metropolis.llm.calibration import random_words
-from metropolis.llm.engines.llamacpp_slots import AsyncSlotMemory, SlotClient, make_table
+from metropolis.llm.engines.llama_server import llama_server
+from metropolis.llm.engines.llama_server_slots import AsyncSlotMemory, SlotClient, make_table
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.memory.engines.llamaserver_slots import llama_server
+from metropolis.registry import check_name
 from metropolis.runtime import AsyncioRuntime
 from metropolis.runtime.serving_memory import track_invocation_distance
 from metropolis.workloads import DayConfig, generate
@@ -167,8 +168,7 @@ def smallville_window(cfg: SimBenchConfig) -> SimFactory:
 
 def run_way(binary: Path, way: str, make_sim: SimFactory, cfg: SimBenchConfig) -> WayResult:
     """One simulation on a fresh server (its own slot files, same flags but for the reference way)."""
-    if way not in (*WAYS, REFERENCE_WAY):
-        raise ValueError(f"unknown way {way!r}; choose one of: {', '.join((*WAYS, REFERENCE_WAY))}")
+    check_name(way, (*WAYS, REFERENCE_WAY), "way")
     extra = () if way == REFERENCE_WAY else NO_PROMPT_CACHE
     with tempfile.TemporaryDirectory() as saves, llama_server(binary, saves, slots=cfg.slots, extra=extra) as server:
         sim = make_sim()

