@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from metropolis.kernel import Environment
 from metropolis.llm.serving import CostModel, Job, Replica, ServingConfig
 from metropolis.llm.serving.calibrate import Measurement, evaluate, fit, predict, split
-from metropolis.kernel import Environment
 
 TRUE = CostModel(c0=0.012, c_prefill=0.00011, c_decode=0.0004, c_kv=0.00000009)
 CFG = ServingConfig("truth", TRUE, kv_capacity_tokens=10_000_000, max_batched_tokens=1_000_000, max_running=1024)

@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from metropolis.llm.serving import Cluster, CostModel, Job, ServingConfig, make_router
 from metropolis.kernel import Environment
+from metropolis.llm.serving import Cluster, CostModel, Job, ServingConfig, make_router
 
 COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from metropolis.llm.serving import CostModel, Job, Replica, ServingConfig
 from metropolis.kernel import Environment
+from metropolis.llm.serving import CostModel, Job, Replica, ServingConfig
 
 COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 

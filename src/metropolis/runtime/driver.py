@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from metropolis.engine.simulation import Simulation
+from metropolis.llm.accounting import Accounting
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime.meter import MeteredBackend, Occupancy
 from metropolis.runtime.report import RunReport
@@ -20,7 +21,11 @@ class StepFailed(RuntimeError):
 
 
 class Driver:
-    """Books for one run: the metered LLM backend, running-agent occupancy, and the report."""
+    """Books for one run: the metered LLM backend, running-agent occupancy, the accounting, and the report.
+
+    `accounting` listens to the simulation's call records: the run's one count of calls and tokens, per agent,
+    in every runtime (set its `prices` for a cost).
+    """
 
     runtime_name = "driver"
 
@@ -29,6 +34,8 @@ class Driver:
         self.clock = clock
         self.llm = MeteredBackend(llm, clock) if llm is not None else None
         self.running = Occupancy(clock)
+        self.accounting = Accounting()
+        sim.listeners.append(self.accounting)
         self._wall0 = time.perf_counter()
         self._t0 = clock()
 
@@ -51,6 +58,7 @@ class Driver:
     def report(self) -> RunReport:
         sim, llm = self.sim, self.llm
         end = self.clock()
+        tokens = self.accounting.total()
         return RunReport(
             scheduler=sim.scheduler.name,
             runtime=self.runtime_name,
@@ -58,9 +66,9 @@ class Driver:
             steps=sim.steps,
             agent_steps=sim.agent_steps,
             units=sim.scheduler.dispatched_units,
-            llm_calls=sim.llm_calls,
-            prompt_tokens=llm.prompt_tokens if llm else 0,
-            completion_tokens=llm.completion_tokens if llm else 0,
+            llm_calls=tokens.calls,
+            prompt_tokens=tokens.prompt_tokens,
+            completion_tokens=tokens.completion_tokens,
             duration=end - self._t0,
             mean_running_agents=self.running.mean(end),
             mean_llm_in_flight=llm.in_flight.mean(end) if llm else 0.0,

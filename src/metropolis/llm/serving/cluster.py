@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from metropolis.kernel import Environment
 from metropolis.llm.serving.agentmem import AgentMemory, ReplicaMemory, combined_stats, replica_memories
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.gate import MemoryGate
-from metropolis.llm.serving.replica import Replica
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.queues import DEFAULT_WINDOW
+from metropolis.llm.serving.replica import Replica
 from metropolis.llm.serving.routing import AgentAffinity, Router, make_router
 from metropolis.memory.manager import MemoryStats
-from metropolis.kernel import Environment
 
 
 class Cluster:
