@@ -136,7 +136,7 @@ def run_policy(
     sched = oracle_scheduler(workload, world) if name == "oracle" else name
     sim = replay_simulation(workload, world, sched, priority=priority)
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, serving.replace(priority=priority)))
+    llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
     total = workload.agents * workload.steps
     done = 0
 

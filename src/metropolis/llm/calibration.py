@@ -15,13 +15,13 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from metropolis.kernel import Environment
 from metropolis.llm.serving.calibrate import Measurement, fit, split
 from metropolis.llm.serving.cluster import Cluster
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.cost import CostModel
 from metropolis.llm.serving.job import Job
 from metropolis.llm.types import CHARS_PER_TOKEN, LLMBackend, LLMRequest
-from metropolis.kernel import Environment
 
 WORDS = (
     "town cafe morning market painter garden library river bakery music school letter window bridge harvest "

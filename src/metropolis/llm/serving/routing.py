@@ -49,9 +49,9 @@ class AgentAffinity:
 
 
 ROUTERS: dict[str, Callable[[], Router]] = {
-    "round_robin": RoundRobin,
-    "least_loaded": LeastLoaded,
     "affinity": AgentAffinity,
+    "least_loaded": LeastLoaded,
+    "round_robin": RoundRobin,
 }
 
 
