@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from metropolis.kernel import Environment
-from metropolis.llm.serving import CostModel, Job, Replica, ServingConfig
+from metropolis.llm.serving import CostModel, Job, JobStatus, Replica, ServingConfig
 
 COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 
@@ -191,3 +191,24 @@ def test_decode_runs_are_jumped_not_stepped() -> None:
         env.step()
         steps += 1
     assert replica.iterations == 1000 and steps <= 3
+
+
+def test_a_job_passes_its_stages_in_order_and_says_which_it_has_not_reached() -> None:
+    env = Environment()
+    replica = Replica(env, config(max_running=1))
+    first, second = Job("a", 100, 3), Job("b", 100, 1)
+    seen: list[tuple[str, JobStatus]] = []
+    first.on_done = lambda j: seen.append((j.agent, second.status))
+    assert first.status is JobStatus.NEW
+    replica.submit(first)
+    replica.submit(second)
+    assert (first.status, second.status) == (JobStatus.PREFILLING, JobStatus.WAITING)
+    with pytest.raises(RuntimeError, match="b is WAITING: it has not reached PREFILLING"):
+        _ = second.queue_wait
+    env.run(until=0.015)  # the prefill iteration (0.020 s) is still running
+    assert first.status is JobStatus.PREFILLING
+    env.run(until=0.025)
+    assert first.status is JobStatus.RUNNING and first.ttft == pytest.approx(0.020)
+    env.run()
+    assert seen == [("a", JobStatus.WAITING)]  # b is admitted once a's slot is free
+    assert first.status is second.status is JobStatus.DONE and second.latency > first.latency
