@@ -41,6 +41,7 @@ from metropolis.memory.manager import MemoryManager, MemoryStats
 from metropolis.memory.policies import Distance, EvictionPolicy, make_policy
 from metropolis.memory.state import LLAMA3_8B, ModelShape, StateKind, StateSpec, agent_state
 from metropolis.memory.tiers import Place, TierConfig
+from metropolis.registry import check_name
 
 PolicyFactory = Callable[[int], EvictionPolicy]  # replica index -> that replica's policy
 DEMAND_LOADS = ("overlap", "blocking")
@@ -72,10 +73,8 @@ class AgentMemory:
     def __post_init__(self) -> None:
         if self.prefetch < 0:
             raise ValueError(f"agent memory: prefetch must be >= 0 agents, got {self.prefetch}")
-        if self.demand_loads not in DEMAND_LOADS:
-            raise ValueError(f"agent memory: demand_loads {self.demand_loads!r}; choose one of {DEMAND_LOADS}")
-        if self.admission not in ADMISSIONS:
-            raise ValueError(f"agent memory: admission {self.admission!r}; choose one of {ADMISSIONS}")
+        check_name(self.demand_loads, DEMAND_LOADS, "agent memory demand_loads")
+        check_name(self.admission, ADMISSIONS, "agent memory admission")
         if self.window < 1:
             raise ValueError(f"agent memory: the admission window must be >= 1 request, got {self.window}")
         if self.policy in ("invocation-distance", "scalesim") and self.distance is None:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.cost import CostModel
 from metropolis.memory.state import LLAMA3_8B, LLAMA3_70B, SMOLLM2_135M, ModelShape
+from metropolis.registry import lookup
 
 DECODE_BW_EFFICIENCY = 0.77
 PREFILL_MFU = 0.5
@@ -114,10 +115,7 @@ PRESETS: dict[str, Callable[[], ServingConfig]] = {
 
 def preset(name: str, gpus: int = 1, **overrides: object) -> ServingConfig:
     """The preset `name` with `gpus` data-parallel replicas (TP presets: `gpus` tensor-parallel groups)."""
-    try:
-        base = PRESETS[name]()
-    except KeyError:
-        raise ValueError(f"unknown serving preset {name!r}; valid: {', '.join(PRESETS)}") from None
+    base = lookup(PRESETS, name, "serving preset")()
     return base.replace(replicas=gpus, **overrides)
 
 
