@@ -73,3 +73,20 @@ def test_a_generative_run_replays_to_the_same_story_under_every_scheduler(tmp_pa
         result = runner.invoke(app, [*base, "-s", name, "--replay", str(recorded), "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert (out / "timeline.md").read_text() == story, name
+
+
+@needs_data
+def test_price_gives_a_cost_in_virtual_time(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--hours", "0.05", "--price", "0.15,0.6", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    books = json.loads((tmp_path / "accounting.json").read_text())
+    total = books[-1]
+    assert total["agent"] == "*total*" and total["calls"] == report["llm_calls"] > 0
+    assert (total["prompt_tokens"], total["completion_tokens"]) == (
+        report["prompt_tokens"],
+        report["completion_tokens"],
+    )
+    cost = (report["prompt_tokens"] * 0.15 + report["completion_tokens"] * 0.6) / 1e6
+    assert total["cost_usd"] == pytest.approx(cost)
+    assert f"estimated cost   ${cost:.4f}" in result.output

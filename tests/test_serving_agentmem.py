@@ -64,12 +64,12 @@ def test_pinned_state_holds_the_queue_until_the_request_finishes() -> None:
 
 
 def test_no_memory_is_bit_for_bit_the_old_model() -> None:
-    def run(memory: AgentMemory | None) -> list[tuple[float, float, float]]:
+    def run(memory: AgentMemory | None) -> list[tuple[float | None, float | None, float]]:
         sim = bursty_simulation(6, 12, "metropolis", seed=3)
         env = Environment()
         llm = VirtualLLM(env, Cluster(env, CFG, memory=memory))
         VirtualRuntime(sim, env, llm).run()
-        return [(s.admitted, s.first_token, s.finished) for s in llm.stats]
+        return [(r.admitted, r.first_token, r.end) for r in llm.responses]
 
     old = run(None)
     assert old and old == run(None)

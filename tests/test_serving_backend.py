@@ -48,9 +48,9 @@ def test_complete_takes_the_modelled_time_and_counts_tokens() -> None:
     assert resp.latency == pytest.approx(single_request_latency(cfg, 643, 22))
     assert resp.endpoint == "a100-llama3-8b/replica-0"
     assert estimate_tokens(resp.text) == 22
-    (stat,) = llm.stats
-    assert (stat.agent, stat.step, stat.function, stat.queue_wait) == ("Ann", 3, "plan", 0.0)
-    assert stat.ttft == pytest.approx(cfg.cost.iteration(643, 0, 0))
+    assert llm.responses == [resp]  # the response is the one record of the call, with its timeline
+    assert resp.queue_wait == 0.0
+    assert resp.ttft == pytest.approx(cfg.cost.iteration(643, 0, 0))
 
 
 def test_token_counts_are_estimated_when_not_given() -> None:
@@ -91,7 +91,7 @@ def walker_run(scheduler: str, gpus: int = 1) -> tuple[Simulation, float, Virtua
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=gpus)))
     report = VirtualRuntime(sim, env, llm=llm).run()
-    assert report.llm_calls == len(llm.stats) > 0
+    assert report.llm_calls == len(llm.responses) > 0
     return sim, report.duration, llm
 
 

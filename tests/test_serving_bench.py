@@ -41,8 +41,8 @@ def test_serving_model_speed(label: str, agents: int, calls: int, span: float, g
     wall, virtual, llm = drive(agents, calls, span, gpus)
     summary = llm.summary()
     print(
-        f"\n{label}: {len(llm.stats):,} calls in {wall:.2f} s wall ({len(llm.stats) / wall:,.0f} calls/s), "
+        f"\n{label}: {len(llm.responses):,} calls in {wall:.2f} s wall ({len(llm.responses) / wall:,.0f} calls/s), "
         f"{virtual:,.0f} s virtual, mean batch {summary['mean_batch_size']:.2f}, "
         f"utilisation {summary['utilisation']:.2f}, mean latency {summary['mean_latency']:.2f} s"
     )
-    assert len(llm.stats) == (calls // agents) * agents
+    assert len(llm.responses) == (calls // agents) * agents

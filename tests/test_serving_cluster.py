@@ -77,5 +77,5 @@ def test_utilisation_and_batch_size_are_time_weighted() -> None:
 def test_unknown_router_lists_the_valid_names() -> None:
     with pytest.raises(ValueError, match="affinity, least_loaded, round_robin"):
         make_router("random")
-    with pytest.raises(ValueError, match="unknown routing 'fastest'"):
+    with pytest.raises(ValueError, match="unknown routing policy 'fastest'"):
         cluster("fastest")

@@ -36,9 +36,9 @@ def test_tensor_parallel_presets_count_groups() -> None:
 
 
 def test_overrides_and_bad_names() -> None:
-    cfg = preset("a100-llama3-8b", routing="affinity", priority=False)
-    assert (cfg.routing, cfg.priority) == ("affinity", False)
-    with pytest.raises(ValueError, match="valid: l4-llama3-8b, a100-llama3-8b"):
+    cfg = preset("a100-llama3-8b", routing="affinity", queue="fcfs")
+    assert (cfg.routing, cfg.queue) == ("affinity", "fcfs")
+    with pytest.raises(ValueError, match="choose one of: l4-llama3-8b, a100-llama3-8b"):
         preset("v100-llama3-8b")
     with pytest.raises(ValueError, match="replicas must be an integer >= 1"):
         preset("l4-llama3-8b", gpus=0)

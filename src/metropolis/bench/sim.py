@@ -137,7 +137,7 @@ def run_policy(
     sched = oracle_scheduler(workload) if name == "oracle" else name
     sim = replay_simulation(workload, world, sched, priority=priority)
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, serving.replace(priority=priority)))
+    llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
     total = workload.agents * workload.steps
     done = 0
 
@@ -162,10 +162,10 @@ def run_policy(
 
 def in_flight_curve(llm: VirtualLLM, duration: float, bins: int = 96) -> np.ndarray:
     """Mean requests in flight in each of `bins` equal slices of the run."""
-    if not llm.stats or duration <= 0:
+    if not llm.responses or duration <= 0:
         return np.zeros(bins)
-    start = np.array([s.arrival for s in llm.stats])
-    end = np.array([s.finished for s in llm.stats])
+    start = np.array([r.start for r in llm.responses])
+    end = np.array([r.end for r in llm.responses])
     length = end - start
     edges = np.linspace(0.0, duration, bins + 1)
     # area(t): request-seconds in flight before t

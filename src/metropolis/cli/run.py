@@ -70,8 +70,8 @@ def _run(opts: RunOptions) -> None:
     sim, what, extras = build_simulation(opts)
     recorder = TraceRecorder.for_simulation(sim, folder / "trace")
     sim.listeners.append(recorder)
-    books = Accounting(_prices(opts.price))
-    report = _virtual(sim, opts) if opts.runtime == "virtual" else _real(sim, opts, books)
+    prices = _prices(opts.price)
+    report, books = _virtual(sim, opts, prices) if opts.runtime == "virtual" else _real(sim, opts, prices)
     recorder.close()
     for extra in extras:
         extra.finish(folder, out)
@@ -82,8 +82,8 @@ def _run(opts: RunOptions) -> None:
         out.print("  " + line)
     if books.agents:
         (folder / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
-        for line in books.summary(per_agent=True):
-            out.print("  " + line)
+    for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
+        out.print("  " + line)
     out.print(f"  run folder       {folder} (report.json, trace/)")
 
 
@@ -97,29 +97,36 @@ def _prices(text: str) -> Prices | None:
     return Prices(prompt, completion)
 
 
-def _virtual(sim: Simulation, opts: RunOptions) -> RunReport:
+def _virtual(sim: Simulation, opts: RunOptions, prices: Prices | None) -> tuple[RunReport, Accounting]:
     env = Environment()
     responder = None
     if opts.replay is not None:
         folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
         responder = ReplayResponder(recorded_answers(Trace.read(folder)))
     llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
+    runtime = VirtualRuntime(sim, env, llm)
+    runtime.accounting.prices = prices
     with agent_step_progress(sim) as advance:
-        return VirtualRuntime(sim, env, llm).run(advance)
+        return runtime.run(advance), runtime.accounting
 
 
-def _real(sim: Simulation, opts: RunOptions, books: Accounting) -> RunReport:
-    async def go(client: OpenAIClient | None) -> RunReport:
+def _real(sim: Simulation, opts: RunOptions, prices: Prices | None) -> tuple[RunReport, Accounting]:
+    """The run's books are its accounting listener's; a failed call ends the run, so the client's own books
+    (which count failures) add nothing to them."""
+
+    async def go(client: OpenAIClient | None) -> tuple[RunReport, Accounting]:
+        runtime = AsyncioRuntime(sim, client)
+        runtime.accounting.prices = prices
         with agent_step_progress(sim) as advance:
-            return await AsyncioRuntime(sim, client).run(advance)
+            return await runtime.run(advance), runtime.accounting
 
     if not opts.llm:
         return asyncio.run(go(None))
     with llm_endpoint(opts.llm, opts.kind, opts.model) as cfg:
         out.print(f"LLM: {cfg.model} at {cfg.base_url}")
 
-        async def with_client() -> RunReport:
-            async with OpenAIClient(cfg, accounting=books) as client:
+        async def with_client() -> tuple[RunReport, Accounting]:
+            async with OpenAIClient(cfg) as client:
                 return await go(client)
 
         return asyncio.run(with_client())

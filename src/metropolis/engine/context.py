@@ -159,6 +159,7 @@ class StepContext:
                 endpoint=response.endpoint,
                 prompt=request.prompt_text() if self._sim.record_text else None,
                 output=response.text if self._sim.record_text else None,
+                attempts=response.attempts,
             )
         )
         return response

@@ -53,6 +53,9 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
+    """One answered LLM call, as the engine reports it: whose, at which step, its tokens and timing (from the
+    response), and the attempts it took (1 unless a client retried)."""
+
     agent: int
     name: str
     step: int
@@ -64,6 +67,7 @@ class CallRecord:
     endpoint: str
     prompt: str | None = None
     output: str | None = None
+    attempts: int = 1
 
 
 class Listener(Protocol):

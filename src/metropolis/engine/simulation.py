@@ -76,7 +76,6 @@ class Simulation:
         self.listeners: list[Listener] = []
         self.plan_listeners: list[Callable[[int, Plan], object]] = []  # told as soon as an agent publishes a plan
         self.agent_steps = 0
-        self.llm_calls = 0
         self._collected_gvt = 0
 
     # -- the runtime's verbs ----------------------------------------------------------------------------------
@@ -106,7 +105,6 @@ class Simulation:
         for (ctx, start, end), state in zip(results, states, strict=True):
             self.store.commit(ctx.agent_id, unit.step, state)
             self.agent_steps += 1
-            self.llm_calls += len(ctx.calls)
             if self.listeners:
                 self._report(ctx, state, start, end)
         self.dispatcher.complete(unit, [s.pos for s in states])

@@ -1,17 +1,36 @@
 """Token accounting: what a run spent on the LLM, per agent and in total, with retries and an optional cost.
 
 One logical request is one call, however many attempts it took: a retried request is counted once, and its
-extra
-attempts show up as retries. That is what makes the books of a run against a flaky server equal to those of
-the
-same run against a clean one, retries aside.
+extra attempts show up as retries. That is what makes the books of a run against a flaky server equal to those
+of the same run against a clean one, retries aside.
+
+`Accounting` is an engine listener: fed the engine's call records (`on_call`), it keeps the books of a run in
+every runtime, virtual time included, and they are the run's one token count (the run report reads them). A
+client may also keep books of its own calls (`record`, `record_failure`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from metropolis.llm.types import LLMRequest, LLMResponse
+
+
+class Answered(Protocol):
+    """What the books need of a call record (the engine's `CallRecord` has it): whose, tokens, attempts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+    @property
+    def attempts(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +80,23 @@ class Accounting:
     prices: Prices | None = None
     agents: dict[str, Usage] = field(default_factory=dict)
 
+    def on_call(self, record: Answered) -> None:
+        """An answered call, as the engine reports it."""
+        self._answered(record.name, record.prompt_tokens, record.output_tokens, record.attempts)
+
+    def on_step(self, record: object) -> None:
+        """Steps cost nothing by themselves."""
+
     def record(self, request: LLMRequest, response: LLMResponse) -> None:
-        usage = self._usage(request.agent)
+        """An answered call, as a client sees it."""
+        self._answered(request.agent, response.prompt_tokens, response.completion_tokens, response.attempts)
+
+    def _answered(self, agent: str, prompt_tokens: int, completion_tokens: int, attempts: int) -> None:
+        usage = self._usage(agent)
         usage.calls += 1
-        usage.retries += response.attempts - 1
-        usage.prompt_tokens += response.prompt_tokens
-        usage.completion_tokens += response.completion_tokens
+        usage.retries += attempts - 1
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
 
     def record_failure(self, request: LLMRequest, attempts: int) -> None:
         usage = self._usage(request.agent)
@@ -109,14 +139,19 @@ class Accounting:
             for name, u in named
         ]
 
-    def summary(self, per_agent: bool = False) -> list[str]:
-        """Lines for the CLI: the run's totals, and one line per agent if asked."""
+    def summary(self, per_agent: bool = False, totals: bool = True) -> list[str]:
+        """Lines for the CLI: the run's totals (unless a report printed them), its cost if priced, and one line
+        per agent if asked."""
         t = self.total()
         cost = self.cost(t)
-        lines = [
-            f"LLM calls        {t.calls} ({t.failed} failed, {t.retries} retries)",
-            f"tokens           {t.prompt_tokens} prompt / {t.completion_tokens} completion",
-        ]
+        lines = []
+        if totals:
+            lines += [
+                f"LLM calls        {t.calls} ({t.failed} failed, {t.retries} retries)",
+                f"tokens           {t.prompt_tokens} prompt / {t.completion_tokens} completion",
+            ]
+        elif t.failed or t.retries:
+            lines.append(f"failures         {t.failed} failed calls, {t.retries} retries")
         if cost is not None:
             lines.append(f"estimated cost   ${cost:.4f}")
         if per_agent:

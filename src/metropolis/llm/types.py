@@ -46,7 +46,13 @@ class LLMRequest:
 
 @dataclass(frozen=True, slots=True)
 class LLMResponse:
-    """What came back, with the token counts and the time it took on the runtime's own clock."""
+    """What came back, with the token counts and its timeline on the runtime's own clock.
+
+    `start` (the request arrived, or got its in-flight slot) and `end` (the last token is out) are always set;
+    `admitted` (its prefill began) and `first_token` only where the backend knows them (the serving model in
+    virtual time does; an HTTP server does not say). This is the one record of a call's timing: summaries of
+    the serving model and the engine's `CallRecord` are built from it.
+    """
 
     text: str
     prompt_tokens: int
@@ -55,10 +61,22 @@ class LLMResponse:
     end: float = 0.0
     endpoint: str = ""
     attempts: int = 1
+    admitted: float | None = None
+    first_token: float | None = None
 
     @property
     def latency(self) -> float:
         return self.end - self.start
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds from arrival to admission, where the backend knows them."""
+        return None if self.admitted is None else self.admitted - self.start
+
+    @property
+    def ttft(self) -> float | None:
+        """Seconds from arrival to the first token, where the backend knows them."""
+        return None if self.first_token is None else self.first_token - self.start
 
 
 class LLMBackend(Protocol):

@@ -24,7 +24,11 @@ class StateKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ModelShape:
-    """The dimensions that decide KV and adapter sizes (not the whole config of a model)."""
+    """The dimensions that decide KV, adapter and weight sizes (not the whole config of a model).
+
+    The one definition of a model's shape: agent memory sizes state from it, the serving presets cost a replica
+    from it. `params` (the parameter count) is only needed for weight bytes; 0 when unknown.
+    """
 
     name: str
     layers: int
@@ -34,6 +38,7 @@ class ModelShape:
     head_dim: int
     intermediate: int
     dtype_bytes: int = 2
+    params: float = 0.0
 
     def __post_init__(self) -> None:
         for field_name in (
@@ -52,6 +57,13 @@ class ModelShape:
     def kv_bytes_per_token(self) -> int:
         return kv_bytes_per_token(self.layers, self.kv_heads, self.head_dim, self.dtype_bytes)
 
+    @property
+    def weight_bytes(self) -> float:
+        """The weights in `dtype_bytes` per parameter (what a replica must hold before any KV cache)."""
+        if self.params <= 0:
+            raise ValueError(f"model shape {self.name!r}: give params (the parameter count) to size its weights")
+        return self.params * self.dtype_bytes
+
     def linear_dims(self, module: str) -> tuple[int, int]:
         """(d_in, d_out) of one of a decoder layer's linear projections, by its Hugging Face name."""
         q_out, kv_out = self.heads * self.head_dim, self.kv_heads * self.head_dim
@@ -67,7 +79,16 @@ class ModelShape:
         return lookup(dims, module, "linear module")
 
 
-LLAMA3_8B = ModelShape("llama-3-8b", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336)
+# Hugging Face config.json of meta-llama/Meta-Llama-3-8B and -70B and HuggingFaceTB/SmolLM2-135M-Instruct.
+LLAMA3_8B = ModelShape(
+    "Llama-3-8B", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128, intermediate=14336, params=8.03e9
+)
+LLAMA3_70B = ModelShape(
+    "Llama-3-70B", layers=80, hidden=8192, heads=64, kv_heads=8, head_dim=128, intermediate=28672, params=70.6e9
+)
+SMOLLM2_135M = ModelShape(
+    "SmolLM2-135M", layers=30, hidden=576, heads=9, kv_heads=3, head_dim=64, intermediate=1536, params=0.135e9
+)
 ATTENTION_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from metropolis.engine.simulation import Simulation, StepResult
+from metropolis.llm.accounting import Accounting
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime.meter import MeteredBackend, Occupancy
 from metropolis.runtime.report import RunReport
@@ -24,9 +25,11 @@ class StepFailed(RuntimeError):
 
 
 class Driver(ABC):
-    """One run's loop and books: the metered LLM backend, running-agent occupancy, and the report.
+    """One run's loop and books: the metered LLM backend, running-agent occupancy, the accounting, and the report.
 
-    `max_units` bounds the units running at once (None: whatever the policy allows).
+    `max_units` bounds the units running at once (None: whatever the policy allows). `accounting` listens to the
+    simulation's call records: the run's one count of calls and tokens, per agent, in every runtime (set its
+    `prices` for a cost).
     """
 
     runtime_name = "driver"
@@ -44,6 +47,8 @@ class Driver(ABC):
         self.error: BaseException | None = None
         self._units = 0  # units running now
         self._progress: Progress | None = None
+        self.accounting = Accounting()
+        sim.listeners.append(self.accounting)
         self._wall0 = time.perf_counter()
         self._t0 = clock()
 
@@ -111,6 +116,7 @@ class Driver(ABC):
     def report(self) -> RunReport:
         sim, llm = self.sim, self.llm
         end = self.clock()
+        tokens = self.accounting.total()
         return RunReport(
             scheduler=sim.scheduler.name,
             runtime=self.runtime_name,
@@ -118,9 +124,9 @@ class Driver(ABC):
             steps=sim.until,
             agent_steps=sim.agent_steps,
             units=sim.units_dispatched,
-            llm_calls=sim.llm_calls,
-            prompt_tokens=llm.prompt_tokens if llm else 0,
-            completion_tokens=llm.completion_tokens if llm else 0,
+            llm_calls=tokens.calls,
+            prompt_tokens=tokens.prompt_tokens,
+            completion_tokens=tokens.completion_tokens,
             duration=end - self._t0,
             mean_running_agents=self.running.mean(end),
             mean_llm_in_flight=llm.in_flight.mean(end) if llm else 0.0,

@@ -40,22 +40,16 @@ class Occupancy:
 
 
 class MeteredBackend:
-    """Wraps a backend to count the requests in flight."""
+    """Wraps a backend to count the requests in flight. Calls and tokens are counted once, elsewhere: by the
+    run's accounting listener (`metropolis.llm.accounting.Accounting`), from the engine's call records."""
 
     def __init__(self, inner: LLMBackend, clock: Callable[[], float]) -> None:
         self.inner = inner
         self.in_flight = Occupancy(clock)
-        self.calls = 0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         self.in_flight.change(+1)
         try:
-            response = await self.inner.complete(request)
+            return await self.inner.complete(request)
         finally:
             self.in_flight.change(-1)
-        self.calls += 1
-        self.prompt_tokens += response.prompt_tokens
-        self.completion_tokens += response.completion_tokens
-        return response

@@ -22,9 +22,12 @@ Two engine behaviours are switchable, because real engines differ and they decid
   adapters into its GPU pool before the forward pass, unless `--enable-lora-overlap-loading` is set).
   Prefetches always overlap compute: that is what a prefetch is.
 - `admission`: "fcfs" (strict queue order: a head whose state cannot be brought in blocks everyone behind it)
-  or "lpm" (cache-aware, SGLang's `--schedule-policy lpm`: among the first `window` waiting requests, those
-  whose agent's state is on the GPU go first, and a request whose state cannot be brought in is skipped
-  instead of blocking; SGLang falls back to FCFS past 128 waiting requests, hence the default window).
+  or "lpm" (the cluster gives every replica the cache-aware waiting queue, SGLang's `--schedule-policy lpm`:
+  among the first `window` waiting requests, lowest step first, those whose agent's state is on the GPU go
+  first, and a request whose state cannot be brought in is skipped instead of blocking; see queues.py).
+
+Both are read once, where the cluster is built: each replica sees a memory gate (`ReplicaMemory`, with
+`overlap_loads`) and a queue object, never these strings.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from metropolis.memory.manager import MemoryManager, MemoryStats
 from metropolis.memory.policies import Distance, EvictionPolicy, make_eviction_policy
 from metropolis.memory.state import LLAMA3_8B, ModelShape, StateKind, StateSpec, agent_state
 from metropolis.memory.tiers import Place, TierConfig
+from metropolis.registry import check_name
 
 PolicyFactory = Callable[[int], EvictionPolicy]  # replica index -> that replica's policy
 DEMAND_LOADS = ("overlap", "blocking")
@@ -69,10 +73,8 @@ class AgentMemory:
     def __post_init__(self) -> None:
         if self.prefetch < 0:
             raise ValueError(f"agent memory: prefetch must be >= 0 agents, got {self.prefetch}")
-        if self.demand_loads not in DEMAND_LOADS:
-            raise ValueError(f"agent memory: demand_loads {self.demand_loads!r}; choose one of {DEMAND_LOADS}")
-        if self.admission not in ADMISSIONS:
-            raise ValueError(f"agent memory: admission {self.admission!r}; choose one of {ADMISSIONS}")
+        check_name(self.demand_loads, DEMAND_LOADS, "agent memory demand_loads")
+        check_name(self.admission, ADMISSIONS, "agent memory admission")
         if self.window < 1:
             raise ValueError(f"agent memory: the admission window must be >= 1 request, got {self.window}")
         if self.policy in ("invocation-distance", "scalesim") and self.distance is None:
@@ -94,11 +96,13 @@ class AgentMemory:
 
 
 class ReplicaMemory:
-    """One replica's memory manager, seen from the replica: can this job start, what does its prefill cost."""
+    """One replica's memory gate (see gate.py): can this job start, what does its prefill cost, when is its state
+    on the GPU."""
 
     def __init__(self, setup: AgentMemory, manager: MemoryManager) -> None:
         self.setup = setup
         self.manager = manager
+        self.overlap_loads = setup.demand_loads == "overlap"
         self.accesses: list[int] = []  # agents in the order this replica admitted them (for Belady replays)
         self.steps: list[int] = []  # the step (request priority) of each of those accesses
         self._prefix: dict[int, int] = {}

@@ -7,7 +7,6 @@ that the replica fires at the virtual instant the last token is out. No asyncio 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
 
 from metropolis.kernel import Environment, Event
 from metropolis.llm.serving.cluster import Cluster
@@ -16,40 +15,17 @@ from metropolis.llm.serving.responder import PlaceholderResponder, Responder, es
 from metropolis.llm.types import LLMRequest, LLMResponse
 
 
-@dataclass(frozen=True, slots=True)
-class RequestStat:
-    agent: str
-    step: int
-    function: str
-    replica: int
-    prompt_tokens: int
-    output_tokens: int
-    arrival: float
-    admitted: float
-    first_token: float
-    finished: float
-
-    @property
-    def queue_wait(self) -> float:
-        return self.admitted - self.arrival
-
-    @property
-    def ttft(self) -> float:
-        return self.first_token - self.arrival
-
-    @property
-    def latency(self) -> float:
-        return self.finished - self.arrival
-
-
 class VirtualLLM:
+    """`responses`: every answer, in the order calls finished, each carrying its timeline (arrival, admission,
+    first token, last token): the one record of a call here; `summary` reads them."""
+
     def __init__(self, env: Environment, cluster: Cluster, responder: Responder | None = None) -> None:
         if cluster.env is not env:
             raise ValueError("the cluster runs on another Environment than the one given to VirtualLLM")
         self.env = env
         self.cluster = cluster
         self.responder: Responder = responder if responder is not None else PlaceholderResponder()
-        self.stats: list[RequestStat] = []
+        self.responses: list[LLMResponse] = []
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         prompt = request.prompt_tokens
@@ -68,29 +44,19 @@ class VirtualLLM:
         self.cluster.submit(job)
         await done
         assert job.arrival is not None and job.admitted is not None  # set by the replica
-        assert job.first_token is not None and job.finished is not None and job.replica is not None
-        self.stats.append(
-            RequestStat(
-                request.agent,
-                request.step,
-                request.function,
-                job.replica,
-                job.prompt_tokens,
-                job.output_tokens,
-                job.arrival,
-                job.admitted,
-                job.first_token,
-                job.finished,
-            )
-        )
-        return LLMResponse(
+        assert job.first_token is not None and job.finished is not None
+        response = LLMResponse(
             text=reply.text,
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.output_tokens,
             start=job.arrival,
             end=job.finished,
             endpoint=f"{self.cluster.config.name}/replica-{job.replica}",
+            admitted=job.admitted,
+            first_token=job.first_token,
         )
+        self.responses.append(response)
+        return response
 
     def utilisation(self) -> float:
         return self.cluster.utilisation()
@@ -100,10 +66,10 @@ class VirtualLLM:
 
     def summary(self) -> dict[str, float]:
         """Means and medians of the per-request figures, plus the cluster's time-weighted ones."""
-        out: dict[str, float] = {"requests": float(len(self.stats))}
-        if self.stats:
+        out: dict[str, float] = {"requests": float(len(self.responses))}
+        if self.responses:
             for name in ("queue_wait", "ttft", "latency"):
-                values = [getattr(s, name) for s in self.stats]
+                values = [getattr(r, name) for r in self.responses]
                 out[f"mean_{name}"] = statistics.fmean(values)
                 out[f"p50_{name}"] = statistics.median(values)
         out["mean_batch_size"] = self.mean_batch_size()

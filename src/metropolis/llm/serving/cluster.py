@@ -5,8 +5,10 @@ from __future__ import annotations
 from metropolis.kernel import Environment
 from metropolis.llm.serving.agentmem import AgentMemory, ReplicaMemory, combined_stats, replica_memories
 from metropolis.llm.serving.config import ServingConfig
-from metropolis.llm.serving.engine import Replica
+from metropolis.llm.serving.gate import MemoryGate
 from metropolis.llm.serving.job import Job
+from metropolis.llm.serving.queues import DEFAULT_WINDOW
+from metropolis.llm.serving.replica import Replica
 from metropolis.llm.serving.routing import AgentAffinity, Router, make_router
 from metropolis.memory.manager import MemoryStats
 
@@ -30,9 +32,14 @@ class Cluster:
             self.memories = replica_memories(memory, config.replicas, lambda tokens: c_prefill * tokens)
             if router is None:
                 router = AgentAffinity()
-        mems: list[ReplicaMemory | None] = list(self.memories) or [None] * config.replicas
-        self.replicas = [Replica(env, config, i, mems[i]) for i in range(config.replicas)]
         self.router = router if router is not None else make_router(config.routing)
+        gates: list[MemoryGate | None] = list(self.memories) or [None] * config.replicas
+        queue, window = config.queue, DEFAULT_WINDOW
+        if memory is not None:
+            window = memory.window
+            if memory.admission == "lpm":
+                queue = "cache-aware"
+        self.replicas = [Replica(env, config, i, gates[i], queue, window) for i in range(config.replicas)]
         self._prefetch_pending = False
 
     def submit(self, job: Job) -> None:

@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 
 from metropolis.llm.serving.cost import CostModel
-from metropolis.llm.serving.routing import ROUTERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +15,9 @@ class ServingConfig:
     `kv_capacity_tokens` and `kv_bytes_per_token` are per replica, all tensor-parallel shards together.
     `max_batched_tokens` is the per-iteration token budget (vLLM `max_num_batched_tokens`, SGLang
     `chunked_prefill_size`); `max_running` caps the requests in the batch (vLLM `max_num_seqs`, SGLang
-    `max_running_requests`). `priority=False` makes the waiting queue first come, first served.
+    `max_running_requests`). `queue` names the waiting queue's strategy (`metropolis.llm.serving.queues`:
+    priority, lowest step first; fcfs; cache-aware) and `routing` the router (`metropolis.llm.serving.routing`);
+    both names are checked where the queue and the router are made.
     """
 
     name: str
@@ -28,7 +29,7 @@ class ServingConfig:
     replicas: int = 1
     gpus_per_replica: int = 1
     routing: str = "least_loaded"
-    priority: bool = True
+    queue: str = "priority"
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -48,10 +49,6 @@ class ServingConfig:
             raise ValueError(
                 f"serving config {self.name!r}: kv_bytes_per_token must be an integer >= 0, "
                 f"got {self.kv_bytes_per_token!r}"
-            )
-        if self.routing not in ROUTERS:
-            raise ValueError(
-                f"serving config {self.name!r}: unknown routing {self.routing!r}; valid: {', '.join(sorted(ROUTERS))}"
             )
 
     @property

@@ -8,7 +8,8 @@ Hardware (NVIDIA datasheets; dense BF16 tensor FLOPs, i.e. half the "with sparsi
 - H100 SXM5 80GB: 80 GB HBM3, 3,350 GB/s, 989 TFLOPS BF16 dense. NVIDIA H100 datasheet, as tabulated at
   glennklockwood.com/garden/processors/h100.
 
-Models (Hugging Face config.json of meta-llama/Meta-Llama-3-8B and -70B; BF16 weights and KV cache):
+Models (shapes from `metropolis.memory.state`, their one definition; Hugging Face config.json of
+meta-llama/Meta-Llama-3-8B and -70B; BF16 weights and KV cache):
 - Llama-3-8B: 8.03e9 parameters, 32 layers, 8 KV heads of dim 128: 2 * 32 * 8 * 128 * 2 B = 131,072 B per KV
   token.
 - Llama-3-70B: 70.6e9 parameters, 80 layers, 8 KV heads of dim 128: 327,680 B per KV token.
@@ -46,6 +47,8 @@ from dataclasses import dataclass
 
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.cost import CostModel
+from metropolis.memory.state import LLAMA3_8B, LLAMA3_70B, SMOLLM2_135M, ModelShape
+from metropolis.registry import lookup
 
 DECODE_BW_EFFICIENCY = 0.77
 PREFILL_MFU = 0.5
@@ -62,30 +65,9 @@ class Gpu:
     flops: float  # dense BF16 FLOP/s
 
 
-@dataclass(frozen=True, slots=True)
-class ModelShape:
-    name: str
-    params: float
-    layers: int
-    kv_heads: int
-    head_dim: int
-    dtype_bytes: int = 2
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.dtype_bytes
-
-    @property
-    def weight_bytes(self) -> float:
-        return self.params * self.dtype_bytes
-
-
 L4 = Gpu("L4", 24e9, 300e9, 121e12)
 A100 = Gpu("A100-80GB-SXM", 80e9, 2039e9, 312e12)
 H100 = Gpu("H100-80GB-SXM", 80e9, 3350e9, 989e12)
-LLAMA3_8B = ModelShape("Llama-3-8B", 8.03e9, 32, 8, 128)
-LLAMA3_70B = ModelShape("Llama-3-70B", 70.6e9, 80, 8, 128)
-SMOLLM2_135M = ModelShape("SmolLM2-135M", 0.135e9, 30, 3, 64)
 
 
 def roofline(name: str, gpu: Gpu, model: ModelShape, tp: int = 1) -> ServingConfig:
@@ -133,10 +115,7 @@ PRESETS: dict[str, Callable[[], ServingConfig]] = {
 
 def preset(name: str, gpus: int = 1, **overrides: object) -> ServingConfig:
     """The preset `name` with `gpus` data-parallel replicas (TP presets: `gpus` tensor-parallel groups)."""
-    try:
-        base = PRESETS[name]()
-    except KeyError:
-        raise ValueError(f"unknown serving preset {name!r}; valid: {', '.join(PRESETS)}") from None
+    base = lookup(PRESETS, name, "serving preset")()
     return base.replace(replicas=gpus, **overrides)
 
 

@@ -6,9 +6,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from metropolis.registry import lookup
+
 if TYPE_CHECKING:
-    from metropolis.llm.serving.engine import Replica
     from metropolis.llm.serving.job import Job
+    from metropolis.llm.serving.replica import Replica
 
 
 class Router(Protocol):
@@ -47,14 +49,12 @@ class AgentAffinity:
 
 
 ROUTERS: dict[str, Callable[[], Router]] = {
-    "round_robin": RoundRobin,
-    "least_loaded": LeastLoaded,
     "affinity": AgentAffinity,
+    "least_loaded": LeastLoaded,
+    "round_robin": RoundRobin,
 }
 
 
 def make_router(name: str) -> Router:
-    try:
-        return ROUTERS[name]()
-    except KeyError:
-        raise ValueError(f"unknown routing policy {name!r}; valid: {', '.join(sorted(ROUTERS))}") from None
+    """The router called `name` (the one place router names are checked)."""
+    return lookup(ROUTERS, name, "routing policy")()

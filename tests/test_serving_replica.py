@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from metropolis.kernel import Environment
-from metropolis.llm.serving import CostModel, Job, Replica, ServingConfig
+from metropolis.llm.serving import CostModel, Job, JobStatus, Replica, ServingConfig
 
 COST = CostModel(c0=0.010, c_prefill=0.0001, c_decode=0.0005, c_kv=0.00001)
 
@@ -58,7 +58,7 @@ def naive(cfg: ServingConfig, arrivals: list[Arrival]) -> list[tuple[float, floa
             t = max(t, arrivals[order[nxt]].time)
         while nxt < len(order) and arrivals[order[nxt]].time <= t:
             i = order[nxt]
-            heapq.heappush(waiting, (arrivals[i].priority if cfg.priority else 0, nxt, i))
+            heapq.heappush(waiting, (arrivals[i].priority if cfg.queue == "priority" else 0, nxt, i))
             nxt += 1
         admitted: list[int] = []
         prefill, budget = 0, cfg.max_batched_tokens - len(running)
@@ -114,7 +114,7 @@ def test_jumping_model_matches_the_per_iteration_reference(seed: int) -> None:
         kv_capacity_tokens=rng.choice([2_000, 5_000, 100_000]),
         max_batched_tokens=rng.choice([512, 1500, 8192]),
         max_running=rng.choice([3, 8, 256]),
-        priority=rng.random() < 0.5,
+        queue="priority" if rng.random() < 0.5 else "fcfs",
     )
     arrivals = random_stream(rng, 300, rate=rng.choice([2.0, 20.0, 200.0]))
     jobs = run_replica(cfg, arrivals)
@@ -134,8 +134,8 @@ def test_single_request_takes_a_prefill_then_output_minus_one_decodes() -> None:
     assert job.finished == pytest.approx(1.0 + prefill + decode1 + decode2)
 
 
-@pytest.mark.parametrize(("priority", "expected"), [(True, [0, 2, 3, 1]), (False, [0, 1, 2, 3])])
-def test_waiting_queue_orders_by_step_then_arrival_or_fcfs(priority: bool, expected: list[int]) -> None:
+@pytest.mark.parametrize(("queue", "expected"), [("priority", [0, 2, 3, 1]), ("fcfs", [0, 1, 2, 3])])
+def test_waiting_queue_orders_by_step_then_arrival_or_fcfs(queue: str, expected: list[int]) -> None:
     # The first request occupies the only slot; the rest queue (steps 7, 3, 3) and are served one by one.
     arrivals = [
         Arrival(0.0, 10, 5, 9),
@@ -143,7 +143,7 @@ def test_waiting_queue_orders_by_step_then_arrival_or_fcfs(priority: bool, expec
         Arrival(0.002, 10, 2, 3),
         Arrival(0.003, 10, 2, 3),
     ]
-    jobs = run_replica(config(max_running=1, priority=priority), arrivals)
+    jobs = run_replica(config(max_running=1, queue=queue), arrivals)
     assert sorted(range(4), key=lambda i: jobs[i].admitted or 0.0) == expected
 
 
@@ -191,3 +191,24 @@ def test_decode_runs_are_jumped_not_stepped() -> None:
         env.step()
         steps += 1
     assert replica.iterations == 1000 and steps <= 3
+
+
+def test_a_job_passes_its_stages_in_order_and_says_which_it_has_not_reached() -> None:
+    env = Environment()
+    replica = Replica(env, config(max_running=1))
+    first, second = Job("a", 100, 3), Job("b", 100, 1)
+    seen: list[tuple[str, JobStatus]] = []
+    first.on_done = lambda j: seen.append((j.agent, second.status))
+    assert first.status is JobStatus.NEW
+    replica.submit(first)
+    replica.submit(second)
+    assert (first.status, second.status) == (JobStatus.PREFILLING, JobStatus.WAITING)
+    with pytest.raises(RuntimeError, match="b is WAITING: it has not reached PREFILLING"):
+        _ = second.queue_wait
+    env.run(until=0.015)  # the prefill iteration (0.020 s) is still running
+    assert first.status is JobStatus.PREFILLING
+    env.run(until=0.025)
+    assert first.status is JobStatus.RUNNING and first.ttft == pytest.approx(0.020)
+    env.run()
+    assert seen == [("a", JobStatus.WAITING)]  # b is admitted once a's slot is free
+    assert first.status is second.status is JobStatus.DONE and second.latency > first.latency

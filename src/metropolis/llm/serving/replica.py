@@ -1,9 +1,11 @@
 """One serving engine replica with continuous batching, driven by the discrete-event kernel.
 
 How a replica schedules (vLLM / SGLang style, kept simple):
-- Waiting queue: ordered by (priority, arrival order), lowest step first; with `priority=False`, by arrival
-  only. Strict order: when the head cannot be admitted, nothing behind it is (no overtaking), except under
-  agent memory's cache-aware admission (`AgentMemory(admission="lpm")`, see agentmem.py).
+- Waiting queue: a strategy chosen by name (`ServingConfig.queue`, see queues.py): lowest step first by
+  default, or first come first served, or cache-aware. Strict order: when the head cannot be admitted,
+  nothing behind it is (no overtaking), except under the cache-aware queue.
+- Memory gate (see gate.py): asked whether a request may start and when its private state is on the GPU;
+  the default lets everything through, agent memory (agentmem.py) is the other gate.
 - Each iteration decodes one token for every running request and prefills newly admitted requests whole.
   Decode tokens take the token budget first; the first prefill of an iteration is always admitted (a prompt
   over the budget stands for a chunked prefill, its whole cost charged to that one iteration), further ones
@@ -27,37 +29,42 @@ the KV tokens the batch attends are `kv_base + batch * count`.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from metropolis.kernel import Environment
 from metropolis.llm.serving.config import ServingConfig
-from metropolis.llm.serving.job import Job
-
-if TYPE_CHECKING:
-    from metropolis.llm.serving.agentmem import ReplicaMemory
+from metropolis.llm.serving.gate import MemoryGate, OpenGate
+from metropolis.llm.serving.job import Job, JobStatus
+from metropolis.llm.serving.queues import DEFAULT_WINDOW, make_queue
 
 
 class Replica:
+    """`queue`: the waiting queue's name (default: the config's); `gate`: the memory behind the replica (default:
+    none); `window`: the cache-aware queue's look-ahead."""
+
     def __init__(
-        self, env: Environment, config: ServingConfig, index: int = 0, memory: ReplicaMemory | None = None
+        self,
+        env: Environment,
+        config: ServingConfig,
+        index: int = 0,
+        gate: MemoryGate | None = None,
+        queue: str | None = None,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
         self.env = env
         self.config = config
         self.cost = config.cost
         self.index = index
-        self.memory = memory
-        self._loading = 0  # admitted by agent memory, waiting for their state to arrive on the GPU
+        self.gate: MemoryGate = gate if gate is not None else OpenGate()
+        self.queue = make_queue(config.queue if queue is None else queue, window)
+        self._loading = 0  # taken off the queue by the gate, waiting for their state to arrive on the GPU
         self._loaded: list[Job] = []  # state arrived: admitted ahead of the waiting queue
-        self._waiting: list[tuple[int, int, Job]] = []
         self._running: list[tuple[int, int, Job]] = []  # (finish mark, arrival order, job)
         self._prefilling: list[Job] = []
-        self._order = 0
+        self._prefill_kv = 0  # sum over prefilling of their KV tokens (prompt + output)
         self._count = 0  # decode iterations done so far
         self._kv_base = 0  # sum over running of (prompt + 1 - count at join)
         self._finish_sum = 0  # sum over running of their finish marks
         self._reserved = 0  # KV tokens reserved by running and prefilling requests
-        self._waiting_tokens = 0
         # the segment in progress
         self._busy = False
         self._generation = 0
@@ -77,7 +84,7 @@ class Replica:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self.queue)
 
     @property
     def running(self) -> int:
@@ -91,8 +98,7 @@ class Replica:
     def outstanding_tokens(self) -> int:
         """Tokens still to process (waiting prompts and outputs, decodes left), as of the segment's start."""
         decodes_left = self._finish_sum - len(self._running) * self._count
-        prefill = sum(j.prompt_tokens + j.output_tokens for j in self._prefilling)
-        return self._waiting_tokens + prefill + decodes_left
+        return self.queue.tokens + self._prefill_kv + decodes_left
 
     # -- submitting --
 
@@ -108,13 +114,11 @@ class Replica:
         now = self.env.now
         job.arrival = now
         job.replica = self.index
+        job.status = JobStatus.WAITING
         if self.first_arrival is None:
             self.first_arrival = now
-        self._order += 1
-        job.key = (job.priority if cfg.priority else 0, self._order)
-        heapq.heappush(self._waiting, (*job.key, job))
-        self._waiting_tokens += job.kv_tokens
-        self._wake(job, self._waiting[0][2] is job)
+        self.queue.push(job)
+        self._wake(job, self.queue.head() is job)
 
     def _wake(self, job: Job, first: bool) -> None:
         """`job` became admissible (arrived, or its state arrived): plan now if that can start it sooner."""
@@ -130,6 +134,7 @@ class Replica:
     def _on_loaded(self, job: Job) -> None:
         self._loading -= 1
         job.memory_ready = True
+        job.status = JobStatus.WAITING
         self._loaded.append(job)
         self._wake(job, len(self._loaded) == 1)
 
@@ -152,68 +157,48 @@ class Replica:
         elif batch:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
-        elif self._waiting and not self._loading:
+        elif len(self.queue) and not self._loading:
             raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
 
     def _admit(self, budget: int) -> int:
-        """Admit loaded requests, then waiting ones in admission order while they fit; returns prefill tokens."""
-        now, loaded = self.env.now, self._loaded
+        """Admit loaded requests, then waiting ones in the queue's order while they fit; returns prefill tokens."""
+        now, loaded, queue, gate = self.env.now, self._loaded, self.queue, self.gate
         prefill = 0
         while loaded and self._fits(loaded[0]):
             if self._prefilling and loaded[0].prefill_tokens > budget - prefill:
                 return prefill
             prefill += self._start_prefill(loaded.pop(0), now)
-        lpm = self.memory is not None and self.memory.setup.admission == "lpm"
-        taken: set[int] = set()
-        for entry in self._lpm_order() if lpm else self._fcfs_order():
-            job = entry[2]
+        for job in queue.candidates(gate):
             if not self._fits(job):
                 break
-            if self.memory is not None and not job.memory_ready:
-                if not self.memory.can_admit(job):
-                    if lpm:
-                        continue  # cache-aware: skip it, do not let it block the queue
+            if not job.memory_ready:
+                if not gate.can_admit(job):
+                    if queue.skips_refused:
+                        continue  # do not let it block the queue
                     break
-                ready = self.memory.admit(job, now)
-                if ready > now and self.memory.setup.demand_loads == "overlap":
-                    self._take(entry, lpm, taken)  # waits off the queue; the link overlaps compute
-                    self._loading += 1
-                    self.env.schedule(ready - now, self._on_loaded, job)
-                    continue
-                job.memory_ready, job.state_at = True, ready
+                ready = gate.admit(job, now)
+                if ready is not None:
+                    if ready > now and gate.overlap_loads:
+                        queue.take(job)  # waits off the queue; the link overlaps compute
+                        job.status = JobStatus.LOADING
+                        self._loading += 1
+                        self.env.schedule(ready - now, self._on_loaded, job)
+                        continue
+                    job.memory_ready, job.state_at = True, ready
             if self._prefilling and job.prefill_tokens > budget - prefill:
                 break
-            self._take(entry, lpm, taken)
+            queue.take(job)
             prefill += self._start_prefill(job, now)
-        if taken:
-            self._waiting = [e for e in self._waiting if id(e[2]) not in taken]
-            heapq.heapify(self._waiting)
+        queue.settle()
         return prefill
-
-    def _fcfs_order(self) -> Iterator[tuple[int, int, Job]]:
-        """The queue head, again and again: the loop takes it (or stops) before asking for the next."""
-        while self._waiting:
-            yield self._waiting[0]
-
-    def _lpm_order(self) -> list[tuple[int, int, Job]]:
-        """The first `window` waiting requests, those whose state is on the GPU first (stable)."""
-        assert self.memory is not None
-        window = heapq.nsmallest(self.memory.setup.window, self._waiting)
-        window.sort(key=lambda e: not self.memory.resident(e[2]))  # type: ignore[union-attr]
-        return window
-
-    def _take(self, entry: tuple[int, int, Job], lpm: bool, taken: set[int]) -> None:
-        if lpm:
-            taken.add(id(entry[2]))  # removed from the heap in one go after the loop
-        else:
-            heapq.heappop(self._waiting)
-        self._waiting_tokens -= entry[2].kv_tokens
 
     def _start_prefill(self, job: Job, now: float) -> int:
         self._reserved += job.kv_tokens
+        self._prefill_kv += job.kv_tokens
         job.admitted = now
+        job.status = JobStatus.PREFILLING
         self._prefilling.append(job)
         return job.prefill_tokens
 
@@ -230,12 +215,13 @@ class Replica:
         for job in self._prefilling:
             self._reserved -= job.kv_tokens
             job.admitted = None
-            if job.memory_ready and self.memory is not None:
+            job.status = JobStatus.WAITING
+            if job.memory_ready:
                 self._loaded.append(job)  # pinned already: it must not queue behind requests it blocks
                 continue
-            heapq.heappush(self._waiting, (*job.key, job))
-            self._waiting_tokens += job.kv_tokens
+            self.queue.requeue(job)
         self._prefilling.clear()
+        self._prefill_kv = 0
 
     def _cut_decode_run(self, now: float) -> None:
         """End the decode run at the end of the iteration in progress, where the new head gets admitted."""
@@ -276,10 +262,12 @@ class Replica:
             if finish == count:
                 self._finish(job)
                 continue
+            job.status = JobStatus.RUNNING
             heapq.heappush(self._running, (finish, job.key[1], job))
             self._kv_base += job.prompt_tokens + 1 - count
             self._finish_sum += finish
         self._prefilling.clear()
+        self._prefill_kv = 0
         running = self._running
         while running and running[0][0] <= count:
             finish, _, job = heapq.heappop(running)
@@ -287,14 +275,14 @@ class Replica:
             self._kv_base -= job.prompt_tokens + 1 - (finish - job.output_tokens + 1)
             self._finish(job)
         self._plan()
-        if self.memory is not None:
-            self.memory.prefetch(now)
+        self.gate.prefetch(now)
 
     def _finish(self, job: Job) -> None:
         job.finished = self.env.now
+        job.status = JobStatus.DONE
         self._reserved -= job.kv_tokens
         self.completed += 1
-        if self.memory is not None and job.memory_ready:
-            self.memory.release(job, job.finished)
+        if job.memory_ready:
+            self.gate.release(job, job.finished)
         if job.on_done is not None:
             job.on_done(job)
