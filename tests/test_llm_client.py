@@ -303,9 +303,12 @@ async def test_engine_run_against_faulty_and_clean_servers_gives_identical_histo
         sim = town()
         with FaultServer(schedule) as server:
             async with OpenAIClient(config(server), rng=random.Random(2)) as client:
-                report = await AsyncioRuntime(sim, llm=client).run()
+                runtime = AsyncioRuntime(sim, llm=client)
+                report = await runtime.run()
         histories = [sim.history(i) for i in range(len(sim.agents))]
-        results.append((histories, sim.llm_calls, report.llm_calls, client.accounting.total(), server))
+        results.append(
+            (histories, runtime.accounting.total().calls, report.llm_calls, client.accounting.total(), server)
+        )
     (clean_h, clean_calls, _, clean_books, _), (h, calls, report_calls, books, faulty) = results
     assert h == clean_h
     assert calls == clean_calls == report_calls == books.calls == clean_books.calls > 36
