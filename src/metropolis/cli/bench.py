@@ -9,6 +9,7 @@ from rich.table import Table
 from metropolis.bench.scheduler import run_scheduler_bench
 from metropolis.cli import bench_memory, bench_sim
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
 from metropolis.scheduling import scheduler_names
 
 app = typer.Typer(
@@ -31,6 +32,9 @@ def scheduler(
             raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(scheduler_names())}")
     if any(n < 1 for n in agents) or agent_steps < 1:
         raise ValueError("--agents and --agent-steps must be >= 1")
+    for n in agents:
+        integer(n, "--agents", 1, MAX_AGENTS)  # 100,000,000 agents would allocate ~50 GiB
+    integer(agent_steps, "--agent-steps", 1, MAX_AGENT_STEPS)
     with console.status("") as status:
         rows = run_scheduler_bench(agents, policy, agent_steps, progress=lambda m: status.update(f"timing {m}"))
     table = Table(title="Scheduler micro-benchmark (controller time only; random walkers at Smallville density)")
