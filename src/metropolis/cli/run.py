@@ -78,15 +78,15 @@ def run(
 def _run(opts: RunOptions) -> None:
     opts = opts.resolved()
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
-    sim, what, extras = build_simulation(opts)
     books = Accounting(prices(opts.price))
     with contextlib.ExitStack() as stack:
         cfg = None
-        if opts.llm:
+        if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
             cfg = stack.enter_context(
                 llm_endpoint(opts.llm, opts.kind, opts.model, read_timeout=opts.timeout, max_attempts=opts.attempts)
             )
             out.print(f"LLM: {cfg.model} at {cfg.base_url}")
+        sim, what, extras = build_simulation(opts)
         path = folder.create(_meta(opts, what))
         recorder = TraceRecorder.for_simulation(sim, path / "trace")
         sim.listeners.append(recorder)
