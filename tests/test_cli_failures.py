@@ -21,6 +21,8 @@ SHARED = shared_data_dir(required=False)
 FILE, RUN, FULL, UNDERFILE = "<file>", "<run>", "<full>", "<underfile>"
 
 BAD_FLOATS = ["nan", "inf", "-inf", "-1", "1e309"]
+BAD_URLS = ["ftp://x", "x", "http://", "http://host:99999/v1", "http://host:abc/v1", "http://:80/v1", "http://h:0/v1"]
+BAD_URLS += ["https://[::1/v1"]
 
 RUN_CASES: list[list[str]] = [
     *(["run", "--hours", v] for v in [*BAD_FLOATS, "0", "1e-9", "1e9", "abc", ""]),
@@ -34,11 +36,7 @@ RUN_CASES: list[list[str]] = [
     ["run", "--preset", "bogus"],
     ["run", "--kind", "bogus", "--llm", "http://127.0.0.1:9/v1"],
     ["run", "--kind", "bogus", "--llm", "local"],
-    *(
-        ["run", "--llm", v]
-        for v in ["ftp://x", "x", "http://", "http://host:99999/v1", "http://host:abc/v1", "http://:80/v1",
-                  "http://h:0/v1", "https://[::1/v1"]
-    ),  # fmt: skip
+    *(["run", "--llm", v] for v in BAD_URLS),
     ["run", "--runtime", "virtual", "--llm", "local"],
     ["run", "--replay", "/nowhere/run"],
     ["run", "--replay", "/tmp", "--llm", "local"],

@@ -70,9 +70,10 @@ def _calibrate(
     )
     rng = random.Random(seed)
     rng.shuffle(probes)
-    with console.status(f"starting {llm} ..."), llm_endpoint(
-        llm, kind, model, max_attempts=3, read_timeout=timeout
-    ) as cfg:
+    with (
+        console.status(f"starting {llm} ..."),
+        llm_endpoint(llm, kind, model, max_attempts=3, read_timeout=timeout) as cfg,
+    ):
         console.print(f"calibrating against {cfg.base_url} ({cfg.model}): {len(probes)} probes")
         with Progress(
             TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,

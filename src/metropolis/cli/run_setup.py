@@ -13,12 +13,12 @@ from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, integer, number
+from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
-from metropolis.world.metrics import metric_names
-from metropolis.engine import Agent, Simulation
 from metropolis.scheduling import scheduler_names
+from metropolis.world.metrics import metric_names
 from metropolis.world.smallville import Town, load_smallville
 
 # Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.

@@ -30,8 +30,12 @@ def read_api_key(env_var: str | None, env: Mapping[str, str]) -> str | None:
 def check_api_key(key: str, env_var: str) -> None:
     for position, char in enumerate(key, start=1):
         if not "\x21" <= char <= "\x7e":
-            kind = "a control character" if char < " " or char == "\x7f" else "a space" if char == " " else (
-                "a non-ASCII character"
+            kind = (
+                "a control character"
+                if char < " " or char == "\x7f"
+                else "a space"
+                if char == " "
+                else ("a non-ASCII character")
             )
             raise ValueError(
                 f"the API key in ${env_var} holds {kind} at position {position} of {len(key)}: a key is printable "
