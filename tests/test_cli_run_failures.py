@@ -179,21 +179,25 @@ def test_a_failing_step_is_one_line_exit_3_and_recorded_in_meta(tmp_path: Path) 
 
 
 @needs_data
-def test_ctrl_c_says_where_the_run_stopped_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "how"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_ctrl_c_says_where_the_run_stopped_and_exits_130(signum: int, code: int, how: str, tmp_path: Path) -> None:
     proc = _cli(["run", "--hours", "24", "--out", "r"], tmp_path)
     meta = tmp_path / "r" / "meta.json"
     deadline = time.monotonic() + 60
     while not meta.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == 130, err
-    assert len(lines) == 1 and lines[0].startswith("metropolis: interrupted after "), lines
+    assert proc.returncode == code, err
+    assert len(lines) == 1 and lines[0].startswith(f"metropolis: {how} after "), lines
     assert "Traceback" not in err and "never awaited" not in err
     record = json.loads(meta.read_text())
-    assert record["status"] == "interrupted" and 0 < record["agent_steps_done"] < record["agent_steps"]
+    assert record["status"] == how and 0 < record["agent_steps_done"] < record["agent_steps"]
+    assert (tmp_path / "r" / "trace" / "meta.json").is_file()
 
 
 @needs_data

@@ -6,19 +6,23 @@ Exit codes (README, "Exit codes"):
 - 3: a failure at run time: the LLM server is unreachable or refuses, an agent's step raised, the local model
   server did not start, a disk or network error.
 - 4: an internal error (a bug): the line names the exception; `METROPOLIS_TRACEBACK=1` shows the traceback.
-- 130: interrupted (Ctrl-C); the line says where the run stopped.
+- 130: interrupted (Ctrl-C); the line says where the run stopped. 143: the same for SIGTERM.
 
 Whatever the message holds, API keys from the environment never reach the screen: they are replaced by `***`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -35,6 +39,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 3
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 BAD_INPUT = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
              PermissionError, OverflowError)  # fmt: skip
@@ -46,13 +51,25 @@ class UserError(Exception):
     """A problem the user can fix; its message says what and where."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as Ctrl-C is), so the run stops the same way and says where."""
+
+
 class Interrupted(Exception):
-    """Ctrl-C, caught where the command knows how far it got; the message says where the run stopped."""
+    """Ctrl-C or SIGTERM, caught where the command knows how far it got; the message says where the run stopped."""
+
+    def __init__(self, message: str, code: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def exit_code(error: BaseException) -> int:
     """The documented exit code for `error` (see the module docstring)."""
-    if isinstance(error, (KeyboardInterrupt, Interrupted)):
+    if isinstance(error, Interrupted):
+        return error.code
+    if isinstance(error, Terminated):
+        return EXIT_TERMINATED
+    if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(error, (UserError, *BAD_INPUT)):
         return EXIT_BAD_INPUT
@@ -81,7 +98,7 @@ def describe(error: BaseException) -> str:
     """The one line printed for `error`."""
     code = exit_code(error)
     if isinstance(error, KeyboardInterrupt):
-        return "metropolis: interrupted"
+        return "metropolis: terminated" if isinstance(error, Terminated) else "metropolis: interrupted"
     if isinstance(error, Interrupted):
         return f"metropolis: {one_line(str(error))}"
     message = one_line(str(error)) or type(error).__name__
@@ -109,6 +126,24 @@ def quiet_abandoned_work() -> None:
     Python would warn about each at exit. They are expected after a failure: say nothing about them."""
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside: SIGTERM raises `Terminated` where the program is, so a command stops as on Ctrl-C (closing
+    what it holds, recording where it stopped) instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 def one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:

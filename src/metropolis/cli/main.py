@@ -54,7 +54,7 @@ app = typer.Typer(
     name="metropolis",
     cls=OneLineGroup,
     help="Out-of-order execution engine for LLM-powered multi-agent simulation. Exit codes: 0 done, 2 bad input, "
-    "3 failed at run time (LLM server, a step, disk), 4 internal error, 130 interrupted.",
+    "3 failed at run time (LLM server, a step, disk), 4 internal error, 130 interrupted, 143 terminated.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

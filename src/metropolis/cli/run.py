@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from metropolis.cli.errors import Interrupted, one_line, one_line_errors
+from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
@@ -63,7 +63,7 @@ def run(
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
-    Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted; the run folder's
+    Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on SIGTERM); the run folder's
     meta.json says how the run ended."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
@@ -80,6 +80,7 @@ def _run(opts: RunOptions) -> None:
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
     books = Accounting(prices(opts.price))
     with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_as_interrupt())
         cfg = None
         if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
             cfg = stack.enter_context(
@@ -93,12 +94,14 @@ def _run(opts: RunOptions) -> None:
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             report = _virtual(sim, opts, progress) if opts.runtime == "virtual" else _real(sim, cfg, books, progress)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             _close_quietly(recorder)
-            folder.finish("interrupted", agent_steps_done=progress.done, agent_steps=progress.total)
+            how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
-                f"interrupted after {progress.done:,} of {progress.total:,} agent-steps; what was recorded is in "
-                f"{path} (meta.json, trace/)"
+                f"{how} after {progress.done:,} of {progress.total:,} agent-steps; what was recorded is in "
+                f"{path} (meta.json, trace/)",
+                exit_code(stop),
             ) from None
         except Exception as error:
             _close_quietly(recorder)

@@ -6,8 +6,8 @@ Why: two runs started in the same second must never share a folder (the default 
 existing run must not mix two runs, and a run that fails before it starts must leave no empty folder behind.
 `meta.json` is replaced atomically (write a temporary file, then `os.replace`), so a reader never sees half of it.
 
-`meta.json` holds `status`: "running", then "completed", "failed" (with `error`) or "interrupted" (with
-`agent_steps_done`).
+`meta.json` holds `status`: "running", then "completed", "failed" (with `error`), or "interrupted" (Ctrl-C) or
+"terminated" (SIGTERM), with `agent_steps_done`.
 """
 
 from __future__ import annotations
