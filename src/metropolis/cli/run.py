@@ -63,8 +63,8 @@ def run(
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
-    Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on SIGTERM); the run folder's
-    meta.json says how the run ended."""
+    Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on
+    SIGTERM); the run folder's meta.json says how the run ended."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
