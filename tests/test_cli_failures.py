@@ -174,3 +174,27 @@ def test_help_documents_the_exit_codes_and_the_new_options() -> None:
     for word in ("--timeout", "--attempts", "--force", "130 interrupted"):
         assert word in result.output, word
     assert os.environ.get("METROPOLIS_TRACEBACK") is None
+
+
+SUBPROCESS_CASES = [
+    ["run", "--agents", "abc"],
+    ["run", "--hours", "inf"],
+    ["bench", "sim", "--setting", ","],
+    ["trace", "show", "/nowhere", "--rows", "-3"],
+]
+
+
+@needs_data
+@pytest.mark.parametrize("args", SUBPROCESS_CASES, ids=" ".join)
+def test_the_real_exit_path_is_one_line_and_exit_2(args: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "METROPOLIS_SHARED": str(SHARED)}
+    done = subprocess.run(
+        [sys.executable, "-m", "metropolis.cli.main", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("metropolis: error: ")
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
