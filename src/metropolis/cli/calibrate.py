@@ -91,7 +91,7 @@ def _calibrate(
 async def _measure(
     cfg: EndpointConfig, probes: list[Probe], rng: random.Random, tick: Callable[[], None]
 ) -> list[Measurement]:
-    async with OpenAIClient(cfg) as client:
+    async with OpenAIClient(cfg, on_retry=lambda what: console.print(f"[yellow]retry[/yellow]: {what}")) as client:
         warmup = LLMRequest("calib", 0, "warmup", ({"role": "user", "content": "Hi"},), max_tokens=4)
         await client.complete(warmup)  # loads the model's pages; not measured
         return await measure(client, probes, rng, tick)
