@@ -39,6 +39,8 @@ RUN_CASES: list[list[str]] = [
     *(["run", "--llm", v] for v in BAD_URLS),
     ["run", "--runtime", "virtual", "--llm", "local"],
     ["run", "--replay", "/nowhere/run"],
+    ["run", "--replay", "<tmp>"],
+    ["run", "--replay", RUN],
     ["run", "--replay", "/tmp", "--llm", "local"],
     ["run", "--replay", "/tmp", "--runtime", "asyncio"],
     *(["run", "--price", v] for v in ["abc", "1", "1,2,3", "nan,1", "-1,1", "inf,0", "1,-inf"]),

@@ -88,12 +88,16 @@ def _run(opts: RunOptions) -> None:
             )
             out.print(f"LLM: {cfg.model} at {cfg.base_url}")
         sim, what, extras = build_simulation(opts)
+        responder = _replay(opts)
         path = folder.create(_meta(opts, what))
         recorder = TraceRecorder.for_simulation(sim, path / "trace")
         sim.listeners.append(recorder)
         progress = stack.enter_context(agent_step_progress(sim))
         try:
-            report = _virtual(sim, opts, progress) if opts.runtime == "virtual" else _real(sim, cfg, books, progress)
+            if opts.runtime == "virtual":
+                report = _virtual(sim, opts, responder, progress)
+            else:
+                report = _real(sim, cfg, books, progress)
         except KeyboardInterrupt as stop:
             _close_quietly(recorder)
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
@@ -133,12 +137,16 @@ def _close_quietly(recorder: TraceRecorder) -> None:
         recorder.close()
 
 
-def _virtual(sim: Simulation, opts: RunOptions, progress: StepProgress) -> RunReport:
+def _replay(opts: RunOptions) -> ReplayResponder | None:
+    """The recorded answers of `--replay`, read before the run folder is made (a bad folder leaves nothing)."""
+    if opts.replay is None:
+        return None
+    folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
+    return ReplayResponder(recorded_answers(Trace.read(folder)))
+
+
+def _virtual(sim: Simulation, opts: RunOptions, responder: ReplayResponder | None, progress: StepProgress) -> RunReport:
     env = Environment()
-    responder = None
-    if opts.replay is not None:
-        folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
-        responder = ReplayResponder(recorded_answers(Trace.read(folder)))
     llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
     return VirtualRuntime(sim, env, llm).run(progress)
 
