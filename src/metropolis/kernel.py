@@ -91,6 +91,8 @@ class Process(Event):
         except StopIteration as stop:
             self.succeed(stop.value)
             return
+        except (KeyboardInterrupt, SystemExit):
+            raise  # Ctrl-C and exit stop the run where it is; they are not an agent's failure
         except BaseException as error:
             self.fail(error)
             return

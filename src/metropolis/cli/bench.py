@@ -9,6 +9,7 @@ from rich.table import Table
 from metropolis.bench.scheduler import run_scheduler_bench
 from metropolis.cli import bench_kv_restore, bench_memory, bench_sim, bench_slots, bench_slots_sim
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
 from metropolis.registry import check_name
 from metropolis.scheduling import scheduler_names
 
@@ -31,6 +32,9 @@ def scheduler(
         check_name(name, scheduler_names(), "scheduler")
     if any(n < 1 for n in agents) or agent_steps < 1:
         raise ValueError("--agents and --agent-steps must be >= 1")
+    for n in agents:
+        integer(n, "--agents", 1, MAX_AGENTS)  # 100,000,000 agents would allocate ~50 GiB
+    integer(agent_steps, "--agent-steps", 1, MAX_AGENT_STEPS)
     with console.status("") as status:
         rows = run_scheduler_bench(agents, policy, agent_steps, progress=lambda m: status.update(f"timing {m}"))
     table = Table(title="Scheduler micro-benchmark (controller time only; random walkers at Smallville density)")

@@ -17,7 +17,10 @@ from rich.table import Table
 from metropolis.bench.memory import EVICTION_POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
 from metropolis.bench.memory_openloop import OPEN_LOOP_EVICTION_POLICIES, OpenLoopRow, open_loop
 from metropolis.cli.errors import one_line_errors
-from metropolis.cli.options import names, positive_ints
+from metropolis.cli.options import names, positive_ints, writable_folder
+from metropolis.llm.serving.presets import PRESETS
+from metropolis.registry import check_name
+from metropolis.scheduling import scheduler_names
 
 console = Console(width=180)
 
@@ -74,6 +77,10 @@ def _memory(
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
+    writable_folder(out, "--out")  # now, not after the measurement
+    for name in schedulers:
+        check_name(name, scheduler_names(), "scheduler")
+    check_name(preset_name, PRESETS, "serving preset")
     counts = positive_ints(agents, "--agents")
     cfg = MemoryBenchConfig(
         agents=(8,) if tiny else counts,

@@ -15,7 +15,7 @@ from rich.table import Table
 from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import SCHEDULING_POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
-from metropolis.cli.options import names, positive_ints
+from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
 from metropolis.registry import check_name
 from metropolis.workloads.scaling import METRICS, MODES
@@ -42,7 +42,9 @@ def sim(
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
-    which = names(setting)
+    which = some_names(setting, "--setting")
+    if hours is not None:
+        number(hours, "--hours", 10 / 3600, MAX_HOURS)  # at least one 10 s step
     check_name(mode, MODES, "--mode")
     check_name(metric, METRICS, "--metric")
     settings = default_settings(
@@ -50,8 +52,7 @@ def sim(
     )
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
-    folder = out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}", "--out")
     town = load_smallville()
     results: list[SettingResult] = []
     with agent_step_bar() as bar:
@@ -65,6 +66,7 @@ def sim(
             results.append(result)
             console.print(f"[dim]{s.label}: {result.workload_calls:,} calls, {time.perf_counter() - t0:.0f} s[/dim]")
     _print(results)
+    folder.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
     _write(results, folder)
     console.print(f"wrote {folder}/bench_sim.csv and plots")
 

@@ -7,21 +7,23 @@ in virtual time on one modelled L4 GPU. `--llm local` (or a server URL) runs in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from metropolis.cli.errors import one_line_errors
+from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
-from metropolis.cli.progress import agent_step_progress
-from metropolis.cli.run_setup import RunOptions, build_simulation
+from metropolis.cli.progress import StepProgress, agent_step_progress
+from metropolis.cli.run_folder import RunFolder
+from metropolis.cli.run_setup import RunOptions, build_simulation, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
@@ -47,18 +49,27 @@ def run(
     metric: str = typer.Option("euclidean", "--metric", help="Distance metric: euclidean or walking."),
     seed: int = typer.Option(0, "--seed", help="Run seed: the same seed gives the same simulation."),
     check: bool = typer.Option(False, "--check", help="Validate the causality invariant at every dispatch and commit."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Run folder (default: runs/<time>-<scheduler>)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Run folder (default: runs/<time>-<scheduler>, made unique); refused if it holds a run."
+    ),
     replay: Path | None = typer.Option(
         None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
     ),
     genagent: list[str] = typer.Option([], "--genagent", help="Generative-agent setting KEY=VALUE (repeatable)."),
     price: str = typer.Option("", "--price", help="USD per million tokens, PROMPT,COMPLETION: prints a cost."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
+    attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
+    force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
 ) -> None:
-    """Run a Smallville simulation and print a summary."""
+    """Run a Smallville simulation and print a summary.
+
+    Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on
+    SIGTERM); the run folder's meta.json says how the run ended."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
+        timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip
     _run(options)
 
@@ -66,67 +77,102 @@ def run(
 @one_line_errors
 def _run(opts: RunOptions) -> None:
     opts = opts.resolved()
-    folder = opts.out_dir or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{opts.scheduler}"
-    sim, what, extras = build_simulation(opts)
-    recorder = TraceRecorder.for_simulation(sim, folder / "trace")
-    sim.listeners.append(recorder)
-    prices = _prices(opts.price)
-    report, books = _virtual(sim, opts, prices) if opts.runtime == "virtual" else _real(sim, opts, prices)
+    folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
+    run_prices = prices(opts.price)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_as_interrupt())
+        cfg = None
+        if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
+            cfg = stack.enter_context(
+                llm_endpoint(opts.llm, opts.kind, opts.model, read_timeout=opts.timeout, max_attempts=opts.attempts)
+            )
+            out.print(f"LLM: {cfg.model} at {cfg.base_url}")
+        sim, what, extras = build_simulation(opts)
+        responder = _replay(opts)
+        path = folder.create(_meta(opts, what))
+        recorder = TraceRecorder.for_simulation(sim, path / "trace")
+        sim.listeners.append(recorder)
+        progress = stack.enter_context(agent_step_progress(sim))
+        try:
+            if opts.runtime == "virtual":
+                report, books = _virtual(sim, opts, responder, progress, run_prices)
+            else:
+                report, books = _real(sim, cfg, progress, run_prices)
+        except KeyboardInterrupt as stop:
+            _close_quietly(recorder)
+            how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
+            raise Interrupted(
+                f"{how} after {progress.done:,} of {progress.total:,} agent-steps; what was recorded is in "
+                f"{path} (meta.json, trace/)",
+                exit_code(stop),
+            ) from None
+        except Exception as error:
+            _close_quietly(recorder)
+            folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
+            raise
     recorder.close()
     for extra in extras:
-        extra.finish(folder, out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(asdict(report), indent=2))
+        extra.finish(path, out)
+    (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
     out.print(f"[bold]metropolis run[/bold]: {what}")
     for line in report.lines():
         out.print("  " + line)
     if books.agents:
-        (folder / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
+        (path / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
     for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
         out.print("  " + line)
-    out.print(f"  run folder       {folder} (report.json, trace/)")
+    folder.finish("completed", agent_steps_done=progress.done)
+    out.print(f"  run folder       {path} (report.json, trace/)")
 
 
-def _prices(text: str) -> Prices | None:
-    if not text:
+def _meta(opts: RunOptions, what: str) -> dict[str, object]:
+    fields = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
+    return {"what": what, "options": fields}
+
+
+def _close_quietly(recorder: TraceRecorder) -> None:
+    """Keep what was recorded before a failure; a second failure while closing must not hide the first."""
+    with contextlib.suppress(Exception):
+        recorder.close()
+
+
+def _replay(opts: RunOptions) -> ReplayResponder | None:
+    """The recorded answers of `--replay`, read before the run folder is made (a bad folder leaves nothing)."""
+    if opts.replay is None:
         return None
-    try:
-        prompt, completion = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--price takes PROMPT,COMPLETION in USD per million tokens, got {text!r}") from None
-    return Prices(prompt, completion)
+    folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
+    return ReplayResponder(recorded_answers(Trace.read(folder)))
 
 
-def _virtual(sim: Simulation, opts: RunOptions, prices: Prices | None) -> tuple[RunReport, Accounting]:
+def _virtual(
+    sim: Simulation,
+    opts: RunOptions,
+    responder: ReplayResponder | None,
+    progress: StepProgress,
+    run_prices: Prices | None,
+) -> tuple[RunReport, Accounting]:
     env = Environment()
-    responder = None
-    if opts.replay is not None:
-        folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
-        responder = ReplayResponder(recorded_answers(Trace.read(folder)))
     llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
     runtime = VirtualRuntime(sim, env, llm)
-    runtime.accounting.prices = prices
-    with agent_step_progress(sim) as advance:
-        return runtime.run(advance), runtime.accounting
+    runtime.accounting.prices = run_prices
+    return runtime.run(progress), runtime.accounting
 
 
-def _real(sim: Simulation, opts: RunOptions, prices: Prices | None) -> tuple[RunReport, Accounting]:
+def _real(
+    sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None
+) -> tuple[RunReport, Accounting]:
     """The run's books are its accounting listener's; a failed call ends the run, so the client's own books
     (which count failures) add nothing to them."""
 
-    async def go(client: OpenAIClient | None) -> tuple[RunReport, Accounting]:
-        runtime = AsyncioRuntime(sim, client)
-        runtime.accounting.prices = prices
-        with agent_step_progress(sim) as advance:
-            return await runtime.run(advance), runtime.accounting
+    async def go() -> tuple[RunReport, Accounting]:
+        if cfg is None:
+            runtime = AsyncioRuntime(sim, None)
+            runtime.accounting.prices = run_prices
+            return await runtime.run(progress), runtime.accounting
+        async with OpenAIClient(cfg, on_retry=progress.retry) as client:
+            runtime = AsyncioRuntime(sim, client)
+            runtime.accounting.prices = run_prices
+            return await runtime.run(progress), runtime.accounting
 
-    if not opts.llm:
-        return asyncio.run(go(None))
-    with llm_endpoint(opts.llm, opts.kind, opts.model) as cfg:
-        out.print(f"LLM: {cfg.model} at {cfg.base_url}")
-
-        async def with_client() -> tuple[RunReport, Accounting]:
-            async with OpenAIClient(cfg) as client:
-                return await go(client)
-
-        return asyncio.run(with_client())
+    return asyncio.run(go())

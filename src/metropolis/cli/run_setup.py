@@ -12,8 +12,13 @@ from rich.console import Console
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.llm_source import check_llm_spec
+from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, integer, number
 from metropolis.engine import Agent, Simulation
+from metropolis.llm.accounting import Prices
+from metropolis.llm.serving.presets import PRESETS
+from metropolis.registry import check_name
 from metropolis.scheduling import scheduler_names
+from metropolis.world.metrics import metric_names
 from metropolis.world.smallville import Town, load_smallville
 
 # Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.
@@ -42,6 +47,9 @@ class RunOptions:
     replay: Path | None = None
     genagent: tuple[str, ...] = ()
     price: str = ""
+    timeout: float = 120.0
+    attempts: int = 6
+    force: bool = False
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -49,12 +57,25 @@ class RunOptions:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(scheduler_names())}")
         if self.hours <= 0:
             raise ValueError(f"--hours must be > 0, got {self.hours}")
+        number(self.hours, "--hours", 0, MAX_HOURS, low_open=True)
         if not 0 <= self.start_hour < 24:
             raise ValueError(f"--start-hour must be within [0, 24), got {self.start_hour}")
         if self.gpus < 1:
             raise ValueError(f"--gpus must be >= 1, got {self.gpus}")
+        integer(self.gpus, "--gpus", 1, MAX_GPUS)
+        if self.agents is not None:
+            integer(self.agents, "--agents", 1, MAX_AGENTS)
+        integer(self.seed, "--seed", -(2**63), 2**63 - 1)
+        number(self.timeout, "--timeout", 0, 86_400, low_open=True)
+        integer(self.attempts, "--attempts", 1, 100)
+        check_name(self.preset, PRESETS, "serving preset")
+        check_name(self.metric, metric_names(), "metric")
+        prices(self.price)
         if self.llm:
-            check_llm_spec(self.llm)
+            check_llm_spec(self.llm, self.kind)
+        if self.replay is not None and not self.replay.is_dir():
+            raise FileNotFoundError(f"--replay {self.replay}: no run folder there")
+        GenAgentConfig.from_pairs(list(self.genagent))
         if self.replay is not None and self.llm:
             raise ValueError("--replay answers from a recorded run: it takes no --llm")
         runtime = self.runtime if self.runtime != "auto" else ("asyncio" if self.llm else "virtual")
@@ -72,6 +93,19 @@ class RunOptions:
         return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents)
 
 
+def prices(text: str) -> Prices | None:
+    """`--price PROMPT,COMPLETION` in USD per million tokens: two finite numbers >= 0."""
+    if not text:
+        return None
+    try:
+        prompt, completion = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--price takes PROMPT,COMPLETION in USD per million tokens, got {text!r}") from None
+    for value in (prompt, completion):
+        number(value, "--price", 0, 1e6)
+    return Prices(prompt, completion)
+
+
 class RunExtra(Protocol):
     """Something an agent kind adds to a run (a timeline), written out when the run ends."""
 
@@ -80,7 +114,9 @@ class RunExtra(Protocol):
 
 def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]:
     town = load_smallville(metric=opts.metric, agents=opts.agents)
-    steps = max(1, round(opts.hours * 3600 / town.world.seconds_per_step))
+    steps = round(opts.hours * 3600 / town.world.seconds_per_step)
+    if steps < 1:
+        raise ValueError(f"--hours {opts.hours:g} is shorter than one step ({town.world.seconds_per_step:g} s)")
     start = opts.start_hour * 3600
     agents, extras = _agents(town, opts)
     sim = Simulation(

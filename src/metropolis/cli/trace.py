@@ -9,6 +9,7 @@ import pandas as pd
 import typer
 
 from metropolis.cli.errors import one_line_errors
+from metropolis.cli.options import integer, number, writable_folder
 from metropolis.paths import shared_data_dir
 from metropolis.trace.genagents import import_genagents, is_call_key
 from metropolis.trace.jsonrecords import iter_records, read_text
@@ -59,6 +60,7 @@ def import_genagents_cmd(
     text: Annotated[bool, typer.Option("--text/--no-text", help="Keep prompt and output text.")] = True,
 ) -> None:
     """Import the Generative Agents LLM-call export as a trace."""
+    writable_folder(out, "--out")
     source = shared_file(path, GENAGENTS_FILE)
     trace = import_genagents(source, counter=make_counter(tokenizer), keep_text=text)
     trace.write(out)
@@ -78,6 +80,8 @@ def import_movement_cmd(
     radius: Annotated[float, typer.Option(help="Observation radius R in tiles (the paper: 4).")] = 4.0,
 ) -> None:
     """Import a Generative Agents movement log as dense agent-steps and conversations."""
+    radius = number(radius, "--radius", 0, 1e6, low_open=True)
+    writable_folder(out, "--out")
     source = shared_file(path, MOVEMENT_FILE)
     trace = import_movement(source, radius=radius)
     trace.write(out)
@@ -94,6 +98,7 @@ def stats_cmd(
     radius: Annotated[float, typer.Option(help="Observation radius for a raw movement log.")] = 4.0,
 ) -> None:
     """Print the statistics a workload generator is tuned to."""
+    number(radius, "--radius", 0, 1e6, low_open=True)
     for line in summary(load(target, radius)):
         typer.echo(line)
 
@@ -105,6 +110,9 @@ def show_cmd(
     rows: Annotated[int, typer.Option(help="Rows per table.")] = 5,
 ) -> None:
     """Print a trace's metadata and the first rows of its tables."""
+    integer(rows, "--rows", 0, 1_000_000)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no trace folder at {folder}")
     trace = Trace.read(folder)
     typer.echo(trace.meta.to_json())
     with pd.option_context("display.max_columns", None, "display.width", 160, "display.max_colwidth", 40):

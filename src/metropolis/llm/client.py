@@ -33,6 +33,7 @@ from urllib.parse import quote
 import httpx
 
 from metropolis.llm.accounting import Accounting
+from metropolis.llm.api_key import read_api_key
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.errors import LLMRejected, LLMUnavailable
 from metropolis.llm.retry import Backoff, is_retryable_status, retry_after
@@ -73,15 +74,17 @@ class OpenAIClient:
         accounting: Accounting | None = None,
         env: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_retry = on_retry
         self.accounting = accounting if accounting is not None else Accounting()
         self._rng = rng if rng is not None else random.Random(0)
         self._clock = clock
         self._backoff = Backoff(config.backoff_base, config.backoff_max, config.max_retry_after)
         self._limit = asyncio.Semaphore(config.max_in_flight)
         self._ids = itertools.count()
-        self._key = _read_key(config.api_key_env, os.environ if env is None else env)
+        self._key = read_api_key(config.api_key_env, os.environ if env is None else env)
         self._budget = TickBudget(config.admit_per_tick)
         self._pool = ShardedPool(
             config.max_connections or config.max_in_flight,
@@ -195,6 +198,8 @@ class OpenAIClient:
                     reasons[-1],
                     delay,
                 )
+                if self.on_retry is not None:
+                    self.on_retry(f"{reasons[-1][:80]} ({request.agent} step {request.step}, attempt {attempt})")
                 await asyncio.sleep(delay)
         self.accounting.record_failure(request, cfg.max_attempts)
         raise LLMUnavailable(
@@ -214,12 +219,6 @@ class OpenAIClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
-
-
-def _read_key(env_var: str | None, env: Mapping[str, str]) -> str | None:
-    if env_var is None:
-        return None
-    return env.get(env_var) or None
 
 
 def _schema_name(function: str) -> str:

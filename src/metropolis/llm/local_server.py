@@ -2,8 +2,9 @@
 loopback.
 
 The server is a child process in its own process group. Whatever happens to us (the block ends, an exception,
-interpreter exit, SIGINT or SIGTERM) the whole group is terminated and reaped, so no server and no zombie
-stays.
+interpreter exit, SIGINT, SIGTERM or SIGHUP) the whole group is terminated and reaped, so no server and no zombie
+stays. If we die without running any code (kill -9), the kernel kills the server too: it is started with a
+parent-death signal (Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)`), so it never lingers under PID 1 holding ~500 MB.
 
 What the installed llama-cpp-python server (0.3.x) can and cannot do, checked against `--help` and its source:
 - One model instance behind a global lock: requests are served one at a time. There is no `--n_parallel` /
@@ -173,25 +174,26 @@ class LocalModelServer:
 
     def start(self) -> LocalModelServer:
         """Start the server; return once `/v1/models` answers. Raises with the server's stderr if it dies."""
-        if self.process is not None:
-            raise RuntimeError("the local model server is already running")
-        check_llama_server()
-        port = self.config.port or free_port(self.host)
-        command = self.command(port)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            start_new_session=True,
-        )  # fmt: skip
-        self.port = port
-        atexit.register(self.stop)
-        self._install_signal_handlers()
+        self._launch()
         try:
             self._wait_healthy()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _launch(self) -> None:
+        """Start the process (fast); in the calling thread, which its parent-death signal is tied to."""
+        if self.process is not None:
+            raise RuntimeError("the local model server is already running")
+        check_llama_server()
+        port = self.config.port or free_port(self.host)
+        command = self.command(port)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
+        self.process = launch(command, self._stderr)
+        self.port = port
+        atexit.register(self.stop)
+        self._install_signal_handlers()
 
     def _wait_healthy(self) -> None:
         assert self.process is not None
@@ -230,7 +232,13 @@ class LocalModelServer:
     async def __aenter__(self) -> LocalModelServer:
         import asyncio
 
-        return await asyncio.to_thread(self.start)
+        self._launch()  # here, not in a worker thread: the server dies with the thread that started it
+        try:
+            await asyncio.to_thread(self._wait_healthy)
+        except BaseException:
+            await asyncio.to_thread(self.stop)
+            raise
+        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -244,7 +252,7 @@ class LocalModelServer:
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; atexit and the context manager still stop it
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
@@ -263,6 +271,35 @@ class LocalModelServer:
         elif previous == signal.SIG_DFL:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+
+
+def launch(command: list[str], stderr: Any) -> subprocess.Popen[bytes]:
+    """Start `command` in its own session (so `kill_group` reaches everything it starts) and tied to our life:
+    on Linux it gets SIGKILL when the thread that started it dies, whatever kills us. Start it from a thread
+    that lives as long as the server (the main thread, or the one that will stop it)."""
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        preexec_fn=_die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None,
+    )  # fmt: skip
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: ask for SIGKILL when the parent dies, and die at once if the
+    parent is already gone (it died before the request was made)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def prepare() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return prepare
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], url: str, timeout: float, describe: Callable[[], str]) -> None:

@@ -7,6 +7,7 @@ folder. So a run of millions of records holds at most one chunk of Python object
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -134,6 +135,8 @@ class TraceRecorder:
         self._result: Trace | None = None
         self._calls = _Buffer("calls", self.folder, calls_batch, self)
         self._steps = _Buffer("steps", self.folder, steps_batch, self)
+        if self.folder is not None and meta is not None:
+            self._write_meta(meta)  # at the start too: a run that dies midway still says what it was
 
     @classmethod
     def for_simulation(
@@ -176,9 +179,16 @@ class TraceRecorder:
         calls, steps = self._calls.close(), self._steps.close()
         meta = self.meta or TraceMeta(source="metropolis", agent_names=self._seen_names())
         if self.folder is not None:
-            (self.folder / META_FILE).write_text(meta.to_json() + "\n", encoding="utf-8")
+            self._write_meta(meta)
         else:
             self._result = Trace.of(meta, calls, steps)
+
+    def _write_meta(self, meta: TraceMeta) -> None:
+        """Write `meta.json` atomically (a temporary file, then a rename): a reader never sees half of it."""
+        assert self.folder is not None
+        tmp = self.folder / f".{META_FILE}.tmp"
+        tmp.write_text(meta.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, self.folder / META_FILE)
 
     def trace(self) -> Trace:
         """The recorded trace, after `close()`: kept in memory, or read back from the folder (which costs)."""
