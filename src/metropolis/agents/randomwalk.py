@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metropolis.engine.agent import Agent
-from metropolis.engine.context import StepContext
+from metropolis.engine.agent import Agent, StepContext
 from metropolis.world.spatial import Pos
 
 

@@ -15,8 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from metropolis.engine.agent import Agent
-from metropolis.engine.context import StepContext
+from metropolis.engine.agent import Agent, StepContext
 from metropolis.engine.simulation import Simulation
 from metropolis.world.spatial import Pos
 from metropolis.world.tilemap import TileMap

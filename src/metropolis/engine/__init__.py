@@ -1,7 +1,6 @@
 """The engine core: agents, versioned state and the simulation a runtime drives. It knows no clocks."""
 
-from metropolis.engine.agent import Agent
-from metropolis.engine.context import InteractionError, Observation, StepContext
+from metropolis.engine.agent import Agent, InteractionError, Observation, StepContext
 from metropolis.engine.records import CallRecord, Listener, StepRecord
 from metropolis.engine.simulation import Simulation
 from metropolis.engine.state import AgentState, StateStore

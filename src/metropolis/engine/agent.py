@@ -4,17 +4,22 @@ An agent's step observes the world as of its own step through `ctx`, may call th
 V, sets its action, says things, and may write into another agent of its cluster (start a conversation). Everything
 random must come from `ctx.rng`, which is seeded by (run seed, agent, step): that is what lets every scheduler
 reproduce the `serial` run exactly.
+
+`StepContext` is the only door between agent code and the engine: what a step sees and does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from metropolis.engine.state import AgentState
+from metropolis.engine.records import CallRecord, Plan
+from metropolis.engine.state import AgentState, StateStore
+from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
-
-if TYPE_CHECKING:
-    from metropolis.engine.context import StepContext
+from metropolis.world.world import World
 
 
 class Agent:
@@ -38,3 +43,167 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Another agent as it was at the observer's step."""
+
+    agent_id: int
+    name: str
+    state: AgentState
+    distance: float
+
+
+class InteractionError(RuntimeError):
+    """An agent tried to write into an agent outside its cluster."""
+
+
+class StepHost(Protocol):
+    """What a step context needs of the run that built it (the `Simulation`)."""
+
+    world: World
+    agents: list[Agent]
+    store: StateStore
+    seed: int
+    record_text: bool
+    start_seconds: float
+
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]: ...
+
+    def publish_plan(self, agent: int, plan: Plan) -> None: ...
+
+
+class StepContext:
+    """Built by the engine for one agent-step; collects the state the agent commits for the next step."""
+
+    def __init__(self, sim: StepHost, agent_id: int, step: int, group: tuple[int, ...], llm: LLMBackend | None) -> None:
+        self._sim = sim
+        self.agent_id = agent_id
+        self.step = step
+        self.group = group
+        self._llm = llm
+        self.state = sim.store.at(agent_id, step)
+        self.world = sim.world
+        self._rng: random.Random | None = None
+        self._pos = self.state.pos
+        self._action = self.state.action
+        self._events: list[str] = []
+        self.observed: set[int] = set()
+        self.partners: set[int] = set()
+        self.calls: list[CallRecord] = []
+        self.published_plan: Plan | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """Seeded by (run seed, agent, step); built on first use, since seeding costs more than most steps."""
+        if self._rng is None:
+            self._rng = random.Random(f"{self._sim.seed}:{self.agent_id}:{self.step}")
+        return self._rng
+
+    @property
+    def agent(self) -> Agent:
+        return self._sim.agents[self.agent_id]
+
+    @property
+    def pos(self) -> Pos:
+        """Where the agent will be at the next step (its current position until it moves)."""
+        return self._pos
+
+    @property
+    def time_of_day(self) -> float:
+        """Simulated seconds since the start of the run, at this step."""
+        return self._sim.start_seconds + self.step * self.world.seconds_per_step
+
+    # -- observe ----------------------------------------------------------------------------------------------
+
+    def observe(self) -> list[Observation]:
+        """Every other agent within the perception radius R, as of this step, nearest first."""
+        found = self._sim.neighbors_at(self.agent_id, self.step, self.state.pos, self.world.perception_radius)
+        self.observed.update(o.agent_id for o in found)
+        return found
+
+    # -- act --------------------------------------------------------------------------------------------------
+
+    def move(self, pos: Pos) -> None:
+        """Move to `pos`, at most V from where the agent stands at this step."""
+        problem = self.world.check_move(self.state.pos, pos)
+        if problem is not None:
+            raise ValueError(f"{self.agent.name} at step {self.step}: {problem}")
+        self._pos = pos
+
+    def act(self, action: str) -> None:
+        self._action = action
+
+    def say(self, text: str) -> None:
+        self._events.append(text)
+
+    def partner(self, other: int) -> Agent:
+        """The agent `other`, to write into (a conversation); only agents of this agent's cluster qualify."""
+        if other == self.agent_id or other not in self.group:
+            raise InteractionError(
+                f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
+                f"cluster {sorted(set(self.group) - {self.agent_id})} can be written into"
+            )
+        self.partners.add(other)
+        return self._sim.agents[other]
+
+    def plan(self, next_call: int, agent_id: int | None = None) -> Plan:
+        """Publish when an agent (this one, or a partner speaking in this step's conversation) will next call
+        the LLM: not before step `next_call` (walking a known path, asleep until 6 am). Serving memory hears of
+        it at once; this agent's step record keeps its own last plan."""
+        plan = Plan(self.step, next_call)
+        if agent_id is None or agent_id == self.agent_id:
+            agent_id = self.agent_id
+            self.published_plan = plan
+        elif agent_id not in self.partners:
+            self.partner(agent_id)
+        self._sim.publish_plan(agent_id, plan)
+        return plan
+
+    # -- think ------------------------------------------------------------------------------------------------
+
+    async def llm(self, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
+        """Call the LLM on this agent's behalf; the step is sent as the request priority."""
+        return await self.llm_for(self.agent_id, function, messages, **kwargs)
+
+    async def llm_for(
+        self, agent_id: int, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any
+    ) -> LLMResponse:
+        """Call the LLM for `agent_id` (self, or a partner speaking inside this step's conversation)."""
+        if self._llm is None:
+            raise RuntimeError("this simulation has no LLM backend; pass one to the runtime")
+        if agent_id != self.agent_id and agent_id not in self.partners:
+            self.partner(agent_id)
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        name = self._sim.agents[agent_id].name
+        request = LLMRequest(
+            agent=name,
+            agent_id=agent_id,
+            step=self.step,
+            function=function,
+            messages=tuple(messages),
+            **kwargs,
+        )
+        response = await self._llm.complete(request)
+        self.calls.append(
+            CallRecord(
+                agent=agent_id,
+                name=name,
+                step=self.step,
+                function=function,
+                prompt_tokens=response.prompt_tokens,
+                output_tokens=response.completion_tokens,
+                start=response.start,
+                end=response.end,
+                endpoint=response.endpoint,
+                prompt=request.prompt_text() if self._sim.record_text else None,
+                output=response.text if self._sim.record_text else None,
+                attempts=response.attempts,
+            )
+        )
+        return response
+
+    def result(self) -> AgentState:
+        return AgentState(self._pos, self._action, tuple(self._events))

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from metropolis.engine.agent import Agent
-from metropolis.engine.context import Observation, StepContext
+from metropolis.engine.agent import Agent, Observation, StepContext
 from metropolis.engine.records import Listener, Plan, StepRecord
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.llm.types import LLMBackend

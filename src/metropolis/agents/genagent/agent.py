@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from metropolis.agents.genagent import conversation, planning, reflection
+import metropolis.agents.genagent.conversation as conversation
+import metropolis.agents.genagent.planning as planning
+import metropolis.agents.genagent.reflection as reflection
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.embeddings import Embedder
 from metropolis.agents.genagent.memory_stream import MemoryStream, RetrievalWeights
@@ -26,8 +28,7 @@ from metropolis.agents.genagent.persona import (
 )
 from metropolis.agents.genagent.plan_hint import next_call_hint
 from metropolis.agents.genagent.validation import ActivityCheck
-from metropolis.engine.agent import Agent
-from metropolis.engine.context import Observation, StepContext
+from metropolis.engine.agent import Agent, Observation, StepContext
 from metropolis.llm.types import LLMResponse
 from metropolis.world.spatial import Pos
 

@@ -8,15 +8,30 @@ initiator's cluster, and nothing outside the cluster can read or write either of
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from metropolis.agents.genagent import prompts
-from metropolis.agents.genagent.parsing import clean_sentence, extract_json, parse_int, parse_yes_no
+import metropolis.agents.genagent.prompts as prompts
+from metropolis.agents.genagent.config import GenAgentConfig
+from metropolis.agents.genagent.memory_stream import MemoryStream
+from metropolis.agents.genagent.parsing import Asker, clean_sentence, extract_json, parse_int, parse_yes_no
 from metropolis.agents.genagent.validation import LineCheck, greeting_for, is_farewell, is_greeting
+from metropolis.engine.agent import StepContext
 
-if TYPE_CHECKING:
-    from metropolis.agents.genagent.agent import GenerativeAgent
-    from metropolis.engine.context import StepContext
+
+class GenerativeAgent(Protocol):
+    """What a conversation needs of each side (the `GenerativeAgent` of agent.py, which imports this module)."""
+
+    name: str
+    identity: str
+    config: GenAgentConfig
+    memory: MemoryStream
+    chatting_with: str | None
+    chat_until_step: int | None
+    last_chat: dict[str, float]
+
+    def asker(self, ctx: StepContext, speaker: Any) -> Asker: ...
+
+    def clock_text(self, now: float) -> str: ...
 
 
 def parse_line(text: str) -> tuple[str, bool] | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metropolis.agents.genagent import prompts
+import metropolis.agents.genagent.prompts as prompts
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.parsing import (
     Asker,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metropolis.agents.genagent import prompts
+import metropolis.agents.genagent.prompts as prompts
 from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.memory_stream import MemoryStream
 from metropolis.agents.genagent.parsing import Asker, parse_text_list
