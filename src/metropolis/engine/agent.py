@@ -10,16 +10,20 @@ reproduce the `serial` run exactly.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
+
+if TYPE_CHECKING:
+    from metropolis.engine.members import MemberRun
 
 
 class Agent:
@@ -36,6 +40,16 @@ class Agent:
 
     async def step(self, ctx: StepContext) -> None:
         """Execute one step. The default does nothing: the agent stays where it is."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The agent's private state, to restore when its step must run again (a coupled member restarted, a
+        speculative step rolled back). The default deep-copies every attribute but `unique_id`; an agent with
+        large read-only attributes should override both this and `load_state_dict`."""
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "unique_id"})
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (it may be loaded more than once, so it is copied again)."""
+        self.__dict__.update(copy.deepcopy(d))
 
     def snapshot(self) -> object:
         """A comparable digest of private state, used to check that schedulers agree beyond public state."""
@@ -77,8 +91,17 @@ class StepHost(Protocol):
 class StepContext:
     """Built by the engine for one agent-step; collects the state the agent commits for the next step."""
 
-    def __init__(self, sim: StepHost, agent_id: int, step: int, group: tuple[int, ...], llm: LLMBackend | None) -> None:
+    def __init__(
+        self,
+        sim: StepHost,
+        agent_id: int,
+        step: int,
+        group: tuple[int, ...],
+        llm: LLMBackend | None,
+        member: MemberRun | None = None,
+    ) -> None:
         self._sim = sim
+        self._member = member  # set when the unit's members run together: partner access follows their rule
         self.agent_id = agent_id
         self.step = step
         self.group = group
@@ -145,6 +168,8 @@ class StepContext:
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
                 f"cluster {sorted(set(self.group) - {self.agent_id})} can be written into"
             )
+        if self._member is not None:
+            self._member.touch(other)  # may wait: restarts this step if an earlier member has not finished
         self.partners.add(other)
         return self._sim.agents[other]
 
@@ -186,7 +211,15 @@ class StepContext:
             messages=tuple(messages),
             **kwargs,
         )
-        response = await self._llm.complete(request)
+        member = self._member
+        reused = member.reuse(request) if member is not None else None
+        if reused is not None:
+            response = reused
+        else:
+            response = await self._llm.complete(request)
+            if member is not None:
+                member.answered(request, response)
+                member.check()  # undone while it waited: unwind before agent code runs again
         self.calls.append(
             CallRecord(
                 agent=agent_id,

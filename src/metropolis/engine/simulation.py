@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from metropolis.engine.agent import Agent, Observation, StepContext
+from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import Listener, Plan, StepRecord
 from metropolis.engine.state import AgentState, StateStore
+from metropolis.kernel import Environment
 from metropolis.llm.types import LLMBackend
+from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.rules import may_have_reached
@@ -24,6 +27,7 @@ from metropolis.world.world import World
 
 SchedulerFactory = Callable[[World, AgentView], Scheduler]
 StepResult = tuple[StepContext, float, float]  # a member's context and the time span of its step
+MEMBER_MODES = ("concurrent", "serial")
 
 
 class Simulation:
@@ -42,6 +46,7 @@ class Simulation:
         keep_history: bool = False,
         record_text: bool = False,
         start_seconds: float = 0.0,
+        members: str = "concurrent",
     ) -> None:
         if not agents:
             raise ValueError("a simulation needs at least one agent")
@@ -49,6 +54,9 @@ class Simulation:
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"agent names must be unique; repeated: {', '.join(dup)}")
+        check_name(members, MEMBER_MODES, "member execution")
+        self.members = members  # how a unit's coupled members run: together (engine/members.py) or in order
+        self.member_stats = UnitStats()  # restarts and wasted LLM answers of members run together
         self.world = world
         self.agents = list(agents)
         for i, agent in enumerate(self.agents):
@@ -89,15 +97,41 @@ class Simulation:
     def done(self) -> bool:
         return self.table.done()
 
-    async def execute(self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]) -> list[StepResult]:
-        """Run the unit's members one after another, in order; returns each member's context and time span."""
-        out = []
-        for agent_id in unit.members:
-            ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
+    async def execute(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None = None
+    ) -> list[StepResult]:
+        """Run the unit's members and return each member's context and time span: together, with the result of
+        the serial order (engine/members.py), or one after another with `members="serial"`. `tasks` is what the
+        runtime lends to run coroutines together; without it, members that make no LLM calls still run together
+        on a private kernel."""
+        if self.members == "serial" or len(unit.members) == 1:
+            out = []
+            for agent_id in unit.members:
+                ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
+                start = clock()
+                await self.agents[agent_id].step(ctx)
+                out.append((ctx, start, clock()))
+            return out
+
+        async def step(k: int, run: MemberRun | None) -> StepResult:
+            agent_id = unit.members[k]
+            ctx = StepContext(self, agent_id, unit.step, unit.group, llm, run)
             start = clock()
             await self.agents[agent_id].step(ctx)
-            out.append((ctx, start, clock()))
-        return out
+            return ctx, start, clock()
+
+        agents = self.agents
+        env = Environment() if tasks is None else None
+        together = UnitRun(
+            unit.members,
+            tasks if tasks is not None else KernelTasks(env),  # type: ignore[arg-type]
+            lambda a: agents[a].state_dict(),
+            lambda a, d: agents[a].load_state_dict(d),
+            step,
+        )
+        results = await together.run() if env is None else run_alone(env, together)
+        self.member_stats.add(together.stats)
+        return results
 
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
         states = [ctx.result() for ctx, _, _ in results]

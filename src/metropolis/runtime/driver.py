@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from metropolis.engine.members import Tasks
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.accounting import Accounting
 from metropolis.llm.types import LLMBackend
@@ -45,6 +46,7 @@ class Driver(ABC):
         self.llm = MeteredBackend(llm, clock) if llm is not None else None
         self.running = Occupancy(clock)
         self.error: BaseException | None = None
+        self.tasks: Tasks | None = None  # what the runtime lends a unit's members to run together
         self._units = 0  # units running now
         self._progress: Progress | None = None
         self.accounting = Accounting()
@@ -72,7 +74,7 @@ class Driver(ABC):
                 break
             self._units += 1
             self.running.change(len(unit.members))
-            self._spawn(unit, sim.execute(unit, self.llm, self.clock))
+            self._spawn(unit, sim.execute(unit, self.llm, self.clock, self.tasks))
         if self._units == 0 and self.error is None:
             if not sim.done():
                 self.error = self.deadlock()

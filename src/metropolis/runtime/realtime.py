@@ -7,6 +7,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from metropolis.engine.members import AsyncioTasks
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime.driver import Driver, Progress
@@ -23,6 +24,7 @@ class AsyncioRuntime(Driver):
         super().__init__(sim, llm, time.monotonic, max_units)
         self._tasks: set[asyncio.Task[list[StepResult]]] = set()
         self._over: asyncio.Future[None] | None = None
+        self.tasks = AsyncioTasks()
 
     async def run(self, progress: Progress | None = None) -> RunReport:
         self._progress = progress

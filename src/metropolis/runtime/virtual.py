@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
+from metropolis.engine.members import KernelTasks
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.kernel import Environment, Event
 from metropolis.llm.types import LLMBackend
@@ -23,6 +24,7 @@ class VirtualRuntime(Driver):
     ) -> None:
         super().__init__(sim, llm, lambda: env.now, max_units)
         self.env = env
+        self.tasks = KernelTasks(env)
 
     def run(self, progress: Progress | None = None) -> RunReport:
         self._progress = progress
