@@ -53,6 +53,13 @@ class ReplayAgent(Agent):
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
 
+    def state_dict(self) -> dict[str, object]:
+        """Nothing to save: a replay agent's attributes are its recorded script, which its steps only read."""
+        return {}
+
+    def load_state_dict(self, d: dict[str, object]) -> None:
+        pass
+
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
         for p in self.partners.get(s, ()):

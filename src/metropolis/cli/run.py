@@ -37,6 +37,9 @@ def run(
     start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
     scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
     no_priority: bool = typer.Option(False, "--no-priority", help="Dispatch ready clusters FIFO, not by step."),
+    members: str = typer.Option(
+        "concurrent", "--members", help="How a cluster's members run: concurrent (same result) or serial (ablation)."
+    ),
     runtime: str = typer.Option("auto", "--runtime", help="virtual, asyncio, or auto (asyncio when --llm is set)."),
     llm: str = typer.Option("", "--llm", help="'local' (SmolLM2 on llama.cpp, started here) or a server URL."),
     kind: str = typer.Option(
@@ -67,7 +70,7 @@ def run(
     SIGTERM); the run folder's meta.json says how the run ended."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
-        runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
+        members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip

@@ -33,6 +33,7 @@ class RunOptions:
     start_hour: float = 8.0
     scheduler: str = "metropolis"
     priority: bool = True
+    members: str = "concurrent"
     runtime: str = "auto"
     llm: str = ""
     kind: str = "vllm"
@@ -120,8 +121,8 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
     start = opts.start_hour * 3600
     agents, extras = _agents(town, opts)
     sim = Simulation(
-        town.world, agents, until=steps, scheduler=opts.scheduler, priority=opts.priority, seed=opts.seed,
-        check_causality=opts.check, start_seconds=start, record_text=opts.agent == "generative",
+        town.world, agents, until=steps, scheduler=opts.scheduler, priority=opts.priority, members=opts.members,
+        seed=opts.seed, check_causality=opts.check, start_seconds=start, record_text=opts.agent == "generative",
     )  # fmt: skip
     for extra in extras:
         listener = getattr(extra, "listener", None)
