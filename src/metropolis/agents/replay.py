@@ -135,6 +135,7 @@ def replay_simulation(
     send_text: bool = False,
     keep_history: bool = False,
     check_causality: bool = False,
+    members: str = "concurrent",
 ) -> Simulation:
     """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or a factory)."""
     if scheduler == "oracle":
@@ -148,4 +149,5 @@ def replay_simulation(
         keep_history=keep_history,
         check_causality=check_causality,
         start_seconds=workload.start_seconds,
+        members=members,
     )

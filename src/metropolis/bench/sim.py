@@ -23,7 +23,24 @@ from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import Town
 from metropolis.world.world import World
 
-SCHEDULING_POLICIES = ("serial", "lockstep", "metropolis-nopriority", "metropolis", "oracle")
+SCHEDULING_POLICIES = (
+    "serial",
+    "lockstep",
+    "metropolis-nopriority",
+    "metropolis-serial-members",
+    "metropolis",
+    "oracle",
+)
+# A policy's name -> (scheduler, priority, how a cluster's members run). Every policy that forms clusters runs
+# its members together (engine/members.py) except the ablation that shows what that is worth.
+POLICY_SETUP = {
+    "serial": ("serial", True, "concurrent"),
+    "lockstep": ("lockstep", True, "concurrent"),
+    "metropolis-nopriority": ("metropolis", False, "concurrent"),
+    "metropolis-serial-members": ("metropolis", True, "serial"),
+    "metropolis": ("metropolis", True, "concurrent"),
+    "oracle": ("oracle", True, "concurrent"),
+}
 BOUNDS = ("critical-path", "gpu-limit")
 PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
 
@@ -79,6 +96,9 @@ class PolicyResult:
     peak_in_flight: int = 0
     calls: int = 0
     wall_seconds: float = 0.0
+    tokens: int = 0  # prompt + output tokens of the calls the run kept
+    wasted_tokens: int = 0  # tokens of answers a restarted member never used
+    restarts: int = 0
     in_flight_curve: np.ndarray | None = field(default=None, repr=False)  # (bins,) mean in flight per bin
 
 
@@ -132,10 +152,9 @@ def run_policy(
 ) -> PolicyResult:
     """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
     both the scheduler and the serving queue."""
-    priority = policy != "metropolis-nopriority"
-    name = "metropolis" if policy == "metropolis-nopriority" else policy
+    name, priority, members = POLICY_SETUP[policy]
     sched = oracle_scheduler(workload) if name == "oracle" else name
-    sim = replay_simulation(workload, world, sched, priority=priority)
+    sim = replay_simulation(workload, world, sched, priority=priority, members=members)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
     total = workload.agents * workload.steps
@@ -157,6 +176,9 @@ def run_policy(
         report.llm_calls,
         report.wall_seconds,
         in_flight_curve(llm, report.duration),
+        report.prompt_tokens + report.completion_tokens,
+        sim.member_stats.wasted_prompt_tokens + sim.member_stats.wasted_output_tokens,
+        sim.member_stats.restarts,
     )
 
 
@@ -234,6 +256,9 @@ def rows(result: SettingResult) -> list[dict[str, object]]:
                 "mean_in_flight": round(r.mean_in_flight, 3) if live else None,
                 "peak_in_flight": r.peak_in_flight if live else None,
                 "wall_seconds": round(r.wall_seconds, 2) if live else None,
+                "restarts": r.restarts if live else None,
+                "wasted_tokens": r.wasted_tokens if live else None,
+                "wasted_share": round(r.wasted_tokens / (r.tokens + r.wasted_tokens), 4) if live and r.tokens else None,
             }
         )
     return out

@@ -84,6 +84,8 @@ def _print(results: list[SettingResult]) -> None:
         "x lockstep",
         "of oracle",
         "in flight",
+        "restarts",
+        "wasted",
     ):
         table.add_column(col, justify="right")
     for r in results:
@@ -101,6 +103,8 @@ def _print(results: list[SettingResult]) -> None:
                 f"{r.ratio(policy, 'lockstep'):.2f}x",
                 f"{r.share_of_oracle(policy):.1%}",
                 f"{p.mean_in_flight:.2f}" if live else "-",
+                f"{p.restarts:,}" if live else "-",
+                f"{p.wasted_tokens / max(1, p.tokens + p.wasted_tokens):.1%}" if live else "-",
                 end_section=policy == "gpu-limit",
             )
     console.print(table)
