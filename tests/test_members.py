@@ -13,7 +13,7 @@ from metropolis.kernel import Environment
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime import VirtualRuntime
 from metropolis.world import World
-from tests.scenarios import outcome, walled_map, walker_sim
+from tests.scenarios import outcome, walker_sim, walled_map
 
 
 class ShuffledLatencyLLM:
@@ -53,8 +53,12 @@ worlds = st.fixed_dictionaries(
 @given(world=worlds, latency_seed=st.integers(0, 2**16))
 def test_concurrent_members_reproduce_serial_members(world: dict, latency_seed: int) -> None:
     expected = None
-    for scheduler, members in (("serial", "serial"), ("metropolis", "serial"), ("metropolis", "concurrent"),
-                               ("lockstep", "concurrent")):
+    for scheduler, members in (
+        ("serial", "serial"),
+        ("metropolis", "serial"),
+        ("metropolis", "concurrent"),
+        ("lockstep", "concurrent"),
+    ):
         sim = walker_sim(scheduler=scheduler, **world)
         sim.members = members
         run_virtual(sim, latency_seed)
@@ -66,8 +70,15 @@ def test_concurrent_members_reproduce_serial_members(world: dict, latency_seed: 
 
 def test_restarts_really_occur_and_reuse_answers() -> None:
     """Crowded walkers that always talk and call: members are restarted, and the results still match."""
-    world = {"n": 30, "seed": 3, "size": 6, "steps": 6, "R": 3.0, "V": 1.0,
-             "config": WalkerConfig(move_prob=0.5, talk_prob=1.0, call_prob=1.0)}
+    world = {
+        "n": 30,
+        "seed": 3,
+        "size": 6,
+        "steps": 6,
+        "R": 3.0,
+        "V": 1.0,
+        "config": WalkerConfig(move_prob=0.5, talk_prob=1.0, call_prob=1.0),
+    }
     serial = walker_sim(scheduler="metropolis", **world)
     serial.members = "serial"
     run_virtual(serial, 1)
@@ -126,5 +137,9 @@ def test_writes_land_in_serial_order() -> None:
     # together: all start at once; a0 writes into the running a2, which runs again after a0 (its call's answer
     # reused from the journal); a1's call ends after a0's step, so a1 is the head when it writes into a0
     assert logs["concurrent"] == ["a0 starts 0", "a1 starts 0", "a2 starts 0", "a2 starts 0"] + [
-        "a0 starts 1", "a1 starts 1", "a2 starts 1", "a2 starts 1"]
+        "a0 starts 1",
+        "a1 starts 1",
+        "a2 starts 1",
+        "a2 starts 1",
+    ]
     assert restarts == {"serial": 0, "concurrent": 2}

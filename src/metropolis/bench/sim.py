@@ -171,14 +171,14 @@ def run_policy(
         setting,
         policy,
         report.duration,
-        report.mean_llm_in_flight,
-        report.peak_llm_in_flight,
-        report.llm_calls,
-        report.wall_seconds,
-        in_flight_curve(llm, report.duration),
-        report.prompt_tokens + report.completion_tokens,
-        sim.member_stats.wasted_prompt_tokens + sim.member_stats.wasted_output_tokens,
-        sim.member_stats.restarts,
+        mean_in_flight=report.mean_llm_in_flight,
+        peak_in_flight=report.peak_llm_in_flight,
+        calls=report.llm_calls,
+        wall_seconds=report.wall_seconds,
+        in_flight_curve=in_flight_curve(llm, report.duration),
+        tokens=report.prompt_tokens + report.completion_tokens,
+        wasted_tokens=sim.member_stats.wasted_prompt_tokens + sim.member_stats.wasted_output_tokens,
+        restarts=sim.member_stats.restarts,
     )
 
 

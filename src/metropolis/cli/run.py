@@ -70,8 +70,8 @@ def run(
     SIGTERM); the run folder's meta.json says how the run ended."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
-        members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
-        seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
+        members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
+        metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip
     _run(options)

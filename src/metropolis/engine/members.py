@@ -24,6 +24,7 @@ the members, which then must not await anything but each other.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class KernelTasks:
                 done.succeed(results)
 
         for i, coro in enumerate(coros):
-            self.env.process(coro).callbacks.append(lambda ev, i=i: finished(i, ev))
+            self.env.process(coro).callbacks.append(functools.partial(finished, i))
         return done
 
 
@@ -127,8 +128,16 @@ def request_key(request: LLMRequest) -> tuple[object, ...]:
     """What makes two calls the same call: who speaks, what for, the prompt and the sampling arguments (not the
     serving hints, which the run adds as it goes)."""
     r = request
-    return (r.agent_id, r.function, r.prompt_text(), r.max_tokens, r.temperature, r.prompt_tokens, r.output_tokens,
-            repr(r.json_schema))
+    return (
+        r.agent_id,
+        r.function,
+        r.prompt_text(),
+        r.max_tokens,
+        r.temperature,
+        r.prompt_tokens,
+        r.output_tokens,
+        repr(r.json_schema),
+    )
 
 
 @dataclass(slots=True)
