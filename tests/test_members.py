@@ -43,7 +43,11 @@ worlds = st.fixed_dictionaries(
         "R": st.sampled_from([1.0, 2.0, 3.0, 4.0]),
         "V": st.sampled_from([1.0, 2.0]),
         "config": st.builds(
-            WalkerConfig, move_prob=st.floats(0, 1), talk_prob=st.floats(0.3, 1), call_prob=st.floats(0.2, 1)
+            WalkerConfig,
+            move_prob=st.floats(0, 1),
+            talk_prob=st.floats(0.3, 1),
+            call_prob=st.floats(0.2, 1),
+            rest_prob=st.sampled_from([0.0, 0.3]),
         ),
     }
 )

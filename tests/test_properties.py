@@ -19,7 +19,14 @@ worlds = st.fixed_dictionaries(
         "R": st.sampled_from([0.0, 1.0, 2.0, 3.0, 4.0, 6.0]),
         "V": st.sampled_from([1.0, 1.5, 2.0]),
         "walls": st.sampled_from([0.0, 0.1, 0.3]),
-        "config": st.builds(WalkerConfig, move_prob=st.floats(0, 1), talk_prob=st.floats(0, 1), call_prob=st.just(0.0)),
+        "config": st.builds(
+            WalkerConfig,
+            move_prob=st.floats(0, 1),
+            talk_prob=st.floats(0, 1),
+            call_prob=st.just(0.0),
+            rest_prob=st.sampled_from([0.0, 0.0, 0.2, 0.5]),  # resting walkers promise to stay (`ctx.stay`)
+            rest_steps=st.integers(1, 8),
+        ),
     }
 )
 

@@ -18,14 +18,18 @@ class WalkerConfig:
     move_prob: float = 0.7
     talk_prob: float = 0.3
     call_prob: float = 0.0
+    rest_prob: float = 0.0  # each step, the chance it sits down for `rest_steps` and promises so (`ctx.stay`)
+    rest_steps: int = 5
     prompt_tokens: int = 640
     output_tokens: int = 22
 
     def __post_init__(self) -> None:
-        for field in ("move_prob", "talk_prob", "call_prob"):
+        for field in ("move_prob", "talk_prob", "call_prob", "rest_prob"):
             v = getattr(self, field)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{field} must be within [0, 1], got {v}")
+        if self.rest_steps < 1:
+            raise ValueError(f"rest_steps must be >= 1, got {self.rest_steps}")
 
 
 class RandomWalker(Agent):
@@ -34,6 +38,7 @@ class RandomWalker(Agent):
         self.config = config or WalkerConfig()
         self.inbox: list[str] = []
         self.heard = 0
+        self.resting_until = 0  # it stands still through this step
 
     async def step(self, ctx: StepContext) -> None:
         cfg, rng = self.config, ctx.rng
@@ -67,6 +72,12 @@ class RandomWalker(Agent):
                     output_tokens=cfg.output_tokens,
                     max_tokens=cfg.output_tokens,
                 )
+        if ctx.step + 1 <= self.resting_until:
+            return  # promised to stay
+        if cfg.rest_prob and rng.random() < cfg.rest_prob:
+            self.resting_until = ctx.step + cfg.rest_steps
+            ctx.stay(self.resting_until)
+            return
         if rng.random() < cfg.move_prob:
             moves = ctx.world.moves(ctx.pos)
             # Heavier on moves away from what it heard last: so memory changes the path.

@@ -116,6 +116,7 @@ class StepContext:
         self.partners: set[int] = set()
         self.calls: list[CallRecord] = []
         self.published_plan: Plan | None = None
+        self.still_until: int | None = None
 
     @property
     def rng(self) -> random.Random:
@@ -172,6 +173,13 @@ class StepContext:
             self._member.touch(other)  # may wait: restarts this step if an earlier member has not finished
         self.partners.add(other)
         return self._sim.agents[other]
+
+    def stay(self, until: int) -> None:
+        """Promise to stand where this step leaves the agent through step `until` (asleep until 6 am, inside a
+        building): agents near it but ahead need not wait for it meanwhile. Moving before then is an error."""
+        if until <= self.step:
+            raise ValueError(f"{self.agent.name} at step {self.step}: a promise to stay must reach past this step")
+        self.still_until = until
 
     def plan(self, next_call: int, agent_id: int | None = None) -> Plan:
         """Publish when an agent (this one, or a partner speaking in this step's conversation) will next call

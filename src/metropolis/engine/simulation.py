@@ -140,7 +140,7 @@ class Simulation:
             self.agent_steps += 1
             if self.listeners:
                 self._report(ctx, state, start, end)
-        self.dispatcher.complete(unit, [s.pos for s in states])
+        self.dispatcher.complete(unit, [s.pos for s in states], [ctx.still_until for ctx, _, _ in results])
         gvt = self.table.gvt()
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
@@ -187,7 +187,7 @@ class Simulation:
             behind = step - table.step[other]
             if behind > 0:
                 # Not at `step` yet: the rules keep it farther than `radius` even after `behind` more moves.
-                if may_have_reached(dist(pos, table.pos[other]), behind, radius, V):
+                if may_have_reached(dist(pos, table.pos[other]), table.moves(other, step), radius, V):
                     raise RuntimeError(
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )

@@ -44,7 +44,7 @@ class CausalityChecker:
                 if b == a:
                     continue
                 sb, d = t.step[b], dist(pa, t.pos[b])
-                if sb < sa and d <= block_radius(sa - sb, R, V):
+                if sb < sa and d <= block_radius(t.moves(b, sa), R, V):
                     raise CausalityViolation(
                         f"agent {a} dispatched at step {sa} while blocked by agent {b} at step {sb} (d={d:.2f})"
                     )
@@ -65,7 +65,8 @@ class CausalityChecker:
                 if sb == sa or b == a:
                     continue
                 d = dist(pa, t.pos[b])
-                limit = invariant_radius(abs(sa - sb), R, V)
+                behind, ahead = (a, sb) if sa < sb else (b, sa)
+                limit = invariant_radius(t.moves(behind, ahead), R, V)
                 if d <= limit:
                     raise CausalityViolation(
                         f"after step {unit.step}: agents {a} (step {sa}) and {b} (step {sb}) are {d:.2f} apart, "

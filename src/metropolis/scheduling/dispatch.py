@@ -49,12 +49,16 @@ class Dispatcher:
                 obs.on_dispatch(unit)
         return unit
 
-    def complete(self, unit: WorkUnit, positions: Sequence[Pos]) -> None:
-        """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order."""
+    def complete(
+        self, unit: WorkUnit, positions: Sequence[Pos], still_until: Sequence[int | None] | None = None
+    ) -> None:
+        """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order, and
+        `still_until` the steps through which they promised to stand there (None: no promise)."""
         if len(positions) != len(unit.members):
             raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
-        for agent, new in zip(unit.members, positions, strict=True):
-            self.table.advance(agent, unit.step, new)
+        promises = still_until if still_until is not None else [None] * len(positions)
+        for agent, new, still in zip(unit.members, positions, promises, strict=True):
+            self.table.advance(agent, unit.step, new, still)
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)

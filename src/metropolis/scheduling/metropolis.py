@@ -1,7 +1,8 @@
 """`metropolis`: conservative out-of-order execution (the AI Metropolis rules).
 
 - Coupled: s_A == s_B and d(A, B) <= R + V. Coupled agents form one cluster and step together.
-- Blocked: A is blocked by B if s_B < s_A and d(A, B) <= (s_A - s_B + 1) * V + R.
+- Blocked: A is blocked by B if s_B < s_A and d(A, B) <= (m + 1) * V + R, where m = s_A - s_B is the number of
+  steps B may move before it reaches A's step, less those it promised to stand still (`AgentView.moves`).
 - A cluster is ready when none of its members is blocked; ready clusters run lowest step first.
 
 Dependencies are tracked incrementally. A waiting agent only gains blockers when it arrives at a new step: an agent
@@ -85,7 +86,7 @@ class MetropolisScheduler(Scheduler):
                 keep = set()
                 for a in blocks[j]:
                     gap = steps[a] - sj
-                    if gap > 0 and dist(pos[a], pj) <= block_radius(gap, R, V):
+                    if gap > 0 and dist(pos[a], pj) <= block_radius(self.table.moves(j, steps[a]), R, V):
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -132,7 +133,7 @@ class MetropolisScheduler(Scheduler):
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
             if sb < sa:
-                if dist(pa, pos[b]) <= block_radius(sa - sb, R, V):
+                if dist(pa, pos[b]) <= block_radius(table.moves(b, sa), R, V):
                     blockers.add(b)
                     blocks[b].add(a)
             elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:

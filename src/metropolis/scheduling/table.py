@@ -40,6 +40,11 @@ class AgentView(Protocol):
     def until(self) -> int: ...
 
     @property
+    def still_until(self) -> Sequence[int]: ...
+
+    def moves(self, agent: int, to_step: int) -> int: ...
+
+    @property
     def max_step(self) -> int: ...
 
     @property
@@ -65,6 +70,7 @@ class AgentTable:
         "pos",
         "status",
         "step",
+        "still_until",
         "until",
         "version",
     )
@@ -78,6 +84,8 @@ class AgentTable:
         self.step: list[int] = [0] * n
         self.pos: list[Pos] = list(positions)
         self.status: list[Status] = [Status.DONE if until == 0 else Status.WAITING] * n
+        # An agent's promise (`ctx.stay`): it stands where it is at every step up to this one (0: no promise).
+        self.still_until: list[int] = [0] * n
         self.index = self.metric.make_index()
         for agent, p in enumerate(self.pos):
             self.index.add(agent, p)
@@ -99,17 +107,30 @@ class AgentTable:
     def done(self) -> bool:
         return self.finished == len(self.step)
 
+    def moves(self, agent: int, to_step: int) -> int:
+        """Steps in which `agent` may still move before it reaches `to_step`: its gap to `to_step`, less the steps
+        it promised to stand still (asleep, inside a building). The blocking rules use this for the gap."""
+        return max(0, to_step - max(self.step[agent], self.still_until[agent]))
+
     # -- the owner's verbs -------------------------------------------------------------------------------------
 
     def start(self, members: Iterable[int]) -> None:
         for agent in members:
             self.status[agent] = Status.RUNNING
 
-    def advance(self, agent: int, step: int, new: Pos) -> None:
-        """`agent` committed `step` and now stands at `new`."""
+    def advance(self, agent: int, step: int, new: Pos, still_until: int | None = None) -> None:
+        """`agent` committed `step` and now stands at `new`; `still_until`: it promises to stand there through
+        that step. A broken promise is an error: other agents may already have run on the strength of it."""
         if self.status[agent] is not Status.RUNNING or self.step[agent] != step:
             raise RuntimeError(f"agent {agent} completed step {step} it was not running")
         old = self.pos[agent]
+        if new != old and step + 1 <= self.still_until[agent]:
+            raise RuntimeError(
+                f"agent {agent} moved at step {step} although it promised to stand still through step "
+                f"{self.still_until[agent]}"
+            )
+        if still_until is not None:
+            self.still_until[agent] = still_until
         if new != old:
             self.index.move(agent, old, new)
             self.pos[agent] = new
