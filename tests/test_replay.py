@@ -153,3 +153,21 @@ def test_replay_publishes_each_speakers_plan_as_its_invocation_distance(town) ->
     env = Environment()
     VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
     assert len(seen) > workload.agents * 5 and sum(d >= 5 for d in seen) > len(seen) / 2  # mostly mid-sub-task
+
+
+def test_promises_to_stand_still_and_members_run_together_keep_the_states(town) -> None:
+    """Replay agents that promise their recorded still stretches, members run together or one after another:
+    the same states, with the causality checker on. (Timing is not asserted: list scheduling is not monotone.)"""
+    workload, layout = generate(town, DayConfig(agents=25, start_hour=12.0, hours=0.1, seed=1))
+    world = layout.world(workload.perception_radius)
+    histories = {}
+    for still, members in ((False, "serial"), (False, "concurrent"), (True, "concurrent")):
+        sim = replay_simulation(
+            workload, world, "metropolis", keep_history=True, check_causality=True, members=members,
+            promise_still=still,
+        )  # fmt: skip
+        env = Environment()
+        report = VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=8)))).run()
+        assert report.llm_calls == workload.calls
+        histories[still, members] = [sim.history(i) for i in range(workload.agents)]
+    assert histories[True, "concurrent"] == histories[False, "concurrent"] == histories[False, "serial"]

@@ -44,6 +44,7 @@ class ReplayAgent(Agent):
         *,
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
+        promise_still: bool = False,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -52,6 +53,7 @@ class ReplayAgent(Agent):
         self.partners = partners
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
+        self.still_through = still_stretches(path) if promise_still else None
 
     def state_dict(self) -> dict[str, object]:
         """Nothing to save: a replay agent's attributes are its recorded script, which its steps only read."""
@@ -74,10 +76,21 @@ class ReplayAgent(Agent):
         nxt = self.path[s + 1]
         if nxt != ctx.pos:
             ctx.move(nxt)
+        if self.still_through is not None and self.still_through[s + 1] > s + 1:
+            ctx.stay(self.still_through[s + 1])
         ctx.act(self.actions[s])
 
 
-def replay_agents(workload: Workload, *, send_text: bool = False) -> list[ReplayAgent]:
+def still_stretches(path: Sequence[Pos]) -> list[int]:
+    """For each step t, the last step through which the agent stands where it is at t (its recorded path)."""
+    out = [0] * len(path)
+    last = len(path) - 1
+    for t in range(last, -1, -1):
+        out[t] = out[t + 1] if t < last and path[t + 1] == path[t] else t
+    return out
+
+
+def replay_agents(workload: Workload, *, send_text: bool = False, promise_still: bool = False) -> list[ReplayAgent]:
     """One replay agent per workload agent, holding only its own columns."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
@@ -101,6 +114,7 @@ def replay_agents(workload: Workload, *, send_text: bool = False) -> list[Replay
             partners[i],
             send_text=send_text,
             plans=plans[i],
+            promise_still=promise_still,
         )
         for i in range(n)
     ]
@@ -136,13 +150,14 @@ def replay_simulation(
     keep_history: bool = False,
     check_causality: bool = False,
     members: str = "concurrent",
+    promise_still: bool = False,
 ) -> Simulation:
     """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or a factory)."""
     if scheduler == "oracle":
         scheduler = oracle_scheduler(workload, priority=priority)
     return Simulation(
         world,
-        replay_agents(workload, send_text=send_text),
+        replay_agents(workload, send_text=send_text, promise_still=promise_still),
         until=workload.steps,
         scheduler=scheduler,
         priority=priority,

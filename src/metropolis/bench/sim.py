@@ -29,17 +29,21 @@ SCHEDULING_POLICIES = (
     "metropolis-nopriority",
     "metropolis-serial-members",
     "metropolis",
+    "metropolis-plans",
     "oracle",
 )
-# A policy's name -> (scheduler, priority, how a cluster's members run). Every policy that forms clusters runs
-# its members together (engine/members.py) except the ablation that shows what that is worth.
+# A policy's name -> (scheduler, priority, how a cluster's members run, whether agents promise to stand still).
+# Every policy that forms clusters runs its members together (engine/members.py) except the ablation that shows
+# what that is worth. `metropolis-plans`: each replay agent promises its recorded still stretches (`ctx.stay`), so
+# neighbours ahead need not wait for it: perfect foresight, the most such plans can give.
 POLICY_SETUP = {
-    "serial": ("serial", True, "concurrent"),
-    "lockstep": ("lockstep", True, "concurrent"),
-    "metropolis-nopriority": ("metropolis", False, "concurrent"),
-    "metropolis-serial-members": ("metropolis", True, "serial"),
-    "metropolis": ("metropolis", True, "concurrent"),
-    "oracle": ("oracle", True, "concurrent"),
+    "serial": ("serial", True, "concurrent", False),
+    "lockstep": ("lockstep", True, "concurrent", False),
+    "metropolis-nopriority": ("metropolis", False, "concurrent", False),
+    "metropolis-serial-members": ("metropolis", True, "serial", False),
+    "metropolis": ("metropolis", True, "concurrent", False),
+    "metropolis-plans": ("metropolis", True, "concurrent", True),
+    "oracle": ("oracle", True, "concurrent", False),
 }
 BOUNDS = ("critical-path", "gpu-limit")
 PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
@@ -152,9 +156,9 @@ def run_policy(
 ) -> PolicyResult:
     """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
     both the scheduler and the serving queue."""
-    name, priority, members = POLICY_SETUP[policy]
+    name, priority, members, still = POLICY_SETUP[policy]
     sched = oracle_scheduler(workload) if name == "oracle" else name
-    sim = replay_simulation(workload, world, sched, priority=priority, members=members)
+    sim = replay_simulation(workload, world, sched, priority=priority, members=members, promise_still=still)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
     total = workload.agents * workload.steps
