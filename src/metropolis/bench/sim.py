@@ -8,15 +8,16 @@ on an idle replica (infinite GPUs), and every call submitted at once (the GPUs' 
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from metropolis.agents.replay import oracle_scheduler, replay_simulation
 from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
-from metropolis.registry import unknown
+from metropolis.registry import check_name, unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
 from metropolis.workloads import DayConfig, Workload, generate
@@ -122,8 +123,31 @@ class SettingResult:
 
 Progress = Callable[[str, int, int], None]  # message, done, total agent-steps of the current run
 
+# `--cost` terms -> the cost model's coefficient: per iteration, per prefill token, per sequence decoded, per KV
+# token attended. Scaling all alike changes no ratio; scaling one moves the balance of the serving costs.
+COST_TERMS = {"iteration": "c0", "prefill": "c_prefill", "decode": "c_decode", "kv": "c_kv"}
 
-def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progress | None = None) -> SettingResult:
+
+def scaled_serving(serving: ServingConfig, scale: Mapping[str, float]) -> ServingConfig:
+    """`serving` with some cost coefficients multiplied (`{"prefill": 2.0}`: prefill twice as slow)."""
+    changes = {}
+    for term, factor in scale.items():
+        check_name(term, COST_TERMS, "cost term")
+        if not factor > 0:
+            raise ValueError(f"a cost factor must be > 0, got {term}={factor}")
+        coefficient = COST_TERMS[term]
+        changes[coefficient] = getattr(serving.cost, coefficient) * factor
+    return serving.replace(cost=dataclasses.replace(serving.cost, **changes))
+
+
+def run_setting(
+    town: Town,
+    setting: Setting,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cost_scale: Mapping[str, float] | None = None,
+) -> SettingResult:
     t0 = time.perf_counter()
     config = DayConfig(
         agents=setting.agents,
@@ -136,7 +160,7 @@ def run_setting(town: Town, setting: Setting, *, seed: int = 0, progress: Progre
     workload, layout = generate(town, config)
     world = layout.world(config.perception_radius, metric=setting.metric)
     generated = time.perf_counter() - t0
-    serving = preset(PRESET, gpus=setting.gpus)
+    serving = scaled_serving(preset(PRESET, gpus=setting.gpus), cost_scale or {})
     results = {}
     for policy in SCHEDULING_POLICIES:
         results[policy] = run_policy(workload, world, policy, serving, setting, progress)

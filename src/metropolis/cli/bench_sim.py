@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
-from metropolis.bench.sim import SCHEDULING_POLICIES, SettingResult, default_settings, rows, run_setting
+from metropolis.bench.sim import COST_TERMS, SCHEDULING_POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
@@ -39,6 +39,9 @@ def sim(
         "euclidean", "--metric", help="Distance for R and the rules: euclidean (the paper's) or walking (walls count)."
     ),
     seed: int = typer.Option(0, "--seed", help="Workload seed."),
+    cost: str = typer.Option(
+        "", "--cost", help="Scale serving cost terms, e.g. prefill=2,decode=0.5 (iteration, prefill, decode, kv)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
@@ -52,6 +55,7 @@ def sim(
     )
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
+    scale = _cost_scale(cost)
     folder = writable_folder(out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}", "--out")
     town = load_smallville()
     results: list[SettingResult] = []
@@ -61,7 +65,11 @@ def sim(
             t0 = time.perf_counter()
             bar.update(task, description=f"{s.label}: generating", completed=0, total=None)
             result = run_setting(
-                town, s, seed=seed, progress=lambda m, d, t: bar.update(task, description=m, completed=d, total=t)
+                town,
+                s,
+                seed=seed,
+                progress=lambda m, d, t: bar.update(task, description=m, completed=d, total=t),
+                cost_scale=scale,
             )
             results.append(result)
             console.print(f"[dim]{s.label}: {result.workload_calls:,} calls, {time.perf_counter() - t0:.0f} s[/dim]")
@@ -108,6 +116,22 @@ def _print(results: list[SettingResult]) -> None:
                 end_section=policy == "gpu-limit",
             )
     console.print(table)
+
+
+def _cost_scale(text: str) -> dict[str, float]:
+    """`prefill=2,decode=0.5` -> {"prefill": 2.0, "decode": 0.5}, each term checked."""
+    out: dict[str, float] = {}
+    for part in some_names(text, "--cost") if text else []:
+        term, sep, value = part.partition("=")
+        check_name(term, COST_TERMS, "--cost term")
+        try:
+            factor = float(value) if sep else float("nan")
+        except ValueError:
+            factor = float("nan")
+        if not factor > 0:
+            raise ValueError(f"--cost {part!r}: write TERM=FACTOR with a factor > 0, e.g. prefill=2")
+        out[term] = factor
+    return out
 
 
 def _hms(seconds: float) -> str:
