@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
-from metropolis.bench.sim import COST_TERMS, SCHEDULING_POLICIES, SettingResult, default_settings, rows, run_setting
+from metropolis.bench.sim import COST_TERMS, LIVE_POLICIES, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
@@ -99,7 +99,7 @@ def _print(results: list[SettingResult]) -> None:
     for r in results:
         s = r.setting
         for policy, p in r.results.items():
-            live = policy in SCHEDULING_POLICIES
+            live = policy in LIVE_POLICIES
             table.add_row(
                 s.name,
                 str(s.agents),
