@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import zlib
 
@@ -13,7 +14,7 @@ from metropolis.agents.genagent import GenAgentConfig, build_town_agents
 from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.kernel import Environment
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.runtime import VirtualRuntime
+from metropolis.runtime import AsyncioRuntime, VirtualRuntime
 from metropolis.world import World
 from tests.genagent_helpers import ScriptedLLM, mini_town, sensible_answer
 from tests.scenarios import outcome, walker_sim, walled_map
@@ -176,3 +177,25 @@ def test_generative_agents_talk_the_same_with_members_together() -> None:
         out[members] = ([sim.history(i) for i in range(3)], [a.snapshot() for a in agents], chats)
     assert out["concurrent"] == out["serial"]
     assert out["serial"][2] == [1, 1, 0]  # Ann and Bob talked (Bob asks once Ann's step is done: no restart)
+
+
+class JitteryLLM:
+    """Real time: every call sleeps a random few milliseconds, so asyncio finishes members in any order."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        await asyncio.sleep(self.rng.random() * 0.003)
+        return LLMResponse("ok", request.prompt_tokens or 1, request.output_tokens or 1)
+
+
+def test_members_together_in_real_time() -> None:
+    world = {"n": 20, "seed": 5, "size": 6, "steps": 5, "R": 3.0, "V": 1.0,
+             "config": WalkerConfig(move_prob=0.5, talk_prob=1.0, call_prob=1.0, rest_prob=0.2)}  # fmt: skip
+    serial = walker_sim(scheduler="serial", **world)
+    run_virtual(serial, 0)
+    together = walker_sim(scheduler="metropolis", **world)
+    asyncio.run(AsyncioRuntime(together, JitteryLLM(1)).run())
+    assert outcome(together) == outcome(serial)
+    assert together.member_stats.restarts > 0
