@@ -163,7 +163,9 @@ class StepContext:
         self._events.append(text)
 
     def partner(self, other: int) -> Agent:
-        """The agent `other`, to write into (a conversation); only agents of this agent's cluster qualify."""
+        """The agent `other`, to read or write its private state (a conversation); only agents of this agent's
+        cluster qualify. When the cluster's members run together, this is where they are put in the serial order
+        (engine/members.py): the step may be restarted here, and a later partner restarted after it."""
         if other == self.agent_id or other not in self.group:
             raise InteractionError(
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
