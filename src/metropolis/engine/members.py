@@ -296,6 +296,7 @@ class UnitRun:
                     saved = self.saved[k]
                     assert saved is not None
                     self._load(agent, saved)
+                    run.stale = True  # restored already: a toucher meanwhile must not restore it again
                     self.stats.restarts += 1
                 self.journals[k].put_back(run.used)
                 continue
