@@ -94,16 +94,8 @@ class RunOptions:
 
 
 def prices(text: str) -> Prices | None:
-    """`--price PROMPT,COMPLETION` in USD per million tokens: two finite numbers >= 0."""
-    if not text:
-        return None
-    try:
-        prompt, completion = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--price takes PROMPT,COMPLETION in USD per million tokens, got {text!r}") from None
-    for value in (prompt, completion):
-        number(value, "--price", 0, 1e6)
-    return Prices(prompt, completion)
+    """`--price`: a model of the price table, or PROMPT,COMPLETION in USD per million tokens."""
+    return Prices.parse(text) if text else None
 
 
 class RunExtra(Protocol):
