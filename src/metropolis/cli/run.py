@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -15,13 +16,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from metropolis.agents.genagent import GenAgentConfig
+from metropolis.cli.config import RunConfig, checked, dump, given, load
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
 from metropolis.cli.run_setup import RunOptions, build_simulation, prices
 from metropolis.engine import Simulation
-from metropolis.llm.accounting import Accounting, Prices
+from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
@@ -29,9 +32,12 @@ from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRu
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
 out = Console()
+GENAGENT_KEYS = ", ".join(f.name for f in dataclasses.fields(GenAgentConfig))
+PRICED = f"{', '.join(PRICE_TABLE)}; list prices of {PRICES_AS_OF}"
 
 
 def run(
+    ctx: typer.Context,
     agents: int = typer.Option(None, "--agents", "-n", help="Personas (default 25; 3 with --llm or --replay)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
     start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
@@ -55,11 +61,19 @@ def run(
     replay: Path | None = typer.Option(
         None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
     ),
-    genagent: list[str] = typer.Option([], "--genagent", help="Generative-agent setting KEY=VALUE (repeatable)."),
-    price: str = typer.Option("", "--price", help="USD per million tokens, PROMPT,COMPLETION: prints a cost."),
+    genagent: list[str] = typer.Option([], "--genagent", help=f"Generative-agent setting KEY=VALUE (repeatable): {GENAGENT_KEYS}."),
+    price: str = typer.Option(
+        "", "--price", help=f"USD per million tokens, PROMPT,COMPLETION, or a model ({PRICED}): prints a cost."
+    ),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
     attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
     force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Read options from this TOML file (keys: the long options, '_' for '-'); flags win."
+    ),
+    dump_config: Path | None = typer.Option(
+        None, "--dump-config", help="Write the options (flags and --config) to this TOML file and stop."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -71,6 +85,20 @@ def run(
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip
+    _configured(options, ctx, config, dump_config)
+
+
+@one_line_errors
+def _configured(options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None) -> None:
+    """The flags over the config file's keys (a flag left at its default leaves the file's value), then run or
+    write the options out."""
+    if config is not None:
+        from_file = {k: v for k, v in load(config).items() if not given(ctx, k)}
+        options = dataclasses.replace(options, **RunConfig.model_validate(from_file).model_dump(include=set(from_file)))
+    if dump_to is not None:
+        known = {k: v for k, v in dataclasses.asdict(options).items() if k in RunConfig.model_fields}
+        out.print(f"options written to {dump(checked(known), dump_to)}")
+        return
     _run(options)
 
 
@@ -120,7 +148,9 @@ def _run(opts: RunOptions) -> None:
         out.print("  " + line)
     if books.agents:
         (path / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
-    for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
+    simulated = report.steps * sim.world.seconds_per_step
+    per_agent = opts.runtime != "virtual" and bool(books.agents)
+    for line in books.summary(per_agent=per_agent, totals=False, simulated_seconds=simulated):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
     out.print(f"  run folder       {path} (report.json, trace/)")

@@ -12,13 +12,9 @@ from rich.console import Console
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.llm_source import check_llm_spec
-from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, integer, number
+from metropolis.cli.config import RunConfig, checked
 from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
-from metropolis.llm.serving.presets import PRESETS
-from metropolis.registry import check_name
-from metropolis.scheduling import scheduler_names
-from metropolis.world.metrics import metric_names
 from metropolis.world.smallville import Town, load_smallville
 
 # Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.
@@ -53,23 +49,8 @@ class RunOptions:
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
-        if self.scheduler not in scheduler_names():
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(scheduler_names())}")
-        if self.hours <= 0:
-            raise ValueError(f"--hours must be > 0, got {self.hours}")
-        number(self.hours, "--hours", 0, MAX_HOURS, low_open=True)
-        if not 0 <= self.start_hour < 24:
-            raise ValueError(f"--start-hour must be within [0, 24), got {self.start_hour}")
-        if self.gpus < 1:
-            raise ValueError(f"--gpus must be >= 1, got {self.gpus}")
-        integer(self.gpus, "--gpus", 1, MAX_GPUS)
-        if self.agents is not None:
-            integer(self.agents, "--agents", 1, MAX_AGENTS)
-        integer(self.seed, "--seed", -(2**63), 2**63 - 1)
-        number(self.timeout, "--timeout", 0, 86_400, low_open=True)
-        integer(self.attempts, "--attempts", 1, 100)
-        check_name(self.preset, PRESETS, "serving preset")
-        check_name(self.metric, metric_names(), "metric")
+        known = {k: v for k, v in dataclasses.asdict(self).items() if k in RunConfig.model_fields}
+        checked(known)  # ranges, names and choices: cli/config.py's RunConfig
         prices(self.price)
         if self.llm:
             check_llm_spec(self.llm, self.kind)
@@ -79,16 +60,12 @@ class RunOptions:
         if self.replay is not None and self.llm:
             raise ValueError("--replay answers from a recorded run: it takes no --llm")
         runtime = self.runtime if self.runtime != "auto" else ("asyncio" if self.llm else "virtual")
-        if runtime not in ("virtual", "asyncio"):
-            raise ValueError(f"--runtime must be virtual, asyncio or auto, got {self.runtime!r}")
         if runtime == "virtual" and self.llm:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
         if runtime != "virtual" and self.replay is not None:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
-        if agent not in AGENT_KINDS:
-            raise ValueError(f"--agent must be one of {', '.join(AGENT_KINDS)} or auto, got {self.agent!r}")
         agents = self.agents if self.agents is not None else (3 if live else 25)
         return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents)
 
