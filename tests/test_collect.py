@@ -65,7 +65,7 @@ def test_bad_reporters_say_what_to_do(tmp_path) -> None:
 
 
 def test_frames_are_written_as_parquet(tmp_path) -> None:
-    model, agents = frames("metropolis", 0)
+    _, agents = frames("metropolis", 0)
     sim = walker_sim(12, "serial", steps=24, R=3.0, config=WalkerConfig(call_prob=0.0))
     collector = DataCollector(sim.agents, {"crowded": crowded}, {"pos": "pos"}, every=4)
     sim.listeners.append(collector)

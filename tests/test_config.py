@@ -45,7 +45,7 @@ def test_a_bad_key_is_one_line_naming_it(tmp_path: Path, text: str, message: str
 
 
 def test_command_line_errors_name_the_flag() -> None:
-    with pytest.raises(ValueError, match="^--start-hour must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"^--start-hour must be >= 0, got -1"):
         checked({"start_hour": -1})
 
 

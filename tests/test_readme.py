@@ -36,7 +36,9 @@ def test_the_readme_examples_run_as_pasted(monkeypatch: pytest.MonkeyPatch, tmp_
     assert result.report.agent_steps == 3600 and not result.model.empty  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"the README's local-model block needs {', '.join(MISSING)} (bash install.sh)")
+@pytest.mark.skipif(
+    bool(MISSING), reason=f"the README's local-model block needs {', '.join(MISSING)} (bash install.sh)"
+)
 def test_the_readme_local_model_example_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     names: dict[str, object] = {"__name__": "__readme__"}

@@ -108,9 +108,7 @@ def simulate(
     recorder.close()
     if folder is not None:
         collector.write(folder / "trace")
-    return SimulationResult(
-        report, books, recorder.trace(), collector.model_frame(), collector.agent_frame(), folder
-    )
+    return SimulationResult(report, books, recorder.trace(), collector.model_frame(), collector.agent_frame(), folder)
 
 
 def _steps(world: World, hours: float | None, steps: int | None) -> int:

@@ -61,7 +61,9 @@ def run(
     replay: Path | None = typer.Option(
         None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
     ),
-    genagent: list[str] = typer.Option([], "--genagent", help=f"Generative-agent setting KEY=VALUE (repeatable): {GENAGENT_KEYS}."),
+    genagent: list[str] = typer.Option(
+        [], "--genagent", help=f"Generative-agent setting KEY=VALUE (repeatable): {GENAGENT_KEYS}."
+    ),
     price: str = typer.Option(
         "", "--price", help=f"USD per million tokens, PROMPT,COMPLETION, or a model ({PRICED}): prints a cost."
     ),

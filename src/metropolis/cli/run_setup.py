@@ -11,8 +11,8 @@ from rich.console import Console
 
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
-from metropolis.cli.llm_source import check_llm_spec
 from metropolis.cli.config import RunConfig, checked
+from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
 from metropolis.world.smallville import Town, load_smallville

@@ -47,23 +47,22 @@ def points(base: dict[str, Any], grid: list[str]) -> tuple[list[str], list[RunOp
     """The grid's keys and one checked `RunOptions` per combination, in grid order (the first key slowest)."""
     axes: dict[str, list[str]] = {}
     for item in grid:
-        key, sep, values = item.partition("=")
+        key, sep, listed = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or not values.strip():
+        if not sep or not listed.strip():
             raise ValueError(f"--grid takes KEY=V1,V2,..., got {item!r}")
         if key not in RunConfig.model_fields or key in NOT_SWEPT:
             valid = [k for k in RunConfig.model_fields if k not in NOT_SWEPT]
             raise ValueError(f"--grid {key!r} is not an option a sweep can vary; choose from {', '.join(valid)}")
         if key in axes:
             raise ValueError(f"--grid {key} is given twice")
-        axes[key] = [v.strip() for v in values.split(",") if v.strip()]
+        axes[key] = [v.strip() for v in listed.split(",") if v.strip()]
     if base.get("llm") or base.get("runtime") == "asyncio" or base.get("replay"):
         raise ValueError("sweep runs in virtual time: the config must not set llm, runtime asyncio or replay")
     runs = []
     for combo in itertools.product(*axes.values()):
-        values = {**base, **dict(zip(axes, combo, strict=True))}
-        config = checked(values, "--grid ").model_dump()
-        runs.append(RunOptions(**config).resolved())
+        point = {**base, **dict(zip(axes, combo, strict=True))}
+        runs.append(RunOptions(**checked(point, "--grid ").model_dump()).resolved())
     return list(axes), runs
 
 
@@ -120,7 +119,12 @@ def _plot(table: pd.DataFrame, keys: list[str], path: Path) -> str:
     groups = table.groupby(lines) if lines else [((None,), table)]
     for name, group in groups:
         mean = group.groupby(x, sort=False)["duration"].mean()
-        ax.plot([str(v) for v in mean.index], mean.values, marker="o", label=None if not lines else str(name[0]))
+        ax.plot(
+            [str(v) for v in mean.index],
+            mean.to_numpy(dtype=float),
+            marker="o",
+            label=None if not lines else str(name[0]),
+        )
     ax.set_xlabel(x)
     ax.set_ylabel("virtual time (s)")
     if lines:
