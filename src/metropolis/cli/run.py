@@ -28,6 +28,7 @@ from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Pri
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
+from metropolis.llm.serving.responder import Recorded
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
@@ -174,7 +175,7 @@ def _replay(opts: RunOptions) -> ReplayResponder | None:
     if opts.replay is None:
         return None
     folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
-    return ReplayResponder(recorded_answers(Trace.read(folder)))
+    return ReplayResponder({key: Recorded(*answer) for key, answer in recorded_answers(Trace.read(folder)).items()})
 
 
 def _virtual(

@@ -28,10 +28,10 @@ class VirtualLLM:
         self.responses: list[LLMResponse] = []
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        prompt = request.prompt_tokens
+        reply = self.responder.respond(request)
+        prompt = request.prompt_tokens if request.prompt_tokens is not None else reply.prompt_tokens
         if prompt is None:
             prompt = estimate_tokens(request.prompt_text())
-        reply = self.responder.respond(request)
         done: Event = self.env.event()
         job = Job(
             request.agent,
