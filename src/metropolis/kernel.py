@@ -138,8 +138,14 @@ class Environment:
         fn(*args)
 
     def stop(self) -> None:
-        """Drop everything still scheduled: `run` returns at once."""
-        self._heap.clear()
+        """Drop everything still scheduled: `run` returns at once. The coroutines of processes waiting to be
+        resumed are closed, so a stopped run leaves none that Python would report as never awaited."""
+        dropped = list(self._heap)
+        self._heap.clear()  # in place: `run` holds the list
+        for _, _, fn, _ in dropped:
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, Process):
+                owner._coro.close()
 
     def run(self, until: float | None = None) -> None:
         heap = self._heap

@@ -30,5 +30,5 @@ def recorded_answers(trace: Trace) -> dict[tuple[str, int, str, int], tuple[str,
             calls["prompt_tokens"],
             calls["output_tokens"],
             strict=True,
-        )  # fmt: skip
+        )
     }
