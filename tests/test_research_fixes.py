@@ -77,3 +77,13 @@ def test_a_failed_run_leaves_no_coroutine_unawaited() -> None:
             metropolis.simulate([Failing(f"f{i}", (8 * i, 0)) for i in range(6)], steps=6)
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+def test_the_oracle_refuses_live_agents_that_observe() -> None:
+    from metropolis.agents import RandomWalker, WalkerConfig
+    from metropolis.scheduling import DependencyGraph, OracleScheduler
+
+    agents = [RandomWalker(f"w{i}", (i, 0), WalkerConfig(call_prob=0.0)) for i in range(3)]
+    graph = DependencyGraph.from_steps([], 3, 2)
+    with pytest.raises(RuntimeError, match="live agents that observe need serial, lockstep or metropolis"):
+        metropolis.simulate(agents, llm=None, steps=2, scheduler=lambda w, t: OracleScheduler(w, t, graph))

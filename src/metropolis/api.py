@@ -20,6 +20,7 @@ import pandas as pd
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.engine import Agent, Simulation
 from metropolis.engine.collect import AgentReporter, DataCollector, ModelReporter
+from metropolis.engine.simulation import SchedulerFactory
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
@@ -65,7 +66,7 @@ def simulate(
     agents: Sequence[Agent],
     world: World | str = "open",
     *,
-    scheduler: str = "metropolis",
+    scheduler: str | SchedulerFactory = "metropolis",
     llm: str | None = "virtual",
     gpus: int = 1,
     hours: float | None = None,

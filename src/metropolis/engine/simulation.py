@@ -143,6 +143,12 @@ class Simulation:
         Agents ahead have moved at most V per step since `step`, so the index is asked for a radius widened by
         that, and each candidate is then checked at its position as of `step`.
         """
+        if self.scheduler.replays_recorded:
+            raise RuntimeError(
+                f"agent {self.agents[me].name} observed under the {self.scheduler.name} policy, which orders a "
+                "recorded run's steps by the dependencies recorded then: live agents that observe need serial, "
+                "lockstep or metropolis"
+            )
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
         dist = self.world.metric.distance
