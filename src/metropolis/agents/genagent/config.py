@@ -12,6 +12,7 @@ class GenAgentConfig:
     default_wake_hour: int = 7
     default_sleep_hour: int = 23
     max_retries: int = 1
+    retry_temperature: float = 0.7  # a retry after a rejected answer samples, instead of repeating it word for word
     max_daily_plan_items: int = 6
     schedule_horizon_hours: int = 4
     max_subtasks: int = 5
