@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -95,14 +97,50 @@ def run(
 def _configured(options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None) -> None:
     """The flags over the config file's keys (a flag left at its default leaves the file's value), then run or
     write the options out."""
+    settled: set[str] = set()
     if config is not None:
         from_file = {k: v for k, v in load(config).items() if not given(ctx, k)}
         options = dataclasses.replace(options, **RunConfig.model_validate(from_file).model_dump(include=set(from_file)))
+        settled |= set(from_file)
+    open_keys = [k for k in RECORDED if not given(ctx, k) and k not in settled]
+    if options.replay is not None:
+        options = _as_recorded(options, open_keys)
+    elif options.llm:
+        options = _demo(options, open_keys)
     if dump_to is not None:
         known = {k: v for k, v in dataclasses.asdict(options).items() if k in RunConfig.model_fields}
         out.print(f"options written to {dump(checked(known), dump_to)}")
         return
     _run(options)
+
+
+# What a replay takes from the recorded run's meta.json, unless given: the same agents, day and settings.
+RECORDED = ("agents", "hours", "start_hour", "agent", "genagent", "seed", "metric")
+# The local-model demo (`run --llm ...`): the Lin family (they wake at home, side by side) from 6:55 am for 15
+# simulated minutes: they get up, plan their day and talk, in a few minutes of a 2-core machine.
+DEMO = {"start_hour": 6 + 55 / 60, "hours": 0.25}
+DEMO_PICK = "pick_personas=household"
+
+
+def _as_recorded(options: RunOptions, keys: list[str]) -> RunOptions:
+    """`--replay runs/X` replays the run as it was recorded: the options it was made with, unless given here."""
+    assert options.replay is not None
+    meta = options.replay / "meta.json"
+    if not meta.is_file():
+        return options  # a bare trace folder: the flags say it all
+    recorded = json.loads(meta.read_text(encoding="utf-8")).get("options", {})
+    taken = {k: recorded[k] for k in keys if k in recorded}
+    if "genagent" in taken:
+        taken["genagent"] = tuple(taken["genagent"])
+    return dataclasses.replace(options, **taken)
+
+
+def _demo(options: RunOptions, keys: list[str]) -> RunOptions:
+    """A run against a real model, with the demo's day where the flags leave it open."""
+    changes: dict[str, Any] = {k: v for k, v in DEMO.items() if k in keys}
+    if not any(p.startswith("pick_personas=") for p in options.genagent):
+        changes["genagent"] = (*options.genagent, DEMO_PICK)
+    return dataclasses.replace(options, **changes)
 
 
 @one_line_errors
@@ -114,10 +152,13 @@ def _run(opts: RunOptions) -> None:
         stack.enter_context(sigterm_as_interrupt())
         cfg = None
         if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
+            if opts.llm == "local":
+                out.print("starting the local model server (SmolLM2 on llama.cpp; about 10 s) ...")
+            started = time.perf_counter()
             cfg = stack.enter_context(
                 llm_endpoint(opts.llm, opts.kind, opts.model, read_timeout=opts.timeout, max_attempts=opts.attempts)
             )
-            out.print(f"LLM: {cfg.model} at {cfg.base_url}")
+            out.print(f"LLM: {cfg.model} at {cfg.base_url} (ready after {time.perf_counter() - started:.1f} s)")
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.create(_meta(opts, what))

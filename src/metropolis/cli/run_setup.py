@@ -82,7 +82,8 @@ class RunExtra(Protocol):
 
 
 def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]:
-    town = load_smallville(metric=opts.metric, agents=opts.agents)
+    picks = opts.agent == "generative" and GenAgentConfig.from_pairs(list(opts.genagent)).pick_personas != "first"
+    town = load_smallville(metric=opts.metric, agents=None if picks else opts.agents)  # a pick needs them all
     steps = round(opts.hours * 3600 / town.world.seconds_per_step)
     if steps < 1:
         raise ValueError(f"--hours {opts.hours:g} is shorter than one step ({town.world.seconds_per_step:g} s)")

@@ -48,8 +48,10 @@ class GenAgentConfig:
                 raise ValueError(f"genagent config: {name} must be an hour within [0, 24]")
         if not 0.0 < self.recency_decay_per_minute <= 1.0:
             raise ValueError("genagent config: recency_decay_per_minute must be within (0, 1]")
-        if self.pick_personas not in ("first", "random"):
-            raise ValueError(f"genagent config: pick_personas must be 'first' or 'random', got {self.pick_personas!r}")
+        if self.pick_personas not in ("first", "random", "household"):
+            raise ValueError(
+                f"genagent config: pick_personas must be 'first', 'random' or 'household', got {self.pick_personas!r}"
+            )
         if (
             self.schedule_horizon_hours < 1
             or self.max_subtasks < 1
