@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -66,3 +67,29 @@ def test_flags_win_over_the_file(tmp_path: Path) -> None:
 def test_help_lists_the_genagent_keys_and_priced_models() -> None:
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "400"})
     assert "max_retries" in result.output and "gpt-4o-mini" in result.output and "--dump-config" in result.output
+
+
+def test_the_demo_defaults_and_what_a_replay_takes_from_its_run(tmp_path: Path) -> None:
+    demo = tmp_path / "demo.toml"
+    assert runner.invoke(app, ["run", "--llm", "local", "--dump-config", str(demo)]).exit_code == 0
+    raw = tomllib.loads(demo.read_text())
+    assert (raw["hours"], round(raw["start_hour"], 3), raw["genagent"]) == (0.15, 6.967, {"pick_personas": "household"})
+    recorded = tmp_path / "run"
+    recorded.mkdir()
+    options = {"agents": 2, "start_hour": 7.5, "hours": 0.1, "genagent": ["max_retries=2"], "scheduler": "lockstep"}
+    (recorded / "meta.json").write_text(json.dumps({"options": options}))
+    replay = tmp_path / "replay.toml"
+    args = ["run", "--replay", str(recorded), "--hours", "0.05", "--dump-config", str(replay)]
+    assert runner.invoke(app, args).exit_code == 0
+    raw = tomllib.loads(replay.read_text())
+    assert (raw["agents"], raw["start_hour"], raw["hours"], raw["genagent"]) == (2, 7.5, 0.05, {"max_retries": 2})
+    assert raw["scheduler"] == "metropolis"  # the policy is the replay's own choice
+
+
+@needs_data
+def test_a_household_is_the_personas_who_start_closest_together() -> None:
+    from metropolis.agents.genagent import household
+    from metropolis.world.smallville import load_smallville
+
+    town = load_smallville()
+    assert [p.name for p in household(list(town.personas), 3)] == ["Mei Lin", "John Lin", "Eddy Lin"]

@@ -116,9 +116,10 @@ def _configured(options: RunOptions, ctx: typer.Context, config: Path | None, du
 
 # What a replay takes from the recorded run's meta.json, unless given: the same agents, day and settings.
 RECORDED = ("agents", "hours", "start_hour", "agent", "genagent", "seed", "metric")
-# The local-model demo (`run --llm ...`): the Lin family (they wake at home, side by side) from 6:55 am for 15
-# simulated minutes: they get up, plan their day and talk, in a few minutes of a 2-core machine.
-DEMO = {"start_hour": 6 + 55 / 60, "hours": 0.25}
+# The local-model demo (`run --llm ...`): the Lin family (they wake at home, side by side) from 6:58 am for 9
+# simulated minutes: they wake, talk (7:00, measured: SmolLM2 on a shared 2-core machine) and plan their day, in
+# a few minutes of wall time.
+DEMO = {"start_hour": 6 + 58 / 60, "hours": 0.15}
 DEMO_PICK = "pick_personas=household"
 
 

@@ -12,7 +12,7 @@ from metropolis.agents.genagent.navigation import AreaIndex
 from metropolis.agents.genagent.timeline import Timeline, parse_summary
 from metropolis.world.smallville import Persona, Town
 
-__all__ = ["GenAgentConfig", "GenerativeAgent", "Timeline", "build_town_agents", "parse_summary"]
+__all__ = ["GenAgentConfig", "GenerativeAgent", "Timeline", "build_town_agents", "household", "parse_summary"]
 
 
 def build_town_agents(
