@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import typer
@@ -19,13 +19,15 @@ from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, 
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.cli.run_setup import RunOptions, build_simulation, prices
+from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
+from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
 out = Console()
@@ -60,6 +62,12 @@ def run(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
     attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
     force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
+    memory: str = typer.Option(
+        "", "--memory", help="Model agent-aware serving memory (virtual time): lru or invocation-distance."
+    ),
+    fraction: float = typer.Option(
+        0.25, "--fraction", help="With --memory: share of all agents' KV prefixes the GPU holds."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -69,7 +77,7 @@ def run(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
-        timeout=timeout, attempts=attempts, force=force,
+        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
     )  # fmt: skip
     _run(options)
 
@@ -95,7 +103,7 @@ def _run(opts: RunOptions) -> None:
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
-                report, books = _virtual(sim, opts, responder, progress, run_prices)
+                report, books = _virtual(sim, opts, responder, progress, run_prices, extras)
             else:
                 report, books = _real(sim, cfg, progress, run_prices)
         except KeyboardInterrupt as stop:
@@ -112,18 +120,32 @@ def _run(opts: RunOptions) -> None:
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
     recorder.close()
-    for extra in extras:
-        extra.finish(path, out)
     (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
     out.print(f"[bold]metropolis run[/bold]: {what}")
     for line in report.lines():
         out.print("  " + line)
+    for extra in extras:
+        extra.finish(path, out)
     if books.agents:
         (path / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
     for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
     out.print(f"  run folder       {path} (report.json, trace/)")
+
+
+@dataclass(slots=True)
+class MemorySummary:
+    """What `--memory` prints after the report, and writes as memory.json."""
+
+    stats: MemoryStats
+    policy: str
+    fraction: float
+
+    def finish(self, folder: Path, console: Console) -> None:
+        (folder / "memory.json").write_text(json.dumps(asdict(self.stats), indent=2))
+        for line in memory_lines(self.stats, self.policy, self.fraction):
+            console.print("  " + line)
 
 
 def _meta(opts: RunOptions, what: str) -> dict[str, object]:
@@ -151,12 +173,21 @@ def _virtual(
     responder: ReplayResponder | None,
     progress: StepProgress,
     run_prices: Prices | None,
+    extras: list[RunExtra],
 ) -> tuple[RunReport, Accounting]:
+    """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
-    runtime = VirtualRuntime(sim, env, llm)
+    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus) if opts.memory else None
+    cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
+    if memory is not None:
+        sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
+    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, responder))
     runtime.accounting.prices = run_prices
-    return runtime.run(progress), runtime.accounting
+    report = runtime.run(progress)
+    stats = cluster.memory_stats()
+    if stats is not None:
+        extras.append(MemorySummary(stats, opts.memory, opts.fraction))
+    return report, runtime.accounting
 
 
 def _real(

@@ -17,6 +17,7 @@ from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
+from metropolis.runtime.serving_memory import RUN_MEMORY_POLICIES
 from metropolis.scheduling import scheduler_names
 from metropolis.world.metrics import metric_names
 from metropolis.world.smallville import Town, load_smallville
@@ -50,6 +51,8 @@ class RunOptions:
     timeout: float = 120.0
     attempts: int = 6
     force: bool = False
+    memory: str = ""
+    fraction: float = 0.25
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -85,6 +88,11 @@ class RunOptions:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
         if runtime != "virtual" and self.replay is not None:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
+        if self.memory:
+            check_name(self.memory, RUN_MEMORY_POLICIES, "--memory policy")
+            number(self.fraction, "--fraction", 0, 1, low_open=True)
+            if runtime != "virtual":
+                raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
         if agent not in AGENT_KINDS:
