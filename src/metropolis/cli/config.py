@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
+from metropolis.runtime.serving_memory import RUN_MEMORY_POLICIES
 from metropolis.scheduling import scheduler_names
 from metropolis.world.metrics import metric_names
 
@@ -50,6 +51,8 @@ class RunConfig(BaseModel):
     timeout: float = Field(120.0, gt=0, le=86_400)
     attempts: int = Field(6, ge=1, le=100)
     force: bool = False
+    memory: str = ""
+    fraction: float = Field(0.25, gt=0, le=1)
 
     @field_validator("scheduler")
     @classmethod
@@ -68,6 +71,13 @@ class RunConfig(BaseModel):
     @classmethod
     def _metric(cls, name: str) -> str:
         check_name(name, metric_names(), "metric")
+        return name
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, name: str) -> str:
+        if name:
+            check_name(name, RUN_MEMORY_POLICIES, "--memory policy")
         return name
 
     @field_validator("genagent", mode="before")

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,16 @@ from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, 
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.cli.run_setup import RunOptions, build_simulation, prices
+from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.llm.serving.responder import Recorded
+from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
 out = Console()
@@ -79,6 +81,12 @@ def run(
     dump_config: Path | None = typer.Option(
         None, "--dump-config", help="Write the options (flags and --config) to this TOML file and stop."
     ),
+    memory: str = typer.Option(
+        "", "--memory", help="Model agent-aware serving memory (virtual time): lru or invocation-distance."
+    ),
+    fraction: float = typer.Option(
+        0.25, "--fraction", help="With --memory: share of all agents' KV prefixes the GPU holds."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -88,7 +96,7 @@ def run(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
-        timeout=timeout, attempts=attempts, force=force,
+        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
     )  # fmt: skip
     _configured(options, ctx, config, dump_config)
 
@@ -168,7 +176,7 @@ def _run(opts: RunOptions) -> None:
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
-                report, books = _virtual(sim, opts, responder, progress, run_prices)
+                report, books = _virtual(sim, opts, responder, progress, run_prices, extras)
             else:
                 report, books = _real(sim, cfg, progress, run_prices)
         except KeyboardInterrupt as stop:
@@ -185,12 +193,12 @@ def _run(opts: RunOptions) -> None:
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
     recorder.close()
-    for extra in extras:
-        extra.finish(path, out)
     (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
     out.print(f"[bold]metropolis run[/bold]: {what}")
     for line in report.lines():
         out.print("  " + line)
+    for extra in extras:
+        extra.finish(path, out)
     if books.agents:
         (path / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
     simulated = report.steps * sim.world.seconds_per_step
@@ -199,6 +207,20 @@ def _run(opts: RunOptions) -> None:
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
     out.print(f"  run folder       {path} (report.json, trace/)")
+
+
+@dataclass(slots=True)
+class MemorySummary:
+    """What `--memory` prints after the report, and writes as memory.json."""
+
+    stats: MemoryStats
+    policy: str
+    fraction: float
+
+    def finish(self, folder: Path, console: Console) -> None:
+        (folder / "memory.json").write_text(json.dumps(asdict(self.stats), indent=2))
+        for line in memory_lines(self.stats, self.policy, self.fraction):
+            console.print("  " + line)
 
 
 def _meta(opts: RunOptions, what: str) -> dict[str, object]:
@@ -226,12 +248,21 @@ def _virtual(
     responder: ReplayResponder | None,
     progress: StepProgress,
     run_prices: Prices | None,
+    extras: list[RunExtra],
 ) -> tuple[RunReport, Accounting]:
+    """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
-    runtime = VirtualRuntime(sim, env, llm)
+    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus) if opts.memory else None
+    cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
+    if memory is not None:
+        sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
+    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, responder))
     runtime.accounting.prices = run_prices
-    return runtime.run(progress), runtime.accounting
+    report = runtime.run(progress)
+    stats = cluster.memory_stats()
+    if stats is not None:
+        extras.append(MemorySummary(stats, opts.memory, opts.fraction))
+    return report, runtime.accounting
 
 
 def _real(

@@ -46,6 +46,8 @@ class RunOptions:
     timeout: float = 120.0
     attempts: int = 6
     force: bool = False
+    memory: str = ""
+    fraction: float = 0.25
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -64,6 +66,8 @@ class RunOptions:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
         if runtime != "virtual" and self.replay is not None:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
+        if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
+            raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
         agents = self.agents if self.agents is not None else (3 if live else 25)
