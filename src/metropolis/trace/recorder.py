@@ -152,6 +152,21 @@ class _Buffer(Generic[R]):
         return (pa.concat_tables(self.kept) if self.kept else TABLES[self.table].empty_table()).to_pandas()
 
 
+def simulation_meta(sim: Simulation, run_id: str | None = None) -> TraceMeta:
+    """The metadata of a trace of `sim`; `extra` holds the rules' radius and velocity for the viewer."""
+    return TraceMeta(
+        source="metropolis",
+        agent_names=[a.name for a in sim.agents],
+        seconds_per_step=float(sim.world.seconds_per_step),
+        start_seconds=sim.start_seconds,
+        run_id=run_id,
+        scheduler=type(sim.scheduler).name,
+        world=sim.world.name,
+        seed=sim.seed,
+        extra={"perception_radius": sim.world.perception_radius, "max_velocity": sim.world.max_velocity},
+    )
+
+
 class TraceRecorder:
     """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
 
@@ -181,16 +196,7 @@ class TraceRecorder:
         chunk_rows: int = 65_536,
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
-        meta = TraceMeta(
-            source="metropolis",
-            agent_names=[a.name for a in sim.agents],
-            seconds_per_step=float(sim.world.seconds_per_step),
-            start_seconds=sim.start_seconds,
-            run_id=run_id,
-            scheduler=type(sim.scheduler).name,
-            world=sim.world.name,
-            seed=sim.seed,
-        )
+        meta = simulation_meta(sim, run_id)
         recorder = cls(path, meta, chunk_rows)
         recorder.units = UnitLog(sim.table, len(sim.agents))
         sim.dispatcher.observers.append(recorder.units)
