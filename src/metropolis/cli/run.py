@@ -17,6 +17,8 @@ from rich.console import Console
 
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
+from metropolis.cli import run_report
+from metropolis.cli.live_view import live_view
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
 from metropolis.cli.run_setup import RunOptions, build_simulation, prices
@@ -60,6 +62,10 @@ def run(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
     attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
     force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
+    view: bool = typer.Option(False, "--view", help="Watch the run in the browser (127.0.0.1; Ctrl-C ends the view)."),
+    compare: bool = typer.Option(
+        True, "--compare/--no-compare", help="Also time serial and lockstep (virtual time) for the headline."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -71,11 +77,11 @@ def run(
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip
-    _run(options)
+    _run(options, view, compare)
 
 
 @one_line_errors
-def _run(opts: RunOptions) -> None:
+def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
     opts = opts.resolved()
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
     run_prices = prices(opts.price)
@@ -90,8 +96,9 @@ def _run(opts: RunOptions) -> None:
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.create(_meta(opts, what))
-        recorder = TraceRecorder.for_simulation(sim, path / "trace")
+        recorder = TraceRecorder.for_simulation(sim, path / "trace", run_id=path.name)
         sim.listeners.append(recorder)
+        viewer = live_view(sim, path.name) if view else None
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
@@ -114,8 +121,11 @@ def _run(opts: RunOptions) -> None:
     recorder.close()
     for extra in extras:
         extra.finish(path, out)
-    (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    compared = run_report.alongside(opts, _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], recorder.trace())
     out.print(f"[bold]metropolis run[/bold]: {what}")
+    out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
         out.print("  " + line)
     if books.agents:
@@ -123,7 +133,9 @@ def _run(opts: RunOptions) -> None:
     for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
-    out.print(f"  run folder       {path} (report.json, trace/)")
+    out.print(f"  run folder       {path} (report.html, report.json, trace/)")
+    if viewer is not None:
+        viewer.wait()
 
 
 def _meta(opts: RunOptions, what: str) -> dict[str, object]:
