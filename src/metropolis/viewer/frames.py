@@ -57,7 +57,8 @@ class Timeline:
         """The scheduler's picture at time `t`."""
         n = len(self.offsets) - 1
         ids = np.arange(n)
-        done = np.searchsorted(self.key, t + ids * self.span, side="right") - self.offsets[:-1]
+        upto = min(t, self.span - 1.0)  # past the last end everything is done; keys of agent i stay below i+1's
+        done = np.searchsorted(self.key, upto + ids * self.span, side="right") - self.offsets[:-1]
         have = self.offsets[1:] - self.offsets[:-1]
         last = np.clip(self.offsets[:-1] + done - 1, 0, max(len(self.x) - 1, 0))
         nxt = np.minimum(self.offsets[:-1] + done, max(len(self.x) - 1, 0))

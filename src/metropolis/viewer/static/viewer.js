@@ -10,7 +10,7 @@ const state = {
   selected: null, scale: 8, pending: new Set(), mapImage: null,
 };
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
-window.viewer = { shown: -1, drawn: [], ready: false, errors: [] };
+window.viewer = { shown: -1, drawn: [], ready: false, errors: [], history: [] };
 
 const GLYPHS = [
   [/sleep|bed|nap/i, "💤"], [/eat|breakfast|lunch|dinner|cook|cafe|coffee/i, "🍽"], [/talk|chat|convers/i, "💬"],
@@ -255,6 +255,7 @@ function follow() {
     setComplete(n);
     if (atEnd && n > 0) await show(n - 1);
     window.viewer.complete = n;
+    window.viewer.history.push(n);
   });
   events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
 }
