@@ -7,7 +7,7 @@ const sched = $("sched"), sctx = sched.getContext("2d");
 const WINDOW = 100;
 const state = {
   run: null, map: null, frames: new Map(), actions: new Map(), step: 0, complete: 0, playing: false,
-  selected: null, scale: 8, pending: new Set(), mapImage: null,
+  selected: null, scale: 8, following: true, pending: new Set(), mapImage: null,
 };
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
 window.viewer = { shown: -1, drawn: [], ready: false, errors: [], history: [] };
@@ -241,7 +241,10 @@ function togglePlay(on) {
   if (state.playing) tick();
 }
 $("play").onclick = () => togglePlay();
-$("slider").addEventListener("input", (e) => show(+e.target.value));
+$("slider").addEventListener("input", (e) => {
+  state.following = +e.target.value >= state.complete - 1; // a live view follows the newest frame until scrubbed back
+  show(+e.target.value);
+});
 $("layer").addEventListener("change", () => { const f = state.frames.get(state.step); if (f) draw(f); });
 document.addEventListener("keydown", (e) => { if (e.code === "Space" && e.target === document.body) { e.preventDefault(); togglePlay(); } });
 
@@ -250,12 +253,12 @@ function follow() {
   $("live").hidden = false;
   const events = new EventSource("/api/live");
   events.addEventListener("complete", async (e) => {
-    const n = +e.data, atEnd = state.step >= state.complete - 2;
+    const n = +e.data;
+    window.viewer.history.push(n);
     for (const key of [...state.frames.keys()]) if (key >= Math.floor(state.complete / WINDOW) * WINDOW) state.frames.delete(key);
     setComplete(n);
-    if (atEnd && n > 0) await show(n - 1);
+    if (state.following && n > 0) await show(n - 1);
     window.viewer.complete = n;
-    window.viewer.history.push(n);
   });
   events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
 }
