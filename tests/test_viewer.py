@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from metropolis.agents import WalkerConfig
 from metropolis.kernel import Environment
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.runtime import VirtualRuntime
@@ -14,7 +15,6 @@ from metropolis.trace import Trace, TraceRecorder
 from metropolis.viewer import LiveSource, TraceSource, make_app
 from metropolis.viewer.frames import Timeline
 from metropolis.viewer.town import town_map
-from metropolis.agents import WalkerConfig
 from tests.scenarios import walker_sim
 
 

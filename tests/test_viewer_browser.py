@@ -25,9 +25,13 @@ from metropolis.paths import shared_data_dir
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 SRC = Path(__file__).resolve().parents[1] / "src"
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
 pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
     pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent"),
 ]
 
@@ -135,7 +139,7 @@ def test_the_replay_shows_the_run(run_folder: Path, page: Any, tmp_path: Path) -
         page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
         page.wait_for_selector("#calls")
         name = page.inner_text("#who")
-        who = [i for i, n in enumerate(_names(run_folder)) if n == name][0]
+        who = next(i for i, n in enumerate(_names(run_folder)) if n == name)
         assert page.evaluate(f"window.viewer.drawn[{who}]") == [x, y]
         want = int((calls["agent"] == who).sum())
         assert f"LLM calls ({want})" in page.inner_text("#calls")

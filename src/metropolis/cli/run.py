@@ -15,10 +15,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
-from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli import run_report
+from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.live_view import live_view
+from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
 from metropolis.cli.run_setup import RunOptions, build_simulation, prices

@@ -69,11 +69,12 @@ def paths_figure(trace: Trace) -> str:
         ax.imshow(np.array(town["walls"]), cmap="Greys", vmin=0, vmax=2.5, interpolation="nearest")
     names = trace.meta.agent_names
     cmap = plt.get_cmap("tab20")
-    for agent, rows in list(steps.sort_values("step").groupby("agent"))[:MAX_PATHS]:
-        color = cmap(int(agent) % 20)
+    for key, rows in list(steps.sort_values("step").groupby("agent"))[:MAX_PATHS]:
+        agent = int(str(key))
+        color = cmap(agent % 20)
         ax.plot(rows["x"], rows["y"], color=color, linewidth=1.2, alpha=0.85)
         ax.plot(rows["x"].iloc[-1], rows["y"].iloc[-1], "o", color=color, markersize=5)
-        ax.annotate(names[int(agent)], (rows["x"].iloc[-1], rows["y"].iloc[-1]), fontsize=7, color="black")
+        ax.annotate(names[agent], (rows["x"].iloc[-1], rows["y"].iloc[-1]), fontsize=7, color="black")
     ax.set_xlim(-0.5, town["width"] - 0.5)
     ax.set_ylim(town["height"] - 0.5, -0.5)
     ax.set_title("Each agent's path (dot: where it ended)")
@@ -108,4 +109,4 @@ def _tokens(calls: pd.DataFrame) -> str:
     if not len(calls):
         return "<p>(no LLM calls)</p>"
     grouped = calls.groupby("name", observed=True)[["prompt_tokens", "output_tokens"]].sum().reset_index()
-    return table_html(grouped.to_dict("records"))
+    return table_html([{str(k): v for k, v in row.items()} for row in grouped.to_dict("records")])

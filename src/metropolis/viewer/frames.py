@@ -78,21 +78,27 @@ class Timeline:
         }
 
 
-def _blocks(steps: np.ndarray, waiting: np.ndarray, x: np.ndarray, y: np.ndarray, R: float, V: float) -> list[list[int]]:
+def _blocks(
+    steps: np.ndarray, waiting: np.ndarray, x: np.ndarray, y: np.ndarray, R: float, V: float
+) -> list[list[int]]:
     """[blocker, blocked] pairs: `blocked` waits, `blocker` is `gap` steps behind it within the block radius."""
     gap = steps[:, None] - steps[None, :]  # gap[a, b] = how far a is ahead of b
     d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-    blocked = waiting[:, None] & (gap > 0) & (d <= block_radius(gap, R, V))  # type: ignore[arg-type]
+    blocked = waiting[:, None] & (gap > 0) & (d <= block_radius(gap, R, V))
     a, b = np.nonzero(blocked)
     return [[int(j), int(i)] for i, j in zip(a, b, strict=True)]
 
 
-def frames(window: pd.DataFrame, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]):
+def frames(
+    window: pd.DataFrame, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]
+) -> dict[str, Any]:
     """Frames `first`..`last - 1`: positions and actions (indices into `actions`) per agent, and the scheduler's
     picture when each frame became complete."""
     actions: dict[str, int] = {}
     out = []
-    by_step = {int(k): g for k, g in window.groupby("step")} if len(window) else {}
+    by_step: dict[int, pd.DataFrame] = {}
+    for k, g in window.groupby("step") if len(window) else ():
+        by_step[int(str(k))] = g
     for k in range(first, last):
         rows = by_step.get(k)
         pos: list[list[int] | None] = [None] * agents
