@@ -25,8 +25,8 @@ class LiveView:
 
     def wait(self) -> None:
         """Keep serving the finished run until Ctrl-C (or SIGTERM), then stop the server."""
-        print(f"view: {self.url} shows the finished run (Ctrl-C to stop)", flush=True)
-        try:
+        try:  # the line is inside: Ctrl-C right after it still ends the view quietly
+            print(f"view: {self.url} shows the finished run (Ctrl-C to stop)", flush=True)
             while self.thread.is_alive():
                 self.thread.join(0.5)
         except KeyboardInterrupt:

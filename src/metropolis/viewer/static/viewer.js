@@ -7,7 +7,7 @@ const sched = $("sched"), sctx = sched.getContext("2d");
 const WINDOW = 100;
 const state = {
   run: null, map: null, frames: new Map(), actions: new Map(), step: 0, complete: 0, playing: false,
-  selected: null, scale: 8, following: true, pending: new Set(), mapImage: null,
+  selected: null, scale: 8, following: true, pending: new Map(), mapImage: null,
 };
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
 window.viewer = { shown: -1, drawn: [], ready: false, errors: [], history: [] };
@@ -47,7 +47,7 @@ async function start() {
   });
   setComplete(run.complete);
   if (run.live) follow();
-  await show(0);
+  await show(run.live ? run.complete - 1 : 0);
   window.viewer.ready = true;
 }
 
@@ -78,25 +78,29 @@ function drawMapImage() {
   state.placeNames = names;
 }
 
+// Frames come in windows; a complete frame never changes, so a window fetched while a live run was short of it
+// is fetched again when a frame it lacked is asked for.
 async function load(step) {
   const first = Math.floor(step / WINDOW) * WINDOW;
-  if (state.pending.has(first)) return;
-  state.pending.add(first);
-  try {
-    const data = await getJSON(`/api/frames?first=${first}&last=${first + WINDOW}`);
+  while (state.pending.has(first)) await state.pending.get(first);
+  if (state.frames.has(step)) return;
+  const fetched = getJSON(`/api/frames?first=${first}&last=${first + WINDOW}`).then((data) => {
     data.frames.forEach((f) => {
       f.actionNames = data.actions;
       state.frames.set(f.step, f);
     });
-  } finally { state.pending.delete(first); }
+  });
+  state.pending.set(first, fetched);
+  try { await fetched; } finally { state.pending.delete(first); }
 }
 
 async function show(step) {
   step = Math.max(0, Math.min(step, state.complete - 1));
   if (step < 0) return;
+  state.want = step; // only the latest request is drawn: an earlier one that loads later is dropped
   if (!state.frames.has(step)) await load(step);
   const f = state.frames.get(step);
-  if (!f) return;
+  if (!f || state.want !== step) return;
   state.step = step;
   $("slider").value = step;
   draw(f);
@@ -255,7 +259,6 @@ function follow() {
   events.addEventListener("complete", async (e) => {
     const n = +e.data;
     window.viewer.history.push(n);
-    for (const key of [...state.frames.keys()]) if (key >= Math.floor(state.complete / WINDOW) * WINDOW) state.frames.delete(key);
     setComplete(n);
     if (state.following && n > 0) await show(n - 1);
     window.viewer.complete = n;
