@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 24px auto; color: #222; padding: 0 12px; }
 h1 { margin-bottom: 4px; } .headline { font-size: 19px; background: #eef4f8; padding: 10px 14px; border-radius: 6px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-variant-numeric: tabular-nums; font-size: 13px; }
+.wide { overflow-x: auto; max-width: 100%; }
 td, th { border-bottom: 1px solid #ddd; padding: 3px 9px; text-align: right; } th { background: #f3f3f3; }
 td:first-child, th:first-child { text-align: left; } img { max-width: 100%; } pre { background: #f7f7f7; padding: 8px; }
 """
@@ -44,7 +45,7 @@ def table_html(rows: list[dict[str, Any]], columns: list[str] | None = None) -> 
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _cell(value: Any) -> str:

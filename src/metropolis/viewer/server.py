@@ -39,12 +39,13 @@ class _Cache:
 
     def __init__(self, source: StepSource, agents: int) -> None:
         self.source, self.agents = source, agents
+        self.fixed = isinstance(source, TraceSource)
         self.timeline: Timeline | None = None
         self.at = -1
 
     def get(self) -> Timeline:
         done = self.source.complete()
-        if self.timeline is None or (isinstance(self.source, TraceSource) is False and done != self.at):
+        if self.timeline is None or (not self.fixed and done != self.at):
             self.timeline, self.at = Timeline.of(self.source.timeline(), self.agents), done
         return self.timeline
 
@@ -85,8 +86,9 @@ def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
     def agent(agent: int, upto: int | None = None) -> JSONResponse:
         if not 0 <= agent < agents:
             raise HTTPException(404, f"no agent {agent}; agents are 0..{agents - 1}")
-        timeline = source.window(0, source.complete() if upto is None else upto + 1)
-        mine = timeline[timeline["agent"] == agent].sort_values("step")
+        mine = source.history(agent).sort_values("step")
+        if upto is not None:
+            mine = mine[mine["step"] <= upto]
         changed = mine[mine["action"].astype(str) != mine["action"].astype(str).shift()]
         calls = source.calls(agent)
         talks = source.conversations(agent)

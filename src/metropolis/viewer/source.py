@@ -35,6 +35,8 @@ class StepSource(Protocol):
 
     def timeline(self) -> pd.DataFrame: ...
 
+    def history(self, agent: int) -> pd.DataFrame: ...
+
     def calls(self, agent: int) -> pd.DataFrame: ...
 
     def conversations(self, agent: int) -> pd.DataFrame: ...
@@ -98,6 +100,9 @@ class TraceSource:
 
     def timeline(self) -> pd.DataFrame:
         return self._timeline
+
+    def history(self, agent: int) -> pd.DataFrame:
+        return self._read(STEP_COLUMNS, [("agent", "==", agent)])
 
     def calls(self, agent: int) -> pd.DataFrame:
         return pq.read_table(table_file(self.folder, "calls"), filters=[("agent", "==", agent)]).to_pandas()
@@ -174,6 +179,10 @@ class LiveSource:
     def timeline(self) -> pd.DataFrame:
         with self._lock:
             return self._frame(list(self._steps))[TIMELINE_COLUMNS]
+
+    def history(self, agent: int) -> pd.DataFrame:
+        with self._lock:
+            return self._frame([r for r in self._steps if r.agent == agent])
 
     def calls(self, agent: int) -> pd.DataFrame:
         with self._lock:
