@@ -121,7 +121,7 @@ def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
     recorder.close()
     for extra in extras:
         extra.finish(path, out)
-    compared = run_report.alongside(opts, _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
     head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
     run_report.write(path, opts, report, head, books.rows() if books.agents else [], recorder.trace())
     out.print(f"[bold]metropolis run[/bold]: {what}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,16 @@ from metropolis.trace import Trace
 COMPARED = ("serial", "lockstep")
 
 
-def alongside(opts: RunOptions, responder: ReplayResponder | None) -> dict[str, float]:
-    """The virtual time of this run under the schedulers it is compared with (the same agents, seed, LLM)."""
+def alongside(opts: RunOptions, responder: Callable[[], ReplayResponder | None]) -> dict[str, float]:
+    """The virtual time of this run under the schedulers it is compared with (the same agents, seed, LLM); each
+    run gets its own `responder()`, since a replay counts the calls it has answered."""
     times = {}
     for name in COMPARED:
         if name == opts.scheduler:
             continue
         sim, _, _ = build_simulation(dataclasses.replace(opts, scheduler=name, check=False))
         env = Environment()
-        llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
+        llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder())
         times[name] = VirtualRuntime(sim, env, llm).run().duration
     return times
 
