@@ -29,9 +29,14 @@ R = TypeVar("R", CallRecord, StepRecord)
 
 
 def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster."""
+    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster. A
+    column the caller does not know (a nullable one added later) is all null."""
     arrays = []
+    rows = len(next(iter(columns.values()))) if columns else 0
     for field in schema:
+        if field.name not in columns and field.nullable:
+            arrays.append(pa.nulls(rows, field.type))
+            continue
         if pa.types.is_dictionary(field.type):
             arrays.append(pa.array(columns[field.name], pa.string()).dictionary_encode())
         else:
