@@ -20,6 +20,7 @@ from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import names, positive_ints, writable_folder
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
+from metropolis.report.bench import write_bench_report
 from metropolis.scheduling import scheduler_names
 
 console = Console(width=180)
@@ -118,7 +119,12 @@ def _memory(
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "memory.csv")
     plot(rows, out / "memory.png")
-    console.print(f"wrote {out / 'memory.csv'} and {out / 'memory.png'}")
+    table = [{**dataclasses.asdict(r), "bytes_moved": r.bytes_moved} for r in rows]
+    write_bench_report(
+        out / "report.html", "Metropolis bench memory", "Serving-memory policies on the same workload (virtual time)",
+        [("Per setting and policy", table)], [("Simulated time and hit rate per setting", out / "memory.png")],
+    )  # fmt: skip
+    console.print(f"wrote {out / 'memory.csv'}, {out / 'memory.png'} and {out / 'report.html'}")
 
 
 def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:

@@ -19,8 +19,10 @@ import typer
 from rich.console import Console
 
 from metropolis.agents.genagent import GenAgentConfig
+from metropolis.cli import run_report
 from metropolis.cli.config import RunConfig, checked, dump, given, load
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
+from metropolis.cli.live_view import live_view
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
@@ -87,6 +89,10 @@ def run(
     fraction: float = typer.Option(
         0.25, "--fraction", help="With --memory: share of all agents' KV prefixes the GPU holds."
     ),
+    view: bool = typer.Option(False, "--view", help="Watch the run in the browser (127.0.0.1; Ctrl-C ends the view)."),
+    compare: bool = typer.Option(
+        True, "--compare/--no-compare", help="Also time serial and lockstep (virtual time) for the headline."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -98,11 +104,13 @@ def run(
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
     )  # fmt: skip
-    _configured(options, ctx, config, dump_config)
+    _configured(options, ctx, config, dump_config, view, compare)
 
 
 @one_line_errors
-def _configured(options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None) -> None:
+def _configured(
+    options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None, view: bool, compare: bool
+) -> None:
     """The flags over the config file's keys (a flag left at its default leaves the file's value), then run or
     write the options out."""
     settled: set[str] = set()
@@ -119,7 +127,7 @@ def _configured(options: RunOptions, ctx: typer.Context, config: Path | None, du
         known = {k: v for k, v in dataclasses.asdict(options).items() if k in RunConfig.model_fields}
         out.print(f"options written to {dump(checked(known), dump_to)}")
         return
-    _run(options)
+    _run(options, view, compare)
 
 
 # What a replay takes from the recorded run's meta.json, unless given: the same agents, day and settings.
@@ -153,7 +161,7 @@ def _demo(options: RunOptions, keys: list[str]) -> RunOptions:
 
 
 @one_line_errors
-def _run(opts: RunOptions) -> None:
+def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
     opts = opts.resolved()
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
     run_prices = prices(opts.price)
@@ -171,8 +179,9 @@ def _run(opts: RunOptions) -> None:
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.create(_meta(opts, what))
-        recorder = TraceRecorder.for_simulation(sim, path / "trace")
+        recorder = TraceRecorder.for_simulation(sim, path / "trace", run_id=path.name)
         sim.listeners.append(recorder)
+        viewer = live_view(sim, path.name) if view else None
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
@@ -193,8 +202,11 @@ def _run(opts: RunOptions) -> None:
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
     recorder.close()
-    (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], recorder.trace())
     out.print(f"[bold]metropolis run[/bold]: {what}")
+    out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
         out.print("  " + line)
     for extra in extras:
@@ -206,7 +218,9 @@ def _run(opts: RunOptions) -> None:
     for line in books.summary(per_agent=per_agent, totals=False, simulated_seconds=simulated):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
-    out.print(f"  run folder       {path} (report.json, trace/)")
+    out.print(f"  run folder       {path} (report.html, report.json, trace/)")
+    if viewer is not None:
+        viewer.wait()
 
 
 @dataclass(slots=True)
