@@ -9,7 +9,7 @@ from typing import Protocol
 
 from rich.console import Console
 
-from metropolis.agents import RandomWalker, WalkerConfig
+from metropolis.agents import town_walkers
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
@@ -17,8 +17,6 @@ from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
 from metropolis.world.smallville import Town, load_smallville
 
-# Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.
-WALKER_CALLS_PER_STEP = 56_700 / (25 * 8_640)
 AGENT_KINDS = ("walker", "generative")
 
 
@@ -108,8 +106,7 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
 
 def _agents(town: Town, opts: RunOptions) -> tuple[list[Agent], list[RunExtra]]:
     if opts.agent == "walker":
-        config = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP)
-        return [RandomWalker(p.name, p.spawn, config) for p in town.personas], []
+        return list(town_walkers((p.name, p.spawn) for p in town.personas)), []
     assert opts.agents is not None  # resolved() fills it
     agents = build_town_agents(town, opts.agents, GenAgentConfig.from_pairs(list(opts.genagent)), opts.seed)
     timeline = TimelineOutput(agents, Timeline(opts.start_hour * 3600, town.world.seconds_per_step))

@@ -26,6 +26,7 @@ class VirtualLLM:
         self.cluster = cluster
         self.responder: Responder = responder if responder is not None else PlaceholderResponder()
         self.responses: list[LLMResponse] = []
+        self._endpoints = [f"{cluster.config.name}/replica-{i}" for i in range(len(cluster.replicas))]
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         reply = self.responder.respond(request)
@@ -44,14 +45,14 @@ class VirtualLLM:
         self.cluster.submit(job)
         await done
         assert job.arrival is not None and job.admitted is not None  # set by the replica
-        assert job.first_token is not None and job.finished is not None
+        assert job.first_token is not None and job.finished is not None and job.replica is not None
         response = LLMResponse(
             text=reply.text,
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.output_tokens,
             start=job.arrival,
             end=job.finished,
-            endpoint=f"{self.cluster.config.name}/replica-{job.replica}",
+            endpoint=self._endpoints[job.replica],
             admitted=job.admitted,
             first_token=job.first_token,
         )

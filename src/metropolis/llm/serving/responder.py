@@ -37,13 +37,18 @@ class PlaceholderResponder:
         if default_tokens < 1:
             raise ValueError(f"default_tokens must be >= 1, got {default_tokens}")
         self.default_tokens = default_tokens
+        self._replies: dict[int, Reply] = {}  # by length: a run asks for a few lengths thousands of times
 
     def respond(self, request: LLMRequest) -> Reply:
         n = request.output_tokens
         if n is None:
             n = min(request.max_tokens, self.default_tokens)
         n = max(1, n)
-        return Reply(" ".join(["tok"] * n), n)  # "tok " is 4 characters: estimate_tokens gives n back
+        reply = self._replies.get(n)
+        if reply is None:
+            # "tok " is 4 characters: estimate_tokens gives n back
+            reply = self._replies[n] = Reply(" ".join(["tok"] * n), n)
+        return reply
 
 
 class ReplayResponder:
