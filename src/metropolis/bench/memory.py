@@ -21,7 +21,8 @@ virtual time once per system:
 - `ideal`: a GPU tier that holds everything (every call after an agent's first hits): the floor on time.
 
 Per-agent models: host memory holds `model_host_fraction` of all agents' models, the rest are read from disk
-(the third tier) when needed. What a miss costs is the serving model's business and the same for every row: a demand load either stalls the replica
+(the third tier) when needed. What a miss costs is the serving model's business and the same for every row: a
+demand load either stalls the replica
 (`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
 costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
 
@@ -190,9 +191,7 @@ class MemoryBenchRow:
 
     @property
     def setting(self) -> Setting:
-        return Setting(
-            self.agents, self.gpus, self.scheduler, self.fraction, self.lora_rank, self.state, self.workload
-        )
+        return Setting(self.agents, self.gpus, self.scheduler, self.fraction, self.lora_rank, self.state, self.workload)
 
 
 @dataclass(frozen=True, slots=True)

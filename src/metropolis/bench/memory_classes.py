@@ -83,7 +83,7 @@ def schedule_factory(workload: str, steps: int, seed: int) -> SimulationFactory:
 
 class EstimateLog:
     """The estimator's error: a listener that, whenever an agent commits a step in which it called the LLM,
-    notes its invocation distance (what the memory policy would read now: steps until its next call) and,
+    notes its invocation distance (what the memory policy reads now: steps from this step to its next call) and,
     at its next calling step, how many steps it actually was."""
 
     def __init__(self, distance: Callable[[int], float]) -> None:
@@ -98,7 +98,7 @@ class EstimateLog:
         agent, step = record.agent, record.step
         last = self._last.get(agent)
         if last is not None:
-            actual = step - last[0] - 1  # steps in between: 0 when it calls again at its very next step
+            actual = step - last[0]  # the listener hears of a step before the table counts it done
             if math.isfinite(last[1]):
                 self.errors.append(abs(last[1] - actual))
             else:

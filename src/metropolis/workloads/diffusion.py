@@ -81,7 +81,9 @@ def generate_diffusion(cfg: DiffusionConfig) -> CallSchedule:
     return _schedule(cfg, did, sorted(graph.edges))
 
 
-def _schedule(cfg: DiffusionConfig, did: dict[tuple[int, int], list[str]], edges: list[tuple[int, int]]) -> CallSchedule:
+def _schedule(
+    cfg: DiffusionConfig, did: dict[tuple[int, int], list[str]], edges: list[tuple[int, int]]
+) -> CallSchedule:
     """Bursts from what each agent did; an agent knows only its own posts ahead (others' reposts surprise it), so
     its plan is its next post, else the end of the window (nothing planned)."""
     per_agent: list[list[Burst]] = [[] for _ in range(cfg.agents)]
@@ -94,7 +96,8 @@ def _schedule(cfg: DiffusionConfig, did: dict[tuple[int, int], list[str]], edges
         per_agent[agent].append(Burst(step, len(acts), ";".join(acts), min(later, default=cfg.steps)))
     first = tuple(min(posts_of.get(a, []), default=cfg.steps) for a in range(cfg.agents))
     params = {"repost_prob": cfg.repost_prob, "hop_steps": cfg.hop_steps}
-    return CallSchedule("diffusion", cfg.seed, cfg.steps, tuple(map(tuple, per_agent)), first, tuple(edges), params=params)
+    bursts = tuple(map(tuple, per_agent))
+    return CallSchedule("diffusion", cfg.seed, cfg.steps, bursts, first, tuple(edges), params=params)
 
 
 def diffusion_world(schedule: CallSchedule) -> World:
@@ -116,7 +119,7 @@ def diffusion_simulation(schedule: CallSchedule, scheduler: str, seed: int = 0) 
 
 
 def parse_actions(action: str) -> list[tuple[str, int]]:
-    """"repost 2;read 1" -> [("repost", 2), ("read", 1)]; other actions ("idle") -> []."""
+    """ "repost 2;read 1" -> [("repost", 2), ("read", 1)]; other actions ("idle") -> []."""
     out = []
     for part in action.split(";"):
         verb, _, post = part.partition(" ")
