@@ -59,7 +59,7 @@ from metropolis.memory.state import AGENT_MODELS, StateSpec, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.registry import check_name
 from metropolis.runtime import Environment, RunReport, VirtualRuntime
-from metropolis.runtime.serving_memory import PrefetchOnCommit, track_invocation_distance
+from metropolis.runtime.serving_memory import PrefetchOnCommit, gpu_tier_bytes, track_invocation_distance
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import load_smallville
 from metropolis.world.world import World
@@ -216,9 +216,8 @@ def total_state_bytes(cfg: MemoryBenchConfig, agents: int, rank: int | None, sta
 def gpu_bytes(
     cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None, gpus: int = 1, state: str = "kv"
 ) -> int:
-    """One replica's GPU tier: its even share of `fraction` of all agents' state, but at least one agent's."""
-    total = total_state_bytes(cfg, agents, rank, state)
-    return max(total // agents, math.floor(total * fraction / gpus))
+    """One replica's GPU tier, as `metropolis run --memory` sizes it."""
+    return gpu_tier_bytes(total_state_bytes(cfg, agents, rank, state), agents, fraction, gpus)
 
 
 def replica_tiers(cfg: MemoryBenchConfig, setting: Setting, policy: str) -> TierConfig:
