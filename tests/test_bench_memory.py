@@ -124,6 +124,8 @@ def test_cli_tiny_prints_the_tables_and_writes_csv_and_png(tmp_path: Path) -> No
         rows = list(csv.DictReader(fh))
     assert [r["policy"] for r in rows] == list(EVICTION_POLICIES)
     assert (tmp_path / "memory.png").stat().st_size > 1000
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in page and all(p in page for p in EVICTION_POLICIES)
 
 
 def test_cli_gpus_adds_a_column_and_a_setting(tmp_path: Path) -> None:

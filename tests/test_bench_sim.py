@@ -28,6 +28,8 @@ def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:
     assert {r["agents"] for r in rows} == {"25", "50"}
     assert (out / "speedup_vs_agents.png").stat().st_size > 0
     assert (out / "in_flight_quiet_50a_8g.png").stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert "faster than serial" in page and page.count("data:image/png;base64,") == 3
 
 
 @pytest.mark.parametrize(

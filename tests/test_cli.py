@@ -90,3 +90,46 @@ def test_price_gives_a_cost_in_virtual_time(tmp_path: Path) -> None:
     cost = (report["prompt_tokens"] * 0.15 + report["completion_tokens"] * 0.6) / 1e6
     assert total["cost_usd"] == pytest.approx(cost)
     assert f"estimated cost   ${cost:.4f}" in result.output
+
+
+@needs_data
+def test_run_models_serving_memory_and_prints_hit_rates(tmp_path: Path) -> None:
+    """`--memory` puts every agent's KV prefix in a GPU tier of `--fraction` and a host tier: a hit skips the
+    prefix's prefill, so the same simulation finishes sooner than without any prefix cache, and its stats add up."""
+    plain = runner.invoke(app, ["run", "--hours", "0.05", "--out", str(tmp_path / "plain")])
+    cached = runner.invoke(
+        app,
+        [
+            "run",
+            "--hours",
+            "0.05",
+            "--memory",
+            "invocation-distance",
+            "--fraction",
+            "0.5",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert plain.exit_code == 0 and cached.exit_code == 0, cached.output
+    stats = json.loads((tmp_path / "m" / "memory.json").read_text())
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    base = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert stats["admissions"] == report["llm_calls"] == base["llm_calls"] > 0
+    assert 0 < stats["hits"] < stats["admissions"] and stats["prefetch_hits"] <= stats["hits"]
+    assert report["duration"] < base["duration"]
+    assert f"hit rate       {stats['hits'] / stats['admissions']:.1%}" in cached.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--memory", "fifo"], "unknown --memory policy 'fifo'; choose one of: lru, invocation-distance"),
+        (["run", "--memory", "lru", "--fraction", "0"], "--fraction"),
+        (["run", "--memory", "lru", "--runtime", "asyncio"], "--memory models serving memory in virtual time"),
+    ],
+)
+def test_memory_options_are_checked_before_the_run(args: list[str], message: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "r").exists()

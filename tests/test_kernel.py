@@ -70,3 +70,23 @@ def test_run_until_stops_the_clock() -> None:
     assert (env.now, log) == (3, [])
     env.run()
     assert (env.now, log) == (5, ["late"])
+
+
+def test_callbacks_for_now_keep_sequence_order_with_the_heap() -> None:
+    # Zero-delay callbacks skip the heap; they must still run in (time, sequence id) order with entries that
+    # were scheduled earlier for the same instant, and `run(until=)` must not run past its limit.
+    env, log = Environment(), []
+
+    def at_one(name: str) -> None:
+        log.append((name, env.now))
+        if name == "first":
+            env.schedule(0.0, log.append, ("now-after-first", env.now))
+
+    env.schedule(1.0, at_one, "first")
+    env.schedule(1.0, at_one, "second")
+    env.schedule(0.0, log.append, ("now", 0.0))
+    env.run(until=0.5)
+    assert log == [("now", 0.0)] and env.now == 0.5
+    env.run()
+    assert log == [("now", 0.0), ("first", 1.0), ("second", 1.0), ("now-after-first", 1.0)]
+    assert env.peek() == float("inf")

@@ -107,3 +107,15 @@ def test_schedulers_agree_and_out_of_order_is_fastest_under_the_serving_model() 
     batch = {name: llm.mean_batch_size() for name, (_, _, llm) in runs.items()}
     assert batch["serial"] == pytest.approx(1.0)
     assert batch["metropolis"] > 1.0
+
+
+def test_a_recorded_answer_books_its_recorded_token_counts() -> None:
+    from metropolis.llm.serving.responder import Recorded
+
+    env = Environment()
+    llm = VirtualLLM(
+        env, Cluster(env, preset("l4-llama3-8b")), ReplayResponder({("Ann", 0, "chat", 0): Recorded("hi", 321, 7)})
+    )
+    got = call(env, llm, LLMRequest("Ann", 0, "chat", messages=({"role": "user", "content": "x" * 40},)))
+    env.run()
+    assert (got[0].text, got[0].prompt_tokens, got[0].completion_tokens) == ("hi", 321, 7)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -84,7 +86,7 @@ class Process(Event):
     def _resume(self, event: Event | None) -> None:
         coro = self._coro
         try:
-            if event is None or event.ok:
+            if event is None or event._ok:
                 target = coro.send(None if event is None else event.value)
             else:
                 target = coro.throw(event.value)
@@ -105,17 +107,27 @@ class Process(Event):
 
 
 class Environment:
-    """Virtual time in seconds, advanced by `run` from one scheduled callback to the next."""
+    """Virtual time in seconds, advanced by `run` from one scheduled callback to the next.
+
+    Most callbacks are scheduled for now (an event fires, a process starts): those skip the heap and wait in a
+    FIFO, `_now_queue`. Every callback still runs in (time, sequence id) order, exactly as with one heap: the FIFO
+    holds only entries at `now`, in sequence order, so `step` takes the heap's head first only when that is also
+    at `now` with a smaller sequence id.
+    """
 
     def __init__(self, start: float = 0.0) -> None:
         self.now = start
         self._heap: list[tuple[float, int, Callable[..., object], tuple[Any, ...]]] = []
+        self._now_queue: deque[tuple[int, Callable[..., object], tuple[Any, ...]]] = deque()
         self._seq = itertools.count()
 
     def schedule(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
-        if delay < 0:
+        if delay == 0:
+            self._now_queue.append((next(self._seq), fn, args))
+        elif delay > 0:
+            heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn, args))
+        else:
             raise ValueError(f"cannot schedule into the past (delay {delay})")
-        heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn, args))
 
     def event(self) -> Event:
         return Event(self)
@@ -130,20 +142,35 @@ class Environment:
         return Process(self, coro)
 
     def peek(self) -> float:
+        if self._now_queue:
+            return self.now
         return self._heap[0][0] if self._heap else float("inf")
 
     def step(self) -> None:
-        t, _, fn, args = heapq.heappop(self._heap)
-        self.now = t
+        heap, queue = self._heap, self._now_queue
+        if queue and not (heap and heap[0][0] <= self.now and heap[0][1] < queue[0][0]):
+            _, fn, args = queue.popleft()
+        else:
+            t, _, fn, args = heapq.heappop(heap)
+            self.now = t
         fn(*args)
 
     def stop(self) -> None:
-        """Drop everything still scheduled: `run` returns at once."""
-        self._heap.clear()
+        """Drop everything still scheduled: `run` returns at once. The coroutines of processes waiting to be
+        resumed are closed, so a stopped run leaves none that Python would report as never awaited."""
+        dropped = [*self._heap, *self._now_queue]
+        self._heap.clear()  # in place: `run` holds the lists
+        self._now_queue.clear()
+        for entry in dropped:
+            fn = entry[-2]
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, Process):
+                owner._coro.close()
 
     def run(self, until: float | None = None) -> None:
-        heap = self._heap
-        while heap and (until is None or heap[0][0] <= until):
+        heap, queue = self._heap, self._now_queue
+        limit = math.inf if until is None else until
+        while (queue and self.now <= limit) or (heap and heap[0][0] <= limit):
             self.step()
         if until is not None and until > self.now:
             self.now = until

@@ -1,5 +1,5 @@
 """Built-in agents."""
 
-from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
+from metropolis.agents.randomwalk import WALKER_CALLS_PER_STEP, RandomWalker, WalkerConfig, town_walkers
 
-__all__ = ["RandomWalker", "WalkerConfig"]
+__all__ = ["WALKER_CALLS_PER_STEP", "RandomWalker", "WalkerConfig", "town_walkers"]

@@ -1,13 +1,15 @@
 """`metropolis bench memory`: eviction and prefetch policies for agents' private serving state, side by side.
 
 The setting is ScaleSim's: every agent has private serving state (the KV cache of its ~600-token prompt
-prefix, optionally its own LoRA adapter) and the GPU holds only `fraction` of all agents' state. For every
-setting (agents, GPUs, scheduler, fraction, LoRA rank) the same Smallville workload (copies of the town,
-replayed by the replay agent) runs in virtual time once per system:
+prefix, optionally its own LoRA adapter, or a whole small model of its own: `state`) and the GPU holds only
+`fraction` of all agents' state. For every setting (workload class, agents, GPUs, scheduler, state kind,
+fraction, LoRA rank) the same workload (Smallville: copies of the town, replayed by the replay agent; the
+`independent` and `diffusion` classes: a generated call schedule, see `bench/memory_classes.py`) runs in
+virtual time once per system:
 
 - `sglang`: the baseline engine: LRU eviction, load on demand, and no host tier for KV (SGLang's radix cache
   without its hierarchical cache drops evicted prefixes: the next call recomputes the prefix); adapters live in
-  host memory and are copied to the GPU on demand;
+  host memory and are copied to the GPU on demand; an evicted per-agent model is reloaded from disk;
 - `id-nohost`: the same engine with invocation-distance eviction (and adapter prefetch): what the eviction
   order alone buys when a miss means recomputing the prefix;
 - `lru`: the same with a host tier for KV (evicted prefixes are copied to host memory and back on demand);
@@ -18,7 +20,9 @@ replayed by the replay agent) runs in virtual time once per system:
   admissions (see `bench/memory_openloop.py` for the well-defined comparison);
 - `ideal`: a GPU tier that holds everything (every call after an agent's first hits): the floor on time.
 
-What a miss costs is the serving model's business and the same for every row: a demand load either stalls the replica
+Per-agent models: host memory holds `model_host_fraction` of all agents' models, the rest are read from disk
+(the third tier) when needed. What a miss costs is the serving model's business and the same for every row: a
+demand load either stalls the replica
 (`demand_loads="blocking"`, SGLang's default for adapters) or waits off the queue (`"overlap"`); an adapter load
 costs `lora_load_s` on top of its bytes; a recomputed prefix is prefilled with the request.
 
@@ -35,16 +39,27 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from metropolis.agents.replay import replay_simulation
+from metropolis.bench.memory_classes import (
+    SPATIAL_CLASSES,
+    STATES,
+    WORKLOAD_CLASSES,
+    EstimateLog,
+    SimulationFactory,
+    owns_model,
+    schedule_factory,
+    serving_config,
+    state_shape,
+)
 from metropolis.engine.simulation import Simulation
-from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.llm.serving import Cluster, VirtualLLM
 from metropolis.llm.serving.agentmem import ADMISSIONS, DEMAND_LOADS, AgentMemory
 from metropolis.memory.policies import EvictionPolicy
 from metropolis.memory.replay import ReplayBeladyPolicy
-from metropolis.memory.state import LLAMA3_8B, agent_state
+from metropolis.memory.state import AGENT_MODELS, StateSpec, agent_state
 from metropolis.memory.tiers import TierConfig
 from metropolis.registry import check_name
 from metropolis.runtime import Environment, RunReport, VirtualRuntime
-from metropolis.runtime.serving_memory import PrefetchOnCommit, track_invocation_distance
+from metropolis.runtime.serving_memory import PrefetchOnCommit, gpu_tier_bytes, track_invocation_distance
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import load_smallville
 from metropolis.world.world import World
@@ -52,8 +67,7 @@ from metropolis.world.world import World
 EVICTION_POLICIES = ("sglang", "id-nohost", "lru", "invocation-distance", "belady", "ideal")
 NO_HOST = ("sglang", "id-nohost")  # no host tier for KV: an evicted prefix is recomputed
 BY_DISTANCE = ("id-nohost", "invocation-distance")
-WORKLOADS = ("smallville", "bursty")
-SimulationFactory = Callable[[int, str], Simulation]  # (agents, scheduler name) -> a fresh simulation
+WORKLOADS = WORKLOAD_CLASSES
 
 
 class Setting(NamedTuple):
@@ -64,6 +78,8 @@ class Setting(NamedTuple):
     scheduler: str
     fraction: float
     lora_rank: int | None
+    state: str = "kv"
+    workload: str = "smallville"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +99,10 @@ class MemoryBenchConfig:
     demand_loads: str = "blocking"
     admission: str = "fcfs"
     prefetch: int = 4
-    workload: str = "smallville"
+    workloads: tuple[str, ...] = ("smallville",)
+    states: tuple[str, ...] = ("kv",)
+    agent_model: str = "qwen2.5-0.5b"  # the small model every agent owns in the model states
+    model_host_fraction: float = 0.5  # host memory holds this share of all agents' models; the rest is on disk
     seed: int = 0
     spatial: bool = True  # cap plans by the spatial bound: the agents' plans miss every unplanned call
     policies: tuple[str, ...] = EVICTION_POLICIES  # a subset runs faster; runs in this order whatever the order given
@@ -107,27 +126,39 @@ class MemoryBenchConfig:
         for name, value, valid in (
             ("demand_loads", self.demand_loads, DEMAND_LOADS),
             ("admission", self.admission, ADMISSIONS),
-            ("workload", self.workload, WORKLOADS),
+            ("agent model", self.agent_model, tuple(AGENT_MODELS)),
         ):
             check_name(value, valid, name)
+        for names, valid, what in ((self.workloads, WORKLOADS, "workload class"), (self.states, STATES, "state kind")):
+            if not names:
+                raise ValueError(f"no {what} given; choose one or more of: {', '.join(valid)}")
+            for name in names:
+                check_name(name, valid, what)
+        if not 0 < self.model_host_fraction <= 1:
+            raise ValueError(f"model_host_fraction must be within (0, 1], got {self.model_host_fraction}")
         if not self.lora_load_s >= 0:
             raise ValueError(f"lora_load_s must be >= 0 seconds, got {self.lora_load_s}")
 
     def settings(self) -> Iterator[Setting]:
-        for agents in self.agents:
-            for gpus in self.gpus:
-                for scheduler in self.schedulers:
-                    for rank in self.lora_ranks:
-                        for fraction in self.fractions:
-                            yield Setting(agents, gpus, scheduler, fraction, rank)
+        """Every combination; per-agent models carry no adapter (the LoRA ranks apply to the `kv` state)."""
+        for workload in self.workloads:
+            for agents in self.agents:
+                for gpus in self.gpus:
+                    for scheduler in self.schedulers:
+                        for state in self.states:
+                            for rank in (None,) if owns_model(state) else self.lora_ranks:
+                                for fraction in self.fractions:
+                                    yield Setting(agents, gpus, scheduler, fraction, rank, state, workload)
 
     def describe(self) -> str:
         """The modelled replica, for the table header."""
         return (
-            f"{self.workload} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} per GPU, prefix "
+            f"{'/'.join(self.workloads)} {self.start_hour:g}h+{self.hours * 60:g}min, {self.preset} per GPU, prefix "
             f"{self.prefix_tokens} tok, PCIe {self.h2d_bandwidth / 1e9:g} GB/s, adapter load +"
             f"{self.lora_load_s * 1e3:g} ms, demand loads {self.demand_loads}, admission {self.admission}; "
-            "sglang = LRU and id-nohost = ID without a host tier for KV (an evicted prefix is recomputed)"
+            "sglang = LRU and id-nohost = ID without a host tier for KV (an evicted prefix is recomputed) or "
+            f"models (reloaded from disk); agent model {self.agent_model}, host holds "
+            f"{self.model_host_fraction:.0%} of the models"
         )
 
 
@@ -138,6 +169,8 @@ class MemoryBenchRow:
     scheduler: str
     fraction: float
     lora_rank: int | None
+    state: str
+    workload: str
     policy: str
     sim_seconds: float
     llm_calls: int
@@ -147,6 +180,10 @@ class MemoryBenchRow:
     bytes_prefetched: int
     bytes_offloaded: int
     recompute_tokens: int
+    late_loads: int  # hits whose prefetched state was still arriving: the request waited
+    late_wait_s: float
+    estimate_error: float  # mean |predicted - actual| steps to the agent's next call (nan: no prediction)
+    estimate_within_1: float  # share of predictions within one step
 
     @property
     def bytes_moved(self) -> int:
@@ -154,7 +191,7 @@ class MemoryBenchRow:
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.agents, self.gpus, self.scheduler, self.fraction, self.lora_rank)
+        return Setting(self.agents, self.gpus, self.scheduler, self.fraction, self.lora_rank, self.state, self.workload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,30 +202,39 @@ class RunAccesses:
     steps: list[list[int]]
 
 
-def total_state_bytes(cfg: MemoryBenchConfig, agents: int, rank: int | None) -> int:
-    return agents * sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, rank))
+def state_specs(cfg: MemoryBenchConfig, rank: int | None, state: str = "kv", agent: int = 0) -> list[StateSpec]:
+    """One agent's private state in this state kind: `kv` the served model's prefix (+ adapter), `model` the
+    agent's own small model, `model+kv` that model and its own prefix."""
+    prefix = 0 if state == "model" else cfg.prefix_tokens
+    return agent_state(agent, prefix, state_shape(state, cfg.agent_model), rank, owns_model(state))
 
 
-def gpu_bytes(cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None, gpus: int = 1) -> int:
-    """One replica's GPU tier: its even share of `fraction` of all agents' state, but at least one agent's."""
-    total = total_state_bytes(cfg, agents, rank)
-    return max(total // agents, math.floor(total * fraction / gpus))
+def total_state_bytes(cfg: MemoryBenchConfig, agents: int, rank: int | None, state: str = "kv") -> int:
+    return agents * sum(s.nbytes for s in state_specs(cfg, rank, state))
+
+
+def gpu_bytes(
+    cfg: MemoryBenchConfig, agents: int, fraction: float, rank: int | None, gpus: int = 1, state: str = "kv"
+) -> int:
+    """One replica's GPU tier, as `metropolis run --memory` sizes it."""
+    return gpu_tier_bytes(total_state_bytes(cfg, agents, rank, state), agents, fraction, gpus)
 
 
 def replica_tiers(cfg: MemoryBenchConfig, setting: Setting, policy: str) -> TierConfig:
     """Every replica's tiers. `ideal` and the host tier may hold every agent: with agent affinity a replica
     only ever registers its own agents, so that is exactly its share however unevenly the hash splits them
     (an even split's host tier would drop the state of a busier replica's extra agents)."""
-    agents, gpus, _, fraction, rank = setting
-    total = total_state_bytes(cfg, agents, rank)
+    agents, gpus, _, fraction, rank, state, _ = setting
+    total = total_state_bytes(cfg, agents, rank, state)
     return TierConfig(
-        gpu_bytes=total if policy == "ideal" else gpu_bytes(cfg, agents, fraction, rank, gpus),
-        host_bytes=total,
+        gpu_bytes=total if policy == "ideal" else gpu_bytes(cfg, agents, fraction, rank, gpus, state),
+        host_bytes=math.floor(total * cfg.model_host_fraction) if owns_model(state) else total,
         h2d_bandwidth=cfg.h2d_bandwidth,
         d2h_bandwidth=cfg.h2d_bandwidth,
         disk_bandwidth=cfg.disk_bandwidth,
         kv_to_host=policy not in NO_HOST,
         lora_load_s=cfg.lora_load_s,
+        model_to_host=policy not in NO_HOST,
     )
 
 
@@ -200,18 +246,20 @@ def memory_setup(
     sim: Simulation,
 ) -> AgentMemory:
     tiers = replica_tiers(cfg, setting, policy)
-    distance = track_invocation_distance(sim, spatial=cfg.spatial).distance
+    spatial = cfg.spatial and setting.workload in SPATIAL_CLASSES
+    distance = track_invocation_distance(sim, spatial=spatial).distance
     prefetch = cfg.prefetch if policy in (*BY_DISTANCE, "belady") else 0
     return AgentMemory(
         tiers,
-        cfg.prefix_tokens,
+        0 if setting.state == "model" else cfg.prefix_tokens,
         rule,
         distance,
         setting.lora_rank,
-        LLAMA3_8B,
+        state_shape(setting.state, cfg.agent_model),
         prefetch,
         cfg.demand_loads,
         cfg.admission,
+        own_model=owns_model(setting.state),
     )
 
 
@@ -221,8 +269,10 @@ def run_cluster(
     setting: Setting,
     policy: str,
     recorded: list[list[int]] | None = None,
+    log: EstimateLog | None = None,
 ) -> tuple[RunReport, Cluster]:
-    """One run in virtual time; the cluster keeps each replica's memory manager for inspection."""
+    """One run in virtual time; the cluster keeps each replica's memory manager for inspection. With `log`, the
+    run also notes the estimator's predictions against the agents' actual next calls."""
     sim = make_sim(setting.agents, setting.scheduler)
     env = Environment()
     rule: str | Callable[[int], EvictionPolicy] = "invocation-distance" if policy in BY_DISTANCE else "lru"
@@ -231,8 +281,12 @@ def run_cluster(
             raise RuntimeError("the belady run needs the accesses recorded by an earlier run")
         rule = lambda replica: ReplayBeladyPolicy(recorded[replica])  # noqa: E731
     memory = memory_setup(cfg, setting, policy, rule, sim)
-    cluster = Cluster(env, preset(cfg.preset, gpus=setting.gpus), memory=memory)
+    cluster = Cluster(env, serving_config(cfg.preset, setting.state, cfg.agent_model, setting.gpus), memory=memory)
     sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
+    if log is not None:
+        assert memory.distance is not None
+        log.distance = memory.distance
+        sim.listeners.append(log)
     return VirtualRuntime(sim, env, VirtualLLM(env, cluster)).run(), cluster
 
 
@@ -244,9 +298,11 @@ def run_policy(
     recorded: list[list[int]] | None = None,
 ) -> tuple[MemoryBenchRow, RunAccesses]:
     """One run; returns its row and what each replica admitted in order (the future Belady replays)."""
-    report, cluster = run_cluster(cfg, make_sim, setting, policy, recorded)
+    log = EstimateLog(lambda agent: math.inf) if policy in BY_DISTANCE else None
+    report, cluster = run_cluster(cfg, make_sim, setting, policy, recorded, log)
     stats = cluster.memory_stats()
     assert stats is not None
+    error, within = log.summary() if log is not None else (math.nan, math.nan)
     row = MemoryBenchRow(
         *setting,
         policy,
@@ -258,17 +314,25 @@ def run_policy(
         stats.bytes_prefetched,
         stats.bytes_out,
         stats.recompute_tokens,
+        stats.late,
+        stats.late_wait_s,
+        error,
+        within,
     )
     return row, RunAccesses([m.accesses for m in cluster.memories], [m.steps for m in cluster.memories])
 
 
-def default_factory(cfg: MemoryBenchConfig) -> SimulationFactory:
-    """The configured workload, generated once per agent count and replayed by a fresh simulation each run."""
-    if cfg.workload == "bursty":
+def default_factory(cfg: MemoryBenchConfig, workload: str | None = None) -> SimulationFactory:
+    """The workload class (default: the first configured), generated once per agent count and replayed by a
+    fresh simulation each run."""
+    workload = workload or cfg.workloads[0]
+    steps = round(cfg.hours * 360)
+    if workload == "bursty":
         from metropolis.bench.memory_workload import bursty_simulation
 
-        steps = round(cfg.hours * 360)
         return lambda agents, scheduler: bursty_simulation(agents, steps, scheduler, cfg.seed)
+    if workload != "smallville":
+        return schedule_factory(workload, steps, cfg.seed)
     town = load_smallville()
     cache: dict[int, tuple[Workload, World]] = {}
 
@@ -290,15 +354,18 @@ def run_memory_bench(
 ) -> tuple[list[MemoryBenchRow], dict[Setting, RunAccesses]]:
     """Every setting under every policy; returns the rows and each setting's `lru` run accesses (the
     sequence the open-loop comparison replays)."""
-    make_sim = make_sim or default_factory(cfg)
+    factories = {w: make_sim or default_factory(cfg, w) for w in cfg.workloads}
     rows, sequences = [], {}
     for setting in cfg.settings():
         recorded = None
         for policy in (p for p in EVICTION_POLICIES if p in cfg.policies):
             if progress is not None:
-                agents, gpus, scheduler, fraction, rank = setting
-                progress(f"{agents} agents, {gpus} GPU, {scheduler}, {fraction:.0%} on GPU, LoRA {rank}: {policy}")
-            row, accesses = run_policy(cfg, make_sim, setting, policy, recorded)
+                agents, gpus, scheduler, fraction, rank, state, workload = setting
+                progress(
+                    f"{workload}, {agents} agents, {gpus} GPU, {scheduler}, {state}, {fraction:.0%} on GPU, "
+                    f"LoRA {rank}: {policy}"
+                )
+            row, accesses = run_policy(cfg, factories[setting.workload], setting, policy, recorded)
             if policy == "invocation-distance":
                 recorded = accesses.agents
             if policy == "lru":

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metropolis.bench.memory import MemoryBenchConfig, RunAccesses, Setting, gpu_bytes
-from metropolis.memory.state import LLAMA3_8B, agent_state
+from metropolis.bench.memory import MemoryBenchConfig, RunAccesses, Setting, gpu_bytes, state_specs
 from metropolis.memory.tracesim import exact_distances, simulate_hits
 
 OPEN_LOOP_EVICTION_POLICIES = ("lru", "invocation-distance", "belady")
@@ -40,8 +39,8 @@ def open_loop(cfg: MemoryBenchConfig, sequences: dict[Setting, RunAccesses]) -> 
     for setting, run in sequences.items():
         if setting.scheduler != scheduler:
             continue
-        size = sum(s.nbytes for s in agent_state(0, cfg.prefix_tokens, LLAMA3_8B, setting.lora_rank))
-        capacity = gpu_bytes(cfg, setting.agents, setting.fraction, setting.lora_rank, setting.gpus)
+        size = sum(s.nbytes for s in state_specs(cfg, setting.lora_rank, setting.state))
+        capacity = gpu_bytes(cfg, setting.agents, setting.fraction, setting.lora_rank, setting.gpus, setting.state)
         hits = dict.fromkeys(OPEN_LOOP_EVICTION_POLICIES, 0)
         total = 0
         for steps, who in zip(run.steps, run.agents, strict=True):

@@ -1,5 +1,6 @@
 """`metropolis bench memory`: SGLang-like LRU, LRU with a host tier, invocation distance (ScaleSim), Belady and
-an ideal GPU side by side on Smallville, with CSV and plots. Real engines are timed by `bench kv-restore`,
+an ideal GPU side by side, per workload class (independent, Smallville, diffusion) and kind of per-agent state
+(KV prefix, LoRA adapter, a whole small model), with CSV and plots. Real engines are timed by `bench kv-restore`,
 `bench slots` and `bench slots-sim`."""
 
 from __future__ import annotations
@@ -14,15 +15,23 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metropolis.bench.memory import EVICTION_POLICIES, MemoryBenchConfig, MemoryBenchRow, compare, run_memory_bench
+from metropolis.bench.memory import (
+    EVICTION_POLICIES,
+    WORKLOADS,
+    MemoryBenchConfig,
+    MemoryBenchRow,
+    compare,
+    run_memory_bench,
+)
 from metropolis.bench.memory_openloop import OPEN_LOOP_EVICTION_POLICIES, OpenLoopRow, open_loop
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import names, positive_ints, writable_folder
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
+from metropolis.report.bench import write_bench_report
 from metropolis.scheduling import scheduler_names
 
-console = Console(width=180)
+console = Console(width=240)
 
 
 def memory(
@@ -38,7 +47,16 @@ def memory(
     demand_loads: str = typer.Option("blocking", "--demand-loads", help="blocking (SGLang) or overlap."),
     admission: str = typer.Option("fcfs", "--admission", help="fcfs, or lpm (cache-aware, SGLang's lpm)."),
     lora_load_ms: float = typer.Option(25.0, "--lora-load-ms", help="Fixed cost of one adapter load."),
-    workload: str = typer.Option("smallville", "--workload", help="smallville, or bursty (the stand-in)."),
+    workload: str = typer.Option(
+        "smallville", "--workload", help=f"Workload classes, comma-separated: {', '.join(WORKLOADS)}."
+    ),
+    state: str = typer.Option(
+        "kv", "--state", help="Per-agent state kinds, comma-separated: kv (+ LoRA per --lora-rank), model, model+kv."
+    ),
+    agent_model: str = typer.Option("qwen2.5-0.5b", "--agent-model", help="The small model each agent owns."),
+    model_host: float = typer.Option(
+        0.5, "--model-host-fraction", help="Share of all agents' models host memory holds (the rest: disk)."
+    ),
     spatial: bool = typer.Option(
         True, "--spatial/--no-spatial", help="Cap agents' planned distances by the spatial bound (a meeting)."
     ),
@@ -52,7 +70,7 @@ def memory(
     """Agents' private serving state on a tight GPU: simulated time, hit rates and bytes moved per policy."""
     _memory(
         agents, gpus, start_hour, hours, fraction, lora_rank, scheduler, demand_loads, admission, lora_load_ms,
-        workload, preset_name, out, tiny, spatial, policies,
+        workload, preset_name, out, tiny, spatial, policies, state, agent_model, model_host,
     )  # fmt: skip
 
 
@@ -74,6 +92,9 @@ def _memory(
     tiny: bool,
     spatial: bool,
     policies: str,
+    states: str = "kv",
+    agent_model: str = "qwen2.5-0.5b",
+    model_host: float = 0.5,
 ) -> None:
     if lora_rank < 0:
         raise ValueError(f"--lora-rank must be >= 0, got {lora_rank}")
@@ -94,7 +115,10 @@ def _memory(
         lora_load_s=lora_load_ms / 1e3,
         demand_loads=demand_loads,
         admission=admission,
-        workload=workload,
+        workloads=names(workload),
+        states=names(states),
+        agent_model=agent_model,
+        model_host_fraction=model_host,
         spatial=spatial,
         policies=names(policies),
     )
@@ -118,31 +142,40 @@ def _memory(
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "memory.csv")
     plot(rows, out / "memory.png")
-    console.print(f"wrote {out / 'memory.csv'} and {out / 'memory.png'}")
+    table = [{**dataclasses.asdict(r), "bytes_moved": r.bytes_moved} for r in rows]
+    write_bench_report(
+        out / "report.html", "Metropolis bench memory", "Serving-memory policies on the same workload (virtual time)",
+        [("Per setting and policy", table)], [("Simulated time and hit rate per setting", out / "memory.png")],
+    )  # fmt: skip
+    console.print(f"wrote {out / 'memory.csv'}, {out / 'memory.png'} and {out / 'report.html'}")
 
 
 def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
     verdicts = {c.setting: c for c in compare(rows)}
     table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
-    for col in ("agents", "GPUs", "scheduler", "on GPU", "LoRA", "policy", "sim s", "hits", "prefetched",
-                "GB moved", "recompute tok", "ID / sglang", "ID / LRU", "ID hits / Belady*",
-                "bound: sglang, LRU**"):  # fmt: skip
+    for col in ("class", "agents", "GPUs", "scheduler", "state", "on GPU", "LoRA", "policy", "sim s", "hits",
+                "prefetched", "late", "GB moved", "recompute tok", "est. err", "ID / sglang", "ID / LRU",
+                "ID hits / Belady*", "bound: sglang, LRU**"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=col in ("scheduler", "policy"))
     for r in rows:
         v = verdicts[r.setting]
         mark = r.policy == "invocation-distance"
         vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
+        error = "" if math.isnan(r.estimate_error) else f"{r.estimate_error:.1f} ({r.estimate_within_1:.0%})"
         table.add_row(
-            str(r.agents), str(r.gpus), r.scheduler, f"{r.fraction:.0%}", str(r.lora_rank or "-"), r.policy,
-            f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}", f"{r.bytes_moved / 1e9:.1f}",
-            f"{r.recompute_tokens:,}", _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
+            r.workload, str(r.agents), str(r.gpus), r.scheduler, r.state, f"{r.fraction:.0%}",
+            str(r.lora_rank or "-"), r.policy, f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}",
+            f"{r.prefetch_hit_rate:.1%}", str(r.late_loads), f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}",
+            error, _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
             _x(v.speedup_over_lru) if mark else "", _pct(v.hit_share_of_belady) if mark else "",
             f"{_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}" if r.policy == "ideal" else "",
         )  # fmt: skip
     table.caption = (
         "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)\n"
         "** sglang (lru) / ideal: the most any eviction policy could gain over that baseline here (a GPU that holds "
-        "everything)"
+        "everything)\n"
+        "late: hits whose prefetch was still arriving (the request waited); est. err: mean |predicted - actual| steps "
+        "to the agent's next call (share within one step)"
     )
     return table
 
@@ -161,9 +194,11 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
         "ID with exact step distances), where Belady is the upper bound"
     )
     for col in (
+        "class",
         "agents",
         "GPUs",
         "scheduler",
+        "state",
         "on GPU",
         "LoRA",
         "accesses",
@@ -172,10 +207,11 @@ def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
     ):
         table.add_column(col, justify="right")
     for r in rows:
-        agents, gpus, sched, fraction, rank = r.setting
+        agents, gpus, sched, fraction, rank, state, workload = r.setting
         rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_EVICTION_POLICIES]
         table.add_row(
-            str(agents), str(gpus), sched, f"{fraction:.0%}", str(rank or "-"), str(r.accesses), *rates,
+            workload, str(agents), str(gpus), sched, state, f"{fraction:.0%}", str(rank or "-"), str(r.accesses),
+            *rates,
             f"{r.id_share_of_belady:.1%}",
         )  # fmt: skip
     return table
@@ -199,7 +235,8 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
 
     settings = list(dict.fromkeys(r.setting for r in rows))
     labels = [
-        f"{n} {s}{f' {g} GPUs' if g > 1 else ''}\n{f:.0%}{' LoRA' if rank else ''}" for n, g, s, f, rank in settings
+        f"{w[:5]} {n} {s}{f' {g} GPUs' if g > 1 else ''}\n{st} {f:.0%}{' LoRA' if rank else ''}"
+        for n, g, s, f, rank, st, w in settings
     ]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
     ran = [p for p in EVICTION_POLICIES if any(r.policy == p for r in rows)]

@@ -18,6 +18,7 @@ from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
 from metropolis.registry import check_name
+from metropolis.report.bench import write_bench_report
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
@@ -76,7 +77,7 @@ def sim(
     _print(results)
     folder.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no empty folder
     _write(results, folder)
-    console.print(f"wrote {folder}/bench_sim.csv and plots")
+    console.print(f"wrote {folder}/bench_sim.csv, plots and report.html")
 
 
 def _print(results: list[SettingResult]) -> None:
@@ -146,6 +147,17 @@ def _write(results: list[SettingResult], folder: Path) -> None:
         writer.writeheader()
         writer.writerows(records)
     speedup_plot(results, folder / "speedup_vs_agents.png")
+    images = [("Speed-up over serial, by number of agents", folder / "speedup_vs_agents.png")]
     for r in results:
         s = r.setting
-        in_flight_plot(r, folder / f"in_flight_{s.name}_{s.agents}a_{s.gpus}g.png")
+        name = folder / f"in_flight_{s.name}_{s.agents}a_{s.gpus}g.png"
+        in_flight_plot(r, name)
+        images.append((f"LLM requests in flight: {s.label}", name))
+    best = max(records, key=lambda row: float(str(row["speedup_over_serial"])) if row["policy"] == "metropolis" else 0)
+    headline = (
+        f"metropolis runs {float(str(best['speedup_over_serial'])):.1f}x faster than serial "
+        f"({best['setting']}, {best['agents']} agents, {best['gpus']} GPUs, virtual time)"
+    )
+    write_bench_report(
+        folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images
+    )

@@ -14,7 +14,7 @@ import typer
 from typer._click import exceptions as click  # typer's own copy of click
 from typer.core import TyperGroup
 
-from metropolis.cli import bench, calibrate, run, trace
+from metropolis.cli import bench, calibrate, run, sweep, trace, view
 from metropolis.cli.errors import EXIT_BAD_INPUT, one_line, report
 
 
@@ -61,6 +61,8 @@ app = typer.Typer(
 )
 app.command("run")(run.run)
 app.command("calibrate")(calibrate.calibrate_cmd)
+app.command("sweep")(sweep.sweep)
+app.command("view")(view.view)
 app.add_typer(bench.app, name="bench")
 app.add_typer(trace.app, name="trace")
 

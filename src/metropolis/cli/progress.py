@@ -4,7 +4,7 @@ server that stalls is visible at once rather than after minutes of silence."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import (
@@ -16,6 +16,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -28,20 +29,32 @@ class StepProgress:
     """`advance(n)` for the runtime's progress callback, `retry(what)` for the client's; counts what was done,
     so an interrupted run can say where it stopped."""
 
-    def __init__(self, bar: Progress, task: TaskID, total: int) -> None:
+    def __init__(self, bar: Progress, task: TaskID, total: int, town: Callable[[], str] | None = None) -> None:
         self.bar = bar
         self.task = task
         self.total = total
+        self.town = town
         self.done = 0
         self.retries = 0
 
     def __call__(self, n: int) -> None:
         self.done += n
-        self.bar.advance(self.task, n)
+        if self.town is None:
+            self.bar.advance(self.task, n)
+        else:
+            self.bar.update(self.task, advance=n, town=self.town())
 
     def retry(self, what: str) -> None:
         self.retries += 1
         self.bar.update(self.task, note=f"[yellow]{self.retries} LLM retries; last: {what}")
+
+
+class TownColumn(ProgressColumn):
+    """The town clock: the time of day every agent has reached (the run's GVT), for a run that has one."""
+
+    def render(self, task: Task) -> Text:
+        town = task.fields.get("town", "")
+        return Text(f"town {town}" if town else "", style="cyan")
 
 
 class NoteColumn(ProgressColumn):
@@ -56,13 +69,20 @@ def agent_step_progress(sim: Simulation, label: str | None = None) -> Iterator[S
     """Yields a `StepProgress` for the runtime's progress callback; the bar disappears when done."""
     with agent_step_bar() as bar:
         total = len(sim.agents) * sim.until
-        task = bar.add_task(label or sim.scheduler.name, total=total, note="")
-        yield StepProgress(bar, task, total)
+        task = bar.add_task(label or sim.scheduler.name, total=total, note="", town=town_clock(sim))
+        yield StepProgress(bar, task, total, lambda: town_clock(sim))
+
+
+def town_clock(sim: Simulation) -> str:
+    """HH:MM of the step every agent has reached."""
+    seconds = sim.start_seconds + sim.table.gvt() * sim.world.seconds_per_step
+    return f"{int(seconds // 3600) % 24:02d}:{int(seconds % 3600 // 60):02d}"
 
 
 def agent_step_bar() -> Progress:
     """The bar itself, for commands that run several simulations under one bar (`bench sim`)."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("agent-steps"),
-        TimeElapsedColumn(), NoteColumn(), console=console, transient=True,
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TownColumn(), NoteColumn(), console=console,
+        transient=True,
     )  # fmt: skip

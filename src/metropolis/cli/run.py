@@ -8,30 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
-from dataclasses import asdict
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from metropolis.agents.genagent import GenAgentConfig
+from metropolis.cli import run_report
+from metropolis.cli.config import RunConfig, checked, dump, given, load
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
+from metropolis.cli.live_view import live_view
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.cli.run_setup import RunOptions, build_simulation, prices
+from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
 from metropolis.engine import Simulation
-from metropolis.llm.accounting import Accounting, Prices
+from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
+from metropolis.llm.serving.responder import Recorded
+from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.trace import Trace, TraceRecorder, recorded_answers
 
 out = Console()
+GENAGENT_KEYS = ", ".join(f.name for f in dataclasses.fields(GenAgentConfig))
+PRICED = f"{', '.join(PRICE_TABLE)}; list prices of {PRICES_AS_OF}"
 
 
 def run(
+    ctx: typer.Context,
     agents: int = typer.Option(None, "--agents", "-n", help="Personas (default 25; 3 with --llm or --replay)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
     start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
@@ -58,11 +71,31 @@ def run(
     replay: Path | None = typer.Option(
         None, "--replay", help="Answer every LLM call from this earlier run's folder (virtual time): same story."
     ),
-    genagent: list[str] = typer.Option([], "--genagent", help="Generative-agent setting KEY=VALUE (repeatable)."),
-    price: str = typer.Option("", "--price", help="USD per million tokens, PROMPT,COMPLETION: prints a cost."),
+    genagent: list[str] = typer.Option(
+        [], "--genagent", help=f"Generative-agent setting KEY=VALUE (repeatable): {GENAGENT_KEYS}."
+    ),
+    price: str = typer.Option(
+        "", "--price", help=f"USD per million tokens, PROMPT,COMPLETION, or a model ({PRICED}): prints a cost."
+    ),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
     attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
     force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Read options from this TOML file (keys: the long options, '_' for '-'); flags win."
+    ),
+    dump_config: Path | None = typer.Option(
+        None, "--dump-config", help="Write the options (flags and --config) to this TOML file and stop."
+    ),
+    memory: str = typer.Option(
+        "", "--memory", help="Model agent-aware serving memory (virtual time): lru or invocation-distance."
+    ),
+    fraction: float = typer.Option(
+        0.25, "--fraction", help="With --memory: share of all agents' KV prefixes the GPU holds."
+    ),
+    view: bool = typer.Option(False, "--view", help="Watch the run in the browser (127.0.0.1; Ctrl-C ends the view)."),
+    compare: bool = typer.Option(
+        True, "--compare/--no-compare", help="Also time serial and lockstep (virtual time) for the headline."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -72,13 +105,66 @@ def run(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
-        timeout=timeout, attempts=attempts, force=force,
+        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
     )  # fmt: skip
-    _run(options)
+    _configured(options, ctx, config, dump_config, view, compare)
 
 
 @one_line_errors
-def _run(opts: RunOptions) -> None:
+def _configured(
+    options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None, view: bool, compare: bool
+) -> None:
+    """The flags over the config file's keys (a flag left at its default leaves the file's value), then run or
+    write the options out."""
+    settled: set[str] = set()
+    if config is not None:
+        from_file = {k: v for k, v in load(config).items() if not given(ctx, k)}
+        options = dataclasses.replace(options, **RunConfig.model_validate(from_file).model_dump(include=set(from_file)))
+        settled |= set(from_file)
+    open_keys = [k for k in RECORDED if not given(ctx, k) and k not in settled]
+    if options.replay is not None:
+        options = _as_recorded(options, open_keys)
+    elif options.llm:
+        options = _demo(options, open_keys)
+    if dump_to is not None:
+        known = {k: v for k, v in dataclasses.asdict(options).items() if k in RunConfig.model_fields}
+        out.print(f"options written to {dump(checked(known), dump_to)}")
+        return
+    _run(options, view, compare)
+
+
+# What a replay takes from the recorded run's meta.json, unless given: the same agents, day and settings.
+RECORDED = ("agents", "hours", "start_hour", "agent", "genagent", "seed", "metric")
+# The local-model demo (`run --llm ...`): the Lin family (they wake at home, side by side) from 6:58 am for 9
+# simulated minutes: they wake, talk (7:00, measured: SmolLM2 on a shared 2-core machine) and plan their day, in
+# a few minutes of wall time.
+DEMO = {"start_hour": 6 + 58 / 60, "hours": 0.15}
+DEMO_PICK = "pick_personas=household"
+
+
+def _as_recorded(options: RunOptions, keys: list[str]) -> RunOptions:
+    """`--replay runs/X` replays the run as it was recorded: the options it was made with, unless given here."""
+    assert options.replay is not None
+    meta = options.replay / "meta.json"
+    if not meta.is_file():
+        return options  # a bare trace folder: the flags say it all
+    recorded = json.loads(meta.read_text(encoding="utf-8")).get("options", {})
+    taken = {k: recorded[k] for k in keys if k in recorded}
+    if "genagent" in taken:
+        taken["genagent"] = tuple(taken["genagent"])
+    return dataclasses.replace(options, **taken)
+
+
+def _demo(options: RunOptions, keys: list[str]) -> RunOptions:
+    """A run against a real model, with the demo's day where the flags leave it open."""
+    changes: dict[str, Any] = {k: v for k, v in DEMO.items() if k in keys}
+    if not any(p.startswith("pick_personas=") for p in options.genagent):
+        changes["genagent"] = (*options.genagent, DEMO_PICK)
+    return dataclasses.replace(options, **changes)
+
+
+@one_line_errors
+def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
     opts = opts.resolved()
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
     run_prices = prices(opts.price)
@@ -86,19 +172,23 @@ def _run(opts: RunOptions) -> None:
         stack.enter_context(sigterm_as_interrupt())
         cfg = None
         if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
+            if opts.llm == "local":
+                out.print("starting the local model server (SmolLM2 on llama.cpp; about 10 s) ...")
+            started = time.perf_counter()
             cfg = stack.enter_context(
                 llm_endpoint(opts.llm, opts.kind, opts.model, read_timeout=opts.timeout, max_attempts=opts.attempts)
             )
-            out.print(f"LLM: {cfg.model} at {cfg.base_url}")
+            out.print(f"LLM: {cfg.model} at {cfg.base_url} (ready after {time.perf_counter() - started:.1f} s)")
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.create(_meta(opts, what))
-        recorder = TraceRecorder.for_simulation(sim, path / "trace")
+        recorder = TraceRecorder.for_simulation(sim, path / "trace", run_id=path.name)
         sim.listeners.append(recorder)
+        viewer = live_view(sim, path.name) if view else None
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
-                report, books = _virtual(sim, opts, responder, progress, run_prices)
+                report, books = _virtual(sim, opts, responder, progress, run_prices, extras)
             else:
                 report, books = _real(sim, cfg, progress, run_prices)
         except KeyboardInterrupt as stop:
@@ -115,18 +205,39 @@ def _run(opts: RunOptions) -> None:
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
     recorder.close()
-    for extra in extras:
-        extra.finish(path, out)
-    (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], recorder.trace())
     out.print(f"[bold]metropolis run[/bold]: {what}")
+    out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
         out.print("  " + line)
+    for extra in extras:
+        extra.finish(path, out)
     if books.agents:
         (path / "accounting.json").write_text(json.dumps(books.rows(), indent=2))
-    for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
+    simulated = report.steps * sim.world.seconds_per_step
+    per_agent = opts.runtime != "virtual" and bool(books.agents)
+    for line in books.summary(per_agent=per_agent, totals=False, simulated_seconds=simulated):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
-    out.print(f"  run folder       {path} (report.json, trace/)")
+    out.print(f"  run folder       {path} (report.html, report.json, trace/)")
+    if viewer is not None:
+        viewer.wait()
+
+
+@dataclass(slots=True)
+class MemorySummary:
+    """What `--memory` prints after the report, and writes as memory.json."""
+
+    stats: MemoryStats
+    policy: str
+    fraction: float
+
+    def finish(self, folder: Path, console: Console) -> None:
+        (folder / "memory.json").write_text(json.dumps(asdict(self.stats), indent=2))
+        for line in memory_lines(self.stats, self.policy, self.fraction):
+            console.print("  " + line)
 
 
 def _meta(opts: RunOptions, what: str) -> dict[str, object]:
@@ -145,7 +256,7 @@ def _replay(opts: RunOptions) -> ReplayResponder | None:
     if opts.replay is None:
         return None
     folder = opts.replay / "trace" if (opts.replay / "trace").is_dir() else opts.replay
-    return ReplayResponder(recorded_answers(Trace.read(folder)))
+    return ReplayResponder({key: Recorded(*answer) for key, answer in recorded_answers(Trace.read(folder)).items()})
 
 
 def _virtual(
@@ -154,12 +265,21 @@ def _virtual(
     responder: ReplayResponder | None,
     progress: StepProgress,
     run_prices: Prices | None,
+    extras: list[RunExtra],
 ) -> tuple[RunReport, Accounting]:
+    """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
-    runtime = VirtualRuntime(sim, env, llm)
+    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus) if opts.memory else None
+    cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
+    if memory is not None:
+        sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
+    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, responder))
     runtime.accounting.prices = run_prices
-    return runtime.run(progress), runtime.accounting
+    report = runtime.run(progress)
+    stats = cluster.memory_stats()
+    if stats is not None:
+        extras.append(MemorySummary(stats, opts.memory, opts.fraction))
+    return report, runtime.accounting
 
 
 def _real(

@@ -9,20 +9,14 @@ from typing import Protocol
 
 from rich.console import Console
 
-from metropolis.agents import RandomWalker, WalkerConfig
+from metropolis.agents import town_walkers
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
+from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
-from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, integer, number
 from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
-from metropolis.llm.serving.presets import PRESETS
-from metropolis.registry import check_name
-from metropolis.scheduling import scheduler_names
-from metropolis.world.metrics import metric_names
 from metropolis.world.smallville import Town, load_smallville
 
-# Generative Agents makes about 56,700 calls a day for 25 agents: 0.26 calls per agent-step.
-WALKER_CALLS_PER_STEP = 56_700 / (25 * 8_640)
 AGENT_KINDS = ("walker", "generative")
 
 
@@ -51,26 +45,13 @@ class RunOptions:
     timeout: float = 120.0
     attempts: int = 6
     force: bool = False
+    memory: str = ""
+    fraction: float = 0.25
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
-        if self.scheduler not in scheduler_names():
-            raise ValueError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(scheduler_names())}")
-        if self.hours <= 0:
-            raise ValueError(f"--hours must be > 0, got {self.hours}")
-        number(self.hours, "--hours", 0, MAX_HOURS, low_open=True)
-        if not 0 <= self.start_hour < 24:
-            raise ValueError(f"--start-hour must be within [0, 24), got {self.start_hour}")
-        if self.gpus < 1:
-            raise ValueError(f"--gpus must be >= 1, got {self.gpus}")
-        integer(self.gpus, "--gpus", 1, MAX_GPUS)
-        if self.agents is not None:
-            integer(self.agents, "--agents", 1, MAX_AGENTS)
-        integer(self.seed, "--seed", -(2**63), 2**63 - 1)
-        number(self.timeout, "--timeout", 0, 86_400, low_open=True)
-        integer(self.attempts, "--attempts", 1, 100)
-        check_name(self.preset, PRESETS, "serving preset")
-        check_name(self.metric, metric_names(), "metric")
+        known = {k: v for k, v in dataclasses.asdict(self).items() if k in RunConfig.model_fields}
+        checked(known)  # ranges, names and choices: cli/config.py's RunConfig
         prices(self.price)
         if self.llm:
             check_llm_spec(self.llm, self.kind)
@@ -80,31 +61,21 @@ class RunOptions:
         if self.replay is not None and self.llm:
             raise ValueError("--replay answers from a recorded run: it takes no --llm")
         runtime = self.runtime if self.runtime != "auto" else ("asyncio" if self.llm else "virtual")
-        if runtime not in ("virtual", "asyncio"):
-            raise ValueError(f"--runtime must be virtual, asyncio or auto, got {self.runtime!r}")
         if runtime == "virtual" and self.llm:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
         if runtime != "virtual" and self.replay is not None:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
+        if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
+            raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
-        if agent not in AGENT_KINDS:
-            raise ValueError(f"--agent must be one of {', '.join(AGENT_KINDS)} or auto, got {self.agent!r}")
         agents = self.agents if self.agents is not None else (3 if live else 25)
         return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents)
 
 
 def prices(text: str) -> Prices | None:
-    """`--price PROMPT,COMPLETION` in USD per million tokens: two finite numbers >= 0."""
-    if not text:
-        return None
-    try:
-        prompt, completion = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--price takes PROMPT,COMPLETION in USD per million tokens, got {text!r}") from None
-    for value in (prompt, completion):
-        number(value, "--price", 0, 1e6)
-    return Prices(prompt, completion)
+    """`--price`: a model of the price table, or PROMPT,COMPLETION in USD per million tokens."""
+    return Prices.parse(text) if text else None
 
 
 class RunExtra(Protocol):
@@ -114,7 +85,8 @@ class RunExtra(Protocol):
 
 
 def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]:
-    town = load_smallville(metric=opts.metric, agents=opts.agents)
+    picks = opts.agent == "generative" and GenAgentConfig.from_pairs(list(opts.genagent)).pick_personas != "first"
+    town = load_smallville(metric=opts.metric, agents=None if picks else opts.agents)  # a pick needs them all
     steps = round(opts.hours * 3600 / town.world.seconds_per_step)
     if steps < 1:
         raise ValueError(f"--hours {opts.hours:g} is shorter than one step ({town.world.seconds_per_step:g} s)")
@@ -135,8 +107,7 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
 
 def _agents(town: Town, opts: RunOptions) -> tuple[list[Agent], list[RunExtra]]:
     if opts.agent == "walker":
-        config = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP)
-        return [RandomWalker(p.name, p.spawn, config) for p in town.personas], []
+        return list(town_walkers((p.name, p.spawn) for p in town.personas)), []
     assert opts.agents is not None  # resolved() fills it
     agents = build_town_agents(town, opts.agents, GenAgentConfig.from_pairs(list(opts.genagent)), opts.seed)
     timeline = TimelineOutput(agents, Timeline(opts.start_hour * 3600, town.world.seconds_per_step))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from metropolis.paths import shared_data_dir
 from metropolis.trace.genagents import import_genagents, is_call_key
 from metropolis.trace.jsonrecords import iter_records, read_text
 from metropolis.trace.movement import import_movement
-from metropolis.trace.stats import summary
+from metropolis.trace.stats import conversation_reach, summary
 from metropolis.trace.store import Trace
 from metropolis.trace.tokens import make_counter
 
@@ -36,9 +37,13 @@ def shared_file(path: Path | None, default: Path) -> Path:
 
 
 def load(target: Path, radius: float = 4.0) -> Trace:
-    """A trace folder, or a raw export recognised by its first key: `persona:step:...` or a step number."""
+    """A trace folder, a run folder (its `trace/`, as `run --replay` takes it), or a raw export recognised by its
+    first key: `persona:step:...` or a step number."""
     if target.is_dir():
-        return Trace.read(target)
+        inner = target / "trace"
+        return Trace.read(
+            inner if (inner / "meta.json").is_file() and not (target / "calls.parquet").exists() else target
+        )
     if not target.exists():
         raise FileNotFoundError(f"no trace folder or export file at {target}")
     first = next(iter_records(read_text(target), str(target)), None)
@@ -89,6 +94,14 @@ def import_movement_cmd(
         f"{len(trace.steps)} agent-steps of {len(trace.meta.agent_names)} agents over {trace.num_steps} "
         f"steps, {len(trace.conversations)} conversations -> {out}"
     )
+    reach = conversation_reach(trace)
+    if reach > radius:
+        enough = math.ceil(reach * 10) / 10
+        typer.echo(
+            f"note: conversations here start up to {reach:.1f} tiles apart, beyond R = {radius:g}: a replay of this "
+            f"trace at R = {radius:g} cannot start them as recorded; import with --radius {enough:g} "
+            "or more to replay the day as it was"
+        )
 
 
 @app.command("stats")
@@ -113,7 +126,7 @@ def show_cmd(
     integer(rows, "--rows", 0, 1_000_000)
     if not folder.is_dir():
         raise FileNotFoundError(f"no trace folder at {folder}")
-    trace = Trace.read(folder)
+    trace = load(folder)
     typer.echo(trace.meta.to_json())
     with pd.option_context("display.max_columns", None, "display.width", 160, "display.max_colwidth", 40):
         for name, frame in trace.tables().items():

@@ -177,14 +177,18 @@ class Simulation:
         Agents ahead have moved at most V per step since `step`, so the index is asked for a radius widened by
         that, and each candidate is then checked at its position as of `step`.
         """
+        if self.scheduler.replays_recorded:
+            raise RuntimeError(
+                f"agent {self.agents[me].name} observed under the {self.scheduler.name} policy, which orders a "
+                "recorded run's steps by the dependencies recorded then: live agents that observe need serial, "
+                "lockstep or metropolis"
+            )
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
-        dist = self.world.metric.distance
+        dist, steps, state_at = self.world.metric.distance, table.step, self.store.at
         found = []
         for other in table.near(pos, reach):
-            if other == me:
-                continue
-            behind = step - table.step[other]
+            behind = step - steps[other]
             if behind > 0:
                 # Not at `step` yet: the rules keep it farther than `radius` even after `behind` more moves.
                 if may_have_reached(dist(pos, table.pos[other]), table.moves(other, step), radius, V):
@@ -192,7 +196,9 @@ class Simulation:
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )
                 continue
-            state = self.store.at(other, step)
+            if other == me:  # running `step`, so never behind
+                continue
+            state = state_at(other, step)
             d = dist(pos, state.pos)
             if d <= radius:
                 found.append(Observation(other, self.agents[other].name, state, d))

@@ -50,6 +50,41 @@ class Prices:
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.prompt_per_million + completion_tokens * self.completion_per_million) / 1e6
 
+    @classmethod
+    def parse(cls, text: str) -> Prices:
+        """A model of `PRICE_TABLE` by name, or `PROMPT,COMPLETION` in USD per million tokens."""
+        if text in PRICE_TABLE:
+            return PRICE_TABLE[text]
+        try:
+            prompt, completion = (float(x) for x in text.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--price takes PROMPT,COMPLETION in USD per million tokens or a model of the price table "
+                f"({', '.join(PRICE_TABLE)}), got {text!r}"
+            ) from None
+        for value in (prompt, completion):
+            if not 0 <= value <= 1e6:  # also refuses nan
+                raise ValueError(f"--price must be within [0, 1000000] USD per million tokens, got {value}")
+        return cls(prompt, completion)
+
+
+# Hosted models' list prices in USD per million tokens (input, output), as published on 2025-06-01 at
+# https://openai.com/api/pricing, https://www.anthropic.com/pricing, https://ai.google.dev/gemini-api/docs/pricing
+# and https://www.together.ai/pricing. Prices change: pass PROMPT,COMPLETION for today's.
+PRICES_AS_OF = "2025-06-01"
+PRICE_TABLE: dict[str, Prices] = {
+    "gpt-4o": Prices(2.50, 10.00),
+    "gpt-4o-mini": Prices(0.15, 0.60),
+    "gpt-4.1": Prices(2.00, 8.00),
+    "gpt-4.1-mini": Prices(0.40, 1.60),
+    "gpt-4.1-nano": Prices(0.10, 0.40),
+    "claude-3.5-haiku": Prices(0.80, 4.00),
+    "claude-sonnet-4": Prices(3.00, 15.00),
+    "gemini-2.0-flash": Prices(0.10, 0.40),
+    "llama-3.1-8b-together": Prices(0.18, 0.18),
+    "llama-3.3-70b-together": Prices(0.88, 0.88),
+}
+
 
 @dataclass(slots=True)
 class Usage:
@@ -139,9 +174,11 @@ class Accounting:
             for name, u in named
         ]
 
-    def summary(self, per_agent: bool = False, totals: bool = True) -> list[str]:
-        """Lines for the CLI: the run's totals (unless a report printed them), its cost if priced, and one line
-        per agent if asked."""
+    def summary(
+        self, per_agent: bool = False, totals: bool = True, simulated_seconds: float | None = None
+    ) -> list[str]:
+        """Lines for the CLI: the run's totals (unless a report printed them), its cost if priced (projected to a
+        simulated day when the run's simulated length is given), and one line per agent if asked."""
         t = self.total()
         cost = self.cost(t)
         lines = []
@@ -154,6 +191,9 @@ class Accounting:
             lines.append(f"failures         {t.failed} failed calls, {t.retries} retries")
         if cost is not None:
             lines.append(f"estimated cost   ${cost:.4f}")
+            if simulated_seconds:
+                per_day = cost * 86_400 / simulated_seconds
+                lines.append(f"cost per sim day ${per_day:.2f} (this run's rate over 24 simulated hours)")
         if per_agent:
             for name, u in sorted(self.agents.items()):
                 lines.append(

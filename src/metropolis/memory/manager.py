@@ -58,6 +58,8 @@ class MemoryStats:
     bytes_out: int = 0
     recompute_tokens: int = 0
     evictions: int = 0
+    late: int = 0  # hits whose state was still arriving (a prefetch started too late): the request waited
+    late_wait_s: float = 0.0  # how long those requests waited for it, summed
 
     @property
     def hit_rate(self) -> float:
@@ -136,6 +138,9 @@ class MemoryManager:
                 moved += e.nbytes
                 ready = max(ready, self.tiers.load(e, room_at))
         self._count(entries, hit=not missing, tokens=tokens)
+        if not missing and ready > now:
+            self.stats.late += 1
+            self.stats.late_wait_s += ready - now
         self.stats.bytes_in += moved
         for e in entries:
             e.last_access = now
@@ -163,7 +168,9 @@ class MemoryManager:
         """Start moving the state of up to `limit` agents needed soonest onto the GPU; returns those agents.
 
         A prefetch only evicts entries the policy needs strictly later than the agent it brings, so it never
-        pushes out something more urgent. A KV prefix found nowhere is left for the request to recompute.
+        pushes out something more urgent. A KV prefix found nowhere is left for the request to recompute; weights
+        found nowhere are read from disk. A prefetch still under way when the request comes makes it wait
+        (`MemoryStats.late`).
         """
         need = self.policy.next_need
         candidates = []
@@ -192,7 +199,7 @@ class MemoryManager:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _loadable(self, e: Entry) -> bool:
-        return e.place is Place.HOST or (e.place is Place.NONE and e.spec.kind is StateKind.LORA)
+        return e.place is Place.HOST or (e.place is Place.NONE and e.spec.kind.on_disk)
 
     def _recompute_is_cheaper(self, e: Entry, start: float) -> bool:
         if e.spec.kind is not StateKind.KV_PREFIX:

@@ -1,7 +1,8 @@
 """Per-agent private serving state and how big it is.
 
 An agent's private state is what the serving engine must hold on the GPU to run the agent's request cheaply:
-the KV cache of its long prompt prefix (persona, memories) and, optionally, its own LoRA adapter. Sizes follow
+the KV cache of its long prompt prefix (persona, memories), optionally its own LoRA adapter, or a whole small
+model of its own (ScaleSim's "models, prefix caches, and adapters"). Sizes follow
 from the model's shape, so they are computed here rather than configured, and the 128 KiB/token figure of
 Llama-3-8B is a test rather than a constant.
 """
@@ -16,10 +17,17 @@ from metropolis.registry import lookup
 
 
 class StateKind(Enum):
-    """The kind decides how a miss is served: a KV prefix is recomputed, an adapter is loaded from disk."""
+    """The kind decides how a miss is served: a KV prefix is recomputed, an adapter or a model is loaded from
+    disk (weights cannot be recomputed)."""
 
     KV_PREFIX = "kv"
     LORA = "lora"
+    MODEL = "model"
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether a copy that is nowhere in memory can still be read from disk (weights; not a KV prefix)."""
+        return self is not StateKind.KV_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,15 @@ LLAMA3_70B = ModelShape(
 SMOLLM2_135M = ModelShape(
     "SmolLM2-135M", layers=30, hidden=576, heads=9, kv_heads=3, head_dim=64, intermediate=1536, params=0.135e9
 )
+# Whole small models an agent may own (config.json of Qwen/Qwen2.5-0.5B-Instruct, meta-llama/Llama-3.2-1B-Instruct):
+# 0.99 GB and 2.47 GB in bf16.
+QWEN25_05B = ModelShape(
+    "Qwen2.5-0.5B", layers=24, hidden=896, heads=14, kv_heads=2, head_dim=64, intermediate=4864, params=0.494e9
+)
+LLAMA32_1B = ModelShape(
+    "Llama-3.2-1B", layers=16, hidden=2048, heads=32, kv_heads=8, head_dim=64, intermediate=8192, params=1.236e9
+)
+AGENT_MODELS: dict[str, ModelShape] = {"qwen2.5-0.5b": QWEN25_05B, "llama3.2-1b": LLAMA32_1B}
 ATTENTION_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -128,11 +145,22 @@ class StateSpec:
 
 
 def agent_state(
-    agent: int, prefix_tokens: int, shape: ModelShape = LLAMA3_8B, lora_rank: int | None = None
+    agent: int,
+    prefix_tokens: int,
+    shape: ModelShape = LLAMA3_8B,
+    lora_rank: int | None = None,
+    own_model: bool = False,
 ) -> list[StateSpec]:
-    """The private state of one agent: its KV prefix, plus a LoRA adapter on the attention projections if
-    ranked."""
-    specs = [StateSpec(agent, StateKind.KV_PREFIX, prefix_tokens * shape.kv_bytes_per_token, prefix_tokens)]
+    """The private state of one agent: its KV prefix (none when `prefix_tokens` is 0), plus a LoRA adapter on
+    the attention projections if ranked, plus, with `own_model`, the weights of `shape` itself (the agent runs
+    its own copy of the model: a fine-tuned small model per agent)."""
+    specs = []
+    if own_model:
+        specs.append(StateSpec(agent, StateKind.MODEL, round(shape.weight_bytes)))
+    if prefix_tokens:
+        specs.append(StateSpec(agent, StateKind.KV_PREFIX, prefix_tokens * shape.kv_bytes_per_token, prefix_tokens))
     if lora_rank is not None:
         specs.append(StateSpec(agent, StateKind.LORA, lora_bytes(shape, lora_rank)))
+    if not specs:
+        raise ValueError(f"agent {agent}: no private state (no prefix tokens, adapter or own model)")
     return specs

@@ -18,7 +18,7 @@ from metropolis.memory.state import StateKind, StateSpec
 class Place(Enum):
     GPU = "gpu"
     HOST = "host"
-    NONE = "none"  # a KV prefix must be recomputed, an adapter loaded from disk
+    NONE = "none"  # a KV prefix must be recomputed, an adapter or a model loaded from disk (the disk tier)
 
 
 @dataclass(slots=True)
@@ -101,14 +101,17 @@ class Tier:
 class TierConfig:
     """Capacities and bandwidths. PCIe 4.0 x16 moves ~25 GB/s in practice; an NVMe drive ~2-7 GB/s.
 
-    An adapter missing from the host is read from disk straight into the GPU over the disk link (the host
-    bounce is pipelined and much faster than the drive).
+    Weights (an adapter, an agent's own model) missing from the host are read from disk straight into the GPU
+    over the disk link (the host bounce is pipelined and much faster than the drive): disk is the third tier,
+    and it holds every agent's weights. A model evicted from the GPU goes to the host if it has room (the
+    manager drops host entries needed later to make some), else back to disk (dropped: the disk copy stays).
 
     `kv_to_host=False` is SGLang's radix cache without its hierarchical cache (the default): an evicted KV
     prefix is dropped, never copied to the host, so the next call recomputes it; adapters still live in host
     memory (SGLang loads every `--lora-paths` adapter to CPU at start). `lora_load_s` is the fixed cost of
     one adapter load on top of its bytes (weight preparation, per-layer copies, pool bookkeeping: tens of ms
-    in practice, see docs/serving-memory.md); it occupies the link like the bytes do.
+    in practice, see docs/serving-memory.md); it occupies the link like the bytes do. `model_to_host=False`
+    keeps no host copy of evicted per-agent models either (an engine that swaps a model in loads it from disk).
     """
 
     gpu_bytes: int
@@ -118,6 +121,7 @@ class TierConfig:
     disk_bandwidth: float = 2e9
     kv_to_host: bool = True
     lora_load_s: float = 0.0
+    model_to_host: bool = True
 
     def __post_init__(self) -> None:
         if self.gpu_bytes <= 0:
@@ -129,7 +133,9 @@ class TierConfig:
 
     def hosts(self, kind: StateKind) -> bool:
         """Whether state of this kind may live on the host tier."""
-        return self.kv_to_host or kind is not StateKind.KV_PREFIX
+        if kind is StateKind.KV_PREFIX:
+            return self.kv_to_host
+        return self.model_to_host or kind is not StateKind.MODEL
 
 
 class Tiers:
@@ -148,7 +154,7 @@ class Tiers:
         (recompute)."""
         if entry.place is Place.HOST:
             return self.h2d.finish_time(entry.nbytes, earliest, self._setup(entry))
-        if entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
+        if entry.place is Place.NONE and entry.spec.kind.on_disk:
             return self.disk.finish_time(entry.nbytes, earliest, self._setup(entry))
         return None
 
@@ -160,7 +166,7 @@ class Tiers:
         if entry.place is Place.HOST:
             end = self.h2d.reserve(entry.nbytes, earliest, self._setup(entry))
             self.host.remove(entry)
-        elif entry.place is Place.NONE and entry.spec.kind is StateKind.LORA:
+        elif entry.place is Place.NONE and entry.spec.kind.on_disk:
             end = self.disk.reserve(entry.nbytes, earliest, self._setup(entry))
         else:
             raise RuntimeError(

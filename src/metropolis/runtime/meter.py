@@ -28,7 +28,8 @@ class Occupancy:
             self._area += self.count * (now - self._last)
         self._last = now
         self.count += delta
-        self.peak = max(self.peak, self.count)
+        if self.count > self.peak:
+            self.peak = self.count
 
     def mean(self, until: float | None = None) -> float:
         if self._start is None:

@@ -26,6 +26,9 @@ class Scheduler(ABC):
     # Whether the invariant d > R + (|s_A - s_B| - 1) V holds at every commit. Barrier policies break it between
     # barriers and stay correct because nobody runs ahead; out-of-order policies depend on it.
     keeps_invariant: ClassVar[bool] = False
+    # Whether the policy orders steps by a recorded run's dependencies (the oracle): live agents that observe
+    # would read neighbours it never waited for, so the simulation refuses them.
+    replays_recorded: ClassVar[bool] = False
 
     def __init__(self, world: World, table: AgentView, *, priority: bool = True) -> None:
         self.world = world

@@ -53,7 +53,7 @@ class MetropolisScheduler(Scheduler):
             if status[seed] is not Status.WAITING or blocked_by[seed]:
                 continue  # stale: dispatched with another seed's cluster, or blocked since
             cluster = self.cluster_of(seed)
-            if any(blocked_by[a] for a in cluster):
+            if len(cluster) > 1 and any(blocked_by[a] for a in cluster):  # most clusters are the seed alone
                 continue  # the blocked member is pushed again when it is released
             members = tuple(cluster)
             return WorkUnit(steps[seed], members, members)

@@ -106,6 +106,7 @@ class OracleScheduler(Scheduler):
     """Dispatches each recorded unit as soon as the units it really depended on have committed."""
 
     name = "oracle"
+    replays_recorded = True
 
     def __init__(self, world: World, table: AgentView, graph: DependencyGraph, *, priority: bool = True) -> None:
         if graph.agents != len(table.step):

@@ -137,7 +137,8 @@ class AgentTable:
         s = step + 1
         self.step[agent] = s
         self.version += 1
-        self.max_step = max(self.max_step, s)
+        if s > self.max_step:
+            self.max_step = s
         at = self._at_step
         at[step] -= 1
         at[s] = at.get(s, 0) + 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 from metropolis.trace.store import Trace
 
 
-def recorded_answers(trace: Trace) -> dict[tuple[str, int, str, int], str]:
+def recorded_answers(trace: Trace) -> dict[tuple[str, int, str, int], tuple[str, int, int]]:
+    """(agent, step, function, n) -> (answer text, prompt tokens, output tokens) as the recording run counted them:
+    a replay books the recorded counts instead of estimating them again from the text."""
     calls = trace.calls
     if calls.empty:
         raise ValueError("the trace holds no LLM calls to replay")
@@ -18,8 +20,15 @@ def recorded_answers(trace: Trace) -> dict[tuple[str, int, str, int], str]:
     keys = ["name", "step", "function"]
     n = calls.groupby(keys, sort=False, observed=True).cumcount()
     return {
-        (str(name), int(step), str(function), int(i)): str(text)
-        for name, step, function, i, text in zip(
-            calls["name"], calls["step"], calls["function"], n, calls["output"], strict=True
+        (str(name), int(step), str(function), int(i)): (str(text), int(prompt), int(output))
+        for name, step, function, i, text, prompt, output in zip(
+            calls["name"],
+            calls["step"],
+            calls["function"],
+            n,
+            calls["output"],
+            calls["prompt_tokens"],
+            calls["output_tokens"],
+            strict=True,
         )
     }

@@ -193,7 +193,9 @@ def steps_table(day: DenseDay, observed: np.ndarray, partners: np.ndarray) -> pa
         nulls_i,
         nulls_f,
         nulls_f,
-        nulls_i,
+        nulls_i,  # plan_next
+        nulls_i,  # unit
+        nulls_i,  # gvt
     ]
     return pa.Table.from_arrays(columns, schema=STEPS_SCHEMA)
 

@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 
 from metropolis.engine.records import CallRecord, StepRecord
+from metropolis.scheduling.table import AgentView
+from metropolis.scheduling.unit import WorkUnit
 from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
 from metropolis.trace.store import META_FILE, TableWriter, Trace, table_file
 
@@ -27,9 +29,14 @@ R = TypeVar("R", CallRecord, StepRecord)
 
 
 def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster."""
+    """Python lists to Arrow columns; strings are encoded after conversion, which is several times faster. A
+    column the caller does not know (a nullable one added later) is all null."""
     arrays = []
+    rows = len(next(iter(columns.values()))) if columns else 0
     for field in schema:
+        if field.name not in columns and field.nullable:
+            arrays.append(pa.nulls(rows, field.type))
+            continue
         if pa.types.is_dictionary(field.type):
             arrays.append(pa.array(columns[field.name], pa.string()).dictionary_encode())
         else:
@@ -59,8 +66,11 @@ def calls_batch(records: list[CallRecord]) -> pa.Table:
     return columns_table(columns, CALLS_SCHEMA)
 
 
-def steps_batch(records: list[StepRecord]) -> pa.Table:
+def steps_batch(records: list[StepRecord], scheduled: dict[tuple[int, int], tuple[int, int]] | None = None) -> pa.Table:
+    """`scheduled` maps (agent, step) to (unit, GVT at dispatch) where a `UnitLog` saw the dispatch; the rows it
+    names are taken out of it."""
     states = [r.state for r in records]
+    seen = [scheduled.pop((r.agent, r.step), None) for r in records] if scheduled else [None] * len(records)
     columns: dict[str, list[Any]] = {
         "agent": [r.agent for r in records],
         "name": [r.name for r in records],
@@ -75,8 +85,36 @@ def steps_batch(records: list[StepRecord]) -> pa.Table:
         "start": [r.start for r in records],
         "end": [r.end for r in records],
         "plan_next": [None if r.plan is None else r.plan.next_call for r in records],
+        "unit": [None if u is None else u[0] for u in seen],
+        "gvt": [None if u is None else u[1] for u in seen],
     }
     return columns_table(columns, STEPS_SCHEMA)
+
+
+class UnitLog:
+    """A dispatcher observer: which unit each agent is running and GVT when it was dispatched (cost: one
+    assignment per member per dispatch). The recorder copies both into each step's row as the step commits."""
+
+    def __init__(self, table: AgentView, agents: int) -> None:
+        self.table = table
+        self.current: list[tuple[int, int] | None] = [None] * agents
+        self.units = 0
+        self.scheduled: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def on_dispatch(self, unit: WorkUnit) -> None:
+        seen = (self.units, self.table.gvt())
+        self.units += 1
+        for agent in unit.members:
+            self.current[agent] = seen
+
+    def on_commit(self, unit: WorkUnit) -> None:
+        pass
+
+    def note(self, record: StepRecord) -> None:
+        """Called as `record` commits, before its unit is completed: its unit is still the agent's current one."""
+        seen = self.current[record.agent]
+        if seen is not None:
+            self.scheduled[(record.agent, record.step)] = seen
 
 
 class _Buffer(Generic[R]):
@@ -119,6 +157,21 @@ class _Buffer(Generic[R]):
         return (pa.concat_tables(self.kept) if self.kept else TABLES[self.table].empty_table()).to_pandas()
 
 
+def simulation_meta(sim: Simulation, run_id: str | None = None) -> TraceMeta:
+    """The metadata of a trace of `sim`; `extra` holds the rules' radius and velocity for the viewer."""
+    return TraceMeta(
+        source="metropolis",
+        agent_names=[a.name for a in sim.agents],
+        seconds_per_step=float(sim.world.seconds_per_step),
+        start_seconds=sim.start_seconds,
+        run_id=run_id,
+        scheduler=type(sim.scheduler).name,
+        world=sim.world.name,
+        seed=sim.seed,
+        extra={"perception_radius": sim.world.perception_radius, "max_velocity": sim.world.max_velocity},
+    )
+
+
 class TraceRecorder:
     """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
 
@@ -134,7 +187,8 @@ class TraceRecorder:
         self.closed = False
         self._result: Trace | None = None
         self._calls = _Buffer("calls", self.folder, calls_batch, self)
-        self._steps = _Buffer("steps", self.folder, steps_batch, self)
+        self.units: UnitLog | None = None  # set by `for_simulation`: the scheduler columns
+        self._steps = _Buffer("steps", self.folder, self._steps_batch, self)
         if self.folder is not None and meta is not None:
             self._write_meta(meta)  # at the start too: a run that dies midway still says what it was
 
@@ -147,21 +201,20 @@ class TraceRecorder:
         chunk_rows: int = 65_536,
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
-        meta = TraceMeta(
-            source="metropolis",
-            agent_names=[a.name for a in sim.agents],
-            seconds_per_step=float(sim.world.seconds_per_step),
-            start_seconds=sim.start_seconds,
-            run_id=run_id,
-            scheduler=type(sim.scheduler).name,
-            world=sim.world.name,
-            seed=sim.seed,
-        )
-        return cls(path, meta, chunk_rows)
+        meta = simulation_meta(sim, run_id)
+        recorder = cls(path, meta, chunk_rows)
+        recorder.units = UnitLog(sim.table, len(sim.agents))
+        sim.dispatcher.observers.append(recorder.units)
+        return recorder
+
+    def _steps_batch(self, records: list[StepRecord]) -> pa.Table:
+        return steps_batch(records, None if self.units is None else self.units.scheduled)
 
     # -- the Listener protocol -------------------------------------------------------------------------------
 
     def on_step(self, record: StepRecord) -> None:
+        if self.units is not None:
+            self.units.note(record)
         self._steps.add(record)
 
     def on_call(self, record: CallRecord) -> None:

@@ -53,6 +53,10 @@ STEPS_SCHEMA = pa.schema(
         pa.field("start", pa.float64()),
         pa.field("end", pa.float64()),
         pa.field("plan_next", pa.int32()),  # the step of the agent's next planned call, as its plan says
+        # The scheduler's view, for the viewer's scheduler layer: the work unit (cluster) that ran the step, by
+        # dispatch order, and GVT (the slowest agent's step) when that unit was dispatched.
+        pa.field("unit", pa.int32()),
+        pa.field("gvt", pa.int32()),
     ]
 )
 
@@ -70,7 +74,7 @@ CONVERSATIONS_SCHEMA = pa.schema(
 
 # Columns added after traces were first written: a writer may leave them out and an old file may lack them; both
 # read as null.
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"steps": ("plan_next",)}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"steps": ("plan_next", "unit", "gvt")}
 
 TABLES: dict[str, pa.Schema] = {
     "calls": CALLS_SCHEMA,

@@ -143,5 +143,30 @@ def summary(trace: Trace) -> list[str]:
     if not trace.calls.empty:
         out += call_stats(trace).lines()
     if not trace.steps.empty:
-        out += day_stats(trace).lines()
+        day = day_stats(trace)
+        lines = day.lines()
+        if day.days < 0.999:  # say so: a 2-hour run's "per day" figures are that run scaled up
+            lines.insert(1, f"  note: this trace covers {day.days * 24:.2f} simulated hours; the 'per day' figures "
+                         "and sleep hours below are scaled from it to 24 hours")  # fmt: skip
+        out += lines
     return out
+
+
+def conversation_reach(trace: Trace) -> float:
+    """The largest distance (tiles) between two participants of a conversation where they stood when it started
+    (the positions reached the step before): a replay whose perception radius is smaller cannot start that
+    conversation as recorded."""
+    conv, steps = trace.conversations, trace.steps
+    if conv.empty or steps.empty:
+        return 0.0
+    where = {
+        (int(a), int(s)): (float(x), float(y)) for a, s, x, y in steps[["agent", "step", "x", "y"]].itertuples(False)
+    }
+    reach = 0.0
+    for start, participants in zip(conv["start"], conv["participants"], strict=True):
+        found = [where.get((int(p), int(start) - 1), where.get((int(p), int(start)))) for p in participants]
+        spots = [spot for spot in found if spot is not None]
+        for i, (ax, ay) in enumerate(spots):
+            for bx, by in spots[i + 1 :]:
+                reach = max(reach, ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5)
+    return reach

@@ -97,7 +97,7 @@ class TownsIndex:
             a.remove(key, old)
             b.add(key, new)
 
-    def near(self, pos: Pos, radius: float) -> list[int]:
+    def near(self, pos: Pos, radius: float) -> Sequence[int]:
         return self._grid(pos).near(pos, radius)
 
     def __len__(self) -> int:

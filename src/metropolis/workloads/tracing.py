@@ -78,6 +78,16 @@ def to_trace(workload: Workload, source: str = "metropolis-workload") -> Trace:
     return Trace.of(meta, calls=calls_frame, steps=steps_frame)
 
 
+def recorded_radius(extra: dict[str, object]) -> float:
+    """The radius observations were recorded with: a run's `perception_radius`, a movement import's `radius`
+    (`trace import-movement --radius`), else the paper's 4 tiles."""
+    for key in ("perception_radius", "radius"):
+        value = extra.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return 4.0
+
+
 def from_trace(trace: Trace, perception_radius: float | None = None) -> Workload:
     """The workload of a recorded run; it needs a step row for every agent and step."""
     meta = trace.meta
@@ -120,7 +130,7 @@ def from_trace(trace: Trace, perception_radius: float | None = None) -> Workload
             ],
             dtype=np.int32,
         ).reshape(-1, 3),
-        perception_radius=float(perception_radius or meta.extra.get("perception_radius", 4.0)),
+        perception_radius=recorded_radius(meta.extra) if perception_radius is None else float(perception_radius),
         seconds_per_step=int(meta.seconds_per_step),
         start_seconds=meta.start_seconds,
         function_names=functions,

@@ -8,7 +8,7 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 Pos = tuple[int, int]
@@ -35,13 +35,16 @@ class GridIndex:
 
     STRIDE = 1 << 24
     OFFSET = 1 << 23
-    __slots__ = ("_cells", "cell")
+    __slots__ = ("_all", "_cells", "cell")
 
     def __init__(self, cell: int = 8) -> None:
         if cell < 1:
             raise ValueError(f"grid cell size must be >= 1, got {cell}")
         self.cell = cell
         self._cells: dict[int, set[int]] = {}
+        # Every key with the bounding box of the occupied cells (x0, x1, y0, y1), kept until a bucket changes:
+        # a huge query that covers the box returns it whole instead of visiting every cell.
+        self._all: tuple[tuple[int, ...], tuple[int, int, int, int]] | None = None
 
     def _key(self, pos: Pos) -> int:
         return (pos[0] // self.cell + self.OFFSET) * self.STRIDE + pos[1] // self.cell + self.OFFSET
@@ -50,6 +53,7 @@ class GridIndex:
         limit = self.OFFSET * self.cell
         if not (-limit <= pos[0] < limit and -limit <= pos[1] < limit):
             raise ValueError(f"position {pos} is outside the grid index (|coordinates| < {limit})")
+        self._all = None
         c = self._key(pos)
         bucket = self._cells.get(c)
         if bucket is None:
@@ -58,6 +62,7 @@ class GridIndex:
             bucket.add(key)
 
     def remove(self, key: int, pos: Pos) -> None:
+        self._all = None
         c = self._key(pos)
         bucket = self._cells[c]
         bucket.discard(key)
@@ -71,22 +76,29 @@ class GridIndex:
         self.remove(key, old)
         self.add(key, new)
 
-    def near(self, pos: Pos, radius: float) -> list[int]:
-        size, stride, offset = self.cell, self.STRIDE, self.OFFSET
+    def near(self, pos: Pos, radius: float) -> Sequence[int]:
+        cells = self._cells
+        if not cells:
+            return ()
         if math.isinf(radius):
-            return [key for bucket in self._cells.values() for key in bucket]
+            return self._everything()[0]
+        size, stride, offset = self.cell, self.STRIDE, self.OFFSET
         r = int(radius)
         x0, x1 = (pos[0] - r) // size + offset, (pos[0] + r) // size + offset
         y0, y1 = (pos[1] - r) // size + offset, (pos[1] + r) // size + offset
-        cells = self._cells
-        out: list[int] = []
         if (x1 - x0 + 1) * (y1 - y0 + 1) > len(cells):
-            # A huge query: scanning the occupied cells is cheaper than probing empty ones.
-            for c, bucket in cells.items():
-                cx, cy = divmod(c, stride)
-                if x0 <= cx <= x1 and y0 <= cy <= y1:
-                    out.extend(bucket)
-            return out
+            # A huge query (the scheduler's blocking radius or the engine's reach when some agent is far ahead):
+            # scanning the occupied cells is cheaper than probing empty ones. Usually it covers every occupied
+            # cell (a small town), and the keys kept since the last change are the answer, in the scan's order.
+            everything, (bx0, bx1, by0, by1) = self._everything()
+            if x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1:
+                return everything
+            # Else scan. With y clamped to one stride, a cell is in the box exactly when its key lies between the
+            # box's corner keys and its y part (the low bits, STRIDE being a power of two) lies in [y0, y1].
+            y0, y1 = max(y0, 0), min(y1, stride - 1)
+            lo, hi, mask = x0 * stride + y0, x1 * stride + y1, stride - 1
+            return [key for c, bucket in cells.items() if lo <= c <= hi and y0 <= c & mask <= y1 for key in bucket]
+        out: list[int] = []
         get = cells.get
         for cx in range(x0, x1 + 1):
             base = cx * stride
@@ -95,6 +107,15 @@ class GridIndex:
                 if found:
                     out.extend(found)
         return out
+
+    def _everything(self) -> tuple[tuple[int, ...], tuple[int, int, int, int]]:
+        """Every key, in the order a scan of the cells visits them, and the occupied cells' bounding box."""
+        if self._all is None:
+            keys = tuple(key for bucket in self._cells.values() for key in bucket)
+            xs = [c // self.STRIDE for c in self._cells]
+            ys = [c % self.STRIDE for c in self._cells]
+            self._all = keys, (min(xs), max(xs), min(ys), max(ys))
+        return self._all
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._cells.values())

@@ -17,7 +17,7 @@ from metropolis.agents.genagent.config import GenAgentConfig
 from metropolis.agents.genagent.embeddings import Embedder
 from metropolis.agents.genagent.memory_stream import MemoryStream, RetrievalWeights
 from metropolis.agents.genagent.navigation import AreaIndex, shortest_path
-from metropolis.agents.genagent.parsing import Asker, Messages, ParseStats
+from metropolis.agents.genagent.parsing import RETRY_HINT, Asker, Messages, ParseStats
 from metropolis.agents.genagent.persona import (
     Persona,
     home_area,
@@ -84,7 +84,9 @@ class GenerativeAgent(Agent):
     def asker(self, ctx: StepContext, speaker: GenerativeAgent) -> Asker:
         """Calls made on `speaker`'s behalf (self, or a partner inside this step's conversation). Before each of
         its own calls the agent publishes its plan as it stands, so the step's last call follows the settled plan;
-        a partner's lines publish none (they change no plan of the partner's)."""
+        a partner's lines publish none (they change no plan of the partner's). A retry after a rejected answer
+        (its prompt ends with `RETRY_HINT`) samples at `retry_temperature`: at 0 the server would return the same
+        rejected answer again."""
         speaker_id = speaker.unique_id if speaker.unique_id is not None else ctx.agent_id
 
         async def call(
@@ -92,7 +94,11 @@ class GenerativeAgent(Agent):
         ) -> LLMResponse:
             if speaker is self:
                 self.publish_plan(ctx)
-            return await ctx.llm_for(speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema)
+            retry = bool(messages) and messages[-1].get("content") == RETRY_HINT  # `ask` rejected the last answer
+            temperature = self.config.retry_temperature if retry else 0.0
+            return await ctx.llm_for(
+                speaker_id, function, messages, max_tokens=max_tokens, json_schema=schema, temperature=temperature
+            )
 
         return Asker(call, self.config.max_retries, speaker.stats)
 

@@ -12,6 +12,7 @@ class GenAgentConfig:
     default_wake_hour: int = 7
     default_sleep_hour: int = 23
     max_retries: int = 1
+    retry_temperature: float = 0.7  # a retry after a rejected answer samples, instead of repeating it word for word
     max_daily_plan_items: int = 6
     schedule_horizon_hours: int = 4
     max_subtasks: int = 5
@@ -47,8 +48,10 @@ class GenAgentConfig:
                 raise ValueError(f"genagent config: {name} must be an hour within [0, 24]")
         if not 0.0 < self.recency_decay_per_minute <= 1.0:
             raise ValueError("genagent config: recency_decay_per_minute must be within (0, 1]")
-        if self.pick_personas not in ("first", "random"):
-            raise ValueError(f"genagent config: pick_personas must be 'first' or 'random', got {self.pick_personas!r}")
+        if self.pick_personas not in ("first", "random", "household"):
+            raise ValueError(
+                f"genagent config: pick_personas must be 'first', 'random' or 'household', got {self.pick_personas!r}"
+            )
         if (
             self.schedule_horizon_hours < 1
             or self.max_subtasks < 1

@@ -52,8 +52,9 @@ ADMISSIONS = ("fcfs", "lpm")
 class AgentMemory:
     """How agent memory is set up on every replica of a cluster.
 
-    `prefix_tokens`: the cached prompt prefix of every agent (one number, or per agent id); `lora_rank`: give
-    every agent a LoRA adapter on the attention projections of `shape`. `policy`: a policy name (see
+    `prefix_tokens`: the cached prompt prefix of every agent (one number, or per agent id; 0: none); `lora_rank`:
+    give every agent a LoRA adapter on the attention projections of `shape`; `own_model`: every agent runs its
+    own copy of `shape` (its weights are agent state, loaded from host or disk). `policy`: a policy name (see
     `metropolis.memory.eviction_policy_names`) or a factory per replica; invocation distance needs `distance`.
     `prefetch`: how many agents one prefetch may start moving (0: never prefetch). `demand_loads`,
     `admission` and `window`: see the module docstring.
@@ -69,6 +70,7 @@ class AgentMemory:
     demand_loads: str = "overlap"
     admission: str = "fcfs"
     window: int = 128
+    own_model: bool = False
 
     def __post_init__(self) -> None:
         if self.prefetch < 0:
@@ -87,7 +89,7 @@ class AgentMemory:
         tokens = prefix if isinstance(prefix, int) else prefix.get(agent)
         if tokens is None:
             raise ValueError(f"agent memory: no prefix_tokens for agent {agent}")
-        return agent_state(agent, tokens, self.shape, self.lora_rank)
+        return agent_state(agent, tokens, self.shape, self.lora_rank, self.own_model)
 
     def make_policy(self, replica: int) -> EvictionPolicy:
         if callable(self.policy):

@@ -26,12 +26,13 @@ class VirtualLLM:
         self.cluster = cluster
         self.responder: Responder = responder if responder is not None else PlaceholderResponder()
         self.responses: list[LLMResponse] = []
+        self._endpoints = [f"{cluster.config.name}/replica-{i}" for i in range(len(cluster.replicas))]
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        prompt = request.prompt_tokens
+        reply = self.responder.respond(request)
+        prompt = request.prompt_tokens if request.prompt_tokens is not None else reply.prompt_tokens
         if prompt is None:
             prompt = estimate_tokens(request.prompt_text())
-        reply = self.responder.respond(request)
         done: Event = self.env.event()
         job = Job(
             request.agent,
@@ -44,14 +45,14 @@ class VirtualLLM:
         self.cluster.submit(job)
         await done
         assert job.arrival is not None and job.admitted is not None  # set by the replica
-        assert job.first_token is not None and job.finished is not None
+        assert job.first_token is not None and job.finished is not None and job.replica is not None
         response = LLMResponse(
             text=reply.text,
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.output_tokens,
             start=job.arrival,
             end=job.finished,
-            endpoint=f"{self.cluster.config.name}/replica-{job.replica}",
+            endpoint=self._endpoints[job.replica],
             admitted=job.admitted,
             first_token=job.first_token,
         )

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from metropolis.llm.types import LLMRequest, estimate_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """`prompt_tokens`, when known (a recorded call), replaces the backend's estimate from the prompt text."""
+
     text: str
     tokens: int
+    prompt_tokens: int | None = None
+
+
+class Recorded(NamedTuple):
+    """A recorded answer with the token counts the run that recorded it measured."""
+
+    text: str
+    prompt_tokens: int
+    output_tokens: int
 
 
 class Responder(Protocol):
@@ -26,21 +37,29 @@ class PlaceholderResponder:
         if default_tokens < 1:
             raise ValueError(f"default_tokens must be >= 1, got {default_tokens}")
         self.default_tokens = default_tokens
+        self._replies: dict[int, Reply] = {}  # by length: a run asks for a few lengths thousands of times
 
     def respond(self, request: LLMRequest) -> Reply:
         n = request.output_tokens
         if n is None:
             n = min(request.max_tokens, self.default_tokens)
         n = max(1, n)
-        return Reply(" ".join(["tok"] * n), n)  # "tok " is 4 characters: estimate_tokens gives n back
+        reply = self._replies.get(n)
+        if reply is None:
+            # "tok " is 4 characters: estimate_tokens gives n back
+            reply = self._replies[n] = Reply(" ".join(["tok"] * n), n)
+        return reply
 
 
 class ReplayResponder:
     """Recorded answers keyed (agent, step, function, n), n counting that agent's calls of that function in
-    that step from 0. The token count is `request.output_tokens` when the workload fixes it, else estimated
-    from the text. A missing key falls back to `fallback`, or raises."""
+    that step from 0. The token counts are the recorded ones when the answer is `Recorded`, else
+    `request.output_tokens` when the workload fixes it, else estimated from the text. A missing key falls back to
+    `fallback`, or raises."""
 
-    def __init__(self, answers: Mapping[tuple[str, int, str, int], str], fallback: Responder | None = None) -> None:
+    def __init__(
+        self, answers: Mapping[tuple[str, int, str, int], str | Recorded], fallback: Responder | None = None
+    ) -> None:
         self.answers = answers
         self.fallback = fallback
         self._seen: dict[tuple[str, int, str], int] = {}
@@ -49,13 +68,15 @@ class ReplayResponder:
         call = (request.agent, request.step, request.function)
         n = self._seen.get(call, 0)
         self._seen[call] = n + 1
-        text = self.answers.get((*call, n))
-        if text is None:
+        answer = self.answers.get((*call, n))
+        if answer is None:
             if self.fallback is None:
                 raise ValueError(
                     f"replay has no answer for agent {request.agent!r}, step {request.step}, function "
                     f"{request.function!r}, call #{n}; record it or give the ReplayResponder a fallback"
                 )
             return self.fallback.respond(request)
-        tokens = request.output_tokens if request.output_tokens is not None else estimate_tokens(text)
-        return Reply(text, max(1, tokens))
+        if isinstance(answer, Recorded):
+            return Reply(answer.text, max(1, answer.output_tokens), answer.prompt_tokens)
+        tokens = request.output_tokens if request.output_tokens is not None else estimate_tokens(answer)
+        return Reply(answer, max(1, tokens))

@@ -1,0 +1,144 @@
+"""`metropolis.simulate(...)`: run agents in one call, the way a researcher wants to.
+
+Without it a run needs a `World`, a `Simulation`, an `Environment`, a `VirtualLLM` over a `Cluster` of a serving
+preset and a `VirtualRuntime` (or, against a real model, a `LocalModelServer`, an `OpenAIClient`, an
+`AsyncioRuntime` and `asyncio.run`). `simulate` builds whichever the `llm` argument asks for, starts and always
+stops a local server when asked, and hands back one `SimulationResult`: the report, the books, the trace as
+DataFrames and the reporters' DataFrames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from metropolis.cli.llm_source import llm_endpoint
+from metropolis.engine import Agent, Simulation
+from metropolis.engine.collect import AgentReporter, DataCollector, ModelReporter
+from metropolis.engine.simulation import SchedulerFactory
+from metropolis.llm.accounting import Accounting, Prices
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.trace import Trace, TraceRecorder
+from metropolis.world import World
+from metropolis.world.generated import make_world
+
+DEFAULT_PRESET = "l4-llama3-8b"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """What a run gives back: `report` (steps, calls, time), `accounting` (tokens and cost per agent), `trace`
+    (`trace.steps` and `trace.calls` are DataFrames), and the reporters' frames `model` and `agents`."""
+
+    report: RunReport
+    accounting: Accounting
+    trace: Trace
+    model: pd.DataFrame
+    agents: pd.DataFrame
+    folder: Path | None = None
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        return self.trace.steps
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        return self.trace.calls
+
+    def summary(self) -> str:
+        lines = self.report.lines() + self.accounting.summary(totals=False, simulated_seconds=self.simulated_seconds)
+        return "\n".join(lines)
+
+    @property
+    def simulated_seconds(self) -> float:
+        return self.report.steps * self.trace.meta.seconds_per_step
+
+
+def simulate(
+    agents: Sequence[Agent],
+    world: World | str = "open",
+    *,
+    scheduler: str | SchedulerFactory = "metropolis",
+    llm: str | None = "virtual",
+    gpus: int = 1,
+    hours: float | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    start_hour: float = 0.0,
+    model_reporters: Mapping[str, ModelReporter] | None = None,
+    agent_reporters: Mapping[str, AgentReporter] | None = None,
+    every: int = 1,
+    price: str | Prices | None = None,
+    out: Path | str | None = None,
+    kind: str = "vllm",
+    model: str = "default",
+) -> SimulationResult:
+    """Run `agents` in `world` for `hours` simulated hours (or `steps` steps) and return the result.
+
+    `world`: a `World`, or a kind of `metropolis.world.generated.make_world` ("open", "rooms", "smallville").
+    `llm`: "virtual" or "virtual:PRESET" (virtual time, a serving model of `gpus` replicas stands in for the
+    GPUs), "local" (the local SmolLM2 server, started and stopped here), an OpenAI-compatible URL (`kind` says
+    which server, `model` what to ask for), or None (agents that never call an LLM).
+    `price`: a model of the price table or "PROMPT,COMPLETION" in USD per million tokens.
+    `out`: a folder to write the trace (and `model.parquet` / `agents.parquet`) into; by default nothing is
+    written.
+    """
+    the_world = make_world(world, seed=seed) if isinstance(world, str) else world
+    until = _steps(the_world, hours, steps)
+    sim = Simulation(
+        the_world, agents, until=until, scheduler=scheduler, seed=seed, start_seconds=start_hour * 3600,
+        record_text=llm is not None and not llm.startswith("virtual"),
+    )  # fmt: skip
+    folder = None if out is None else Path(out)
+    recorder = TraceRecorder.for_simulation(sim, None if folder is None else folder / "trace")
+    collector = DataCollector(sim.agents, model_reporters, agent_reporters, every)
+    sim.listeners += [recorder, collector]
+    prices = Prices.parse(price) if isinstance(price, str) else price
+    if llm is None or llm == "virtual" or llm.startswith("virtual:"):
+        report, books = _virtual(sim, llm, gpus, prices)
+    else:
+        report, books = _real(sim, llm, kind, model, prices)
+    recorder.close()
+    if folder is not None:
+        collector.write(folder / "trace")
+    return SimulationResult(report, books, recorder.trace(), collector.model_frame(), collector.agent_frame(), folder)
+
+
+def _steps(world: World, hours: float | None, steps: int | None) -> int:
+    if (hours is None) == (steps is None):
+        raise ValueError("say how long to run: hours=... or steps=..., not both")
+    until = steps if steps is not None else round(float(hours or 0) * 3600 / world.seconds_per_step)
+    if until < 1:
+        raise ValueError(f"a run needs at least one step, got {until} (hours={hours}, steps={steps})")
+    return until
+
+
+def _virtual(sim: Simulation, llm: str | None, gpus: int, prices: Prices | None) -> tuple[RunReport, Accounting]:
+    env = Environment()
+    backend = None
+    if llm is not None:
+        name = llm.partition(":")[2] or DEFAULT_PRESET
+        backend = VirtualLLM(env, Cluster(env, preset(name, gpus=gpus)))
+    runtime = VirtualRuntime(sim, env, backend)
+    runtime.accounting.prices = prices
+    return runtime.run(), runtime.accounting
+
+
+def _real(sim: Simulation, llm: str, kind: str, model: str, prices: Prices | None) -> tuple[RunReport, Accounting]:
+    async def go(cfg: EndpointConfig) -> tuple[RunReport, Accounting]:
+        async with OpenAIClient(cfg) as client:
+            runtime = AsyncioRuntime(sim, client)
+            runtime.accounting.prices = prices
+            return await runtime.run(), runtime.accounting
+
+    with contextlib.ExitStack() as stack:
+        cfg = stack.enter_context(llm_endpoint(llm, kind, model))
+        return asyncio.run(go(cfg))

@@ -1,0 +1,45 @@
+"""`metropolis run --view`: the viewer served while the run goes, from a listener that keeps its records.
+
+The listener costs one append per record, and the server thread only works when the page asks, so the run is
+not slowed by more than a few percent. Once the run ends the page keeps serving the finished run until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from threading import Thread
+
+import uvicorn
+
+from metropolis.engine import Simulation
+from metropolis.viewer.server import make_app, serve
+from metropolis.viewer.source import LiveSource
+from metropolis.viewer.town import town_map
+
+
+@dataclass(slots=True)
+class LiveView:
+    url: str
+    server: uvicorn.Server
+    thread: Thread
+
+    def wait(self) -> None:
+        """Keep serving the finished run until Ctrl-C (or SIGTERM), then stop the server."""
+        try:  # the line is inside: Ctrl-C right after it still ends the view quietly
+            print(f"view: {self.url} shows the finished run (Ctrl-C to stop)", flush=True)
+            while self.thread.is_alive():
+                self.thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server.should_exit = True
+            self.thread.join(5)
+
+
+def live_view(sim: Simulation, run_id: str) -> LiveView:
+    source = LiveSource.attach(sim, run_id)
+    tilemap = sim.world.tilemap
+    extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
+    url, server, thread = serve(make_app(source, town_map(sim.world.name, extent)))
+    print(f"view: {url} (live)", flush=True)
+    return LiveView(url, server, thread)

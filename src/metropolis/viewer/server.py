@@ -1,0 +1,158 @@
+"""The viewer's web app: one static page and a small JSON API over a `StepSource`, plus server-sent events
+that say how many frames are complete while a run goes on.
+
+Bound to 127.0.0.1 only: the view is read-only, but a run's prompts are nobody else's business. The server runs
+in a daemon thread, so `metropolis run --view` serves while the run runs in the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from metropolis.viewer.frames import Timeline, frames
+from metropolis.viewer.source import StepSource, TraceSource
+
+HOST = "127.0.0.1"
+MAX_WINDOW = 500  # frames per request
+STATIC = ("index.html", "viewer.js", "viewer.css")
+TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    present = [c for c in columns if c in frame.columns]
+    clean = frame[present].astype(object).where(frame[present].notna(), None)
+    return [dict(zip(present, row, strict=True)) for row in clean.itertuples(index=False)]
+
+
+class _Cache:
+    """The timeline of a finished trace is read once; a live one is rebuilt when frames were added."""
+
+    def __init__(self, source: StepSource, agents: int) -> None:
+        self.source, self.agents = source, agents
+        self.fixed = isinstance(source, TraceSource)
+        self.timeline: Timeline | None = None
+        self.at = -1
+
+    def get(self) -> Timeline:
+        done = self.source.complete()
+        if self.timeline is None or (not self.fixed and done != self.at):
+            self.timeline, self.at = Timeline.of(self.source.timeline(), self.agents), done
+        return self.timeline
+
+
+def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
+    app = FastAPI(title="Metropolis viewer", docs_url=None, redoc_url=None, openapi_url=None)
+    info = source.describe()
+    agents = len(info["agents"])
+    cache = _Cache(source, agents)
+    files = resources.files("metropolis.viewer") / "static"
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return (files / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, f"no file {name}")
+        return Response((files / name).read_text(encoding="utf-8"), media_type=TYPES[name.rsplit(".", 1)[1]])
+
+    @app.get("/api/run")
+    def run() -> dict[str, Any]:
+        return {**info, "complete": source.complete()}
+
+    @app.get("/api/map")
+    def town_map() -> dict[str, Any]:
+        return town
+
+    @app.get("/api/frames")
+    def window(first: int = 0, last: int = 100, sched: bool = True) -> dict[str, Any]:
+        first = max(0, first)
+        last = min(last, source.complete(), first + MAX_WINDOW)
+        rows = source.window(first, last) if last > first else pd.DataFrame(columns=["step"])
+        return frames(rows, first, max(first, last), agents, cache.get() if sched else None, info)
+
+    @app.get("/api/agent/{agent}")
+    def agent(agent: int, upto: int | None = None) -> JSONResponse:
+        if not 0 <= agent < agents:
+            raise HTTPException(404, f"no agent {agent}; agents are 0..{agents - 1}")
+        mine = source.history(agent).sort_values("step")
+        if upto is not None:
+            mine = mine[mine["step"] <= upto]
+        changed = mine[mine["action"].astype(str) != mine["action"].astype(str).shift()]
+        calls = source.calls(agent)
+        talks = source.conversations(agent)
+        body = {
+            "agent": agent,
+            "name": info["agents"][agent],
+            "actions": _records(changed, ["step", "action", "x", "y"]),
+            "calls": _records(calls.sort_values("step") if len(calls) else calls, CALL_COLUMNS),
+            "conversations": _records(talks, ["start", "end", "speakers", "utterances"]),
+        }
+        return JSONResponse(_plain(body))
+
+    @app.get("/api/live")
+    async def live(request: Request) -> StreamingResponse:
+        """Events `complete` with the number of complete frames as id and data; a reload resumes after
+        Last-Event-ID, so the page fetches each frame once."""
+        seen = int(request.headers.get("last-event-id") or -1)
+
+        async def events() -> AsyncIterator[str]:
+            nonlocal seen
+            yield "retry: 500\n\n"
+            while not await request.is_disconnected():
+                done = source.complete()
+                if done != seen:
+                    seen = done
+                    yield f"id: {done}\nevent: complete\ndata: {done}\n\n"
+                if done >= info["until"]:
+                    yield "event: end\ndata: end\n\n"
+                    return
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+CALL_COLUMNS = ["step", "function", "prompt_tokens", "output_tokens", "start", "end", "prompt", "output"]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (from Arrow lists) as JSON values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def serve(app: FastAPI, port: int | None = None) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Start serving on 127.0.0.1 in a daemon thread; returns the URL once the server listens."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="metropolis-viewer", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+    if not server.started:
+        raise OSError(f"the viewer could not listen on {HOST}:{port} (is the port taken?)")
+    return f"http://{HOST}:{port}/", server, thread

@@ -1,0 +1,193 @@
+"""Where the viewer's steps come from: a finished trace on disk (read in windows, with Parquet filters, so a
+1,000-agent day scrubs without loading every row), or a run going on now (a listener that keeps the records).
+
+Both answer the same questions: the run's description, how many frames are complete (a frame k is complete
+when every agent has committed step k), the step rows of a window of frames, the run's timeline (every step's
+time span, for the scheduler layer) and one agent's calls and conversations.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from metropolis.engine.records import CallRecord, StepRecord
+from metropolis.trace.recorder import UnitLog, calls_batch, simulation_meta, steps_batch
+from metropolis.trace.schema import TraceMeta
+from metropolis.trace.store import META_FILE, read_table, table_file
+
+STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls"]
+TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit"]
+
+
+class StepSource(Protocol):
+    def describe(self) -> dict[str, Any]: ...
+
+    def complete(self) -> int: ...
+
+    def window(self, first: int, last: int) -> pd.DataFrame: ...
+
+    def timeline(self) -> pd.DataFrame: ...
+
+    def history(self, agent: int) -> pd.DataFrame: ...
+
+    def calls(self, agent: int) -> pd.DataFrame: ...
+
+    def conversations(self, agent: int) -> pd.DataFrame: ...
+
+
+def describe(meta: TraceMeta, until: int, live: bool) -> dict[str, Any]:
+    return {
+        "agents": meta.agent_names,
+        "until": until,
+        "seconds_per_step": meta.seconds_per_step,
+        "start_seconds": meta.start_seconds,
+        "scheduler": meta.scheduler,
+        "world": meta.world,
+        "run_id": meta.run_id,
+        "seed": meta.seed,
+        "perception_radius": meta.extra.get("perception_radius", 4.0),
+        "max_velocity": meta.extra.get("max_velocity", 1.0),
+        "live": live,
+    }
+
+
+def trace_folder(run: Path) -> Path:
+    """A run folder (with trace/) or a trace folder; anything else is a one-line error."""
+    folder = run / "trace" if (run / "trace").is_dir() else run
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run folder")
+    if not (folder / META_FILE).is_file() or not table_file(folder, "steps").is_file():
+        raise FileNotFoundError(f"{run}: not a run folder (no trace/meta.json and trace/steps.parquet)")
+    return folder
+
+
+class TraceSource:
+    """A recorded run: windows are read from `steps.parquet` with a filter on `step`."""
+
+    def __init__(self, run: Path) -> None:
+        self.folder = trace_folder(run)
+        self.meta = TraceMeta.from_json((self.folder / META_FILE).read_text(encoding="utf-8"))
+        self._columns = [c for c in STEP_COLUMNS if c in pq.read_schema(table_file(self.folder, "steps")).names]
+        self._timeline = self._read(TIMELINE_COLUMNS, None)
+        per_agent = self._timeline.groupby("agent")["step"].max()
+        n = len(self.meta.agent_names)
+        self._complete = 0 if len(per_agent) < n else int(per_agent.min()) + 1
+        self._until = int(per_agent.max()) + 1 if len(per_agent) else 0
+
+    def _read(self, columns: list[str], filters: Any) -> pd.DataFrame:
+        wanted = [c for c in columns if c in self._columns or c not in STEP_COLUMNS]
+        frame = pq.read_table(table_file(self.folder, "steps"), columns=wanted, filters=filters).to_pandas()
+        for c in columns:
+            if c not in frame.columns:
+                frame[c] = None
+        return frame
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self.meta, self._until, live=False)
+
+    def complete(self) -> int:
+        return self._complete
+
+    def window(self, first: int, last: int) -> pd.DataFrame:
+        return self._read(STEP_COLUMNS, [("step", ">=", first), ("step", "<", last)])
+
+    def timeline(self) -> pd.DataFrame:
+        return self._timeline
+
+    def history(self, agent: int) -> pd.DataFrame:
+        return self._read(STEP_COLUMNS, [("agent", "==", agent)])
+
+    def calls(self, agent: int) -> pd.DataFrame:
+        return pq.read_table(table_file(self.folder, "calls"), filters=[("agent", "==", agent)]).to_pandas()
+
+    def conversations(self, agent: int) -> pd.DataFrame:
+        frame = read_table(self.folder, "conversations")
+        return frame[[agent in list(p) for p in frame["participants"]]] if len(frame) else frame
+
+
+@dataclass(slots=True)
+class _Kept:
+    record: StepRecord
+    unit: int | None
+    gvt: int | None
+
+
+class LiveSource:
+    """A run going on now: a listener (and dispatcher observer) that keeps every record; the server reads them
+    from another thread, so each read takes a consistent prefix under a lock held for one append at a time."""
+
+    def __init__(self, meta: TraceMeta, until: int, units: UnitLog | None = None) -> None:
+        self.meta = meta
+        self.until = until
+        self.units = units
+        self._steps: list[StepRecord] = []
+        self._calls: list[CallRecord] = []
+        self._by_step: dict[int, list[int]] = {}
+        self._per_step: dict[int, int] = {}
+        self._complete = 0
+        self._lock = threading.Lock()
+        self._scheduled: dict[tuple[int, int], tuple[int, int]] = {}
+
+    @classmethod
+    def attach(cls, sim: Any, run_id: str | None = None) -> LiveSource:
+        """A live source listening to `sim` (a Simulation): append it before the run starts."""
+        meta = simulation_meta(sim, run_id)
+        units = UnitLog(sim.table, len(sim.agents))
+        sim.dispatcher.observers.append(units)
+        live = cls(meta, sim.until, units)
+        sim.listeners.append(live)
+        return live
+
+    def on_step(self, record: StepRecord) -> None:
+        seen = None if self.units is None else self.units.current[record.agent]
+        with self._lock:
+            if seen is not None:
+                self._scheduled[(record.agent, record.step)] = seen
+            self._by_step.setdefault(record.step, []).append(len(self._steps))
+            self._steps.append(record)
+            count = self._per_step[record.step] = self._per_step.get(record.step, 0) + 1
+            if count == len(self.meta.agent_names) and record.step == self._complete:
+                while self._per_step.get(self._complete, 0) == len(self.meta.agent_names):
+                    self._complete += 1
+
+    def on_call(self, record: CallRecord) -> None:
+        with self._lock:
+            self._calls.append(record)
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self.meta, self.until, live=True)
+
+    def complete(self) -> int:
+        return self._complete
+
+    def _frame(self, rows: list[StepRecord]) -> pd.DataFrame:
+        scheduled = dict(self._scheduled)
+        return steps_batch(rows, scheduled).to_pandas()[STEP_COLUMNS]
+
+    def window(self, first: int, last: int) -> pd.DataFrame:
+        with self._lock:
+            rows = [self._steps[i] for s in range(first, last) for i in self._by_step.get(s, ())]
+            return self._frame(rows)
+
+    def timeline(self) -> pd.DataFrame:
+        with self._lock:
+            return self._frame(list(self._steps))[TIMELINE_COLUMNS]
+
+    def history(self, agent: int) -> pd.DataFrame:
+        with self._lock:
+            return self._frame([r for r in self._steps if r.agent == agent])
+
+    def calls(self, agent: int) -> pd.DataFrame:
+        with self._lock:
+            mine = [c for c in self._calls if c.agent == agent]
+        return calls_batch(mine).to_pandas()
+
+    def conversations(self, agent: int) -> pd.DataFrame:
+        return pd.DataFrame({"start": np.array([], dtype=int)})

@@ -1,0 +1,270 @@
+// The Metropolis viewer: draws the town and each agent at one step, and the scheduler's picture at the moment
+// that step became complete. Frames come from /api/frames in windows; a live run adds frames as /api/live says.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const town = $("town"), tctx = town.getContext("2d");
+const sched = $("sched"), sctx = sched.getContext("2d");
+const WINDOW = 100;
+const state = {
+  run: null, map: null, frames: new Map(), actions: new Map(), step: 0, complete: 0, playing: false,
+  selected: null, scale: 8, following: true, pending: new Map(), mapImage: null,
+};
+// What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
+window.viewer = { shown: -1, drawn: [], ready: false, errors: [], history: [] };
+
+const GLYPHS = [
+  [/sleep|bed|nap/i, "💤"], [/eat|breakfast|lunch|dinner|cook|cafe|coffee/i, "🍽"], [/talk|chat|convers/i, "💬"],
+  [/walk|go|head|move/i, "🚶"], [/work|write|paint|study|read|research/i, "✍"], [/idle|wait|rest/i, "⏳"],
+];
+function glyph(action) {
+  for (const [re, g] of GLYPHS) if (re.test(action)) return g;
+  return "•";
+}
+function hue(i) { return (i * 137.508) % 360; }
+function initials(name) { return name.split(/\s+/).map((w) => w[0]).join("").slice(0, 2); }
+
+async function getJSON(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status}`);
+  return r.json();
+}
+
+async function start() {
+  state.run = await getJSON("/api/run");
+  state.map = await getJSON("/api/map");
+  const run = state.run;
+  $("title").textContent = `${run.agents.length} agents · ${run.scheduler || "?"} · ${run.world || "?"}` +
+    (run.run_id ? ` · ${run.run_id}` : "");
+  const w = state.map.width, h = state.map.height;
+  state.scale = Math.max(2, Math.floor(Math.min(1120 / w, 800 / h)));
+  town.width = w * state.scale; town.height = h * state.scale; sched.width = town.width;
+  drawMapImage();
+  run.agents.forEach((name, i) => {
+    const li = document.createElement("li");
+    li.textContent = name; li.dataset.agent = i; li.style.color = `hsl(${hue(i)},60%,35%)`;
+    li.onclick = () => select(i);
+    $("agents").appendChild(li);
+  });
+  setComplete(run.complete);
+  if (run.live) follow();
+  await show(run.live ? run.complete - 1 : 0);
+  window.viewer.ready = true;
+}
+
+function setComplete(n) {
+  state.complete = n;
+  $("slider").max = Math.max(0, n - 1);
+}
+
+function drawMapImage() {
+  const { width: w, height: h, walls, places, names } = state.map, s = state.scale;
+  const img = document.createElement("canvas");
+  img.width = w * s; img.height = h * s;
+  const c = img.getContext("2d");
+  c.fillStyle = "#fbfaf6"; c.fillRect(0, 0, img.width, img.height);
+  for (let y = 0; y < places.length; y++) for (let x = 0; x < places[y].length; x++) {
+    const p = places[y][x];
+    if (p >= 0) { c.fillStyle = `hsla(${hue(p * 7 + 3)},45%,80%,0.55)`; c.fillRect(x * s, y * s, s, s); }
+  }
+  c.fillStyle = "#55606a";
+  for (let y = 0; y < walls.length; y++) for (let x = 0; x < walls[y].length; x++)
+    if (walls[y][x]) c.fillRect(x * s, y * s, s, s);
+  if (!walls.length) { // a world without a map: a light grid
+    c.strokeStyle = "#eee";
+    for (let x = 0; x <= w; x += 5) { c.beginPath(); c.moveTo(x * s, 0); c.lineTo(x * s, h * s); c.stroke(); }
+    for (let y = 0; y <= h; y += 5) { c.beginPath(); c.moveTo(0, y * s); c.lineTo(w * s, y * s); c.stroke(); }
+  }
+  state.mapImage = img;
+  state.placeNames = names;
+}
+
+// Frames come in windows; a complete frame never changes, so a window fetched while a live run was short of it
+// is fetched again when a frame it lacked is asked for.
+async function load(step) {
+  const first = Math.floor(step / WINDOW) * WINDOW;
+  while (state.pending.has(first)) await state.pending.get(first);
+  if (state.frames.has(step)) return;
+  const fetched = getJSON(`/api/frames?first=${first}&last=${first + WINDOW}`).then((data) => {
+    data.frames.forEach((f) => {
+      f.actionNames = data.actions;
+      state.frames.set(f.step, f);
+    });
+  });
+  state.pending.set(first, fetched);
+  try { await fetched; } finally { state.pending.delete(first); }
+}
+
+async function show(step) {
+  step = Math.max(0, Math.min(step, state.complete - 1));
+  if (step < 0) return;
+  state.want = step; // only the latest request is drawn: an earlier one that loads later is dropped
+  if (!state.frames.has(step)) await load(step);
+  const f = state.frames.get(step);
+  if (!f || state.want !== step) return;
+  state.step = step;
+  $("slider").value = step;
+  draw(f);
+  if (!state.frames.has(step + WINDOW) && step + WINDOW < state.complete) load(step + WINDOW);
+}
+
+function clock(step) {
+  const secs = state.run.start_seconds + (step + 1) * state.run.seconds_per_step;
+  const h = Math.floor(secs / 3600) % 24, m = Math.floor(secs / 60) % 60, s = Math.floor(secs % 60);
+  return `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+}
+
+function draw(f) {
+  const s = state.scale, layer = $("layer").checked, sc = f.sched;
+  tctx.drawImage(state.mapImage, 0, 0);
+  const drawn = f.pos.map((p) => p && [p[0], p[1]]);
+  const px = (p) => [p[0] * s + s / 2, p[1] * s + s / 2];
+  if (layer && sc) {
+    tctx.lineWidth = 2;
+    sc.clusters.filter((m) => m.length > 1).forEach((members) => {
+      tctx.strokeStyle = "rgba(30,120,220,0.7)";
+      const pts = members.map((a) => drawn[a]).filter(Boolean).map(px);
+      tctx.beginPath();
+      pts.forEach(([x, y], i) => (i ? tctx.lineTo(x, y) : tctx.moveTo(x, y)));
+      tctx.stroke();
+    });
+    tctx.strokeStyle = "rgba(220,40,40,0.55)";
+    sc.blocks.forEach(([b, a]) => {
+      if (!drawn[a] || !drawn[b]) return;
+      arrow(px(drawn[b]), px(drawn[a]));
+    });
+  }
+  f.pos.forEach((p, i) => {
+    if (!p) return;
+    const [x, y] = px(p), r = Math.max(5, s * 0.9);
+    const running = layer && sc && sc.running[i];
+    tctx.beginPath(); tctx.arc(x, y, r, 0, 2 * Math.PI);
+    tctx.fillStyle = `hsl(${hue(i)},65%,${running ? 45 : 60}%)`; tctx.fill();
+    tctx.lineWidth = i === state.selected ? 3 : 1.5;
+    tctx.strokeStyle = i === state.selected ? "#b23" : running ? "#1e78dc" : "#333"; tctx.stroke();
+    tctx.fillStyle = "#fff"; tctx.font = `bold ${Math.max(8, r)}px sans-serif`;
+    tctx.textAlign = "center"; tctx.textBaseline = "middle";
+    tctx.fillText(initials(state.run.agents[i]), x, y + 0.5);
+    const action = f.actionNames[f.action[i]] || "";
+    tctx.font = "11px sans-serif"; tctx.fillStyle = "#111";
+    tctx.fillText(`${glyph(action)} ${action.slice(0, 18)}`, x, y - r - 7);
+  });
+  const ahead = sc ? ` · GVT ${sc.gvt} · ${sc.running.reduce((a, b) => a + b, 0)} running · t=${sc.t.toFixed(1)} s` : "";
+  $("clock").textContent = `step ${f.step} · ${clock(f.step)}${ahead}`;
+  drawSched(sc);
+  window.viewer.shown = f.step;
+  window.viewer.drawn = drawn;
+}
+
+function arrow([x0, y0], [x1, y1]) {
+  tctx.beginPath(); tctx.moveTo(x0, y0); tctx.lineTo(x1, y1); tctx.stroke();
+  const a = Math.atan2(y1 - y0, x1 - x0), h = 7;
+  tctx.beginPath(); tctx.moveTo(x1, y1);
+  tctx.lineTo(x1 - h * Math.cos(a - 0.4), y1 - h * Math.sin(a - 0.4));
+  tctx.lineTo(x1 - h * Math.cos(a + 0.4), y1 - h * Math.sin(a + 0.4));
+  tctx.closePath(); tctx.fillStyle = tctx.strokeStyle; tctx.fill();
+}
+
+// Each agent's step against GVT: one bar per agent, its height how far it is ahead of the slowest agent.
+function drawSched(sc) {
+  const W = sched.width, H = sched.height;
+  sctx.clearRect(0, 0, W, H);
+  sctx.fillStyle = "#333"; sctx.font = "12px sans-serif"; sctx.textAlign = "left"; sctx.textBaseline = "top";
+  if (!sc || !$("layer").checked) { sctx.fillText("scheduler layer off", 6, 4); return; }
+  const n = sc.steps.length, ahead = sc.steps.map((x) => x - sc.gvt), top = Math.max(5, ...ahead);
+  sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, grey: waiting; ` +
+    `${sc.blocks.length} blocked-by pairs, ${sc.clusters.length} clusters running`, 6, 4);
+  const bw = (W - 12) / n, base = H - 6, hmax = H - 30;
+  ahead.forEach((a, i) => {
+    const h = Math.max(1, (a / top) * hmax);
+    sctx.fillStyle = sc.running[i] ? "#1e78dc" : "#9aa3ab";
+    if (i === state.selected) sctx.fillStyle = "#b23";
+    sctx.fillRect(6 + i * bw + 1, base - h, Math.max(1, bw - 2), h);
+  });
+}
+
+function markerAt(mx, my) {
+  const f = state.frames.get(state.step), s = state.scale;
+  if (!f) return null;
+  let best = null, bestD = Math.max(8, s) ** 2;
+  f.pos.forEach((p, i) => {
+    if (!p) return;
+    const d = (p[0] * s + s / 2 - mx) ** 2 + (p[1] * s + s / 2 - my) ** 2;
+    if (d <= bestD) { best = i; bestD = d; }
+  });
+  return best;
+}
+
+town.addEventListener("mousemove", (e) => {
+  const r = town.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
+  const x = Math.floor(mx / state.scale), y = Math.floor(my / state.scale), m = state.map;
+  const agent = markerAt(mx, my);
+  const place = m.places.length && m.places[y] && m.places[y][x] >= 0 ? m.names[m.places[y][x]] : "";
+  const wall = m.walls.length && m.walls[y] && m.walls[y][x] ? "wall" : "";
+  $("hover").textContent = `(${x}, ${y}) ${agent !== null ? state.run.agents[agent] + " · " : ""}${place || wall}` || "\u00a0";
+});
+town.addEventListener("click", (e) => {
+  const r = town.getBoundingClientRect();
+  const agent = markerAt(e.clientX - r.left, e.clientY - r.top);
+  if (agent !== null) select(agent);
+});
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+}
+
+async function select(agent) {
+  state.selected = agent;
+  document.querySelectorAll("#agents li").forEach((li) => li.classList.toggle("sel", +li.dataset.agent === agent));
+  const f = state.frames.get(state.step);
+  if (f) draw(f);
+  const d = await getJSON(`/api/agent/${agent}`);
+  const actions = d.actions.slice(-200).map((a) =>
+    `<tr><td>${a.step}</td><td>${clock(a.step)}</td><td>${esc(glyph(a.action))} ${esc(a.action)}</td></tr>`).join("");
+  const calls = d.calls.slice(-200).map((c) => `<div class="call"><b>step ${c.step}</b> ${esc(c.function)} · ` +
+    `${c.prompt_tokens} prompt / ${c.output_tokens} output tokens · ${(c.end - c.start).toFixed(2)} s` +
+    (c.prompt ? `<pre>${esc(c.prompt)}</pre><pre>→ ${esc(c.output)}</pre>` : " <i>(text not kept)</i>") + "</div>").join("");
+  const talks = d.conversations.map((c) => `<div class="call"><b>steps ${c.start}–${c.end}</b>` +
+    c.utterances.map((u, i) => `<div>${esc(state.run.agents[c.speakers[i]])}: ${esc(u)}</div>`).join("") + "</div>").join("");
+  $("detail").innerHTML = `<h3 id="who">${esc(d.name)}</h3>` +
+    `<h3>Actions (${d.actions.length} changes)</h3><table><tr><th>step</th><th>time</th><th>action</th></tr>${actions}</table>` +
+    `<h3 id="calls">LLM calls (${d.calls.length})</h3>${calls || "<p>none</p>"}` +
+    `<h3>Conversations (${d.conversations.length})</h3>${talks || "<p>none</p>"}`;
+}
+
+function tick() {
+  if (!state.playing) return;
+  const next = state.step + 1;
+  if (next >= state.complete) {
+    if (!state.run.live) { togglePlay(false); return; }
+  } else show(next);
+  setTimeout(tick, 1000 / +$("speed").value);
+}
+function togglePlay(on) {
+  state.playing = on ?? !state.playing;
+  $("play").textContent = state.playing ? "⏸" : "▶";
+  if (state.playing) tick();
+}
+$("play").onclick = () => togglePlay();
+$("slider").addEventListener("input", (e) => {
+  state.following = +e.target.value >= state.complete - 1; // a live view follows the newest frame until scrubbed back
+  show(+e.target.value);
+});
+$("layer").addEventListener("change", () => { const f = state.frames.get(state.step); if (f) draw(f); });
+document.addEventListener("keydown", (e) => { if (e.code === "Space" && e.target === document.body) { e.preventDefault(); togglePlay(); } });
+
+// Live: the server says how many frames are complete; the view follows the newest unless the person scrubbed back.
+function follow() {
+  $("live").hidden = false;
+  const events = new EventSource("/api/live");
+  events.addEventListener("complete", async (e) => {
+    const n = +e.data;
+    window.viewer.history.push(n);
+    setComplete(n);
+    if (state.following && n > 0) await show(n - 1);
+    window.viewer.complete = n;
+  });
+  events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
+}
+
+window.addEventListener("error", (e) => window.viewer.errors.push(String(e.message)));
+start().catch((e) => { window.viewer.errors.push(String(e)); $("title").textContent = "error: " + e; });

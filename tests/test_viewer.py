@@ -1,0 +1,90 @@
+"""The viewer's data: trace columns for the scheduler layer, frames from a trace and from a live run, the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from metropolis.agents import WalkerConfig
+from metropolis.kernel import Environment
+from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.runtime import VirtualRuntime
+from metropolis.trace import Trace, TraceRecorder
+from metropolis.viewer import LiveSource, TraceSource, make_app
+from metropolis.viewer.frames import Timeline
+from metropolis.viewer.town import town_map
+from tests.scenarios import walker_sim
+
+
+def _run(tmp_path: Path, live: bool = False) -> tuple[Path, LiveSource | None]:
+    sim = walker_sim(6, "metropolis", seed=3, size=12, steps=12, config=WalkerConfig(call_prob=0.5))
+    recorder = TraceRecorder.for_simulation(sim, tmp_path / "trace", run_id="t")
+    sim.listeners.append(recorder)
+    source = LiveSource.attach(sim, "t") if live else None
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
+    recorder.close()
+    return tmp_path, source
+
+
+def test_steps_carry_their_unit_and_gvt(tmp_path: Path) -> None:
+    folder, _ = _run(tmp_path)
+    steps = Trace.read(folder / "trace").steps
+    assert steps["unit"].notna().all() and steps["gvt"].notna().all()
+    assert (steps["gvt"] <= steps["step"]).all()  # nobody runs a step below the slowest agent
+    per_unit = steps.groupby("unit")["step"].nunique()
+    assert (per_unit == 1).all()  # a unit is one cluster's one step
+
+
+def test_frames_put_each_agent_where_the_trace_says(tmp_path: Path) -> None:
+    folder, _ = _run(tmp_path)
+    source = TraceSource(folder)
+    client = TestClient(make_app(source, town_map(None, (20, 20))))
+    assert client.get("/api/run").json()["complete"] == 12
+    body = client.get("/api/frames", params={"first": 5, "last": 8}).json()
+    steps = Trace.read(folder / "trace").steps
+    for frame in body["frames"]:
+        at = steps[steps["step"] == frame["step"]].sort_values("agent")
+        assert frame["pos"] == [[int(x), int(y)] for x, y in zip(at["x"], at["y"], strict=True)]
+        sched = frame["sched"]
+        assert min(sched["steps"]) == sched["gvt"] > frame["step"]
+
+
+def test_the_scheduler_picture_follows_the_rules() -> None:
+    import pandas as pd
+
+    # Agent 0 is at step 3, agent 1 (near it) at step 1, agent 2 (far) at step 1: 0 waits on 1 only.
+    rows = [(a, s, x, 0, float(s), float(s) + 0.5, a * 10 + s) for a, n, x in ((0, 3, 0), (1, 1, 3), (2, 1, 50))
+            for s in range(n)]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["agent", "step", "x", "y", "start", "end", "unit"])
+    picture = Timeline.of(frame, 3).at(10.0, until=5, R=4.0, V=1.0)
+    assert picture["steps"] == [3, 1, 1] and picture["gvt"] == 1
+    assert picture["blocks"] == [[1, 0]]
+
+
+def test_a_live_run_ends_with_the_frames_of_its_trace(tmp_path: Path) -> None:
+    folder, live = _run(tmp_path, live=True)
+    assert live is not None and live.complete() == 12
+    recorded = TraceSource(folder).window(0, 12).sort_values(["step", "agent"]).reset_index(drop=True)
+    kept = live.window(0, 12).sort_values(["step", "agent"]).reset_index(drop=True)
+    cols = ["agent", "step", "x", "y", "unit", "gvt"]
+    assert kept[cols].astype(int).equals(recorded[cols].astype(int))
+
+
+def test_an_agent_shows_its_calls(tmp_path: Path) -> None:
+    folder, _ = _run(tmp_path)
+    client = TestClient(make_app(TraceSource(folder), town_map(None, (20, 20))))
+    calls = Trace.read(folder / "trace").calls
+    agent = int(calls["agent"].iloc[0])
+    body = client.get(f"/api/agent/{agent}").json()
+    assert len(body["calls"]) == int((calls["agent"] == agent).sum())
+    assert client.get("/api/agent/99").status_code == 404
+
+
+def test_a_bad_run_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        TraceSource(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such run folder"):
+        TraceSource(tmp_path / "nope")

@@ -1,0 +1,210 @@
+"""The viewer and the report in a real browser: Playwright driving Debian's headless `chromium`.
+
+`playwright install` cannot download browsers here, so the tests point Playwright at /usr/bin/chromium (install.sh
+installs it); without Playwright or chromium they skip and say which is missing. Screenshots of the replay, the
+live view and the report are saved under each test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from metropolis.paths import shared_data_dir
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+SRC = Path(__file__).resolve().parents[1] / "src"
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent"),
+]
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "METROPOLIS_SHARED": str(shared_data_dir(required=False))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "metropolis.cli.main", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _url(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"http://[\d.]+:\d+/", line)
+        if found:
+            return found.group(0)
+    raise AssertionError(f"no URL printed; stderr: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def _line(proc: subprocess.Popen[str], words: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if words in line:
+            return line
+    return ""
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "r"
+    proc = _cli(["run", "--hours", "0.2", "--out", str(out)], out.parent)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page(viewport={"width": 1500, "height": 1050})
+    page.errors = []  # console errors and uncaught exceptions
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    page.close()
+
+
+def _trace_positions(folder: Path, step: int) -> list[list[int]]:
+    steps = pd.read_parquet(folder / "trace" / "steps.parquet")
+    at = steps[steps["step"] == step].sort_values("agent")
+    return [[int(x), int(y)] for x, y in zip(at["x"], at["y"], strict=True)]
+
+
+def _scrub(page: Any, step: int) -> None:
+    page.eval_on_selector("#slider", f"(e) => {{ e.value = {step}; e.dispatchEvent(new Event('input')); }}")
+    page.wait_for_function(f"window.viewer.shown === {step}")
+
+
+def _not_blank(page: Any) -> int:
+    """How many different colours the town canvas has in a sample of its pixels."""
+    return int(page.evaluate(
+        """() => { const c = document.getElementById('town'), d = c.getContext('2d').getImageData(0, 0, c.width,
+        c.height).data, seen = new Set(); for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i + 1] << 8
+        | d[i + 2]); return seen.size; }"""
+    ))  # fmt: skip
+
+
+def test_the_replay_shows_the_run(run_folder: Path, page: Any, tmp_path: Path) -> None:
+    proc = _cli(["view", str(run_folder)], run_folder.parent)
+    try:
+        url = _url(proc)
+        assert url.startswith("http://127.0.0.1:")
+        page.goto(url)
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        assert _not_blank(page) > 5
+        assert page.locator("#agents li").count() == 25
+        for step in (0, 37, 71):
+            _scrub(page, step)
+            assert page.evaluate("window.viewer.drawn") == _trace_positions(run_folder, step)
+        # Click the marker of an agent that called the LLM: its calls appear.
+        calls = pd.read_parquet(run_folder / "trace" / "calls.parquet")
+        agent = int(calls["agent"].value_counts().index[0])
+        x, y = page.evaluate(f"window.viewer.drawn[{agent}]")
+        scale = page.evaluate("document.getElementById('town').width") / 140
+        box = page.locator("#town").bounding_box()
+        # Markers may overlap: click where this one is, then check the agent chosen is one standing there.
+        page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+        page.wait_for_selector("#calls")
+        name = page.inner_text("#who")
+        who = next(i for i, n in enumerate(_names(run_folder)) if n == name)
+        assert page.evaluate(f"window.viewer.drawn[{who}]") == [x, y]
+        want = int((calls["agent"] == who).sum())
+        assert f"LLM calls ({want})" in page.inner_text("#calls")
+        page.screenshot(path=str(tmp_path / "replay.png"))
+        assert page.errors == []
+    finally:
+        _stop(proc)
+
+
+def _names(folder: Path) -> list[str]:
+    import json
+
+    return list(json.loads((folder / "trace" / "meta.json").read_text())["agent_names"])
+
+
+def test_the_server_listens_on_loopback_only(run_folder: Path) -> None:
+    proc = _cli(["view", str(run_folder)], run_folder.parent)
+    try:
+        port = int(_url(proc).rsplit(":", 1)[1].strip("/"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outward interface's address
+            outward = s.getsockname()[0]
+        if outward.startswith("127."):
+            pytest.skip("this machine has no address but loopback")
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect((outward, port))
+    finally:
+        _stop(proc)
+
+
+def test_a_bad_run_folder_is_one_line(tmp_path: Path) -> None:
+    proc = _cli(["view", str(tmp_path)], tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "not a run folder" in err
+
+
+def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path) -> None:
+    out = tmp_path / "live"
+    proc = _cli(["run", "--hours", "3", "--no-compare", "--view", "--out", str(out)], tmp_path)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+        history = page.evaluate("window.viewer.history")
+        page.wait_for_function("window.viewer.shown === 1079")
+        page.screenshot(path=str(tmp_path / "live.png"))
+        assert history == sorted(history) and history[-1] == 1080
+        assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
+        page.reload()  # a reload resumes: every frame is there, the last one is the trace's
+        page.wait_for_function("window.viewer && window.viewer.ready && window.viewer.finished === true")
+        page.wait_for_function("window.viewer.shown === 1079")
+        assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
+        assert page.errors == []
+        assert "shows the finished run" in _line(proc, "shows the finished run")  # the report is written
+    finally:
+        assert _stop(proc) == 0
+
+
+def test_the_report_opens_from_disk(run_folder: Path, page: Any, tmp_path: Path) -> None:
+    page.goto((run_folder / "report.html").as_uri())
+    headline = page.inner_text(".headline")
+    assert re.match(r"\d+ min of town time, modelled on 1 L4, took .*; serial would take .*x", headline)
+    assert page.locator("img").count() >= 2
+    assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert page.errors == []
