@@ -100,6 +100,16 @@ def find_server(path: str | None = None) -> Path:
     return binary
 
 
+def unavailable_reason() -> str | None:
+    """Why `--llm local` cannot run here (no binary, no model), or None when it can: for skipping tests."""
+    try:
+        find_server()
+        smollm2_path()
+    except LocalServerUnavailable as missing:
+        return str(missing)
+    return None
+
+
 def server_env(binary: Path) -> dict[str, str]:
     """The environment to run `binary` in: a build's shared libraries sit beside it, and its RPATH may point at a
     build folder long gone."""
