@@ -82,7 +82,7 @@ def _realtime(
         raise ValueError("nothing to run: --walkers and --replay-agents are both 0")
     town = load_smallville(agents=max(walkers, replay_agents))
     policies = policies or scheduler_names()
-    server = LocalModelServer(n_ctx=2048, slots=slots or None, cache_prompt=False, ignore_eos=True)
+    server = LocalModelServer(n_ctx=4096, slots=slots or None, cache_prompt=False, ignore_eos=True)
     with console.status("starting the local llama-server ..."), server:
         cfg = server.endpoint(read_timeout=600.0, max_attempts=2)
         console.print(
