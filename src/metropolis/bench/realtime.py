@@ -107,9 +107,11 @@ async def measure(sim: Simulation, cfg: EndpointConfig) -> tuple[float, float, i
 
 
 def predict(sim: Simulation, serving: ServingConfig) -> tuple[float, float]:
-    """(virtual seconds, mean requests in flight) of `sim` on the serving model."""
+    """(virtual seconds, mean requests in flight) of `sim` on the serving model, with llama-server's waiting
+    queue: it ignores `priority` and gives a freed slot to the request that waited longest."""
     env = Environment()
-    report = VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, serving.replace(replicas=1)))).run()
+    config = serving.replace(replicas=1, queue="fcfs")
+    report = VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, config))).run()
     return report.duration, report.mean_llm_in_flight
 
 

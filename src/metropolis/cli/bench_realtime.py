@@ -51,7 +51,9 @@ def realtime(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Walkers and replayed generative-agent calls under every policy against the local llama-server (continuous
-    batching), wall-clock speedups side by side, each next to the serving model's virtual-time prediction."""
+    batching), wall-clock speedups side by side, each next to the serving model's virtual-time prediction.
+
+    Exit codes: 0 done, 2 bad input, 3 the server failed, 130 interrupted."""
     _realtime(walkers, replay_agents, minutes, start_hour, policy, serving, slots, save, seed)
 
 
