@@ -183,7 +183,9 @@ def server_slots(base_url: str, timeout: float = 5.0) -> int | None:
 
 
 def config_from_json(data: dict[str, Any]) -> ServingConfig:
-    """The serving model `metropolis calibrate --save` wrote."""
+    """The serving model `metropolis calibrate --save` wrote (or the one `bench realtime --save` wrote beside its
+    runs, under "serving")."""
+    data = data.get("serving", data)
     cost = CostModel(**{k: float(data["cost"][k]) for k in ("c0", "c_prefill", "c_decode", "c_kv")})
     return _config(cost, int(data["max_running"]), int(data.get("max_batched_tokens", 1 << 20)))
 
