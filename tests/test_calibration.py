@@ -52,6 +52,7 @@ def test_a_saved_model_loads_back() -> None:
     config = _config(TRUE, 16, 2048)
     saved = {"cost": TRUE.as_dict(), "max_running": 16, "max_batched_tokens": 2048}
     assert config_from_json(saved) == config
+    assert config_from_json({"serving": saved, "runs": []}) == config  # as bench realtime --save writes it
 
 
 def test_slots_of_a_server_that_does_not_answer_are_unknown() -> None:
