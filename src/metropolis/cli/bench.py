@@ -8,7 +8,7 @@ from rich.table import Table
 
 from metropolis.bench.endtoend import EndToEndRow, end_to_end_names, run_end_to_end
 from metropolis.bench.scheduler import SchedulerBenchRow, run_scheduler_bench
-from metropolis.cli import bench_kv_restore, bench_memory, bench_sim, bench_slots, bench_slots_sim
+from metropolis.cli import bench_kv_restore, bench_memory, bench_realtime, bench_sim, bench_slots, bench_slots_sim
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
 from metropolis.registry import check_name
@@ -99,3 +99,4 @@ app.command("memory")(bench_memory.memory)
 app.command("kv-restore")(bench_kv_restore.kv_restore)
 app.command("slots")(bench_slots.slots)
 app.command("slots-sim")(bench_slots_sim.slots_sim)
+app.command("realtime")(bench_realtime.realtime)

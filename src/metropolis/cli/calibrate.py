@@ -15,11 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.llm_source import check_llm_spec, llm_endpoint
 from metropolis.cli.options import integer, number, positive_ints, writable_file
-from metropolis.llm.calibration import CalibrationResult, Probe, calibrate, measure, plan_probes
-from metropolis.llm.client import OpenAIClient
+from metropolis.llm.calibration import CalibrationResult, Probe, calibrate, measure_endpoint, plan_probes, server_slots
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving.calibrate import Measurement
-from metropolis.llm.types import LLMRequest
 
 console = Console(stderr=True)
 out = Console()
@@ -31,14 +29,15 @@ def calibrate_cmd(
     model: str = typer.Option("default", "--model", help="Model name to request from a URL endpoint."),
     prompts: str = typer.Option("64,192,384,640", "--prompt-tokens", help="Prompt sizes to probe."),
     outputs: str = typer.Option("4,16,48", "--output-tokens", help="Output sizes to probe."),
-    concurrency: str = typer.Option("1,2,4", "--concurrency", help="Burst sizes (1 is required)."),
+    concurrency: str = typer.Option("1,2,4,8", "--concurrency", help="Burst sizes (1 is required)."),
     repeats: int = typer.Option(2, "--repeats", help="How many times to probe each size."),
     seed: int = typer.Option(0, "--seed"),
     save: Path | None = typer.Option(None, "--save", help="Write the fitted serving model and measurements (JSON)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one answer before a retry."),
 ) -> None:
-    """Measure a server (latency against prompt tokens, output tokens and concurrency), fit the serving model,
-    and print its median prediction error on requests it was not fitted on.
+    """Measure a server (latency against prompt tokens, output tokens and concurrency), fit the serving model
+    (batching cost terms from bursts of concurrent requests), and print its median prediction error on requests
+    it was not fitted on. `--save` writes it for `metropolis bench realtime --serving`.
 
     Exit codes: 0 done, 2 bad input, 3 the server failed, 130 interrupted."""
     _calibrate(llm, kind, model, prompts, outputs, concurrency, repeats, seed, save, timeout)
@@ -81,7 +80,8 @@ def _calibrate(
         ) as bar:  # fmt: skip
             task = bar.add_task("probes", total=len(probes))
             records = asyncio.run(_measure(cfg, probes, rng, lambda: bar.advance(task)))
-    result = calibrate(records, random.Random(seed))
+        slots = server_slots(cfg.base_url)  # llama-server's parallel slots; None for servers that do not say
+    result = calibrate(records, random.Random(seed), slots=slots)
     _report(result)
     if save is not None:
         save.write_text(json.dumps(_as_json(result), indent=2))
@@ -91,10 +91,7 @@ def _calibrate(
 async def _measure(
     cfg: EndpointConfig, probes: list[Probe], rng: random.Random, tick: Callable[[], None]
 ) -> list[Measurement]:
-    async with OpenAIClient(cfg, on_retry=lambda what: console.print(f"[yellow]retry[/yellow]: {what}")) as client:
-        warmup = LLMRequest("calib", 0, "warmup", ({"role": "user", "content": "Hi"},), max_tokens=4)
-        await client.complete(warmup)  # loads the model's pages; not measured
-        return await measure(client, probes, rng, tick)
+    return await measure_endpoint(cfg, probes, rng, tick, lambda what: console.print(f"[yellow]retry[/yellow]: {what}"))
 
 
 def _report(r: CalibrationResult) -> None:
@@ -104,7 +101,8 @@ def _report(r: CalibrationResult) -> None:
     out.print(f"  c_prefill {c.c_prefill * 1e6:9.3f} us per prompt token")
     out.print(f"  c_decode  {c.c_decode * 1e6:9.3f} us per sequence in the decode batch")
     out.print(f"  c_kv      {c.c_kv * 1e9:9.3f} ns per KV token attended")
-    out.print(f"  batching  {r.batching}")
+    slots = f", {r.slots} slots" if r.slots else ""
+    out.print(f"  batching  {r.batching} (at most {r.config.max_running} at once{slots})")
     out.print(f"fitted on {len(r.train)} bursts, tested on {len(r.test)} others")
     out.print(f"[bold]median prediction error on held-out requests: {r.median_error_pct:.1f}%[/bold]")
 
@@ -114,6 +112,8 @@ def _as_json(r: CalibrationResult) -> dict[str, object]:
     return {
         "cost": {"c0": c.c0, "c_prefill": c.c_prefill, "c_decode": c.c_decode, "c_kv": c.c_kv},
         "max_running": r.config.max_running,
+        "max_batched_tokens": r.config.max_batched_tokens,
+        "slots": r.slots,
         "batching": r.batching,
         "median_error_pct": r.median_error_pct,
         "measurements": [_fields(m) for m in r.train + r.test],

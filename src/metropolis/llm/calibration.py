@@ -1,10 +1,13 @@
 """Calibrating the serving model against a live server: measure, fit, and check on requests not fitted on.
 
 The driver sends bursts of `c` identical-size requests to an idle server over the real client, for a grid of
-prompt and output sizes. Single requests (c = 1) fit the four cost coefficients in closed form
-(`serving.calibrate.fit`); the bursts decide how the server batches (continuous batching, or one request at a time
-as llama-cpp-python's server does). Held-out probes are then predicted by running them through the serving model
-itself, so the reported error is the model's, not the fit formula's.
+prompt and output sizes. Two readings of the server are fitted and the bursts decide between them:
+- one request at a time (llama-cpp-python's server): the four cost coefficients from single requests (c = 1);
+- continuous batching (llama-server, vLLM, SGLang): the coefficients from singles and bursts together, so that
+  `c_decode` (per sequence in the decode batch) and the prefill of c prompts in one iteration are measured, not
+  assumed; at most `slots` requests run at once (llama-server's `--parallel`, read from its `/props`).
+Held-out probes are then predicted by running them through the serving model itself, so the reported error is
+the model's, not the fit formula's.
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from metropolis.kernel import Environment
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving.calibrate import Measurement, fit, split
 from metropolis.llm.serving.cluster import Cluster
 from metropolis.llm.serving.config import ServingConfig
@@ -44,6 +52,7 @@ class CalibrationResult:
     median_error_pct: float
     errors_pct: list[float]
     batching: str
+    slots: int | None = None
 
 
 def plan_probes(
@@ -110,6 +119,20 @@ async def measure(
     return out
 
 
+async def measure_endpoint(
+    cfg: EndpointConfig,
+    probes: Sequence[Probe],
+    rng: random.Random,
+    progress: Callable[[], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Warm the server up with one short request (not measured), then `measure` every probe against `cfg`."""
+    async with OpenAIClient(cfg, on_retry=on_retry) as client:
+        warmup = LLMRequest("calib", 0, "warmup", ({"role": "user", "content": "Hi"},), max_tokens=4)
+        await client.complete(warmup)  # loads the model's pages
+        return await measure(client, probes, rng, progress)
+
+
 def simulate_burst(config: ServingConfig, m: Measurement) -> float:
     """Mean latency of `m`'s burst as the serving model predicts it."""
     env = Environment()
@@ -121,28 +144,58 @@ def simulate_burst(config: ServingConfig, m: Measurement) -> float:
     return statistics.mean(job.latency for job in jobs)
 
 
-def calibrate(records: Sequence[Measurement], rng: random.Random, test_fraction: float = 0.3) -> CalibrationResult:
-    """Fit on part of the records; the error is measured on the rest, through the serving model."""
+def calibrate(
+    records: Sequence[Measurement],
+    rng: random.Random,
+    test_fraction: float = 0.3,
+    *,
+    slots: int | None = None,
+    batch_tokens: int = 1 << 20,
+) -> CalibrationResult:
+    """Fit on part of the records; the error is measured on the rest, through the serving model. `slots` bounds
+    the requests a batching server runs at once (None: the widest burst); `batch_tokens` the tokens one
+    iteration takes (llama-server's `--batch-size`)."""
     train, test = split(records, test_fraction, rng)
     singles = [m for m in train if m.concurrency == 1]
-    cost = fit(singles)
     widest = max((m.concurrency for m in records), default=1)
-    candidates = {"one at a time": _config(cost, 1), "continuous batching": _config(cost, max(2, widest))}
+    candidates = {
+        "one at a time": _config(fit(singles), 1, batch_tokens),
+        "continuous batching": _config(fit(train), slots or max(2, widest), batch_tokens),
+    }
     bursts = [m for m in train if m.concurrency > 1] or singles
     batching = min(candidates, key=lambda k: _median_error(candidates[k], bursts))
     config = candidates[batching]
     errors = [abs(simulate_burst(config, m) - m.latency) / m.latency * 100 for m in test]
     if not errors:
         raise ValueError("no held-out measurements: add probes or raise the test fraction")
-    return CalibrationResult(config, list(train), list(test), statistics.median(errors), errors, batching)
+    return CalibrationResult(config, list(train), list(test), statistics.median(errors), errors, batching, slots)
 
 
-def _config(cost: CostModel, max_running: int) -> ServingConfig:
+def server_slots(base_url: str, timeout: float = 5.0) -> int | None:
+    """The parallel slots a llama.cpp server reports at `/props` (`total_slots`), or None if it reports none."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        reply = httpx.get(f"{root}/props", timeout=timeout)
+        slots = reply.json().get("total_slots") if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return slots if isinstance(slots, int) and slots >= 1 else None
+
+
+def config_from_json(data: dict[str, Any]) -> ServingConfig:
+    """The serving model `metropolis calibrate --save` wrote (or the one `bench realtime --save` wrote beside its
+    runs, under "serving")."""
+    data = data.get("serving", data)
+    cost = CostModel(**{k: float(data["cost"][k]) for k in ("c0", "c_prefill", "c_decode", "c_kv")})
+    return _config(cost, int(data["max_running"]), int(data.get("max_batched_tokens", 1 << 20)))
+
+
+def _config(cost: CostModel, max_running: int, batch_tokens: int = 1 << 20) -> ServingConfig:
     return ServingConfig(
         name="calibrated",
         cost=cost,
         kv_capacity_tokens=1 << 30,
-        max_batched_tokens=1 << 20,
+        max_batched_tokens=batch_tokens,
         max_running=max_running,
         note="fitted by metropolis calibrate",
     )

