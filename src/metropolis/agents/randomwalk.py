@@ -8,6 +8,7 @@ given sizes, so virtual-time runs have something for the serving model to do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from metropolis.engine.agent import Agent, StepContext
 from metropolis.world.spatial import Pos
@@ -75,3 +76,11 @@ class RandomWalker(Agent):
 
     def snapshot(self) -> object:
         return tuple(self.inbox)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What steps change: what it was told and how much of it it has heard (the config is fixed)."""
+        return {"inbox": list(self.inbox), "heard": self.heard}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inbox = list(state["inbox"])
+        self.heard = int(state["heard"])

@@ -17,6 +17,7 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.engine.simulation import SchedulerFactory
@@ -68,6 +69,14 @@ class ReplayAgent(Agent):
         if nxt != ctx.pos:
             ctx.move(nxt)
         ctx.act(self.actions[s])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: a replay agent's steps read only its script, fixed at construction."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"a replay agent has no state to load, got keys {sorted(state)}")
 
 
 def replay_agents(workload: Workload, *, send_text: bool = False) -> list[ReplayAgent]:

@@ -17,6 +17,8 @@ from rich.console import Console
 
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
+from metropolis.cli.durable import Durable
+from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
 from metropolis.cli.run_setup import RunOptions, build_simulation, prices
@@ -24,9 +26,12 @@ from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.journal import Journal, JournalBackend, JournalResponder
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
+from metropolis.llm.serving.responder import PlaceholderResponder
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
-from metropolis.trace import Trace, TraceRecorder, recorded_answers
+from metropolis.runtime.checkpoint import DEFAULT_MINUTES
+from metropolis.trace import Trace, recorded_answers
 
 out = Console()
 
@@ -60,24 +65,35 @@ def run(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one LLM answer before a retry."),
     attempts: int = typer.Option(6, "--attempts", help="Tries per LLM call before the run fails (exit code 3)."),
     force: bool = typer.Option(False, "--force", help="Let --out replace an earlier run's folder."),
+    checkpoint_minutes: float = typer.Option(
+        DEFAULT_MINUTES, "--checkpoint-minutes", help="Simulated minutes between checkpoints (0: none)."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
     Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on
-    SIGTERM); the run folder's meta.json says how the run ended."""
+    SIGTERM); the run folder's meta.json says how the run ended. A run that stopped (even by kill -9)
+    continues with `metropolis resume RUN`."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent, metric=metric,
         seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force,
     )  # fmt: skip
-    _run(options)
+    _run(options, checkpoint_minutes)
 
 
 @one_line_errors
-def _run(opts: RunOptions) -> None:
+def _run(opts: RunOptions, checkpoint_minutes: float) -> None:
     opts = opts.resolved()
+    number(checkpoint_minutes, "--checkpoint-minutes", 0, MAX_HOURS * 60)
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
+    execute(opts, folder, checkpoint_minutes, resume=False)
+
+
+def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resume: bool) -> None:
+    """Run (or, with `resume`, continue in an existing folder) the simulation `opts` describe, durably: the
+    LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints."""
     run_prices = prices(opts.price)
     with contextlib.ExitStack() as stack:
         stack.enter_context(sigterm_as_interrupt())
@@ -89,29 +105,31 @@ def _run(opts: RunOptions) -> None:
             out.print(f"LLM: {cfg.model} at {cfg.base_url}")
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
-        path = folder.create(_meta(opts, what))
-        recorder = TraceRecorder.for_simulation(sim, path / "trace")
-        sim.listeners.append(recorder)
+        path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
+        durable = stack.enter_context(Durable.open(sim, path, opts.runtime == "virtual", checkpoint_minutes, resume))
+        if resume:
+            out.print(durable.resuming())
+            folder.finish("running", resumed=durable.checkpoint_number())
         progress = stack.enter_context(agent_step_progress(sim))
         try:
             if opts.runtime == "virtual":
-                report, books = _virtual(sim, opts, responder, progress, run_prices)
+                report, books = _virtual(sim, opts, responder, progress, run_prices, durable.journal)
             else:
-                report, books = _real(sim, cfg, progress, run_prices)
+                report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
-            _close_quietly(recorder)
+            durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
                 f"{how} after {progress.done:,} of {progress.total:,} agent-steps; what was recorded is in "
-                f"{path} (meta.json, trace/)",
+                f"{path} (meta.json, trace/); continue with: metropolis resume {path}",
                 exit_code(stop),
             ) from None
         except Exception as error:
-            _close_quietly(recorder)
+            durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
-    recorder.close()
+        durable.finish()
     for extra in extras:
         extra.finish(path, out)
     (path / "report.json").write_text(json.dumps(asdict(report), indent=2))
@@ -126,15 +144,9 @@ def _run(opts: RunOptions) -> None:
     out.print(f"  run folder       {path} (report.json, trace/)")
 
 
-def _meta(opts: RunOptions, what: str) -> dict[str, object]:
+def _meta(opts: RunOptions, what: str, checkpoint_minutes: float) -> dict[str, object]:
     fields = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
-    return {"what": what, "options": fields}
-
-
-def _close_quietly(recorder: TraceRecorder) -> None:
-    """Keep what was recorded before a failure; a second failure while closing must not hide the first."""
-    with contextlib.suppress(Exception):
-        recorder.close()
+    return {"what": what, "options": fields, "checkpoint_minutes": checkpoint_minutes}
 
 
 def _replay(opts: RunOptions) -> ReplayResponder | None:
@@ -151,19 +163,21 @@ def _virtual(
     responder: ReplayResponder | None,
     progress: StepProgress,
     run_prices: Prices | None,
+    journal: Journal,
 ) -> tuple[RunReport, Accounting]:
     env = Environment()
-    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), responder)
+    answers = JournalResponder(responder if responder is not None else PlaceholderResponder(), journal)
+    llm = VirtualLLM(env, Cluster(env, preset(opts.preset, gpus=opts.gpus)), answers)
     runtime = VirtualRuntime(sim, env, llm)
     runtime.accounting.prices = run_prices
     return runtime.run(progress), runtime.accounting
 
 
 def _real(
-    sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None
+    sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None, journal: Journal
 ) -> tuple[RunReport, Accounting]:
     """The run's books are its accounting listener's; a failed call ends the run, so the client's own books
-    (which count failures) add nothing to them."""
+    (which count failures) add nothing to them. Every answer goes through the journal."""
 
     async def go() -> tuple[RunReport, Accounting]:
         if cfg is None:
@@ -171,7 +185,7 @@ def _real(
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
         async with OpenAIClient(cfg, on_retry=progress.retry) as client:
-            runtime = AsyncioRuntime(sim, client)
+            runtime = AsyncioRuntime(sim, JournalBackend(client, journal))
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
 

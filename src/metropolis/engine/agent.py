@@ -10,6 +10,7 @@ reproduce the `serial` run exactly.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,20 @@ class Agent:
     def snapshot(self) -> object:
         """A comparable digest of private state, used to check that schedulers agree beyond public state."""
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything private this agent's future steps depend on, as a picklable dict that compares equal
+        exactly when the states are equal: checkpoints save it, and a resumed run checks it got the same.
+
+        The default deep-copies the instance's attributes except `unique_id` (which the simulation assigns).
+        Override it when some attributes are fixed at construction (configuration, shared read-only objects
+        such as an embedder or a map): saving only what steps change is smaller and faster."""
+        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k != "unique_id"}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (a copy, so the dict can be loaded again)."""
+        for key, value in state.items():
+            setattr(self, key, copy.deepcopy(value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
