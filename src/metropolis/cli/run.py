@@ -141,6 +141,8 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
     for line in books.summary(per_agent=opts.runtime != "virtual" and bool(books.agents), totals=False):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
+    if resume:
+        out.print("  " + durable.summary())
     out.print(f"  run folder       {path} (report.json, trace/)")
 
 

@@ -1,0 +1,147 @@
+"""`metropolis run` killed (SIGKILL, SIGTERM, SIGINT) at seeded random points, then `metropolis resume`: the
+final report, trace, accounting and story equal those of a run never stopped, and no journaled call is asked
+again. `METROPOLIS_KILL_POINTS=20` runs 20 points per scenario (the default run takes a few, for time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from metropolis.paths import shared_data_dir
+from metropolis.store import STORE_FILE, SqliteStore
+
+needs_data = pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent")
+SRC = Path(__file__).resolve().parents[1] / "src"
+POINTS = int(os.environ.get("METROPOLIS_KILL_POINTS", "2"))
+WALKERS = ["run", "-n", "12", "--hours", "1", "--checkpoint-minutes", "2"]
+GENERATIVE = ["run", "--agent", "generative", "-n", "3", "--hours", "0.3", "--start-hour", "7.9"]
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "METROPOLIS_SHARED": str(shared_data_dir(required=False))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "metropolis.cli.main", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _done(args: list[str], cwd: Path) -> str:
+    proc = _cli(args, cwd)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return out
+
+
+def _stop_at(args: list[str], out: Path, cwd: Path, delay: float, signum: int) -> None:
+    """Start the run and send `signum` `delay` seconds after its folder appears (the run may finish first)."""
+    proc = _cli([*args, "--out", str(out)], cwd)
+    while not (out / "meta.json").exists() and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    proc.communicate(timeout=600)
+
+
+def _result(folder: Path) -> dict[str, Any]:
+    report = json.loads((folder / "report.json").read_text())
+    report.pop("wall_seconds")
+    trace = folder / "trace"
+    found = {
+        "report": report,
+        "steps": pd.read_parquet(trace / "steps.parquet"),
+        "calls": pd.read_parquet(trace / "calls.parquet"),
+        "trace_meta": json.loads((trace / "meta.json").read_text()),
+        "accounting": (folder / "accounting.json").read_text(),
+    }
+    if (folder / "timeline.md").exists():
+        found["timeline"] = (folder / "timeline.md").read_text()
+    return found
+
+
+def _assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(got[key], value, obj=key)
+        else:
+            assert got[key] == value, key
+
+
+def _journal_books(folder: Path) -> tuple[list[int], int, int]:
+    """Per resume, the journal's size when it began; the last resume's answers from the journal, and new."""
+    store = SqliteStore(folder / STORE_FILE)
+    try:
+        history = store.history()
+    finally:
+        store.close()
+    starts = [info["journal"] for event, info in history if event == "resumed"]
+    finished = [info for event, info in history if event == "finished"][-1]
+    return starts, finished["journal_hits"], finished["journal_misses"]
+
+
+def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, longest: float) -> int:
+    reference = tmp_path / "reference"
+    _done([*args, "--out", str(reference)], tmp_path)
+    want = _result(reference)
+    rng = random.Random(seed)
+    stopped = 0
+    for k in range(points):
+        out = tmp_path / f"stopped-{k}"
+        _stop_at(args, out, tmp_path, rng.uniform(0.0, longest), signum)
+        status = json.loads((out / "meta.json").read_text())["status"]
+        if status == "completed":
+            _assert_same(_result(out), want)  # the signal came too late: nothing to resume
+            continue
+        stopped += 1
+        text = _done(["resume", str(out)], tmp_path)
+        assert "answers from the journal" in text
+        assert json.loads((out / "meta.json").read_text())["status"] == "completed"
+        _assert_same(_result(out), want)
+        starts, hits, misses = _journal_books(out)
+        assert hits == starts[-1], "every journaled call was answered from the journal, once"
+        assert hits + misses == want["report"]["llm_calls"], "and no call was asked twice"
+    return stopped
+
+
+@needs_data
+def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) -> None:
+    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, longest=1.5) >= min(POINTS, 1)
+
+
+@needs_data
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
+    assert _kill_and_resume(tmp_path, WALKERS, signum, max(1, POINTS // 2), seed=int(signum), longest=1.0) >= 1
+
+
+@needs_data
+def test_a_generative_replay_killed_at_random_points_resumes_to_the_same_story(tmp_path: Path) -> None:
+    recorded = tmp_path / "recorded"
+    _done([*GENERATIVE, "--out", str(recorded)], tmp_path)
+    replay = [*GENERATIVE, "--replay", str(recorded), "--checkpoint-minutes", "1"]
+    assert _kill_and_resume(tmp_path, replay, signal.SIGKILL, POINTS, seed=2, longest=2.0) >= min(POINTS, 1)
+
+
+@needs_data
+def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    _done([*WALKERS, "--out", str(reference)], tmp_path)
+    out = tmp_path / "twice"
+    _stop_at(WALKERS, out, tmp_path, 0.3, signal.SIGKILL)
+    proc = _cli(["resume", str(out)], tmp_path)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=600)
+    if json.loads((out / "meta.json").read_text())["status"] != "completed":
+        _done(["resume", str(out)], tmp_path)
+    _assert_same(_result(out), _result(reference))
