@@ -42,11 +42,13 @@ def _done(args: list[str], cwd: Path) -> str:
     return out
 
 
-def _stop_at(args: list[str], out: Path, cwd: Path, delay: float, signum: int) -> None:
-    """Start the run and send `signum` `delay` seconds after its folder appears (the run may finish first)."""
+def _stop_at(args: list[str], out: Path, cwd: Path, parts: int, delay: float, signum: int) -> None:
+    """Start the run and send `signum` `delay` seconds after its trace has `parts` sealed parts (a point in its
+    progress, whatever the machine's load; the run may finish first)."""
     proc = _cli([*args, "--out", str(out)], cwd)
-    while not (out / "meta.json").exists() and proc.poll() is None:
-        time.sleep(0.02)
+    steps = out / "trace" / "steps"
+    while proc.poll() is None and not (steps.is_dir() and len(list(steps.glob("part-*"))) >= parts):
+        time.sleep(0.01)
     time.sleep(delay)
     proc.send_signal(signum)
     proc.communicate(timeout=600)
@@ -89,7 +91,7 @@ def _journal_books(folder: Path) -> tuple[list[int], int, int]:
     return starts, finished["journal_hits"], finished["journal_misses"]
 
 
-def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, longest: float) -> int:
+def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, checkpoints: int) -> int:
     reference = tmp_path / "reference"
     _done([*args, "--out", str(reference)], tmp_path)
     want = _result(reference)
@@ -97,7 +99,7 @@ def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, 
     stopped = 0
     for k in range(points):
         out = tmp_path / f"stopped-{k}"
-        _stop_at(args, out, tmp_path, rng.uniform(0.0, longest), signum)
+        _stop_at(args, out, tmp_path, rng.randrange(checkpoints), rng.uniform(0.0, 0.1), signum)
         status = json.loads((out / "meta.json").read_text())["status"]
         if status == "completed":
             _assert_same(_result(out), want)  # the signal came too late: nothing to resume
@@ -115,13 +117,13 @@ def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, 
 
 @needs_data
 def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) -> None:
-    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, longest=1.5) >= min(POINTS, 1)
+    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, checkpoints=25) >= min(POINTS, 1)
 
 
 @needs_data
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
-    assert _kill_and_resume(tmp_path, WALKERS, signum, max(1, POINTS // 2), seed=int(signum), longest=1.0) >= 1
+    assert _kill_and_resume(tmp_path, WALKERS, signum, max(1, POINTS // 2), seed=int(signum), checkpoints=25) >= 1
 
 
 @needs_data
@@ -129,7 +131,7 @@ def test_a_generative_replay_killed_at_random_points_resumes_to_the_same_story(t
     recorded = tmp_path / "recorded"
     _done([*GENERATIVE, "--out", str(recorded)], tmp_path)
     replay = [*GENERATIVE, "--replay", str(recorded), "--checkpoint-minutes", "1"]
-    assert _kill_and_resume(tmp_path, replay, signal.SIGKILL, POINTS, seed=2, longest=2.0) >= min(POINTS, 1)
+    assert _kill_and_resume(tmp_path, replay, signal.SIGKILL, POINTS, seed=2, checkpoints=15) >= min(POINTS, 1)
 
 
 @needs_data
@@ -137,9 +139,11 @@ def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     _done([*WALKERS, "--out", str(reference)], tmp_path)
     out = tmp_path / "twice"
-    _stop_at(WALKERS, out, tmp_path, 0.3, signal.SIGKILL)
+    _stop_at(WALKERS, out, tmp_path, 10, 0.0, signal.SIGKILL)
     proc = _cli(["resume", str(out)], tmp_path)
-    time.sleep(2.0)
+    steps = out / "trace" / "steps"
+    while proc.poll() is None and len(list(steps.glob("part-*"))) < 20:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=600)
     if json.loads((out / "meta.json").read_text())["status"] != "completed":
