@@ -15,9 +15,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from metropolis.cli.durable import Durable
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
-from metropolis.cli.durable import Durable
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder

@@ -1,8 +1,11 @@
 """Checkpoints: at every interval of GVT, a consistent cut of the run saved to its store, durably.
 
 What a cut holds: the GVT and every agent's step (the agent table), the agent-steps committed, the trace parts
-sealed so far (fsynced), and the `state_dict()` of every agent not running at that instant (an agent in a
-running unit is mid-step: its state is not a cut). The store's journal is committed with it.
+sealed so far (fsynced), and every agent's `state_dict()`. An agent in a running unit is mid-step, so its state
+is no cut: once a checkpoint is due, each agent's state is taken when it is not running, or as its step is
+reported (its step is then whole), and the checkpoint is saved when every agent's is in. Each agent's state is
+then as of its own step; agents write into each other only within a unit, at one step, so these states form a
+consistent cut. The store's journal is committed with it.
 
 How a run resumes from it, and why that is exact. A cut of a virtual-time run would also need the serving
 model (requests queued, in prefill, decoding, their KV blocks) and the kernel's heap, which holds the suspended
@@ -73,6 +76,7 @@ class Checkpointer:
         self._expect = {} if resume is None else {a: s for a, s in resume.states.items() if s[0] > 0}
         self.verified = 0
         self.seconds = 0.0  # wall time spent saving, for the overhead figure
+        self._taken: dict[int, tuple[int, bytes]] | None = None  # a due checkpoint's states so far
 
     def _after(self, gvt: int) -> int:
         return (gvt // self.every + 1) * self.every if self.every else self.sim.until + 1
@@ -83,19 +87,22 @@ class Checkpointer:
     def on_step(self, record: StepRecord) -> None:
         if self._expect:
             self._check(record)
-        if self.sim.table.gvt() >= self.next_gvt:
-            self.save()
+        if self._taken is None and self.sim.table.gvt() >= self.next_gvt:
+            self._taken = self._idle_states()
+        if self._taken is not None:
+            if record.agent not in self._taken:
+                self._taken[record.agent] = (record.step + 1, self._state(record.agent))
+            if len(self._taken) == len(self.sim.agents):
+                self.save()
 
     def save(self) -> Checkpoint:
-        """Save a cut now (also usable at any instant: on Ctrl-C, the run saves one before it stops)."""
+        """Save a cut now, with the states taken so far (also at any instant: on Ctrl-C, the run saves one
+        before it stops, without the states of agents mid-step)."""
         t0 = time.perf_counter()
         sim, table = self.sim, self.sim.table
+        states = self._taken if self._taken is not None else self._idle_states()
+        self._taken = None
         parts = self.trace.checkpoint() if self.trace is not None else {}
-        states = {
-            i: (table.step[i], pickle.dumps(agent.state_dict(), protocol=pickle.HIGHEST_PROTOCOL))
-            for i, agent in enumerate(sim.agents)
-            if table.status[i] is not Status.RUNNING
-        }
         gvt = table.gvt()
         self.number += 1
         cut = {"gvt": gvt, "steps": list(table.step), "agent_steps": sim.agent_steps, "parts": parts}
@@ -104,6 +111,20 @@ class Checkpointer:
         self.next_gvt = self._after(gvt)
         self.seconds += time.perf_counter() - t0
         return checkpoint
+
+    def _state(self, agent: int) -> bytes:
+        t0 = time.perf_counter()
+        state = pickle.dumps(self.sim.agents[agent].state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.seconds += time.perf_counter() - t0
+        return state
+
+    def _idle_states(self) -> dict[int, tuple[int, bytes]]:
+        table = self.sim.table
+        return {
+            i: (table.step[i], self._state(i))
+            for i in range(len(self.sim.agents))
+            if table.status[i] is not Status.RUNNING
+        }
 
     def _check(self, record: StepRecord) -> None:
         expected = self._expect.get(record.agent)

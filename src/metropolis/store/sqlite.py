@@ -84,7 +84,9 @@ class SqliteStore:
             "INSERT OR REPLACE INTO agent_states VALUES (?, ?, ?, ?)",
             [(checkpoint.number, agent, step, state) for agent, (step, state) in checkpoint.states.items()],
         )
-        db.execute("INSERT INTO log (event, info) VALUES ('checkpoint', ?)", (json.dumps({"number": checkpoint.number}),))
+        db.execute(
+            "INSERT INTO log (event, info) VALUES ('checkpoint', ?)", (json.dumps({"number": checkpoint.number}),)
+        )
         db.execute("COMMIT")
         db.execute("PRAGMA synchronous=NORMAL")
 

@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from metropolis.engine.records import CallRecord, StepRecord
-from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
 from metropolis.trace.parts import PartWriter, read_parts
+from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
 from metropolis.trace.store import META_FILE, Trace
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """A trace on disk is a folder: `calls.parquet`, `steps.parquet`, `meta.json` (and `conversations.parquet`
 when the source has conversations); a run still going (or killed) has `calls/` and `steps/` folders of part
-files instead (see `trace.parts`), read the same way. In memory it is a `Trace` of pandas DataFrames, so analysis is plain
-pandas."""
+files instead (see `trace.parts`), read the same way. In memory it is a `Trace` of pandas DataFrames, so
+analysis is plain pandas."""
 
 from __future__ import annotations
 
