@@ -15,7 +15,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from metropolis.cli.durable import Durable
 from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
@@ -31,6 +30,7 @@ from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.llm.serving.responder import PlaceholderResponder
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
+from metropolis.runtime.durable import Durable
 from metropolis.trace import Trace, recorded_answers
 
 out = Console()

@@ -7,8 +7,9 @@ the store never interprets either.
 Durability contract:
 - `journal_put` is durable against the death of the process once it returns (kill -9 loses nothing written);
   `sync()` makes every write so far durable against the machine's death too (fsync).
-- `save_checkpoint` is atomic and fully durable (fsync) when it returns: a reader sees the whole checkpoint or
-  the previous one, never part of it.
+- `save_checkpoint` is atomic and durable against the death of the process when it returns: a reader sees the
+  whole checkpoint or the previous one, never part of it; after a `sync()` it survives a machine crash too.
+- `sync()` may be called from another thread than the other verbs (it only flushes).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class RunStore(Protocol):
     def journal_size(self) -> int: ...
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Save atomically and fsync; also appends a "checkpoint" entry to the commit log."""
+        """Save atomically; also appends a "checkpoint" entry to the commit log."""
         ...
 
     def latest_checkpoint(self) -> Checkpoint | None: ...

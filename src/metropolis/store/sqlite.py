@@ -2,9 +2,10 @@
 
 Why SQLite: one file, atomic transactions, no server, in the standard library. In WAL mode with
 `synchronous=NORMAL` a committed transaction survives the death of the process (it is in the OS's page cache);
-`sync()` and every checkpoint commit with `synchronous=FULL`, which fsyncs the log, so they also survive the
-machine's. A journal put is one small transaction (tens of microseconds); a run that makes its calls in
-virtual time may batch them (`autocommit=False`) and commit at each `sync()`.
+`sync()` fsyncs the log, so that everything committed before it also survives the machine's. `sync()` opens
+its own connection, so it may run on another thread (the checkpointer syncs off the run's thread). A journal
+put is one small transaction (tens of microseconds); a run that makes its calls in virtual time may batch them
+(`autocommit=False`): they are committed with the next checkpoint.
 """
 
 from __future__ import annotations
@@ -76,7 +77,6 @@ class SqliteStore:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._commit_open()
         db = self._db
-        db.execute("PRAGMA synchronous=FULL")
         db.execute("BEGIN")
         db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (checkpoint.number, json.dumps(checkpoint.cut)))
         db.execute("DELETE FROM agent_states WHERE number < ?", (checkpoint.number,))  # only the latest is needed
@@ -88,7 +88,6 @@ class SqliteStore:
             "INSERT INTO log (event, info) VALUES ('checkpoint', ?)", (json.dumps({"number": checkpoint.number}),)
         )
         db.execute("COMMIT")
-        db.execute("PRAGMA synchronous=NORMAL")
 
     def latest_checkpoint(self) -> Checkpoint | None:
         row = self._db.execute("SELECT number, cut FROM checkpoints ORDER BY number DESC LIMIT 1").fetchone()
@@ -110,8 +109,12 @@ class SqliteStore:
         return [(e, json.loads(i)) for e, i in self._db.execute("SELECT event, info FROM log ORDER BY seq")]
 
     def sync(self) -> None:
-        self._commit_open()
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # in WAL mode this fsyncs the log first
+        """Fsync the log (a WAL checkpoint does, before it copies the log into the database file)."""
+        own = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            own.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            own.close()
 
     def close(self) -> None:
         self._commit_open()

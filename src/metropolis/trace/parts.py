@@ -2,10 +2,12 @@
 
 While a run goes, a table is a folder `<table>/` of `part-00000.parquet`, `part-00001.parquet`, ...; the part
 being written is named `.part-NNNNN.parquet.tmp` (pyarrow and pandas skip hidden files) and becomes a part only
-when `seal()` closes it (its footer written), fsyncs it and renames it. So after kill -9 the folder holds only
-whole parts: `pd.read_parquet("trace/steps")` and `Trace.read` read everything sealed. `finish()` turns the parts
+when `seal()` closes it (its footer written) and renames it. So after kill -9 the folder holds only whole
+parts: `pd.read_parquet("trace/steps")` and `Trace.read` read everything sealed. `finish()` turns the parts
 into the one `<table>.parquet` file of a finished trace. A resumed run keeps the parts its last checkpoint
-named (`keep_only`) and writes new ones after them.
+named (`keep_only`) and writes new ones after them. A sealed part survives the death of the process at once
+(it is in the OS's page cache); `unsynced()` names what to fsync so it survives the machine's too, which the
+checkpointer does off the run's thread.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def read_parts(folder: Path, table: str) -> pa.Table:
     return pa.concat_tables(parts).unify_dictionaries().combine_chunks()
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -51,6 +54,7 @@ class PartWriter:
         self.rows = 0
         self._next = len(part_files(self.folder))
         self._writer: pq.ParquetWriter | None = None
+        self._unsynced: list[Path] = []
 
     def _name(self, n: int) -> Path:
         return self.folder / f"part-{n:05d}.parquet"
@@ -65,16 +69,20 @@ class PartWriter:
         self.rows += batch.num_rows
 
     def seal(self) -> list[str]:
-        """Close the open part (if any rows went in), fsync it and name it; the names of every sealed part."""
+        """Close the open part (if any rows went in) and name it; the names of every sealed part."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            tmp, final = self._tmp(), self._name(self._next)
-            _fsync(tmp)
-            os.replace(tmp, final)
-            _fsync(self.folder)
+            final = self._name(self._next)
+            os.replace(self._tmp(), final)
+            self._unsynced += [final, self.folder]
             self._next += 1
         return [p.name for p in part_files(self.folder)]
+
+    def unsynced(self) -> list[Path]:
+        """The parts sealed since the last call, and their folder: what to fsync (in this order)."""
+        paths, self._unsynced = self._unsynced, []
+        return paths
 
     def keep_only(self, names: list[str]) -> None:
         """A resume: drop the parts written after the last checkpoint (and any half-written one)."""
@@ -88,6 +96,7 @@ class PartWriter:
         """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged row
         group by row group, so memory holds one row group at a time)."""
         self.seal()
+        self._unsynced = []
         parts = part_files(self.folder)
         if len(parts) == 1:
             os.replace(parts[0], self.file)

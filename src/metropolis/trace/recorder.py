@@ -205,6 +205,10 @@ class TraceRecorder:
             raise RuntimeError("this trace recorder is closed")
         return {"calls": self._calls.seal(), "steps": self._steps.seal()}
 
+    def unsynced(self) -> list[Path]:
+        """The part files sealed since the last call and their folders: what to fsync for a machine crash."""
+        return [p for b in (self._calls, self._steps) if b.writer is not None for p in b.writer.unsynced()]
+
     def _resume(self, parts: dict[str, list[str]]) -> None:
         assert self.folder is not None, "a resumed trace has a folder"
         for buffer in (self._calls, self._steps):
@@ -216,7 +220,8 @@ class TraceRecorder:
     # -- the end ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush what is left and write the metadata; `trace()` then gives the result."""
+        """Flush what is left, join the parts into one file per table and write the metadata; `trace()` then
+        gives the result."""
         if self.closed:
             raise RuntimeError("this trace recorder is already closed")
         for call in self._pending:  # calls of a step that never reported (a run stopped midway)

@@ -1,4 +1,4 @@
-"""What makes a run durable, set up in one place for `run` and `resume`: the run folder's store, the LLM
+"""What makes a run durable, set up in one place (for `run`, `resume` and the checkpoint bench): the store, the LLM
 journal, the trace recorder writing part files, and the checkpointer that seals them at every interval."""
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ class Durable:
             sim.listeners += [recorder, checkpointer]
             journaled = store.journal_size()
             store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
-            yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
+            try:
+                yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
+            finally:
+                checkpointer.close()
         finally:
             store.close()
 
@@ -64,10 +67,12 @@ class Durable:
         nothing; a failure here must not hide the one that stopped the run."""
         with contextlib.suppress(Exception):
             self.checkpointer.save()
+            self.checkpointer.wait()
             self.store.log("stopped", {"checkpoint": self.checkpointer.number})
 
     def finish(self) -> None:
         """The run is done: the trace's parts become its files, and the store says so."""
+        self.checkpointer.wait()
         self.recorder.close()
         journal = self.journal
         self.store.log("finished", {"journal_hits": journal.hits, "journal_misses": journal.misses})
