@@ -226,5 +226,11 @@ def test_force_replaces_an_earlier_run_and_nothing_of_it_stays(tmp_path: Path) -
     assert refused.exit_code == 2 and "--force" in refused.stderr
     result = runner.invoke(app, ["run", "-n", "2", "--hours", "0.01", "--out", str(out), "--force"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["accounting.json", "meta.json", "report.json", "trace"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accounting.json",
+        "meta.json",
+        "report.json",
+        "store.sqlite",
+        "trace",
+    ]
     assert (out / "accounting.json").read_text() != "{}"  # this run's books, not the old ones

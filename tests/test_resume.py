@@ -149,3 +149,28 @@ def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
     if json.loads((out / "meta.json").read_text())["status"] != "completed":
         _done(["resume", str(out)], tmp_path)
     _assert_same(_result(out), _result(reference))
+
+
+def test_resume_refuses_in_one_line_what_it_cannot_continue(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from metropolis.cli.main import app
+
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "meta.json").write_text(json.dumps({"status": "completed", "options": {}}))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"status": "interrupted", "options": {"hours": 0.01, "agents": 2}}))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "meta.json").write_text("{not json")
+    cases = {
+        str(tmp_path / "nowhere"): "no meta.json",
+        str(done): "the run is completed",
+        str(old): "cannot resume",
+        str(tmp_path / "bad"): "not a run's meta.json",
+    }
+    for folder, message in cases.items():
+        result = CliRunner().invoke(app, ["resume", folder])
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (folder, result.output)
