@@ -19,6 +19,7 @@ import pytest
 
 from metropolis.paths import shared_data_dir
 from metropolis.store import STORE_FILE, SqliteStore
+from metropolis.trace import Trace
 
 needs_data = pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent")
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -91,6 +92,19 @@ def _journal_books(folder: Path) -> tuple[list[int], int, int]:
     return starts, finished["journal_hits"], finished["journal_misses"]
 
 
+def _assert_readable_up_to_the_checkpoint(folder: Path) -> None:
+    """What a stopped run left is a trace: pandas and `Trace.read` read at least what its checkpoint holds."""
+    store = SqliteStore(folder / STORE_FILE)
+    try:
+        checkpoint = store.latest_checkpoint()
+    finally:
+        store.close()
+    held = 0 if checkpoint is None else checkpoint.cut["agent_steps"]
+    trace = Trace.read(folder / "trace")
+    assert len(trace.steps) == len(pd.read_parquet(folder / "trace" / "steps")) >= held
+    assert len(trace.steps.drop_duplicates(["agent", "step"])) == len(trace.steps)
+
+
 def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, checkpoints: int) -> int:
     reference = tmp_path / "reference"
     _done([*args, "--out", str(reference)], tmp_path)
@@ -105,6 +119,7 @@ def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, 
             _assert_same(_result(out), want)  # the signal came too late: nothing to resume
             continue
         stopped += 1
+        _assert_readable_up_to_the_checkpoint(out)
         text = _done(["resume", str(out)], tmp_path)
         assert "answers from the journal" in text
         assert json.loads((out / "meta.json").read_text())["status"] == "completed"

@@ -55,6 +55,9 @@ class PartWriter:
         self._next = len(part_files(self.folder))
         self._writer: pq.ParquetWriter | None = None
         self._unsynced: list[Path] = []
+        if self._next == 0:  # an empty first part: the folder reads as an empty table before any checkpoint
+            self.write(TABLES[table].empty_table())
+            self.seal()
 
     def _name(self, n: int) -> Path:
         return self.folder / f"part-{n:05d}.parquet"
@@ -98,6 +101,8 @@ class PartWriter:
         self.seal()
         self._unsynced = []
         parts = part_files(self.folder)
+        full = [p for p in parts if pq.ParquetFile(p).metadata.num_rows > 0]
+        parts = full or parts[:1]
         if len(parts) == 1:
             os.replace(parts[0], self.file)
         else:
