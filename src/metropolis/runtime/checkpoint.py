@@ -5,7 +5,9 @@ sealed so far (fsynced), and every agent's `state_dict()`. An agent in a running
 is no cut: once a checkpoint is due, each agent's state is taken when it is not running, or as its step is
 reported (its step is then whole), and the checkpoint is saved when every agent's is in. Each agent's state is
 then as of its own step; agents write into each other only within a unit, at one step, so these states form a
-consistent cut. The store's journal is committed with it.
+consistent cut. The store's journal is committed with it. There is no random generator state to save: every
+step draws from `ctx.rng`, seeded by (run seed, agent, step); an agent that keeps a generator of its own must
+return its state in `state_dict()`.
 
 Durability: a saved checkpoint survives kill -9 at once (its parts are renamed into place, the store has
 committed it). The fsyncs that make it survive a machine crash too (the parts, their folders, then the store's
