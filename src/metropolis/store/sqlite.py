@@ -5,7 +5,7 @@ Why SQLite: one file, atomic transactions, no server, in the standard library. I
 `sync()` fsyncs the log, so that everything committed before it also survives the machine's. `sync()` opens
 its own connection, so it may run on another thread (the checkpointer syncs off the run's thread). A journal
 put is one small transaction (tens of microseconds); a run that makes its calls in virtual time may batch them
-(`autocommit=False`): they are committed with the next checkpoint.
+(`autocommit=False`): they are kept in memory and written in one transaction with the next checkpoint.
 """
 
 from __future__ import annotations
@@ -41,24 +41,23 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._open = False  # a batch of journal puts is open
+        self._batch: dict[tuple[int, int, int], tuple[str, str]] = {}  # puts not yet written (autocommit=False)
 
     # -- the journal ------------------------------------------------------------------------------------------
 
     def journal_put(self, key: JournalKey, answer: dict[str, Any]) -> None:
-        if not self.autocommit and not self._open:
-            self._db.execute("BEGIN")
-            self._open = True
-        self._db.execute(
-            "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?)",
-            (key.agent, key.step, key.index, key.prompt_hash, json.dumps(answer)),
-        )
+        row = (key.prompt_hash, json.dumps(answer))
+        if not self.autocommit:
+            self._batch[_slot(key)] = row
+            return
+        self._db.execute("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?)", (*_slot(key), *row))
 
     def journal_get(self, key: JournalKey) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT prompt_hash, answer FROM journal WHERE agent = ? AND step = ? AND idx = ?",
-            (key.agent, key.step, key.index),
-        ).fetchone()
+        row = self._batch.get(_slot(key))
+        if row is None:
+            row = self._db.execute(
+                "SELECT prompt_hash, answer FROM journal WHERE agent = ? AND step = ? AND idx = ?", _slot(key)
+            ).fetchone()
         if row is None:
             return None
         if row[0] != key.prompt_hash:
@@ -70,12 +69,13 @@ class SqliteStore:
         return answer
 
     def journal_size(self) -> int:
+        self._write_batch()
         return int(self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
 
     # -- checkpoints and the log ------------------------------------------------------------------------------
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        self._commit_open()
+        self._write_batch()
         db = self._db
         db.execute("BEGIN")
         db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (checkpoint.number, json.dumps(checkpoint.cut)))
@@ -102,7 +102,7 @@ class SqliteStore:
         return Checkpoint(row[0], json.loads(row[1]), states)
 
     def log(self, event: str, info: dict[str, Any]) -> None:
-        self._commit_open()
+        self._write_batch()
         self._db.execute("INSERT INTO log (event, info) VALUES (?, ?)", (event, json.dumps(info, default=str)))
 
     def history(self) -> list[tuple[str, dict[str, Any]]]:
@@ -117,10 +117,17 @@ class SqliteStore:
             own.close()
 
     def close(self) -> None:
-        self._commit_open()
+        self._write_batch()
         self._db.close()
 
-    def _commit_open(self) -> None:
-        if self._open:
+    def _write_batch(self) -> None:
+        if self._batch:
+            rows = [(*k, *v) for k, v in self._batch.items()]
+            self._batch = {}
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
-            self._open = False
+
+
+def _slot(key: JournalKey) -> tuple[int, int, int]:
+    return (key.agent, key.step, key.index)
