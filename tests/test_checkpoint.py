@@ -134,3 +134,17 @@ def test_state_dicts_round_trip() -> None:
     plain = Plain()
     plain.unique_id = 3
     assert "unique_id" not in plain.state_dict() and plain.state_dict()["seen"] == [1]
+
+
+def test_a_run_killed_while_joining_its_parts_resumes_to_the_whole_trace(tmp_path: Path) -> None:
+    _run(tmp_path / "whole", _agents())
+    want = Trace.read(tmp_path / "whole" / "trace")
+    _, recorder = _run(tmp_path / "cut", _agents(), stop_after=50)
+    recorder.checkpoint()
+    assert recorder._calls.writer is not None
+    recorder._calls.writer.finish()  # calls joined, steps not: killed in the middle of close()
+    checkpoint = SqliteStore(tmp_path / "cut" / "store.sqlite").latest_checkpoint()
+    _run(tmp_path / "cut", _agents(), resume=checkpoint)
+    got = Trace.read(tmp_path / "cut" / "trace")
+    pd.testing.assert_frame_equal(got.steps, want.steps)
+    pd.testing.assert_frame_equal(got.calls, want.calls)

@@ -55,8 +55,12 @@ class PartWriter:
         self._next = len(part_files(self.folder))
         self._writer: pq.ParquetWriter | None = None
         self._unsynced: list[Path] = []
-        if self._next == 0:  # an empty first part: the folder reads as an empty table before any checkpoint
-            self.write(TABLES[table].empty_table())
+        self._first()
+
+    def _first(self) -> None:
+        """An empty first part: the folder reads as an empty table before any checkpoint."""
+        if self._next == 0:
+            self.write(TABLES[self.table].empty_table())
             self.seal()
 
     def _name(self, n: int) -> Path:
@@ -94,6 +98,7 @@ class PartWriter:
             if path.name not in keep:
                 path.unlink()
         self._next = len(part_files(self.folder))
+        self._first()
 
     def finish(self) -> None:
         """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged row

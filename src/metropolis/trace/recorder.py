@@ -210,7 +210,15 @@ class TraceRecorder:
         return [p for b in (self._calls, self._steps) if b.writer is not None for p in b.writer.unsynced()]
 
     def _resume(self, parts: dict[str, list[str]]) -> None:
+        """Keep the checkpoint's parts. A run killed while `close()` joined its parts has some tables joined and
+        some not: its simulation had ended, so its trace is recorded afresh by the resumed run (which re-executes
+        every step anyway): nothing is kept."""
         assert self.folder is not None, "a resumed trace has a folder"
+        joined = [self.folder / f"{table}.parquet" for table in ("calls", "steps")]
+        if any(path.exists() for path in joined):
+            for path in joined:
+                path.unlink(missing_ok=True)
+            parts = {}
         for buffer in (self._calls, self._steps):
             assert buffer.writer is not None
             buffer.writer.keep_only(parts.get(buffer.table, []))
