@@ -106,18 +106,21 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
-        durable = stack.enter_context(Durable.open(sim, path, opts.runtime == "virtual", checkpoint_minutes, resume))
-        if resume:
-            out.print(durable.resuming())
-            folder.finish("running", resumed=durable.checkpoint_number())
         progress = stack.enter_context(agent_step_progress(sim))
-        try:
+        durable: Durable | None = None
+        try:  # from here a signal or a failure is recorded in meta.json (and saves a checkpoint once there is one)
+            virtual = opts.runtime == "virtual"
+            durable = stack.enter_context(Durable.open(sim, path, virtual, checkpoint_minutes, resume))
+            if resume:
+                out.print(durable.resuming())
+                folder.finish("running", resumed=durable.checkpoint_number())
             if opts.runtime == "virtual":
                 report, books = _virtual(sim, opts, responder, progress, run_prices, durable.journal)
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
-            durable.stop()
+            if durable is not None:
+                durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
@@ -126,7 +129,8 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
                 exit_code(stop),
             ) from None
         except Exception as error:
-            durable.stop()
+            if durable is not None:
+                durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
