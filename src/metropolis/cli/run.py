@@ -15,7 +15,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
+from metropolis.cli.errors import (
+    Interrupted,
+    Terminated,
+    exit_code,
+    one_line,
+    one_line_errors,
+    quiet_abandoned_work,
+    sigterm_as_interrupt,
+)
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
@@ -119,6 +127,7 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
+            quiet_abandoned_work()  # the last checkpoint below may collect the dropped steps: no warnings
             if durable is not None:
                 durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
@@ -129,6 +138,7 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
                 exit_code(stop),
             ) from None
         except Exception as error:
+            quiet_abandoned_work()
             if durable is not None:
                 durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
