@@ -116,6 +116,7 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
         progress = stack.enter_context(agent_step_progress(sim))
         durable: Durable | None = None
+        quiet_abandoned_work()  # a signal may drop a step's coroutine while unwinding, before any handler runs
         try:  # from here a signal or a failure is recorded in meta.json (and saves a checkpoint once there is one)
             virtual = opts.runtime == "virtual"
             durable = stack.enter_context(Durable.open(sim, path, virtual, checkpoint_minutes, resume))
@@ -127,7 +128,6 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
-            quiet_abandoned_work()  # the last checkpoint below may collect the dropped steps: no warnings
             if durable is not None:
                 durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
@@ -138,7 +138,6 @@ def execute(opts: RunOptions, folder: RunFolder, checkpoint_minutes: float, resu
                 exit_code(stop),
             ) from None
         except Exception as error:
-            quiet_abandoned_work()
             if durable is not None:
                 durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
