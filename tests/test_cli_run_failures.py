@@ -231,6 +231,7 @@ def test_force_replaces_an_earlier_run_and_nothing_of_it_stays(tmp_path: Path) -
         "meta.json",
         "report.html",
         "report.json",
+        "store.sqlite",
         "trace",
     ]
     assert (out / "accounting.json").read_text() != "{}"  # this run's books, not the old ones

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from metropolis.engine.agent import Agent, StepContext
 from metropolis.world.spatial import Pos
@@ -90,6 +91,14 @@ class RandomWalker(Agent):
 
     def snapshot(self) -> object:
         return tuple(self.inbox)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What steps change: what it was told and how much of it it has heard (the config is fixed)."""
+        return {"inbox": list(self.inbox), "heard": self.heard}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inbox = list(state["inbox"])
+        self.heard = int(state["heard"])
 
 
 def town_walkers(residents: Iterable[tuple[str, Pos]]) -> list[RandomWalker]:

@@ -17,6 +17,7 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.engine.simulation import SchedulerFactory
@@ -55,13 +56,6 @@ class ReplayAgent(Agent):
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
         self.still_through = still_stretches(path) if promise_still else None
 
-    def state_dict(self) -> dict[str, object]:
-        """Nothing to save: a replay agent's attributes are its recorded script, which its steps only read."""
-        return {}
-
-    def load_state_dict(self, d: dict[str, object]) -> None:
-        pass
-
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
         for p in self.partners.get(s, ()):
@@ -79,6 +73,14 @@ class ReplayAgent(Agent):
         if self.still_through is not None and self.still_through[s + 1] > s + 1:
             ctx.stay(self.still_through[s + 1])
         ctx.act(self.actions[s])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: a replay agent's steps read only its script, fixed at construction."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"a replay agent has no state to load, got keys {sorted(state)}")
 
 
 def still_stretches(path: Sequence[Pos]) -> list[int]:

@@ -8,7 +8,15 @@ from rich.table import Table
 
 from metropolis.bench.endtoend import EndToEndRow, end_to_end_names, run_end_to_end
 from metropolis.bench.scheduler import SchedulerBenchRow, run_scheduler_bench
-from metropolis.cli import bench_kv_restore, bench_memory, bench_realtime, bench_sim, bench_slots, bench_slots_sim
+from metropolis.cli import (
+    bench_checkpoint,
+    bench_kv_restore,
+    bench_memory,
+    bench_realtime,
+    bench_sim,
+    bench_slots,
+    bench_slots_sim,
+)
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
 from metropolis.registry import check_name
@@ -19,6 +27,7 @@ app = typer.Typer(
 )
 console = Console()
 app.command("sim")(bench_sim.sim)
+app.command("checkpoint")(bench_checkpoint.checkpoint)
 
 
 @app.command("scheduler")

@@ -14,7 +14,7 @@ import typer
 from typer._click import exceptions as click  # typer's own copy of click
 from typer.core import TyperGroup
 
-from metropolis.cli import bench, calibrate, run, sweep, trace, view
+from metropolis.cli import bench, calibrate, resume, run, sweep, trace, view
 from metropolis.cli.errors import EXIT_BAD_INPUT, one_line, report
 
 
@@ -60,6 +60,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run.run)
+app.command("resume")(resume.resume)
 app.command("calibrate")(calibrate.calibrate_cmd)
 app.command("sweep")(sweep.sweep)
 app.command("view")(view.view)

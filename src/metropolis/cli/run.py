@@ -21,9 +21,18 @@ from rich.console import Console
 from metropolis.agents.genagent import GenAgentConfig
 from metropolis.cli import run_report
 from metropolis.cli.config import RunConfig, checked, dump, given, load
-from metropolis.cli.errors import Interrupted, Terminated, exit_code, one_line, one_line_errors, sigterm_as_interrupt
+from metropolis.cli.errors import (
+    Interrupted,
+    Terminated,
+    exit_code,
+    one_line,
+    one_line_errors,
+    quiet_abandoned_work,
+    sigterm_as_interrupt,
+)
 from metropolis.cli.live_view import live_view
 from metropolis.cli.llm_source import llm_endpoint
+from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
 from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
@@ -31,12 +40,15 @@ from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.journal import Journal, JournalBackend, JournalResponder
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
-from metropolis.llm.serving.responder import Recorded
+from metropolis.llm.serving.responder import PlaceholderResponder, Recorded
 from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.runtime.checkpoint import DEFAULT_MINUTES
+from metropolis.runtime.durable import Durable
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
-from metropolis.trace import Trace, TraceRecorder, recorded_answers
+from metropolis.trace import Trace, recorded_answers
 
 out = Console()
 GENAGENT_KEYS = ", ".join(f.name for f in dataclasses.fields(GenAgentConfig))
@@ -96,23 +108,33 @@ def run(
     compare: bool = typer.Option(
         True, "--compare/--no-compare", help="Also time serial and lockstep (virtual time) for the headline."
     ),
+    checkpoint_minutes: float = typer.Option(
+        DEFAULT_MINUTES, "--checkpoint-minutes", help="Simulated minutes between checkpoints (0: none)."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
     Exit codes: 0 done, 2 bad input, 3 failed at run time (LLM server, a step), 130 interrupted (143 on
-    SIGTERM); the run folder's meta.json says how the run ended."""
+    SIGTERM); the run folder's meta.json says how the run ended. A run that stopped (even by kill -9)
+    continues with `metropolis resume RUN`."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
     )  # fmt: skip
-    _configured(options, ctx, config, dump_config, view, compare)
+    _configured(options, ctx, config, dump_config, view, compare, checkpoint_minutes)
 
 
 @one_line_errors
 def _configured(
-    options: RunOptions, ctx: typer.Context, config: Path | None, dump_to: Path | None, view: bool, compare: bool
+    options: RunOptions,
+    ctx: typer.Context,
+    config: Path | None,
+    dump_to: Path | None,
+    view: bool,
+    compare: bool,
+    checkpoint_minutes: float,
 ) -> None:
     """The flags over the config file's keys (a flag left at its default leaves the file's value), then run or
     write the options out."""
@@ -130,7 +152,7 @@ def _configured(
         known = {k: v for k, v in dataclasses.asdict(options).items() if k in RunConfig.model_fields}
         out.print(f"options written to {dump(checked(known), dump_to)}")
         return
-    _run(options, view, compare)
+    _run(options, view, compare, checkpoint_minutes)
 
 
 # What a replay takes from the recorded run's meta.json, unless given: the same agents, day and settings.
@@ -164,9 +186,25 @@ def _demo(options: RunOptions, keys: list[str]) -> RunOptions:
 
 
 @one_line_errors
-def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
+def _run(
+    opts: RunOptions, view: bool = False, compare: bool = True, checkpoint_minutes: float = DEFAULT_MINUTES
+) -> None:
     opts = opts.resolved()
+    number(checkpoint_minutes, "--checkpoint-minutes", 0, MAX_HOURS * 60)
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
+    execute(opts, folder, checkpoint_minutes, resume=False, view=view, compare=compare)
+
+
+def execute(
+    opts: RunOptions,
+    folder: RunFolder,
+    checkpoint_minutes: float,
+    resume: bool,
+    view: bool = False,
+    compare: bool = True,
+) -> None:
+    """Run (or, with `resume`, continue in an existing folder) the simulation `opts` describe, durably: the
+    LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints."""
     run_prices = prices(opts.price)
     with contextlib.ExitStack() as stack:
         stack.enter_context(sigterm_as_interrupt())
@@ -181,33 +219,40 @@ def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
             out.print(f"LLM: {cfg.model} at {cfg.base_url} (ready after {time.perf_counter() - started:.1f} s)")
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
-        path = folder.create(_meta(opts, what))
-        recorder = TraceRecorder.for_simulation(sim, path / "trace", run_id=path.name)
-        sim.listeners.append(recorder)
+        path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
         viewer = live_view(sim, path.name) if view else None
         progress = stack.enter_context(agent_step_progress(sim))
-        try:
+        durable: Durable | None = None
+        quiet_abandoned_work()  # a signal may drop a step's coroutine while unwinding, before any handler runs
+        try:  # from here a signal or a failure is recorded in meta.json (and saves a checkpoint once there is one)
+            virtual = opts.runtime == "virtual"
+            durable = stack.enter_context(Durable.open(sim, path, virtual, checkpoint_minutes, resume))
+            if resume:
+                out.print(durable.resuming())
+                folder.finish("running", resumed=durable.checkpoint_number())
             if opts.runtime == "virtual":
-                report, books = _virtual(sim, opts, responder, progress, run_prices, extras)
+                report, books = _virtual(sim, opts, responder, progress, run_prices, durable.journal, extras)
             else:
-                report, books = _real(sim, cfg, progress, run_prices)
+                report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
-            _close_quietly(recorder)
+            if durable is not None:
+                durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
                 f"{how} after {progress.done:,} of {progress.total:,} agent-steps; what was recorded is in "
-                f"{path} (meta.json, trace/)",
+                f"{path} (meta.json, trace/); continue with: metropolis resume {path}",
                 exit_code(stop),
             ) from None
         except Exception as error:
-            _close_quietly(recorder)
+            if durable is not None:
+                durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
-    recorder.close()
+        durable.finish()
     compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
     head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
-    run_report.write(path, opts, report, head, books.rows() if books.agents else [], recorder.trace())
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], durable.recorder.trace())
     out.print(f"[bold]metropolis run[/bold]: {what}")
     out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
@@ -221,6 +266,8 @@ def _run(opts: RunOptions, view: bool = False, compare: bool = True) -> None:
     for line in books.summary(per_agent=per_agent, totals=False, simulated_seconds=simulated):
         out.print("  " + line)
     folder.finish("completed", agent_steps_done=progress.done)
+    if resume:
+        out.print("  " + durable.summary())
     out.print(f"  run folder       {path} (report.html, report.json, trace/)")
     if viewer is not None:
         viewer.wait()
@@ -240,15 +287,9 @@ class MemorySummary:
             console.print("  " + line)
 
 
-def _meta(opts: RunOptions, what: str) -> dict[str, object]:
+def _meta(opts: RunOptions, what: str, checkpoint_minutes: float) -> dict[str, object]:
     fields = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
-    return {"what": what, "options": fields}
-
-
-def _close_quietly(recorder: TraceRecorder) -> None:
-    """Keep what was recorded before a failure; a second failure while closing must not hide the first."""
-    with contextlib.suppress(Exception):
-        recorder.close()
+    return {"what": what, "options": fields, "checkpoint_minutes": checkpoint_minutes}
 
 
 def _replay(opts: RunOptions) -> ReplayResponder | None:
@@ -265,6 +306,7 @@ def _virtual(
     responder: ReplayResponder | None,
     progress: StepProgress,
     run_prices: Prices | None,
+    journal: Journal,
     extras: list[RunExtra],
 ) -> tuple[RunReport, Accounting]:
     """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
@@ -273,7 +315,8 @@ def _virtual(
     cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
     if memory is not None:
         sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
-    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, responder))
+    answers = JournalResponder(responder if responder is not None else PlaceholderResponder(), journal)
+    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, answers))
     runtime.accounting.prices = run_prices
     report = runtime.run(progress)
     stats = cluster.memory_stats()
@@ -283,10 +326,10 @@ def _virtual(
 
 
 def _real(
-    sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None
+    sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None, journal: Journal
 ) -> tuple[RunReport, Accounting]:
     """The run's books are its accounting listener's; a failed call ends the run, so the client's own books
-    (which count failures) add nothing to them."""
+    (which count failures) add nothing to them. Every answer goes through the journal."""
 
     async def go() -> tuple[RunReport, Accounting]:
         if cfg is None:
@@ -294,7 +337,7 @@ def _real(
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
         async with OpenAIClient(cfg, on_retry=progress.retry) as client:
-            runtime = AsyncioRuntime(sim, client)
+            runtime = AsyncioRuntime(sim, JournalBackend(client, journal))
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
 

@@ -41,19 +41,24 @@ class Agent:
     async def step(self, ctx: StepContext) -> None:
         """Execute one step. The default does nothing: the agent stays where it is."""
 
-    def state_dict(self) -> dict[str, Any]:
-        """The agent's private state, to restore when its step must run again (a coupled member restarted, a
-        speculative step rolled back). The default deep-copies every attribute but `unique_id`; an agent with
-        large read-only attributes should override both this and `load_state_dict`."""
-        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "unique_id"})
-
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (it may be loaded more than once, so it is copied again)."""
-        self.__dict__.update(copy.deepcopy(d))
-
     def snapshot(self) -> object:
         """A comparable digest of private state, used to check that schedulers agree beyond public state."""
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything private this agent's future steps depend on, as a picklable dict that compares equal
+        exactly when the states are equal: checkpoints save it, a resumed run checks it got the same, and a
+        coupled member whose step must run again (restarted by a write from an earlier member) is restored from it.
+
+        The default deep-copies the instance's attributes except `unique_id` (which the simulation assigns).
+        Override it when some attributes are fixed at construction (configuration, shared read-only objects
+        such as an embedder or a map): saving only what steps change is smaller and faster."""
+        return {k: copy.deepcopy(v) for k, v in vars(self).items() if k != "unique_id"}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (a copy, so the dict can be loaded again)."""
+        for key, value in state.items():
+            setattr(self, key, copy.deepcopy(value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

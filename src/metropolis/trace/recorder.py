@@ -3,6 +3,11 @@
 The per-record cost is one list append (the engine's records are frozen, so keeping them is safe); every
 `chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a
 folder. So a run of millions of records holds at most one chunk of Python objects at a time.
+
+On disk a table is written as part files (`trace.parts`): `checkpoint()` seals them, so a run killed later
+leaves a trace readable up to its last checkpoint, and `close()` joins them into one file. A step's calls are
+held until the step's own record arrives and then kept or dropped with it: a resumed run (`skip`) re-executes
+the steps its checkpoint already holds, and drops their records whole.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import pyarrow as pa
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.scheduling.table import AgentView
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.trace.parts import PartWriter, read_parts
 from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
-from metropolis.trace.store import META_FILE, TableWriter, Trace, table_file
+from metropolis.trace.store import META_FILE, Trace
 
 if TYPE_CHECKING:
     from metropolis.engine.simulation import Simulation
@@ -128,7 +134,7 @@ class _Buffer(Generic[R]):
         self.table = table
         self.build: Callable[[list[R]], pa.Table] = build
         self.recorder = recorder
-        self.writer = None if folder is None else TableWriter(table_file(folder, table), table)
+        self.writer = None if folder is None else PartWriter(folder, table)
         self.kept: list[pa.Table] = []
 
     def add(self, record: R) -> None:
@@ -149,10 +155,15 @@ class _Buffer(Generic[R]):
         else:
             self.writer.write(batch)
 
+    def seal(self) -> list[str]:
+        """Write what is buffered and seal it as a part: the names of every sealed part."""
+        self.flush()
+        return [] if self.writer is None else self.writer.seal()
+
     def close(self) -> pd.DataFrame | None:
-        """Close the file, or return the kept rows as one frame (without a folder)."""
+        """Join the parts into the table's file, or return the kept rows as one frame (without a folder)."""
         if self.writer is not None:
-            self.writer.close()
+            self.writer.finish()
             return None
         return (pa.concat_tables(self.kept) if self.kept else TABLES[self.table].empty_table()).to_pandas()
 
@@ -175,7 +186,15 @@ def simulation_meta(sim: Simulation, run_id: str | None = None) -> TraceMeta:
 class TraceRecorder:
     """Collects `StepRecord`s and `CallRecord`s; `close()` writes the trace (to the folder, if given)."""
 
-    def __init__(self, path: Path | str | None = None, meta: TraceMeta | None = None, chunk_rows: int = 65_536):
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        meta: TraceMeta | None = None,
+        chunk_rows: int = 65_536,
+        parts: dict[str, list[str]] | None = None,
+    ):
+        """`parts`: resume a trace whose checkpoint sealed these parts (per table); the steps they hold are
+        skipped when the resumed run records them again, and parts sealed after the checkpoint are dropped."""
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
         self.folder = None if path is None else Path(path)
@@ -189,6 +208,10 @@ class TraceRecorder:
         self._calls = _Buffer("calls", self.folder, calls_batch, self)
         self.units: UnitLog | None = None  # set by `for_simulation`: the scheduler columns
         self._steps = _Buffer("steps", self.folder, self._steps_batch, self)
+        self._pending: list[CallRecord] = []  # the calls of the step whose record comes next
+        self.skip: set[tuple[int, int]] = set()  # (agent, step) already in the sealed parts
+        if parts is not None:
+            self._resume(parts)
         if self.folder is not None and meta is not None:
             self._write_meta(meta)  # at the start too: a run that dies midway still says what it was
 
@@ -199,10 +222,10 @@ class TraceRecorder:
         path: Path | str | None = None,
         run_id: str | None = None,
         chunk_rows: int = 65_536,
+        parts: dict[str, list[str]] | None = None,
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
-        meta = simulation_meta(sim, run_id)
-        recorder = cls(path, meta, chunk_rows)
+        recorder = cls(path, simulation_meta(sim, run_id), chunk_rows, parts)
         recorder.units = UnitLog(sim.table, len(sim.agents))
         sim.dispatcher.observers.append(recorder.units)
         return recorder
@@ -213,19 +236,57 @@ class TraceRecorder:
     # -- the Listener protocol -------------------------------------------------------------------------------
 
     def on_step(self, record: StepRecord) -> None:
+        pending, self._pending = self._pending, []
+        if self.skip and (record.agent, record.step) in self.skip:
+            self.skip.discard((record.agent, record.step))
+            return
         if self.units is not None:
             self.units.note(record)
+        for call in pending:
+            self._calls.add(call)
         self._steps.add(record)
 
     def on_call(self, record: CallRecord) -> None:
-        self._calls.add(record)
+        self._pending.append(record)
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, list[str]]:
+        """Seal what was recorded into part files (fsynced): the parts per table, for the checkpoint to name."""
+        if self.closed:
+            raise RuntimeError("this trace recorder is closed")
+        return {"calls": self._calls.seal(), "steps": self._steps.seal()}
+
+    def unsynced(self) -> list[Path]:
+        """The part files sealed since the last call and their folders: what to fsync for a machine crash."""
+        return [p for b in (self._calls, self._steps) if b.writer is not None for p in b.writer.unsynced()]
+
+    def _resume(self, parts: dict[str, list[str]]) -> None:
+        """Keep the checkpoint's parts. A run killed while `close()` joined its parts has some tables joined and
+        some not: its simulation had ended, so its trace is recorded afresh by the resumed run (which re-executes
+        every step anyway): nothing is kept."""
+        assert self.folder is not None, "a resumed trace has a folder"
+        joined = [self.folder / f"{table}.parquet" for table in ("calls", "steps")]
+        if any(path.exists() for path in joined):
+            for path in joined:
+                path.unlink(missing_ok=True)
+            parts = {}
+        for buffer in (self._calls, self._steps):
+            assert buffer.writer is not None
+            buffer.writer.keep_only(parts.get(buffer.table, []))
+        steps = read_parts(self.folder / "steps", "steps")
+        self.skip = set(zip(steps.column("agent").to_pylist(), steps.column("step").to_pylist(), strict=True))
 
     # -- the end ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush what is left and write the metadata; `trace()` then gives the result."""
+        """Flush what is left, join the parts into one file per table and write the metadata; `trace()` then
+        gives the result."""
         if self.closed:
             raise RuntimeError("this trace recorder is already closed")
+        for call in self._pending:  # calls of a step that never reported (a run stopped midway)
+            self._calls.add(call)
+        self._pending = []
         self._steps.flush()
         self._calls.flush()
         self.closed = True

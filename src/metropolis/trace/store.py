@@ -1,6 +1,7 @@
 """A trace on disk is a folder: `calls.parquet`, `steps.parquet`, `meta.json` (and `conversations.parquet`
-when the source has conversations). In memory it is a `Trace` of pandas DataFrames, so analysis is plain
-pandas."""
+when the source has conversations); a run still going (or killed) has `calls/` and `steps/` folders of part
+files instead (see `trace.parts`), read the same way. In memory it is a `Trace` of pandas DataFrames, so
+analysis is plain pandas."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from metropolis.trace.parts import read_parts
 from metropolis.trace.schema import OPTIONAL_COLUMNS, TABLES, TraceMeta
 
 META_FILE = "meta.json"
@@ -45,36 +47,18 @@ def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
         raise ValueError(f"{table} table does not fit the trace schema: {error}") from None
 
 
-class TableWriter:
-    """Appends row groups to one Parquet file, so a long run never holds a whole table in memory."""
-
-    def __init__(self, path: Path, table: str) -> None:
-        self.path = path
-        self.table = table
-        self.rows = 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, batch: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, TABLES[self.table], compression="zstd")
-        self._writer.write_table(batch)
-        self.rows += batch.num_rows
-
-    def close(self) -> None:
-        """Close the file; a table that never got a row is still written, empty, with its schema."""
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, TABLES[self.table], compression="zstd")
-        self._writer.close()
-
-
 def read_table(folder: Path, table: str) -> pd.DataFrame:
+    """One table: its file, or (a run still going, or killed) the sealed part files of its folder."""
     path = table_file(folder, table)
+    parts = folder / table
+    if not path.exists() and parts.is_dir():
+        path = parts
     if not path.exists():
         if table in OPTIONAL_TABLES:
             return empty_frame(table)
         raise FileNotFoundError(f"{folder} is not a trace: {path.name} is missing")
     try:
-        data = pq.read_table(path)
+        data = read_parts(path, table) if path.is_dir() else pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
     optional = OPTIONAL_COLUMNS.get(table, ())

@@ -7,6 +7,7 @@ only inside its own step or inside a conversation started by an agent of its clu
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -34,6 +35,13 @@ from metropolis.world.spatial import Pos
 
 DAY = planning.DAY
 START_DATE = dt.datetime(2023, 2, 13)  # the Smallville day starts February 13, 2023 at midnight
+
+
+# The attributes its steps change (besides the memory stream): what `state_dict` saves.
+_STEP_STATE = (
+    "stats", "day_plan", "schedule", "planned_day", "planned_hour", "subtasks", "task", "address", "path",
+    "chatting_with", "chat_until_step", "last_chat", "in_view", "last_seen",
+)  # fmt: skip
 
 
 class GenerativeAgent(Agent):
@@ -262,6 +270,18 @@ class GenerativeAgent(Agent):
         if self.path:
             ctx.move(self.path.pop(0))
         ctx.act(action)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What its steps change: memories, plans, the task and path, chats, what it saw, parse counts. The
+        persona, config, map index and embedder are fixed at construction and not saved."""
+        state = {name: copy.deepcopy(getattr(self, name)) for name in _STEP_STATE}
+        state["memory"] = self.memory.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in _STEP_STATE:
+            setattr(self, name, copy.deepcopy(state[name]))
+        self.memory.load_state_dict(state["memory"])
 
     def snapshot(self) -> object:
         return (

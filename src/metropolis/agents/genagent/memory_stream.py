@@ -8,7 +8,9 @@ scheduler; ties break by memory id.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +94,14 @@ class MemoryStream:
 
     def snapshot(self) -> tuple[tuple[str, str, float, int], ...]:
         return tuple((m.kind, m.text, m.created, m.importance) for m in self.nodes)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The memories and the reflection counter (the embedder and the weights are fixed)."""
+        return {"nodes": copy.deepcopy(self.nodes), "importance_since_reflection": self.importance_since_reflection}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nodes = copy.deepcopy(state["nodes"])
+        self.importance_since_reflection = state["importance_since_reflection"]
 
     def __len__(self) -> int:
         return len(self.nodes)

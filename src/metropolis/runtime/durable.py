@@ -1,0 +1,86 @@
+"""What makes a run durable, set up in one place (for `run`, `resume` and the checkpoint bench): the store, the LLM
+journal, the trace recorder writing part files, and the checkpointer that seals them at every interval."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from metropolis.engine import Simulation
+from metropolis.llm.journal import Journal
+from metropolis.runtime.checkpoint import Checkpointer, interval_steps
+from metropolis.store import STORE_FILE, Checkpoint, SqliteStore
+from metropolis.trace import TraceRecorder
+
+
+@dataclass(slots=True)
+class Durable:
+    store: SqliteStore
+    journal: Journal
+    recorder: TraceRecorder
+    checkpointer: Checkpointer
+    resumed_from: Checkpoint | None
+    journaled: int  # answers in the journal when the run (re)started
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, sim: Simulation, path: Path, virtual: bool, minutes: float, resume: bool) -> Iterator[Durable]:
+        """In virtual time journal writes are committed at each checkpoint, not one by one: the answers there
+        are recomputed (and checked) on a resume, so losing the tail costs nothing; a live answer costs a
+        real call, so it is committed as it arrives."""
+        file = path / STORE_FILE
+        if resume and not file.is_file():
+            raise FileNotFoundError(f"{path} has no {STORE_FILE}: it was not run with checkpoints, so it cannot resume")
+        store = SqliteStore(file, autocommit=not virtual)
+        try:
+            checkpoint = store.latest_checkpoint() if resume else None
+            parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
+            recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
+            every = interval_steps(minutes, sim.world.seconds_per_step)
+            checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
+            sim.listeners += [recorder, checkpointer]
+            journaled = store.journal_size()
+            store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
+            try:
+                yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
+            finally:
+                checkpointer.close()
+        finally:
+            store.close()
+
+    def checkpoint_number(self) -> int:
+        return 0 if self.resumed_from is None else self.resumed_from.number
+
+    def resuming(self) -> str:
+        if self.resumed_from is None:
+            return f"resuming from the start (no checkpoint was saved); the journal holds {self.journaled:,} answers"
+        cut = self.resumed_from.cut
+        return (
+            f"resuming from checkpoint {self.resumed_from.number} (GVT step {cut['gvt']}, "
+            f"{cut['agent_steps']:,} agent-steps); the journal holds {self.journaled:,} answers"
+        )
+
+    def stop(self) -> None:
+        """The run stopped early (Ctrl-C, SIGTERM, a failure): save a last checkpoint, so that `resume` loses
+        nothing; a failure here must not hide the one that stopped the run."""
+        with contextlib.suppress(Exception):
+            self.checkpointer.save()
+            self.checkpointer.wait()
+            self.store.log("stopped", {"checkpoint": self.checkpointer.number})
+
+    def finish(self) -> None:
+        """The run is done: the trace's parts become its files, and the store says so."""
+        self.checkpointer.wait()
+        self.recorder.close()
+        journal = self.journal
+        self.store.log("finished", {"journal_hits": journal.hits, "journal_misses": journal.misses})
+        self.store.sync()
+
+    def summary(self) -> str:
+        j = self.journal
+        return (
+            f"journal          {j.hits:,} answers from the journal, {j.misses:,} new; "
+            f"{self.checkpointer.number} checkpoints ({self.checkpointer.seconds:.2f} s)"
+        )

@@ -1,0 +1,119 @@
+"""One trace table written as numbered part files, so that a run killed at any instant leaves a readable trace.
+
+While a run goes, a table is a folder `<table>/` of `part-00000.parquet`, `part-00001.parquet`, ...; the part
+being written is named `.part-NNNNN.parquet.tmp` (pyarrow and pandas skip hidden files) and becomes a part only
+when `seal()` closes it (its footer written) and renames it. So after kill -9 the folder holds only whole
+parts: `pd.read_parquet("trace/steps")` and `Trace.read` read everything sealed. `finish()` turns the parts
+into the one `<table>.parquet` file of a finished trace. A resumed run keeps the parts its last checkpoint
+named (`keep_only`) and writes new ones after them. A sealed part survives the death of the process at once
+(it is in the OS's page cache); `unsynced()` names what to fsync so it survives the machine's too, which the
+checkpointer does off the run's thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from metropolis.trace.schema import TABLES
+
+
+def part_files(folder: Path) -> list[Path]:
+    """The sealed parts of a table folder, in order."""
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def read_parts(folder: Path, table: str) -> pa.Table:
+    parts = [pq.read_table(p) for p in part_files(folder)]
+    if not parts:
+        return TABLES[table].empty_table()
+    return pa.concat_tables(parts).unify_dictionaries().combine_chunks()
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartWriter:
+    """Appends row groups to the open part of one table; `seal()` makes it a part, `finish()` one file."""
+
+    def __init__(self, trace_folder: Path, table: str) -> None:
+        self.table = table
+        self.file = trace_folder / f"{table}.parquet"
+        self.folder = trace_folder / table
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.rows = 0
+        self._next = len(part_files(self.folder))
+        self._writer: pq.ParquetWriter | None = None
+        self._unsynced: list[Path] = []
+        self._first()
+
+    def _first(self) -> None:
+        """An empty first part: the folder reads as an empty table before any checkpoint."""
+        if self._next == 0:
+            self.write(TABLES[self.table].empty_table())
+            self.seal()
+
+    def _name(self, n: int) -> Path:
+        return self.folder / f"part-{n:05d}.parquet"
+
+    def _tmp(self) -> Path:
+        return self.folder / f".part-{self._next:05d}.parquet.tmp"
+
+    def write(self, batch: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp(), TABLES[self.table], compression="zstd")
+        self._writer.write_table(batch)
+        self.rows += batch.num_rows
+
+    def seal(self) -> list[str]:
+        """Close the open part (if any rows went in) and name it; the names of every sealed part."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            final = self._name(self._next)
+            os.replace(self._tmp(), final)
+            self._unsynced += [final, self.folder]
+            self._next += 1
+        return [p.name for p in part_files(self.folder)]
+
+    def unsynced(self) -> list[Path]:
+        """The parts sealed since the last call, and their folder: what to fsync (in this order)."""
+        paths, self._unsynced = self._unsynced, []
+        return paths
+
+    def keep_only(self, names: list[str]) -> None:
+        """A resume: drop the parts written after the last checkpoint (and any half-written one)."""
+        keep = set(names)
+        for path in self.folder.iterdir():
+            if path.name not in keep:
+                path.unlink()
+        self._next = len(part_files(self.folder))
+        self._first()
+
+    def finish(self) -> None:
+        """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged row
+        group by row group, so memory holds one row group at a time)."""
+        self.seal()
+        self._unsynced = []
+        parts = part_files(self.folder)
+        full = [p for p in parts if pq.ParquetFile(p).metadata.num_rows > 0]
+        parts = full or parts[:1]
+        if len(parts) == 1:
+            os.replace(parts[0], self.file)
+        else:
+            with pq.ParquetWriter(self.file, TABLES[self.table], compression="zstd") as writer:
+                for part in parts:
+                    source = pq.ParquetFile(part)
+                    for i in range(source.num_row_groups):
+                        writer.write_table(source.read_row_group(i))
+        shutil.rmtree(self.folder)

@@ -1,0 +1,193 @@
+"""`metropolis run` killed (SIGKILL, SIGTERM, SIGINT) at seeded random points, then `metropolis resume`: the
+final report, trace, accounting and story equal those of a run never stopped, and no journaled call is asked
+again. `METROPOLIS_KILL_POINTS=20` runs 20 points per scenario (the default run takes a few, for time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from metropolis.paths import shared_data_dir
+from metropolis.store import STORE_FILE, SqliteStore
+from metropolis.trace import Trace
+
+needs_data = pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent")
+SRC = Path(__file__).resolve().parents[1] / "src"
+POINTS = int(os.environ.get("METROPOLIS_KILL_POINTS", "2"))
+WALKERS = ["run", "-n", "12", "--hours", "1", "--checkpoint-minutes", "2"]
+GENERATIVE = ["run", "--agent", "generative", "-n", "3", "--hours", "0.3", "--start-hour", "7.9"]
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "METROPOLIS_SHARED": str(shared_data_dir(required=False))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "metropolis.cli.main", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _done(args: list[str], cwd: Path) -> str:
+    proc = _cli(args, cwd)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return out
+
+
+def _stop_at(args: list[str], out: Path, cwd: Path, parts: int, delay: float, signum: int) -> None:
+    """Start the run and send `signum` `delay` seconds after its trace has `parts` sealed parts (a point in its
+    progress, whatever the machine's load; the run may finish first)."""
+    proc = _cli([*args, "--out", str(out)], cwd)
+    steps = out / "trace" / "steps"
+    while proc.poll() is None and not (steps.is_dir() and len(list(steps.glob("part-*"))) >= parts):
+        time.sleep(0.01)
+    time.sleep(delay)
+    proc.send_signal(signum)
+    proc.communicate(timeout=600)
+
+
+def _result(folder: Path) -> dict[str, Any]:
+    report = json.loads((folder / "report.json").read_text())
+    report.pop("wall_seconds")
+    trace = folder / "trace"
+    found = {
+        "report": report,
+        "steps": pd.read_parquet(trace / "steps.parquet"),
+        "calls": pd.read_parquet(trace / "calls.parquet"),
+        "trace_meta": json.loads((trace / "meta.json").read_text()),
+        "accounting": (folder / "accounting.json").read_text(),
+    }
+    if (folder / "timeline.md").exists():
+        found["timeline"] = (folder / "timeline.md").read_text()
+    return found
+
+
+def _assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(got[key], value, obj=key)
+        else:
+            assert got[key] == value, key
+
+
+def _journal_books(folder: Path) -> tuple[list[int], int, int]:
+    """Per resume, the journal's size when it began; the last resume's answers from the journal, and new."""
+    store = SqliteStore(folder / STORE_FILE)
+    try:
+        history = store.history()
+    finally:
+        store.close()
+    starts = [info["journal"] for event, info in history if event == "resumed"]
+    finished = [info for event, info in history if event == "finished"][-1]
+    return starts, finished["journal_hits"], finished["journal_misses"]
+
+
+def _assert_readable_up_to_the_checkpoint(folder: Path) -> None:
+    """What a stopped run left is a trace: pandas and `Trace.read` read at least what its checkpoint holds."""
+    store = SqliteStore(folder / STORE_FILE)
+    try:
+        checkpoint = store.latest_checkpoint()
+    finally:
+        store.close()
+    held = 0 if checkpoint is None else checkpoint.cut["agent_steps"]
+    trace = Trace.read(folder / "trace")
+    joined = folder / "trace" / "steps.parquet"  # killed after the parts were joined, before meta.json said so
+    by_pandas = pd.read_parquet(joined if joined.exists() else folder / "trace" / "steps")
+    assert len(trace.steps) == len(by_pandas) >= held
+    assert len(trace.steps.drop_duplicates(["agent", "step"])) == len(trace.steps)
+
+
+def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, checkpoints: int) -> int:
+    reference = tmp_path / "reference"
+    _done([*args, "--out", str(reference)], tmp_path)
+    want = _result(reference)
+    rng = random.Random(seed)
+    stopped = 0
+    for k in range(points):
+        out = tmp_path / f"stopped-{k}"
+        _stop_at(args, out, tmp_path, rng.randrange(checkpoints), rng.uniform(0.0, 0.1), signum)
+        status = json.loads((out / "meta.json").read_text())["status"]
+        if status == "completed":
+            _assert_same(_result(out), want)  # the signal came too late: nothing to resume
+            continue
+        stopped += 1
+        _assert_readable_up_to_the_checkpoint(out)
+        text = _done(["resume", str(out)], tmp_path)
+        assert "answers from the journal" in text
+        assert json.loads((out / "meta.json").read_text())["status"] == "completed"
+        _assert_same(_result(out), want)
+        starts, hits, misses = _journal_books(out)
+        assert hits == starts[-1], "every journaled call was answered from the journal, once"
+        assert hits + misses == want["report"]["llm_calls"], "and no call was asked twice"
+    return stopped
+
+
+@needs_data
+def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) -> None:
+    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, checkpoints=25) >= min(POINTS, 1)
+
+
+@needs_data
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
+    assert _kill_and_resume(tmp_path, WALKERS, signum, max(1, POINTS // 2), seed=int(signum), checkpoints=25) >= 1
+
+
+@needs_data
+def test_a_generative_replay_killed_at_random_points_resumes_to_the_same_story(tmp_path: Path) -> None:
+    recorded = tmp_path / "recorded"
+    _done([*GENERATIVE, "--out", str(recorded)], tmp_path)
+    replay = [*GENERATIVE, "--replay", str(recorded), "--checkpoint-minutes", "1"]
+    assert _kill_and_resume(tmp_path, replay, signal.SIGKILL, POINTS, seed=2, checkpoints=15) >= min(POINTS, 1)
+
+
+@needs_data
+def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    _done([*WALKERS, "--out", str(reference)], tmp_path)
+    out = tmp_path / "twice"
+    _stop_at(WALKERS, out, tmp_path, 10, 0.0, signal.SIGKILL)
+    proc = _cli(["resume", str(out)], tmp_path)
+    steps = out / "trace" / "steps"
+    while proc.poll() is None and len(list(steps.glob("part-*"))) < 20:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=600)
+    if json.loads((out / "meta.json").read_text())["status"] != "completed":
+        _done(["resume", str(out)], tmp_path)
+    _assert_same(_result(out), _result(reference))
+
+
+def test_resume_refuses_in_one_line_what_it_cannot_continue(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from metropolis.cli.main import app
+
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "meta.json").write_text(json.dumps({"status": "completed", "options": {}}))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"status": "interrupted", "options": {"hours": 0.01, "agents": 2}}))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "meta.json").write_text("{not json")
+    cases = {
+        str(tmp_path / "nowhere"): "no meta.json",
+        str(done): "the run is completed",
+        str(old): "cannot resume",
+        str(tmp_path / "bad"): "not a run's meta.json",
+    }
+    for folder, message in cases.items():
+        result = CliRunner().invoke(app, ["resume", folder])
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], (folder, result.output)
