@@ -57,7 +57,10 @@ def _stop_at(args: list[str], out: Path, cwd: Path, parts: int, delay: float, si
 
 def _result(folder: Path) -> dict[str, Any]:
     report = json.loads((folder / "report.json").read_text())
-    report.pop("wall_seconds")
+    for field in ("wall_seconds", "run_id", "command"):  # how and where this run was started, not its result
+        report.pop(field)
+    for option in ("out_dir", "force"):
+        report["options"].pop(option, None)
     trace = folder / "trace"
     found = {
         "report": report,

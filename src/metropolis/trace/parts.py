@@ -110,10 +110,13 @@ class PartWriter:
         parts = full or parts[:1]
         if len(parts) == 1:
             os.replace(parts[0], self.file)
-        else:
-            with pq.ParquetWriter(self.file, TABLES[self.table], compression="zstd") as writer:
+        else:  # merged beside the file, then renamed: a kill midway never leaves half a table file
+            joining = self.file.with_name(f".{self.file.name}.joining")
+            with pq.ParquetWriter(joining, TABLES[self.table], compression="zstd") as writer:
                 for part in parts:
                     source = pq.ParquetFile(part)
                     for i in range(source.num_row_groups):
                         writer.write_table(source.read_row_group(i))
+            fsync(joining)
+            os.replace(joining, self.file)
         shutil.rmtree(self.folder)
