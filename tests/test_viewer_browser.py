@@ -185,6 +185,8 @@ def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path)
         page.goto(_url(proc))
         page.wait_for_function("window.viewer && window.viewer.ready")
         page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+        # the run writes its trace files (joining the checkpointed parts) and its report after the last frame
+        assert "shows the finished run" in _line(proc, "shows the finished run")
         history = page.evaluate("window.viewer.history")
         page.wait_for_function("window.viewer.shown === 1079")
         page.screenshot(path=str(tmp_path / "live.png"))
@@ -195,7 +197,6 @@ def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path)
         page.wait_for_function("window.viewer.shown === 1079")
         assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
         assert page.errors == []
-        assert "shows the finished run" in _line(proc, "shows the finished run")  # the report is written
     finally:
         assert _stop(proc) == 0
 
