@@ -41,8 +41,8 @@ def scheduler(
     ),
     micro: bool = typer.Option(True, "--micro/--no-micro", help="Run the controller micro-benchmark rows."),
 ) -> None:
-    """Controller cost per scheduling decision and per agent-step, with synthetic completions (no LLM); then
-    simulated LLM calls per wall second end to end: the modelled day (25 walkers, 24 h, 8 L4s) and the busy hour
+    """Controller cost per scheduling decision and per agent-step, with synthetic completions and no LLM; then
+    simulated LLM calls per wall second end to end: the modelled day of 25 walkers on 8 L4s, and the busy hour
     at 1,000 agents on 8 GPUs."""
     rows_e2e = end_to_end_names(end_to_end)
     for name in policy:

@@ -35,9 +35,9 @@ def calibrate_cmd(
     save: Path | None = typer.Option(None, "--save", help="Write the fitted serving model and measurements (JSON)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for one answer before a retry."),
 ) -> None:
-    """Measure a server (latency against prompt tokens, output tokens and concurrency), fit the serving model
-    (batching cost terms from bursts of concurrent requests), and print its median prediction error on requests
-    it was not fitted on. `--save` writes it for `metropolis bench realtime --serving`.
+    """Measure a server's latency against prompt tokens, output tokens and concurrency, fit the serving model's
+    cost terms, batching included, from single requests and bursts, and print its median prediction error on
+    requests it was not fitted on. `--save` writes it for `metropolis bench realtime --serving`.
 
     Exit codes: 0 done, 2 bad input, 3 the server failed, 130 interrupted."""
     _calibrate(llm, kind, model, prompts, outputs, concurrency, repeats, seed, save, timeout)
