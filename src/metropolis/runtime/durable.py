@@ -11,13 +11,14 @@ from pathlib import Path
 from metropolis.engine import Simulation
 from metropolis.llm.journal import Journal
 from metropolis.runtime.checkpoint import Checkpointer, interval_steps
-from metropolis.store import STORE_FILE, Checkpoint, SqliteStore
+from metropolis.store import Checkpoint, RunStore
+from metropolis.store.choice import open_store
 from metropolis.trace import TraceRecorder
 
 
 @dataclass(slots=True)
 class Durable:
-    store: SqliteStore
+    store: RunStore
     journal: Journal
     recorder: TraceRecorder
     checkpointer: Checkpointer
@@ -26,29 +27,30 @@ class Durable:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, sim: Simulation, path: Path, virtual: bool, minutes: float, resume: bool) -> Iterator[Durable]:
+    def open(
+        cls, sim: Simulation, path: Path, virtual: bool, minutes: float, resume: bool, store: str = "", key: str = ""
+    ) -> Iterator[Durable]:
         """In virtual time journal writes are committed at each checkpoint, not one by one: the answers there
         are recomputed (and checked) on a resume, so losing the tail costs nothing; a live answer costs a
-        real call, so it is committed as it arrives."""
-        file = path / STORE_FILE
-        if resume and not file.is_file():
-            raise FileNotFoundError(f"{path} has no {STORE_FILE}: it was not run with checkpoints, so it cannot resume")
-        store = SqliteStore(file, autocommit=not virtual)
+        real call, so it is committed as it arrives. `store` and `key`: which store (`--store`, see
+        `store.choice`) and the run's keys in a shared one."""
+        with open_store(store, path, key, autocommit=not virtual, resume=resume) as opened:
+            yield from cls._opened(sim, opened, path, minutes, resume)
+
+    @classmethod
+    def _opened(cls, sim: Simulation, store: RunStore, path: Path, minutes: float, resume: bool) -> Iterator[Durable]:
+        checkpoint = store.latest_checkpoint() if resume else None
+        parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
+        recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
+        every = interval_steps(minutes, sim.world.seconds_per_step)
+        checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
+        sim.listeners += [recorder, checkpointer]
+        journaled = store.journal_size()
+        store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
         try:
-            checkpoint = store.latest_checkpoint() if resume else None
-            parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
-            recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
-            every = interval_steps(minutes, sim.world.seconds_per_step)
-            checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
-            sim.listeners += [recorder, checkpointer]
-            journaled = store.journal_size()
-            store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
-            try:
-                yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
-            finally:
-                checkpointer.close()
+            yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
         finally:
-            store.close()
+            checkpointer.close()
 
     def checkpoint_number(self) -> int:
         return 0 if self.resumed_from is None else self.resumed_from.number
