@@ -113,8 +113,10 @@ def run(
         DEFAULT_MINUTES, "--checkpoint-minutes", help="Simulated minutes between checkpoints (0: none)."
     ),
     store: str = typer.Option(
-        "sqlite", "--store", help="Journal and checkpoints: sqlite (a file in the run folder), redis (a local "
-        "redis-server, started here) or redis://HOST:PORT/DB (a shared Redis)."
+        "sqlite",
+        "--store",
+        help="Journal and checkpoints: sqlite (a file in the run folder), redis (a local "
+        "redis-server, started here) or redis://HOST:PORT/DB (a shared Redis).",
     ),
 ) -> None:
     """Run a Smallville simulation and print a summary.

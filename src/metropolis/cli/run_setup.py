@@ -14,8 +14,8 @@ from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline
 from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
-from metropolis.store.choice import check_store
 from metropolis.llm.accounting import Prices
+from metropolis.store.choice import check_store
 from metropolis.world.smallville import Town, load_smallville
 
 AGENT_KINDS = ("walker", "generative")

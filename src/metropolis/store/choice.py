@@ -13,6 +13,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from metropolis.registry import unknown
@@ -20,6 +21,7 @@ from metropolis.store.base import RunStore
 from metropolis.store.sqlite import STORE_FILE, SqliteStore
 
 STORES = ("sqlite", "redis", "redis://HOST:PORT/DB")
+S = TypeVar("S", bound=RunStore)
 REDIS_FOLDER = "redis"  # the local redis-server's AOF, in the run folder
 
 
@@ -77,12 +79,11 @@ def open_store(spec: str, folder: Path, key: str, autocommit: bool, resume: bool
     if spec in ("", "sqlite"):
         file = folder / STORE_FILE
         if resume and not file.is_file():
-            raise FileNotFoundError(f"{folder} has no {STORE_FILE}: it was not run with checkpoints, so it cannot resume")
-        store: RunStore = SqliteStore(file, autocommit=autocommit)
-        try:
+            raise FileNotFoundError(
+                f"{folder} has no {STORE_FILE}: it was not run with checkpoints, so it cannot resume"
+            )
+        with _closing(SqliteStore(file, autocommit=autocommit)) as store:
             yield store
-        finally:
-            store.close()
         return
     from metropolis.store.redis import RedisStore  # redis-py: only for runs that ask for Redis
     from metropolis.store.redis_server import LocalRedis
@@ -96,8 +97,17 @@ def open_store(spec: str, folder: Path, key: str, autocommit: bool, resume: bool
             url = spec
         if resume and not RedisStore.exists(url, key):
             raise FileNotFoundError(f"the Redis at {url} holds no run under key {key!r}: it cannot resume from it")
-        redis_store = RedisStore(url, key, autocommit=autocommit)
-        try:
-            yield redis_store
-        finally:
-            redis_store.close()
+        yield stack.enter_context(_closing(RedisStore(url, key, autocommit=autocommit)))
+
+
+@contextlib.contextmanager
+def _closing(store: S) -> Iterator[S]:
+    """Close the store at the end; when the run failed already (the store's server gone, say), a failure to
+    close must not hide the one that stopped it."""
+    try:
+        yield store
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.close()
+        raise
+    store.close()

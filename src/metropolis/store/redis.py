@@ -22,10 +22,11 @@ number, cut JSON), `states` (hash agent -> step and pickled state of the latest 
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import redis
 
@@ -57,6 +58,30 @@ _STEP = struct.Struct("<q")
 
 class StaleEpoch(RuntimeError):
     """A write from a controller whose epoch has passed: another controller took over the run."""
+
+
+class StoreUnreachable(ConnectionError):
+    """The Redis went away mid-run (a run-time failure, exit code 3): its AOF keeps what was committed."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _reaching(method: Callable[Concatenate[RedisStore, P], T]) -> Callable[Concatenate[RedisStore, P], T]:
+    """A lost connection becomes one `StoreUnreachable` that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise StoreUnreachable(
+                f"the run's Redis store at {self.url} is unreachable ({error}); what was committed is kept "
+                "(AOF): once it is back, continue with `metropolis resume RUN`"
+            ) from None
+
+    return wrapper
 
 
 class RedisStore:
@@ -91,13 +116,15 @@ class RedisStore:
 
     # -- the journal ------------------------------------------------------------------------------------------
 
+    @_reaching
     def journal_put(self, key: JournalKey, answer: dict[str, Any]) -> None:
         self._batch[_field(key)] = key.prompt_hash.encode() + b"\n" + json.dumps(answer).encode()
         if self.autocommit:
             self._write(_Ops())
 
+    @_reaching
     def journal_get(self, key: JournalKey) -> dict[str, Any] | None:
-        row = self._batch.get(_field(key))
+        row: Any = self._batch.get(_field(key))
         if row is None:
             row = self.client.hget(self._k("journal"), _field(key))
         if row is None:
@@ -111,12 +138,14 @@ class RedisStore:
         found: dict[str, Any] = json.loads(answer)
         return found
 
+    @_reaching
     def journal_size(self) -> int:
         self._write(_Ops())
         return int(self.client.hlen(self._k("journal")))
 
     # -- public state versions --------------------------------------------------------------------------------
 
+    @_reaching
     def commit_states(self, states: Iterable[tuple[int, int, bytes]]) -> None:
         """Commit (agent, step, public state) versions, atomically with the journal puts not yet written."""
         ops = _Ops()
@@ -125,13 +154,15 @@ class RedisStore:
             self._public.add(agent)
         self._write(ops)
 
+    @_reaching
     def public_state(self, agent: int, step: int) -> bytes | None:
         """The agent's public state as of `step` (its latest version at or before it); None if none is kept."""
-        found = self.client.zrevrangebyscore(self._k(f"public:{agent}"), step, "-inf", start=0, num=1)
+        found: list[Any] = self.client.zrevrangebyscore(self._k(f"public:{agent}"), step, "-inf", start=0, num=1)
         return bytes(found[0]).partition(b":")[2] if found else None
 
     # -- checkpoints and the log ------------------------------------------------------------------------------
 
+    @_reaching
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """One script: the journal batch, the cut, the agent states (replacing the previous checkpoint's), the
         log entry, and public versions older than the cut's GVT dropped (the latest at or below it stays)."""
@@ -147,6 +178,7 @@ class RedisStore:
                 ops.add("TRIM", self._k(f"public:{agent}"), gvt)
         self._write(ops)
 
+    @_reaching
     def latest_checkpoint(self) -> Checkpoint | None:
         pipe = self.client.pipeline(transaction=True)  # MULTI/EXEC: the cut and its states from one instant
         pipe.hgetall(self._k("checkpoint"))
@@ -157,12 +189,16 @@ class RedisStore:
         states = {int(agent): (_STEP.unpack_from(row)[0], bytes(row[_STEP.size :])) for agent, row in rows.items()}
         return Checkpoint(int(head[b"number"]), json.loads(head[b"cut"]), states)
 
+    @_reaching
     def log(self, event: str, info: dict[str, Any]) -> None:
         self._write(_Ops().add("RPUSH", self._k("log"), json.dumps([event, info], default=str)))
 
+    @_reaching
     def history(self) -> list[tuple[str, dict[str, Any]]]:
-        return [tuple(json.loads(entry)) for entry in self.client.lrange(self._k("log"), 0, -1)]  # type: ignore[misc]
+        entries: list[Any] = self.client.lrange(self._k("log"), 0, -1)
+        return [(event, info) for event, info in map(json.loads, entries)]
 
+    @_reaching
     def sync(self) -> None:
         """Fsync the AOF now where the server can (Redis 7.2+: WAITAOF); older ones fsync within a second."""
         if not self._waitaof:
@@ -172,6 +208,7 @@ class RedisStore:
         except redis.ResponseError:
             self._waitaof = False  # an older server, or no AOF: nothing to wait for
 
+    @_reaching
     def close(self) -> None:
         try:
             self._write(_Ops())

@@ -26,7 +26,9 @@ import redis
 
 from metropolis.llm.local_server import free_port, kill_group, launch
 
-INSTALL_HINT = "install it with: apt-get install redis-server (or bash install.sh as root), or pass --store redis://HOST:PORT/DB"
+INSTALL_HINT = (
+    "install it with: apt-get install redis-server (or bash install.sh as root), or pass --store redis://HOST:PORT/DB"
+)
 FSYNC = "everysec"
 
 
@@ -87,7 +89,7 @@ class LocalRedis:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=1.0)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1.0)
         try:
             while True:
                 code = self.process.poll()
