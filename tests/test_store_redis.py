@@ -174,3 +174,14 @@ def test_the_local_server_dies_with_its_parent(tmp_path: Path) -> None:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail("redis-server outlived its parent")
+
+
+def test_the_store_bench_times_both_stores_side_by_side(server: LocalRedis) -> None:
+    from metropolis.bench.store_cost import run_store_cost
+
+    rows = run_store_cost(server.url, puts=20, checkpoints=3, agents=4, state_bytes=64, rounds=2)
+    assert [r.operation for r in rows] == ["journal put", "checkpoint save", "sync", "journal put, batched"]
+    assert all(r.sqlite_us > 0 and r.redis_us > 0 for r in rows)
+    client = redis.Redis.from_url(server.url)
+    assert not list(client.scan_iter(match="{metropolis-bench:*")), "it leaves nothing in a Redis it was given"
+    client.close()
