@@ -114,6 +114,12 @@ def test_public_state_versions_are_kept_back_to_the_last_checkpoint(server: Loca
     assert [store.public_state(0, s) for s in (1, 4, 5, 7)] == [None, b"a4", b"a4", b"a7"]
     assert store.public_state(1, 5) == b"b2"
     store.close()
+    batched = RedisStore(server.url, "public-batched", autocommit=False)
+    batched.commit_states([(0, 1, b"a1")])
+    assert RedisStore(server.url, "public-batched", epoch=0).public_state(0, 1) is None  # kept for the checkpoint
+    batched.save_checkpoint(Checkpoint(1, {"gvt": 1}, {}))
+    assert RedisStore(server.url, "public-batched", epoch=0).public_state(0, 1) == b"a1"
+    batched.close()
 
 
 def test_commits_survive_redis_killed_and_restarted_from_its_aof(tmp_path: Path) -> None:

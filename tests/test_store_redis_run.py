@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.test_resume import WALKERS, _assert_same, _cli, _done, _result, _stop_at, needs_data
@@ -86,6 +88,25 @@ def test_a_run_in_redis_is_the_embedded_run(tmp_path: Path, reference: dict[str,
     _assert_same(_same(shared), reference)
     assert (local / "redis" / "appendonlydir").is_dir() and not (local / "store.sqlite").exists()
     assert not _redis_of(local), "the local redis-server stopped with the run"
+    _assert_public_versions(shared, server.url)
+
+
+def _assert_public_versions(folder: Path, url: str) -> None:
+    """The store holds each agent's committed public states back to the last checkpoint: the last ones are
+    where the trace says the agents ended."""
+    key = json.loads((folder / "meta.json").read_text())["store_key"]
+    store = RedisStore(url, key, epoch=0)
+    steps = pd.read_parquet(folder / "trace" / "steps.parquet")
+    last = steps[steps.step == steps.step.max()]
+    for row in last.itertuples():
+        state = store.public_state(int(row.agent), int(row.step) + 1)
+        assert state is not None and tuple(pickle.loads(state).pos) == (row.x, row.y)
+    checkpoint = store.latest_checkpoint()
+    assert checkpoint is not None
+    first = store.client.zrange(f"{{{key}}}:public:0", 0, 0, withscores=True)
+    assert first[0][1] <= checkpoint.cut["gvt"], "the version a read at the checkpoint's GVT needs is kept"
+    assert store.public_state(0, checkpoint.cut["gvt"] - 40) is None, "older ones are dropped"
+    store.client.close()
 
 
 def test_the_controller_killed_resumes_from_redis(

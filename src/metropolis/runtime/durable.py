@@ -4,16 +4,41 @@ journal, the trace recorder writing part files, and the checkpointer that seals 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import pickle
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from metropolis.engine import Simulation
+from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.llm.journal import Journal
 from metropolis.runtime.checkpoint import Checkpointer, interval_steps
 from metropolis.store import Checkpoint, RunStore
 from metropolis.store.choice import open_store
 from metropolis.trace import TraceRecorder
+
+
+@runtime_checkable
+class PublicVersions(Protocol):
+    """A store that also keeps the committed public state versions (Redis: workers elsewhere read them)."""
+
+    def commit_states(self, states: Iterable[tuple[int, int, bytes]]) -> None: ...
+
+
+class PublicStates:
+    """A listener: every committed step's public state (what others may observe of the agent) goes to the
+    store, pickled; the store writes it with its next commit."""
+
+    def __init__(self, store: PublicVersions) -> None:
+        self.store = store
+
+    def on_call(self, record: CallRecord) -> None:
+        pass
+
+    def on_step(self, record: StepRecord) -> None:
+        state = pickle.dumps(record.state, protocol=pickle.HIGHEST_PROTOCOL)
+        self.store.commit_states([(record.agent, record.step + 1, state)])
 
 
 @dataclass(slots=True)
@@ -45,6 +70,8 @@ class Durable:
         every = interval_steps(minutes, sim.world.seconds_per_step)
         checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
         sim.listeners += [recorder, checkpointer]
+        if isinstance(store, PublicVersions):
+            sim.listeners.append(PublicStates(store))
         journaled = store.journal_size()
         store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
         try:

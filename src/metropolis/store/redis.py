@@ -99,6 +99,7 @@ class RedisStore:
         self._fenced = self.client.register_script(_FENCED)
         self.epoch = int(self.client.incr(self._k("epoch"))) if epoch is None else epoch
         self._batch: dict[str, bytes] = {}
+        self._versions = _Ops()  # public state versions not yet written (autocommit=False)
         self._public: set[int] = set()  # agents with public state versions, trimmed at each checkpoint
         self._waitaof = True
 
@@ -147,16 +148,18 @@ class RedisStore:
 
     @_reaching
     def commit_states(self, states: Iterable[tuple[int, int, bytes]]) -> None:
-        """Commit (agent, step, public state) versions, atomically with the journal puts not yet written."""
-        ops = _Ops()
+        """Commit (agent, step, public state) versions, atomically with the journal puts not yet written
+        (with `autocommit=False`, kept with them until the next checkpoint)."""
         for agent, step, state in states:
-            ops.add("ZADD", self._k(f"public:{agent}"), step, b"%d:" % step + state)
+            self._versions.add("ZADD", self._k(f"public:{agent}"), step, b"%d:" % step + state)
             self._public.add(agent)
-        self._write(ops)
+        if self.autocommit:
+            self._write(_Ops())
 
     @_reaching
     def public_state(self, agent: int, step: int) -> bytes | None:
         """The agent's public state as of `step` (its latest version at or before it); None if none is kept."""
+        self._write(_Ops())  # a version still batched is committed first
         found: list[Any] = self.client.zrevrangebyscore(self._k(f"public:{agent}"), step, "-inf", start=0, num=1)
         return bytes(found[0]).partition(b":")[2] if found else None
 
@@ -217,6 +220,8 @@ class RedisStore:
 
     def _write(self, ops: _Ops) -> None:
         """Run `ops` (after the journal batch) as one fenced script; StaleEpoch if another controller took over."""
+        if self._versions.argv:
+            ops = _Ops().then(self._versions).then(ops)
         if self._batch:
             ops = _Ops().hset(self._k("journal"), list(self._batch.items())).then(ops)
         if not ops.argv:
@@ -232,6 +237,7 @@ class RedisStore:
                 f"another controller resumed run {self.key}); this write is dropped"
             ) from None
         self._batch = {}
+        self._versions = _Ops()
 
 
 class _Ops:
