@@ -148,3 +148,25 @@ def _redis_of(folder: Path) -> list[int]:
         if here:
             found.append(int(proc.name))
     return found
+
+
+def test_a_replaced_controllers_late_commit_is_refused(
+    tmp_path: Path, reference: dict[str, Any], server: LocalRedis
+) -> None:
+    """A controller stopped (SIGSTOP) mid-run while another resumes the run to its end, then continued: its
+    next commit is refused (one line, exit 3), and the run it left behind stays the resumed one, whole."""
+    out = tmp_path / "zombie"
+    zombie = _cli([*WALKERS, "--store", server.url, "--out", str(out)], tmp_path)
+    steps = out / "trace" / "steps"
+    while zombie.poll() is None and not (steps.is_dir() and len(list(steps.glob("part-*"))) >= 6):
+        time.sleep(0.01)
+    zombie.send_signal(signal.SIGSTOP)
+    try:
+        _done(["resume", str(out)], tmp_path)
+    finally:
+        zombie.send_signal(signal.SIGCONT)
+    _, err = zombie.communicate(timeout=600)
+    assert zombie.returncode == 3, err
+    assert len(err.strip().splitlines()) == 1 and "has passed" in err and "another controller resumed" in err, err
+    assert json.loads((out / "meta.json").read_text())["status"] == "completed"
+    _assert_same(_same(out), reference)

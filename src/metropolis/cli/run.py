@@ -48,6 +48,7 @@ from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRu
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 from metropolis.runtime.durable import Durable
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
+from metropolis.store import StaleEpoch
 from metropolis.store.choice import check_reachable, new_store_key
 from metropolis.trace import Trace, recorded_answers
 
@@ -255,6 +256,8 @@ def execute(
                 f"{path} (meta.json, trace/); continue with: metropolis resume {path}",
                 exit_code(stop),
             ) from None
+        except StaleEpoch:
+            raise  # another controller resumed the run: its folder and store are no longer this one's to write
         except Exception as error:
             if durable is not None:
                 durable.stop()

@@ -21,9 +21,28 @@ from metropolis.trace import TraceRecorder
 
 @runtime_checkable
 class PublicVersions(Protocol):
-    """A store that also keeps the committed public state versions (Redis: workers elsewhere read them)."""
+    """A store shared by controllers: it keeps the committed public state versions (workers elsewhere read
+    them), and `fence()` raises StaleEpoch once another controller took the run over."""
 
     def commit_states(self, states: Iterable[tuple[int, int, bytes]]) -> None: ...
+
+    def fence(self) -> None: ...
+
+
+@dataclass(slots=True)
+class FencedSealer:
+    """The trace recorder as the checkpointer sees it, checking the store's fence before it seals parts: a
+    replaced controller is stopped before it writes into the run folder that is now another's."""
+
+    recorder: TraceRecorder
+    store: PublicVersions
+
+    def checkpoint(self) -> dict[str, list[str]]:
+        self.store.fence()
+        return self.recorder.checkpoint()
+
+    def unsynced(self) -> list[Path]:
+        return self.recorder.unsynced()
 
 
 class PublicStates:
@@ -68,10 +87,12 @@ class Durable:
         parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
         recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
         every = interval_steps(minutes, sim.world.seconds_per_step)
-        checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
+        shared = store if isinstance(store, PublicVersions) else None
+        sealer = recorder if shared is None else FencedSealer(recorder, shared)
+        checkpointer = Checkpointer(sim, store, every, sealer, resume=checkpoint)
         sim.listeners += [recorder, checkpointer]
-        if isinstance(store, PublicVersions):
-            sim.listeners.append(PublicStates(store))
+        if shared is not None:
+            sim.listeners.append(PublicStates(shared))
         journaled = store.journal_size()
         store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
         try:
@@ -100,8 +121,11 @@ class Durable:
             self.store.log("stopped", {"checkpoint": self.checkpointer.number})
 
     def finish(self) -> None:
-        """The run is done: the trace's parts become its files, and the store says so."""
+        """The run is done: the trace's parts become its files, and the store says so (a shared store is asked
+        first whether this controller still holds the run)."""
         self.checkpointer.wait()
+        if isinstance(self.store, PublicVersions):
+            self.store.fence()
         self.recorder.close()
         journal = self.journal
         self.store.log("finished", {"journal_hits": journal.hits, "journal_misses": journal.misses})

@@ -5,8 +5,18 @@
 chooses (store.choice).
 """
 
-from metropolis.store.base import Checkpoint, JournalKey, RunStore
+from metropolis.store.base import Checkpoint, JournalKey, RunStore, StaleEpoch
 from metropolis.store.choice import STORES, check_store, open_store
 from metropolis.store.sqlite import STORE_FILE, SqliteStore
 
-__all__ = ["STORES", "STORE_FILE", "Checkpoint", "JournalKey", "RunStore", "SqliteStore", "check_store", "open_store"]
+__all__ = [
+    "STORES",
+    "STORE_FILE",
+    "Checkpoint",
+    "JournalKey",
+    "RunStore",
+    "SqliteStore",
+    "StaleEpoch",
+    "check_store",
+    "open_store",
+]

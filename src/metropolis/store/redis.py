@@ -30,7 +30,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import redis
 
-from metropolis.store.base import Checkpoint, JournalKey
+from metropolis.store.base import Checkpoint, JournalKey, StaleEpoch
 
 # KEYS[1] is the epoch; ARGV[1] the writer's epoch, then operations: a command, the index of its key in KEYS,
 # how many arguments follow, and those. TRIM keeps a sorted set's members from the latest at or below a score.
@@ -54,10 +54,6 @@ return 1
 """
 _CHUNK = 256  # fields per HSET/ZADD: Lua's unpack takes a few thousand values at most
 _STEP = struct.Struct("<q")
-
-
-class StaleEpoch(RuntimeError):
-    """A write from a controller whose epoch has passed: another controller took over the run."""
 
 
 class StoreUnreachable(ConnectionError):
@@ -143,6 +139,13 @@ class RedisStore:
     def journal_size(self) -> int:
         self._write(_Ops())
         return int(self.client.hlen(self._k("journal")))
+
+    @_reaching
+    def fence(self) -> None:
+        """Raise StaleEpoch now if another controller took over (before writing anything outside the store)."""
+        current = self.client.get(self._k("epoch"))
+        if current is None or int(current) != self.epoch:
+            raise _stale(self.epoch, self.key, current)
 
     # -- public state versions --------------------------------------------------------------------------------
 
@@ -231,11 +234,7 @@ class RedisStore:
         except redis.ResponseError as error:
             if "STALE" not in str(error):
                 raise
-            current = str(error).rpartition(" ")[2]
-            raise StaleEpoch(
-                f"refused: this controller's epoch {self.epoch} has passed (the run's epoch is now {current}: "
-                f"another controller resumed run {self.key}); this write is dropped"
-            ) from None
+            raise _stale(self.epoch, self.key, str(error).rpartition(" ")[2]) from None
         self._batch = {}
         self._versions = _Ops()
 
@@ -267,6 +266,15 @@ class _Ops:
             self.add(op, names[index - 2], *other.argv[at + 3 : at + 3 + n])
             at += 3 + n
         return self
+
+
+def _stale(epoch: int, key: str, current: object) -> StaleEpoch:
+    if isinstance(current, bytes):
+        current = current.decode()
+    return StaleEpoch(
+        f"refused: this controller's epoch {epoch} has passed (the run's epoch is now {current}: another "
+        f"controller resumed run {key}); this write is dropped"
+    )
 
 
 def _field(key: JournalKey) -> str:
