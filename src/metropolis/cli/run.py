@@ -248,6 +248,7 @@ def execute(
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
             if durable is not None:
+                durable.fence()  # StaleEpoch: another controller holds the run, and its folder
                 durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
@@ -260,6 +261,7 @@ def execute(
             raise  # another controller resumed the run: its folder and store are no longer this one's to write
         except Exception as error:
             if durable is not None:
+                durable.fence()
                 durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise

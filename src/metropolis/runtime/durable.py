@@ -14,7 +14,7 @@ from metropolis.engine import Simulation
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.llm.journal import Journal
 from metropolis.runtime.checkpoint import Checkpointer, interval_steps
-from metropolis.store import Checkpoint, RunStore
+from metropolis.store import Checkpoint, RunStore, StaleEpoch
 from metropolis.store.choice import open_store
 from metropolis.trace import TraceRecorder
 
@@ -111,6 +111,18 @@ class Durable:
             f"resuming from checkpoint {self.resumed_from.number} (GVT step {cut['gvt']}, "
             f"{cut['agent_steps']:,} agent-steps); the journal holds {self.journaled:,} answers"
         )
+
+    def fence(self) -> None:
+        """Raise StaleEpoch if a shared store says another controller took the run over (then nothing here may
+        write to the run's folder or store); a store that cannot answer is left to what follows to meet."""
+        if not isinstance(self.store, PublicVersions):
+            return
+        try:
+            self.store.fence()
+        except StaleEpoch:
+            raise
+        except Exception:
+            pass
 
     def stop(self) -> None:
         """The run stopped early (Ctrl-C, SIGTERM, a failure): save a last checkpoint, so that `resume` loses
