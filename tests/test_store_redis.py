@@ -191,3 +191,41 @@ def test_the_store_bench_times_both_stores_side_by_side(server: LocalRedis) -> N
     client = redis.Redis.from_url(server.url)
     assert not list(client.scan_iter(match="{metropolis-bench:*")), "it leaves nothing in a Redis it was given"
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["run", "--store", "mysql"], 2, "unknown --store 'mysql'; choose one of: sqlite, redis"),
+        (["run", "--store", "redis://127.0.0.1:99999/0"], 2, "not a Redis URL"),
+        (["run", "--store", "redis://127.0.0.1:{port}/0"], 3, "no Redis answers there"),
+        (["bench", "store", "--url", "http://x"], 2, "not a Redis URL"),
+        (["bench", "store", "--puts", "0"], 2, "--puts must be"),
+        (["bench", "store", "--url", "redis://127.0.0.1:{port}/0"], 3, "no Redis answers there"),
+    ],
+)
+def test_a_bad_or_unreachable_store_is_one_line_and_leaves_no_folder(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from metropolis.cli.main import app
+    from metropolis.llm.local_server import free_port
+
+    out = tmp_path / "run"
+    args = [a.format(port=free_port()) for a in args] + (["--out", str(out)] if args[0] == "run" else [])
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == code and len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists()
+
+
+def test_resume_finds_no_run_under_another_key(server: LocalRedis, tmp_path: Path) -> None:
+    from metropolis.store import open_store
+
+    with pytest.raises(FileNotFoundError, match="holds no run under key 'nowhere'"):
+        with open_store(server.url, tmp_path, "nowhere", autocommit=True, resume=True):
+            pass
+    with pytest.raises(FileNotFoundError, match="no redis/"):
+        with open_store("redis", tmp_path, "nowhere", autocommit=True, resume=True):
+            pass
