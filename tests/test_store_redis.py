@@ -223,9 +223,6 @@ def test_a_bad_or_unreachable_store_is_one_line_and_leaves_no_folder(
 def test_resume_finds_no_run_under_another_key(server: LocalRedis, tmp_path: Path) -> None:
     from metropolis.store import open_store
 
-    with pytest.raises(FileNotFoundError, match="holds no run under key 'nowhere'"):
-        with open_store(server.url, tmp_path, "nowhere", autocommit=True, resume=True):
-            pass
-    with pytest.raises(FileNotFoundError, match="no redis/"):
-        with open_store("redis", tmp_path, "nowhere", autocommit=True, resume=True):
-            pass
+    for spec, message in ((server.url, "holds no run under key 'nowhere'"), ("redis", "no redis/")):
+        with pytest.raises(FileNotFoundError, match=message):
+            open_store(spec, tmp_path, "nowhere", autocommit=True, resume=True).__enter__()
