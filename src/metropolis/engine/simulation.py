@@ -144,13 +144,13 @@ class Simulation:
             commit(ctx.agent_id, step, state)
             positions.append(state.pos)
             promises.append(ctx.still_until)
+            self.agent_steps += 1  # before the listeners hear of it: a checkpoint cut counts this step
             if listeners:
                 self._report(ctx, state, start, end)
             if call_listeners and ctx.calls:
                 for listener in call_listeners:
                     for call in ctx.calls:
                         listener.on_call(call)
-        self.agent_steps += len(results)
         self.dispatcher.complete(unit, positions, promises)
         gvt = self.table._gvt
         if gvt > self._collected_gvt:
