@@ -16,7 +16,13 @@ How a replica schedules (vLLM / SGLang style, kept simple):
   overflow; with ~22 output tokens against ~643 prompt tokens the difference is a few percent of capacity.)
 - The prefill iteration emits the first token (TTFT); each later decode iteration one more; a request with n
   output tokens finishes after its prefill iteration and n - 1 decode iterations.
-- Running requests are not preempted for higher-priority arrivals.
+- Background requests are preempted for interactive ones (`Job.interactive`: a person waits for the answer),
+  and only for them: when an interactive request heads the queue and does not fit (running slots or KV cache
+  full), the latest background requests in the batch (highest step, latest arrival; vLLM's choice) are paused
+  at the iteration boundary, their KV freed, and requeued at their old place; resumed, they prefill their prompt
+  and the tokens they had generated again (vLLM's recompute preemption) and decode the rest. `preemptions` and
+  `recomputed_tokens` count the cost. An interactive arrival also cuts a decode run short when it does not fit,
+  so the preemption happens at the next iteration boundary, not at the next completion.
 
 Speed: the replica schedules one kernel event per *segment*, not per iteration. A segment is one prefill
 iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the
@@ -78,6 +84,8 @@ class Replica:
         self.batch_area = 0.0  # integral of requests in the iteration over busy time
         self.iterations = 0
         self.completed = 0
+        self.preemptions = 0  # background requests paused for interactive ones
+        self.recomputed_tokens = 0  # KV tokens the preempted requests had to prefill again
         self.first_arrival: float | None = None
 
     # -- queries --
@@ -128,8 +136,8 @@ class Replica:
         elif now == self._seg_start:
             self._cancel_segment()
             self._plan()
-        elif self._seg_prefill == 0 and first and self._fits(job):
-            self._cut_decode_run(now)
+        elif self._seg_prefill == 0 and first and (self._fits(job) or job.interactive):
+            self._cut_decode_run(now)  # an interactive request that does not fit preempts at the boundary
 
     def _on_loaded(self, job: Job) -> None:
         self._loading -= 1
@@ -147,6 +155,9 @@ class Replica:
 
     def _plan(self) -> None:
         """Start the next segment now: a prefill iteration if the head can be admitted, else a decode run."""
+        head = self.queue.head()
+        if head is not None and head.interactive and not self._fits(head):
+            self._preempt_for(head)
         batch = len(self._running)
         kv0 = self._kv_base + batch * self._count
         prefill = self._admit(self.config.max_batched_tokens - batch)
@@ -161,6 +172,31 @@ class Replica:
             raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
+
+    def _preempt_for(self, head: Job) -> None:
+        """Pause the latest background requests of the batch until the interactive `head` fits (at an iteration
+        boundary: nothing is prefilling). Each goes back to the waiting queue at its old place, keeping the
+        tokens it generated, which its next prefill recomputes."""
+        running, count = self._running, self._count
+        while not self._fits(head):
+            victims = [e for e in running if not e[2].interactive]
+            if not victims:
+                return  # only interactive requests run: it waits its turn
+            entry = max(victims, key=lambda e: e[2].key)
+            running.remove(entry)
+            heapq.heapify(running)
+            finish, _, job = entry
+            join = finish - job.left + 1  # the decode count at which its prefill emitted its first token
+            self._finish_sum -= finish
+            self._kv_base -= job.context + 1 - join
+            self._reserved -= job.kv_tokens
+            job.generated += count - join + 1
+            job.prefill_tokens = job.context
+            job.preemptions += 1
+            job.status = JobStatus.WAITING
+            self.preemptions += 1
+            self.recomputed_tokens += job.context
+            self.queue.requeue(job)
 
     def _admit(self, budget: int) -> int:
         """Admit loaded requests, then waiting ones in the queue's order while they fit; returns prefill tokens."""
@@ -197,7 +233,8 @@ class Replica:
     def _start_prefill(self, job: Job, now: float) -> int:
         self._reserved += job.kv_tokens
         self._prefill_kv += job.kv_tokens
-        job.admitted = now
+        if job.admitted is None:  # a preempted request keeps its first admission
+            job.admitted = now
         job.status = JobStatus.PREFILLING
         self._prefilling.append(job)
         return job.prefill_tokens
@@ -214,7 +251,8 @@ class Replica:
         self._generation += 1
         for job in self._prefilling:
             self._reserved -= job.kv_tokens
-            job.admitted = None
+            if not job.preemptions:  # a preempted request keeps its first admission
+                job.admitted = None
             job.status = JobStatus.WAITING
             if job.memory_ready:
                 self._loaded.append(job)  # pinned already: it must not queue behind requests it blocks
@@ -257,14 +295,15 @@ class Replica:
         self._count += iters
         count = self._count
         for job in self._prefilling:
-            job.first_token = now
-            finish = count + job.output_tokens - 1
+            if job.first_token is None:  # a resumed request's first token came before its preemption
+                job.first_token = now
+            finish = count + job.left - 1
             if finish == count:
                 self._finish(job)
                 continue
             job.status = JobStatus.RUNNING
             heapq.heappush(self._running, (finish, job.key[1], job))
-            self._kv_base += job.prompt_tokens + 1 - count
+            self._kv_base += job.context + 1 - count
             self._finish_sum += finish
         self._prefilling.clear()
         self._prefill_kv = 0
@@ -272,7 +311,7 @@ class Replica:
         while running and running[0][0] <= count:
             finish, _, job = heapq.heappop(running)
             self._finish_sum -= finish
-            self._kv_base -= job.prompt_tokens + 1 - (finish - job.output_tokens + 1)
+            self._kv_base -= job.context + 1 - (finish - job.left + 1)
             self._finish(job)
         self._plan()
         self.gate.prefetch(now)
