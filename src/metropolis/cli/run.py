@@ -35,7 +35,8 @@ from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
+from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
+from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, player_of, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
@@ -43,10 +44,12 @@ from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import Journal, JournalBackend, JournalResponder
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.llm.serving.responder import PlaceholderResponder, Recorded
+from metropolis.llm.types import LLMBackend
 from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 from metropolis.runtime.durable import Durable
+from metropolis.runtime.horizon import PlayerHorizon
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.trace import Trace, recorded_answers
 
@@ -111,6 +114,16 @@ def run(
     checkpoint_minutes: float = typer.Option(
         DEFAULT_MINUTES, "--checkpoint-minutes", help="Simulated minutes between checkpoints (0: none)."
     ),
+    player: str = typer.Option("", "--player", help="Add a person to the town by this name (docs/player.md)."),
+    player_script: str = typer.Option(
+        "", "--player-script", help="The player's commands: a JSON-lines script, or a run folder to replay."
+    ),
+    player_pace: str = typer.Option(
+        "auto", "--player-pace", help="script, clock or input (auto: script in virtual time, clock in real time)."
+    ),
+    player_seconds: float = typer.Option(
+        1.0, "--player-seconds", help="Wall seconds per player step (clock), or before an idle step (input)."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -121,7 +134,8 @@ def run(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
         members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
-        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
+        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction, player=player,
+        player_script=player_script, player_pace=player_pace, player_seconds=player_seconds,
     )  # fmt: skip
     _configured(options, ctx, config, dump_config, view, compare, checkpoint_minutes)
 
@@ -221,6 +235,11 @@ def execute(
         responder = _replay(opts)
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
         viewer = live_view(sim, path.name) if view else None
+        player = player_of(sim)
+        if player is not None:  # its inputs, with their steps, beside the trace: replay with --player-script RUN
+            player_log = PlayerLog(player, path / "trace" / PLAYER_FILE)
+            stack.callback(player_log.close)
+            sim.listeners.append(player_log)
         progress = stack.enter_context(agent_step_progress(sim))
         durable: Durable | None = None
         quiet_abandoned_work()  # a signal may drop a step's coroutine while unwinding, before any handler runs
@@ -316,13 +335,19 @@ def _virtual(
     if memory is not None:
         sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
     answers = JournalResponder(responder if responder is not None else PlaceholderResponder(), journal)
-    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, answers))
+    runtime = VirtualRuntime(sim, env, _horizon(sim, VirtualLLM(env, cluster, answers)))
     runtime.accounting.prices = run_prices
     report = runtime.run(progress)
     stats = cluster.memory_stats()
     if stats is not None:
         extras.append(MemorySummary(stats, opts.memory, opts.fraction))
     return report, runtime.accounting
+
+
+def _horizon(sim: Simulation, llm: LLMBackend) -> LLMBackend:
+    """With a player, the requests of agents within its horizon go to the server as interactive."""
+    player = player_of(sim)
+    return llm if player is None else PlayerHorizon(llm, sim, player)
 
 
 def _real(
@@ -337,7 +362,7 @@ def _real(
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
         async with OpenAIClient(cfg, on_retry=progress.retry) as client:
-            runtime = AsyncioRuntime(sim, JournalBackend(client, journal))
+            runtime = AsyncioRuntime(sim, _horizon(sim, JournalBackend(client, journal)))
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
 
