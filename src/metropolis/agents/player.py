@@ -21,6 +21,9 @@ from metropolis.engine.agent import Agent, Observation, StepContext
 from metropolis.world.spatial import Pos
 
 
+REPLY = "player_reply"  # the function name of the answers a person waits for: what latency figures select
+
+
 @dataclass(frozen=True, slots=True)
 class PlayerConfig:
     """The sizes of a reply in virtual time (the serving model needs them; a real model decides itself)."""
@@ -107,7 +110,7 @@ class PlayerAgent(Agent):
         cfg = self.config
         reply = await ctx.llm_for(
             other.agent_id,
-            "reply",
+            REPLY,
             f"{self.name} says to {other.name}: {command.text}\n{other.name} answers:",
             max_tokens=cfg.output_tokens,
             prompt_tokens=cfg.prompt_tokens,

@@ -23,6 +23,12 @@ How a replica schedules (vLLM / SGLang style, kept simple):
   and the tokens they had generated again (vLLM's recompute preemption) and decode the rest. `preemptions` and
   `recomputed_tokens` count the cost. An interactive arrival also cuts a decode run short when it does not fit,
   so the preemption happens at the next iteration boundary, not at the next completion.
+- Background yields (`ServingConfig.interactive_slack`, 1.5 by default): while interactive requests are in the
+  replica, a background request starts its prefill only if every one of them is still projected to finish
+  within `interactive_slack` times its latency on an idle replica (its deadline), counting the prefill's cost
+  and the larger batch for the iterations they have left. Prefills are what slow an iteration most (a
+  1,500-token prompt costs several decode iterations on an L4): so the person's answer decodes at nearly idle
+  speed, and the slack left is lent to the background. None: background never yields.
 
 Speed: the replica schedules one kernel event per *segment*, not per iteration. A segment is one prefill
 iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the
@@ -84,6 +90,8 @@ class Replica:
         self.batch_area = 0.0  # integral of requests in the iteration over busy time
         self.iterations = 0
         self.completed = 0
+        self._urgent: dict[Job, float] = {}  # interactive requests submitted, not finished -> their deadline
+        self._marks: dict[Job, int] = {}  # running interactive requests -> their finish mark
         self.preemptions = 0  # background requests paused for interactive ones
         self.recomputed_tokens = 0  # KV tokens the preempted requests had to prefill again
         self.first_arrival: float | None = None
@@ -125,6 +133,9 @@ class Replica:
         job.status = JobStatus.WAITING
         if self.first_arrival is None:
             self.first_arrival = now
+        if job.interactive:
+            idle = self.cost.iteration(job.context, 0, 0) + self.cost.decode_span(job.left - 1, 1, job.context + 1)
+            self._urgent[job] = now + (self.config.interactive_slack or 0.0) * idle
         self.queue.push(job)
         self._wake(job, self.queue.head() is job)
 
@@ -168,7 +179,7 @@ class Replica:
         elif batch:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
-        elif len(self.queue) and not self._loading:
+        elif len(self.queue) and not self._loading and not self._urgent:
             raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
@@ -201,13 +212,14 @@ class Replica:
     def _admit(self, budget: int) -> int:
         """Admit loaded requests, then waiting ones in the queue's order while they fit; returns prefill tokens."""
         now, loaded, queue, gate = self.env.now, self._loaded, self.queue, self.gate
+        yields = bool(self._urgent) and self.config.interactive_slack is not None
         prefill = 0
-        while loaded and self._fits(loaded[0]):
+        while loaded and self._fits(loaded[0]) and not (yields and not self._lends(loaded[0], prefill)):
             if self._prefilling and loaded[0].prefill_tokens > budget - prefill:
                 return prefill
             prefill += self._start_prefill(loaded.pop(0), now)
         for job in queue.candidates(gate):
-            if not self._fits(job):
+            if not self._fits(job) or (yields and not self._lends(job, prefill)):
                 break
             if not job.memory_ready:
                 if not gate.can_admit(job):
@@ -229,6 +241,23 @@ class Replica:
             prefill += self._start_prefill(job, now)
         queue.settle()
         return prefill
+
+    def _lends(self, job: Job, prefill: int) -> bool:
+        """May `job` start its prefill now, with `prefill` tokens admitted already this round, and every
+        interactive request still meet its deadline? (Interactive requests themselves always may.)"""
+        if job.interactive:
+            return True
+        cost, count, now = self.cost, self._count, self.env.now
+        batch = self.running + 1
+        kv = self._kv_base + len(self._running) * count + self._prefill_kv + job.kv_tokens
+        first = cost.c0 + cost.c_prefill * (prefill + job.prefill_tokens) + cost.c_decode * batch + cost.c_kv * kv
+        per_decode = cost.c0 + cost.c_decode * batch + cost.c_kv * kv
+        marks = self._marks
+        for urgent, deadline in self._urgent.items():
+            left = marks[urgent] - count if urgent in marks else urgent.left
+            if now + first + max(0, left - 1) * per_decode > deadline:
+                return False
+        return True
 
     def _start_prefill(self, job: Job, now: float) -> int:
         self._reserved += job.kv_tokens
@@ -303,6 +332,8 @@ class Replica:
                 continue
             job.status = JobStatus.RUNNING
             heapq.heappush(self._running, (finish, job.key[1], job))
+            if job.interactive:
+                self._marks[job] = finish
             self._kv_base += job.context + 1 - count
             self._finish_sum += finish
         self._prefilling.clear()
@@ -321,6 +352,9 @@ class Replica:
         job.status = JobStatus.DONE
         self._reserved -= job.kv_tokens
         self.completed += 1
+        if job.interactive:
+            del self._urgent[job]
+            self._marks.pop(job, None)
         if job.memory_ready:
             self.gate.release(job, job.finished)
         if job.on_done is not None:
