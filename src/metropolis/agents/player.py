@@ -20,7 +20,6 @@ from metropolis.agents.randomwalk import RandomWalker
 from metropolis.engine.agent import Agent, Observation, StepContext
 from metropolis.world.spatial import Pos
 
-
 REPLY = "player_reply"  # the function name of the answers a person waits for: what latency figures select
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from metropolis.agents.player import REPLY, PlayerAgent, PlayerConfig
 from metropolis.agents.player_input import Command, Move, PlayerInput, Say
 from metropolis.agents.replay import replay_agents
-from metropolis.engine import Simulation
+from metropolis.engine import Agent, Simulation
 from metropolis.engine.records import CallRecord
 from metropolis.llm.serving import Cluster, ServingConfig, VirtualLLM, preset, single_request_latency
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
@@ -137,9 +137,10 @@ def run_mode(
 ) -> InteractiveRow:
     scheduler, with_player, interactive = MODES[mode]
     t0 = time.perf_counter()
-    agents: list = list(replay_agents(workload))
+    agents: list[Agent] = list(replay_agents(workload))
     config = PlayerConfig()
-    player = PlayerAgent(PLAYER, tuple(workload.positions[0, 0].tolist()), PlayerInput(script), config=config)  # type: ignore[arg-type]
+    x, y = workload.positions[0, 0].tolist()
+    player = PlayerAgent(PLAYER, (x, y), PlayerInput(script), config=config)
     if with_player:
         agents.append(player)
     sim = Simulation(world, agents, until=workload.steps, scheduler=scheduler, start_seconds=workload.start_seconds)

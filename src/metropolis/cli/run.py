@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from metropolis.agents.genagent import GenAgentConfig
+from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
 from metropolis.cli import run_report
 from metropolis.cli.config import RunConfig, checked, dump, given, load
 from metropolis.cli.errors import (
@@ -35,7 +36,6 @@ from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
 from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, player_of, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices

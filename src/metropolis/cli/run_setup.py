@@ -10,10 +10,10 @@ from typing import Protocol
 from rich.console import Console
 
 from metropolis.agents import town_walkers
+from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.agents.player import PlayerAgent
 from metropolis.agents.player_input import PACES, PlayerInput, make_pace
 from metropolis.agents.player_log import read_script
-from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
 from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
