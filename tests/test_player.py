@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,8 @@ from metropolis.agents.player_log import PlayerLog, parse_script, read_script, s
 from metropolis.engine import Simulation
 from metropolis.kernel import Environment
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
-from metropolis.llm.types import LLMRequest
-from metropolis.runtime import VirtualRuntime
+from metropolis.llm.types import LLMRequest, LLMResponse
+from metropolis.runtime import AsyncioRuntime, VirtualRuntime
 from metropolis.runtime.horizon import PlayerHorizon
 from metropolis.world import World
 from metropolis.world.tilemap import TileMap
@@ -121,3 +124,45 @@ def test_pacing_is_chosen_by_name() -> None:
     assert not make_pace("script").live and make_pace("clock", 0.5).live
     with pytest.raises(ValueError, match="choose one of: script, clock, input"):
         make_pace("turbo")
+
+
+class Instant:
+    """Answers at once (real time, no server)."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return LLMResponse(text="fine, thanks", prompt_tokens=1, completion_tokens=1)
+
+
+def test_a_live_player_on_the_wall_clock_replays_to_the_same_run(tmp_path: Path) -> None:
+    inputs = PlayerInput()
+    live = town("metropolis", inputs, steps=10)
+    player = live.agents[0]
+    assert isinstance(player, PlayerAgent)
+    player.pace = make_pace("input", 0.05)  # a step when input comes, or after 50 ms without any
+    log = PlayerLog(player, tmp_path / "player.jsonl")
+    live.listeners.append(log)
+
+    def keyboard() -> None:
+        for command in (Say("hi"), Move(1, 0), Move(0, 1), Say("bye")):
+            time.sleep(0.03)
+            inputs.push(command)
+
+    typist = threading.Thread(target=keyboard)
+    typist.start()
+    asyncio.run(AsyncioRuntime(live, Instant()).run())
+    typist.join()
+    log.close()
+    assert sum(len(c) for c in log.script.values()) == 4
+    replay = town("lockstep", PlayerInput(read_script(tmp_path / "player.jsonl")), steps=10)
+    asyncio.run(AsyncioRuntime(replay, Instant()).run())  # as fast as it goes: the script needs no waiting
+    assert outcome(replay) == outcome(live)
+
+
+def test_the_horizon_marks_requests_of_agents_near_the_player() -> None:
+    sim = town("metropolis", PlayerInput(SCRIPT), n=30, size=30, steps=8)
+    env = Environment()
+    player = sim.agents[0]
+    assert isinstance(player, PlayerAgent)
+    horizon = PlayerHorizon(VirtualLLM(env, Cluster(env, preset("l4-llama3-8b"))), sim, player)
+    VirtualRuntime(sim, env, horizon).run()
+    assert 0 < horizon.marked < horizon.requests  # some near it, not the whole town

@@ -56,21 +56,32 @@ def read_script(path: Path | str) -> dict[int, tuple[Command, ...]]:
 
 class PlayerLog:
     """A listener that records the commands each committed player step took; to `path` as JSON lines (flushed
-    per step, so a run that dies keeps its inputs), and in `script` for the caller."""
+    per step, so a run that dies keeps its inputs), and in `script` for the caller.
 
-    def __init__(self, player: PlayerAgent, path: Path | str | None = None) -> None:
+    `resume`: the run continues an earlier one whose log is at `path`: what it recorded is kept (and handed to
+    the player, so the steps it runs again take the same commands, pushed ones included)."""
+
+    def __init__(self, player: PlayerAgent, path: Path | str | None = None, resume: bool = False) -> None:
         self.player = player
         self.script: dict[int, tuple[Command, ...]] = {}
         self._file: IO[str] | None = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 -- held for the run, closed in close()
+        if path is None:
+            return
+        path = Path(path)
+        if resume and path.is_file():
+            self.script = read_script(path)
+            player.inputs.script = {**player.inputs.script, **self.script}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 -- held for the run, closed in close()
+        if self.script:
+            self._file.write("\n".join(script_lines(self.script)) + "\n")
+            self._file.flush()
 
     def on_step(self, record: StepRecord) -> None:
         if record.agent != self.player.unique_id:
             return
         commands = self.player.inputs.taken.get(record.step, ())
-        if not commands:
+        if not commands or record.step in self.script:
             return
         self.script[record.step] = commands
         if self._file is not None:

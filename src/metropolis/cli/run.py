@@ -237,7 +237,7 @@ def execute(
         viewer = live_view(sim, path.name) if view else None
         player = player_of(sim)
         if player is not None:  # its inputs, with their steps, beside the trace: replay with --player-script RUN
-            player_log = PlayerLog(player, path / "trace" / PLAYER_FILE)
+            player_log = PlayerLog(player, path / "trace" / PLAYER_FILE, resume=resume)
             stack.callback(player_log.close)
             sim.listeners.append(player_log)
         progress = stack.enter_context(agent_step_progress(sim))
