@@ -65,3 +65,10 @@ def test_bench_interactive_meets_its_goals_on_a_short_window() -> None:
     assert ours.p95_ratio() is not None and ours.p95_ratio() <= 1.5  # type: ignore[operator]
     assert (base.percentile(95) or 0) >= (ours.percentile(95) or 0)
     assert setting.throughput_share("lockstep") < setting.throughput_share("player")
+
+
+def test_run_with_a_player_and_serving_memory_keeps_the_horizon_on_the_gpu(tmp_path: Path) -> None:
+    args = ["run", "-n", "6", "--hours", "0.02", "--no-compare", "--player", "Visitor"]
+    result = runner.invoke(app, [*args, "--memory", "invocation-distance", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "hit rate" in result.output

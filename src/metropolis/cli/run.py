@@ -49,7 +49,7 @@ from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 from metropolis.runtime.durable import Durable
-from metropolis.runtime.horizon import PlayerHorizon
+from metropolis.runtime.horizon import Horizon, PlayerHorizon
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.trace import Trace, recorded_answers
 
@@ -330,7 +330,9 @@ def _virtual(
 ) -> tuple[RunReport, Accounting]:
     """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
     env = Environment()
-    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus) if opts.memory else None
+    player = player_of(sim)
+    pinned = None if player is None else Horizon(sim, player).within  # a person waits for them: kept on the GPU
+    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus, pinned=pinned) if opts.memory else None
     cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
     if memory is not None:
         sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
