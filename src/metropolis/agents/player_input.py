@@ -152,8 +152,12 @@ class InputPace:
         self.seconds_per_step = seconds_per_step
         self.clock = clock
         self._seen = 0
+        self._waited = -1  # the last step it waited for: a step run again (its cluster restarted) waits no more
 
     async def wait(self, step: int, inputs: PlayerInput) -> None:
+        if step <= self._waited:
+            return
+        self._waited = step
         deadline = self.clock() + self.seconds_per_step if self.seconds_per_step > 0 else None
         while inputs.arrivals == self._seen and (deadline is None or self.clock() < deadline):
             await asyncio.sleep(self.poll)
