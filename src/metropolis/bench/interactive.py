@@ -6,7 +6,9 @@ steps speaks to whoever is nearest, who answers through the LLM (`PlayerAgent`, 
 side, on the same workload and modelled L4s:
 
 - `no player`: the town alone (the throughput reference);
-- `player`: the player, its horizon's requests interactive (ranked first, preempting background batch slots);
+- `player`: the player, its horizon's requests interactive (ranked first, preempting background batch slots,
+  background prefills yielding within the slack);
+- `rank only`: the same without the yielding (`interactive_slack=None`): ranking and preemption alone;
 - `no priority`: the player, every request background (baseline 1);
 - `lockstep`: the player, the whole town stepping with it under lockstep (baseline 2; interactive class on).
 
@@ -38,12 +40,13 @@ from metropolis.world.world import World
 
 PRESET = "l4-llama3-8b"
 PLAYER = "Visitor"
-# mode -> (scheduler, with a player, interactive class on)
-MODES: dict[str, tuple[str, bool, bool]] = {
-    "no player": ("metropolis", False, False),
-    "player": ("metropolis", True, True),
-    "no priority": ("metropolis", True, False),
-    "lockstep": ("lockstep", True, True),
+# mode -> (scheduler, with a player, interactive class on, background yields within the slack)
+MODES: dict[str, tuple[str, bool, bool, bool]] = {
+    "no player": ("metropolis", False, False, True),
+    "player": ("metropolis", True, True, True),
+    "rank only": ("metropolis", True, True, False),
+    "no priority": ("metropolis", True, False, True),
+    "lockstep": ("lockstep", True, True, True),
 }
 P95_GOAL = 1.5  # player p95 within this factor of the idle GPU's latency
 THROUGHPUT_GOAL = 0.9  # background throughput at least this share of the run without a player
@@ -135,7 +138,9 @@ class Replies:
 def run_mode(
     workload: Workload, world: World, serving: ServingConfig, mode: str, script: dict[int, tuple[Command, ...]]
 ) -> InteractiveRow:
-    scheduler, with_player, interactive = MODES[mode]
+    scheduler, with_player, interactive, yields = MODES[mode]
+    if not yields:
+        serving = serving.replace(interactive_slack=None)
     t0 = time.perf_counter()
     agents: list[Agent] = list(replay_agents(workload))
     config = PlayerConfig()
