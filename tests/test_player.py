@@ -166,3 +166,13 @@ def test_the_horizon_marks_requests_of_agents_near_the_player() -> None:
     horizon = PlayerHorizon(VirtualLLM(env, Cluster(env, preset("l4-llama3-8b"))), sim, player)
     VirtualRuntime(sim, env, horizon).run()
     assert 0 < horizon.marked < horizon.requests  # some near it, not the whole town
+
+
+def test_a_clock_paced_player_steps_on_the_wall_clock() -> None:
+    sim = town("metropolis", PlayerInput(SCRIPT), steps=10)
+    player = sim.agents[0]
+    assert isinstance(player, PlayerAgent)
+    player.pace = make_pace("clock", 0.03)
+    started = time.perf_counter()
+    asyncio.run(AsyncioRuntime(sim, Instant()).run())
+    assert time.perf_counter() - started >= 9 * 0.03  # step 9 starts 9 periods after step 0
