@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from metropolis.agents.player import PlayerAgent
+from metropolis.agents.player_input import Command
+from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.engine import Agent, Simulation
 from metropolis.engine.collect import AgentReporter, DataCollector, ModelReporter
@@ -25,7 +28,9 @@ from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
+from metropolis.llm.types import LLMBackend
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
+from metropolis.runtime.horizon import PlayerHorizon
 from metropolis.trace import Trace, TraceRecorder
 from metropolis.world import World
 from metropolis.world.generated import make_world
@@ -36,7 +41,8 @@ DEFAULT_PRESET = "l4-llama3-8b"
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
     """What a run gives back: `report` (steps, calls, time), `accounting` (tokens and cost per agent), `trace`
-    (`trace.steps` and `trace.calls` are DataFrames), and the reporters' frames `model` and `agents`."""
+    (`trace.steps` and `trace.calls` are DataFrames), the reporters' frames `model` and `agents`, and with a
+    player the commands its steps took (`player_inputs`, step -> commands: a script that replays the run)."""
 
     report: RunReport
     accounting: Accounting
@@ -44,6 +50,7 @@ class SimulationResult:
     model: pd.DataFrame
     agents: pd.DataFrame
     folder: Path | None = None
+    player_inputs: dict[int, tuple[Command, ...]] | None = None
 
     @property
     def steps(self) -> pd.DataFrame:
@@ -80,6 +87,7 @@ def simulate(
     out: Path | str | None = None,
     kind: str = "vllm",
     model: str = "default",
+    player: PlayerAgent | None = None,
 ) -> SimulationResult:
     """Run `agents` in `world` for `hours` simulated hours (or `steps` steps) and return the result.
 
@@ -90,26 +98,44 @@ def simulate(
     `price`: a model of the price table or "PROMPT,COMPLETION" in USD per million tokens.
     `out`: a folder to write the trace (and `model.parquet` / `agents.parquet`) into; by default nothing is
     written.
+    `player`: a person in the town (`metropolis.agents.player.PlayerAgent`), added after `agents`: its commands
+    come from its `PlayerInput` (a script, or `push` from another thread in real time), its horizon's requests
+    are interactive, and the commands it took are recorded (`player_inputs`; `trace/player.jsonl` with `out`).
     """
     the_world = make_world(world, seed=seed) if isinstance(world, str) else world
     until = _steps(the_world, hours, steps)
+    everyone = [*agents, player] if player is not None else list(agents)
     sim = Simulation(
-        the_world, agents, until=until, scheduler=scheduler, seed=seed, start_seconds=start_hour * 3600,
+        the_world, everyone, until=until, scheduler=scheduler, seed=seed, start_seconds=start_hour * 3600,
         record_text=llm is not None and not llm.startswith("virtual"),
     )  # fmt: skip
     folder = None if out is None else Path(out)
     recorder = TraceRecorder.for_simulation(sim, None if folder is None else folder / "trace")
     collector = DataCollector(sim.agents, model_reporters, agent_reporters, every)
     sim.listeners += [recorder, collector]
+    log = None
+    if player is not None:
+        log = PlayerLog(player, None if folder is None else folder / "trace" / PLAYER_FILE)
+        sim.listeners.append(log)
     prices = Prices.parse(price) if isinstance(price, str) else price
     if llm is None or llm == "virtual" or llm.startswith("virtual:"):
         report, books = _virtual(sim, llm, gpus, prices)
     else:
         report, books = _real(sim, llm, kind, model, prices)
     recorder.close()
+    if log is not None:
+        log.close()
     if folder is not None:
         collector.write(folder / "trace")
-    return SimulationResult(report, books, recorder.trace(), collector.model_frame(), collector.agent_frame(), folder)
+    return SimulationResult(
+        report, books, recorder.trace(), collector.model_frame(), collector.agent_frame(), folder,
+        None if log is None else log.script,
+    )  # fmt: skip
+
+
+def _horizon(sim: Simulation, llm: LLMBackend) -> LLMBackend:
+    player = next((a for a in sim.agents if isinstance(a, PlayerAgent)), None)
+    return llm if player is None else PlayerHorizon(llm, sim, player)
 
 
 def _steps(world: World, hours: float | None, steps: int | None) -> int:
@@ -127,7 +153,7 @@ def _virtual(sim: Simulation, llm: str | None, gpus: int, prices: Prices | None)
     if llm is not None:
         name = llm.partition(":")[2] or DEFAULT_PRESET
         backend = VirtualLLM(env, Cluster(env, preset(name, gpus=gpus)))
-    runtime = VirtualRuntime(sim, env, backend)
+    runtime = VirtualRuntime(sim, env, None if backend is None else _horizon(sim, backend))
     runtime.accounting.prices = prices
     return runtime.run(), runtime.accounting
 
@@ -135,7 +161,7 @@ def _virtual(sim: Simulation, llm: str | None, gpus: int, prices: Prices | None)
 def _real(sim: Simulation, llm: str, kind: str, model: str, prices: Prices | None) -> tuple[RunReport, Accounting]:
     async def go(cfg: EndpointConfig) -> tuple[RunReport, Accounting]:
         async with OpenAIClient(cfg) as client:
-            runtime = AsyncioRuntime(sim, client)
+            runtime = AsyncioRuntime(sim, _horizon(sim, client))
             runtime.accounting.prices = prices
             return await runtime.run(), runtime.accounting
 

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from metropolis.agents.genagent import GenAgentConfig
+from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
 from metropolis.cli import run_report
 from metropolis.cli.config import RunConfig, checked, dump, given, load
 from metropolis.cli.errors import (
@@ -35,7 +36,7 @@ from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
-from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, prices
+from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, player_of, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
 from metropolis.llm.client import OpenAIClient
@@ -43,10 +44,12 @@ from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import Journal, JournalBackend, JournalResponder
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.llm.serving.responder import PlaceholderResponder, Recorded
+from metropolis.llm.types import LLMBackend
 from metropolis.memory.manager import MemoryStats
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 from metropolis.runtime.durable import Durable
+from metropolis.runtime.horizon import Horizon, PlayerHorizon
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
 from metropolis.store import StaleEpoch
 from metropolis.store.choice import check_reachable, new_store_key
@@ -119,6 +122,16 @@ def run(
         help="Journal and checkpoints: sqlite (a file in the run folder), redis (a local "
         "redis-server, started here) or redis://HOST:PORT/DB (a shared Redis).",
     ),
+    player: str = typer.Option("", "--player", help="Add a person to the town by this name (docs/player.md)."),
+    player_script: str = typer.Option(
+        "", "--player-script", help="The player's commands: a JSON-lines script, or a run folder to replay."
+    ),
+    player_pace: str = typer.Option(
+        "auto", "--player-pace", help="script, clock or input (auto: script in virtual time, clock in real time)."
+    ),
+    player_seconds: float = typer.Option(
+        1.0, "--player-seconds", help="Wall seconds per player step (clock), or before an idle step (input)."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -130,6 +143,7 @@ def run(
         members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction, store=store,
+        player=player, player_script=player_script, player_pace=player_pace, player_seconds=player_seconds,
     )  # fmt: skip
     _configured(options, ctx, config, dump_config, view, compare, checkpoint_minutes)
 
@@ -231,6 +245,11 @@ def execute(
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
         store_key = str(folder.meta.get("store_key", ""))
         viewer = live_view(sim, path.name) if view else None
+        player = player_of(sim)
+        if player is not None:  # its inputs, with their steps, beside the trace: replay with --player-script RUN
+            player_log = PlayerLog(player, path / "trace" / PLAYER_FILE, resume=resume)
+            stack.callback(player_log.close)
+            sim.listeners.append(player_log)
         progress = stack.enter_context(agent_step_progress(sim))
         durable: Durable | None = None
         quiet_abandoned_work()  # a signal may drop a step's coroutine while unwinding, before any handler runs
@@ -327,18 +346,26 @@ def _virtual(
 ) -> tuple[RunReport, Accounting]:
     """The run in virtual time; a serving-memory summary joins `extras` (printed after the report)."""
     env = Environment()
-    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus) if opts.memory else None
+    player = player_of(sim)
+    pinned = None if player is None else Horizon(sim, player).within  # a person waits for them: kept on the GPU
+    memory = run_memory(sim, opts.memory, opts.fraction, opts.gpus, pinned=pinned) if opts.memory else None
     cluster = Cluster(env, preset(opts.preset, gpus=opts.gpus), memory=memory)
     if memory is not None:
         sim.listeners.append(PrefetchOnCommit(cluster.prefetch))
     answers = JournalResponder(responder if responder is not None else PlaceholderResponder(), journal)
-    runtime = VirtualRuntime(sim, env, VirtualLLM(env, cluster, answers))
+    runtime = VirtualRuntime(sim, env, _horizon(sim, VirtualLLM(env, cluster, answers)))
     runtime.accounting.prices = run_prices
     report = runtime.run(progress)
     stats = cluster.memory_stats()
     if stats is not None:
         extras.append(MemorySummary(stats, opts.memory, opts.fraction))
     return report, runtime.accounting
+
+
+def _horizon(sim: Simulation, llm: LLMBackend) -> LLMBackend:
+    """With a player, the requests of agents within its horizon go to the server as interactive."""
+    player = player_of(sim)
+    return llm if player is None else PlayerHorizon(llm, sim, player)
 
 
 def _real(
@@ -353,7 +380,7 @@ def _real(
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
         async with OpenAIClient(cfg, on_retry=progress.retry) as client:
-            runtime = AsyncioRuntime(sim, JournalBackend(client, journal))
+            runtime = AsyncioRuntime(sim, _horizon(sim, JournalBackend(client, journal)))
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
 

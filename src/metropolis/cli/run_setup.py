@@ -11,10 +11,14 @@ from rich.console import Console
 
 from metropolis.agents import town_walkers
 from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline, build_town_agents, parse_summary
+from metropolis.agents.player import PlayerAgent
+from metropolis.agents.player_input import PACES, PlayerInput, make_pace
+from metropolis.agents.player_log import read_script
 from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
+from metropolis.registry import check_name
 from metropolis.store.choice import check_store
 from metropolis.world.smallville import Town, load_smallville
 
@@ -49,6 +53,10 @@ class RunOptions:
     memory: str = ""
     fraction: float = 0.25
     store: str = ""  # where the journal and checkpoints go: "" (sqlite), "redis" or a redis:// URL
+    player: str = ""  # a person in the town, by this name (see agents/player.py)
+    player_script: str = ""  # its commands: a script file or a run folder with trace/player.jsonl
+    player_pace: str = "auto"  # script, clock or input; auto: script in virtual time, clock in real time
+    player_seconds: float = 1.0  # the player's wall seconds per step (clock), or its idle limit (input)
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -70,10 +78,26 @@ class RunOptions:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
         if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
             raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
+        pace = self._player_pace(runtime)
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
         agents = self.agents if self.agents is not None else (3 if live else 25)
-        return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents)
+        return dataclasses.replace(self, runtime=runtime, agent=agent, agents=agents, player_pace=pace)
+
+    def _player_pace(self, runtime: str) -> str:
+        if not self.player:
+            if self.player_script:
+                raise ValueError("--player-script needs --player NAME: whose commands are they?")
+            return self.player_pace
+        pace = self.player_pace if self.player_pace != "auto" else ("script" if runtime == "virtual" else "clock")
+        check_name(pace, PACES, "player pacing")
+        if pace != "script" and runtime == "virtual":
+            raise ValueError(f"--player-pace {pace} follows the wall clock: it needs a real-time run (--llm)")
+        if self.player_seconds <= 0:
+            raise ValueError(f"--player-seconds must be > 0, got {self.player_seconds:g}")
+        if self.player_script:
+            read_script(self.player_script)  # a bad script fails before any work starts
+        return pace
 
 
 def prices(text: str) -> Prices | None:
@@ -95,6 +119,8 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
         raise ValueError(f"--hours {opts.hours:g} is shorter than one step ({town.world.seconds_per_step:g} s)")
     start = opts.start_hour * 3600
     agents, extras = _agents(town, opts)
+    if opts.player:
+        agents.append(_player(town, opts))
     sim = Simulation(
         town.world, agents, until=steps, scheduler=opts.scheduler, priority=opts.priority, members=opts.members,
         seed=opts.seed, check_causality=opts.check, start_seconds=start, record_text=opts.agent == "generative",
@@ -105,7 +131,23 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
             sim.listeners.append(listener)
     where = f"{opts.preset} x {opts.gpus} (virtual time)" if opts.runtime == "virtual" else (opts.llm or "no LLM")
     what = f"{len(agents)} Smallville personas as {opts.agent} agents, {opts.scheduler}, LLM: {where}"
+    if opts.player:
+        what = f"{len(agents) - 1} Smallville personas as {opts.agent} agents and {opts.player} (player), " + (
+            f"{opts.scheduler}, LLM: {where}"
+        )
     return sim, what, extras
+
+
+def _player(town: Town, opts: RunOptions) -> PlayerAgent:
+    """The person in the town: they arrive where the first persona wakes, so they meet somebody."""
+    script = read_script(opts.player_script) if opts.player_script else None
+    pace = make_pace(opts.player_pace if opts.player_pace != "auto" else "script", opts.player_seconds)
+    return PlayerAgent(opts.player, town.personas[0].spawn, PlayerInput(script), pace)
+
+
+def player_of(sim: Simulation) -> PlayerAgent | None:
+    """The run's player, if it has one."""
+    return next((a for a in sim.agents if isinstance(a, PlayerAgent)), None)
 
 
 def _agents(town: Town, opts: RunOptions) -> tuple[list[Agent], list[RunExtra]]:

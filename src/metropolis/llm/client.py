@@ -151,7 +151,7 @@ class OpenAIClient:
         if cfg.send_user:
             body["user"] = request.agent
         if cfg.send_priority:
-            body["priority"] = cfg.priority_value(request.step)
+            body["priority"] = cfg.priority_value(request.priority)  # interactive: ahead of every step
         if request.json_schema is not None:
             body["response_format"] = cfg.response_format(request.json_schema, _schema_name(request.function))
         return body

@@ -93,7 +93,9 @@ class EndpointConfig:
         return self.name or self.base_url.rstrip("/")
 
     def priority_value(self, step: int) -> int:
-        """The body's `priority` for a request at `step`: lowest step first, in the server's own order."""
+        """The body's `priority` for a request of priority `step` (`LLMRequest.priority`: the step, or far below
+        it for the interactive class): lowest first, in the server's own order. Servers without a priority field
+        (llama.cpp, Ollama, OpenAI) get nothing: there the interactive class cannot jump the server's queue."""
         return step if self.priority_order == "low_first" else -step
 
     def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and Llama-3's tokenizer
+# How far ahead of every step an interactive request is ranked: a person waits for it, so it goes before any
+# background request whatever its step (and still lowest step first among interactive ones). Fits an int32.
+INTERACTIVE_LEAD = 1_000_000_000
 
 
 def estimate_tokens(text: str) -> int:
@@ -22,6 +25,8 @@ class LLMRequest:
     `step` is the scheduling priority (lowest step first). `prompt_tokens` / `output_tokens` are known up front
     when a workload or a trace dictates them (virtual time, replay); a live agent leaves them None and the backend
     counts. `hints` carries memory hints for agent-aware serving (e.g. the agent's invocation distance).
+    `interactive` marks the latency class: a person in the town waits for this answer (the player, or an agent
+    within its horizon), so it is ranked ahead of every background request and may preempt background work.
     """
 
     agent: str
@@ -35,10 +40,12 @@ class LLMRequest:
     json_schema: dict[str, Any] | None = None
     agent_id: int | None = None
     hints: dict[str, Any] = field(default_factory=dict)
+    interactive: bool = False
 
     @property
     def priority(self) -> int:
-        return self.step
+        """Lowest first: the step, or far below every step for the interactive class."""
+        return self.step - INTERACTIVE_LEAD if self.interactive else self.step
 
     def prompt_text(self) -> str:
         return "\n".join(m.get("content", "") for m in self.messages)

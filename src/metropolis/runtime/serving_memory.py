@@ -47,20 +47,39 @@ def gpu_tier_bytes(total: int, agents: int, fraction: float, replicas: int) -> i
 
 
 def run_memory(
-    sim: Simulation, policy: str, fraction: float, replicas: int, *, prefix_tokens: int = PREFIX_TOKENS
+    sim: Simulation,
+    policy: str,
+    fraction: float,
+    replicas: int,
+    *,
+    prefix_tokens: int = PREFIX_TOKENS,
+    pinned: Callable[[int], bool] | None = None,
 ) -> AgentMemory:
     """Serving memory for a run: every agent's KV prefix, a GPU tier per replica that holds `fraction` of them
     all, a host tier for the rest (evicted prefixes are copied there, not recomputed), prefetch of the agents that
     come next under invocation distance. The caller hands it to the serving model's `Cluster(memory=...)` and
-    attaches `PrefetchOnCommit(cluster.prefetch)` to the simulation."""
+    attaches `PrefetchOnCommit(cluster.prefetch)` to the simulation. `pinned(agent)`: agents a person waits for
+    (the player's horizon, runtime/horizon.py): under invocation distance they count as calling next (distance 0),
+    so they are the last evicted and the first prefetched."""
     check_name(policy, RUN_MEMORY_POLICIES, "serving-memory policy")
     if not 0 < fraction <= 1:
         raise ValueError(f"--fraction must be within (0, 1], got {fraction}")
     agents = len(sim.agents)
     total = agents * sum(s.nbytes for s in agent_state(0, prefix_tokens, LLAMA3_8B, None))
     tiers = TierConfig(gpu_bytes=gpu_tier_bytes(total, agents, fraction, replicas), host_bytes=total)
-    distance = track_invocation_distance(sim, spatial=True).distance if policy == "invocation-distance" else None
+    distance: Callable[[int], float] | None = None
+    if policy == "invocation-distance":
+        distance = track_invocation_distance(sim, spatial=True).distance
+    if distance is not None and pinned is not None:
+        distance = _pinned_first(distance, pinned)
     return AgentMemory(tiers, prefix_tokens, policy, distance, prefetch=4 if distance is not None else 0)
+
+
+def _pinned_first(distance: Callable[[int], float], pinned: Callable[[int], bool]) -> Callable[[int], float]:
+    def pinned_distance(agent: int) -> float:
+        return 0.0 if pinned(agent) else distance(agent)
+
+    return pinned_distance
 
 
 def memory_lines(stats: MemoryStats, policy: str, fraction: float) -> list[str]:

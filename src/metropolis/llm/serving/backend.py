@@ -41,6 +41,7 @@ class VirtualLLM:
             request.priority,
             on_done=done.succeed,
             agent_id=request.agent_id,
+            interactive=request.interactive,
         )
         self.cluster.submit(job)
         await done

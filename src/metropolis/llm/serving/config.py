@@ -17,7 +17,9 @@ class ServingConfig:
     `chunked_prefill_size`); `max_running` caps the requests in the batch (vLLM `max_num_seqs`, SGLang
     `max_running_requests`). `queue` names the waiting queue's strategy (`metropolis.llm.serving.queues`:
     priority, lowest step first; fcfs; cache-aware) and `routing` the router (`metropolis.llm.serving.routing`);
-    both names are checked where the queue and the router are made.
+    both names are checked where the queue and the router are made. `interactive_slack`: while interactive
+    requests are in a replica, a background request starts its prefill only if each of them still finishes
+    within this many times its idle latency (replica.py); None: no yielding. Nothing changes without them.
     """
 
     name: str
@@ -31,6 +33,7 @@ class ServingConfig:
     routing: str = "least_loaded"
     queue: str = "priority"
     note: str = ""
+    interactive_slack: float | None = 1.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.cost, CostModel):
@@ -45,6 +48,11 @@ class ServingConfig:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"serving config {self.name!r}: {field} must be an integer >= 1, got {value!r}")
+        if self.interactive_slack is not None and not self.interactive_slack >= 1.0:
+            raise ValueError(
+                f"serving config {self.name!r}: interactive_slack must be >= 1 (a multiple of the idle latency) or "
+                f"None, got {self.interactive_slack!r}"
+            )
         if not isinstance(self.kv_bytes_per_token, int) or self.kv_bytes_per_token < 0:
             raise ValueError(
                 f"serving config {self.name!r}: kv_bytes_per_token must be an integer >= 0, "

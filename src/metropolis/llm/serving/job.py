@@ -42,6 +42,9 @@ class Job:
     first_token: float | None = None
     finished: float | None = None
     key: tuple[int, int] = field(default=(0, 0))  # waiting-queue order, set by the queue
+    interactive: bool = False  # a person waits for it: it may preempt background requests (see replica.py)
+    generated: int = 0  # output tokens out before its last preemption: it resumes from there (recompute)
+    preemptions: int = 0  # times it was preempted for an interactive request
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1:
@@ -55,6 +58,17 @@ class Job:
     def kv_tokens(self) -> int:
         """The KV cache the request holds when its last token is out: what admission reserves."""
         return self.prompt_tokens + self.output_tokens
+
+    @property
+    def context(self) -> int:
+        """The tokens its (next) prefill puts in the KV cache: the prompt, plus what it generated before a
+        preemption (vLLM's recompute preemption prefills them again)."""
+        return self.prompt_tokens + self.generated
+
+    @property
+    def left(self) -> int:
+        """Output tokens still to produce from its (next) prefill on, the one the prefill emits included."""
+        return self.output_tokens - self.generated
 
     @property
     def queue_wait(self) -> float:

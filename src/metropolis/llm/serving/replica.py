@@ -16,7 +16,19 @@ How a replica schedules (vLLM / SGLang style, kept simple):
   overflow; with ~22 output tokens against ~643 prompt tokens the difference is a few percent of capacity.)
 - The prefill iteration emits the first token (TTFT); each later decode iteration one more; a request with n
   output tokens finishes after its prefill iteration and n - 1 decode iterations.
-- Running requests are not preempted for higher-priority arrivals.
+- Background requests are preempted for interactive ones (`Job.interactive`: a person waits for the answer),
+  and only for them: when an interactive request heads the queue and does not fit (running slots or KV cache
+  full), the latest background requests in the batch (highest step, latest arrival; vLLM's choice) are paused
+  at the iteration boundary, their KV freed, and requeued at their old place; resumed, they prefill their prompt
+  and the tokens they had generated again (vLLM's recompute preemption) and decode the rest. `preemptions` and
+  `recomputed_tokens` count the cost. An interactive arrival also cuts a decode run short when it does not fit,
+  so the preemption happens at the next iteration boundary, not at the next completion.
+- Background yields (`ServingConfig.interactive_slack`, 1.5 by default): while interactive requests are in the
+  replica, a background request starts its prefill only if every one of them is still projected to finish
+  within `interactive_slack` times its latency on an idle replica (its deadline), counting the prefill's cost
+  and the larger batch for the iterations they have left. Prefills are what slow an iteration most (a
+  1,500-token prompt costs several decode iterations on an L4): so the person's answer decodes at nearly idle
+  speed, and the slack left is lent to the background. None: background never yields.
 
 Speed: the replica schedules one kernel event per *segment*, not per iteration. A segment is one prefill
 iteration, or a run of decode iterations with a fixed batch up to the next completion, whose length is the
@@ -78,6 +90,10 @@ class Replica:
         self.batch_area = 0.0  # integral of requests in the iteration over busy time
         self.iterations = 0
         self.completed = 0
+        self._urgent: dict[Job, float] = {}  # interactive requests submitted, not finished -> their deadline
+        self._marks: dict[Job, int] = {}  # running interactive requests -> their finish mark
+        self.preemptions = 0  # background requests paused for interactive ones
+        self.recomputed_tokens = 0  # KV tokens the preempted requests had to prefill again
         self.first_arrival: float | None = None
 
     # -- queries --
@@ -117,6 +133,9 @@ class Replica:
         job.status = JobStatus.WAITING
         if self.first_arrival is None:
             self.first_arrival = now
+        if job.interactive:
+            idle = self.cost.iteration(job.context, 0, 0) + self.cost.decode_span(job.left - 1, 1, job.context + 1)
+            self._urgent[job] = now + (self.config.interactive_slack or 0.0) * idle
         self.queue.push(job)
         self._wake(job, self.queue.head() is job)
 
@@ -128,8 +147,8 @@ class Replica:
         elif now == self._seg_start:
             self._cancel_segment()
             self._plan()
-        elif self._seg_prefill == 0 and first and self._fits(job):
-            self._cut_decode_run(now)
+        elif self._seg_prefill == 0 and first and (self._fits(job) or job.interactive):
+            self._cut_decode_run(now)  # an interactive request that does not fit preempts at the boundary
 
     def _on_loaded(self, job: Job) -> None:
         self._loading -= 1
@@ -147,6 +166,9 @@ class Replica:
 
     def _plan(self) -> None:
         """Start the next segment now: a prefill iteration if the head can be admitted, else a decode run."""
+        head = self.queue.head()
+        if head is not None and head.interactive and not self._fits(head):
+            self._preempt_for(head)
         batch = len(self._running)
         kv0 = self._kv_base + batch * self._count
         prefill = self._admit(self.config.max_batched_tokens - batch)
@@ -157,21 +179,47 @@ class Replica:
         elif batch:
             k = self._running[0][0] - self._count
             self._start_segment(k, batch, kv0, 0, self.cost.decode_span(k, batch, kv0))
-        elif len(self.queue) and not self._loading:
+        elif len(self.queue) and not self._loading and not self._urgent:
             raise RuntimeError(f"replica {self.index}: a request waits but nothing runs and none can be admitted")
         else:
             self._busy = False
 
+    def _preempt_for(self, head: Job) -> None:
+        """Pause the latest background requests of the batch until the interactive `head` fits (at an iteration
+        boundary: nothing is prefilling). Each goes back to the waiting queue at its old place, keeping the
+        tokens it generated, which its next prefill recomputes."""
+        running, count = self._running, self._count
+        while not self._fits(head):
+            victims = [e for e in running if not e[2].interactive]
+            if not victims:
+                return  # only interactive requests run: it waits its turn
+            entry = max(victims, key=lambda e: e[2].key)
+            running.remove(entry)
+            heapq.heapify(running)
+            finish, _, job = entry
+            join = finish - job.left + 1  # the decode count at which its prefill emitted its first token
+            self._finish_sum -= finish
+            self._kv_base -= job.context + 1 - join
+            self._reserved -= job.kv_tokens
+            job.generated += count - join + 1
+            job.prefill_tokens = job.context
+            job.preemptions += 1
+            job.status = JobStatus.WAITING
+            self.preemptions += 1
+            self.recomputed_tokens += job.context
+            self.queue.requeue(job)
+
     def _admit(self, budget: int) -> int:
         """Admit loaded requests, then waiting ones in the queue's order while they fit; returns prefill tokens."""
         now, loaded, queue, gate = self.env.now, self._loaded, self.queue, self.gate
+        yields = bool(self._urgent) and self.config.interactive_slack is not None
         prefill = 0
-        while loaded and self._fits(loaded[0]):
+        while loaded and self._fits(loaded[0]) and not (yields and not self._lends(loaded[0], prefill)):
             if self._prefilling and loaded[0].prefill_tokens > budget - prefill:
                 return prefill
             prefill += self._start_prefill(loaded.pop(0), now)
         for job in queue.candidates(gate):
-            if not self._fits(job):
+            if not self._fits(job) or (yields and not self._lends(job, prefill)):
                 break
             if not job.memory_ready:
                 if not gate.can_admit(job):
@@ -194,10 +242,28 @@ class Replica:
         queue.settle()
         return prefill
 
+    def _lends(self, job: Job, prefill: int) -> bool:
+        """May `job` start its prefill now, with `prefill` tokens admitted already this round, and every
+        interactive request still meet its deadline? (Interactive requests themselves always may.)"""
+        if job.interactive:
+            return True
+        cost, count, now = self.cost, self._count, self.env.now
+        batch = self.running + 1
+        kv = self._kv_base + len(self._running) * count + self._prefill_kv + job.kv_tokens
+        first = cost.c0 + cost.c_prefill * (prefill + job.prefill_tokens) + cost.c_decode * batch + cost.c_kv * kv
+        per_decode = cost.c0 + cost.c_decode * batch + cost.c_kv * kv
+        marks = self._marks
+        for urgent, deadline in self._urgent.items():
+            left = marks[urgent] - count if urgent in marks else urgent.left
+            if now + first + max(0, left - 1) * per_decode > deadline:
+                return False
+        return True
+
     def _start_prefill(self, job: Job, now: float) -> int:
         self._reserved += job.kv_tokens
         self._prefill_kv += job.kv_tokens
-        job.admitted = now
+        if job.admitted is None:  # a preempted request keeps its first admission
+            job.admitted = now
         job.status = JobStatus.PREFILLING
         self._prefilling.append(job)
         return job.prefill_tokens
@@ -214,7 +280,8 @@ class Replica:
         self._generation += 1
         for job in self._prefilling:
             self._reserved -= job.kv_tokens
-            job.admitted = None
+            if not job.preemptions:  # a preempted request keeps its first admission
+                job.admitted = None
             job.status = JobStatus.WAITING
             if job.memory_ready:
                 self._loaded.append(job)  # pinned already: it must not queue behind requests it blocks
@@ -257,14 +324,17 @@ class Replica:
         self._count += iters
         count = self._count
         for job in self._prefilling:
-            job.first_token = now
-            finish = count + job.output_tokens - 1
+            if job.first_token is None:  # a resumed request's first token came before its preemption
+                job.first_token = now
+            finish = count + job.left - 1
             if finish == count:
                 self._finish(job)
                 continue
             job.status = JobStatus.RUNNING
             heapq.heappush(self._running, (finish, job.key[1], job))
-            self._kv_base += job.prompt_tokens + 1 - count
+            if job.interactive:
+                self._marks[job] = finish
+            self._kv_base += job.context + 1 - count
             self._finish_sum += finish
         self._prefilling.clear()
         self._prefill_kv = 0
@@ -272,7 +342,7 @@ class Replica:
         while running and running[0][0] <= count:
             finish, _, job = heapq.heappop(running)
             self._finish_sum -= finish
-            self._kv_base -= job.prompt_tokens + 1 - (finish - job.output_tokens + 1)
+            self._kv_base -= job.context + 1 - (finish - job.left + 1)
             self._finish(job)
         self._plan()
         self.gate.prefetch(now)
@@ -282,6 +352,9 @@ class Replica:
         job.status = JobStatus.DONE
         self._reserved -= job.kv_tokens
         self.completed += 1
+        if job.interactive:
+            del self._urgent[job]
+            self._marks.pop(job, None)
         if job.memory_ready:
             self.gate.release(job, job.finished)
         if job.on_done is not None:
