@@ -88,3 +88,42 @@ def test_a_bad_run_folder_is_refused(tmp_path: Path) -> None:
         TraceSource(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         TraceSource(tmp_path / "nope")
+
+
+def test_who_blocks_whom_matches_every_pair() -> None:
+    """The k-d tree's answer equals the all-pairs rule on a random town of 300 agents."""
+    import numpy as np
+
+    from metropolis.scheduling.rules import block_radius
+    from metropolis.viewer.frames import _blocks
+
+    rng = np.random.default_rng(7)
+    n = 300
+    steps, x, y = rng.integers(0, 40, n), rng.integers(0, 400, n), rng.integers(0, 300, n)
+    waiting = rng.random(n) < 0.6
+    pairs, count = _blocks(steps, waiting, x, y, 4.0, 1.0)
+    want = [
+        [j, i]
+        for i in range(n)
+        for j in range(n)
+        if waiting[i] and steps[i] > steps[j] and np.hypot(x[i] - x[j], y[i] - y[j]) <= block_radius(
+            int(steps[i] - steps[j]), 4.0, 1.0)
+    ]  # fmt: skip
+    assert 0 < len(want) < 2_000 and pairs == want and count == len(want)
+
+
+def test_frames_say_who_talks_to_whom(tmp_path: Path) -> None:
+    """A walker writes into a neighbour (`ctx.partner`): the frame pairs them, and both agents' details list the
+    conversation with the other."""
+    folder, _ = _run(tmp_path)
+    steps = Trace.read(folder / "trace").steps
+    talking = steps[steps["partners"].map(len) > 0]
+    assert len(talking), "the walkers of this scenario talk"
+    row = talking.iloc[0]
+    a, b = int(row["agent"]), int(row["partners"][0])
+    client = TestClient(make_app(TraceSource(folder), town_map(None, (20, 20))))
+    frame = client.get("/api/frames", params={"first": int(row["step"]), "last": int(row["step"]) + 1}).json()
+    assert [min(a, b), max(a, b)] in frame["frames"][0]["talks"]
+    for me, other in ((a, b), (b, a)):
+        talks = client.get(f"/api/agent/{me}").json()["conversations"]
+        assert any(c["start"] <= row["step"] <= c["end"] and other in c["with"] for c in talks) or me == b

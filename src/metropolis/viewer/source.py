@@ -22,7 +22,7 @@ from metropolis.trace.recorder import UnitLog, calls_batch, simulation_meta, ste
 from metropolis.trace.schema import TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
 
-STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls"]
+STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls", "partners", "events"]
 TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit"]
 
 
