@@ -209,3 +209,64 @@ def test_the_report_opens_from_disk(run_folder: Path, page: Any, tmp_path: Path)
     assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert page.errors == []
+
+
+BIG = 1_000  # agents: bench sim's busy hour at its largest, 40 copies of the town joined by corridors
+
+
+@pytest.fixture(scope="module")
+def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """18 steps of the busy hour with 1,000 agents (virtual time), recorded as a trace."""
+    from metropolis.agents.replay import replay_simulation
+    from metropolis.kernel import Environment
+    from metropolis.llm.serving import Cluster, VirtualLLM, preset
+    from metropolis.runtime import VirtualRuntime
+    from metropolis.trace import TraceRecorder
+    from metropolis.workloads import DayConfig, generate
+    from metropolis.world.smallville import load_smallville
+
+    out = tmp_path_factory.mktemp("big") / "r"
+    config = DayConfig(agents=BIG, start_hour=12.0, hours=0.05, mode="large", seed=0)
+    workload, layout = generate(load_smallville(), config)
+    sim = replay_simulation(workload, layout.world(config.perception_radius), "metropolis")
+    recorder = TraceRecorder.for_simulation(sim, out / "trace", run_id="big")
+    sim.listeners.append(recorder)
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=8)))).run()
+    recorder.close()
+    return out
+
+
+def test_a_thousand_agents_render_within_bounds(big_run: Path, page: Any, tmp_path: Path) -> None:
+    """The replay of 1,000 agents: the town of 40 copies drawn, every marker where the trace says, a frame on the
+    wire under 8 kB (gzip) and drawn in under 100 ms, labels only where asked for."""
+    wire: dict[str, int] = {}
+
+    def finished(request: Any) -> None:
+        if "/api/" in request.url:
+            path = request.url.split("/api/", 1)[1].split("?")[0]
+            wire[path] = wire.get(path, 0) + request.sizes()["responseBodySize"]
+
+    page.on("requestfinished", finished)
+    proc = _cli(["view", str(big_run)], big_run.parent)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready", timeout=60_000)
+        assert page.locator("#agents li").count() == BIG
+        assert _not_blank(page) > 5
+        for step in (0, 9, 17):
+            _scrub(page, step)
+            assert page.evaluate("window.viewer.drawn") == _trace_positions(big_run, step)
+        frames = int(page.evaluate("document.getElementById('slider').max")) + 1
+        assert frames == 18
+        assert wire["frames"] / frames < 8_000, wire  # compressed JSON per frame of 1,000 agents
+        assert wire["map"] < 200_000, wire  # 600,000 tiles of walls and places
+        draw_ms = page.evaluate("(() => { const t = performance.now(); for (let i = 0; i < 10; i++) "
+                                "window.viewer.redraw(); return (performance.now() - t) / 10; })()")  # fmt: skip
+        assert draw_ms < 100, f"a frame of {BIG} agents took {draw_ms:.0f} ms to draw"
+        page.evaluate("window.viewer.select(0)")
+        page.wait_for_selector("#conversations")
+        page.screenshot(path=str(tmp_path / "thousand.png"))
+        assert page.errors == []
+    finally:
+        _stop(proc)

@@ -98,10 +98,11 @@ def _blocks(
     close = cKDTree(xy[ahead]).sparse_distance_matrix(cKDTree(xy[behind]), widest, output_type="ndarray")
     i, j, d = ahead[close["i"]], behind[close["j"]], close["v"]
     gap = steps[i] - steps[j]
-    hit = (gap > 0) & (d <= block_radius(gap, R, V))  # type: ignore[arg-type]
+    hit = (gap > 0) & (d <= block_radius(gap, R, V))
     order = np.lexsort((j[hit], i[hit]))
     blocked, blocker = i[hit][order], j[hit][order]
-    return [[int(b), int(a)] for a, b in zip(blocked[:MAX_BLOCK_PAIRS], blocker[:MAX_BLOCK_PAIRS], strict=True)], len(order)
+    shown = zip(blocked[:MAX_BLOCK_PAIRS], blocker[:MAX_BLOCK_PAIRS], strict=True)
+    return [[int(b), int(a)] for a, b in shown], len(order)
 
 
 def talk(agents: list[int], partners: list[Any], events: list[Any]) -> dict[str, Any]:

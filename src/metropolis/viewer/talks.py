@@ -16,14 +16,14 @@ import pandas as pd
 def from_table(table: pd.DataFrame, agent: int, names: list[str]) -> list[dict[str, Any]]:
     """The rows of a conversations table that `agent` took part in."""
     out = []
-    for row in table.itertuples(index=False):
-        speakers = [int(s) for s in row.speakers]
+    for row in table.to_dict("records"):
+        speakers: list[Any] = list(row["speakers"])
         out.append(
             {
-                "start": int(row.start),
-                "end": int(row.end),
-                "with": sorted({int(p) for p in row.participants} - {agent}),
-                "lines": [f"{names[s]}: {u}" for s, u in zip(speakers, row.utterances, strict=True)],
+                "start": int(row["start"]),
+                "end": int(row["end"]),
+                "with": sorted({int(p) for p in row["participants"]} - {agent}),
+                "lines": [f"{names[int(s)]}: {u}" for s, u in zip(speakers, row["utterances"], strict=True)],
             }
         )
     return sorted(out, key=lambda c: c["start"])

@@ -4,9 +4,8 @@ for a world without one (graph worlds), sized to where the agents went."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +13,6 @@ from metropolis.paths import shared_data_dir
 from metropolis.workloads.scaling import MODES, Layout
 from metropolis.world.smallville import load_smallville, load_tilemap
 from metropolis.world.tilemap import TileMap
-
 
 MAX_TOWNS = 400  # copies of the town drawn as a map (10,000 agents); beyond that a plain grid
 
@@ -28,10 +26,13 @@ def scaled_json(mode: str, towns: int) -> dict[str, Any]:
     assert tilemap is not None
     one = tilemap_json(base.tilemap)
     places = np.full((tilemap.height, tilemap.width), -1, dtype=np.int32)
+    inside = np.zeros((tilemap.height, tilemap.width), dtype=bool)  # a grid's empty corner is no wall
     for t in range(towns):
         ox, oy = layout.offset(t)
         places[oy : oy + layout.height, ox : ox + layout.width] = one["places"]
-    return {**tilemap_json(tilemap), "places": places.tolist(), "names": one["names"]}
+        inside[oy : oy + layout.height, ox : ox + layout.width] = True
+    walls = (~tilemap.walkable & inside).astype(np.int8).tolist()
+    return {**tilemap_json(tilemap), "walls": walls, "places": places.tolist(), "names": one["names"]}
 
 
 def town_map(world: str | None, extent: tuple[int, int]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ async function start() {
     list.appendChild(li);
   });
   $("agents").appendChild(list);
+  $("agents").classList.toggle("many", run.agents.length > LABELS_UP_TO);
   $("agents").onclick = (e) => { if (e.target.dataset.agent !== undefined) select(+e.target.dataset.agent); };
   $("agentsHead").textContent = `Agents (${run.agents.length})`;
   setComplete(run.complete);
@@ -150,8 +151,10 @@ function draw(f) {
       tctx.stroke();
     });
     tctx.strokeStyle = "rgba(220,40,40,0.55)";
+    // With many agents the arrows would hide the town: only those of the selected or hovered agent are drawn.
+    const mine = (a, b) => !many || [a, b].includes(state.selected) || [a, b].includes(state.hovered);
     sc.blocks.forEach(([b, a]) => {
-      if (!drawn[a] || !drawn[b]) return;
+      if (!drawn[a] || !drawn[b] || !mine(a, b)) return;
       arrow(px(drawn[b]), px(drawn[a]));
     });
   }
@@ -182,12 +185,13 @@ function draw(f) {
   });
   // Labels last, over every marker: the action (or, when the agent speaks at this step, its line).
   tctx.textAlign = "center"; tctx.textBaseline = "middle";
-  labels.forEach(([i, x, y, r]) => {
+  labels.forEach(([i, lx, y, r]) => {
     const action = f.actionNames[f.action[i]] || "", line = ((f.said || {})[i] || []).slice(-1)[0];
     const text = line ? `💬 ${line.slice(0, 40)}` : `${glyph(action)} ${action.slice(0, 18)}`;
     tctx.font = "11px sans-serif";
+    const w = tctx.measureText(text).width + 6;
+    const x = Math.max(w / 2, Math.min(town.width - w / 2, lx)); // a label near the edge stays on the canvas
     if (many || line) {
-      const w = tctx.measureText(text).width + 6;
       tctx.fillStyle = "rgba(255,255,255,0.85)"; tctx.fillRect(x - w / 2, y - r - 14, w, 14);
     }
     tctx.fillStyle = line ? "#0d5f25" : "#111";
@@ -233,7 +237,8 @@ function drawSched(sc) {
   if (!sc || !$("layer").checked) { sctx.fillText("scheduler layer off", 6, 4); return; }
   const n = sc.steps.length, ahead = sc.steps.map((x) => x - sc.gvt), top = Math.max(5, ...ahead);
   sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, grey: waiting; ` +
-    `${sc.blocks.length} blocked-by pairs, ${sc.clusters.length} clusters running`, 6, 4);
+    `${sc.block_pairs ?? sc.blocks.length} blocked-by pairs` +
+    `${n > LABELS_UP_TO ? " (arrows: the selected agent's)" : ""}, ${sc.clusters.length} clusters running`, 6, 4);
   const bw = (W - 12) / n, base = H - 6, hmax = H - 30;
   ahead.forEach((a, i) => {
     const h = Math.max(1, (a / top) * hmax);
