@@ -29,6 +29,7 @@ from metropolis.cli.options import names, positive_ints, writable_folder
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
 from metropolis.report.bench import write_bench_report
+from metropolis.report.tables import MEMORY
 from metropolis.scheduling import scheduler_names
 
 console = Console(width=240)
@@ -146,6 +147,7 @@ def _memory(
     write_bench_report(
         out / "report.html", "Metropolis bench memory", "Serving-memory policies on the same workload (virtual time)",
         [("Per setting and policy", table)], [("Simulated time and hit rate per setting", out / "memory.png")],
+        note="One table per setting; memory.csv beside this page has every column.", view=MEMORY,
     )  # fmt: skip
     console.print(f"wrote {out / 'memory.csv'}, {out / 'memory.png'} and {out / 'report.html'}")
 
@@ -227,7 +229,8 @@ def write_csv(rows: list[MemoryBenchRow], path: Path) -> None:
 
 
 def plot(rows: list[MemoryBenchRow], path: Path) -> None:
-    """Simulated time and hit rate per setting, one bar per policy."""
+    """Simulated time and hit rate per setting, one bar per policy (each bar labelled under its group's name in
+    the legend above both panels, so no policy's bar is covered)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,21 +238,24 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
 
     settings = list(dict.fromkeys(r.setting for r in rows))
     labels = [
-        f"{w[:5]} {n} {s}{f' {g} GPUs' if g > 1 else ''}\n{st} {f:.0%}{' LoRA' if rank else ''}"
+        f"{w} {n}\n{s}{f' {g} GPUs' if g > 1 else ''}\n{st} {f:.0%}{' LoRA' if rank else ''}"
         for n, g, s, f, rank, st, w in settings
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.3 * len(settings) + 2), 7.5), sharex=True)
     ran = [p for p in EVICTION_POLICIES if any(r.policy == p for r in rows)]
     width = 0.8 / len(ran)
     for k, policy in enumerate(ran):
         got = {r.setting: r for r in rows if r.policy == policy}
         xs = [i + k * width for i in range(len(settings))]
-        axes[0].bar(xs, [got[s].sim_seconds for s in settings], width, label=policy)
-        axes[1].bar(xs, [got[s].hit_rate for s in settings], width, label=policy)
+        axes[0].bar(xs, [got[s].sim_seconds for s in settings], width, label=policy, color=f"C{k}")
+        axes[1].bar(xs, [got[s].hit_rate for s in settings], width, label=policy, color=f"C{k}")
     for ax, name in zip(axes, ("simulated seconds", "hit rate"), strict=True):
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], labels, fontsize=7)
         ax.set_ylabel(name)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], labels, fontsize=7)
+    axes[1].set_ylim(0, 1)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=min(len(ran), 4), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -19,6 +19,7 @@ from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names,
 from metropolis.cli.progress import agent_step_bar
 from metropolis.registry import check_name
 from metropolis.report.bench import write_bench_report
+from metropolis.report.tables import SIM
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
@@ -159,5 +160,6 @@ def _write(results: list[SettingResult], folder: Path) -> None:
         f"({best['setting']}, {best['agents']} agents, {best['gpus']} GPUs, virtual time)"
     )
     write_bench_report(
-        folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images
-    )
+        folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images,
+        note="One table per setting; bench_sim.csv beside this page has every column.", view=SIM,
+    )  # fmt: skip
