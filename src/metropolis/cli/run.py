@@ -206,7 +206,11 @@ def execute(
     """Run (or, with `resume`, continue in an existing folder) the simulation `opts` describe, durably: the
     LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints."""
     run_prices = prices(opts.price)
+    # serial and lockstep for the headline: lockstep's re-run is forked now, before any thread starts
+    along = run_report.Alongside.start(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else None
     with contextlib.ExitStack() as stack:
+        if along is not None:
+            stack.callback(along.stop)
         stack.enter_context(sigterm_as_interrupt())
         cfg = None
         if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
@@ -250,9 +254,10 @@ def execute(
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
-    compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    trace = durable.recorder.trace()
+    compared = along.finish(trace.calls) if along is not None else {}
     head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
-    run_report.write(path, opts, report, head, books.rows() if books.agents else [], durable.recorder.trace())
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], trace)
     out.print(f"[bold]metropolis run[/bold]: {what}")
     out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
