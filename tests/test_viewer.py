@@ -127,3 +127,22 @@ def test_frames_say_who_talks_to_whom(tmp_path: Path) -> None:
     for me, other in ((a, b), (b, a)):
         talks = client.get(f"/api/agent/{me}").json()["conversations"]
         assert any(c["start"] <= row["step"] <= c["end"] and other in c["with"] for c in talks) or me == b
+
+
+def test_the_live_view_shows_the_same_conversations_as_the_replay(tmp_path: Path) -> None:
+    from metropolis.viewer.frames import frames
+
+    folder, live = _run(tmp_path, live=True)
+    assert live is not None
+    recorded = TraceSource(folder)
+    info = recorded.describe()
+    want = frames(recorded.window(0, 12), 0, 12, 6, None, info)["frames"]
+    got = frames(live.window(0, 12), 0, 12, 6, None, info)["frames"]
+    assert [f["talks"] for f in got] == [f["talks"] for f in want]
+    assert any(f["talks"] for f in want)
+    client = TestClient(make_app(live, town_map(None, (20, 20))))
+    replay = TestClient(make_app(recorded, town_map(None, (20, 20))))
+    for agent in range(6):
+        assert client.get(f"/api/agent/{agent}").json()["conversations"] == replay.get(f"/api/agent/{agent}").json()[
+            "conversations"
+        ]

@@ -107,14 +107,15 @@ def _blocks(
 
 def talk(agents: list[int], partners: list[Any], events: list[Any]) -> dict[str, Any]:
     """Who talks to whom at one step: `talks`, the [a, b] pairs (a < b) where a step of one wrote into the other
-    (`ctx.partner`: a conversation), and `said`, the lines ("Speaker: line" events) recorded by each agent."""
+    (`ctx.partner`: a conversation), and `said`, what each agent's step recorded of it: its events while it has
+    partners (a walker's "A greets B"), and its lines ("Speaker: line" events) at any step."""
     pairs: set[tuple[int, int]] = set()
     said: dict[str, list[str]] = {}
     for agent, others, lines in zip(agents, partners, events, strict=True):
-        for other in () if others is None else others:
-            if int(other) != agent:
-                pairs.add((min(agent, int(other)), max(agent, int(other))))
-        spoken = [str(e) for e in (() if lines is None else lines) if ":" in str(e)]
+        mates = [int(o) for o in (() if others is None else others) if int(o) != agent]
+        for other in mates:
+            pairs.add((min(agent, other), max(agent, other)))
+        spoken = [str(e) for e in (() if lines is None else lines) if mates or ":" in str(e)]
         if spoken:
             said[str(agent)] = spoken
     return {"talks": [list(p) for p in sorted(pairs)], "said": said}

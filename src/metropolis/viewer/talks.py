@@ -2,7 +2,7 @@
 
 A trace imported from a movement log has a conversations table (who said what, in order); an engine run has
 none, but every step row says whom the step wrote into (`partners`: `ctx.partner`, a conversation) and what was
-said at it (`events` shaped "Speaker: line"). Consecutive steps with partners are one conversation, so a live
+said at it (its `events`: "Speaker: line" from a generative agent, "A greets B" from a walker). Consecutive steps with partners are one conversation, so a live
 run and a replay list the same conversations.
 """
 
@@ -38,9 +38,9 @@ def from_steps(history: pd.DataFrame, agent: int) -> list[dict[str, Any]]:
     events = rows["events"] if "events" in rows else pd.Series([None] * len(rows))
     for step, partners, lines in zip(rows["step"], rows["partners"], events, strict=True):
         others = {int(p) for p in (() if partners is None else partners)} - {agent}
-        spoken = [str(e) for e in (() if lines is None else lines) if ":" in str(e)]
         if not others:
             continue
+        spoken = [str(e) for e in (() if lines is None else lines)]
         last = out[-1] if out else None
         if last is not None and last["end"] == int(step) - 1:
             last["end"] = int(step)

@@ -185,17 +185,19 @@ function draw(f) {
   });
   // Labels last, over every marker: the action (or, when the agent speaks at this step, its line).
   tctx.textAlign = "center"; tctx.textBaseline = "middle";
+  const second = new Set((f.talks || []).map(([, b]) => b));
   labels.forEach(([i, lx, y, r]) => {
     const action = f.actionNames[f.action[i]] || "", line = ((f.said || {})[i] || []).slice(-1)[0];
     const text = line ? `💬 ${line.slice(0, 40)}` : `${glyph(action)} ${action.slice(0, 18)}`;
     tctx.font = "11px sans-serif";
     const w = tctx.measureText(text).width + 6;
     const x = Math.max(w / 2, Math.min(town.width - w / 2, lx)); // a label near the edge stays on the canvas
+    const ty = line && second.has(i) ? y + r + 8 : y - r - 7; // two partners' lines: one above, one below
     if (many || line) {
-      tctx.fillStyle = "rgba(255,255,255,0.85)"; tctx.fillRect(x - w / 2, y - r - 14, w, 14);
+      tctx.fillStyle = "rgba(255,255,255,0.85)"; tctx.fillRect(x - w / 2, ty - 7, w, 14);
     }
     tctx.fillStyle = line ? "#0d5f25" : "#111";
-    tctx.fillText(text, x, y - r - 7);
+    tctx.fillText(text, x, ty);
   });
   drawTalks(f);
   const ahead = sc ? ` · GVT ${sc.gvt} · ${sc.running.reduce((a, b) => a + b, 0)} running · t=${sc.t.toFixed(1)} s` : "";
