@@ -143,6 +143,7 @@ def test_the_live_view_shows_the_same_conversations_as_the_replay(tmp_path: Path
     client = TestClient(make_app(live, town_map(None, (20, 20))))
     replay = TestClient(make_app(recorded, town_map(None, (20, 20))))
     for agent in range(6):
-        assert client.get(f"/api/agent/{agent}").json()["conversations"] == replay.get(f"/api/agent/{agent}").json()[
-            "conversations"
-        ]
+        assert (
+            client.get(f"/api/agent/{agent}").json()["conversations"]
+            == replay.get(f"/api/agent/{agent}").json()["conversations"]
+        )

@@ -9,9 +9,11 @@ import csv
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -152,34 +154,39 @@ def _memory(
     console.print(f"wrote {out / 'memory.csv'}, {out / 'memory.png'} and {out / 'report.html'}")
 
 
-def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
+def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Group:
+    """One table per setting, within 100 columns: the setting and its verdicts (invocation distance against the
+    baselines, the bound) in the title, a row per policy."""
     verdicts = {c.setting: c for c in compare(rows)}
-    table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
-    for col in ("class", "agents", "GPUs", "scheduler", "state", "on GPU", "LoRA", "policy", "sim s", "hits",
-                "prefetched", "late", "GB moved", "recompute tok", "est. err", "ID / sglang", "ID / LRU",
-                "ID hits / Belady*", "bound: sglang, LRU**"):  # fmt: skip
-        table.add_column(col, justify="right", no_wrap=col in ("scheduler", "policy"))
-    for r in rows:
-        v = verdicts[r.setting]
-        mark = r.policy == "invocation-distance"
-        vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
-        error = "" if math.isnan(r.estimate_error) else f"{r.estimate_error:.1f} ({r.estimate_within_1:.0%})"
-        table.add_row(
-            r.workload, str(r.agents), str(r.gpus), r.scheduler, r.state, f"{r.fraction:.0%}",
-            str(r.lora_rank or "-"), r.policy, f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}",
-            f"{r.prefetch_hit_rate:.1%}", str(r.late_loads), f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}",
-            error, _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
-            _x(v.speedup_over_lru) if mark else "", _pct(v.hit_share_of_belady) if mark else "",
-            f"{_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}" if r.policy == "ideal" else "",
-        )  # fmt: skip
-    table.caption = (
+    parts: list[Any] = [f"[bold]Agent memory, closed loop: {cfg.describe()}[/bold]"]
+    for setting in dict.fromkeys(r.setting for r in rows):
+        mine = [r for r in rows if r.setting == setting]
+        v = verdicts[setting]
+        title = MEMORY.title({**dataclasses.asdict(mine[0]), "llm_calls": mine[0].llm_calls})
+        verdict = (
+            f"ID / sglang {_x(v.speedup_over_sglang)} (id-nohost {_x(v.nohost_speedup_over_sglang)}), "
+            f"ID / LRU {_x(v.speedup_over_lru)}, ID hits / Belady* {_pct(v.hit_share_of_belady)}\n"
+            f"bound: sglang, LRU** {_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}"
+        )
+        parts.append(f"\n[bold]{title}[/bold]\n{verdict}")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for col in ("policy", "sim s", "hits", "prefetched", "late", "GB moved", "recompute tok", "est. err"):
+            table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
+        for r in mine:
+            error = "" if math.isnan(r.estimate_error) else f"{r.estimate_error:.1f} ({r.estimate_within_1:.0%})"
+            table.add_row(
+                r.policy, f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}",
+                str(r.late_loads), f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}", error,
+            )  # fmt: skip
+        parts.append(table)
+    parts.append(
         "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)\n"
-        "** sglang (lru) / ideal: the most any eviction policy could gain over that baseline here (a GPU that holds "
-        "everything)\n"
-        "late: hits whose prefetch was still arriving (the request waited); est. err: mean |predicted - actual| steps "
-        "to the agent's next call (share within one step)"
+        "** sglang (lru) / ideal: the most any eviction policy could gain over that baseline here\n"
+        "   (a GPU that holds everything)\n"
+        "late: hits whose prefetch was still arriving (the request waited)\n"
+        "est. err: mean |predicted - actual| steps to the agent's next call (share within one step)"
     )
-    return table
+    return Group(*parts)
 
 
 def _x(ratio: float) -> str:
@@ -191,31 +198,21 @@ def _pct(share: float) -> str:
 
 
 def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
+    """A row per setting (named in its first column), within 100 columns."""
     table = Table(
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
-        "ID with exact step distances), where Belady is the upper bound"
-    )
-    for col in (
-        "class",
-        "agents",
-        "GPUs",
-        "scheduler",
-        "state",
-        "on GPU",
-        "LoRA",
-        "accesses",
-        *OPEN_LOOP_EVICTION_POLICIES,
-        "ID / Belady",
-    ):
-        table.add_column(col, justify="right")
+        "ID with exact step distances), where Belady is the upper bound",
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+    )  # fmt: skip
+    for col in ("setting", "accesses", *OPEN_LOOP_EVICTION_POLICIES, "ID / Belady"):
+        table.add_column(col, justify="left" if col == "setting" else "right", no_wrap=col == "setting")
     for r in rows:
         agents, gpus, sched, fraction, rank, state, workload = r.setting
+        gpu_words = f"{gpus} GPU{'s' if gpus > 1 else ''}"
+        lora = f" LoRA {rank}" if rank else ""
+        name = f"{workload} {agents} {gpu_words} {sched} {state} {fraction:.0%}{lora}"
         rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_EVICTION_POLICIES]
-        table.add_row(
-            workload, str(agents), str(gpus), sched, state, f"{fraction:.0%}", str(rank or "-"), str(r.accesses),
-            *rates,
-            f"{r.id_share_of_belady:.1%}",
-        )  # fmt: skip
+        table.add_row(name, str(r.accesses), *rates, f"{r.id_share_of_belady:.1%}")
     return table
 
 

@@ -2,8 +2,8 @@
 
 A trace imported from a movement log has a conversations table (who said what, in order); an engine run has
 none, but every step row says whom the step wrote into (`partners`: `ctx.partner`, a conversation) and what was
-said at it (its `events`: "Speaker: line" from a generative agent, "A greets B" from a walker). Consecutive steps with partners are one conversation, so a live
-run and a replay list the same conversations.
+said at it (its `events`: "Speaker: line" from a generative agent, "A greets B" from a walker). Consecutive
+steps with partners are one conversation, so a live run and a replay list the same conversations.
 """
 
 from __future__ import annotations
