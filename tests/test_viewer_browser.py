@@ -270,3 +270,19 @@ def test_a_thousand_agents_render_within_bounds(big_run: Path, page: Any, tmp_pa
         assert page.errors == []
     finally:
         _stop(proc)
+
+
+def test_the_report_of_a_thousand_agents_stays_a_page(big_run: Path, page: Any, tmp_path: Path) -> None:
+    """Every path drawn (no labels), the per-agent table folded: the page is a few screens, not 30."""
+    from metropolis.report import Headline, write_run_report
+    from metropolis.trace import Trace
+
+    trace = Trace.read(big_run / "trace")
+    head = Headline(18 * 10.0, 400.0, True, "8 L4", {})
+    report = write_run_report(big_run, trace, head, ["(summary)"], {"run_id": "big"}, [])
+    page.goto(report.as_uri())
+    assert page.locator("img").count() == 2 and "1,000 agents: show the table" in page.inner_text("body")
+    assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    assert page.evaluate("document.documentElement.scrollHeight") < 4_000
+    page.screenshot(path=str(tmp_path / "report-thousand.png"), full_page=True)
+    assert page.errors == []
