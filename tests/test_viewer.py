@@ -147,3 +147,13 @@ def test_the_live_view_shows_the_same_conversations_as_the_replay(tmp_path: Path
             client.get(f"/api/agent/{agent}").json()["conversations"]
             == replay.get(f"/api/agent/{agent}").json()["conversations"]
         )
+
+
+def test_the_live_timeline_is_the_traces(tmp_path: Path) -> None:
+    folder, live = _run(tmp_path, live=True)
+    assert live is not None
+    order = ["agent", "step"]
+    want = TraceSource(folder).timeline().sort_values(order).reset_index(drop=True)
+    got = live.timeline().sort_values(order).reset_index(drop=True)
+    for column in want.columns:
+        assert got[column].astype(float).tolist() == want[column].astype(float).tolist(), column
