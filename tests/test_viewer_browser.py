@@ -143,10 +143,28 @@ def test_the_replay_shows_the_run(run_folder: Path, page: Any, tmp_path: Path) -
         assert page.evaluate(f"window.viewer.drawn[{who}]") == [x, y]
         want = int((calls["agent"] == who).sum())
         assert f"LLM calls ({want})" in page.inner_text("#calls")
+        # Who talks to whom: the pairs drawn at a step are the trace's partners there, listed beside the map.
+        step, pairs = _talks(run_folder)
+        _scrub(page, step)
+        assert page.evaluate("window.viewer.talks") == pairs
+        a, b = pairs[0]
+        names = _names(run_folder)
+        assert f"{names[a]} ↔ {names[b]}" in page.inner_text("#talks")
         page.screenshot(path=str(tmp_path / "replay.png"))
         assert page.errors == []
     finally:
         _stop(proc)
+
+
+def _talks(folder: Path) -> tuple[int, list[list[int]]]:
+    """The step with the most conversations, and its [a, b] pairs (a < b) from the trace's partners."""
+    steps = pd.read_parquet(folder / "trace" / "steps.parquet", columns=["agent", "step", "partners"])
+    talking = steps[steps["partners"].map(len) > 0]
+    step = int(talking["step"].value_counts().index[0])
+    here = talking[talking["step"] == step]
+    rows = zip(here["agent"].tolist(), here["partners"], strict=True)
+    pairs = {(min(a, int(b)), max(a, int(b))) for a, ps in rows for b in ps}
+    return step, [list(p) for p in sorted(pairs)]
 
 
 def _names(folder: Path) -> list[str]:

@@ -250,6 +250,14 @@ function drawSched(sc) {
   });
 }
 
+sched.addEventListener("click", (e) => {
+  const f = state.frames.get(state.step);
+  if (!f || !f.sched) return;
+  const r = sched.getBoundingClientRect(), n = f.sched.steps.length, bw = (sched.width - 12) / n;
+  const i = Math.floor((e.clientX - r.left - 6) / bw);
+  if (i >= 0 && i < n) select(i);
+});
+
 function markerAt(mx, my) {
   const f = state.frames.get(state.step), s = state.scale;
   if (!f) return null;
@@ -296,9 +304,11 @@ async function select(agent) {
     `(steps ${c.start}–${c.end}) with ${c.with.map((a) => esc(state.run.agents[a])).join(", ")}` +
     c.lines.map((l) => `<div class="line">${esc(l)}</div>`).join("") + "</div>").join("");
   $("detail").innerHTML = `<h3 id="who">${esc(d.name)}</h3>` +
-    `<h3>Actions (${d.actions.length} changes)</h3><table><tr><th>step</th><th>time</th><th>action</th></tr>${actions}</table>` +
-    `<h3 id="calls">LLM calls (${d.calls.length})</h3>${calls || "<p>none</p>"}` +
-    `<h3 id="conversations">Conversations (${d.conversations.length})</h3>${talks || "<p>none</p>"}`;
+    `<h3>Actions (${d.actions.length} changes)</h3><div class="scroll"><table><tr><th>step</th><th>time</th>` +
+    `<th>action</th></tr>${actions}</table></div>` +
+    `<h3 id="conversations">Conversations (${d.conversations.length})</h3>` +
+    `<div class="scroll">${talks || "<p>none</p>"}</div>` +
+    `<h3 id="calls">LLM calls (${d.calls.length})</h3>${calls || "<p>none</p>"}`;
 }
 
 function tick() {
