@@ -80,3 +80,32 @@ def test_bench_tables_fit_100_columns() -> None:
 def test_policies_with_the_same_values_share_one_named_line() -> None:
     series = {"a": [1.0, 2.0], "b": [1.0, 2.001], "c": [1.0, 3.0], "d": [1.0, 3.0]}
     assert same_groups(series) == [["a", "b"], ["c", "d"]]
+
+
+@needs_town
+def test_run_takes_lockstep_from_the_process_beside_it(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`metropolis run` never re-runs lockstep itself: the forked process does, while the run goes."""
+    import json
+    import os
+
+    from typer.testing import CliRunner
+
+    from metropolis.cli import run_report
+    from metropolis.cli.main import app
+
+    parent, real = os.getpid(), run_report.rerun_seconds
+
+    def only_in_the_child(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert os.getpid() != parent, "lockstep was re-run after the run, not beside it"
+        return real(*args, **kwargs)
+
+    if run_report._cores() < 2 or "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("one core (or no fork): lockstep is re-run after the run, by design")
+    monkeypatch.setattr(run_report, "rerun_seconds", only_in_the_child)
+    result = CliRunner().invoke(app, ["run", "--hours", "0.05", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    alongside = json.loads((tmp_path / "r" / "report.json").read_text())["alongside"]
+    monkeypatch.setattr(run_report, "rerun_seconds", real)
+    opts = RunOptions(hours=0.05).resolved()
+    assert alongside["lockstep"] == rerun_seconds(opts, "lockstep", lambda: None)
+    assert alongside["serial"] == pytest.approx(rerun_seconds(opts, "serial", lambda: None), rel=1e-9)

@@ -209,8 +209,6 @@ def execute(
     # serial and lockstep for the headline: lockstep's re-run is forked now, before any thread starts
     along = run_report.Alongside.start(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else None
     with contextlib.ExitStack() as stack:
-        if along is not None:
-            stack.callback(along.stop)
         stack.enter_context(sigterm_as_interrupt())
         cfg = None
         if opts.llm:  # checked (or started) first: an unusable endpoint fails in seconds
@@ -239,6 +237,8 @@ def execute(
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
+            if along is not None:
+                along.stop()
             if durable is not None:
                 durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
@@ -249,6 +249,8 @@ def execute(
                 exit_code(stop),
             ) from None
         except Exception as error:
+            if along is not None:
+                along.stop()
             if durable is not None:
                 durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
