@@ -237,10 +237,10 @@ def execute(
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
-            if along is not None:
-                along.stop()
             if durable is not None:
                 durable.stop()
+            if along is not None:
+                along.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
@@ -249,10 +249,10 @@ def execute(
                 exit_code(stop),
             ) from None
         except Exception as error:
-            if along is not None:
-                along.stop()
             if durable is not None:
                 durable.stop()
+            if along is not None:
+                along.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
