@@ -11,6 +11,8 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -68,10 +70,25 @@ def rerun_seconds(opts: RunOptions, scheduler: str, responder: Callable[[], Repl
     return VirtualRuntime(sim, env, llm).run().duration
 
 
-def _lockstep_child(opts: RunOptions, responder: Callable[[], ReplayResponder | None], out: Connection) -> None:
+def _lockstep_child(
+    opts: RunOptions, responder: Callable[[], ReplayResponder | None], out: Connection, parent: int
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends this one
-    out.send(rerun_seconds(opts, "lockstep", responder))
-    out.close()
+    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
+    try:
+        out.send(rerun_seconds(opts, "lockstep", responder))
+    except OSError:  # the parent is gone (killed): nobody wants the figure
+        pass
+    finally:
+        out.close()
+
+
+def _orphaned(parent: int) -> None:
+    """A killed run (kill -9) cannot end this process: it ends itself once its parent is gone, so it never
+    outlives the run (nor holds the run's output open)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 class Alongside:
@@ -96,7 +113,10 @@ class Alongside:
         if opts.scheduler != "lockstep" and _cores() > 1 and "fork" in mp.get_all_start_methods():
             ours, theirs = mp.get_context("fork").Pipe(duplex=False)
             child = mp.get_context("fork").Process(
-                target=_lockstep_child, args=(opts, responder, theirs), name="metropolis-lockstep", daemon=True
+                target=_lockstep_child,
+                args=(opts, responder, theirs, os.getpid()),
+                name="metropolis-lockstep",
+                daemon=True,
             )
             child.start()
             theirs.close()
