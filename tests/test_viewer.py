@@ -88,3 +88,72 @@ def test_a_bad_run_folder_is_refused(tmp_path: Path) -> None:
         TraceSource(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         TraceSource(tmp_path / "nope")
+
+
+def test_who_blocks_whom_matches_every_pair() -> None:
+    """The k-d tree's answer equals the all-pairs rule on a random town of 300 agents."""
+    import numpy as np
+
+    from metropolis.scheduling.rules import block_radius
+    from metropolis.viewer.frames import _blocks
+
+    rng = np.random.default_rng(7)
+    n = 300
+    steps, x, y = rng.integers(0, 40, n), rng.integers(0, 400, n), rng.integers(0, 300, n)
+    waiting = rng.random(n) < 0.6
+    pairs, count = _blocks(steps, waiting, x, y, 4.0, 1.0)
+    want = [
+        [j, i]
+        for i in range(n)
+        for j in range(n)
+        if waiting[i] and steps[i] > steps[j] and np.hypot(x[i] - x[j], y[i] - y[j]) <= block_radius(
+            int(steps[i] - steps[j]), 4.0, 1.0)
+    ]  # fmt: skip
+    assert 0 < len(want) < 2_000 and pairs == want and count == len(want)
+
+
+def test_frames_say_who_talks_to_whom(tmp_path: Path) -> None:
+    """A walker writes into a neighbour (`ctx.partner`): the frame pairs them, and both agents' details list the
+    conversation with the other."""
+    folder, _ = _run(tmp_path)
+    steps = Trace.read(folder / "trace").steps
+    talking = steps[steps["partners"].map(len) > 0]
+    assert len(talking), "the walkers of this scenario talk"
+    row = talking.iloc[0]
+    a, b = int(row["agent"]), int(row["partners"][0])
+    client = TestClient(make_app(TraceSource(folder), town_map(None, (20, 20))))
+    frame = client.get("/api/frames", params={"first": int(row["step"]), "last": int(row["step"]) + 1}).json()
+    assert [min(a, b), max(a, b)] in frame["frames"][0]["talks"]
+    for me, other in ((a, b), (b, a)):
+        talks = client.get(f"/api/agent/{me}").json()["conversations"]
+        assert any(c["start"] <= row["step"] <= c["end"] and other in c["with"] for c in talks) or me == b
+
+
+def test_the_live_view_shows_the_same_conversations_as_the_replay(tmp_path: Path) -> None:
+    from metropolis.viewer.frames import frames
+
+    folder, live = _run(tmp_path, live=True)
+    assert live is not None
+    recorded = TraceSource(folder)
+    info = recorded.describe()
+    want = frames(recorded.window(0, 12), 0, 12, 6, None, info)["frames"]
+    got = frames(live.window(0, 12), 0, 12, 6, None, info)["frames"]
+    assert [f["talks"] for f in got] == [f["talks"] for f in want]
+    assert any(f["talks"] for f in want)
+    client = TestClient(make_app(live, town_map(None, (20, 20))))
+    replay = TestClient(make_app(recorded, town_map(None, (20, 20))))
+    for agent in range(6):
+        assert (
+            client.get(f"/api/agent/{agent}").json()["conversations"]
+            == replay.get(f"/api/agent/{agent}").json()["conversations"]
+        )
+
+
+def test_the_live_timeline_is_the_traces(tmp_path: Path) -> None:
+    folder, live = _run(tmp_path, live=True)
+    assert live is not None
+    order = ["agent", "step"]
+    want = TraceSource(folder).timeline().sort_values(order).reset_index(drop=True)
+    got = live.timeline().sort_values(order).reset_index(drop=True)
+    for column in want.columns:
+        assert got[column].astype(float).tolist() == want[column].astype(float).tolist(), column

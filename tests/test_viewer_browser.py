@@ -143,10 +143,28 @@ def test_the_replay_shows_the_run(run_folder: Path, page: Any, tmp_path: Path) -
         assert page.evaluate(f"window.viewer.drawn[{who}]") == [x, y]
         want = int((calls["agent"] == who).sum())
         assert f"LLM calls ({want})" in page.inner_text("#calls")
+        # Who talks to whom: the pairs drawn at a step are the trace's partners there, listed beside the map.
+        step, pairs = _talks(run_folder)
+        _scrub(page, step)
+        assert page.evaluate("window.viewer.talks") == pairs
+        a, b = pairs[0]
+        names = _names(run_folder)
+        assert f"{names[a]} ↔ {names[b]}" in page.inner_text("#talks")
         page.screenshot(path=str(tmp_path / "replay.png"))
         assert page.errors == []
     finally:
         _stop(proc)
+
+
+def _talks(folder: Path) -> tuple[int, list[list[int]]]:
+    """The step with the most conversations, and its [a, b] pairs (a < b) from the trace's partners."""
+    steps = pd.read_parquet(folder / "trace" / "steps.parquet", columns=["agent", "step", "partners"])
+    talking = steps[steps["partners"].map(len) > 0]
+    step = int(talking["step"].value_counts().index[0])
+    here = talking[talking["step"] == step]
+    rows = zip(here["agent"].tolist(), here["partners"], strict=True)
+    pairs = {(min(a, int(b)), max(a, int(b))) for a, ps in rows for b in ps}
+    return step, [list(p) for p in sorted(pairs)]
 
 
 def _names(folder: Path) -> list[str]:
@@ -208,4 +226,81 @@ def test_the_report_opens_from_disk(run_folder: Path, page: Any, tmp_path: Path)
     assert page.locator("img").count() >= 2
     assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert page.errors == []
+
+
+BIG = 1_000  # agents: bench sim's busy hour at its largest, 40 copies of the town joined by corridors
+
+
+@pytest.fixture(scope="module")
+def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """18 steps of the busy hour with 1,000 agents (virtual time), recorded as a trace."""
+    from metropolis.agents.replay import replay_simulation
+    from metropolis.kernel import Environment
+    from metropolis.llm.serving import Cluster, VirtualLLM, preset
+    from metropolis.runtime import VirtualRuntime
+    from metropolis.trace import TraceRecorder
+    from metropolis.workloads import DayConfig, generate
+    from metropolis.world.smallville import load_smallville
+
+    out = tmp_path_factory.mktemp("big") / "r"
+    config = DayConfig(agents=BIG, start_hour=12.0, hours=0.05, mode="large", seed=0)
+    workload, layout = generate(load_smallville(), config)
+    sim = replay_simulation(workload, layout.world(config.perception_radius), "metropolis")
+    recorder = TraceRecorder.for_simulation(sim, out / "trace", run_id="big")
+    sim.listeners.append(recorder)
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=8)))).run()
+    recorder.close()
+    return out
+
+
+def test_a_thousand_agents_render_within_bounds(big_run: Path, page: Any, tmp_path: Path) -> None:
+    """The replay of 1,000 agents: the town of 40 copies drawn, every marker where the trace says, a frame on the
+    wire under 8 kB (gzip) and drawn in under 100 ms, labels only where asked for."""
+    wire: dict[str, int] = {}
+
+    def finished(request: Any) -> None:
+        if "/api/" in request.url:
+            path = request.url.split("/api/", 1)[1].split("?")[0]
+            wire[path] = wire.get(path, 0) + request.sizes()["responseBodySize"]
+
+    page.on("requestfinished", finished)
+    proc = _cli(["view", str(big_run)], big_run.parent)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready", timeout=60_000)
+        assert page.locator("#agents li").count() == BIG
+        assert _not_blank(page) > 5
+        for step in (0, 9, 17):
+            _scrub(page, step)
+            assert page.evaluate("window.viewer.drawn") == _trace_positions(big_run, step)
+        frames = int(page.evaluate("document.getElementById('slider').max")) + 1
+        assert frames == 18
+        assert wire["frames"] / frames < 8_000, wire  # compressed JSON per frame of 1,000 agents
+        assert wire["map"] < 200_000, wire  # 600,000 tiles of walls and places
+        draw_ms = page.evaluate("(() => { const t = performance.now(); for (let i = 0; i < 10; i++) "
+                                "window.viewer.redraw(); return (performance.now() - t) / 10; })()")  # fmt: skip
+        assert draw_ms < 100, f"a frame of {BIG} agents took {draw_ms:.0f} ms to draw"
+        page.evaluate("window.viewer.select(0)")
+        page.wait_for_selector("#conversations")
+        page.screenshot(path=str(tmp_path / "thousand.png"))
+        assert page.errors == []
+    finally:
+        _stop(proc)
+
+
+def test_the_report_of_a_thousand_agents_stays_a_page(big_run: Path, page: Any, tmp_path: Path) -> None:
+    """Every path drawn (no labels), the per-agent table folded: the page is a few screens, not 30."""
+    from metropolis.report import Headline, write_run_report
+    from metropolis.trace import Trace
+
+    trace = Trace.read(big_run / "trace")
+    head = Headline(18 * 10.0, 400.0, True, "8 L4", {})
+    report = write_run_report(big_run, trace, head, ["(summary)"], {"run_id": "big"}, [])
+    page.goto(report.as_uri())
+    assert page.locator("img").count() == 2 and "1,000 agents: show the table" in page.inner_text("body")
+    assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    assert page.evaluate("document.documentElement.scrollHeight") < 4_000
+    page.screenshot(path=str(tmp_path / "report-thousand.png"), full_page=True)
     assert page.errors == []

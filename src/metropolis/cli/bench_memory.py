@@ -9,9 +9,11 @@ import csv
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,6 +31,7 @@ from metropolis.cli.options import names, positive_ints, writable_folder
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
 from metropolis.report.bench import write_bench_report
+from metropolis.report.tables import MEMORY
 from metropolis.scheduling import scheduler_names
 
 console = Console(width=240)
@@ -146,38 +149,44 @@ def _memory(
     write_bench_report(
         out / "report.html", "Metropolis bench memory", "Serving-memory policies on the same workload (virtual time)",
         [("Per setting and policy", table)], [("Simulated time and hit rate per setting", out / "memory.png")],
+        note="One table per setting; memory.csv beside this page has every column.", view=MEMORY,
     )  # fmt: skip
     console.print(f"wrote {out / 'memory.csv'}, {out / 'memory.png'} and {out / 'report.html'}")
 
 
-def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Table:
+def _table(cfg: MemoryBenchConfig, rows: list[MemoryBenchRow]) -> Group:
+    """One table per setting, within 100 columns: the setting and its verdicts (invocation distance against the
+    baselines, the bound) in the title, a row per policy."""
     verdicts = {c.setting: c for c in compare(rows)}
-    table = Table(title=f"Agent memory, closed loop: {cfg.describe()}")
-    for col in ("class", "agents", "GPUs", "scheduler", "state", "on GPU", "LoRA", "policy", "sim s", "hits",
-                "prefetched", "late", "GB moved", "recompute tok", "est. err", "ID / sglang", "ID / LRU",
-                "ID hits / Belady*", "bound: sglang, LRU**"):  # fmt: skip
-        table.add_column(col, justify="right", no_wrap=col in ("scheduler", "policy"))
-    for r in rows:
-        v = verdicts[r.setting]
-        mark = r.policy == "invocation-distance"
-        vs_sglang = v.speedup_over_sglang if mark else v.nohost_speedup_over_sglang
-        error = "" if math.isnan(r.estimate_error) else f"{r.estimate_error:.1f} ({r.estimate_within_1:.0%})"
-        table.add_row(
-            r.workload, str(r.agents), str(r.gpus), r.scheduler, r.state, f"{r.fraction:.0%}",
-            str(r.lora_rank or "-"), r.policy, f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}",
-            f"{r.prefetch_hit_rate:.1%}", str(r.late_loads), f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}",
-            error, _x(vs_sglang) if mark or r.policy == "id-nohost" else "",
-            _x(v.speedup_over_lru) if mark else "", _pct(v.hit_share_of_belady) if mark else "",
-            f"{_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}" if r.policy == "ideal" else "",
-        )  # fmt: skip
-    table.caption = (
+    parts: list[Any] = [f"[bold]Agent memory, closed loop: {cfg.describe()}[/bold]"]
+    for setting in dict.fromkeys(r.setting for r in rows):
+        mine = [r for r in rows if r.setting == setting]
+        v = verdicts[setting]
+        title = MEMORY.title({**dataclasses.asdict(mine[0]), "llm_calls": mine[0].llm_calls})
+        verdict = (
+            f"ID / sglang {_x(v.speedup_over_sglang)} (id-nohost {_x(v.nohost_speedup_over_sglang)}), "
+            f"ID / LRU {_x(v.speedup_over_lru)}, ID hits / Belady* {_pct(v.hit_share_of_belady)}\n"
+            f"bound: sglang, LRU** {_x(v.bound_over_sglang)}, {_x(v.bound_over_lru)}"
+        )
+        parts.append(f"\n[bold]{title}[/bold]\n{verdict}")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for col in ("policy", "sim s", "hits", "prefetched", "late", "GB moved", "recompute tok", "est. err"):
+            table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
+        for r in mine:
+            error = "" if math.isnan(r.estimate_error) else f"{r.estimate_error:.1f} ({r.estimate_within_1:.0%})"
+            table.add_row(
+                r.policy, f"{r.sim_seconds:.1f}", f"{r.hit_rate:.1%}", f"{r.prefetch_hit_rate:.1%}",
+                str(r.late_loads), f"{r.bytes_moved / 1e9:.1f}", f"{r.recompute_tokens:,}", error,
+            )  # fmt: skip
+        parts.append(table)
+    parts.append(
         "* closed-loop Belady replays the ID run's accesses: not an upper bound (see the next table)\n"
-        "** sglang (lru) / ideal: the most any eviction policy could gain over that baseline here (a GPU that holds "
-        "everything)\n"
-        "late: hits whose prefetch was still arriving (the request waited); est. err: mean |predicted - actual| steps "
-        "to the agent's next call (share within one step)"
+        "** sglang (lru) / ideal: the most any eviction policy could gain over that baseline here\n"
+        "   (a GPU that holds everything)\n"
+        "late: hits whose prefetch was still arriving (the request waited)\n"
+        "est. err: mean |predicted - actual| steps to the agent's next call (share within one step)"
     )
-    return table
+    return Group(*parts)
 
 
 def _x(ratio: float) -> str:
@@ -189,31 +198,21 @@ def _pct(share: float) -> str:
 
 
 def _open_loop_table(rows: list[OpenLoopRow]) -> Table:
+    """A row per setting (named in its first column), within 100 columns."""
     table = Table(
         title="Hit rates, open loop: each lru run's access sequence replayed (memory.tracesim, demand paging; "
-        "ID with exact step distances), where Belady is the upper bound"
-    )
-    for col in (
-        "class",
-        "agents",
-        "GPUs",
-        "scheduler",
-        "state",
-        "on GPU",
-        "LoRA",
-        "accesses",
-        *OPEN_LOOP_EVICTION_POLICIES,
-        "ID / Belady",
-    ):
-        table.add_column(col, justify="right")
+        "ID with exact step distances), where Belady is the upper bound",
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+    )  # fmt: skip
+    for col in ("setting", "accesses", *OPEN_LOOP_EVICTION_POLICIES, "ID / Belady"):
+        table.add_column(col, justify="left" if col == "setting" else "right", no_wrap=col == "setting")
     for r in rows:
         agents, gpus, sched, fraction, rank, state, workload = r.setting
+        gpu_words = f"{gpus} GPU{'s' if gpus > 1 else ''}"
+        lora = f" LoRA {rank}" if rank else ""
+        name = f"{workload} {agents} {gpu_words} {sched} {state} {fraction:.0%}{lora}"
         rates = [f"{r.hit_rates[p]:.1%}" for p in OPEN_LOOP_EVICTION_POLICIES]
-        table.add_row(
-            workload, str(agents), str(gpus), sched, state, f"{fraction:.0%}", str(rank or "-"), str(r.accesses),
-            *rates,
-            f"{r.id_share_of_belady:.1%}",
-        )  # fmt: skip
+        table.add_row(name, str(r.accesses), *rates, f"{r.id_share_of_belady:.1%}")
     return table
 
 
@@ -227,7 +226,8 @@ def write_csv(rows: list[MemoryBenchRow], path: Path) -> None:
 
 
 def plot(rows: list[MemoryBenchRow], path: Path) -> None:
-    """Simulated time and hit rate per setting, one bar per policy."""
+    """Simulated time and hit rate per setting, one bar per policy (each bar labelled under its group's name in
+    the legend above both panels, so no policy's bar is covered)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,21 +235,24 @@ def plot(rows: list[MemoryBenchRow], path: Path) -> None:
 
     settings = list(dict.fromkeys(r.setting for r in rows))
     labels = [
-        f"{w[:5]} {n} {s}{f' {g} GPUs' if g > 1 else ''}\n{st} {f:.0%}{' LoRA' if rank else ''}"
+        f"{w} {n}\n{s}{f' {g} GPUs' if g > 1 else ''}\n{st} {f:.0%}{' LoRA' if rank else ''}"
         for n, g, s, f, rank, st, w in settings
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(settings)), 4))
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.3 * len(settings) + 2), 7.5), sharex=True)
     ran = [p for p in EVICTION_POLICIES if any(r.policy == p for r in rows)]
     width = 0.8 / len(ran)
     for k, policy in enumerate(ran):
         got = {r.setting: r for r in rows if r.policy == policy}
         xs = [i + k * width for i in range(len(settings))]
-        axes[0].bar(xs, [got[s].sim_seconds for s in settings], width, label=policy)
-        axes[1].bar(xs, [got[s].hit_rate for s in settings], width, label=policy)
+        axes[0].bar(xs, [got[s].sim_seconds for s in settings], width, label=policy, color=f"C{k}")
+        axes[1].bar(xs, [got[s].hit_rate for s in settings], width, label=policy, color=f"C{k}")
     for ax, name in zip(axes, ("simulated seconds", "hit rate"), strict=True):
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], labels, fontsize=7)
         ax.set_ylabel(name)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].set_xticks([i + 0.4 - width / 2 for i in range(len(settings))], labels, fontsize=7)
+    axes[1].set_ylim(0, 1)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=min(len(ran), 4), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,16 +9,18 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
-from metropolis.bench.sim import COST_TERMS, LIVE_POLICIES, SettingResult, default_settings, rows, run_setting
+from metropolis.bench.sim import BOUNDS, COST_TERMS, SettingResult, default_settings, rows, run_setting
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
 from metropolis.registry import check_name
 from metropolis.report.bench import write_bench_report
+from metropolis.report.tables import SIM
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
@@ -81,42 +83,15 @@ def sim(
 
 
 def _print(results: list[SettingResult]) -> None:
-    table = Table(title="Simulated time per policy, same workload (virtual time, l4-llama3-8b)")
-    for col in (
-        "setting",
-        "agents",
-        "GPUs",
-        "calls",
-        "policy",
-        "sim time",
-        "x serial",
-        "x lockstep",
-        "of oracle",
-        "in flight",
-        "restarts",
-        "wasted",
-    ):
-        table.add_column(col, justify="right")
-    for r in results:
-        s = r.setting
-        for policy, p in r.results.items():
-            live = policy in LIVE_POLICIES
-            table.add_row(
-                s.name,
-                str(s.agents),
-                str(s.gpus),
-                f"{r.workload_calls:,}",
-                policy,
-                _hms(p.sim_seconds),
-                f"{r.ratio(policy, 'serial'):.2f}x",
-                f"{r.ratio(policy, 'lockstep'):.2f}x",
-                f"{r.share_of_oracle(policy):.1%}",
-                f"{p.mean_in_flight:.2f}" if live else "-",
-                f"{p.restarts:,}" if live else "-",
-                f"{p.wasted_tokens / max(1, p.tokens + p.wasted_tokens):.1%}" if live else "-",
-                end_section=policy == "gpu-limit",
-            )
-    console.print(table)
+    """One table per setting (its title names it), the columns of the HTML report: each fits 100 columns."""
+    console.print("[bold]Simulated time per policy, same workload (virtual time, l4-llama3-8b)[/bold]")
+    for title, cells in SIM.split([row for r in results for row in rows(r)]):
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for i, col in enumerate(cells[0]):
+            table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for i, row in enumerate(cells):
+            table.add_row(*row.values(), end_section=i == len(cells) - len(BOUNDS) - 1)
+        console.print(table)
 
 
 def _cost_scale(text: str) -> dict[str, float]:
@@ -159,5 +134,6 @@ def _write(results: list[SettingResult], folder: Path) -> None:
         f"({best['setting']}, {best['agents']} agents, {best['gpus']} GPUs, virtual time)"
     )
     write_bench_report(
-        folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images
-    )
+        folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images,
+        note="One table per setting; bench_sim.csv beside this page has every column.", view=SIM,
+    )  # fmt: skip

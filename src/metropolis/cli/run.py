@@ -228,6 +228,8 @@ def execute(
     """Run (or, with `resume`, continue in an existing folder) the simulation `opts` describe, durably: the
     LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints."""
     run_prices = prices(opts.price)
+    # serial and lockstep for the headline: lockstep's re-run is forked now, before any thread starts
+    along = run_report.Alongside.start(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else None
     with contextlib.ExitStack() as stack:
         stack.enter_context(sigterm_as_interrupt())
         cfg = None
@@ -269,6 +271,8 @@ def execute(
             if durable is not None:
                 durable.fence()  # StaleEpoch: another controller holds the run, and its folder
                 durable.stop()
+            if along is not None:
+                along.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
             raise Interrupted(
@@ -282,12 +286,15 @@ def execute(
             if durable is not None:
                 durable.fence()
                 durable.stop()
+            if along is not None:
+                along.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
-    compared = run_report.alongside(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else {}
+    trace = durable.recorder.trace()
+    compared = along.finish(trace.calls) if along is not None else {}
     head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
-    run_report.write(path, opts, report, head, books.rows() if books.agents else [], durable.recorder.trace())
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], trace)
     out.print(f"[bold]metropolis run[/bold]: {what}")
     out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():

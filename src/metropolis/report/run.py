@@ -11,13 +11,15 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 
 from metropolis.report.headline import Headline
 from metropolis.report.page import Page, figure_html, table_html
 from metropolis.trace.store import Trace
 from metropolis.viewer.town import town_map
 
-MAX_PATHS = 60  # agents drawn on the map; a bigger run shows the first ones
+MAX_PATHS = 60  # agents whose paths are drawn labelled; a bigger run draws every path thin, unlabelled
+HOW = {"serial": "this run's calls, each alone on an idle cluster (as serial runs them)"}
 
 
 def in_flight(start: np.ndarray, end: np.ndarray, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -69,15 +71,24 @@ def paths_figure(trace: Trace) -> str:
         ax.imshow(np.array(town["walls"]), cmap="Greys", vmin=0, vmax=2.5, interpolation="nearest")
     names = trace.meta.agent_names
     cmap = plt.get_cmap("tab20")
-    for key, rows in list(steps.sort_values("step").groupby("agent"))[:MAX_PATHS]:
+    paths = list(steps.sort_values("step").groupby("agent"))
+    if len(paths) > MAX_PATHS:  # a big run: every path thin and unlabelled, drawn as one collection
+        lines = [np.column_stack([rows["x"], rows["y"]]) for _, rows in paths]
+        colors = [cmap(int(str(key)) % 20) for key, _ in paths]
+        ax.add_collection(LineCollection(lines, colors=colors, linewidths=0.6, alpha=0.5))
+        ends = np.array([line[-1] for line in lines])
+        ax.scatter(ends[:, 0], ends[:, 1], s=3, c=colors, zorder=3)
+        ax.set_title(f"Each agent's path, all {len(paths):,} (dot: where it ended)")
+    for key, rows in paths if len(paths) <= MAX_PATHS else ():
         agent = int(str(key))
         color = cmap(agent % 20)
         ax.plot(rows["x"], rows["y"], color=color, linewidth=1.2, alpha=0.85)
         ax.plot(rows["x"].iloc[-1], rows["y"].iloc[-1], "o", color=color, markersize=5)
         ax.annotate(names[agent], (rows["x"].iloc[-1], rows["y"].iloc[-1]), fontsize=7, color="black")
+    if len(paths) <= MAX_PATHS:
+        ax.set_title("Each agent's path (dot: where it ended)")
     ax.set_xlim(-0.5, town["width"] - 0.5)
     ax.set_ylim(town["height"] - 0.5, -0.5)
-    ax.set_title("Each agent's path (dot: where it ended)")
     ax.set_xticks([])
     ax.set_yticks([])
     return figure_html(fig, "the town map with each agent's path")
@@ -95,12 +106,22 @@ def write_run_report(
     page = Page(f"Metropolis run {config.get('run_id') or folder.name}", headline.text())
     page.section("Summary", f"<pre>{html.escape(chr(10).join(summary))}</pre>")
     if headline.alongside:
-        rows = [{"scheduler": config.get("scheduler", "this run"), "time": headline.took_seconds}]
-        rows += [{"scheduler": name, "time": t} for name, t in headline.alongside.items()]
-        page.section(f"The same run under other schedulers ({clock} time, s)", table_html(rows))
+        took = headline.took_seconds
+        rows = [{"scheduler": config.get("scheduler", "this run"), "time (s)": took, "this run is": "",
+                 "how": "this run"}]  # fmt: skip
+        rows += [
+            {"scheduler": name, "time (s)": t, "this run is": f"{t / took:.2f}x faster" if took > 0 else "",
+             "how": HOW.get(name, "the run again under this scheduler")}
+            for name, t in headline.alongside.items()
+        ]  # fmt: skip
+        page.section(f"The same run under other schedulers ({clock} time)", table_html(rows))
     page.section("Parallelism", parallelism_figure(trace, clock))
     page.section("The town", paths_figure(trace))
-    page.section("Tokens and cost per agent", table_html(accounting) if accounting else _tokens(trace.calls))
+    tokens = table_html(accounting) if accounting else _tokens(trace.calls)
+    agents = len(trace.meta.agent_names)
+    if agents > MAX_PATHS:  # a thousand rows: folded, so the page stays a page
+        tokens = f"<details><summary>{agents:,} agents: show the table</summary>{tokens}</details>"
+    page.section("Tokens and cost per agent", tokens)
     page.section("Configuration", f"<pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>")
     return page.write(folder / "report.html")
 

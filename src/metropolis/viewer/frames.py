@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from metropolis.scheduling.rules import block_radius
 
-MAX_BLOCK_AGENTS = 2_000  # the who-blocks-whom test is all pairs: skipped above this many agents
+MAX_BLOCK_AGENTS = 5_000  # the who-blocks-whom test is waiting agents against those behind: skipped above this
+MAX_BLOCK_PAIRS = 2_000  # pairs a frame carries (the page draws an arrow for each); the count says how many in all
 
 
 @dataclass(slots=True)
@@ -68,53 +70,102 @@ class Timeline:
         for agent in np.flatnonzero(running):
             units.setdefault(int(self.unit[nxt[agent]]), []).append(int(agent))
         waiting = ~running & (done < until)
+        blocks, count = _blocks(done, waiting, self.x[last], self.y[last], R, V) if n <= MAX_BLOCK_AGENTS else ([], 0)
         return {
             "t": t,
             "steps": done.tolist(),
             "gvt": gvt,
             "running": running.astype(int).tolist(),
             "clusters": [m for u, m in sorted(units.items()) if u >= 0],
-            "blocks": _blocks(done, waiting, self.x[last], self.y[last], R, V) if n <= MAX_BLOCK_AGENTS else [],
+            "blocks": blocks,
+            "block_pairs": count,
         }
 
 
 def _blocks(
     steps: np.ndarray, waiting: np.ndarray, x: np.ndarray, y: np.ndarray, R: float, V: float
-) -> list[list[int]]:
-    """[blocker, blocked] pairs: `blocked` waits, `blocker` is `gap` steps behind it within the block radius."""
-    gap = steps[:, None] - steps[None, :]  # gap[a, b] = how far a is ahead of b
-    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-    blocked = waiting[:, None] & (gap > 0) & (d <= block_radius(gap, R, V))
-    a, b = np.nonzero(blocked)
-    return [[int(j), int(i)] for i, j in zip(a, b, strict=True)]
+) -> tuple[list[list[int]], int]:
+    """[blocker, blocked] pairs: `blocked` waits, `blocker` is `gap` steps behind it within the block radius; at
+    most MAX_BLOCK_PAIRS of them, and how many there are. Only a waiting agent ahead of GVT can be blocked, only
+    by an agent within the radius its lead over GVT allows: a k-d tree finds those, so 1,000 agents take a few
+    milliseconds instead of a million pair tests."""
+    ahead = np.flatnonzero(waiting & (steps > steps.min())) if len(steps) else np.zeros(0, np.int64)
+    if not len(ahead):
+        return [], 0
+    behind = np.flatnonzero(steps < steps[ahead].max())
+    widest = block_radius(int(steps[ahead].max() - steps.min()), R, V)
+    xy = np.column_stack([x, y]).astype(np.float64)
+    close = cKDTree(xy[ahead]).sparse_distance_matrix(cKDTree(xy[behind]), widest, output_type="ndarray")
+    i, j, d = ahead[close["i"]], behind[close["j"]], close["v"]
+    gap = steps[i] - steps[j]
+    hit = (gap > 0) & (d <= block_radius(gap, R, V))
+    order = np.lexsort((j[hit], i[hit]))
+    blocked, blocker = i[hit][order], j[hit][order]
+    shown = zip(blocked[:MAX_BLOCK_PAIRS], blocker[:MAX_BLOCK_PAIRS], strict=True)
+    return [[int(b), int(a)] for a, b in shown], len(order)
+
+
+def talk(agents: list[int], partners: list[Any], events: list[Any]) -> dict[str, Any]:
+    """Who talks to whom at one step: `talks`, the [a, b] pairs (a < b) where a step of one wrote into the other
+    (`ctx.partner`: a conversation), and `said`, what each agent's step recorded of it: its events while it has
+    partners (a walker's "A greets B"), and its lines ("Speaker: line" events) at any step."""
+    pairs: set[tuple[int, int]] = set()
+    said: dict[str, list[str]] = {}
+    for agent, others, lines in zip(agents, partners, events, strict=True):
+        mates = [int(o) for o in (() if others is None else others) if int(o) != agent]
+        for other in mates:
+            pairs.add((min(agent, other), max(agent, other)))
+        spoken = [str(e) for e in (() if lines is None else lines) if mates or ":" in str(e)]
+        if spoken:
+            said[str(agent)] = spoken
+    return {"talks": [list(p) for p in sorted(pairs)], "said": said}
+
+
+def _sizes(column: pd.Series | None, rows: int) -> np.ndarray:
+    if column is None:
+        return np.zeros(rows, np.int64)
+    return column.map(lambda v: 0 if v is None else len(v)).to_numpy(np.int64)
 
 
 def frames(
     window: pd.DataFrame, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]
 ) -> dict[str, Any]:
-    """Frames `first`..`last - 1`: positions and actions (indices into `actions`) per agent, and the scheduler's
-    picture when each frame became complete."""
-    actions: dict[str, int] = {}
+    """Frames `first`..`last - 1`: positions and actions (indices into `actions`) per agent, who talks to whom,
+    and the scheduler's picture when each frame became complete. Columns are turned into lists once, so a window
+    of 1,000 agents takes milliseconds a frame."""
+    w = window.sort_values(["step", "agent"], kind="stable") if len(window) else window
+    n = len(w)
+    bounds = np.searchsorted(w["step"].to_numpy(np.int64), np.arange(first, last + 1)) if n else np.zeros(0, int)
+    codes, uniques = pd.factorize(w["action"].astype(str)) if n else (np.zeros(0, np.int64), pd.Index([]))
+    agent = w["agent"].to_numpy(np.int64).tolist() if n else []
+    x = w["x"].to_numpy(np.int64).tolist() if n else []
+    y = w["y"].to_numpy(np.int64).tolist() if n else []
+    act = codes.tolist()
+    calls = w["llm_calls"].to_numpy(np.float64, na_value=0.0).astype(np.int64).tolist() if n else []
+    end = w["end"].to_numpy(np.float64, na_value=0.0) if n else np.zeros(0)
+    partners = w["partners"] if n and "partners" in w else None
+    events = w["events"] if n and "events" in w else None
+    spoken = np.flatnonzero((_sizes(partners, n) > 0) | (_sizes(events, n) > 0))
     out = []
-    by_step: dict[int, pd.DataFrame] = {}
-    for k, g in window.groupby("step") if len(window) else ():
-        by_step[int(str(k))] = g
     for k in range(first, last):
-        rows = by_step.get(k)
+        lo, hi = (int(bounds[k - first]), int(bounds[k - first + 1])) if n else (0, 0)
         pos: list[list[int] | None] = [None] * agents
-        act: list[int] = [-1] * agents
-        calls = [0] * agents
-        t = 0.0
-        if rows is not None:
-            for agent, x, y, action, end, n in zip(
-                rows["agent"], rows["x"], rows["y"], rows["action"], rows["end"], rows["llm_calls"], strict=True
-            ):
-                pos[agent] = [int(x), int(y)]
-                act[agent] = actions.setdefault(str(action), len(actions))
-                calls[agent] = 0 if pd.isna(n) else int(n)
-                t = max(t, 0.0 if pd.isna(end) else float(end))
-        frame: dict[str, Any] = {"step": k, "pos": pos, "action": act, "calls": calls}
+        action = [-1] * agents
+        made = [0] * agents
+        for i in range(lo, hi):
+            a = agent[i]
+            pos[a] = [x[i], y[i]]
+            action[a] = act[i]
+            made[a] = calls[i]
+        t = float(end[lo:hi].max()) if hi > lo else 0.0
+        talking = spoken[(spoken >= lo) & (spoken < hi)].tolist()
+        said = talk(
+            [agent[i] for i in talking],
+            [None if partners is None else partners.iloc[i] for i in talking],
+            [None if events is None else events.iloc[i] for i in talking],
+        )
+        frame: dict[str, Any] = {"step": k, "pos": pos, "action": action, "calls": made, **said}
         if timeline is not None:
             frame["sched"] = timeline.at(t, info["until"], info["perception_radius"], info["max_velocity"])
         out.append(frame)
-    return {"first": first, "actions": list(actions), "frames": out}
+    return {"first": first, "actions": [str(a) for a in uniques], "frames": out}

@@ -17,10 +17,13 @@ from typing import Any
 import pandas as pd
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from metropolis.viewer.frames import Timeline, frames
 from metropolis.viewer.source import StepSource, TraceSource
+from metropolis.viewer.talks import from_steps as talks_steps
+from metropolis.viewer.talks import from_table as talks_table
 
 HOST = "127.0.0.1"
 MAX_WINDOW = 500  # frames per request
@@ -52,6 +55,8 @@ class _Cache:
 
 def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
     app = FastAPI(title="Metropolis viewer", docs_url=None, redoc_url=None, openapi_url=None)
+    # Frames of 1,000 agents are ~20 kB of JSON each and compress about tenfold; the event stream is left alone.
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
     info = source.describe()
     agents = len(info["agents"])
     cache = _Cache(source, agents)
@@ -91,13 +96,15 @@ def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
             mine = mine[mine["step"] <= upto]
         changed = mine[mine["action"].astype(str) != mine["action"].astype(str).shift()]
         calls = source.calls(agent)
-        talks = source.conversations(agent)
+        table = source.conversations(agent)
+        names = info["agents"]
+        talks = talks_table(table, agent, names) if len(table) else talks_steps(mine, agent)
         body = {
             "agent": agent,
             "name": info["agents"][agent],
             "actions": _records(changed, ["step", "action", "x", "y"]),
             "calls": _records(calls.sort_values("step") if len(calls) else calls, CALL_COLUMNS),
-            "conversations": _records(talks, ["start", "end", "speakers", "utterances"]),
+            "conversations": talks,
         }
         return JSONResponse(_plain(body))
 

@@ -22,7 +22,7 @@ from metropolis.trace.recorder import UnitLog, calls_batch, simulation_meta, ste
 from metropolis.trace.schema import TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
 
-STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls"]
+STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls", "partners", "events"]
 TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit"]
 
 
@@ -134,6 +134,9 @@ class LiveSource:
         self._complete = 0
         self._lock = threading.Lock()
         self._scheduled: dict[tuple[int, int], tuple[int, int]] = {}
+        # The timeline's columns, appended as records arrive: the scheduler layer rebuilds its timeline as frames
+        # complete, and reading these costs far less than turning every record into a row again.
+        self._spans: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
 
     @classmethod
     def attach(cls, sim: Any, run_id: str | None = None) -> LiveSource:
@@ -152,6 +155,14 @@ class LiveSource:
                 self._scheduled[(record.agent, record.step)] = seen
             self._by_step.setdefault(record.step, []).append(len(self._steps))
             self._steps.append(record)
+            spans = self._spans
+            spans["agent"].append(record.agent)
+            spans["step"].append(record.step)
+            spans["x"].append(record.state.pos[0])
+            spans["y"].append(record.state.pos[1])
+            spans["start"].append(record.start)
+            spans["end"].append(record.end)
+            spans["unit"].append(None if seen is None else seen[0])
             count = self._per_step[record.step] = self._per_step.get(record.step, 0) + 1
             if count == len(self.meta.agent_names) and record.step == self._complete:
                 while self._per_step.get(self._complete, 0) == len(self.meta.agent_names):
@@ -168,7 +179,8 @@ class LiveSource:
         return self._complete
 
     def _frame(self, rows: list[StepRecord]) -> pd.DataFrame:
-        scheduled = dict(self._scheduled)
+        keys = [(r.agent, r.step) for r in rows]
+        scheduled = {k: self._scheduled[k] for k in keys if k in self._scheduled}
         return steps_batch(rows, scheduled).to_pandas()[STEP_COLUMNS]
 
     def window(self, first: int, last: int) -> pd.DataFrame:
@@ -178,7 +190,15 @@ class LiveSource:
 
     def timeline(self) -> pd.DataFrame:
         with self._lock:
-            return self._frame(list(self._steps))[TIMELINE_COLUMNS]
+            n = len(self._steps)
+            columns = {c: values[:n] for c, values in self._spans.items()}
+        frame = pd.DataFrame(
+            {c: np.asarray(v, dtype=np.int64) for c, v in columns.items() if c in ("agent", "step", "x", "y")}
+        )
+        frame["start"] = np.asarray(columns["start"], dtype=np.float64)
+        frame["end"] = np.asarray(columns["end"], dtype=np.float64)
+        frame["unit"] = pd.array(columns["unit"], dtype="Int64")
+        return frame[TIMELINE_COLUMNS]
 
     def history(self, agent: int) -> pd.DataFrame:
         with self._lock:

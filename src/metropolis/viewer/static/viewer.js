@@ -4,13 +4,17 @@
 const $ = (id) => document.getElementById(id);
 const town = $("town"), tctx = town.getContext("2d");
 const sched = $("sched"), sctx = sched.getContext("2d");
-const WINDOW = 100;
+// Frames per request: 100 for a town, fewer for a big run, so one request stays near 1 MB before compression.
+let WINDOW = 100;
+// Above this many agents a marker is a dot without initials or action: labels are drawn for the selected and the
+// hovered agent and for agents talking, so 1,000 agents stay readable (and each frame draws in a few ms).
+const LABELS_UP_TO = 60;
 const state = {
   run: null, map: null, frames: new Map(), actions: new Map(), step: 0, complete: 0, playing: false,
   selected: null, scale: 8, following: true, pending: new Map(), mapImage: null,
 };
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
-window.viewer = { shown: -1, drawn: [], ready: false, errors: [], history: [] };
+window.viewer = { shown: -1, drawn: [], talks: [], ready: false, errors: [], history: [], drawMs: 0 };
 
 const GLYPHS = [
   [/sleep|bed|nap/i, "💤"], [/eat|breakfast|lunch|dinner|cook|cafe|coffee/i, "🍽"], [/talk|chat|convers/i, "💬"],
@@ -35,16 +39,22 @@ async function start() {
   const run = state.run;
   $("title").textContent = `${run.agents.length} agents · ${run.scheduler || "?"} · ${run.world || "?"}` +
     (run.run_id ? ` · ${run.run_id}` : "");
+  WINDOW = Math.max(10, Math.min(100, Math.floor(50000 / Math.max(1, run.agents.length))));
   const w = state.map.width, h = state.map.height;
-  state.scale = Math.max(2, Math.floor(Math.min(1120 / w, 800 / h)));
-  town.width = w * state.scale; town.height = h * state.scale; sched.width = town.width;
+  const fit = Math.min(1120 / w, 800 / h); // a big town (1,000 agents: 40 copies) is drawn below 2 px a tile
+  state.scale = fit >= 2 ? Math.floor(fit) : fit;
+  town.width = Math.round(w * state.scale); town.height = Math.round(h * state.scale); sched.width = town.width;
   drawMapImage();
+  const list = document.createDocumentFragment();
   run.agents.forEach((name, i) => {
     const li = document.createElement("li");
     li.textContent = name; li.dataset.agent = i; li.style.color = `hsl(${hue(i)},60%,35%)`;
-    li.onclick = () => select(i);
-    $("agents").appendChild(li);
+    list.appendChild(li);
   });
+  $("agents").appendChild(list);
+  $("agents").classList.toggle("many", run.agents.length > LABELS_UP_TO);
+  $("agents").onclick = (e) => { if (e.target.dataset.agent !== undefined) select(+e.target.dataset.agent); };
+  $("agentsHead").textContent = `Agents (${run.agents.length})`;
   setComplete(run.complete);
   if (run.live) follow();
   await show(run.live ? run.complete - 1 : 0);
@@ -56,19 +66,24 @@ function setComplete(n) {
   $("slider").max = Math.max(0, n - 1);
 }
 
+// The map is painted one pixel a tile into an image, then scaled up without smoothing: a 1,000-agent town of
+// 600,000 tiles paints in a few milliseconds.
 function drawMapImage() {
   const { width: w, height: h, walls, places, names } = state.map, s = state.scale;
-  const img = document.createElement("canvas");
-  img.width = w * s; img.height = h * s;
-  const c = img.getContext("2d");
-  c.fillStyle = "#fbfaf6"; c.fillRect(0, 0, img.width, img.height);
-  for (let y = 0; y < places.length; y++) for (let x = 0; x < places[y].length; x++) {
-    const p = places[y][x];
-    if (p >= 0) { c.fillStyle = `hsla(${hue(p * 7 + 3)},45%,80%,0.55)`; c.fillRect(x * s, y * s, s, s); }
+  const tiles = new ImageData(w, h), d = tiles.data;
+  const palette = names.map((_, p) => hslToRgb(hue(p * 7 + 3) / 360, 0.45, 0.86));
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const i = 4 * (y * w + x), p = places.length ? places[y][x] : -1, wall = walls.length && walls[y][x];
+    const [r, g, b] = wall ? [85, 96, 106] : p >= 0 ? palette[p] : [251, 250, 246];
+    d[i] = r; d[i + 1] = g; d[i + 2] = b; d[i + 3] = 255;
   }
-  c.fillStyle = "#55606a";
-  for (let y = 0; y < walls.length; y++) for (let x = 0; x < walls[y].length; x++)
-    if (walls[y][x]) c.fillRect(x * s, y * s, s, s);
+  const small = document.createElement("canvas");
+  small.width = w; small.height = h; small.getContext("2d").putImageData(tiles, 0, 0);
+  const img = document.createElement("canvas");
+  img.width = Math.round(w * s); img.height = Math.round(h * s);
+  const c = img.getContext("2d");
+  c.imageSmoothingEnabled = false;
+  c.drawImage(small, 0, 0, img.width, img.height);
   if (!walls.length) { // a world without a map: a light grid
     c.strokeStyle = "#eee";
     for (let x = 0; x <= w; x += 5) { c.beginPath(); c.moveTo(x * s, 0); c.lineTo(x * s, h * s); c.stroke(); }
@@ -76,6 +91,12 @@ function drawMapImage() {
   }
   state.mapImage = img;
   state.placeNames = names;
+}
+
+function hslToRgb(h, s, l) {
+  const k = (n) => (n + h * 12) % 12, a = s * Math.min(l, 1 - l);
+  const f = (n) => Math.round(255 * (l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1))));
+  return [f(0), f(8), f(4)];
 }
 
 // Frames come in windows; a complete frame never changes, so a window fetched while a live run was short of it
@@ -114,7 +135,9 @@ function clock(step) {
 }
 
 function draw(f) {
+  const t0 = performance.now();
   const s = state.scale, layer = $("layer").checked, sc = f.sched;
+  const many = f.pos.length > LABELS_UP_TO, talking = new Set((f.talks || []).flat());
   tctx.drawImage(state.mapImage, 0, 0);
   const drawn = f.pos.map((p) => p && [p[0], p[1]]);
   const px = (p) => [p[0] * s + s / 2, p[1] * s + s / 2];
@@ -128,31 +151,75 @@ function draw(f) {
       tctx.stroke();
     });
     tctx.strokeStyle = "rgba(220,40,40,0.55)";
+    // With many agents the arrows would hide the town: only those of the selected or hovered agent are drawn.
+    const mine = (a, b) => !many || [a, b].includes(state.selected) || [a, b].includes(state.hovered);
     sc.blocks.forEach(([b, a]) => {
-      if (!drawn[a] || !drawn[b]) return;
+      if (!drawn[a] || !drawn[b] || !mine(a, b)) return;
       arrow(px(drawn[b]), px(drawn[a]));
     });
   }
+  // Conversations: a green line between the two partners, a speech glyph at its middle.
+  tctx.strokeStyle = "rgba(20,150,60,0.85)"; tctx.lineWidth = 2.5; tctx.setLineDash([5, 3]);
+  (f.talks || []).forEach(([a, b]) => {
+    if (!drawn[a] || !drawn[b]) return;
+    const [x0, y0] = px(drawn[a]), [x1, y1] = px(drawn[b]);
+    tctx.beginPath(); tctx.moveTo(x0, y0); tctx.lineTo(x1, y1); tctx.stroke();
+  });
+  tctx.setLineDash([]);
+  const labels = [];
   f.pos.forEach((p, i) => {
     if (!p) return;
-    const [x, y] = px(p), r = Math.max(5, s * 0.9);
-    const running = layer && sc && sc.running[i];
-    tctx.beginPath(); tctx.arc(x, y, r, 0, 2 * Math.PI);
+    const [x, y] = px(p), r = many ? Math.max(2.5, s * 0.45) : Math.max(5, s * 0.9);
+    const running = layer && sc && sc.running[i], chosen = i === state.selected || i === state.hovered;
+    tctx.beginPath(); tctx.arc(x, y, chosen && many ? r + 2 : r, 0, 2 * Math.PI);
     tctx.fillStyle = `hsl(${hue(i)},65%,${running ? 45 : 60}%)`; tctx.fill();
-    tctx.lineWidth = i === state.selected ? 3 : 1.5;
-    tctx.strokeStyle = i === state.selected ? "#b23" : running ? "#1e78dc" : "#333"; tctx.stroke();
-    tctx.fillStyle = "#fff"; tctx.font = `bold ${Math.max(8, r)}px sans-serif`;
-    tctx.textAlign = "center"; tctx.textBaseline = "middle";
-    tctx.fillText(initials(state.run.agents[i]), x, y + 0.5);
-    const action = f.actionNames[f.action[i]] || "";
-    tctx.font = "11px sans-serif"; tctx.fillStyle = "#111";
-    tctx.fillText(`${glyph(action)} ${action.slice(0, 18)}`, x, y - r - 7);
+    tctx.lineWidth = i === state.selected ? 3 : many ? 0.8 : 1.5;
+    tctx.strokeStyle = i === state.selected ? "#b23" : talking.has(i) ? "#149632" : running ? "#1e78dc" : "#333";
+    tctx.stroke();
+    if (!many) {
+      tctx.fillStyle = "#fff"; tctx.font = `bold ${Math.max(8, r)}px sans-serif`;
+      tctx.textAlign = "center"; tctx.textBaseline = "middle";
+      tctx.fillText(initials(state.run.agents[i]), x, y + 0.5);
+    }
+    if (!many || chosen || talking.has(i)) labels.push([i, x, y, r]);
   });
+  // Labels last, over every marker: the action (or, when the agent speaks at this step, its line).
+  tctx.textAlign = "center"; tctx.textBaseline = "middle";
+  const second = new Set((f.talks || []).map(([, b]) => b));
+  labels.forEach(([i, lx, y, r]) => {
+    const action = f.actionNames[f.action[i]] || "", line = ((f.said || {})[i] || []).slice(-1)[0];
+    const text = line ? `💬 ${line.slice(0, 40)}` : `${glyph(action)} ${action.slice(0, 18)}`;
+    tctx.font = "11px sans-serif";
+    const w = tctx.measureText(text).width + 6;
+    const x = Math.max(w / 2, Math.min(town.width - w / 2, lx)); // a label near the edge stays on the canvas
+    const ty = line && second.has(i) ? y + r + 8 : y - r - 7; // two partners' lines: one above, one below
+    if (many || line) {
+      tctx.fillStyle = "rgba(255,255,255,0.85)"; tctx.fillRect(x - w / 2, ty - 7, w, 14);
+    }
+    tctx.fillStyle = line ? "#0d5f25" : "#111";
+    tctx.fillText(text, x, ty);
+  });
+  drawTalks(f);
   const ahead = sc ? ` · GVT ${sc.gvt} · ${sc.running.reduce((a, b) => a + b, 0)} running · t=${sc.t.toFixed(1)} s` : "";
   $("clock").textContent = `step ${f.step} · ${clock(f.step)}${ahead}`;
   drawSched(sc);
   window.viewer.shown = f.step;
   window.viewer.drawn = drawn;
+  window.viewer.talks = f.talks || [];
+  window.viewer.frame = f;
+  window.viewer.drawMs = performance.now() - t0;
+}
+
+// Who talks to whom at this step, beside the map: each pair, and the lines said at this step.
+function drawTalks(f) {
+  const names = state.run.agents, talks = f.talks || [], said = f.said || {};
+  const rows = talks.slice(0, 30).map(([a, b]) => {
+    const lines = [...(said[a] || []), ...(said[b] || [])].slice(-2).map((l) => `<div class="line">${esc(l)}</div>`);
+    return `<li data-agent="${a}"><b>${esc(names[a])}</b> ↔ <b>${esc(names[b])}</b>${lines.join("")}</li>`;
+  });
+  const more = talks.length > 30 ? `<li>… and ${talks.length - 30} more</li>` : "";
+  $("talks").innerHTML = `<h2>Talking now (${talks.length})</h2>` +
+    (rows.length ? `<ul>${rows.join("")}${more}</ul>` : "<p class=\"quiet\">nobody at this step</p>");
 }
 
 function arrow([x0, y0], [x1, y1]) {
@@ -172,7 +239,8 @@ function drawSched(sc) {
   if (!sc || !$("layer").checked) { sctx.fillText("scheduler layer off", 6, 4); return; }
   const n = sc.steps.length, ahead = sc.steps.map((x) => x - sc.gvt), top = Math.max(5, ...ahead);
   sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, grey: waiting; ` +
-    `${sc.blocks.length} blocked-by pairs, ${sc.clusters.length} clusters running`, 6, 4);
+    `${sc.block_pairs ?? sc.blocks.length} blocked-by pairs` +
+    `${n > LABELS_UP_TO ? " (arrows: the selected agent's)" : ""}, ${sc.clusters.length} clusters running`, 6, 4);
   const bw = (W - 12) / n, base = H - 6, hmax = H - 30;
   ahead.forEach((a, i) => {
     const h = Math.max(1, (a / top) * hmax);
@@ -181,6 +249,14 @@ function drawSched(sc) {
     sctx.fillRect(6 + i * bw + 1, base - h, Math.max(1, bw - 2), h);
   });
 }
+
+sched.addEventListener("click", (e) => {
+  const f = state.frames.get(state.step);
+  if (!f || !f.sched) return;
+  const r = sched.getBoundingClientRect(), n = f.sched.steps.length, bw = (sched.width - 12) / n;
+  const i = Math.floor((e.clientX - r.left - 6) / bw);
+  if (i >= 0 && i < n) select(i);
+});
 
 function markerAt(mx, my) {
   const f = state.frames.get(state.step), s = state.scale;
@@ -198,6 +274,7 @@ town.addEventListener("mousemove", (e) => {
   const r = town.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
   const x = Math.floor(mx / state.scale), y = Math.floor(my / state.scale), m = state.map;
   const agent = markerAt(mx, my);
+  if (agent !== state.hovered && state.frames.get(state.step)) { state.hovered = agent; draw(state.frames.get(state.step)); }
   const place = m.places.length && m.places[y] && m.places[y][x] >= 0 ? m.names[m.places[y][x]] : "";
   const wall = m.walls.length && m.walls[y] && m.walls[y][x] ? "wall" : "";
   $("hover").textContent = `(${x}, ${y}) ${agent !== null ? state.run.agents[agent] + " · " : ""}${place || wall}` || "\u00a0";
@@ -223,12 +300,15 @@ async function select(agent) {
   const calls = d.calls.slice(-200).map((c) => `<div class="call"><b>step ${c.step}</b> ${esc(c.function)} · ` +
     `${c.prompt_tokens} prompt / ${c.output_tokens} output tokens · ${(c.end - c.start).toFixed(2)} s` +
     (c.prompt ? `<pre>${esc(c.prompt)}</pre><pre>→ ${esc(c.output)}</pre>` : " <i>(text not kept)</i>") + "</div>").join("");
-  const talks = d.conversations.map((c) => `<div class="call"><b>steps ${c.start}–${c.end}</b>` +
-    c.utterances.map((u, i) => `<div>${esc(state.run.agents[c.speakers[i]])}: ${esc(u)}</div>`).join("") + "</div>").join("");
+  const talks = d.conversations.slice(-200).map((c) => `<div class="call"><b>${clock(c.start)}–${clock(c.end)}</b> ` +
+    `(steps ${c.start}–${c.end}) with ${c.with.map((a) => esc(state.run.agents[a])).join(", ")}` +
+    c.lines.map((l) => `<div class="line">${esc(l)}</div>`).join("") + "</div>").join("");
   $("detail").innerHTML = `<h3 id="who">${esc(d.name)}</h3>` +
-    `<h3>Actions (${d.actions.length} changes)</h3><table><tr><th>step</th><th>time</th><th>action</th></tr>${actions}</table>` +
-    `<h3 id="calls">LLM calls (${d.calls.length})</h3>${calls || "<p>none</p>"}` +
-    `<h3>Conversations (${d.conversations.length})</h3>${talks || "<p>none</p>"}`;
+    `<h3>Actions (${d.actions.length} changes)</h3><div class="scroll"><table><tr><th>step</th><th>time</th>` +
+    `<th>action</th></tr>${actions}</table></div>` +
+    `<h3 id="conversations">Conversations (${d.conversations.length})</h3>` +
+    `<div class="scroll">${talks || "<p>none</p>"}</div>` +
+    `<h3 id="calls">LLM calls (${d.calls.length})</h3>${calls || "<p>none</p>"}`;
 }
 
 function tick() {
@@ -265,6 +345,14 @@ function follow() {
   });
   events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
 }
+
+$("filter").addEventListener("input", (e) => {
+  const want = e.target.value.trim().toLowerCase();
+  document.querySelectorAll("#agents li").forEach((li) => { li.hidden = want && !li.textContent.toLowerCase().includes(want); });
+});
+$("talks").addEventListener("click", (e) => { const li = e.target.closest("li[data-agent]"); if (li) select(+li.dataset.agent); });
+window.viewer.select = select;
+window.viewer.redraw = () => { const f = state.frames.get(state.step); if (f) draw(f); };
 
 window.addEventListener("error", (e) => window.viewer.errors.push(String(e.message)));
 start().catch((e) => { window.viewer.errors.push(String(e)); $("title").textContent = "error: " + e; });
