@@ -7,6 +7,7 @@ live view and the report are saved under each test's tmp folder.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -304,3 +305,61 @@ def test_the_report_of_a_thousand_agents_stays_a_page(big_run: Path, page: Any, 
     assert page.evaluate("document.documentElement.scrollHeight") < 4_000
     page.screenshot(path=str(tmp_path / "report-thousand.png"), full_page=True)
     assert page.errors == []
+
+
+def test_a_person_in_the_town_walks_and_talks_from_the_live_view(page: Any, tmp_path: Path) -> None:
+    """`run --view --player`: arrow keys and the chat box reach the player's next steps, what it said shows up
+    beside the map, and the inputs are recorded with their steps (so the run can be replayed)."""
+    from tests.fault_server import FaultServer
+
+    out = tmp_path / "player"
+    with FaultServer() as server:
+        proc = _cli(
+            ["run", "--llm", server.base_url, "-n", "3", "--hours", "0.1", "--no-compare", "--view",
+             "--player", "Visitor", "--player-pace", "input", "--player-seconds", "0.3", "--out", str(out)],
+            tmp_path,
+        )  # fmt: skip
+        try:
+            view = re.search(r"http://[\d.]+:\d+/", _line(proc, "view:"))  # the LLM's URL is printed before
+            assert view is not None
+            page.goto(view.group(0))
+            page.wait_for_function("window.viewer && window.viewer.ready")
+            assert page.is_visible("#player") and page.inner_text("#playerName") == "Visitor"
+            page.click("#hover")  # focus the page, not the chat box: arrows move the player
+            for key in ("ArrowRight", "ArrowDown", "ArrowLeft"):
+                page.keyboard.press(key)
+            page.fill("#sayText", "Hello from the browser")
+            page.click("#sayButton")
+            page.wait_for_function(
+                "window.viewer.heard.some((l) => l.includes('Hello from the browser'))", timeout=60_000
+            )
+            page.screenshot(path=str(tmp_path / "player.png"))
+            page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+            assert "shows the finished run" in _line(proc, "shows the finished run")  # trace and report written
+            assert page.errors == []
+        finally:
+            assert _stop(proc) == 0
+    recorded = [json.loads(line) for line in (out / "trace" / "player.jsonl").read_text().splitlines()]
+    assert [c["say"] for c in recorded if "say" in c] == ["Hello from the browser"]
+    assert [c["move"] for c in recorded if "move" in c] == [[1, 0], [0, 1], [-1, 0]]
+    assert [c["step"] for c in recorded] == sorted(c["step"] for c in recorded)
+
+
+def test_a_run_without_a_player_refuses_player_commands(run_folder: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from metropolis.viewer.server import PlayerHook, make_app
+    from metropolis.viewer.source import TraceSource
+
+    source = TraceSource(run_folder)
+    assert TestClient(make_app(source, {})).post("/api/player", json={"move": [1, 0]}).status_code == 404
+    pushed: list[object] = []
+    client = TestClient(make_app(source, {}, PlayerHook(0, pushed.append)))
+    assert client.post("/api/player", json={"move": [1, 0]}).json() == {"queued": True}
+    assert client.get("/api/run").json()["player"] == 0 and pushed == [{"move": [1, 0]}]
+
+    def refuse(body: object) -> None:
+        raise ValueError("a player command needs one of move, goto or say")
+
+    bad = TestClient(make_app(source, {}, PlayerHook(0, refuse))).post("/api/player", json={"jump": 1})
+    assert bad.status_code == 400 and "needs one of move" in bad.json()["detail"]

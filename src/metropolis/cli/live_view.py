@@ -11,8 +11,10 @@ from threading import Thread
 
 import uvicorn
 
+from metropolis.agents.player_input import command_from_dict
+from metropolis.cli.run_setup import player_of
 from metropolis.engine import Simulation
-from metropolis.viewer.server import make_app, serve
+from metropolis.viewer.server import PlayerHook, make_app, serve
 from metropolis.viewer.source import LiveSource
 from metropolis.viewer.town import town_map
 
@@ -40,6 +42,11 @@ def live_view(sim: Simulation, run_id: str) -> LiveView:
     source = LiveSource.attach(sim, run_id)
     tilemap = sim.world.tilemap
     extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
-    url, server, thread = serve(make_app(source, town_map(sim.world.name, extent)))
+    player = player_of(sim)
+    hook = None
+    if player is not None:
+        inputs = player.inputs
+        hook = PlayerHook(sim.agents.index(player), lambda body: inputs.push(command_from_dict(body)))
+    url, server, thread = serve(make_app(source, town_map(sim.world.name, extent), hook))
     print(f"view: {url} (live)", flush=True)
     return LiveView(url, server, thread)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -53,7 +54,16 @@ class _Cache:
         return self.timeline
 
 
-def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class PlayerHook:
+    """A person in the town (`run --view --player NAME`): which agent it is, and where the page's commands go
+    (`push` takes the JSON form of a command and raises ValueError on a bad one)."""
+
+    agent: int
+    push: Callable[[Mapping[str, Any]], None]
+
+
+def make_app(source: StepSource, town: dict[str, Any], player: PlayerHook | None = None) -> FastAPI:
     app = FastAPI(title="Metropolis viewer", docs_url=None, redoc_url=None, openapi_url=None)
     # Frames of 1,000 agents are ~20 kB of JSON each and compress about tenfold; the event stream is left alone.
     app.add_middleware(GZipMiddleware, minimum_size=2048)
@@ -74,7 +84,22 @@ def make_app(source: StepSource, town: dict[str, Any]) -> FastAPI:
 
     @app.get("/api/run")
     def run() -> dict[str, Any]:
-        return {**info, "complete": source.complete()}
+        return {**info, "complete": source.complete(), "player": None if player is None else player.agent}
+
+    @app.post("/api/player")
+    async def command(request: Request) -> dict[str, Any]:
+        """The player's input: {"move": [dx, dy]}, {"goto": [x, y]} or {"say": TEXT, "to": NAME or null}; its
+        next step that has not started takes it. The only write the page can make, and only with a player."""
+        if player is None:
+            raise HTTPException(404, "this run has no player (metropolis run --view --player NAME)")
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError(f"a player command is a JSON object, got {type(body).__name__}")
+            player.push(body)
+        except (ValueError, TypeError, KeyError) as error:
+            raise HTTPException(400, f"bad player command: {error}") from None
+        return {"queued": True}
 
     @app.get("/api/map")
     def town_map() -> dict[str, Any]:

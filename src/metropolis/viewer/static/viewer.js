@@ -14,7 +14,9 @@ const state = {
   selected: null, scale: 8, following: true, pending: new Map(), mapImage: null,
 };
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
-window.viewer = { shown: -1, drawn: [], talks: [], ready: false, errors: [], history: [], drawMs: 0 };
+window.viewer = {
+  shown: -1, drawn: [], talks: [], ready: false, errors: [], history: [], drawMs: 0, sent: [], heard: [],
+};
 
 const GLYPHS = [
   [/sleep|bed|nap/i, "💤"], [/eat|breakfast|lunch|dinner|cook|cafe|coffee/i, "🍽"], [/talk|chat|convers/i, "💬"],
@@ -55,6 +57,7 @@ async function start() {
   $("agents").classList.toggle("many", run.agents.length > LABELS_UP_TO);
   $("agents").onclick = (e) => { if (e.target.dataset.agent !== undefined) select(+e.target.dataset.agent); };
   $("agentsHead").textContent = `Agents (${run.agents.length})`;
+  if (run.player !== null && run.player !== undefined) setUpPlayer(run.player);
   setComplete(run.complete);
   if (run.live) follow();
   await show(run.live ? run.complete - 1 : 0);
@@ -173,8 +176,10 @@ function draw(f) {
     const running = layer && sc && sc.running[i], chosen = i === state.selected || i === state.hovered;
     tctx.beginPath(); tctx.arc(x, y, chosen && many ? r + 2 : r, 0, 2 * Math.PI);
     tctx.fillStyle = `hsl(${hue(i)},65%,${running ? 45 : 60}%)`; tctx.fill();
-    tctx.lineWidth = i === state.selected ? 3 : many ? 0.8 : 1.5;
-    tctx.strokeStyle = i === state.selected ? "#b23" : talking.has(i) ? "#149632" : running ? "#1e78dc" : "#333";
+    const me = i === state.run.player;
+    tctx.lineWidth = me || i === state.selected ? 3 : many ? 0.8 : 1.5;
+    tctx.strokeStyle = me ? "#e0a000" : i === state.selected ? "#b23" : talking.has(i) ? "#149632"
+      : running ? "#1e78dc" : "#333";
     tctx.stroke();
     if (!many) {
       tctx.fillStyle = "#fff"; tctx.font = `bold ${Math.max(8, r)}px sans-serif`;
@@ -200,6 +205,7 @@ function draw(f) {
     tctx.fillText(text, x, ty);
   });
   drawTalks(f);
+  if (state.run.player !== null && state.run.player !== undefined) hear(f);
   const ahead = sc ? ` · GVT ${sc.gvt} · ${sc.running.reduce((a, b) => a + b, 0)} running · t=${sc.t.toFixed(1)} s` : "";
   $("clock").textContent = `step ${f.step} · ${clock(f.step)}${ahead}`;
   drawSched(sc);
@@ -344,6 +350,55 @@ function follow() {
     window.viewer.complete = n;
   });
   events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
+}
+
+// A person in the town: its commands go to /api/player; what was said to it and by it is listed as frames come.
+async function command(body) {
+  window.viewer.sent.push(body);
+  const r = await fetch("/api/player", {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  if (!r.ok) {
+    const e = await r.json().catch(() => ({}));
+    window.viewer.errors.push(`player: ${e.detail || r.status}`);
+  }
+}
+function setUpPlayer(me) {
+  $("player").hidden = false;
+  $("playerName").textContent = state.run.agents[me];
+  state.run.agents.forEach((name, i) => {
+    if (i !== me) $("sayTo").insertAdjacentHTML("beforeend", `<option>${esc(name)}</option>`);
+  });
+  const keys = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  document.addEventListener("keydown", (e) => {
+    if (!keys[e.key] || ["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName)) return;
+    e.preventDefault();
+    command({ move: keys[e.key] });
+  });
+  town.addEventListener("dblclick", (e) => {
+    const r = town.getBoundingClientRect();
+    command({ goto: [Math.floor((e.clientX - r.left) / state.scale), Math.floor((e.clientY - r.top) / state.scale)] });
+  });
+  $("sayForm").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("sayText").value.trim();
+    if (!text) return;
+    command({ say: text, to: $("sayTo").value || null });
+    $("sayText").value = "";
+  });
+  state.heardSteps = new Set();
+}
+function hear(f) {
+  const me = state.run.player;
+  if (state.heardSteps.has(f.step)) return;
+  state.heardSteps.add(f.step);
+  const partners = (f.talks || []).filter((t) => t.includes(me)).flat();
+  const lines = [...new Set([me, ...partners])].flatMap((a) => ((f.said || {})[a] || []));
+  lines.filter((l) => !window.viewer.heard.includes(l)).forEach((l) => {
+    window.viewer.heard.push(l);
+    $("heard").insertAdjacentHTML("beforeend", `<li>${clock(f.step)} ${esc(l)}</li>`);
+    $("heard").scrollTop = $("heard").scrollHeight;
+  });
 }
 
 $("filter").addEventListener("input", (e) => {
