@@ -96,6 +96,7 @@ class Checkpointer:
         self.verified = 0
         self.seconds = 0.0  # wall time spent saving, for the overhead figure
         self._taken: dict[int, tuple[int, bytes]] | None = None  # a due checkpoint's states so far
+        self._saved = {} if resume is None else {a: s for a, (_, s) in resume.states.items()}  # newest in the store
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sync")
         self._synced: Future[None] | None = None
 
@@ -128,8 +129,11 @@ class Checkpointer:
         gvt = table.gvt()
         self.number += 1
         cut = {"gvt": gvt, "steps": list(table.step), "agent_steps": sim.agent_steps, "parts": parts}
-        checkpoint = Checkpoint(self.number, cut, states)
-        self.store.save_checkpoint(checkpoint)
+        saved = self._saved
+        changed = {a: (step, state) for a, (step, state) in states.items() if saved.get(a) != state}
+        checkpoint = Checkpoint(self.number, cut, changed)
+        self.store.save_increment(checkpoint)  # the agents whose state is as saved keep their row
+        saved.update((a, state) for a, (_, state) in changed.items())
         unsynced = self.trace.unsynced() if self.trace is not None else []
         self._synced = self._syncer.submit(_fsync_all, unsynced, self.store)
         self.next_gvt = self._after(gvt)

@@ -52,7 +52,8 @@ class PartWriter:
         self.folder = trace_folder / table
         self.folder.mkdir(parents=True, exist_ok=True)
         self.rows = 0
-        self._next = len(part_files(self.folder))
+        self._sealed = [p.name for p in part_files(self.folder)]  # kept here: listing the folder at every seal costs
+        self._next = len(self._sealed)
         self._writer: pq.ParquetWriter | None = None
         self._unsynced: list[Path] = []
         self._first()
@@ -83,8 +84,9 @@ class PartWriter:
             final = self._name(self._next)
             os.replace(self._tmp(), final)
             self._unsynced += [final, self.folder]
+            self._sealed.append(final.name)
             self._next += 1
-        return [p.name for p in part_files(self.folder)]
+        return list(self._sealed)
 
     def unsynced(self) -> list[Path]:
         """The parts sealed since the last call, and their folder: what to fsync (in this order)."""
@@ -97,12 +99,14 @@ class PartWriter:
         for path in self.folder.iterdir():
             if path.name not in keep:
                 path.unlink()
-        self._next = len(part_files(self.folder))
+        self._sealed = [p.name for p in part_files(self.folder)]
+        self._next = len(self._sealed)
         self._first()
 
-    def finish(self) -> None:
-        """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged row
-        group by row group, so memory holds one row group at a time)."""
+    def finish(self, group_rows: int = 65_536) -> None:
+        """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged into
+        row groups of about `group_rows`, so memory holds about one row group at a time, and a run sealed at
+        many checkpoints ends with the row groups of one that was not)."""
         self.seal()
         self._unsynced = []
         parts = part_files(self.folder)
@@ -113,10 +117,18 @@ class PartWriter:
         else:  # merged beside the file, then renamed: a kill midway never leaves half a table file
             joining = self.file.with_name(f".{self.file.name}.joining")
             with pq.ParquetWriter(joining, TABLES[self.table], compression="zstd") as writer:
+                group: list[pa.Table] = []
                 for part in parts:
-                    source = pq.ParquetFile(part)
-                    for i in range(source.num_row_groups):
-                        writer.write_table(source.read_row_group(i))
+                    group.append(pq.read_table(part))
+                    if sum(t.num_rows for t in group) >= group_rows:
+                        writer.write_table(_joined(group))
+                        group = []
+                if group:
+                    writer.write_table(_joined(group))
             fsync(joining)
             os.replace(joining, self.file)
         shutil.rmtree(self.folder)
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables).unify_dictionaries().combine_chunks()
