@@ -58,6 +58,11 @@ def _run(
     try:
         VirtualRuntime(sim, env, FixedLatency(env)).run()
     except Stop:
+        checkpointer._io.shutdown()  # a killed process writes no more; this one's I/O thread would, beside the next
+        for buffer in (recorder._calls, recorder._steps):
+            assert buffer.writer is not None
+            buffer.writer.drain()
+            buffer.writer.executor = None  # what a test does after the "kill" runs here
         return checkpointer, recorder
     finally:
         store.close()
@@ -73,14 +78,12 @@ def test_interval_in_simulated_minutes() -> None:
 
 def test_a_run_stopped_midway_keeps_a_readable_trace_up_to_its_last_checkpoint(tmp_path: Path) -> None:
     checkpointer, _ = _run(tmp_path, _agents(), stop_after=50)
-    assert checkpointer.number >= 2
+    assert checkpointer.number >= 2  # taken; the store saves each once its parts are in place
     trace = Trace.read(tmp_path / "trace")
     by_pandas = pd.read_parquet(tmp_path / "trace" / "steps")
-    assert (
-        len(trace.steps)
-        == len(by_pandas)
-        == SqliteStore(tmp_path / "store.sqlite").latest_checkpoint().cut["agent_steps"]
-    )
+    saved = SqliteStore(tmp_path / "store.sqlite").latest_checkpoint()
+    assert saved is not None and saved.number >= 1
+    assert len(trace.steps) == len(by_pandas) >= saved.cut["agent_steps"]  # the parts of one taken, not yet saved
 
 
 def test_a_resumed_run_ends_with_the_trace_of_a_run_never_stopped(tmp_path: Path) -> None:

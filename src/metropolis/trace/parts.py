@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,7 +47,12 @@ def fsync(path: Path) -> None:
 
 
 class PartWriter:
-    """Appends row groups to the open part of one table; `seal()` makes it a part, `finish()` one file."""
+    """Appends row groups to the open part of one table; `seal()` makes it a part, `finish()` one file.
+
+    With an `executor` (one thread, shared with whoever must act after the parts are in place), the writes
+    and the renames run there, in the order they were asked for: encoding and writing Parquet releases the
+    GIL, so the run goes on meanwhile. The names `seal()` returns are then those of parts that will be in
+    place once the executor has done what was submitted so far; `drain()` waits for that."""
 
     def __init__(self, trace_folder: Path, table: str) -> None:
         self.table = table
@@ -54,8 +62,11 @@ class PartWriter:
         self.rows = 0
         self._sealed = [p.name for p in part_files(self.folder)]  # kept here: listing the folder at every seal costs
         self._next = len(self._sealed)
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: pq.ParquetWriter | None = None  # touched only where the work runs (the executor, if any)
+        self._open = False  # a part is open (known where seal() is called)
         self._unsynced: list[Path] = []
+        self.executor: Executor | None = None
+        self._submitted: list[Future[None]] = []
         self._first()
 
     def _first(self) -> None:
@@ -71,22 +82,44 @@ class PartWriter:
         return self.folder / f".part-{self._next:05d}.parquet.tmp"
 
     def write(self, batch: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp(), TABLES[self.table], compression="zstd")
-        self._writer.write_table(batch)
+        self._open = True
+        self._run(self._write, self._tmp(), batch)
         self.rows += batch.num_rows
 
     def seal(self) -> list[str]:
         """Close the open part (if any rows went in) and name it; the names of every sealed part."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._open:
+            self._open = False
             final = self._name(self._next)
-            os.replace(self._tmp(), final)
+            self._run(self._close, self._tmp(), final)
             self._unsynced += [final, self.folder]
             self._sealed.append(final.name)
             self._next += 1
         return list(self._sealed)
+
+    def drain(self) -> None:
+        """Wait until every write and seal asked for is done; raises what they raised."""
+        submitted, self._submitted = self._submitted, []
+        for future in submitted:
+            future.result()
+
+    def _run(self, work: Callable[[Path, Any], None], path: Path, arg: Any) -> None:
+        if self.executor is None:
+            work(path, arg)
+        else:
+            self._submitted = [f for f in self._submitted if not f.done() or f.exception() is not None]
+            self._submitted.append(self.executor.submit(work, path, arg))
+
+    def _write(self, tmp: Path, batch: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(tmp, TABLES[self.table], compression="zstd")
+        self._writer.write_table(batch)
+
+    def _close(self, tmp: Path, final: Path) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        os.replace(tmp, final)
 
     def unsynced(self) -> list[Path]:
         """The parts sealed since the last call, and their folder: what to fsync (in this order)."""
@@ -95,6 +128,7 @@ class PartWriter:
 
     def keep_only(self, names: list[str]) -> None:
         """A resume: drop the parts written after the last checkpoint (and any half-written one)."""
+        self.drain()
         keep = set(names)
         for path in self.folder.iterdir():
             if path.name not in keep:
@@ -108,6 +142,7 @@ class PartWriter:
         row groups of about `group_rows`, so memory holds about one row group at a time, and a run sealed at
         many checkpoints ends with the row groups of one that was not)."""
         self.seal()
+        self.drain()
         self._unsynced = []
         parts = part_files(self.folder)
         full = [p for p in parts if pq.ParquetFile(p).metadata.num_rows > 0]

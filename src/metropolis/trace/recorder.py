@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -256,6 +257,19 @@ class TraceRecorder:
         if self.closed:
             raise RuntimeError("this trace recorder is closed")
         return {"calls": self._calls.seal(), "steps": self._steps.seal()}
+
+    def write_behind(self, executor: Executor) -> None:
+        """Write and seal the part files on `executor` (one thread), so the run goes on meanwhile; `close()`
+        and a checkpoint's `drain()` wait for them (see `PartWriter`)."""
+        for buffer in (self._calls, self._steps):
+            if buffer.writer is not None:
+                buffer.writer.executor = executor
+
+    def drain(self) -> None:
+        """Wait until the parts sealed so far are in place."""
+        for buffer in (self._calls, self._steps):
+            if buffer.writer is not None:
+                buffer.writer.drain()
 
     def unsynced(self) -> list[Path]:
         """The part files sealed since the last call and their folders: what to fsync for a machine crash."""
