@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from metropolis.cli.main import app
 from metropolis.paths import shared_data_dir
 from metropolis.store import STORE_FILE, SqliteStore
 from metropolis.trace import Trace
@@ -43,7 +44,7 @@ def _cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 class _Forked:
     """`metropolis ARGS` in a forked child of this process (its output to a file): a `Popen` for what the tests
-    use of one."""
+    use of one. The CLI is imported here, before any fork, so each child starts with everything loaded."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         self.log = cwd / f".forked-{time.monotonic_ns()}.log"
@@ -59,8 +60,6 @@ class _Forked:
                 sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 (pytest's capture replaced them)
                 os.chdir(cwd)
                 os.environ["METROPOLIS_SHARED"] = str(shared_data_dir(required=False))
-                from metropolis.cli.main import app
-
                 try:
                     app(args, prog_name="metropolis")
                     code = 0
@@ -243,8 +242,6 @@ def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
 
 def test_resume_refuses_in_one_line_what_it_cannot_continue(tmp_path: Path) -> None:
     from typer.testing import CliRunner
-
-    from metropolis.cli.main import app
 
     done = tmp_path / "done"
     done.mkdir()

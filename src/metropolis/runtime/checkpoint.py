@@ -55,6 +55,8 @@ class Sealer(Protocol):
 
     def write_behind(self, executor: Executor) -> None: ...
 
+    def drain(self) -> None: ...
+
     def unsynced(self) -> list[Path]: ...
 
 
@@ -109,7 +111,7 @@ class Checkpointer:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-io")  # parts, then fsyncs, in order
         self._unsaved: tuple[Checkpoint, Future[None]] | None = None  # sealed; saved once its parts are in place
         self._synced: Future[None] | None = None
-        if trace is not None:
+        if trace is not None and every:
             trace.write_behind(self._io)
 
     def _after(self, gvt: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class SqliteStore:
         superseded = [(checkpoint.number, agent) for agent in checkpoint.states]
         self._save(checkpoint, "DELETE FROM agent_states WHERE number < ? AND agent = ?", superseded)
 
-    def _save(self, checkpoint: Checkpoint, delete: str, rows: list[tuple[int, ...]]) -> None:
+    def _save(self, checkpoint: Checkpoint, delete: str, rows: Sequence[tuple[int, ...]]) -> None:
         self._write_batch()
         db = self._db
         db.execute("BEGIN")

@@ -52,10 +52,16 @@ class PartWriter:
     With an `executor` (one thread, shared with whoever must act after the parts are in place), the writes
     and the renames run there, in the order they were asked for: encoding and writing Parquet releases the
     GIL, so the run goes on meanwhile. The names `seal()` returns are then those of parts that will be in
-    place once the executor has done what was submitted so far; `drain()` waits for that."""
+    place once the executor has done what was submitted so far; `drain()` waits for that.
 
-    def __init__(self, trace_folder: Path, table: str) -> None:
+    A writer with an executor that saw every row of its table (not a resumed one) also writes the joined
+    file as it goes, on the executor, in
+    row groups of about `group_rows` (as the recorder's chunks), hidden in the folder until `finish()` renames
+    it: joining hundreds of parts at the end would read and write the table once more."""
+
+    def __init__(self, trace_folder: Path, table: str, group_rows: int = 65_536) -> None:
         self.table = table
+        self.group_rows = group_rows
         self.file = trace_folder / f"{table}.parquet"
         self.folder = trace_folder / table
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -67,6 +73,10 @@ class PartWriter:
         self._unsynced: list[Path] = []
         self.executor: Executor | None = None
         self._submitted: list[Future[None]] = []
+        self._whole = self._next == 0  # every row passes through here: the joined file is written as it goes
+        self._group: list[pa.Table] = []  # rows for the joined file's next row group
+        self._group_size = 0
+        self._joined: pq.ParquetWriter | None = None  # touched only where the work runs
         self._first()
 
     def _first(self) -> None:
@@ -85,6 +95,20 @@ class PartWriter:
         self._open = True
         self._run(self._write, self._tmp(), batch)
         self.rows += batch.num_rows
+        if self._whole and self.executor is None and batch.num_rows:
+            self._whole = False  # written in place, without checkpoints: few parts, joined at the end
+        if self._whole:
+            self._group.append(batch)
+            self._group_size += batch.num_rows
+            if self._group_size >= self.group_rows:
+                self._join_group()
+
+    def _join_group(self) -> None:
+        group, self._group, self._group_size = self._group, [], 0
+        self._run(self._join, self._joining(), group)
+
+    def _joining(self) -> Path:
+        return self.folder / ".joined.parquet.tmp"
 
     def seal(self) -> list[str]:
         """Close the open part (if any rows went in) and name it; the names of every sealed part."""
@@ -102,6 +126,11 @@ class PartWriter:
         submitted, self._submitted = self._submitted, []
         for future in submitted:
             future.result()
+
+    def _join(self, joining: Path, group: list[pa.Table]) -> None:
+        if self._joined is None:
+            self._joined = pq.ParquetWriter(joining, TABLES[self.table], compression="zstd")
+        self._joined.write_table(_joined(group))
 
     def _run(self, work: Callable[[Path, Any], None], path: Path, arg: Any) -> None:
         if self.executor is None:
@@ -135,13 +164,24 @@ class PartWriter:
                 path.unlink()
         self._sealed = [p.name for p in part_files(self.folder)]
         self._next = len(self._sealed)
+        self._whole, self._group, self._group_size, self._joined = not self._sealed, [], 0, None
         self._first()
 
-    def finish(self, group_rows: int = 65_536) -> None:
-        """The run is over: the parts become `<table>.parquet` (one part is renamed; several are merged into
-        row groups of about `group_rows`, so memory holds about one row group at a time, and a run sealed at
-        many checkpoints ends with the row groups of one that was not)."""
+    def finish(self) -> None:
+        """The run is over: the parts become `<table>.parquet`: the joined file written as the run went, or
+        (a resumed run) the parts merged into row groups of about `group_rows`, so memory holds about one row
+        group at a time, and a run sealed at many checkpoints ends with the row groups of one that was not."""
         self.seal()
+        if self._whole:
+            if self._group or self._joined is None:
+                self._join_group()
+            self.drain()
+            assert self._joined is not None
+            self._joined.close()
+            fsync(self._joining())
+            os.replace(self._joining(), self.file)
+            shutil.rmtree(self.folder)
+            return
         self.drain()
         self._unsynced = []
         parts = part_files(self.folder)
@@ -155,7 +195,7 @@ class PartWriter:
                 group: list[pa.Table] = []
                 for part in parts:
                     group.append(pq.read_table(part))
-                    if sum(t.num_rows for t in group) >= group_rows:
+                    if sum(t.num_rows for t in group) >= self.group_rows:
                         writer.write_table(_joined(group))
                         group = []
                 if group:

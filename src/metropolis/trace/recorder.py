@@ -132,10 +132,10 @@ class _Buffer(Generic[R]):
         self, table: str, folder: Path | None, build: Callable[[list[R]], pa.Table], recorder: TraceRecorder
     ) -> None:
         self.records: list[R] = []
-        self.table = table
+        self.table: str = table
         self.build: Callable[[list[R]], pa.Table] = build
-        self.recorder = recorder
-        self.writer = None if folder is None else PartWriter(folder, table)
+        self.recorder: TraceRecorder = recorder
+        self.writer = None if folder is None else PartWriter(folder, table, recorder.chunk_rows)
         self.kept: list[pa.Table] = []
 
     def add(self, record: R) -> None:
