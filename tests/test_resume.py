@@ -164,6 +164,9 @@ def _assert_readable_up_to_the_checkpoint(folder: Path) -> None:
     finally:
         store.close()
     held = 0 if checkpoint is None else checkpoint.cut["agent_steps"]
+    if not (folder / "trace" / "meta.json").exists():  # stopped before its trace began
+        assert checkpoint is None
+        return
     trace = Trace.read(folder / "trace")
     joined = folder / "trace" / "steps.parquet"  # killed after the parts were joined, before meta.json said so
     by_pandas = pd.read_parquet(joined if joined.exists() else folder / "trace" / "steps")

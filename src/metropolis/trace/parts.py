@@ -92,8 +92,8 @@ class PartWriter:
         return self.folder / f".part-{self._next:05d}.parquet.tmp"
 
     def write(self, batch: pa.Table) -> None:
-        self._open = True
         self._run(self._write, self._tmp(), batch)
+        self._open = True
         self.rows += batch.num_rows
         if self._whole and self.executor is None and batch.num_rows:
             self._whole = False  # written in place, without checkpoints: few parts, joined at the end
