@@ -1,6 +1,11 @@
-"""`metropolis run` killed (SIGKILL, SIGTERM, SIGINT) at seeded random points, then `metropolis resume`: the
-final report, trace, accounting and story equal those of a run never stopped, and no journaled call is asked
-again. `METROPOLIS_KILL_POINTS=20` runs 20 points per scenario (the default run takes a few, for time)."""
+"""`metropolis run` killed (SIGKILL, SIGTERM, SIGINT) at 20 seeded random points per scenario, then `metropolis
+resume`: the final report, trace, accounting and story equal those of a run never stopped, and no journaled call
+is asked again (`METROPOLIS_KILL_POINTS` sets another number of points).
+
+A point is made cheap by forking this process to run the command (`metropolis.cli.main`'s app, as the installed
+script runs it) rather than starting an interpreter that imports everything again (seconds per point), and by a
+short day of a few agents with frequent checkpoints. One test starts real subprocesses (`python -m`), so the
+entry point itself is covered too."""
 
 from __future__ import annotations
 
@@ -17,14 +22,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from metropolis.cli.main import app
 from metropolis.paths import shared_data_dir
 from metropolis.store import STORE_FILE, SqliteStore
 from metropolis.trace import Trace
 
 needs_data = pytest.mark.skipif(shared_data_dir(required=False) is None, reason="../shared/data (Smallville) is absent")
 SRC = Path(__file__).resolve().parents[1] / "src"
-POINTS = int(os.environ.get("METROPOLIS_KILL_POINTS", "2"))
-WALKERS = ["run", "-n", "12", "--hours", "1", "--checkpoint-minutes", "2"]
+POINTS = int(os.environ.get("METROPOLIS_KILL_POINTS", "20"))
+WALKERS = ["run", "-n", "5", "--hours", "0.25", "--checkpoint-minutes", "0.5"]
 GENERATIVE = ["run", "--agent", "generative", "-n", "3", "--hours", "0.3", "--start-hour", "7.9"]
 
 
@@ -36,20 +42,75 @@ def _cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _done(args: list[str], cwd: Path) -> str:
-    proc = _cli(args, cwd)
+class _Forked:
+    """`metropolis ARGS` in a forked child of this process (its output to a file): a `Popen` for what the tests
+    use of one. The CLI is imported here, before any fork, so each child starts with everything loaded."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.log = cwd / f".forked-{time.monotonic_ns()}.log"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: run the command, never return into pytest
+            code = 4
+            try:
+                fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                sys.stdout = sys.stderr = open(fd, "w", closefd=False)  # noqa: SIM115 (pytest's capture replaced them)
+                os.chdir(cwd)
+                os.environ["METROPOLIS_SHARED"] = str(shared_data_dir(required=False))
+                try:
+                    app(args, prog_name="metropolis")
+                    code = 0
+                except SystemExit as stop:
+                    code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        end = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > end:
+                os.kill(self.pid, signal.SIGKILL)
+                raise TimeoutError(f"the forked command ran past {timeout} s")
+            time.sleep(0.01)
+        text = self.log.read_text()
+        self.log.unlink()
+        return text, text
+
+
+Command = _Forked | subprocess.Popen[str]
+
+
+def _done(args: list[str], cwd: Path, fork: bool = True) -> str:
+    proc: Command = _Forked(args, cwd) if fork else _cli(args, cwd)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     return out
 
 
-def _stop_at(args: list[str], out: Path, cwd: Path, parts: int, delay: float, signum: int) -> None:
+def _stop_at(args: list[str], out: Path, cwd: Path, parts: int, delay: float, signum: int, fork: bool = True) -> None:
     """Start the run and send `signum` `delay` seconds after its trace has `parts` sealed parts (a point in its
     progress, whatever the machine's load; the run may finish first)."""
-    proc = _cli([*args, "--out", str(out)], cwd)
+    proc: Command = _Forked([*args, "--out", str(out)], cwd) if fork else _cli([*args, "--out", str(out)], cwd)
     steps = out / "trace" / "steps"
     while proc.poll() is None and not (steps.is_dir() and len(list(steps.glob("part-*"))) >= parts):
-        time.sleep(0.01)
+        time.sleep(0.002)
     time.sleep(delay)
     proc.send_signal(signum)
     proc.communicate(timeout=600)
@@ -103,6 +164,9 @@ def _assert_readable_up_to_the_checkpoint(folder: Path) -> None:
     finally:
         store.close()
     held = 0 if checkpoint is None else checkpoint.cut["agent_steps"]
+    if not (folder / "trace" / "meta.json").exists():  # stopped before its trace began
+        assert checkpoint is None
+        return
     trace = Trace.read(folder / "trace")
     joined = folder / "trace" / "steps.parquet"  # killed after the parts were joined, before meta.json said so
     by_pandas = pd.read_parquet(joined if joined.exists() else folder / "trace" / "steps")
@@ -110,22 +174,24 @@ def _assert_readable_up_to_the_checkpoint(folder: Path) -> None:
     assert len(trace.steps.drop_duplicates(["agent", "step"])) == len(trace.steps)
 
 
-def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, seed: int, checkpoints: int) -> int:
+def _kill_and_resume(
+    tmp_path: Path, args: list[str], signum: int, points: int, seed: int, checkpoints: int, fork: bool = True
+) -> int:
     reference = tmp_path / "reference"
-    _done([*args, "--out", str(reference)], tmp_path)
+    _done([*args, "--out", str(reference)], tmp_path, fork)
     want = _result(reference)
     rng = random.Random(seed)
     stopped = 0
     for k in range(points):
         out = tmp_path / f"stopped-{k}"
-        _stop_at(args, out, tmp_path, rng.randrange(checkpoints), rng.uniform(0.0, 0.1), signum)
+        _stop_at(args, out, tmp_path, rng.randrange(checkpoints), rng.uniform(0.0, 0.02), signum, fork)
         status = json.loads((out / "meta.json").read_text())["status"]
         if status == "completed":
             _assert_same(_result(out), want)  # the signal came too late: nothing to resume
             continue
         stopped += 1
         _assert_readable_up_to_the_checkpoint(out)
-        text = _done(["resume", str(out)], tmp_path)
+        text = _done(["resume", str(out)], tmp_path, fork)
         assert "answers from the journal" in text
         assert json.loads((out / "meta.json").read_text())["status"] == "completed"
         _assert_same(_result(out), want)
@@ -137,13 +203,19 @@ def _kill_and_resume(tmp_path: Path, args: list[str], signum: int, points: int, 
 
 @needs_data
 def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) -> None:
-    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, checkpoints=25) >= min(POINTS, 1)
+    assert _kill_and_resume(tmp_path, WALKERS, signal.SIGKILL, POINTS, seed=1, checkpoints=28) >= min(POINTS, 1)
 
 
 @needs_data
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
-    assert _kill_and_resume(tmp_path, WALKERS, signum, max(1, POINTS // 2), seed=int(signum), checkpoints=25) >= 1
+    assert _kill_and_resume(tmp_path, WALKERS, signum, POINTS, seed=int(signum), checkpoints=28) >= min(POINTS, 1)
+
+
+@needs_data
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_the_installed_command_killed_in_a_subprocess_resumes_to_the_same_run(tmp_path: Path, signum: int) -> None:
+    assert _kill_and_resume(tmp_path, WALKERS, signum, 1, seed=int(signum), checkpoints=20, fork=False) >= 0
 
 
 @needs_data
@@ -173,8 +245,6 @@ def test_a_resume_killed_in_turn_resumes_again(tmp_path: Path) -> None:
 
 def test_resume_refuses_in_one_line_what_it_cannot_continue(tmp_path: Path) -> None:
     from typer.testing import CliRunner
-
-    from metropolis.cli.main import app
 
     done = tmp_path / "done"
     done.mkdir()

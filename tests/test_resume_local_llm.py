@@ -25,9 +25,9 @@ LIVE = ["run", "--llm", "local", "-n", "2", "--hours", "0.04", "--start-hour", "
 @needs_data
 def test_a_killed_local_run_resumes_without_asking_twice(tmp_path: Path) -> None:
     out = tmp_path / "live"
-    _stop_at(LIVE, out, tmp_path, 3, 0.0, signal.SIGKILL)
+    _stop_at(LIVE, out, tmp_path, 3, 0.0, signal.SIGKILL, fork=False)  # a real process, with its llama server
     assert json.loads((out / "meta.json").read_text())["status"] == "running"  # as kill -9 left it
-    assert "answers from the journal" in _done(["resume", str(out)], tmp_path)
+    assert "answers from the journal" in _done(["resume", str(out)], tmp_path, fork=False)
     starts, hits, misses = _journal_books(out)
     assert hits == starts[-1] > 0, "every journaled call was answered from the journal"
     report = json.loads((out / "report.json").read_text())

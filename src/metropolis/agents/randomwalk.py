@@ -41,16 +41,17 @@ class RandomWalker(Agent):
     def __init__(self, name: str, pos: Pos, config: WalkerConfig | None = None) -> None:
         super().__init__(name, pos, action="walking")
         self.config = config or WalkerConfig()
-        self.inbox: list[str] = []
-        self.heard = 0
+        self.inbox: list[str] = []  # what partners told it since its last step (read, then emptied)
+        self.heard = 0  # how many messages it has been told in all
         self.resting_until = 0  # it stands still through this step
 
     async def step(self, ctx: StepContext) -> None:
         cfg, rng = self.config, ctx.rng
         seen = ctx.observe()
-        if len(self.inbox) > self.heard:
-            self.heard = len(self.inbox)
+        if self.inbox:  # only the newest message is ever read: the inbox holds one step's (a run's would grow)
+            self.heard += len(self.inbox)
             ctx.act(f"thinking about what {self.inbox[-1].split('@')[0]} said")
+            self.inbox.clear()
         elif seen:
             ctx.act(f"looking at {seen[0].name}")
         else:
@@ -90,7 +91,7 @@ class RandomWalker(Agent):
                 ctx.move(moves[(rng.randrange(len(moves)) + self.heard) % len(moves)])
 
     def snapshot(self) -> object:
-        return tuple(self.inbox)
+        return (self.heard, tuple(self.inbox))
 
     def state_dict(self) -> dict[str, Any]:
         """What steps change: what it was told and how much of it it has heard (the config is fixed)."""

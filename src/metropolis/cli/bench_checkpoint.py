@@ -53,3 +53,8 @@ def checkpoint(
     console.print(table)
     verdict = "within" if bench.overhead <= 0.05 else "above"
     console.print(f"checkpoint overhead {bench.overhead:+.1%} of the wall time ({verdict} the 5% target)")
+    cpu = bench.on_cpu_s / bench.off_cpu_s - 1.0
+    console.print(
+        f"CPU time (every thread): {bench.off_cpu_s:.2f} s off, {bench.on_cpu_s:.2f} s on ({cpu:+.1%}); "
+        "steadier than wall time where other work shares the cores"
+    )

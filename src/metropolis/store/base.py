@@ -1,6 +1,6 @@
 """The durable store of one run, as an interface: a journal of answered LLM calls, checkpoints, a commit log.
 
-Kept narrow on purpose, so that another store (Redis, for runs spread over machines) implements the same five
+Kept narrow on purpose, so that another store (Redis, for runs spread over machines) implements the same few
 verbs. Values are plain JSON-able dicts, and a checkpoint's agent states are bytes the caller made (pickle);
 the store never interprets either.
 
@@ -62,7 +62,15 @@ class RunStore(Protocol):
         """Save atomically; also appends a "checkpoint" entry to the commit log."""
         ...
 
-    def latest_checkpoint(self) -> Checkpoint | None: ...
+    def save_increment(self, checkpoint: Checkpoint) -> None:
+        """Like `save_checkpoint`, but `checkpoint.states` holds only the agents whose state changed since the
+        previous checkpoint: the others keep their newest saved state (incremental checkpoints: most agents of
+        a big run change little between two of them, and pickling and writing every one costs)."""
+        ...
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint, its `states` the newest saved state of every agent (by either verb)."""
+        ...
 
     def log(self, event: str, info: dict[str, Any]) -> None:
         """Append to the commit log (runs started, resumed, finished): the run's history of itself."""

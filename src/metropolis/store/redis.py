@@ -172,9 +172,18 @@ class RedisStore:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """One script: the journal batch, the cut, the agent states (replacing the previous checkpoint's), the
         log entry, and public versions older than the cut's GVT dropped (the latest at or below it stays)."""
+        self._save(checkpoint, replace=True)
+
+    @_reaching
+    def save_increment(self, checkpoint: Checkpoint) -> None:
+        """As `save_checkpoint`, but only the agents in `checkpoint.states` are written; the others keep theirs."""
+        self._save(checkpoint, replace=False)
+
+    def _save(self, checkpoint: Checkpoint, *, replace: bool) -> None:
         ops = _Ops()
         states = self._k("states")
-        ops.add("DEL", states)
+        if replace:
+            ops.add("DEL", states)
         ops.hset(states, [(agent, _STEP.pack(step) + state) for agent, (step, state) in checkpoint.states.items()])
         ops.add("HSET", self._k("checkpoint"), "number", checkpoint.number, "cut", json.dumps(checkpoint.cut))
         ops.add("RPUSH", self._k("log"), json.dumps(["checkpoint", {"number": checkpoint.number}]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (number INTEGER PRIMARY KEY, cut TEXT NOT
 CREATE TABLE IF NOT EXISTS agent_states (
     number INTEGER NOT NULL, agent INTEGER NOT NULL, step INTEGER NOT NULL, state BLOB NOT NULL,
     PRIMARY KEY (number, agent));
+CREATE INDEX IF NOT EXISTS agent_states_by_agent ON agent_states (agent, number);
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL, info TEXT NOT NULL);
 """
 
@@ -75,11 +77,19 @@ class SqliteStore:
     # -- checkpoints and the log ------------------------------------------------------------------------------
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._save(checkpoint, "DELETE FROM agent_states WHERE number < ?", [(checkpoint.number,)])
+
+    def save_increment(self, checkpoint: Checkpoint) -> None:
+        """Only the states given are replaced (their older rows deleted); every other agent keeps its newest."""
+        superseded = [(checkpoint.number, agent) for agent in checkpoint.states]
+        self._save(checkpoint, "DELETE FROM agent_states WHERE number < ? AND agent = ?", superseded)
+
+    def _save(self, checkpoint: Checkpoint, delete: str, rows: Sequence[tuple[int, ...]]) -> None:
         self._write_batch()
         db = self._db
         db.execute("BEGIN")
         db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (checkpoint.number, json.dumps(checkpoint.cut)))
-        db.execute("DELETE FROM agent_states WHERE number < ?", (checkpoint.number,))  # only the latest is needed
+        db.executemany(delete, rows)
         db.executemany(
             "INSERT OR REPLACE INTO agent_states VALUES (?, ?, ?, ?)",
             [(checkpoint.number, agent, step, state) for agent, (step, state) in checkpoint.states.items()],
@@ -93,10 +103,10 @@ class SqliteStore:
         row = self._db.execute("SELECT number, cut FROM checkpoints ORDER BY number DESC LIMIT 1").fetchone()
         if row is None:
             return None
-        states = {
+        states = {  # the newest row per agent (ordered, so a later one replaces an earlier)
             agent: (step, bytes(state))
             for agent, step, state in self._db.execute(
-                "SELECT agent, step, state FROM agent_states WHERE number = ?", (row[0],)
+                "SELECT agent, step, state FROM agent_states WHERE number <= ? ORDER BY number", (row[0],)
             )
         }
         return Checkpoint(row[0], json.loads(row[1]), states)

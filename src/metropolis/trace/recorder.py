@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -131,10 +132,11 @@ class _Buffer(Generic[R]):
         self, table: str, folder: Path | None, build: Callable[[list[R]], pa.Table], recorder: TraceRecorder
     ) -> None:
         self.records: list[R] = []
-        self.table = table
+        self.table: str = table
         self.build: Callable[[list[R]], pa.Table] = build
-        self.recorder = recorder
-        self.writer = None if folder is None else PartWriter(folder, table)
+        self.written: Callable[[list[R]], None] | None = None  # told which records a flush wrote
+        self.recorder: TraceRecorder = recorder
+        self.writer = None if folder is None else PartWriter(folder, table, recorder.chunk_rows)
         self.kept: list[pa.Table] = []
 
     def add(self, record: R) -> None:
@@ -145,15 +147,23 @@ class _Buffer(Generic[R]):
             self.flush()
 
     def flush(self) -> None:
+        """Build the buffered records into a batch and write it. A signal raised as an exception on the way
+        (SIGTERM, Ctrl-C: the run then seals a last checkpoint) leaves the records buffered, not half built."""
         if not self.records:
             return
-        self.recorder.names.update((r.agent, r.name) for r in self.records)
-        batch = self.build(self.records)
-        self.records = []
+        records, self.records = self.records, []
+        try:
+            self.recorder.names.update((r.agent, r.name) for r in records)
+            batch = self.build(records)
+        except BaseException:
+            self.records = records + self.records
+            raise
         if self.writer is None:
             self.kept.append(batch)
         else:
             self.writer.write(batch)
+        if self.written is not None:
+            self.written(records)
 
     def seal(self) -> list[str]:
         """Write what is buffered and seal it as a part: the names of every sealed part."""
@@ -208,6 +218,7 @@ class TraceRecorder:
         self._calls = _Buffer("calls", self.folder, calls_batch, self)
         self.units: UnitLog | None = None  # set by `for_simulation`: the scheduler columns
         self._steps = _Buffer("steps", self.folder, self._steps_batch, self)
+        self._steps.written = self._written
         self._pending: list[CallRecord] = []  # the calls of the step whose record comes next
         self.skip: set[tuple[int, int]] = set()  # (agent, step) already in the sealed parts
         if parts is not None:
@@ -231,7 +242,18 @@ class TraceRecorder:
         return recorder
 
     def _steps_batch(self, records: list[StepRecord]) -> pa.Table:
-        return steps_batch(records, None if self.units is None else self.units.scheduled)
+        """Built from a copy of the rows' scheduler columns, taken out of the `UnitLog` once written
+        (`_written`): a signal raised while building (SIGTERM, Ctrl-C) leaves them for the batch built again."""
+        if self.units is None:
+            return steps_batch(records)
+        scheduled = self.units.scheduled
+        return steps_batch(records, {k: scheduled[k] for r in records if (k := (r.agent, r.step)) in scheduled})
+
+    def _written(self, records: list[StepRecord]) -> None:
+        if self.units is not None:
+            scheduled = self.units.scheduled
+            for r in records:
+                scheduled.pop((r.agent, r.step), None)
 
     # -- the Listener protocol -------------------------------------------------------------------------------
 
@@ -256,6 +278,19 @@ class TraceRecorder:
         if self.closed:
             raise RuntimeError("this trace recorder is closed")
         return {"calls": self._calls.seal(), "steps": self._steps.seal()}
+
+    def write_behind(self, executor: Executor) -> None:
+        """Write and seal the part files on `executor` (one thread), so the run goes on meanwhile; `close()`
+        and a checkpoint's `drain()` wait for them (see `PartWriter`)."""
+        for buffer in (self._calls, self._steps):
+            if buffer.writer is not None:
+                buffer.writer.executor = executor
+
+    def drain(self) -> None:
+        """Wait until the parts sealed so far are in place."""
+        for buffer in (self._calls, self._steps):
+            if buffer.writer is not None:
+                buffer.writer.drain()
 
     def unsynced(self) -> list[Path]:
         """The part files sealed since the last call and their folders: what to fsync for a machine crash."""
