@@ -1,0 +1,186 @@
+"""The worker side: an async Ray actor that owns a copy of every agent (it runs mostly its own group's) and runs
+the units the controller sends it, calling the LLM endpoint itself.
+
+A worker decides and commits nothing. It starts a unit from the private state version the order names (its own
+copy, or the `state_dict` the order carries), answers the members' observations from what the order carries, and
+sends back what the step produced. Every LLM answer is handed to the journal inbox (another actor) before agent
+code sees it, so when a worker dies mid-unit, the unit's next dispatch gets those answers instead of asking again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from typing import Any
+
+from metropolis.engine.agent import Agent, Observation
+from metropolis.engine.members import AsyncioTasks, UnitStats
+from metropolis.engine.records import Plan
+from metropolis.engine.simulation import execute_unit
+from metropolis.engine.state import AgentState, StateStore
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.journal import prompt_hash
+from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
+from metropolis.runtime.ray.messages import Answers, UnitOrder, UnitOutcome, outcome_of
+from metropolis.store.base import JournalKey
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+
+class JournalInbox:
+    """The answers of the units in flight, held apart from the workers that asked them (a Ray actor): kept until
+    the unit commits (the controller then journals them in the run's store and drops them here)."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[int, int], Answers] = {}
+
+    def put(self, key: JournalKey, answer: dict[str, Any]) -> None:
+        self._answers.setdefault((key.agent, key.step), {})[key] = answer
+
+    def answers(self, agents: list[int], step: int) -> Answers:
+        found: Answers = {}
+        for agent in agents:
+            found.update(self._answers.get((agent, step), {}))
+        return found
+
+    def forget(self, agents: list[int], step: int) -> None:
+        for agent in agents:
+            self._answers.pop((agent, step), None)
+
+
+class ShippedStates(StateStore):
+    """The one read a step context makes of the store on a worker: its members' states at the unit's step."""
+
+    def __init__(self, states: dict[int, AgentState]) -> None:  # no window, no table: only these states
+        self._shipped = states
+
+    def at(self, agent: int, step: int) -> AgentState:
+        return self._shipped[agent]
+
+
+class UnitHost:
+    """What a unit's step contexts ask of their run (`StepHost`), answered from the order: one per dispatch."""
+
+    def __init__(self, worker: UnitWorker, order: UnitOrder) -> None:
+        self.world: World = worker.world
+        self.agents: list[Agent] = worker.agents
+        self.store: StateStore = ShippedStates(order.states)
+        self.seed = worker.seed
+        self.record_text = worker.record_text
+        self.start_seconds = worker.start_seconds
+        self.plans: list[tuple[int, Plan]] = []
+        self._seen = order.seen
+        self._states = order.states
+
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
+        if me not in self._seen or pos != self._states[me].pos or radius != self.world.perception_radius:
+            raise RuntimeError(
+                f"agent {self.agents[me].name} observed from {pos} within {radius:g}: on a Ray worker an agent "
+                "observes where it stands within the perception radius (ctx.observe), which the controller ships"
+            )
+        return self._seen[me]
+
+    def publish_plan(self, agent: int, plan: Plan) -> None:
+        self.plans.append((agent, plan))
+
+
+class InboxJournal:
+    """An `LLMBackend` keyed as the run's journal keys calls (agent, step, index, prompt hash): a call a lost
+    dispatch already had answered comes from the order; a new answer reaches the inbox before it is returned."""
+
+    def __init__(self, inner: LLMBackend | None, known: Answers, inbox: Any) -> None:
+        self.inner = inner
+        self.known = known
+        self.inbox = inbox
+        self.answered: Answers = {}
+        self._at: dict[int, tuple[int, int]] = {}
+
+    def _key(self, request: LLMRequest) -> JournalKey:
+        agent = -1 if request.agent_id is None else request.agent_id
+        step, n = self._at.get(agent, (request.step, 0))
+        self._at[agent] = (request.step, (n if step == request.step else 0) + 1)
+        return JournalKey(agent, request.step, n if step == request.step else 0, prompt_hash(request))
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        key = self._key(request)
+        found = self.known.get(key)
+        if found is not None:
+            self.answered[key] = found
+            return LLMResponse(**found)
+        if self.inner is None:
+            raise RuntimeError("this run has no LLM endpoint; pass one to the Ray runtime")
+        response = await self.inner.complete(request)
+        answer = asdict(response)
+        await self.inbox.put.remote(key, answer)
+        self.answered[key] = answer
+        return response
+
+
+class UnitWorker:
+    """One worker (made a Ray actor by the controller's pool). `held` maps an agent to the version of its private
+    state this worker's copy is at (every agent starts at version 0, the state the agents were built with)."""
+
+    def __init__(
+        self,
+        world: World,
+        agents: list[Agent],
+        seed: int,
+        record_text: bool,
+        start_seconds: float,
+        serial_members: bool,
+        endpoint: EndpointConfig | None,
+        inbox: Any,
+    ) -> None:
+        self.world = world
+        self.agents = agents
+        for i, agent in enumerate(agents):
+            agent.unique_id = i
+        self.seed = seed
+        self.record_text = record_text
+        self.start_seconds = start_seconds
+        self.serial_members = serial_members
+        self.endpoint = endpoint
+        self.inbox = inbox
+        self.held = dict.fromkeys(range(len(agents)), 0)
+        self._client: OpenAIClient | None = None
+        self._tasks = AsyncioTasks()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def run(self, order: UnitOrder) -> UnitOutcome:
+        began = time.monotonic()
+        for agent, state in order.private.items():
+            self.agents[agent].load_state_dict(state)
+        for agent, version in order.versions.items():
+            if agent not in order.private and self.held[agent] != version:
+                raise RuntimeError(
+                    f"worker holds version {self.held[agent]} of agent {agent}'s private state, the order needs "
+                    f"{version} and did not carry it: a controller bug"
+                )
+        host = UnitHost(self, order)
+        llm = InboxJournal(self._llm(), order.answers, self.inbox)
+        stats = UnitStats()
+        results = await execute_unit(host, order.unit, llm, time.monotonic, self._tasks, self.serial_members, stats)
+        members = tuple(outcome_of(ctx, start, end) for ctx, start, end in results)
+        touched = set(order.unit.members).union(*(m.partners for m in members))
+        for agent in touched:
+            self.held[agent] = order.versions[agent] + 1
+        return UnitOutcome(
+            fence=order.fence,
+            members=members,
+            private={a: self.agents[a].state_dict() for a in sorted(touched)},
+            plans=tuple(host.plans),
+            answered=llm.answered,
+            stats=stats,
+            worker_seconds=time.monotonic() - began,
+        )
+
+    def _llm(self) -> OpenAIClient | None:
+        if self.endpoint is None:
+            return None
+        if self._client is None:
+            self._client = OpenAIClient(self.endpoint)
+        return self._client
