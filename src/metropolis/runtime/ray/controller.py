@@ -51,9 +51,11 @@ class RayRuntime(AsyncioRuntime):
         self.journal = journal
         self.unit_timeout = unit_timeout
         self.on_dispatch: OnDispatch | None = None
+        self.late_grace = 0.0  # seconds the run's end waits for the late outcomes of given-up dispatches
         self.dispatches = 0
         self.redispatched = 0  # dispatches made again after a worker died or was given up on
         self.refused = 0  # late outcomes of dispatches given up on
+        self.reused = 0  # answers a lost dispatch had received, handed to the unit's next dispatch
         self.controller_seconds = 0.0  # dispatch to commit, less the worker's own time: the controller's overhead
         self._calls: list[tuple[float, float]] = []  # the workers' LLM calls (start, end), on this host's clock
         self._fences = itertools.count(1)
@@ -64,7 +66,9 @@ class RayRuntime(AsyncioRuntime):
         try:
             return await super().run(progress)
         finally:
-            for task in self._late:
+            if self._late and self.late_grace > 0:  # let given-up workers answer (and be refused), for a while
+                await asyncio.wait(set(self._late), timeout=self.late_grace)
+            for task in list(self._late):
                 task.cancel()
 
     def _execute(self, unit: WorkUnit) -> Coroutine[Any, Any, list[StepResult]]:
@@ -100,6 +104,7 @@ class RayRuntime(AsyncioRuntime):
                     return results
             self.redispatched += 1
             answers = await self.pool.inbox.answers.remote(list(self._touched(unit)), unit.step)
+            self.reused += len(answers)
 
     async def _ask(self, handle: Any, order: UnitOrder) -> UnitOutcome:
         try:

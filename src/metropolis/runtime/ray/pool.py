@@ -68,12 +68,18 @@ class WorkerPool:
     async def pid(self, worker: int) -> int:
         return int(await self.handles[worker].pid.remote())
 
-    def kill(self, worker: int, how: str = "ray") -> None:
-        """Fault injection for tests and demos: `ray` (ray.kill) or a POSIX signal name (SIGKILL) to the process."""
+    async def kill(self, worker: int, how: str = "ray", between_calls: bool = False) -> None:
+        """Fault injection for tests and demos: `ray` (ray.kill) or a POSIX signal name (SIGKILL) to the worker's
+        process. `between_calls`: first let no new LLM call start there and wait until none is being asked, so the
+        death loses no answer (a call in flight when a worker dies is asked again: its answer never arrived)."""
+        handle = self.handles[worker]
+        pid = await self.pid(worker)
+        if between_calls:
+            await handle.quiesce.remote()
         if how == "ray":
-            ray.kill(self.handles[worker], no_restart=True)
+            ray.kill(handle, no_restart=True)
         else:
-            os.kill(ray.get(self.handles[worker].pid.remote()), getattr(signal, how))
+            os.kill(pid, getattr(signal, how))
 
     def close(self) -> None:
         for handle in [*self.handles, self.inbox]:

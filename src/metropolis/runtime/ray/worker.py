@@ -9,6 +9,7 @@ code sees it, so when a worker dies mid-unit, the unit's next dispatch gets thos
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import asdict
@@ -22,7 +23,7 @@ from metropolis.engine.state import AgentState, StateStore
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import prompt_hash
-from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
+from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.ray.messages import Answers, UnitOrder, UnitOutcome, outcome_of
 from metropolis.store.base import JournalKey
 from metropolis.world.spatial import Pos
@@ -90,9 +91,14 @@ class InboxJournal:
     """An `LLMBackend` keyed as the run's journal keys calls (agent, step, index, prompt hash): a call a lost
     dispatch already had answered comes from the order; a new answer reaches the inbox before it is returned."""
 
-    def __init__(self, inner: LLMBackend | None, known: Answers, inbox: Any) -> None:
-        self.inner = inner
-        self.known = known
+    def __init__(self, worker: UnitWorker, known: Answers, inbox: Any) -> None:
+        self.worker = worker
+        self.inner = worker.llm()
+        # A lost dispatch's answers, found by what they asked rather than by their index: members run together
+        # may reach the backend in another order this time (a partner's reply before the agent's own call).
+        self._known: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+        for key, answer in sorted(known.items(), key=lambda item: item[0].index):
+            self._known.setdefault((key.agent, key.step, key.prompt_hash), []).append(answer)
         self.inbox = inbox
         self.answered: Answers = {}
         self._at: dict[int, tuple[int, int]] = {}
@@ -105,15 +111,22 @@ class InboxJournal:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         key = self._key(request)
-        found = self.known.get(key)
+        same = self._known.get((key.agent, key.step, key.prompt_hash))
+        found = same.pop(0) if same else None
         if found is not None:
             self.answered[key] = found
             return LLMResponse(**found)
         if self.inner is None:
             raise RuntimeError("this run has no LLM endpoint; pass one to the Ray runtime")
-        response = await self.inner.complete(request)
-        answer = asdict(response)
-        await self.inbox.put.remote(key, answer)
+        worker = self.worker
+        await worker.calls_open.wait()
+        worker.asking += 1
+        try:
+            response = await self.inner.complete(request)
+            answer = asdict(response)
+            await self.inbox.put.remote(key, answer)
+        finally:
+            worker.asking -= 1
         self.answered[key] = answer
         return response
 
@@ -146,6 +159,9 @@ class UnitWorker:
         self.held = dict.fromkeys(range(len(agents)), 0)
         self._client: OpenAIClient | None = None
         self._tasks = AsyncioTasks()
+        self.asking = 0  # LLM calls sent and not yet answered into the inbox
+        self.calls_open = asyncio.Event()
+        self.calls_open.set()
 
     def pid(self) -> int:
         return os.getpid()
@@ -161,7 +177,7 @@ class UnitWorker:
                     f"{version} and did not carry it: a controller bug"
                 )
         host = UnitHost(self, order)
-        llm = InboxJournal(self._llm(), order.answers, self.inbox)
+        llm = InboxJournal(self, order.answers, self.inbox)
         stats = UnitStats()
         results = await execute_unit(host, order.unit, llm, time.monotonic, self._tasks, self.serial_members, stats)
         members = tuple(outcome_of(ctx, start, end) for ctx, start, end in results)
@@ -178,7 +194,15 @@ class UnitWorker:
             worker_seconds=time.monotonic() - began,
         )
 
-    def _llm(self) -> OpenAIClient | None:
+    async def quiesce(self) -> int:
+        """Fault injection: from now on no LLM call starts; return once none is being asked (each answer is in the
+        inbox), so that killing this worker next loses no answer. Returns the answers its units hold now."""
+        self.calls_open.clear()
+        while self.asking:
+            await asyncio.sleep(0.001)
+        return self.asking
+
+    def llm(self) -> OpenAIClient | None:
         if self.endpoint is None:
             return None
         if self._client is None:
