@@ -110,7 +110,8 @@ class RayRuntime(AsyncioRuntime):
         try:
             outcome: UnitOutcome = await handle.run.remote(order)
         except RayTaskError as error:  # the agent's own error, not the worker's death: it fails the run
-            raise error.as_instanceof_cause() from None
+            cause = error.cause
+            raise (cause if isinstance(cause, BaseException) else error.as_instanceof_cause()) from None
         return outcome
 
     def _touched(self, unit: WorkUnit) -> set[int]:

@@ -37,9 +37,15 @@ class WorkerPool:
         self.version = [0] * len(sim.agents)
         self.replaced = 0
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until every worker has started (actors start in seconds): call it before the run's clock starts."""
-        ray.get([h.pid.remote() for h in self.handles])
+        try:
+            ray.get([h.pid.remote() for h in self.handles], timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise RuntimeError(
+                f"{len(self.handles)} Ray workers did not start within {timeout:g} s: does the cluster have "
+                f"{len(self.handles) * self.cpus:g} CPUs free (ray status)?"
+            ) from None
 
     def _start(self) -> Any:
         sim = self.sim

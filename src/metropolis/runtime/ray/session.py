@@ -19,7 +19,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     if ray.is_initialized():
         yield
         return
-    quiet = {"include_dashboard": False, "logging_level": logging.WARNING}
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address:
         ray.init(address=address, **quiet)  # type: ignore[arg-type]
     else:
