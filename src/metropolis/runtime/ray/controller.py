@@ -30,6 +30,7 @@ from metropolis.runtime.realtime import AsyncioRuntime
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
 
+FORGET_BATCH = 256
 OnDispatch = Callable[[int, int], None]  # (dispatches so far, the worker) -> None: fault injection in tests
 
 
@@ -61,6 +62,7 @@ class RayRuntime(AsyncioRuntime):
         self._fences = itertools.count(1)
         self._latest: dict[tuple[int, int], int] = {}  # (first member, step) -> the unit's latest fence
         self._late: set[asyncio.Task[None]] = set()
+        self._forget: list[tuple[list[int], int]] = []  # committed units' answers the inbox may drop
 
     async def run(self, progress: Progress | None = None) -> RunReport:
         try:
@@ -85,26 +87,32 @@ class RayRuntime(AsyncioRuntime):
             if self.on_dispatch is not None:
                 self.on_dispatch(self.dispatches, worker)
             self.pool.placement.running[worker] += 1
-            reply = asyncio.ensure_future(self._ask(handle, order))
             try:
-                done, _ = await asyncio.wait({reply}, timeout=self.unit_timeout)
+                outcome = await self._reply(worker, handle, unit, order)
             finally:
                 self.pool.placement.running[worker] -= 1
-            if not done:  # given up on: the unit goes elsewhere, and this dispatch may still answer (refused)
-                self._give_up(worker, unit, reply)
-            else:
-                try:
-                    outcome = reply.result()
-                except RayActorError:  # the worker died: a fresh one takes its place
-                    self.pool.replace(worker, handle)
-                    outcome = None
-                if outcome is not None:
-                    results = self._accept(unit, worker, outcome)
-                    self.controller_seconds += time.perf_counter() - began - outcome.worker_seconds
-                    return results
+            if outcome is not None:
+                results = self._accept(unit, worker, outcome)
+                self.controller_seconds += time.perf_counter() - began - outcome.worker_seconds
+                return results
             self.redispatched += 1
             answers = await self.pool.inbox.answers.remote(list(self._touched(unit)), unit.step)
             self.reused += len(answers)
+
+    async def _reply(self, worker: int, handle: Any, unit: WorkUnit, order: UnitOrder) -> UnitOutcome | None:
+        """The dispatch's outcome; None when the worker died (a fresh one is started) or missed the deadline."""
+        try:
+            if self.unit_timeout is None:
+                return await self._ask(handle, order)
+            reply = asyncio.ensure_future(self._ask(handle, order))
+            done, _ = await asyncio.wait({reply}, timeout=self.unit_timeout)
+            if not done:  # given up on: the unit goes elsewhere, and this dispatch may still answer (refused)
+                self._give_up(worker, unit, reply)
+                return None
+            return reply.result()
+        except RayActorError:  # the worker died: a fresh one takes its place
+            self.pool.replace(worker, handle)
+            return None
 
     async def _ask(self, handle: Any, order: UnitOrder) -> UnitOutcome:
         try:
@@ -156,7 +164,10 @@ class RayRuntime(AsyncioRuntime):
             for key, answer in answered.items():
                 journal.store.journal_put(key, answer)
             journal.misses += len(answered)
-        self.pool.inbox.forget.remote(list(self._touched(unit)), unit.step)
+        self._forget.append((list(self._touched(unit)), unit.step))
+        if len(self._forget) >= FORGET_BATCH:  # the inbox is read only on a redispatch: tell it in batches
+            self.pool.inbox.forget.remote(self._forget)
+            self._forget = []
 
     def _give_up(self, worker: int, unit: WorkUnit, reply: asyncio.Future[UnitOutcome]) -> None:
         """Worker `worker` missed the unit's deadline: no units for it until it answers; what it holds is not

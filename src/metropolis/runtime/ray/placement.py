@@ -37,6 +37,8 @@ class Placement:
         self.running = [0] * workers
 
     def pick(self, members: Sequence[int]) -> int:
+        if len(members) == 1 and self.live[self.owners[members[0]]]:
+            return self.owners[members[0]]
         votes = Counter(self.owners[a] for a in members if self.live[self.owners[a]])
         if votes:
             return min(votes, key=lambda w: (-votes[w], w))

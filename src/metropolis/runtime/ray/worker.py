@@ -46,9 +46,11 @@ class JournalInbox:
             found.update(self._answers.get((agent, step), {}))
         return found
 
-    def forget(self, agents: list[int], step: int) -> None:
-        for agent in agents:
-            self._answers.pop((agent, step), None)
+    def forget(self, units: list[tuple[list[int], int]]) -> None:
+        """Drop the answers of committed units, each given as its agents and step."""
+        for agents, step in units:
+            for agent in agents:
+                self._answers.pop((agent, step), None)
 
 
 class ShippedStates(StateStore):
