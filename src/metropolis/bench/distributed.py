@@ -119,7 +119,26 @@ def rate(report: RunReport) -> float:
     return report.agent_steps / report.wall_seconds if report.wall_seconds > 0 else 0.0
 
 
+def parallel_ceiling(workers: int, seconds: float = 0.5) -> float:
+    """What this machine gives CPU work spread over `workers` Ray processes, as a multiple of one process: the
+    most the Ray runtime's ratio can reach here (2.0 on 2 idle cores, much less on a shared machine)."""
+    import ray
+
+    def timed() -> float:
+        began = time.perf_counter()
+        spin(seconds)
+        return time.perf_counter() - began
+
+    task = ray.remote(timed).options(num_cpus=0)
+    ray.get(task.remote())  # a worker process started, and warm
+    alone = timed()
+    began = time.perf_counter()
+    ray.get([task.remote() for _ in range(workers)])
+    return workers * alone / (time.perf_counter() - began)
+
+
 def cpu_bound_rows(base_url: str, agents: int, steps: int, cpu_ms: float, workers: int) -> list[BenchRow]:
+    ceiling = parallel_ceiling(workers)
     alone = on_asyncio(busy_simulation(agents, steps, cpu_ms / 1000), base_url)
     spread = on_ray(busy_simulation(agents, steps, cpu_ms / 1000), base_url, workers).report
     ratio = rate(spread) / rate(alone) if rate(alone) > 0 else 0.0
@@ -128,6 +147,7 @@ def cpu_bound_rows(base_url: str, agents: int, steps: int, cpu_ms: float, worker
         BenchRow(f"asyncio runtime: agent-steps/s ({what})", rate(alone), "/s"),
         BenchRow(f"ray runtime, {workers} workers: agent-steps/s", rate(spread), "/s"),
         BenchRow(f"ray {workers} workers / asyncio", ratio, "x", ">= 1.7x", ratio >= 1.7),
+        BenchRow(f"this machine: CPU work in {workers} processes / in 1 (the ratio's ceiling here)", ceiling, "x"),
     ]
 
 
