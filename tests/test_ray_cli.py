@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def test_workers_without_the_ray_runtime_is_refused() -> None:
     result = CliRunner().invoke(app, ["run", "--workers", "2", "--no-compare"])
     assert result.exit_code == 2
-    assert "--workers and --ray-address are for --runtime ray" in result.output
+    assert "--workers, --ray-address and --unit-timeout are for --runtime ray" in result.output
 
 
 ray = pytest.importorskip("ray")
@@ -50,8 +50,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_run_on_ray_workers_makes_the_asyncio_runs_calls(ray_address: str, tmp_path: Path) -> None:
     with FaultServer(delay=0.01) as server:
         common = ["--llm", server.base_url, "--agent", "walker", "-n", "8", "--hours", "0.03", "--no-compare"]
-        ray_run = _run(["run", *common, "--runtime", "ray", "--workers", "2", "--ray-address", ray_address,
-                        "--out", "ray"], tmp_path)  # fmt: skip
+        on = ["--runtime", "ray", "--workers", "2", "--ray-address", ray_address, "--unit-timeout", "60"]
+        ray_run = _run(["run", *common, *on, "--out", "ray"], tmp_path)
         assert ray_run.returncode == 0, ray_run.stderr
         plain = _run(["run", *common, "--runtime", "asyncio", "--out", "plain"], tmp_path)
         assert plain.returncode == 0, plain.stderr

@@ -38,6 +38,7 @@ class RunConfig(BaseModel):
     runtime: Literal["auto", "virtual", "asyncio", "ray"] = "auto"
     workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
     ray_address: str = ""
+    unit_timeout: float = Field(0.0, ge=0, le=86_400)
     llm: str = ""
     kind: str = "vllm"
     model: str = "default"

@@ -73,6 +73,9 @@ def run(
     ray_address: str = typer.Option(
         "", "--ray-address", help="--runtime ray: auto or ray://HOST:PORT joins a cluster (default: a local Ray)."
     ),
+    unit_timeout: float = typer.Option(
+        0.0, "--unit-timeout", help="--runtime ray: seconds before a silent worker's unit runs elsewhere (0: never)."
+    ),
     llm: str = typer.Option("", "--llm", help="'local' (SmolLM2 on llama.cpp, started here) or a server URL."),
     kind: str = typer.Option(
         "vllm", "--kind", help="Dialect of a URL server: vllm, sglang, llama.cpp, ollama, openai."
@@ -126,7 +129,8 @@ def run(
     continues with `metropolis resume RUN`."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
-        members=members, runtime=runtime, workers=workers, ray_address=ray_address, llm=llm, kind=kind, model=model,
+        members=members, runtime=runtime, workers=workers, ray_address=ray_address,
+        unit_timeout=unit_timeout, llm=llm, kind=kind, model=model,
         preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
@@ -241,7 +245,7 @@ def execute(
             if opts.runtime == "virtual":
                 report, books = _virtual(sim, opts, responder, progress, run_prices, durable.journal, extras)
             elif opts.runtime == "ray":
-                report, books = ray_run(sim, cfg, opts.workers, opts.ray_address, progress, durable.journal, run_prices)
+                report, books = ray_run(sim, cfg, opts, progress, durable.journal, run_prices)
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from metropolis.cli.run_setup import RunOptions
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.endpoints import EndpointConfig
@@ -17,27 +18,26 @@ NO_RAY = "--runtime ray needs Ray: pip install 'metropolis-sim[distributed]' (ba
 def ray_run(
     sim: Simulation,
     endpoint: EndpointConfig | None,
-    workers: int | None,
-    address: str,
+    opts: RunOptions,
     progress: Progress | None,
     journal: Journal,
     prices: Prices | None = None,
 ) -> tuple[RunReport, Accounting]:
-    """Join the Ray cluster at `address` (or start a local one, stopped at the end), start `workers` actors (one
-    per CPU of the cluster when None), run, and stop them."""
+    """Join the Ray cluster at `--ray-address` (or start a local one, stopped at the end), start `--workers`
+    actors (one per CPU of the cluster when None), run, and stop them."""
     try:
         import ray
 
         from metropolis.runtime.ray import RayRuntime, WorkerPool, ray_session
     except ImportError:
         raise ValueError(NO_RAY) from None
-    with ray_session(address or None):
+    with ray_session(opts.ray_address or None):
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        count = workers or max(1, int(cpus))
+        count = opts.workers or max(1, int(cpus))
         pool = WorkerPool(sim, count, endpoint, cpus_per_worker=min(1.0, cpus / count))
         try:
             pool.wait_ready()
-            runtime = RayRuntime(sim, pool, journal)
+            runtime = RayRuntime(sim, pool, journal, unit_timeout=opts.unit_timeout or None)
             runtime.accounting.prices = prices
             report = asyncio.run(runtime.run(progress))
         finally:
