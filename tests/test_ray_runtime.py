@@ -5,12 +5,14 @@ identical to an uninterrupted one, with no answered LLM call asked again."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +22,11 @@ from metropolis.agents import WalkerConfig
 from metropolis.engine import Simulation
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.journal import Journal
 from metropolis.runtime import AsyncioRuntime
 from metropolis.runtime.ray import RayRuntime, WorkerPool, ray_session
+from metropolis.runtime.ray.worker import JournalOpener
+from metropolis.store import SqliteStore
 from tests.fault_server import FaultServer
 from tests.scenarios import outcome, run_shuffled, walker_sim
 
@@ -32,8 +37,10 @@ def ray_cluster() -> Iterator[None]:
         yield
 
 
-def on_ray(sim: Simulation, endpoint: EndpointConfig | None = None, **kw: object) -> RayRuntime:
-    pool = WorkerPool(sim, 2, endpoint, cpus_per_worker=0)
+def on_ray(
+    sim: Simulation, endpoint: EndpointConfig | None = None, opener: JournalOpener | None = None, **kw: object
+) -> RayRuntime:
+    pool = WorkerPool(sim, 2, endpoint, cpus_per_worker=0, journal=opener)
     pool.wait_ready()
     return RayRuntime(sim, pool, **kw)  # type: ignore[arg-type]
 
@@ -136,3 +143,20 @@ def test_a_stopped_worker_is_refused_when_it_comes_back() -> None:
 
 async def _pids(pool: WorkerPool) -> list[int]:
     return [await pool.pid(w) for w in range(len(pool.handles))]
+
+
+def test_a_rerun_takes_every_answer_from_the_journal(tmp_path: Path) -> None:
+    """What a resumed run does: the run again, with the journal of the first; workers read it themselves."""
+    with FaultServer(delay=0.01) as server:
+        endpoint = EndpointConfig(base_url=server.base_url, model="m", api_key_env=None)
+        store = SqliteStore(tmp_path / "store.sqlite")
+        first = talkers("metropolis")
+        asyncio.run(on_ray(first, endpoint, journal=Journal(store)).run())
+        since = len(server.arrivals)
+        again = talkers("metropolis")
+        journal = Journal(store)
+        report = asyncio.run(on_ray(again, endpoint, functools.partial(SqliteStore, store.path), journal=journal).run())
+        store.close()
+    assert outcome(again) == outcome(first)
+    assert len(server.arrivals) == since  # not one call reached the server
+    assert journal.hits == report.llm_calls > 0 and journal.misses == 0

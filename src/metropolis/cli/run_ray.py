@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from typing import TYPE_CHECKING
 
 from metropolis.cli.run_setup import RunOptions
 from metropolis.engine import Simulation
@@ -11,6 +13,10 @@ from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import Journal
 from metropolis.runtime.driver import Progress
 from metropolis.runtime.report import RunReport
+from metropolis.store import SqliteStore
+
+if TYPE_CHECKING:
+    from metropolis.runtime.ray.worker import JournalOpener
 
 NO_RAY = "--runtime ray needs Ray: pip install 'metropolis-sim[distributed]' (bash install.sh installs it)"
 
@@ -34,7 +40,7 @@ def ray_run(
     with ray_session(opts.ray_address or None):
         cpus = float(ray.cluster_resources().get("CPU", 1))
         count = opts.workers or max(1, int(cpus))
-        pool = WorkerPool(sim, count, endpoint, cpus_per_worker=min(1.0, cpus / count))
+        pool = WorkerPool(sim, count, endpoint, min(1.0, cpus / count), journal_opener(journal))
         try:
             pool.wait_ready()
             runtime = RayRuntime(sim, pool, journal, unit_timeout=opts.unit_timeout or None)
@@ -43,3 +49,14 @@ def ray_run(
         finally:
             pool.close()
     return report, runtime.accounting
+
+
+def journal_opener(journal: Journal) -> JournalOpener | None:
+    """How a worker opens the run's store to read a resumed run's answers: the SQLite file, by its path (workers
+    on this machine, or on a shared file system). None for a fresh run: there is nothing to read."""
+    if journal.empty:
+        return None
+    store = journal.store
+    if not isinstance(store, SqliteStore):
+        raise ValueError(f"a resumed run on Ray cannot read journaled answers from a {type(store).__name__}")
+    return functools.partial(SqliteStore, store.path)

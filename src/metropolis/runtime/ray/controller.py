@@ -152,6 +152,8 @@ class RayRuntime(AsyncioRuntime):
             pool.held[worker][agent] = pool.version[agent]
         if outcome.answered:
             self._journal(unit, outcome.answered)
+        if self.journal is not None:
+            self.journal.hits += outcome.hits
         for agent, plan in outcome.plans:
             sim.publish_plan(agent, plan)
         sim.member_stats.add(outcome.stats)

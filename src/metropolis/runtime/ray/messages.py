@@ -56,14 +56,16 @@ class MemberOutcome:
 @dataclass(frozen=True, slots=True)
 class UnitOutcome:
     """What a dispatch produced: each member's step, the private state of every agent the step changed (the
-    members and the partners they wrote into), the plans published on the way, the calls newly answered, and
-    the worker's own time for the unit (which the controller's overhead leaves out)."""
+    members and the partners they wrote into), the plans published on the way, the answers the run's journal
+    does not hold yet and how many came from it, and the worker's own time for the unit (which the
+    controller's overhead leaves out)."""
 
     fence: int
     members: tuple[MemberOutcome, ...]
     private: dict[int, dict[str, Any]]
     plans: tuple[tuple[int, Plan], ...]
     answered: Answers
+    hits: int
     stats: UnitStats
     worker_seconds: float
 

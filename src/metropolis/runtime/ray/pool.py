@@ -12,19 +12,26 @@ import ray
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.runtime.ray.placement import Placement, spatial_owners
-from metropolis.runtime.ray.worker import JournalInbox, UnitWorker
+from metropolis.runtime.ray.worker import JournalInbox, JournalOpener, UnitWorker
 
 
 class WorkerPool:
     """`workers` actors, each with its own copy of the agents; an agent's owner is set by spatial affinity.
+    `journal` opens the run's store on a worker, for a resumed run's journaled answers (None: a fresh run).
 
     `held[w][a]` is the version of agent a's private state that worker w holds, as far as the controller knows
     (only accepted outcomes count); `version[a]` is the committed one."""
 
     def __init__(
-        self, sim: Simulation, workers: int, endpoint: EndpointConfig | None = None, cpus_per_worker: float = 1.0
+        self,
+        sim: Simulation,
+        workers: int,
+        endpoint: EndpointConfig | None = None,
+        cpus_per_worker: float = 1.0,
+        journal: JournalOpener | None = None,
     ) -> None:
         self.sim = sim
+        self.journal = journal
         self.endpoint = endpoint
         self.cpus = cpus_per_worker
         positions = [sim.store.latest(a).pos for a in range(len(sim.agents))]
@@ -54,7 +61,7 @@ class WorkerPool:
         )
         return actor.remote(
             self._world, self._agents, sim.seed, sim.record_text, sim.start_seconds, sim.members == "serial",
-            self.endpoint, self.inbox,
+            self.endpoint, self.inbox, self.journal,
         )  # fmt: skip
 
     def replace(self, worker: int, handle: Any) -> None:

@@ -5,6 +5,7 @@ A worker decides and commits nothing. It starts a unit from the private state ve
 copy, or the `state_dict` the order carries), answers the members' observations from what the order carries, and
 sends back what the step produced. Every LLM answer is handed to the journal inbox (another actor) before agent
 code sees it, so when a worker dies mid-unit, the unit's next dispatch gets those answers instead of asking again.
+In a resumed run, calls answered before the stop come from the run's store, which the worker opens itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -25,9 +27,11 @@ from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import prompt_hash
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.ray.messages import Answers, UnitOrder, UnitOutcome, outcome_of
-from metropolis.store.base import JournalKey
+from metropolis.store.base import JournalKey, RunStore
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
+
+JournalOpener = Callable[[], RunStore]  # opens the run's store where the worker runs (picklable: a partial)
 
 
 class JournalInbox:
@@ -102,7 +106,9 @@ class InboxJournal:
         for key, answer in sorted(known.items(), key=lambda item: item[0].index):
             self._known.setdefault((key.agent, key.step, key.prompt_hash), []).append(answer)
         self.inbox = inbox
-        self.answered: Answers = {}
+        self.answered: Answers = {}  # answers the run's journal does not hold yet
+        self.hits = 0  # answers from the run's journal
+        self._taken: set[JournalKey] = set()
         self._at: dict[int, tuple[int, int]] = {}
 
     def _key(self, request: LLMRequest) -> JournalKey:
@@ -111,12 +117,34 @@ class InboxJournal:
         self._at[agent] = (request.step, (n if step == request.step else 0) + 1)
         return JournalKey(agent, request.step, n if step == request.step else 0, prompt_hash(request))
 
+    def _from_store(self, store: RunStore, key: JournalKey) -> dict[str, Any] | None:
+        """The journaled answer to what `key` asks, at whichever index of the agent's calls of the step it was
+        recorded (members run together may have asked in another order); each recorded call is used once."""
+        index = 0
+        while True:
+            probe = JournalKey(key.agent, key.step, index, key.prompt_hash)
+            try:
+                found = store.journal_get(probe)
+            except ValueError:  # another question was recorded at this index
+                found = {}
+            if found is None:
+                return None
+            if found and probe not in self._taken:
+                self._taken.add(probe)
+                return found
+            index += 1
+
     async def complete(self, request: LLMRequest) -> LLMResponse:
         key = self._key(request)
         same = self._known.get((key.agent, key.step, key.prompt_hash))
         found = same.pop(0) if same else None
         if found is not None:
-            self.answered[key] = found
+            self.answered[key] = found  # not in the run's journal yet: the controller writes it at commit
+            return LLMResponse(**found)
+        store = self.worker.journal()
+        found = None if store is None else self._from_store(store, key)
+        if found is not None:  # a resumed run: answered before it stopped
+            self.hits += 1
             return LLMResponse(**found)
         if self.inner is None:
             raise RuntimeError("this run has no LLM endpoint; pass one to the Ray runtime")
@@ -147,6 +175,7 @@ class UnitWorker:
         serial_members: bool,
         endpoint: EndpointConfig | None,
         inbox: Any,
+        journal: JournalOpener | None = None,
     ) -> None:
         self.world = world
         self.agents = agents
@@ -158,6 +187,8 @@ class UnitWorker:
         self.serial_members = serial_members
         self.endpoint = endpoint
         self.inbox = inbox
+        self._open_journal = journal
+        self._journal: RunStore | None = None
         self.held = dict.fromkeys(range(len(agents)), 0)
         self._client: OpenAIClient | None = None
         self._tasks = AsyncioTasks()
@@ -192,6 +223,7 @@ class UnitWorker:
             private={a: self.agents[a].state_dict() for a in sorted(touched)},
             plans=tuple(host.plans),
             answered=llm.answered,
+            hits=llm.hits,
             stats=stats,
             worker_seconds=time.monotonic() - began,
         )
@@ -203,6 +235,12 @@ class UnitWorker:
         while self.asking:
             await asyncio.sleep(0.001)
         return self.asking
+
+    def journal(self) -> RunStore | None:
+        """The run's store, to read journaled answers from (a resumed run only), opened on first use."""
+        if self._journal is None and self._open_journal is not None:
+            self._journal = self._open_journal()
+        return self._journal
 
     def llm(self) -> OpenAIClient | None:
         if self.endpoint is None:
