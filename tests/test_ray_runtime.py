@@ -107,7 +107,8 @@ def test_a_killed_worker_changes_nothing(how: str, seed: int) -> None:
         killing: list[asyncio.Task[None]] = []
 
         def kill(dispatches: int, worker: int) -> None:
-            if dispatches == kill_at:  # between two of its LLM calls: no answer is lost with it
+            busy = runtime.pool.placement.running[worker] >= 3  # units of its own in flight, with answers
+            if dispatches >= kill_at and busy and not killing:  # between two LLM calls: no answer is lost with it
                 killing.append(asyncio.ensure_future(runtime.pool.kill(worker, how, between_calls=True)))
 
         runtime.on_dispatch = kill
