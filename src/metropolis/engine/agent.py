@@ -96,6 +96,26 @@ class StepHost(Protocol):
 class StepContext:
     """Built by the engine for one agent-step; collects the state the agent commits for the next step."""
 
+    __slots__ = (
+        "_action",
+        "_events",
+        "_llm",
+        "_member",
+        "_pos",
+        "_rng",
+        "_sim",
+        "agent_id",
+        "calls",
+        "group",
+        "observed",
+        "partners",
+        "published_plan",
+        "state",
+        "step",
+        "still_until",
+        "world",
+    )
+
     def __init__(
         self,
         sim: StepHost,
@@ -227,13 +247,15 @@ class StepContext:
             **kwargs,
         )
         member = self._member
-        reused = member.reuse(request) if member is not None else None
-        if reused is not None:
-            response = reused
-        else:
+        if member is None:
             response = await self._llm.complete(request)
-            if member is not None:
-                member.answered(request, response)
+        else:
+            key, reused = member.reuse(request)
+            if reused is not None:
+                response = reused
+            else:
+                response = await self._llm.complete(request)
+                member.answered(key, response)
                 member.check()  # undone while it waited: unwind before agent code runs again
         self.calls.append(
             CallRecord(

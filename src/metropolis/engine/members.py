@@ -177,15 +177,17 @@ class MemberRun:
         if self.stale:
             raise Restart
 
-    def reuse(self, request: LLMRequest) -> LLMResponse | None:
+    def reuse(self, request: LLMRequest) -> tuple[tuple[object, ...], LLMResponse | None]:
+        """The call's key, and its answer from an earlier run of this member when the call is unchanged."""
         key = request_key(request)
         response = self.unit.journals[self.index].take(key)
         if response is not None:
             self.used.append((key, response))
-        return response
+        return key, response
 
-    def answered(self, request: LLMRequest, response: LLMResponse) -> None:
-        self.used.append((request_key(request), response))
+    def answered(self, key: tuple[object, ...], response: LLMResponse) -> None:
+        """A call `reuse` had no answer for came back: keep it for a restart (`key` is what `reuse` gave)."""
+        self.used.append((key, response))
 
 
 StepRunner = Callable[[int, MemberRun | None], Coroutine[Any, Any, Any]]

@@ -70,6 +70,12 @@ class CallRecord:
     attempts: int = 1
 
 
+class CallListener(Protocol):
+    """Receives only the call records (the accounting): cheaper, since no step record is built for it."""
+
+    def on_call(self, record: CallRecord) -> None: ...
+
+
 class Listener(Protocol):
     """Receives the records as they happen (a trace recorder, a timeline printer, a memory manager)."""
 

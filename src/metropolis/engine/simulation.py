@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
-from metropolis.engine.records import Listener, Plan, StepRecord
+from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.kernel import Environment
 from metropolis.llm.types import LLMBackend
@@ -81,6 +81,8 @@ class Simulation:
         self.record_text = record_text
         self.start_seconds = start_seconds
         self.listeners: list[Listener] = []
+        # Listeners that want only the call records (the accounting): no step record is built for them.
+        self.call_listeners: list[CallListener] = []
         self.plan_listeners: list[Callable[[int, Plan], object]] = []  # told as soon as an agent publishes a plan
         self.agent_steps = 0
         self._collected_gvt = 0
@@ -104,14 +106,23 @@ class Simulation:
         return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
-        states = [ctx.result() for ctx, _, _ in results]
-        for (ctx, start, end), state in zip(results, states, strict=True):
-            self.store.commit(ctx.agent_id, unit.step, state)
-            self.agent_steps += 1
-            if self.listeners:
+        commit, listeners, call_listeners = self.store.commit, self.listeners, self.call_listeners
+        step = unit.step
+        positions, promises = [], []
+        for ctx, start, end in results:
+            state = ctx.result()
+            commit(ctx.agent_id, step, state)
+            positions.append(state.pos)
+            promises.append(ctx.still_until)
+            if listeners:
                 self._report(ctx, state, start, end)
-        self.dispatcher.complete(unit, [s.pos for s in states], [ctx.still_until for ctx, _, _ in results])
-        gvt = self.table.gvt()
+            if call_listeners and ctx.calls:
+                for listener in call_listeners:
+                    for call in ctx.calls:
+                        listener.on_call(call)
+        self.agent_steps += len(results)
+        self.dispatcher.complete(unit, positions, promises)
+        gvt = self.table._gvt
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
             self.store.collect(gvt)
@@ -155,23 +166,26 @@ class Simulation:
             )
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
-        dist, steps, state_at = self.world.metric.distance, table.step, self.store.at
+        dist, steps, latest, still = self.world.metric.distance, table.step, table.pos, table.still_until
+        states, base = self.store.states_from(step)
+        agents = self.agents
         found = []
         for other in table.near(pos, reach):
             behind = step - steps[other]
             if behind > 0:
-                # Not at `step` yet: the rules keep it farther than `radius` even after `behind` more moves.
-                if may_have_reached(dist(pos, table.pos[other]), table.moves(other, step), radius, V):
+                # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
+                moves = step - max(steps[other], still[other])
+                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V):
                     raise RuntimeError(
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )
                 continue
             if other == me:  # running `step`, so never behind
                 continue
-            state = state_at(other, step)
+            state = states[other][step - base[other]]
             d = dist(pos, state.pos)
             if d <= radius:
-                found.append(Observation(other, self.agents[other].name, state, d))
+                found.append(Observation(other, agents[other].name, state, d))
         found.sort(key=lambda o: (o.distance, o.agent_id))
         return found
 

@@ -50,6 +50,14 @@ class StateStore:
             )
         return self._states[agent][i]
 
+    def states_from(self, step: int) -> tuple[list[list[AgentState]], list[int]]:
+        """The raw lists, for the engine's neighbour query: `lists[a][step - base[a]]` is agent a's state as of
+        `step` for every agent at or past `step` (GVT <= step, so nothing it reads was dropped). Checked once
+        here instead of once per neighbour, on the engine's hottest path."""
+        if step < self.table.gvt():
+            raise RuntimeError(f"states as of step {step} are behind GVT {self.table.gvt()} and were dropped")
+        return self._states, self._base
+
     def commit(self, agent: int, step: int, state: AgentState) -> None:
         """Record the state the agent reached by executing `step` (its state for step + 1)."""
         if step != self.table.step[agent]:

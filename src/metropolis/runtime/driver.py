@@ -50,7 +50,7 @@ class Driver(ABC):
         self._units = 0  # units running now
         self._progress: Progress | None = None
         self.accounting = Accounting()
-        sim.listeners.append(self.accounting)
+        sim.call_listeners.append(self.accounting)
         self._wall0 = time.perf_counter()
         self._t0 = clock()
 

@@ -4,20 +4,65 @@ journal, the trace recorder writing part files, and the checkpointer that seals 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import pickle
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from metropolis.engine import Simulation
+from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.llm.journal import Journal
 from metropolis.runtime.checkpoint import Checkpointer, interval_steps
-from metropolis.store import STORE_FILE, Checkpoint, SqliteStore
+from metropolis.store import Checkpoint, RunStore, StaleEpoch
+from metropolis.store.choice import open_store
 from metropolis.trace import TraceRecorder
+
+
+@runtime_checkable
+class PublicVersions(Protocol):
+    """A store shared by controllers: it keeps the committed public state versions (workers elsewhere read
+    them), and `fence()` raises StaleEpoch once another controller took the run over."""
+
+    def commit_states(self, states: Iterable[tuple[int, int, bytes]]) -> None: ...
+
+    def fence(self) -> None: ...
+
+
+@dataclass(slots=True)
+class FencedSealer:
+    """The trace recorder as the checkpointer sees it, checking the store's fence before it seals parts: a
+    replaced controller is stopped before it writes into the run folder that is now another's."""
+
+    recorder: TraceRecorder
+    store: PublicVersions
+
+    def checkpoint(self) -> dict[str, list[str]]:
+        self.store.fence()
+        return self.recorder.checkpoint()
+
+    def unsynced(self) -> list[Path]:
+        return self.recorder.unsynced()
+
+
+class PublicStates:
+    """A listener: every committed step's public state (what others may observe of the agent) goes to the
+    store, pickled; the store writes it with its next commit."""
+
+    def __init__(self, store: PublicVersions) -> None:
+        self.store = store
+
+    def on_call(self, record: CallRecord) -> None:
+        pass
+
+    def on_step(self, record: StepRecord) -> None:
+        state = pickle.dumps(record.state, protocol=pickle.HIGHEST_PROTOCOL)
+        self.store.commit_states([(record.agent, record.step + 1, state)])
 
 
 @dataclass(slots=True)
 class Durable:
-    store: SqliteStore
+    store: RunStore
     journal: Journal
     recorder: TraceRecorder
     checkpointer: Checkpointer
@@ -26,29 +71,34 @@ class Durable:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, sim: Simulation, path: Path, virtual: bool, minutes: float, resume: bool) -> Iterator[Durable]:
+    def open(
+        cls, sim: Simulation, path: Path, virtual: bool, minutes: float, resume: bool, store: str = "", key: str = ""
+    ) -> Iterator[Durable]:
         """In virtual time journal writes are committed at each checkpoint, not one by one: the answers there
         are recomputed (and checked) on a resume, so losing the tail costs nothing; a live answer costs a
-        real call, so it is committed as it arrives."""
-        file = path / STORE_FILE
-        if resume and not file.is_file():
-            raise FileNotFoundError(f"{path} has no {STORE_FILE}: it was not run with checkpoints, so it cannot resume")
-        store = SqliteStore(file, autocommit=not virtual)
+        real call, so it is committed as it arrives. `store` and `key`: which store (`--store`, see
+        `store.choice`) and the run's keys in a shared one."""
+        with open_store(store, path, key, autocommit=not virtual, resume=resume) as opened:
+            yield from cls._opened(sim, opened, path, minutes, resume)
+
+    @classmethod
+    def _opened(cls, sim: Simulation, store: RunStore, path: Path, minutes: float, resume: bool) -> Iterator[Durable]:
+        checkpoint = store.latest_checkpoint() if resume else None
+        parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
+        recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
+        every = interval_steps(minutes, sim.world.seconds_per_step)
+        shared = store if isinstance(store, PublicVersions) else None
+        sealer = recorder if shared is None else FencedSealer(recorder, shared)
+        checkpointer = Checkpointer(sim, store, every, sealer, resume=checkpoint)
+        sim.listeners += [recorder, checkpointer]
+        if shared is not None:
+            sim.listeners.append(PublicStates(shared))
+        journaled = store.journal_size()
+        store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
         try:
-            checkpoint = store.latest_checkpoint() if resume else None
-            parts = None if not resume else ({} if checkpoint is None else checkpoint.cut["parts"])
-            recorder = TraceRecorder.for_simulation(sim, path / "trace", parts=parts)
-            every = interval_steps(minutes, sim.world.seconds_per_step)
-            checkpointer = Checkpointer(sim, store, every, recorder, resume=checkpoint)
-            sim.listeners += [recorder, checkpointer]
-            journaled = store.journal_size()
-            store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
-            try:
-                yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
-            finally:
-                checkpointer.close()
+            yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
         finally:
-            store.close()
+            checkpointer.close()
 
     def checkpoint_number(self) -> int:
         return 0 if self.resumed_from is None else self.resumed_from.number
@@ -62,6 +112,18 @@ class Durable:
             f"{cut['agent_steps']:,} agent-steps); the journal holds {self.journaled:,} answers"
         )
 
+    def fence(self) -> None:
+        """Raise StaleEpoch if a shared store says another controller took the run over (then nothing here may
+        write to the run's folder or store); a store that cannot answer is left to what follows to meet."""
+        if not isinstance(self.store, PublicVersions):
+            return
+        try:
+            self.store.fence()
+        except StaleEpoch:
+            raise
+        except Exception:
+            pass
+
     def stop(self) -> None:
         """The run stopped early (Ctrl-C, SIGTERM, a failure): save a last checkpoint, so that `resume` loses
         nothing; a failure here must not hide the one that stopped the run."""
@@ -71,8 +133,11 @@ class Durable:
             self.store.log("stopped", {"checkpoint": self.checkpointer.number})
 
     def finish(self) -> None:
-        """The run is done: the trace's parts become its files, and the store says so."""
+        """The run is done: the trace's parts become its files, and the store says so (a shared store is asked
+        first whether this controller still holds the run)."""
         self.checkpointer.wait()
+        if isinstance(self.store, PublicVersions):
+            self.store.fence()
         self.recorder.close()
         journal = self.journal
         self.store.log("finished", {"journal_hits": journal.hits, "journal_misses": journal.misses})

@@ -84,9 +84,10 @@ class MetropolisScheduler(Scheduler):
             # Re-check the agents j blocked: it is one step further on and may have moved.
             if blocks[j]:
                 keep = set()
+                moved_from = max(sj, self.table.still_until[j])  # `table.moves(j, s)` is s - this, at least 0
                 for a in blocks[j]:
-                    gap = steps[a] - sj
-                    if gap > 0 and dist(pos[a], pj) <= block_radius(self.table.moves(j, steps[a]), R, V):
+                    sa = steps[a]
+                    if sa > sj and dist(pos[a], pj) <= block_radius(max(0, sa - moved_from), R, V):
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -128,12 +129,13 @@ class MetropolisScheduler(Scheduler):
         dist, R, V = self.metric.distance, self.R, self.V
         sa, pa = steps[a], pos[a]
         blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
-        couple = self.couple_radius
+        couple, still = self.couple_radius, table.still_until
         gvt = table.gvt()
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
             if sb < sa:
-                if dist(pa, pos[b]) <= block_radius(table.moves(b, sa), R, V):
+                moves = sa - max(sb, still[b])  # `table.moves(b, sa)`, inlined on the hottest loop
+                if dist(pa, pos[b]) <= block_radius(moves if moves > 0 else 0, R, V):
                     blockers.add(b)
                     blocks[b].add(a)
             elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+class StaleEpoch(RuntimeError):
+    """A store refused a write from a controller that was replaced: another one resumed the run since (a shared
+    store fences each controller by an epoch; see store.redis)."""
+
+
 @dataclass(frozen=True, slots=True)
 class JournalKey:
     """One LLM call: whose (the agent the call is for), at which step, its index among that agent's calls of

@@ -35,12 +35,13 @@ class GridIndex:
 
     STRIDE = 1 << 24
     OFFSET = 1 << 23
-    __slots__ = ("_all", "_cells", "cell")
+    __slots__ = ("_all", "_cells", "cell", "whole")
 
-    def __init__(self, cell: int = 8) -> None:
+    def __init__(self, cell: int = 8, whole: int = 64) -> None:
         if cell < 1:
             raise ValueError(f"grid cell size must be >= 1, got {cell}")
         self.cell = cell
+        self.whole = whole  # a huge query over at most this many keys returns them all
         self._cells: dict[int, set[int]] = {}
         # Every key with the bounding box of the occupied cells (x0, x1, y0, y1), kept until a bucket changes:
         # a huge query that covers the box returns it whole instead of visiting every cell.
@@ -91,7 +92,9 @@ class GridIndex:
             # scanning the occupied cells is cheaper than probing empty ones. Usually it covers every occupied
             # cell (a small town), and the keys kept since the last change are the answer, in the scan's order.
             everything, (bx0, bx1, by0, by1) = self._everything()
-            if x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1:
+            if len(everything) <= self.whole or (x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1):
+                # Every key is a superset too, in the scan's order: cheaper than filtering when there are few
+                # (a town of 25), since the caller checks distances anyway.
                 return everything
             # Else scan. With y clamped to one stride, a cell is in the box exactly when its key lies between the
             # box's corner keys and its y part (the low bits, STRIDE being a power of two) lies in [y0, y1].

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,16 +47,23 @@ class TileMap:
         return 0 <= pos[0] < self.width and 0 <= pos[1] < self.height
 
     def is_walkable(self, pos: Pos) -> bool:
-        return self.inside(pos) and bool(self.walkable[pos[1], pos[0]])
+        # A set of the walkable tiles, built once: every move is checked, and indexing the array costs more.
+        tiles = self.derived.get("walkable")
+        if tiles is None:
+            tiles = self.derived["walkable"] = frozenset(self.walkable_tiles())
+        return pos in tiles  # type: ignore[operator]
 
-    def walkable_neighbors(self, pos: Pos) -> list[Pos]:
-        """The 4-connected walkable neighbours: one step moves one tile, never diagonally."""
-        x, y = pos
-        out = []
-        for n in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
-            if self.is_walkable(n):
-                out.append(n)
-        return out
+    def walkable_neighbors(self, pos: Pos) -> Sequence[Pos]:
+        """The 4-connected walkable neighbours: one step moves one tile, never diagonally. Kept per tile once
+        asked (walkers ask at every step), so the sequence is shared: do not change it."""
+        cache: dict[Pos, tuple[Pos, ...]] = self.derived.setdefault("neighbors", {})  # type: ignore[assignment]
+        found = cache.get(pos)
+        if found is None:
+            x, y = pos
+            found = cache[pos] = tuple(
+                n for n in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)) if self.is_walkable(n)
+            )
+        return found
 
     def walkable_tiles(self) -> list[Pos]:
         ys, xs = np.nonzero(self.walkable)

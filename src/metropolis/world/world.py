@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ class World:
     def V(self) -> float:
         return self.max_velocity
 
-    def moves(self, pos: Pos) -> list[Pos]:
+    def moves(self, pos: Pos) -> Sequence[Pos]:
         """Where an agent standing at `pos` may be one step later, staying put excluded."""
         if self.tilemap is not None:
             return self.tilemap.walkable_neighbors(pos)
