@@ -52,11 +52,17 @@ def ray_run(
 
 
 def journal_opener(journal: Journal) -> JournalOpener | None:
-    """How a worker opens the run's store to read a resumed run's answers: the SQLite file, by its path (workers
-    on this machine, or on a shared file system). None for a fresh run: there is nothing to read."""
+    """How a worker opens the run's store to read a resumed run's answers: the SQLite file by its path (workers
+    on this machine, or on a shared file system), or the Redis store under the controller's epoch. None for a
+    fresh run: there is nothing to read."""
     if journal.empty:
         return None
     store = journal.store
-    if not isinstance(store, SqliteStore):
-        raise ValueError(f"a resumed run on Ray cannot read journaled answers from a {type(store).__name__}")
-    return functools.partial(SqliteStore, store.path)
+    if isinstance(store, SqliteStore):
+        return functools.partial(SqliteStore, store.path)
+    url, key, epoch = (getattr(store, name, None) for name in ("url", "key", "epoch"))
+    if isinstance(url, str) and isinstance(key, str) and isinstance(epoch, int):  # the Redis store
+        from metropolis.store.redis import RedisStore
+
+        return functools.partial(RedisStore, url, key, True, epoch)
+    raise ValueError(f"a resumed run on Ray cannot read journaled answers from a {type(store).__name__}")

@@ -73,6 +73,8 @@ class UnitOutcome:
 class ShippedContext(StepContext):
     """A step context rebuilt on the controller from a worker's `MemberOutcome`: its result is the shipped one."""
 
+    __slots__ = ("_shipped",)
+
     def __init__(self, sim: StepHost, unit: WorkUnit, member: MemberOutcome) -> None:
         super().__init__(sim, member.agent, unit.step, unit.group, None)
         self._shipped = member.state
