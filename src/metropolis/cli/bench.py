@@ -10,6 +10,7 @@ from metropolis.bench.endtoend import EndToEndRow, end_to_end_names, run_end_to_
 from metropolis.bench.scheduler import SchedulerBenchRow, run_scheduler_bench
 from metropolis.cli import (
     bench_checkpoint,
+    bench_distributed,
     bench_interactive,
     bench_kv_restore,
     bench_memory,
@@ -113,3 +114,4 @@ app.command("slots")(bench_slots.slots)
 app.command("slots-sim")(bench_slots_sim.slots_sim)
 app.command("realtime")(bench_realtime.realtime)
 app.command("interactive")(bench_interactive.interactive)
+app.command("distributed")(bench_distributed.distributed)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS
+from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, MAX_WORKERS
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
 from metropolis.runtime.serving_memory import RUN_MEMORY_POLICIES
@@ -35,7 +35,10 @@ class RunConfig(BaseModel):
     scheduler: str = "metropolis"
     priority: bool = True
     members: Literal["concurrent", "serial"] = "concurrent"
-    runtime: Literal["auto", "virtual", "asyncio"] = "auto"
+    runtime: Literal["auto", "virtual", "asyncio", "ray"] = "auto"
+    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    ray_address: str = ""
+    unit_timeout: float = Field(0.0, ge=0, le=86_400)
     llm: str = ""
     kind: str = "vllm"
     model: str = "default"

@@ -12,6 +12,7 @@ MAX_AGENTS = 1_000_000
 MAX_AGENT_STEPS = 100_000_000
 MAX_HOURS = 24.0 * 366
 MAX_GPUS = 4096
+MAX_WORKERS = 4096  # Ray workers of `run --runtime ray`
 
 
 def positive_ints(text: str, option: str, most: int = MAX_AGENTS) -> tuple[int, ...]:

@@ -36,6 +36,7 @@ from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
 from metropolis.cli.run_folder import RunFolder
+from metropolis.cli.run_ray import ray_run
 from metropolis.cli.run_setup import RunExtra, RunOptions, build_simulation, player_of, prices
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Prices
@@ -70,7 +71,16 @@ def run(
     members: str = typer.Option(
         "concurrent", "--members", help="How a cluster's members run: concurrent (same result) or serial (ablation)."
     ),
-    runtime: str = typer.Option("auto", "--runtime", help="virtual, asyncio, or auto (asyncio when --llm is set)."),
+    runtime: str = typer.Option(
+        "auto", "--runtime", help="virtual, asyncio, ray (steps on Ray workers), or auto (asyncio when --llm is set)."
+    ),
+    workers: int = typer.Option(None, "--workers", help="--runtime ray: worker actors (default: one per Ray CPU)."),
+    ray_address: str = typer.Option(
+        "", "--ray-address", help="--runtime ray: auto or ray://HOST:PORT joins a cluster (default: a local Ray)."
+    ),
+    unit_timeout: float = typer.Option(
+        0.0, "--unit-timeout", help="--runtime ray: seconds before a silent worker's unit runs elsewhere (0: never)."
+    ),
     llm: str = typer.Option("", "--llm", help="'local' (SmolLM2 on llama.cpp, started here) or a server URL."),
     kind: str = typer.Option(
         "vllm", "--kind", help="Dialect of a URL server: vllm, sglang, llama.cpp, ollama, openai."
@@ -140,7 +150,9 @@ def run(
     continues with `metropolis resume RUN`."""
     options = RunOptions(
         agents=agents, hours=hours, start_hour=start_hour, scheduler=scheduler, priority=not no_priority,
-        members=members, runtime=runtime, llm=llm, kind=kind, model=model, preset=preset_name, gpus=gpus, agent=agent,
+        members=members, runtime=runtime, workers=workers, ray_address=ray_address,
+        unit_timeout=unit_timeout, llm=llm, kind=kind, model=model,
+        preset=preset_name, gpus=gpus, agent=agent,
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction, store=store,
         player=player, player_script=player_script, player_pace=player_pace, player_seconds=player_seconds,
@@ -265,6 +277,8 @@ def execute(
                 folder.finish("running", resumed=durable.checkpoint_number())
             if opts.runtime == "virtual":
                 report, books = _virtual(sim, opts, responder, progress, run_prices, durable.journal, extras)
+            elif opts.runtime == "ray":
+                report, books = ray_run(sim, cfg, opts, progress, durable.journal, run_prices)
             else:
                 report, books = _real(sim, cfg, progress, run_prices, durable.journal)
         except KeyboardInterrupt as stop:

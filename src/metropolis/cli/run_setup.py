@@ -34,6 +34,9 @@ class RunOptions:
     priority: bool = True
     members: str = "concurrent"
     runtime: str = "auto"
+    workers: int | None = None  # --runtime ray: worker actors (None: one per CPU of the Ray cluster)
+    ray_address: str = ""  # --runtime ray: "" starts a local Ray; auto or ray://host:port joins a cluster
+    unit_timeout: float = 0.0  # --runtime ray: seconds before a silent worker's unit goes elsewhere (0: never)
     llm: str = ""
     kind: str = "vllm"
     model: str = "default"
@@ -76,6 +79,8 @@ class RunOptions:
             raise ValueError("--llm calls a real server: use --runtime asyncio (or auto), not virtual")
         if runtime != "virtual" and self.replay is not None:
             raise ValueError("--replay runs in virtual time: leave --runtime at auto or virtual")
+        if (self.workers is not None or self.ray_address or self.unit_timeout) and runtime != "ray":
+            raise ValueError("--workers, --ray-address and --unit-timeout are for --runtime ray")
         if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
             raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
         pace = self._player_pace(runtime)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from metropolis.engine.agent import Agent, Observation, StepContext
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.state import AgentState, StateStore
@@ -102,38 +102,8 @@ class Simulation:
     async def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None = None
     ) -> list[StepResult]:
-        """Run the unit's members and return each member's context and time span: together, with the result of
-        the serial order (engine/members.py), or one after another with `members="serial"`. `tasks` is what the
-        runtime lends to run coroutines together; without it, members that make no LLM calls still run together
-        on a private kernel."""
-        if self.members == "serial" or len(unit.members) == 1:
-            out = []
-            for agent_id in unit.members:
-                ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
-                start = clock()
-                await self.agents[agent_id].step(ctx)
-                out.append((ctx, start, clock()))
-            return out
-
-        async def step(k: int, run: MemberRun | None) -> StepResult:
-            agent_id = unit.members[k]
-            ctx = StepContext(self, agent_id, unit.step, unit.group, llm, run)
-            start = clock()
-            await self.agents[agent_id].step(ctx)
-            return ctx, start, clock()
-
-        agents = self.agents
-        env = Environment() if tasks is None else None
-        together = UnitRun(
-            unit.members,
-            tasks if tasks is not None else KernelTasks(env),  # type: ignore[arg-type]
-            lambda a: agents[a].state_dict(),
-            lambda a, d: agents[a].load_state_dict(d),
-            step,
-        )
-        results = await together.run() if env is None else run_alone(env, together)
-        self.member_stats.add(together.stats)
-        return results
+        """Run the unit's members and return each member's context and time span (`execute_unit`)."""
+        return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
         commit, listeners, call_listeners = self.store.commit, self.listeners, self.call_listeners
@@ -221,3 +191,46 @@ class Simulation:
 
     def history(self, agent: int) -> list[AgentState]:
         return self.store.history(agent)
+
+
+async def execute_unit(
+    host: StepHost,
+    unit: WorkUnit,
+    llm: LLMBackend | None,
+    clock: Callable[[], float],
+    tasks: Tasks | None,
+    serial: bool,
+    stats: UnitStats,
+) -> list[StepResult]:
+    """Run a unit's members on `host` (the simulation, or a Ray worker's copy of what the unit may see): together,
+    with the result of the serial order (engine/members.py), or one after another when `serial`. `tasks` is what
+    the runtime lends to run coroutines together; without it, members that make no LLM calls still run together
+    on a private kernel. What the members' restarts cost is added to `stats`."""
+    if serial or len(unit.members) == 1:
+        out = []
+        for agent_id in unit.members:
+            ctx = StepContext(host, agent_id, unit.step, unit.group, llm)
+            start = clock()
+            await host.agents[agent_id].step(ctx)
+            out.append((ctx, start, clock()))
+        return out
+
+    async def step(k: int, run: MemberRun | None) -> StepResult:
+        agent_id = unit.members[k]
+        ctx = StepContext(host, agent_id, unit.step, unit.group, llm, run)
+        start = clock()
+        await host.agents[agent_id].step(ctx)
+        return ctx, start, clock()
+
+    agents = host.agents
+    env = Environment() if tasks is None else None
+    together = UnitRun(
+        unit.members,
+        tasks if tasks is not None else KernelTasks(env),  # type: ignore[arg-type]
+        lambda a: agents[a].state_dict(),
+        lambda a, d: agents[a].load_state_dict(d),
+        step,
+    )
+    results = await together.run() if env is None else run_alone(env, together)
+    stats.add(together.stats)
+    return results

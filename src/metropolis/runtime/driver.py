@@ -64,6 +64,10 @@ class Driver(ABC):
     def _end(self) -> None:
         """The run is over (finished, or `error` is set): stop waiting, and stop whatever still runs."""
 
+    def _execute(self, unit: WorkUnit) -> Coroutine[Any, Any, list[StepResult]]:
+        """The coroutine that runs a unit: here, in this process (the Ray runtime sends it to a worker)."""
+        return self.sim.execute(unit, self.llm, self.clock, self.tasks)
+
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def _launch(self) -> None:
@@ -74,7 +78,7 @@ class Driver(ABC):
                 break
             self._units += 1
             self.running.change(len(unit.members))
-            self._spawn(unit, sim.execute(unit, self.llm, self.clock, self.tasks))
+            self._spawn(unit, self._execute(unit))
         if self._units == 0 and self.error is None:
             if not sim.done():
                 self.error = self.deadlock()

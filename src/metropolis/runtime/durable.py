@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -43,6 +44,12 @@ class FencedSealer:
 
     def unsynced(self) -> list[Path]:
         return self.recorder.unsynced()
+
+    def write_behind(self, executor: Executor) -> None:
+        self.recorder.write_behind(executor)
+
+    def drain(self) -> None:
+        self.recorder.drain()
 
 
 class PublicStates:
