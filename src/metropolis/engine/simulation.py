@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from metropolis.engine.agent import Agent, Observation, StepContext
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import Listener, Plan, StepRecord
+from metropolis.engine.speculation import Speculation
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.kernel import Environment
 from metropolis.llm.types import LLMBackend
@@ -22,6 +23,7 @@ from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.rules import may_have_reached
+from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
@@ -72,7 +74,12 @@ class Simulation:
             self.scheduler = make_scheduler(scheduler, world, self.table, priority=priority)
         else:
             self.scheduler = scheduler(world, self.table)
-        self.dispatcher = Dispatcher(self.table, self.scheduler)
+        self.speculation: Speculation | None = None  # set when the policy runs units ahead of their blockers
+        if isinstance(self.scheduler, SpeculativeScheduler):
+            self.speculation = Speculation(self, self.scheduler)
+            self.dispatcher: Dispatcher = self.speculation.dispatcher
+        else:
+            self.dispatcher = Dispatcher(self.table, self.scheduler)
         self.checker: CausalityChecker | None = None
         if check_causality:
             self.checker = CausalityChecker(world, self.table, keeps_invariant=self.scheduler.keeps_invariant)
@@ -104,14 +111,10 @@ class Simulation:
         the serial order (engine/members.py), or one after another with `members="serial"`. `tasks` is what the
         runtime lends to run coroutines together; without it, members that make no LLM calls still run together
         on a private kernel."""
+        if self.speculation is not None and self.speculation.covers(unit):
+            return await self.speculation.execute(unit, llm, clock, tasks)
         if self.members == "serial" or len(unit.members) == 1:
-            out = []
-            for agent_id in unit.members:
-                ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
-                start = clock()
-                await self.agents[agent_id].step(ctx)
-                out.append((ctx, start, clock()))
-            return out
+            return await self.run_in_order(unit, llm, clock)
 
         async def step(k: int, run: MemberRun | None) -> StepResult:
             agent_id = unit.members[k]
@@ -133,7 +136,26 @@ class Simulation:
         self.member_stats.add(together.stats)
         return results
 
+    async def run_in_order(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
+    ) -> list[StepResult]:
+        """The unit's members one after another, each seeing the one before it done: the serial order."""
+        out = []
+        for agent_id in unit.members:
+            ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
+            start = clock()
+            await self.agents[agent_id].step(ctx)
+            out.append((ctx, start, clock()))
+        return out
+
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
+        """A unit's run ended: record its results, or hand them to speculation to hold or drop."""
+        if self.speculation is not None:
+            self.speculation.finished(unit, results)
+        else:
+            self.commit_now(unit, results)
+
+    def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None:
         states = [ctx.result() for ctx, _, _ in results]
         for (ctx, start, end), state in zip(results, states, strict=True):
             self.store.commit(ctx.agent_id, unit.step, state)
@@ -147,7 +169,10 @@ class Simulation:
             self.store.collect(gvt)
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
-        """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now."""
+        """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now (a
+        speculative step's plans at its commit)."""
+        if self.speculation is not None and self.speculation.keep_plan(agent, plan):
+            return
         for listener in self.plan_listeners:
             listener(agent, plan)
 
@@ -191,7 +216,9 @@ class Simulation:
             behind = step - steps[other]
             if behind > 0:
                 # Not at `step` yet: the rules keep it farther than `radius` even after `behind` more moves.
-                if may_have_reached(dist(pos, table.pos[other]), table.moves(other, step), radius, V):
+                if may_have_reached(dist(pos, table.pos[other]), table.moves(other, step), radius, V) and not (
+                    self.speculation is not None and self.speculation.running(me)
+                ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )

@@ -1,0 +1,201 @@
+"""`speculative`: the metropolis rules, plus units dispatched ahead of blockers that are guessed to stay away.
+
+A unit blocked by agents behind it waits, under `metropolis`, until none of them can still come within R + V of
+it by the time they reach its step. Most such waits are false: the blocker walks elsewhere. This policy runs the
+unit anyway when a guess says its blockers will not come: each blocker may still make `moves` steps before it
+reaches the unit's step (less the steps it promised to stand still, `ctx.stay`), and the guess is that it walks at
+most `guess` of them towards the unit. The engine keeps what such a unit does to itself (engine/speculation.py).
+
+Validation is the conservative rule, checked late: a blocker stops blocking when the metropolis rule releases it
+(it walked out of the blocking radius, or reached the unit's step). Reaching the step within R + V of a member is
+a conflict: the serial order would have seen it coupled with the unit, or observed by it. The dispatcher then
+puts the members back to waiting (`abort`) before it scans the arriving agent, so the two couple as in `serial`;
+the members stay held (not dispatchable) until the engine has unwound the undone run (`release`). A unit whose
+members' blockers are all gone is `settled`: the engine commits it then, through the ordinary path.
+
+The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
+units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
+back by one per validated unit while the share stays under half the budget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metropolis.scheduling.base import INF
+from metropolis.scheduling.metropolis import MetropolisScheduler
+from metropolis.scheduling.table import AgentView, Status
+from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.world import World
+
+HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How far the policy bets: `depth` steps ahead of GVT, `share` of the running units, `budget` of the tokens
+    wasted before the depth halves; `guess` is the share of its possible moves a blocker is assumed to walk
+    towards the unit."""
+
+    depth: int = 4
+    share: float = 0.5
+    budget: float = 0.1
+    guess: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.depth < 0:
+            raise ValueError(f"the speculation depth must be >= 0 steps, got {self.depth}")
+        for name in ("share", "budget", "guess"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"the speculation {name} must be between 0 and 1, got {value}")
+
+
+class SpeculativeScheduler(MetropolisScheduler):
+    name = "speculative"
+    keeps_invariant = True  # at every commit: only validated units commit
+
+    def __init__(
+        self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None
+    ) -> None:
+        self.window = window if window is not None else Window()
+        super().__init__(world, table, priority=priority)
+
+    def _start(self) -> None:
+        self.depth = self.window.depth
+        self._blocked_at: dict[int, set[int]] = {}  # step -> agents that arrived there blocked (lazily pruned)
+        self._speculative: set[WorkUnit] = set()
+        self._spec_members: set[int] = set()
+        self._running = 0  # units dispatched and not yet committed or aborted
+        self._kept_tokens = 0
+        self._wasted_tokens = 0
+        self.dispatched_speculatively = 0
+        self.aborted = 0
+        super()._start()
+
+    # -- dispatch ---------------------------------------------------------------------------------------------
+
+    def pop_ready(self) -> WorkUnit | None:
+        unit = super().pop_ready()
+        if unit is None:
+            unit = self._pop_speculative()
+        if unit is not None:
+            self._running += 1
+        return unit
+
+    def is_speculative(self, unit: WorkUnit) -> bool:
+        return unit in self._speculative
+
+    def _pop_speculative(self) -> WorkUnit | None:
+        if self.depth == 0 or len(self._speculative) + 1 > max(1.0, self.window.share * (self._running + 1)):
+            return None
+        table = self.table
+        gvt, steps, status, blocked_by = table.gvt(), table.step, table.status, self.blocked_by
+        for step in range(gvt + 1, min(gvt + self.depth, self.until - 1) + 1):
+            agents = self._blocked_at.get(step)
+            if not agents:
+                continue
+            stale = [a for a in agents if steps[a] != step or status[a] is not Status.WAITING or not blocked_by[a]]
+            agents.difference_update(stale)
+            for seed in sorted(agents):
+                members = tuple(self.cluster_of(seed))
+                if all(self._guess_clear(m, step) for m in members):
+                    unit = WorkUnit(step, members, members)
+                    self._speculative.add(unit)
+                    self._spec_members.update(members)
+                    self.dispatched_speculatively += 1
+                    agents.difference_update(members)
+                    return unit
+        return None
+
+    def _guess_clear(self, member: int, step: int) -> bool:
+        """Whether every blocker of `member` is guessed to stay farther than R + V from it at `step`."""
+        table, dist = self.table, self.metric.distance
+        blockers = self.blocked_by[member]
+        if HELD in blockers or table.status[member] is not Status.WAITING:
+            return False
+        pm, reach = table.pos[member], self.couple_radius
+        for b in blockers:
+            if dist(pm, table.pos[b]) - self.window.guess * table.moves(b, step) * self.V <= reach:
+                return False
+        return True
+
+    def _scan(self, a: int) -> None:
+        super()._scan(a)
+        if self.blocked_by[a]:
+            self._blocked_at.setdefault(self.table.step[a], set()).add(a)
+
+    # -- validation -------------------------------------------------------------------------------------------
+
+    def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
+        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet.
+        Asked by the dispatcher after the table advanced and before `complete`."""
+        if not self._speculative:
+            return []
+        table, dist, reach = self.table, self.metric.distance, self.couple_radius
+        hit: set[int] = set()
+        for j in unit.members:
+            sj, pj = table.step[j], table.pos[j]
+            for a in self.blocks[j]:
+                if a in self._spec_members and table.step[a] == sj and dist(pj, table.pos[a]) <= reach:
+                    hit.add(a)
+        return [u for u in self._speculative if hit.intersection(u.members)]
+
+    def settled(self, unit: WorkUnit) -> bool:
+        """A speculative unit none of whose members is blocked any more: its run is what `serial` would do."""
+        return not any(self.blocked_by[m] for m in unit.members)
+
+    def abort(self, unit: WorkUnit) -> None:
+        """The dispatcher put `unit`'s members back to waiting: hold them until the engine has unwound their run,
+        and find their partners and blockers afresh."""
+        self._forget(unit)
+        self.aborted += 1
+        for m in unit.members:
+            self.coupled[m].clear()
+        for m in unit.members:
+            self._scan(m)
+            self.blocked_by[m].add(HELD)
+
+    def release(self, unit: WorkUnit) -> None:
+        """The undone run of `unit` has unwound: its members may run again."""
+        for m in unit.members:
+            self.blocked_by[m].discard(HELD)
+            if not self.blocked_by[m] and self.table.status[m] is Status.WAITING:
+                self._push(m)
+
+    def complete(self, unit: WorkUnit) -> None:
+        self._running -= 1
+        if unit in self._speculative:
+            self._speculative.discard(unit)
+            self._spec_members.difference_update(unit.members)
+        super().complete(unit)
+
+    def _forget(self, unit: WorkUnit) -> None:
+        self._running -= 1
+        self._speculative.discard(unit)
+        self._spec_members.difference_update(unit.members)
+
+    # -- the window -------------------------------------------------------------------------------------------
+
+    def record_tokens(self, kept: int, wasted: int) -> None:
+        """Tokens of committed calls and of undone ones: the depth halves while waste is over budget."""
+        self._kept_tokens += kept
+        self._wasted_tokens += wasted
+        total = self._kept_tokens + self._wasted_tokens
+        if not total:
+            return
+        share = self._wasted_tokens / total
+        if wasted and share > self.window.budget:
+            self.depth //= 2
+        elif kept and share < self.window.budget / 2 and self.depth < self.window.depth:
+            self.depth += 1
+
+    def wait_steps(self, agent: int) -> float:
+        status = self.table.status[agent]
+        if status is Status.DONE:
+            return INF
+        blockers = self.blocked_by[agent] - {HELD}
+        if status is Status.RUNNING or not blockers:
+            return 0.0
+        mine, steps = self.table.step[agent], self.table.step
+        return float(max(mine - steps[b] for b in blockers))
