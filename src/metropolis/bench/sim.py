@@ -31,6 +31,7 @@ SCHEDULING_POLICIES = (
     "metropolis-serial-members",
     "metropolis",
     "metropolis-plans",
+    "speculative",
     "oracle",
 )
 # With `--metric walking` the workload's agents observe by walking distance; this row runs the metropolis rules
@@ -48,6 +49,7 @@ POLICY_SETUP = {
     "metropolis-serial-members": ("metropolis", True, "serial", False),
     "metropolis": ("metropolis", True, "concurrent", False),
     "metropolis-plans": ("metropolis", True, "concurrent", True),
+    "speculative": ("speculative", True, "concurrent", False),
     "oracle": ("oracle", True, "concurrent", False),
     EUCLIDEAN_RULES: ("metropolis", True, "concurrent", False),
 }
@@ -108,8 +110,9 @@ class PolicyResult:
     calls: int = 0
     wall_seconds: float = 0.0
     tokens: int = 0  # prompt + output tokens of the calls the run kept
-    wasted_tokens: int = 0  # tokens of answers a restarted member never used
+    wasted_tokens: int = 0  # tokens of answers a restarted member or an undone speculative unit never used
     restarts: int = 0
+    rollbacks: int = 0  # speculative units undone by a conflict
     in_flight_curve: np.ndarray | None = field(default=None, repr=False)  # (bins,) mean in flight per bin
 
 
@@ -204,6 +207,7 @@ def run_policy(
             progress(f"{setting.label}: {policy}", done, total)
 
     report = VirtualRuntime(sim, env, llm).run(advance)
+    spec = sim.speculation.stats if sim.speculation is not None else None
     return PolicyResult(
         setting,
         policy,
@@ -214,8 +218,11 @@ def run_policy(
         wall_seconds=report.wall_seconds,
         in_flight_curve=in_flight_curve(llm, report.duration),
         tokens=report.prompt_tokens + report.completion_tokens,
-        wasted_tokens=sim.member_stats.wasted_prompt_tokens + sim.member_stats.wasted_output_tokens,
+        wasted_tokens=sim.member_stats.wasted_prompt_tokens
+        + sim.member_stats.wasted_output_tokens
+        + (spec.wasted_tokens if spec else 0),
         restarts=sim.member_stats.restarts,
+        rollbacks=spec.rollbacks if spec else 0,
     )
 
 
@@ -294,6 +301,7 @@ def rows(result: SettingResult) -> list[dict[str, object]]:
                 "peak_in_flight": r.peak_in_flight if live else None,
                 "wall_seconds": round(r.wall_seconds, 2) if live else None,
                 "restarts": r.restarts if live else None,
+                "rollbacks": r.rollbacks if live else None,
                 "wasted_tokens": r.wasted_tokens if live else None,
                 "wasted_share": round(r.wasted_tokens / (r.tokens + r.wasted_tokens), 4) if live and r.tokens else None,
             }

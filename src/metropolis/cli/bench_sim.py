@@ -94,6 +94,7 @@ def _print(results: list[SettingResult]) -> None:
         "of oracle",
         "in flight",
         "restarts",
+        "rollbacks",
         "wasted",
     ):
         table.add_column(col, justify="right")
@@ -113,6 +114,7 @@ def _print(results: list[SettingResult]) -> None:
                 f"{r.share_of_oracle(policy):.1%}",
                 f"{p.mean_in_flight:.2f}" if live else "-",
                 f"{p.restarts:,}" if live else "-",
+                f"{p.rollbacks:,}" if live else "-",
                 f"{p.wasted_tokens / max(1, p.tokens + p.wasted_tokens):.1%}" if live else "-",
                 end_section=policy == "gpu-limit",
             )

@@ -16,20 +16,36 @@ after another in one coroutine, so an undone unit has no member still running on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from metropolis.engine.agent import Agent, StepContext
 from metropolis.engine.members import AsyncioTasks, KernelTasks, Tasks
 from metropolis.engine.records import Plan
 from metropolis.kernel import Environment, Event
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.scheduling.speculative_dispatch import SpeculativeDispatcher
+from metropolis.scheduling.table import AgentTable
 from metropolis.scheduling.unit import WorkUnit
 
-if TYPE_CHECKING:
-    from metropolis.engine.simulation import Simulation, StepResult
+StepResult = tuple[StepContext, float, float]  # as the simulation's: a member's context and its time span
+
+
+class SpeculationHost(Protocol):
+    """What speculation needs of the simulation that owns it."""
+
+    agents: list[Agent]
+    table: AgentTable
+
+    def publish_plan(self, agent: int, plan: Plan) -> None: ...
+
+    def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None: ...
+
+    async def run_in_order(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
+    ) -> list[StepResult]: ...
 
 
 class Rollback(BaseException):
@@ -58,6 +74,7 @@ class SpecRun:
     plans: list[tuple[int, Plan]] = field(default_factory=list)
     calls: set[PendingCall] = field(default_factory=set)
     answered: list[int] = field(default_factory=list)  # tokens of each call answered to the step
+    error: Exception | None = None  # the step failed: raised if the unit settles, forgotten if it is undone
     doomed: bool = False
 
 
@@ -132,7 +149,7 @@ class CancellableLLM:
 class Speculation:
     """Buffers, validates and undoes the speculative units of one simulation (module docstring)."""
 
-    def __init__(self, sim: Simulation, policy: SpeculativeScheduler) -> None:
+    def __init__(self, sim: SpeculationHost, policy: SpeculativeScheduler) -> None:
         self.sim = sim
         self.policy = policy
         self.dispatcher = SpeculativeDispatcher(sim.table, policy, self.on_conflict)
@@ -173,6 +190,9 @@ class Speculation:
             return await self.sim.run_in_order(unit, wrapped, clock)
         except Rollback:
             return []
+        except Exception as error:  # it may have failed on what it guessed wrong (a partner it lacks): wait
+            run.error = error
+            return []
         finally:
             for a in unit.members:
                 self._running.pop(a, None)
@@ -186,7 +206,7 @@ class Speculation:
             self._undo(run, results)
         elif self.policy.settled(unit):
             del self._runs[unit]
-            self._commit(unit, results, run.plans)
+            self._commit(unit, results, run)
         else:
             run.results = results
         self._settle()
@@ -212,9 +232,14 @@ class Speculation:
         self.stats.wasted_tokens += tokens
         self.policy.record_tokens(0, tokens)
 
-    def _commit(self, unit: WorkUnit, results: list[StepResult], plans: Sequence[tuple[int, Plan]] = ()) -> None:
-        for agent, plan in plans:
-            self.sim.publish_plan(agent, plan)
+    def _commit(self, unit: WorkUnit, results: list[StepResult], run: SpecRun | None = None) -> None:
+        if run is not None:
+            if run.error is not None:  # the guess held, so the failure is real
+                names = ", ".join(self.sim.agents[a].name for a in unit.members)
+                error = run.error
+                raise RuntimeError(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}") from error
+            for agent, plan in run.plans:
+                self.sim.publish_plan(agent, plan)
         kept = sum(c.prompt_tokens + c.output_tokens for ctx, _, _ in results for c in ctx.calls)
         self.stats.kept_tokens += kept
         self.policy.record_tokens(kept, 0)
@@ -243,4 +268,4 @@ class Speculation:
             run = min(ready, key=lambda r: (r.unit.step, r.unit.members))
             del self._runs[run.unit]
             assert run.results is not None
-            self._commit(run.unit, run.results, run.plans)
+            self._commit(run.unit, run.results, run)

@@ -55,9 +55,7 @@ class SpeculativeScheduler(MetropolisScheduler):
     name = "speculative"
     keeps_invariant = True  # at every commit: only validated units commit
 
-    def __init__(
-        self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None
-    ) -> None:
+    def __init__(self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None) -> None:
         self.window = window if window is not None else Window()
         super().__init__(world, table, priority=priority)
 
@@ -114,11 +112,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
             return False
-        pm, reach = table.pos[member], self.couple_radius
-        for b in blockers:
-            if dist(pm, table.pos[b]) - self.window.guess * table.moves(b, step) * self.V <= reach:
-                return False
-        return True
+        pm, reach, walk = table.pos[member], self.couple_radius, self.window.guess * self.V
+        return all(dist(pm, table.pos[b]) - walk * table.moves(b, step) > reach for b in blockers)
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
