@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -13,12 +14,15 @@ from metropolis.agents import WalkerConfig
 from metropolis.engine import Simulation
 from metropolis.engine.agent import Agent, StepContext
 from metropolis.kernel import Environment
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
-from metropolis.runtime import VirtualRuntime
+from metropolis.runtime import AsyncioRuntime, VirtualRuntime
 from metropolis.scheduling import AgentView
 from metropolis.scheduling.speculative import SpeculativeScheduler, Window
 from metropolis.world import World
 from metropolis.world.spatial import Pos
+from tests.fault_server import Arrival, Fault, FaultServer
 from tests.scenarios import finish, outcome, run_shuffled, walker_sim
 
 BOLD = Window(depth=64, share=1.0, budget=1.0, guess=0.0)  # speculate whenever any guess allows: many rollbacks
@@ -210,3 +214,38 @@ def test_window_checks_its_values(field: str, value: float) -> None:
 def test_the_policy_is_chosen_by_name() -> None:
     sim = two_agent_sim(pair(R + V), "speculative")
     assert isinstance(sim.scheduler, SpeculativeScheduler) and sim.speculation is not None
+
+
+# -- real time: an undone unit's request is closed -------------------------------------------------------------
+
+
+async def test_a_conflict_closes_the_stream_of_the_request_in_flight() -> None:
+    """Against the loopback fault server: A's first call of its speculative step 1 is never answered; when B
+    lands within R + V the call is cancelled, so the client closes the connection and the server sees it go
+    (nothing is left in flight there while the client is still open), and the run still ends as serial's."""
+    hung: list[str] = []
+    armed = [False]  # the serial reference runs first, answered
+
+    def schedule(arrival: Arrival) -> Fault:
+        if arrival.body["messages"][0]["content"] == "A at step 1, thought 0" and armed[0] and not hung:
+            hung.append(arrival.request_id)
+            return Fault.TIMEOUT  # waits for the client to hang up
+        return Fault.OK
+
+    serial = two_agent_sim(thinkers(), "serial")
+    with FaultServer(schedule, delay=0.2) as server:
+        cfg = EndpointConfig(base_url=server.base_url, model="m", api_key_env=None, read_timeout=30.0)
+        async with OpenAIClient(cfg) as client:
+            await AsyncioRuntime(serial, client).run()
+            armed[0] = True
+            sim = two_agent_sim(thinkers(), bold())
+            await AsyncioRuntime(sim, client).run()
+            for _ in range(100):  # the server runs in its own thread
+                if server.in_flight == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.in_flight == 0
+    assert sim.speculation is not None
+    assert (sim.speculation.stats.rollbacks, sim.speculation.stats.cancelled_calls) == (1, 1)
+    assert len(hung) == 1 and server.answered[hung[0]] == 0  # never answered: the client hung up
+    assert outcome(sim) == outcome(serial)
