@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from metropolis.engine.agent import Agent, Observation, StepContext
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import Listener, Plan, StepRecord
 from metropolis.engine.speculation import Speculation
@@ -137,12 +137,13 @@ class Simulation:
         return results
 
     async def run_in_order(
-        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
     ) -> list[StepResult]:
-        """The unit's members one after another, each seeing the one before it done: the serial order."""
+        """The unit's members one after another, each seeing the one before it done: the serial order. `host`:
+        what the steps see instead of this simulation (a speculative step chained on a held one)."""
         out = []
         for agent_id in unit.members:
-            ctx = StepContext(self, agent_id, unit.step, unit.group, llm)
+            ctx = StepContext(host or self, agent_id, unit.step, unit.group, llm)
             start = clock()
             await self.agents[agent_id].step(ctx)
             out.append((ctx, start, clock()))

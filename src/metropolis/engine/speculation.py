@@ -1,34 +1,38 @@
-"""The engine's side of the `speculative` policy: run a unit ahead of its blockers without anybody seeing it.
+"""The engine's side of the `speculative` policy: run units ahead of their blockers without anybody seeing it.
 
 A speculative unit runs like any other, with three differences, so that nothing outside it sees work that may be
 undone: its members' private state is saved before the step (`Agent.state_dict`); the plans it publishes are kept
 until it commits; and its results are held, not committed, until the policy says the unit is settled (every
 blocker released it). Trace rows and call records go out only at the commit, so an undone run leaves none.
 
-A conflict (a blocker reached the unit's step within R + V) undoes the unit: held results are dropped; a run still
-in flight has its LLM calls cancelled (in real time the stream is closed, so vLLM and SGLang abort the request;
-in virtual time the unit stops waiting and the call's tokens count as wasted when the serving model finishes
-it), and the step unwinds with `Rollback` at its next await, before any more agent code runs. Then the members'
-private state is restored and the dispatcher releases them to run again. A speculative unit runs its members one
-after another in one coroutine, so an undone unit has no member still running on its own.
+A lone agent whose result is held may run its next step too, on top of it (a chain): the step reads its own held
+state through an overlay of the state store, and the policy adopts the chained unit when the one below commits.
+
+A conflict undoes a unit and every step chained on it: held results are dropped; runs in flight have their LLM
+calls cancelled (engine/cancellable.py) and unwind at their next await, before any more agent code runs. Once all
+of them have unwound, the members' private state is restored to what it was before the first undone step and the
+dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an undone
+unit has no member still running on its own.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from metropolis.engine.agent import Agent, StepContext
-from metropolis.engine.members import AsyncioTasks, KernelTasks, Tasks
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
+from metropolis.engine.cancellable import CancellableLLM, PendingCall, Rollback
+from metropolis.engine.members import Tasks
 from metropolis.engine.records import Plan
-from metropolis.kernel import Environment, Event
-from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
+from metropolis.engine.state import AgentState, StateStore
+from metropolis.llm.types import LLMBackend
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.scheduling.speculative_dispatch import SpeculativeDispatcher
 from metropolis.scheduling.table import AgentTable
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
 
 StepResult = tuple[StepContext, float, float]  # as the simulation's: a member's context and its time span
 
@@ -36,32 +40,44 @@ StepResult = tuple[StepContext, float, float]  # as the simulation's: a member's
 class SpeculationHost(Protocol):
     """What speculation needs of the simulation that owns it."""
 
+    world: World
     agents: list[Agent]
     table: AgentTable
+    store: StateStore
+    seed: int
+    record_text: bool
+    start_seconds: float
+
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]: ...
 
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
     def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None: ...
 
     async def run_in_order(
-        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
     ) -> list[StepResult]: ...
-
-
-class Rollback(BaseException):
-    """The speculative step was undone by a conflict: unwind without running more agent code."""
 
 
 @dataclass(slots=True)
 class SpeculationStats:
-    """What speculation did and cost: units run ahead, units undone, and the tokens of their answers."""
+    """What speculation did and cost: steps run ahead, units undone, and the tokens of their answers."""
 
     speculated: int = 0
+    chained: int = 0
     rollbacks: int = 0
     cancelled_calls: int = 0
     wasted_calls: int = 0
     wasted_tokens: int = 0
     kept_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Undo:
+    """The undoing of a unit and the steps chained on it: done when the last of them has unwound."""
+
+    root: SpecRun
+    pending: int = 0
 
 
 @dataclass(slots=True)
@@ -76,74 +92,34 @@ class SpecRun:
     answered: list[int] = field(default_factory=list)  # tokens of each call answered to the step
     error: Exception | None = None  # the step failed: raised if the unit settles, forgotten if it is undone
     doomed: bool = False
+    undo: Undo | None = None
 
 
-class PendingCall:
-    """An LLM call of a speculative step that can be abandoned: `cancel` makes its awaiter raise `Rollback`."""
+class HeldStates:
+    """The state store as a chained step sees it: its agent's held state first."""
 
-    def __init__(self, coro: Coroutine[Any, Any, LLMResponse], tasks: Tasks | None, waste: Callable[[int], None]):
-        self._waste = waste
-        self._env: Environment | None = tasks.env if isinstance(tasks, KernelTasks) else None
-        self._task: asyncio.Future[LLMResponse] | None = None
-        self._coro: Coroutine[Any, Any, LLMResponse] | None = None
-        if self._env is not None:
-            self._gate = self._env.event()
-            self._env.process(coro).callbacks.append(self._answered)
-        elif isinstance(tasks, AsyncioTasks):
-            self._task = asyncio.ensure_future(coro)
-        else:
-            self._coro = coro  # no runtime to race it on: it can only be abandoned when it returns
+    def __init__(self, store: StateStore, held: dict[tuple[int, int], AgentState]) -> None:
+        self.store, self.held = store, held
 
-    def _answered(self, ev: Event) -> None:
-        if not self._gate.triggered:
-            if ev.ok:
-                self._gate.succeed(ev.value)
-            else:
-                self._gate.fail(ev.value)
-        elif ev.ok:  # abandoned: the serving model finished it anyway
-            response: LLMResponse = ev.value
-            self._waste(response.prompt_tokens + response.completion_tokens)
-
-    def cancel(self) -> None:
-        if self._env is not None and not self._gate.triggered:
-            self._gate.fail(Rollback())
-        elif self._task is not None:
-            self._task.cancel()  # closes the stream: the server aborts the request
-
-    def __await__(self) -> Generator[Any, Any, LLMResponse]:
-        if self._env is not None:
-            return self._gate.__await__()
-        if self._task is not None:
-            return self._task.__await__()
-        assert self._coro is not None
-        return self._coro.__await__()
+    def at(self, agent: int, step: int) -> AgentState:
+        state = self.held.get((agent, step))
+        return state if state is not None else self.store.at(agent, step)
 
 
-class CancellableLLM:
-    """The LLM backend a speculative unit sees: every call can be abandoned by a conflict."""
+class Overlay:
+    """The simulation as a chained step sees it (a `StepHost`): the same, but for `HeldStates`."""
 
-    def __init__(self, inner: LLMBackend, run: SpecRun, tasks: Tasks | None, waste: Callable[[int], None]) -> None:
-        self.inner, self.run, self.tasks, self._waste = inner, run, tasks, waste
+    def __init__(self, sim: SpeculationHost, held: dict[tuple[int, int], AgentState]) -> None:
+        self._sim = sim
+        self.world, self.agents, self.seed = sim.world, sim.agents, sim.seed
+        self.record_text, self.start_seconds = sim.record_text, sim.start_seconds
+        self.store = cast(StateStore, HeldStates(sim.store, held))
 
-    async def complete(self, request: LLMRequest) -> LLMResponse:
-        run = self.run
-        if run.doomed:
-            raise Rollback
-        call = PendingCall(self.inner.complete(request), self.tasks, self._waste)
-        run.calls.add(call)
-        try:
-            response = await call
-        except asyncio.CancelledError:
-            if run.doomed:
-                raise Rollback from None
-            raise
-        finally:
-            run.calls.discard(call)
-        if run.doomed:
-            self._waste(response.prompt_tokens + response.completion_tokens)
-            raise Rollback
-        run.answered.append(response.prompt_tokens + response.completion_tokens)
-        return response
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
+        return self._sim.neighbors_at(me, step, pos, radius)
+
+    def publish_plan(self, agent: int, plan: Plan) -> None:
+        self._sim.publish_plan(agent, plan)
 
 
 class Speculation:
@@ -183,11 +159,12 @@ class Speculation:
         self.stats.speculated += 1
         agents = self.sim.agents
         run.saved = {a: agents[a].state_dict() for a in unit.members}
+        host = self._overlay(unit)
         for a in unit.members:
             self._running[a] = run
         wrapped = CancellableLLM(llm, run, tasks, self._waste) if llm is not None else None
         try:
-            return await self.sim.run_in_order(unit, wrapped, clock)
+            return await self.sim.run_in_order(unit, wrapped, clock, host)
         except Rollback:
             return []
         except Exception as error:  # it may have failed on what it guessed wrong (a partner it lacks): wait
@@ -203,34 +180,78 @@ class Speculation:
         if run is None:
             self._commit(unit, results)
         elif run.doomed:
-            self._undo(run, results)
+            del self._runs[unit]
+            self._count_waste(run)
+            assert run.undo is not None
+            run.undo.pending -= 1
+            self._finish_undo(run.undo)
         elif self.policy.settled(unit):
             del self._runs[unit]
             self._commit(unit, results, run)
         else:
             run.results = results
+            if len(unit.members) == 1 and run.error is None:
+                self.policy.offer_chain(unit.members[0], unit.step + 1, results[0][0].pos)
         self._settle()
 
     # -- what the dispatcher tells --------------------------------------------------------------------------
 
     def on_conflict(self, unit: WorkUnit) -> None:
+        """`unit` was undone (its members wait again, held): undo it and every step chained on it."""
         self.stats.rollbacks += 1
-        run = self._runs.setdefault(unit, SpecRun(unit))
-        run.doomed = True
-        if run.results is not None:
-            self._undo(run, run.results)
-        else:
+        root = self._runs.setdefault(unit, SpecRun(unit))
+        undo = Undo(root)
+        chained = [self._runs.setdefault(u, SpecRun(u)) for u in self.policy.chained_above(unit)]
+        for run in [root, *chained]:
+            if run is not root:
+                self.dispatcher.drop_chain(run.unit)
+            run.doomed, run.undo = True, undo
+            if run.results is not None:  # finished already: drop what it holds
+                del self._runs[run.unit]
+                self._count_waste(run)
+                continue
+            undo.pending += 1
             for call in list(run.calls):
                 self.stats.cancelled_calls += 1
                 call.cancel()
+        self._finish_undo(undo)
 
     # -- inside -----------------------------------------------------------------------------------------------
+
+    def _overlay(self, unit: WorkUnit) -> StepHost | None:
+        """For a chained step: the simulation with its agent's held state at this step."""
+        if len(unit.members) != 1:
+            return None
+        a = unit.members[0]
+        below = self._runs.get(WorkUnit(unit.step - 1, unit.members, unit.members))
+        if below is None or not below.results:
+            return None  # committed already: the store has it
+        self.stats.chained += 1
+        return Overlay(self.sim, {(a, unit.step): below.results[0][0].result()})
 
     def _waste(self, tokens: int) -> None:
         """An abandoned call was answered anyway: its tokens bought nothing."""
         self.stats.wasted_calls += 1
         self.stats.wasted_tokens += tokens
         self.policy.record_tokens(0, tokens)
+
+    def _count_waste(self, run: SpecRun) -> None:
+        """Every answer an undone step got, whether it finished (held results) or unwound half-way."""
+        wasted = sum(run.answered)
+        self.stats.wasted_calls += len(run.answered)
+        self.stats.wasted_tokens += wasted
+        self.policy.record_tokens(0, wasted)
+
+    def _finish_undo(self, undo: Undo) -> None:
+        """Once every undone step has unwound: restore the state from before the first, and release."""
+        if undo.pending:
+            return
+        saved = undo.root.saved
+        if saved is not None:
+            agents = self.sim.agents
+            for a, state in saved.items():
+                agents[a].load_state_dict(state)
+        self.dispatcher.release(undo.root.unit)
 
     def _commit(self, unit: WorkUnit, results: list[StepResult], run: SpecRun | None = None) -> None:
         if run is not None:
@@ -244,20 +265,6 @@ class Speculation:
         self.stats.kept_tokens += kept
         self.policy.record_tokens(kept, 0)
         self.sim.commit_now(unit, results)
-
-    def _undo(self, run: SpecRun, results: list[StepResult]) -> None:
-        """Drop the run's results, restore its members' private state, and let them run again."""
-        del self._runs[run.unit]
-        # every answer the step got, whether it finished (held results) or unwound half-way
-        wasted = sum(run.answered)
-        self.stats.wasted_calls += len(run.answered)
-        self.stats.wasted_tokens += wasted
-        if run.saved is not None:
-            agents = self.sim.agents
-            for a, state in run.saved.items():
-                agents[a].load_state_dict(state)
-        self.policy.record_tokens(0, wasted)
-        self.dispatcher.release(run.unit)
 
     def _settle(self) -> None:
         """Commit every held unit that is now settled, lowest step first; a commit may settle more."""

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 from metropolis.scheduling.base import INF
 from metropolis.scheduling.metropolis import MetropolisScheduler
+from metropolis.scheduling.rules import block_radius
 from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
@@ -63,6 +65,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.depth = self.window.depth
         self._blocked_at: dict[int, set[int]] = {}  # step -> agents that arrived there blocked (lazily pruned)
         self._speculative: set[WorkUnit] = set()
+        self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
+        self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
         self._spec_members: set[int] = set()
         self._running = 0  # units dispatched and not yet committed or aborted
         self._kept_tokens = 0
@@ -77,15 +81,21 @@ class SpeculativeScheduler(MetropolisScheduler):
         unit = super().pop_ready()
         if unit is None:
             unit = self._pop_speculative()
+        if unit is None and self._offers:
+            unit = self._pop_chained()
         if unit is not None:
             self._running += 1
         return unit
 
     def is_speculative(self, unit: WorkUnit) -> bool:
-        return unit in self._speculative
+        return unit in self._speculative or unit in self._chained
+
+    def _may_bet(self) -> bool:
+        bets = len(self._speculative) + len(self._chained)
+        return self.depth > 0 and bets + 1 <= max(1.0, self.window.share * (self._running + 1))
 
     def _pop_speculative(self) -> WorkUnit | None:
-        if self.depth == 0 or len(self._speculative) + 1 > max(1.0, self.window.share * (self._running + 1)):
+        if not self._may_bet():
             return None
         table = self.table
         gvt, steps, status, blocked_by = table.gvt(), table.step, table.status, self.blocked_by
@@ -115,6 +125,42 @@ class SpeculativeScheduler(MetropolisScheduler):
         pm, reach, walk = table.pos[member], self.couple_radius, self.window.guess * self.V
         return all(dist(pm, table.pos[b]) - walk * table.moves(b, step) > reach for b in blockers)
 
+    def offer_chain(self, agent: int, step: int, pos: Pos) -> None:
+        """The engine holds `agent`'s lone result: it would stand at `pos` at `step`, and may run that step."""
+        if step < self.until:
+            self._offers[agent] = (step, pos)
+
+    def _pop_chained(self) -> WorkUnit | None:
+        if not self._may_bet():
+            return None
+        gvt = self.table.gvt()
+        for agent, (step, pos) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
+            if step - gvt <= self.depth and self._chain_clear(agent, step, pos):
+                del self._offers[agent]
+                unit = WorkUnit(step, (agent,), (agent,))
+                self._chained.add(unit)
+                self.dispatched_speculatively += 1
+                return unit
+        return None
+
+    def _chain_clear(self, agent: int, step: int, pos: Pos) -> bool:
+        """Whether `agent` at `pos` would be alone at `step`, and every agent behind that could come within
+        R + V is guessed not to."""
+        table, dist, R, V = self.table, self.metric.distance, self.R, self.V
+        steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
+        gvt = table.gvt()
+        for b in table.near(pos, block_radius(step - gvt, R, V)):
+            if b == agent:
+                continue
+            d, sb = dist(pos, table.pos[b]), steps[b]
+            if sb == step and d <= reach:
+                return False  # it would be coupled with b
+            if sb < step:
+                moves = table.moves(b, step)
+                if d <= block_radius(moves, R, V) and d - walk * moves <= reach:
+                    return False
+        return True
+
     def _scan(self, a: int) -> None:
         super()._scan(a)
         if self.blocked_by[a]:
@@ -137,8 +183,40 @@ class SpeculativeScheduler(MetropolisScheduler):
         return [u for u in self._speculative if hit.intersection(u.members)]
 
     def settled(self, unit: WorkUnit) -> bool:
-        """A speculative unit none of whose members is blocked any more: its run is what `serial` would do."""
-        return not any(self.blocked_by[m] for m in unit.members)
+        """A speculative unit none of whose members is blocked any more: its run is what `serial` would do (a
+        chained unit is not settled before it is adopted)."""
+        return unit not in self._chained and not any(self.blocked_by[m] for m in unit.members)
+
+    def chained_on(self, agent: int) -> WorkUnit | None:
+        """The lone step chained on `agent`'s step that just committed, if any."""
+        unit = WorkUnit(self.table.step[agent], (agent,), (agent,))
+        return unit if unit in self._chained else None
+
+    def chained_above(self, unit: WorkUnit) -> list[WorkUnit]:
+        """The lone steps chained on `unit`'s members after its step: undone with it."""
+        return sorted(
+            (u for u in self._chained if u.step > unit.step and u.members[0] in unit.members), key=lambda u: u.step
+        )
+
+    def adopt(self, unit: WorkUnit) -> bool:
+        """The step below `unit` committed: it becomes an ordinary speculative unit if its agent, now at its
+        step, is alone there; False: it must be undone (the agent is held until the engine releases it)."""
+        self._chained.discard(unit)
+        (agent,) = unit.members
+        blockers = self.blocked_by[agent]
+        if self.table.status[agent] is Status.WAITING and not self.coupled[agent] and HELD not in blockers:
+            self._speculative.add(unit)
+            self._spec_members.add(agent)
+            return True
+        self._running -= 1
+        blockers.add(HELD)
+        return False
+
+    def drop_chain(self, unit: WorkUnit) -> None:
+        """A chained unit is undone with the step below it."""
+        self._chained.discard(unit)
+        self._running -= 1
+        self._offers.pop(unit.members[0], None)
 
     def abort(self, unit: WorkUnit) -> None:
         """The dispatcher put `unit`'s members back to waiting: hold them until the engine has unwound their run,
@@ -147,6 +225,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.aborted += 1
         for m in unit.members:
             self.coupled[m].clear()
+            self._offers.pop(m, None)
         for m in unit.members:
             self._scan(m)
             self.blocked_by[m].add(HELD)
@@ -163,6 +242,10 @@ class SpeculativeScheduler(MetropolisScheduler):
         if unit in self._speculative:
             self._speculative.discard(unit)
             self._spec_members.difference_update(unit.members)
+        for m in unit.members:
+            offer = self._offers.get(m)
+            if offer is not None and offer[0] <= self.table.step[m]:
+                del self._offers[m]  # never taken: the agent runs that step the ordinary way
         super().complete(unit)
 
     def _forget(self, unit: WorkUnit) -> None:

@@ -53,6 +53,14 @@ class SpeculativeDispatcher(Dispatcher):
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)
+        for agent in unit.members:
+            chained = self.policy.chained_on(agent)
+            if chained is None:
+                continue
+            if self.policy.adopt(chained):
+                self.table.start(chained.members)  # it has been running on the strength of this commit
+            elif self.on_conflict is not None:
+                self.on_conflict(chained)
 
     def abort(self, unit: WorkUnit) -> None:
         """Undo the dispatch of a speculative unit: its members wait again, held until `release`."""
@@ -60,6 +68,10 @@ class SpeculativeDispatcher(Dispatcher):
         self.policy.abort(unit)
         if self.on_conflict is not None:
             self.on_conflict(unit)
+
+    def drop_chain(self, unit: WorkUnit) -> None:
+        """A step chained on an undone one is undone with it (its agent's table row never saw it)."""
+        self.policy.drop_chain(unit)
 
     def release(self, unit: WorkUnit) -> None:
         """The undone run of `unit` has unwound (its private state restored): its members may run again."""
