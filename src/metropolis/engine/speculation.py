@@ -132,6 +132,7 @@ class Speculation:
         self.stats = SpeculationStats()
         self._runs: dict[WorkUnit, SpecRun] = {}
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
+        self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
 
     # -- what the simulation asks -----------------------------------------------------------------------------
 
@@ -189,7 +190,7 @@ class Speculation:
             del self._runs[unit]
             self._commit(unit, results, run)
         else:
-            run.results = results
+            self._hold(run, results)
             if len(unit.members) == 1 and run.error is None:
                 self.policy.offer_chain(unit.members[0], unit.step + 1, results[0][0].pos)
         self._settle()
@@ -207,6 +208,7 @@ class Speculation:
                 self.dispatcher.drop_chain(run.unit)
             run.doomed, run.undo = True, undo
             if run.results is not None:  # finished already: drop what it holds
+                self._unhold(run)
                 del self._runs[run.unit]
                 self._count_waste(run)
                 continue
@@ -267,12 +269,28 @@ class Speculation:
         self.sim.commit_now(unit, results)
 
     def _settle(self) -> None:
-        """Commit every held unit that is now settled, lowest step first; a commit may settle more."""
+        """Commit every held unit that is now settled, lowest step first; a commit may settle more. Only the
+        units of members the policy released since the last look can have settled."""
         while True:
-            ready = [r for r in self._runs.values() if r.results is not None and self.policy.settled(r.unit)]
+            ready = {}
+            for agent in self.policy.take_released():
+                run = self._held.get((agent, self.sim.table.step[agent]))
+                if run is not None and run.unit in self._runs and self.policy.settled(run.unit):
+                    ready[run.unit] = run
             if not ready:
                 return
-            run = min(ready, key=lambda r: (r.unit.step, r.unit.members))
-            del self._runs[run.unit]
-            assert run.results is not None
-            self._commit(run.unit, run.results, run)
+            for run in sorted(ready.values(), key=lambda r: (r.unit.step, r.unit.members)):
+                if run.unit in self._runs:
+                    self._unhold(run)
+                    del self._runs[run.unit]
+                    assert run.results is not None
+                    self._commit(run.unit, run.results, run)
+
+    def _hold(self, run: SpecRun, results: list[StepResult]) -> None:
+        run.results = results
+        for a in run.unit.members:
+            self._held[a, run.unit.step] = run
+
+    def _unhold(self, run: SpecRun) -> None:
+        for a in run.unit.members:
+            self._held.pop((a, run.unit.step), None)

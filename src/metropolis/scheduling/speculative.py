@@ -67,6 +67,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._speculative: set[WorkUnit] = set()
         self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
         self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
+        self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
         self._spec_members: set[int] = set()
         self._running = 0  # units dispatched and not yet committed or aborted
         self._kept_tokens = 0
@@ -99,12 +100,15 @@ class SpeculativeScheduler(MetropolisScheduler):
             return None
         table = self.table
         gvt, steps, status, blocked_by = table.gvt(), table.step, table.status, self.blocked_by
-        for step in range(gvt + 1, min(gvt + self.depth, self.until - 1) + 1):
-            agents = self._blocked_at.get(step)
-            if not agents:
-                continue
+        for step in sorted(self._blocked_at):
+            if step > gvt + self.depth:
+                break
+            agents = self._blocked_at[step]
             stale = [a for a in agents if steps[a] != step or status[a] is not Status.WAITING or not blocked_by[a]]
             agents.difference_update(stale)
+            if not agents:
+                del self._blocked_at[step]
+                continue
             for seed in sorted(agents):
                 members = tuple(self.cluster_of(seed))
                 if all(self._guess_clear(m, step) for m in members):
@@ -207,6 +211,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         if self.table.status[agent] is Status.WAITING and not self.coupled[agent] and HELD not in blockers:
             self._speculative.add(unit)
             self._spec_members.add(agent)
+            if not blockers:
+                self._released.append(agent)
             return True
         self._running -= 1
         blockers.add(HELD)
@@ -246,7 +252,15 @@ class SpeculativeScheduler(MetropolisScheduler):
             offer = self._offers.get(m)
             if offer is not None and offer[0] <= self.table.step[m]:
                 del self._offers[m]  # never taken: the agent runs that step the ordinary way
+        spec, blocks = self._spec_members, self.blocks
+        watch = [a for j in unit.members for a in blocks[j] if a in spec] if spec else []
         super().complete(unit)
+        self._released.extend(a for a in watch if not self.blocked_by[a])
+
+    def take_released(self) -> list[int]:
+        """Members of speculative units released since the last call: their units may have settled."""
+        out, self._released = self._released, []
+        return out
 
     def _forget(self, unit: WorkUnit) -> None:
         self._running -= 1
