@@ -67,6 +67,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._speculative: set[WorkUnit] = set()
         self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
         self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
+        self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
         self._spec_members: set[int] = set()
         self._running = 0  # units dispatched and not yet committed or aborted
@@ -137,9 +138,13 @@ class SpeculativeScheduler(MetropolisScheduler):
     def _pop_chained(self) -> WorkUnit | None:
         if not self._may_bet():
             return None
-        gvt = self.table.gvt()
+        gvt, version, tried = self.table.gvt(), self.table.version, self._tried
         for agent, (step, pos) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
-            if step - gvt <= self.depth and self._chain_clear(agent, step, pos):
+            if step - gvt > self.depth or tried.get(agent) == version:
+                continue  # too far ahead, or refused since the last commit
+            if not self._chain_clear(agent, step, pos):
+                tried[agent] = version
+            else:
                 del self._offers[agent]
                 unit = WorkUnit(step, (agent,), (agent,))
                 self._chained.add(unit)
@@ -149,11 +154,11 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _chain_clear(self, agent: int, step: int, pos: Pos) -> bool:
         """Whether `agent` at `pos` would be alone at `step`, and every agent behind that could come within
-        R + V is guessed not to."""
+        R + V is guessed not to. Only a guess (the commit validates), so it looks only as far as a guessed walk
+        reaches: no agent gains more than `guess` V per step it is behind."""
         table, dist, R, V = self.table, self.metric.distance, self.R, self.V
         steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
-        gvt = table.gvt()
-        for b in table.near(pos, block_radius(step - gvt, R, V)):
+        for b in table.near(pos, reach + walk * (step - table.gvt())):
             if b == agent:
                 continue
             d, sb = dist(pos, table.pos[b]), steps[b]
