@@ -249,3 +249,14 @@ async def test_a_conflict_closes_the_stream_of_the_request_in_flight() -> None:
     assert (sim.speculation.stats.rollbacks, sim.speculation.stats.cancelled_calls) == (1, 1)
     assert len(hung) == 1 and server.answered[hung[0]] == 0  # never answered: the client hung up
     assert outcome(sim) == outcome(serial)
+
+
+def test_window_parses_what_the_command_line_says() -> None:
+    assert Window.parse("depth=16,share=0.25") == Window(depth=16, share=0.25)
+    assert Window.parse("") == Window()
+    with pytest.raises(ValueError, match="unknown speculation window setting 'width'"):
+        Window.parse("width=3")
+    with pytest.raises(ValueError, match="needs a number"):
+        Window.parse("guess=lots")
+    with pytest.raises(ValueError, match="whole number"):
+        Window.parse("depth=1.5")

@@ -9,6 +9,7 @@ on an idle replica (infinite GPUs), and every call submitted at once (the GPUs' 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metropolis.agents.replay import oracle_scheduler, replay_simulation
+from metropolis.engine.simulation import SchedulerFactory
 from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
 from metropolis.registry import check_name, unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
+from metropolis.scheduling.speculative import SpeculativeScheduler, Window
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import Town
 from metropolis.world.world import World
@@ -156,6 +159,7 @@ def run_setting(
     seed: int = 0,
     progress: Progress | None = None,
     cost_scale: Mapping[str, float] | None = None,
+    window: Window | None = None,
 ) -> SettingResult:
     t0 = time.perf_counter()
     config = DayConfig(
@@ -172,7 +176,7 @@ def run_setting(
     serving = scaled_serving(preset(PRESET, gpus=setting.gpus), cost_scale or {})
     results = {}
     for policy in SCHEDULING_POLICIES:
-        results[policy] = run_policy(workload, world, policy, serving, setting, progress)
+        results[policy] = run_policy(workload, world, policy, serving, setting, progress, window)
     if setting.metric != "euclidean":
         straight = layout.world(config.perception_radius, metric="euclidean")
         results[EUCLIDEAN_RULES] = run_policy(workload, straight, EUCLIDEAN_RULES, serving, setting, progress)
@@ -189,11 +193,14 @@ def run_policy(
     serving: ServingConfig,
     setting: Setting,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> PolicyResult:
     """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
-    both the scheduler and the serving queue."""
+    both the scheduler and the serving queue; `window` bounds the speculative policy (None: its default)."""
     name, priority, members, still = POLICY_SETUP[policy]
-    sched = oracle_scheduler(workload) if name == "oracle" else name
+    sched: str | SchedulerFactory = oracle_scheduler(workload) if name == "oracle" else name
+    if name == "speculative" and window is not None:
+        sched = functools.partial(SpeculativeScheduler, window=window, priority=priority)
     sim = replay_simulation(workload, world, sched, priority=priority, members=members, promise_still=still)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metropolis.registry import check_name
 from metropolis.scheduling.base import INF
 from metropolis.scheduling.metropolis import MetropolisScheduler
 from metropolis.scheduling.rules import block_radius
@@ -31,6 +32,7 @@ from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
+WINDOW_FIELDS = ("depth", "share", "budget", "guess")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,24 @@ class Window:
     share: float = 0.5
     budget: float = 0.1
     guess: float = 0.5
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """`depth=16,share=0.5` -> a window with those values and the defaults for the rest."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            check_name(name, WINDOW_FIELDS, "speculation window setting")
+            try:
+                values[name] = float(value) if sep else float("nan")
+            except ValueError:
+                values[name] = float("nan")
+            if values[name] != values[name]:
+                raise ValueError(f"speculation window setting {part!r} needs a number: {name}=<value>")
+        depth = values.pop("depth", None)
+        if depth is not None and depth != int(depth):
+            raise ValueError(f"the speculation depth is a whole number of steps, got {depth}")
+        return cls(**({"depth": int(depth)} if depth is not None else {}), **values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.depth < 0:
