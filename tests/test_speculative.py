@@ -260,3 +260,14 @@ def test_window_parses_what_the_command_line_says() -> None:
         Window.parse("guess=lots")
     with pytest.raises(ValueError, match="whole number"):
         Window.parse("depth=1.5")
+
+
+def test_driven_bare_the_policy_does_not_bet() -> None:
+    """A plain dispatcher (the scheduler benchmark) holds no results, so the policy must act as `metropolis`."""
+    from metropolis.scheduling import Dispatcher
+
+    d = Dispatcher.of("speculative", World(perception_radius=R, max_velocity=V), [(0.0, 0.0), (R + V + 1, 0.0)], 3)
+    a0, b0 = d.pop_ready(), d.pop_ready()
+    assert a0 is not None and b0 is not None
+    d.complete(a0, [(0.0, 0.0)])
+    assert d.pop_ready() is None  # A is blocked by B

@@ -129,6 +129,7 @@ class Speculation:
         self.sim = sim
         self.policy = policy
         self.dispatcher = SpeculativeDispatcher(sim.table, policy, self.on_conflict)
+        policy.enable()
         self.stats = SpeculationStats()
         self._runs: dict[WorkUnit, SpecRun] = {}
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes

@@ -81,8 +81,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.window = window if window is not None else Window()
         super().__init__(world, table, priority=priority)
 
-    def _start(self) -> None:
+    def enable(self) -> None:
+        """Start betting. Only an owner that holds speculative results until they settle may call it (the engine's
+        `Speculation`); driven bare by a plain `Dispatcher` (`bench scheduler`), the policy is `metropolis`."""
         self.depth = self.window.depth
+
+    def _start(self) -> None:
+        self.depth = 0  # no bets before `enable`
         self._blocked_at: dict[int, set[int]] = {}  # step -> agents that arrived there blocked (lazily pruned)
         self._speculative: set[WorkUnit] = set()
         self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
