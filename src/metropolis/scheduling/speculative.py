@@ -41,10 +41,10 @@ class Window:
     wasted before the depth halves; `guess` is the share of its possible moves a blocker is assumed to walk
     towards the unit."""
 
-    depth: int = 4
-    share: float = 0.5
+    depth: int = 256
+    share: float = 1.0
     budget: float = 0.1
-    guess: float = 0.5
+    guess: float = 0.25
 
     @classmethod
     def parse(cls, text: str) -> Window:
