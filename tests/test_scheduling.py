@@ -21,8 +21,8 @@ def drain(sched):
 
 
 def test_registry_lists_valid_names_on_unknown() -> None:
-    assert scheduler_names() == ["serial", "lockstep", "metropolis"]
-    with pytest.raises(ValueError, match="choose one of: serial, lockstep, metropolis"):
+    assert scheduler_names() == ["serial", "lockstep", "metropolis", "speculative"]
+    with pytest.raises(ValueError, match="choose one of: serial, lockstep, metropolis, speculative"):
         Dispatcher.of("fifo", line_world(), [(0, 0)], 1)
 
 

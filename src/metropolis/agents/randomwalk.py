@@ -94,12 +94,14 @@ class RandomWalker(Agent):
         return (self.heard, tuple(self.inbox))
 
     def state_dict(self) -> dict[str, Any]:
-        """What steps change: what it was told and how much of it it has heard (the config is fixed)."""
-        return {"inbox": list(self.inbox), "heard": self.heard}
+        """What steps change: what it was told, how much of it it has heard, and until when it rests (the config
+        is fixed)."""
+        return {"inbox": list(self.inbox), "heard": self.heard, "resting_until": self.resting_until}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inbox = list(state["inbox"])
         self.heard = int(state["heard"])
+        self.resting_until = int(state.get("resting_until", 0))  # checkpoints written before it was saved
 
 
 def town_walkers(residents: Iterable[tuple[str, Pos]]) -> list[RandomWalker]:

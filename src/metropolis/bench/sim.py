@@ -9,6 +9,7 @@ on an idle replica (infinite GPUs), and every call submitted at once (the GPUs' 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metropolis.agents.replay import oracle_scheduler, replay_simulation
+from metropolis.engine.simulation import SchedulerFactory
 from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, preset, single_request_latency
 from metropolis.registry import check_name, unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
+from metropolis.scheduling.speculative import SpeculativeScheduler, Window
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import Town
 from metropolis.world.world import World
@@ -31,6 +34,7 @@ SCHEDULING_POLICIES = (
     "metropolis-serial-members",
     "metropolis",
     "metropolis-plans",
+    "speculative",
     "oracle",
 )
 # With `--metric walking` the workload's agents observe by walking distance; this row runs the metropolis rules
@@ -48,6 +52,7 @@ POLICY_SETUP = {
     "metropolis-serial-members": ("metropolis", True, "serial", False),
     "metropolis": ("metropolis", True, "concurrent", False),
     "metropolis-plans": ("metropolis", True, "concurrent", True),
+    "speculative": ("speculative", True, "concurrent", False),
     "oracle": ("oracle", True, "concurrent", False),
     EUCLIDEAN_RULES: ("metropolis", True, "concurrent", False),
 }
@@ -108,8 +113,9 @@ class PolicyResult:
     calls: int = 0
     wall_seconds: float = 0.0
     tokens: int = 0  # prompt + output tokens of the calls the run kept
-    wasted_tokens: int = 0  # tokens of answers a restarted member never used
+    wasted_tokens: int = 0  # tokens of answers a restarted member or an undone speculative unit never used
     restarts: int = 0
+    rollbacks: int = 0  # speculative units undone by a conflict
     in_flight_curve: np.ndarray | None = field(default=None, repr=False)  # (bins,) mean in flight per bin
 
 
@@ -153,6 +159,7 @@ def run_setting(
     seed: int = 0,
     progress: Progress | None = None,
     cost_scale: Mapping[str, float] | None = None,
+    window: Window | None = None,
 ) -> SettingResult:
     t0 = time.perf_counter()
     config = DayConfig(
@@ -169,7 +176,7 @@ def run_setting(
     serving = scaled_serving(preset(PRESET, gpus=setting.gpus), cost_scale or {})
     results = {}
     for policy in SCHEDULING_POLICIES:
-        results[policy] = run_policy(workload, world, policy, serving, setting, progress)
+        results[policy] = run_policy(workload, world, policy, serving, setting, progress, window)
     if setting.metric != "euclidean":
         straight = layout.world(config.perception_radius, metric="euclidean")
         results[EUCLIDEAN_RULES] = run_policy(workload, straight, EUCLIDEAN_RULES, serving, setting, progress)
@@ -186,11 +193,14 @@ def run_policy(
     serving: ServingConfig,
     setting: Setting,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> PolicyResult:
     """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
-    both the scheduler and the serving queue."""
+    both the scheduler and the serving queue; `window` bounds the speculative policy (None: its default)."""
     name, priority, members, still = POLICY_SETUP[policy]
-    sched = oracle_scheduler(workload) if name == "oracle" else name
+    sched: str | SchedulerFactory = oracle_scheduler(workload) if name == "oracle" else name
+    if name == "speculative" and window is not None:
+        sched = functools.partial(SpeculativeScheduler, window=window, priority=priority)
     sim = replay_simulation(workload, world, sched, priority=priority, members=members, promise_still=still)
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
@@ -204,6 +214,7 @@ def run_policy(
             progress(f"{setting.label}: {policy}", done, total)
 
     report = VirtualRuntime(sim, env, llm).run(advance)
+    spec = sim.speculation.stats if sim.speculation is not None else None
     return PolicyResult(
         setting,
         policy,
@@ -214,8 +225,11 @@ def run_policy(
         wall_seconds=report.wall_seconds,
         in_flight_curve=in_flight_curve(llm, report.duration),
         tokens=report.prompt_tokens + report.completion_tokens,
-        wasted_tokens=sim.member_stats.wasted_prompt_tokens + sim.member_stats.wasted_output_tokens,
+        wasted_tokens=sim.member_stats.wasted_prompt_tokens
+        + sim.member_stats.wasted_output_tokens
+        + (spec.wasted_tokens if spec else 0),
         restarts=sim.member_stats.restarts,
+        rollbacks=spec.rollbacks if spec else 0,
     )
 
 
@@ -294,6 +308,7 @@ def rows(result: SettingResult) -> list[dict[str, object]]:
                 "peak_in_flight": r.peak_in_flight if live else None,
                 "wall_seconds": round(r.wall_seconds, 2) if live else None,
                 "restarts": r.restarts if live else None,
+                "rollbacks": r.rollbacks if live else None,
                 "wasted_tokens": r.wasted_tokens if live else None,
                 "wasted_share": round(r.wasted_tokens / (r.tokens + r.wasted_tokens), 4) if live and r.tokens else None,
             }

@@ -21,6 +21,7 @@ from metropolis.cli.progress import agent_step_bar
 from metropolis.registry import check_name
 from metropolis.report.bench import write_bench_report
 from metropolis.report.tables import SIM
+from metropolis.scheduling.speculative import Window
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
@@ -45,6 +46,9 @@ def sim(
     cost: str = typer.Option(
         "", "--cost", help="Scale serving cost terms, e.g. prefill=2,decode=0.5 (iteration, prefill, decode, kv)."
     ),
+    speculation: str = typer.Option(
+        "", "--speculation", help="The speculative row's window, e.g. depth=16,share=0.5 (depth, share, budget, guess)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
     """The AI Metropolis comparison on generated Smallville workloads (Llama-3-8B on modelled L4 GPUs)."""
@@ -59,6 +63,7 @@ def sim(
     if hours is not None and hours <= 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
     scale = _cost_scale(cost)
+    window = Window.parse(speculation) if speculation else None
     folder = writable_folder(out or Path("runs") / f"bench-sim-{datetime.now():%Y%m%d-%H%M%S}", "--out")
     town = load_smallville()
     results: list[SettingResult] = []
@@ -73,6 +78,7 @@ def sim(
                 seed=seed,
                 progress=lambda m, d, t: bar.update(task, description=m, completed=d, total=t),
                 cost_scale=scale,
+                window=window,
             )
             results.append(result)
             console.print(f"[dim]{s.label}: {result.workload_calls:,} calls, {time.perf_counter() - t0:.0f} s[/dim]")

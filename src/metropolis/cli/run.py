@@ -66,7 +66,9 @@ def run(
     agents: int = typer.Option(None, "--agents", "-n", help="Personas (default 25; 3 with --llm or --replay)."),
     hours: float = typer.Option(1.0, "--hours", help="Simulated hours (360 steps of 10 s each per hour)."),
     start_hour: float = typer.Option(8.0, "--start-hour", help="Time of day the run starts (generative agents)."),
-    scheduler: str = typer.Option("metropolis", "--scheduler", "-s", help="serial, lockstep or metropolis."),
+    scheduler: str = typer.Option(
+        "metropolis", "--scheduler", "-s", help="serial, lockstep, metropolis or speculative."
+    ),
     no_priority: bool = typer.Option(False, "--no-priority", help="Dispatch ready clusters FIFO, not by step."),
     members: str = typer.Option(
         "concurrent", "--members", help="How a cluster's members run: concurrent (same result) or serial (ablation)."

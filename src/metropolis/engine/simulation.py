@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
+from metropolis.engine.speculation import Speculation
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.kernel import Environment
 from metropolis.llm.types import LLMBackend
@@ -22,6 +23,7 @@ from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.rules import may_have_reached
+from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
@@ -72,7 +74,12 @@ class Simulation:
             self.scheduler = make_scheduler(scheduler, world, self.table, priority=priority)
         else:
             self.scheduler = scheduler(world, self.table)
-        self.dispatcher = Dispatcher(self.table, self.scheduler)
+        self.speculation: Speculation | None = None  # set when the policy runs units ahead of their blockers
+        if isinstance(self.scheduler, SpeculativeScheduler):
+            self.speculation = Speculation(self, self.scheduler)
+            self.dispatcher: Dispatcher = self.speculation.dispatcher
+        else:
+            self.dispatcher = Dispatcher(self.table, self.scheduler)
         self.checker: CausalityChecker | None = None
         if check_causality:
             self.checker = CausalityChecker(world, self.table, keeps_invariant=self.scheduler.keeps_invariant)
@@ -102,10 +109,27 @@ class Simulation:
     async def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None = None
     ) -> list[StepResult]:
-        """Run the unit's members and return each member's context and time span (`execute_unit`)."""
+        """Run the unit's members and return each member's context and time span (`execute_unit`), or let
+        speculation run a unit it covers."""
+        if self.speculation is not None and self.speculation.covers(unit):
+            return await self.speculation.execute(unit, llm, clock, tasks)
         return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
+    async def run_in_order(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
+    ) -> list[StepResult]:
+        """The unit's members one after another (`steps_in_order`); `host`: what the steps see instead of this
+        simulation (a speculative step chained on a held one)."""
+        return await steps_in_order(host or self, unit, llm, clock)
+
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
+        """A unit's run ended: record its results, or hand them to speculation to hold or drop."""
+        if self.speculation is not None:
+            self.speculation.finished(unit, results)
+        else:
+            self.commit_now(unit, results)
+
+    def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None:
         commit, listeners, call_listeners = self.store.commit, self.listeners, self.call_listeners
         step = unit.step
         positions, promises = [], []
@@ -128,7 +152,10 @@ class Simulation:
             self.store.collect(gvt)
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
-        """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now."""
+        """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now (a
+        speculative step's plans at its commit)."""
+        if self.speculation is not None and self.speculation.keep_plan(agent, plan):
+            return
         for listener in self.plan_listeners:
             listener(agent, plan)
 
@@ -175,7 +202,9 @@ class Simulation:
             if behind > 0:
                 # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
                 moves = step - max(steps[other], still[other])
-                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V):
+                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
+                    self.speculation is not None and self.speculation.running(me)
+                ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
                     )
@@ -193,6 +222,19 @@ class Simulation:
         return self.store.history(agent)
 
 
+async def steps_in_order(
+    host: StepHost, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float]
+) -> list[StepResult]:
+    """The unit's members one after another, each seeing the one before it done: the serial order."""
+    out = []
+    for agent_id in unit.members:
+        ctx = StepContext(host, agent_id, unit.step, unit.group, llm)
+        start = clock()
+        await host.agents[agent_id].step(ctx)
+        out.append((ctx, start, clock()))
+    return out
+
+
 async def execute_unit(
     host: StepHost,
     unit: WorkUnit,
@@ -207,13 +249,7 @@ async def execute_unit(
     the runtime lends to run coroutines together; without it, members that make no LLM calls still run together
     on a private kernel. What the members' restarts cost is added to `stats`."""
     if serial or len(unit.members) == 1:
-        out = []
-        for agent_id in unit.members:
-            ctx = StepContext(host, agent_id, unit.step, unit.group, llm)
-            start = clock()
-            await host.agents[agent_id].step(ctx)
-            out.append((ctx, start, clock()))
-        return out
+        return await steps_in_order(host, unit, llm, clock)
 
     async def step(k: int, run: MemberRun | None) -> StepResult:
         agent_id = unit.members[k]

@@ -7,11 +7,12 @@ from metropolis.scheduling.base import Scheduler
 from metropolis.scheduling.lockstep import LockstepScheduler
 from metropolis.scheduling.metropolis import MetropolisScheduler
 from metropolis.scheduling.serial import SerialScheduler
+from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.scheduling.table import AgentView
 from metropolis.world.world import World
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
-    cls.name: cls for cls in (SerialScheduler, LockstepScheduler, MetropolisScheduler)
+    cls.name: cls for cls in (SerialScheduler, LockstepScheduler, MetropolisScheduler, SpeculativeScheduler)
 }
 
 

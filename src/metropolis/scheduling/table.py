@@ -118,6 +118,13 @@ class AgentTable:
         for agent in members:
             self.status[agent] = Status.RUNNING
 
+    def stop(self, members: Iterable[int]) -> None:
+        """Undo `start`: a speculative unit was rolled back, so its members wait at their step again."""
+        for agent in members:
+            if self.status[agent] is not Status.RUNNING:
+                raise RuntimeError(f"agent {agent} was stopped although it was not running")
+            self.status[agent] = Status.WAITING
+
     def advance(self, agent: int, step: int, new: Pos, still_until: int | None = None) -> None:
         """`agent` committed `step` and now stands at `new`; `still_until`: it promises to stand there through
         that step. A broken promise is an error: other agents may already have run on the strength of it."""

@@ -1,0 +1,297 @@
+"""The engine's side of the `speculative` policy: run units ahead of their blockers without anybody seeing it.
+
+A speculative unit runs like any other, with three differences, so that nothing outside it sees work that may be
+undone: its members' private state is saved before the step (`Agent.state_dict`); the plans it publishes are kept
+until it commits; and its results are held, not committed, until the policy says the unit is settled (every
+blocker released it). Trace rows and call records go out only at the commit, so an undone run leaves none.
+
+A lone agent whose result is held may run its next step too, on top of it (a chain): the step reads its own held
+state through an overlay of the state store, and the policy adopts the chained unit when the one below commits.
+
+A conflict undoes a unit and every step chained on it: held results are dropped; runs in flight have their LLM
+calls cancelled (engine/cancellable.py) and unwind at their next await, before any more agent code runs. Once all
+of them have unwound, the members' private state is restored to what it was before the first undone step and the
+dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an undone
+unit has no member still running on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
+from metropolis.engine.cancellable import CancellableLLM, PendingCall, Rollback
+from metropolis.engine.members import Tasks
+from metropolis.engine.records import Plan
+from metropolis.engine.state import AgentState, StateStore
+from metropolis.llm.types import LLMBackend
+from metropolis.scheduling.speculative import SpeculativeScheduler
+from metropolis.scheduling.speculative_dispatch import SpeculativeDispatcher
+from metropolis.scheduling.table import AgentTable
+from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+StepResult = tuple[StepContext, float, float]  # as the simulation's: a member's context and its time span
+
+
+class SpeculationHost(Protocol):
+    """What speculation needs of the simulation that owns it."""
+
+    world: World
+    agents: list[Agent]
+    table: AgentTable
+    store: StateStore
+    seed: int
+    record_text: bool
+    start_seconds: float
+
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]: ...
+
+    def publish_plan(self, agent: int, plan: Plan) -> None: ...
+
+    def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None: ...
+
+    async def run_in_order(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
+    ) -> list[StepResult]: ...
+
+
+@dataclass(slots=True)
+class SpeculationStats:
+    """What speculation did and cost: steps run ahead, units undone, and the tokens of their answers."""
+
+    speculated: int = 0
+    chained: int = 0
+    rollbacks: int = 0
+    cancelled_calls: int = 0
+    wasted_calls: int = 0
+    wasted_tokens: int = 0
+    kept_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Undo:
+    """The undoing of a unit and the steps chained on it: done when the last of them has unwound."""
+
+    root: SpecRun
+    pending: int = 0
+
+
+@dataclass(slots=True)
+class SpecRun:
+    """One speculative unit from dispatch to commit or undo."""
+
+    unit: WorkUnit
+    saved: dict[int, dict[str, Any]] | None = None  # members' private state before the step (once it started)
+    results: list[StepResult] | None = None  # finished, waiting to be settled
+    plans: list[tuple[int, Plan]] = field(default_factory=list)
+    calls: set[PendingCall] = field(default_factory=set)
+    answered: list[int] = field(default_factory=list)  # tokens of each call answered to the step
+    error: Exception | None = None  # the step failed: raised if the unit settles, forgotten if it is undone
+    doomed: bool = False
+    undo: Undo | None = None
+
+
+class HeldStates:
+    """The state store as a chained step sees it: its agent's held state first."""
+
+    def __init__(self, store: StateStore, held: dict[tuple[int, int], AgentState]) -> None:
+        self.store, self.held = store, held
+
+    def at(self, agent: int, step: int) -> AgentState:
+        state = self.held.get((agent, step))
+        return state if state is not None else self.store.at(agent, step)
+
+
+class Overlay:
+    """The simulation as a chained step sees it (a `StepHost`): the same, but for `HeldStates`."""
+
+    def __init__(self, sim: SpeculationHost, held: dict[tuple[int, int], AgentState]) -> None:
+        self._sim = sim
+        self.world, self.agents, self.seed = sim.world, sim.agents, sim.seed
+        self.record_text, self.start_seconds = sim.record_text, sim.start_seconds
+        self.store = cast(StateStore, HeldStates(sim.store, held))
+
+    def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
+        return self._sim.neighbors_at(me, step, pos, radius)
+
+    def publish_plan(self, agent: int, plan: Plan) -> None:
+        self._sim.publish_plan(agent, plan)
+
+
+class Speculation:
+    """Buffers, validates and undoes the speculative units of one simulation (module docstring)."""
+
+    def __init__(self, sim: SpeculationHost, policy: SpeculativeScheduler) -> None:
+        self.sim = sim
+        self.policy = policy
+        self.dispatcher = SpeculativeDispatcher(sim.table, policy, self.on_conflict)
+        policy.enable()
+        self.stats = SpeculationStats()
+        self._runs: dict[WorkUnit, SpecRun] = {}
+        self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
+        self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
+
+    # -- what the simulation asks -----------------------------------------------------------------------------
+
+    def covers(self, unit: WorkUnit) -> bool:
+        return self.policy.is_speculative(unit) or unit in self._runs
+
+    def running(self, agent: int) -> bool:
+        """Whether `agent` is executing a speculative step (its blockers are guessed away, not waited for)."""
+        return agent in self._running
+
+    def keep_plan(self, agent: int, plan: Plan) -> bool:
+        """Hold a plan published inside a speculative step until it commits; False: publish it now."""
+        run = self._running.get(agent)
+        if run is None:
+            return False
+        run.plans.append((agent, plan))
+        return True
+
+    async def execute(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None
+    ) -> list[StepResult]:
+        run = self._runs.setdefault(unit, SpecRun(unit))
+        if run.doomed:
+            return []  # undone before it started
+        self.stats.speculated += 1
+        agents = self.sim.agents
+        run.saved = {a: agents[a].state_dict() for a in unit.members}
+        host = self._overlay(unit)
+        for a in unit.members:
+            self._running[a] = run
+        wrapped = CancellableLLM(llm, run, tasks, self._waste) if llm is not None else None
+        try:
+            return await self.sim.run_in_order(unit, wrapped, clock, host)
+        except Rollback:
+            return []
+        except Exception as error:  # it may have failed on what it guessed wrong (a partner it lacks): wait
+            run.error = error
+            return []
+        finally:
+            for a in unit.members:
+                self._running.pop(a, None)
+
+    def finished(self, unit: WorkUnit, results: list[StepResult]) -> None:
+        """A unit's run ended (the simulation's `commit`): commit it, hold it, or finish undoing it."""
+        run = self._runs.get(unit)
+        if run is None:
+            self._commit(unit, results)
+        elif run.doomed:
+            del self._runs[unit]
+            self._count_waste(run)
+            assert run.undo is not None
+            run.undo.pending -= 1
+            self._finish_undo(run.undo)
+        elif self.policy.settled(unit):
+            del self._runs[unit]
+            self._commit(unit, results, run)
+        else:
+            self._hold(run, results)
+            if len(unit.members) == 1 and run.error is None:
+                self.policy.offer_chain(unit.members[0], unit.step + 1, results[0][0].pos)
+        self._settle()
+
+    # -- what the dispatcher tells --------------------------------------------------------------------------
+
+    def on_conflict(self, unit: WorkUnit) -> None:
+        """`unit` was undone (its members wait again, held): undo it and every step chained on it."""
+        self.stats.rollbacks += 1
+        root = self._runs.setdefault(unit, SpecRun(unit))
+        undo = Undo(root)
+        chained = [self._runs.setdefault(u, SpecRun(u)) for u in self.policy.chained_above(unit)]
+        for run in [root, *chained]:
+            if run is not root:
+                self.dispatcher.drop_chain(run.unit)
+            run.doomed, run.undo = True, undo
+            if run.results is not None:  # finished already: drop what it holds
+                self._unhold(run)
+                del self._runs[run.unit]
+                self._count_waste(run)
+                continue
+            undo.pending += 1
+            for call in list(run.calls):
+                self.stats.cancelled_calls += 1
+                call.cancel()
+        self._finish_undo(undo)
+
+    # -- inside -----------------------------------------------------------------------------------------------
+
+    def _overlay(self, unit: WorkUnit) -> StepHost | None:
+        """For a chained step: the simulation with its agent's held state at this step."""
+        if len(unit.members) != 1:
+            return None
+        a = unit.members[0]
+        below = self._runs.get(WorkUnit(unit.step - 1, unit.members, unit.members))
+        if below is None or not below.results:
+            return None  # committed already: the store has it
+        self.stats.chained += 1
+        return Overlay(self.sim, {(a, unit.step): below.results[0][0].result()})
+
+    def _waste(self, tokens: int) -> None:
+        """An abandoned call was answered anyway: its tokens bought nothing."""
+        self.stats.wasted_calls += 1
+        self.stats.wasted_tokens += tokens
+        self.policy.record_tokens(0, tokens)
+
+    def _count_waste(self, run: SpecRun) -> None:
+        """Every answer an undone step got, whether it finished (held results) or unwound half-way."""
+        wasted = sum(run.answered)
+        self.stats.wasted_calls += len(run.answered)
+        self.stats.wasted_tokens += wasted
+        self.policy.record_tokens(0, wasted)
+
+    def _finish_undo(self, undo: Undo) -> None:
+        """Once every undone step has unwound: restore the state from before the first, and release."""
+        if undo.pending:
+            return
+        saved = undo.root.saved
+        if saved is not None:
+            agents = self.sim.agents
+            for a, state in saved.items():
+                agents[a].load_state_dict(state)
+        self.dispatcher.release(undo.root.unit)
+
+    def _commit(self, unit: WorkUnit, results: list[StepResult], run: SpecRun | None = None) -> None:
+        if run is not None:
+            if run.error is not None:  # the guess held, so the failure is real
+                names = ", ".join(self.sim.agents[a].name for a in unit.members)
+                error = run.error
+                raise RuntimeError(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}") from error
+            for agent, plan in run.plans:
+                self.sim.publish_plan(agent, plan)
+        kept = sum(c.prompt_tokens + c.output_tokens for ctx, _, _ in results for c in ctx.calls)
+        self.stats.kept_tokens += kept
+        self.policy.record_tokens(kept, 0)
+        self.sim.commit_now(unit, results)
+
+    def _settle(self) -> None:
+        """Commit every held unit that is now settled, lowest step first; a commit may settle more. Only the
+        units of members the policy released since the last look can have settled."""
+        while True:
+            ready = {}
+            for agent in self.policy.take_released():
+                run = self._held.get((agent, self.sim.table.step[agent]))
+                if run is not None and run.unit in self._runs and self.policy.settled(run.unit):
+                    ready[run.unit] = run
+            if not ready:
+                return
+            for run in sorted(ready.values(), key=lambda r: (r.unit.step, r.unit.members)):
+                if run.unit in self._runs:
+                    self._unhold(run)
+                    del self._runs[run.unit]
+                    assert run.results is not None
+                    self._commit(run.unit, run.results, run)
+
+    def _hold(self, run: SpecRun, results: list[StepResult]) -> None:
+        run.results = results
+        for a in run.unit.members:
+            self._held[a, run.unit.step] = run
+
+    def _unhold(self, run: SpecRun) -> None:
+        for a in run.unit.members:
+            self._held.pop((a, run.unit.step), None)

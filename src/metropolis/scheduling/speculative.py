@@ -1,0 +1,323 @@
+"""`speculative`: the metropolis rules, plus units dispatched ahead of blockers that are guessed to stay away.
+
+A unit blocked by agents behind it waits, under `metropolis`, until none of them can still come within R + V of
+it by the time they reach its step. Most such waits are false: the blocker walks elsewhere. This policy runs the
+unit anyway when a guess says its blockers will not come: each blocker may still make `moves` steps before it
+reaches the unit's step (less the steps it promised to stand still, `ctx.stay`), and the guess is that it walks at
+most `guess` of them towards the unit. The engine keeps what such a unit does to itself (engine/speculation.py).
+
+Validation is the conservative rule, checked late: a blocker stops blocking when the metropolis rule releases it
+(it walked out of the blocking radius, or reached the unit's step). Reaching the step within R + V of a member is
+a conflict: the serial order would have seen it coupled with the unit, or observed by it. The dispatcher then
+puts the members back to waiting (`abort`) before it scans the arriving agent, so the two couple as in `serial`;
+the members stay held (not dispatchable) until the engine has unwound the undone run (`release`). A unit whose
+members' blockers are all gone is `settled`: the engine commits it then, through the ordinary path.
+
+The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
+units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
+back by one per validated unit while the share stays under half the budget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metropolis.registry import check_name
+from metropolis.scheduling.base import INF
+from metropolis.scheduling.metropolis import MetropolisScheduler
+from metropolis.scheduling.rules import block_radius
+from metropolis.scheduling.table import AgentView, Status
+from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
+from metropolis.world.world import World
+
+HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
+WINDOW_FIELDS = ("depth", "share", "budget", "guess")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How far the policy bets: `depth` steps ahead of GVT, `share` of the running units, `budget` of the tokens
+    wasted before the depth halves; `guess` is the share of its possible moves a blocker is assumed to walk
+    towards the unit."""
+
+    depth: int = 256
+    share: float = 1.0
+    budget: float = 0.1
+    guess: float = 0.25
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """`depth=16,share=0.5` -> a window with those values and the defaults for the rest."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, value = part.partition("=")
+            check_name(name, WINDOW_FIELDS, "speculation window setting")
+            try:
+                values[name] = float(value) if sep else float("nan")
+            except ValueError:
+                values[name] = float("nan")
+            if values[name] != values[name]:
+                raise ValueError(f"speculation window setting {part!r} needs a number: {name}=<value>")
+        depth = values.pop("depth", None)
+        if depth is not None and depth != int(depth):
+            raise ValueError(f"the speculation depth is a whole number of steps, got {depth}")
+        return cls(**({"depth": int(depth)} if depth is not None else {}), **values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.depth < 0:
+            raise ValueError(f"the speculation depth must be >= 0 steps, got {self.depth}")
+        for name in ("share", "budget", "guess"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"the speculation {name} must be between 0 and 1, got {value}")
+
+
+class SpeculativeScheduler(MetropolisScheduler):
+    name = "speculative"
+    keeps_invariant = True  # at every commit: only validated units commit
+
+    def __init__(self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None) -> None:
+        self.window = window if window is not None else Window()
+        super().__init__(world, table, priority=priority)
+
+    def enable(self) -> None:
+        """Start betting. Only an owner that holds speculative results until they settle may call it (the engine's
+        `Speculation`); driven bare by a plain `Dispatcher` (`bench scheduler`), the policy is `metropolis`."""
+        self.depth = self.window.depth
+
+    def _start(self) -> None:
+        self.depth = 0  # no bets before `enable`
+        self._blocked_at: dict[int, set[int]] = {}  # step -> agents that arrived there blocked (lazily pruned)
+        self._speculative: set[WorkUnit] = set()
+        self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
+        self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
+        self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
+        self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
+        self._spec_members: set[int] = set()
+        self._running = 0  # units dispatched and not yet committed or aborted
+        self._kept_tokens = 0
+        self._wasted_tokens = 0
+        self.dispatched_speculatively = 0
+        self.aborted = 0
+        super()._start()
+
+    # -- dispatch ---------------------------------------------------------------------------------------------
+
+    def pop_ready(self) -> WorkUnit | None:
+        unit = super().pop_ready()
+        if unit is None:
+            unit = self._pop_speculative()
+        if unit is None and self._offers:
+            unit = self._pop_chained()
+        if unit is not None:
+            self._running += 1
+        return unit
+
+    def is_speculative(self, unit: WorkUnit) -> bool:
+        return unit in self._speculative or unit in self._chained
+
+    def _may_bet(self) -> bool:
+        bets = len(self._speculative) + len(self._chained)
+        return self.depth > 0 and bets + 1 <= max(1.0, self.window.share * (self._running + 1))
+
+    def _pop_speculative(self) -> WorkUnit | None:
+        if not self._may_bet():
+            return None
+        table = self.table
+        gvt, steps, status, blocked_by = table.gvt(), table.step, table.status, self.blocked_by
+        for step in sorted(self._blocked_at):
+            if step > gvt + self.depth:
+                break
+            agents = self._blocked_at[step]
+            stale = [a for a in agents if steps[a] != step or status[a] is not Status.WAITING or not blocked_by[a]]
+            agents.difference_update(stale)
+            if not agents:
+                del self._blocked_at[step]
+                continue
+            for seed in sorted(agents):
+                members = tuple(self.cluster_of(seed))
+                if all(self._guess_clear(m, step) for m in members):
+                    unit = WorkUnit(step, members, members)
+                    self._speculative.add(unit)
+                    self._spec_members.update(members)
+                    self.dispatched_speculatively += 1
+                    agents.difference_update(members)
+                    return unit
+        return None
+
+    def _guess_clear(self, member: int, step: int) -> bool:
+        """Whether every blocker of `member` is guessed to stay farther than R + V from it at `step`."""
+        table, dist = self.table, self.metric.distance
+        blockers = self.blocked_by[member]
+        if HELD in blockers or table.status[member] is not Status.WAITING:
+            return False
+        pm, reach, walk = table.pos[member], self.couple_radius, self.window.guess * self.V
+        return all(dist(pm, table.pos[b]) - walk * table.moves(b, step) > reach for b in blockers)
+
+    def offer_chain(self, agent: int, step: int, pos: Pos) -> None:
+        """The engine holds `agent`'s lone result: it would stand at `pos` at `step`, and may run that step."""
+        if step < self.until:
+            self._offers[agent] = (step, pos)
+
+    def _pop_chained(self) -> WorkUnit | None:
+        if not self._may_bet():
+            return None
+        gvt, version, tried = self.table.gvt(), self.table.version, self._tried
+        for agent, (step, pos) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
+            if step - gvt > self.depth or tried.get(agent) == version:
+                continue  # too far ahead, or refused since the last commit
+            if not self._chain_clear(agent, step, pos):
+                tried[agent] = version
+            else:
+                del self._offers[agent]
+                unit = WorkUnit(step, (agent,), (agent,))
+                self._chained.add(unit)
+                self.dispatched_speculatively += 1
+                return unit
+        return None
+
+    def _chain_clear(self, agent: int, step: int, pos: Pos) -> bool:
+        """Whether `agent` at `pos` would be alone at `step`, and every agent behind that could come within
+        R + V is guessed not to. Only a guess (the commit validates), so it looks only as far as a guessed walk
+        reaches: no agent gains more than `guess` V per step it is behind."""
+        table, dist, R, V = self.table, self.metric.distance, self.R, self.V
+        steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
+        for b in table.near(pos, reach + walk * (step - table.gvt())):
+            if b == agent:
+                continue
+            d, sb = dist(pos, table.pos[b]), steps[b]
+            if sb == step and d <= reach:
+                return False  # it would be coupled with b
+            if sb < step:
+                moves = table.moves(b, step)
+                if d <= block_radius(moves, R, V) and d - walk * moves <= reach:
+                    return False
+        return True
+
+    def _scan(self, a: int) -> None:
+        super()._scan(a)
+        if self.blocked_by[a]:
+            self._blocked_at.setdefault(self.table.step[a], set()).add(a)
+
+    # -- validation -------------------------------------------------------------------------------------------
+
+    def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
+        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet.
+        Asked by the dispatcher after the table advanced and before `complete`."""
+        if not self._speculative:
+            return []
+        table, dist, reach = self.table, self.metric.distance, self.couple_radius
+        hit: set[int] = set()
+        for j in unit.members:
+            sj, pj = table.step[j], table.pos[j]
+            for a in self.blocks[j]:
+                if a in self._spec_members and table.step[a] == sj and dist(pj, table.pos[a]) <= reach:
+                    hit.add(a)
+        return [u for u in self._speculative if hit.intersection(u.members)]
+
+    def settled(self, unit: WorkUnit) -> bool:
+        """A speculative unit none of whose members is blocked any more: its run is what `serial` would do (a
+        chained unit is not settled before it is adopted)."""
+        return unit not in self._chained and not any(self.blocked_by[m] for m in unit.members)
+
+    def chained_on(self, agent: int) -> WorkUnit | None:
+        """The lone step chained on `agent`'s step that just committed, if any."""
+        unit = WorkUnit(self.table.step[agent], (agent,), (agent,))
+        return unit if unit in self._chained else None
+
+    def chained_above(self, unit: WorkUnit) -> list[WorkUnit]:
+        """The lone steps chained on `unit`'s members after its step: undone with it."""
+        return sorted(
+            (u for u in self._chained if u.step > unit.step and u.members[0] in unit.members), key=lambda u: u.step
+        )
+
+    def adopt(self, unit: WorkUnit) -> bool:
+        """The step below `unit` committed: it becomes an ordinary speculative unit if its agent, now at its
+        step, is alone there; False: it must be undone (the agent is held until the engine releases it)."""
+        self._chained.discard(unit)
+        (agent,) = unit.members
+        blockers = self.blocked_by[agent]
+        if self.table.status[agent] is Status.WAITING and not self.coupled[agent] and HELD not in blockers:
+            self._speculative.add(unit)
+            self._spec_members.add(agent)
+            if not blockers:
+                self._released.append(agent)
+            return True
+        self._running -= 1
+        blockers.add(HELD)
+        return False
+
+    def drop_chain(self, unit: WorkUnit) -> None:
+        """A chained unit is undone with the step below it."""
+        self._chained.discard(unit)
+        self._running -= 1
+        self._offers.pop(unit.members[0], None)
+
+    def abort(self, unit: WorkUnit) -> None:
+        """The dispatcher put `unit`'s members back to waiting: hold them until the engine has unwound their run,
+        and find their partners and blockers afresh."""
+        self._forget(unit)
+        self.aborted += 1
+        for m in unit.members:
+            self.coupled[m].clear()
+            self._offers.pop(m, None)
+        for m in unit.members:
+            self._scan(m)
+            self.blocked_by[m].add(HELD)
+
+    def release(self, unit: WorkUnit) -> None:
+        """The undone run of `unit` has unwound: its members may run again."""
+        for m in unit.members:
+            self.blocked_by[m].discard(HELD)
+            if not self.blocked_by[m] and self.table.status[m] is Status.WAITING:
+                self._push(m)
+
+    def complete(self, unit: WorkUnit) -> None:
+        self._running -= 1
+        if unit in self._speculative:
+            self._speculative.discard(unit)
+            self._spec_members.difference_update(unit.members)
+        for m in unit.members:
+            offer = self._offers.get(m)
+            if offer is not None and offer[0] <= self.table.step[m]:
+                del self._offers[m]  # never taken: the agent runs that step the ordinary way
+        spec, blocks = self._spec_members, self.blocks
+        watch = [a for j in unit.members for a in blocks[j] if a in spec] if spec else []
+        super().complete(unit)
+        self._released.extend(a for a in watch if not self.blocked_by[a])
+
+    def take_released(self) -> list[int]:
+        """Members of speculative units released since the last call: their units may have settled."""
+        out, self._released = self._released, []
+        return out
+
+    def _forget(self, unit: WorkUnit) -> None:
+        self._running -= 1
+        self._speculative.discard(unit)
+        self._spec_members.difference_update(unit.members)
+
+    # -- the window -------------------------------------------------------------------------------------------
+
+    def record_tokens(self, kept: int, wasted: int) -> None:
+        """Tokens of committed calls and of undone ones: the depth halves while waste is over budget."""
+        self._kept_tokens += kept
+        self._wasted_tokens += wasted
+        total = self._kept_tokens + self._wasted_tokens
+        if not total:
+            return
+        share = self._wasted_tokens / total
+        if wasted and share > self.window.budget:
+            self.depth //= 2
+        elif kept and share < self.window.budget / 2 and self.depth < self.window.depth:
+            self.depth += 1
+
+    def wait_steps(self, agent: int) -> float:
+        status = self.table.status[agent]
+        if status is Status.DONE:
+            return INF
+        blockers = self.blocked_by[agent] - {HELD}
+        if status is Status.RUNNING or not blockers:
+            return 0.0
+        mine, steps = self.table.step[agent], self.table.step
+        return float(max(mine - steps[b] for b in blockers))

@@ -1,0 +1,78 @@
+"""The dispatcher of the `speculative` policy: the table's one writer, with one more verb, `abort`.
+
+It differs from `Dispatcher` in two places. A speculative dispatch is not shown to the observers (the causality
+checker would rightly call it blocked): they see the unit's commit, which happens only once it is validated. And
+a commit first asks the policy which speculative units the arriving agents conflict with; their members go back
+to waiting in the table before the policy scans the arrivals, so the two are coupled as `serial` would have them,
+and the engine is told (`on_conflict`) to undo the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from metropolis.scheduling.dispatch import Dispatcher
+from metropolis.scheduling.speculative import SpeculativeScheduler
+from metropolis.scheduling.table import AgentTable
+from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.spatial import Pos
+
+
+class SpeculativeDispatcher(Dispatcher):
+    policy: SpeculativeScheduler
+
+    def __init__(
+        self,
+        table: AgentTable,
+        policy: SpeculativeScheduler,
+        on_conflict: Callable[[WorkUnit], None] | None = None,
+    ) -> None:
+        super().__init__(table, policy)
+        self.on_conflict = on_conflict
+
+    def pop_ready(self) -> WorkUnit | None:
+        unit = self.policy.pop_ready()
+        if unit is not None:
+            self.table.start(unit.members)
+            self.units_dispatched += 1
+            if not self.policy.is_speculative(unit):
+                for obs in self.observers:
+                    obs.on_dispatch(unit)
+        return unit
+
+    def complete(
+        self, unit: WorkUnit, positions: Sequence[Pos], still_until: Sequence[int | None] | None = None
+    ) -> None:
+        if len(positions) != len(unit.members):
+            raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
+        promises = still_until if still_until is not None else [None] * len(positions)
+        for agent, new, still in zip(unit.members, positions, promises, strict=True):
+            self.table.advance(agent, unit.step, new, still)
+        for undone in self.policy.conflicts(unit):
+            self.abort(undone)
+        for obs in self.observers:
+            obs.on_commit(unit)
+        self.policy.complete(unit)
+        for agent in unit.members:
+            chained = self.policy.chained_on(agent)
+            if chained is None:
+                continue
+            if self.policy.adopt(chained):
+                self.table.start(chained.members)  # it has been running on the strength of this commit
+            elif self.on_conflict is not None:
+                self.on_conflict(chained)
+
+    def abort(self, unit: WorkUnit) -> None:
+        """Undo the dispatch of a speculative unit: its members wait again, held until `release`."""
+        self.table.stop(unit.members)
+        self.policy.abort(unit)
+        if self.on_conflict is not None:
+            self.on_conflict(unit)
+
+    def drop_chain(self, unit: WorkUnit) -> None:
+        """A step chained on an undone one is undone with it (its agent's table row never saw it)."""
+        self.policy.drop_chain(unit)
+
+    def release(self, unit: WorkUnit) -> None:
+        """The undone run of `unit` has unwound (its private state restored): its members may run again."""
+        self.policy.release(unit)
