@@ -11,6 +11,7 @@ from metropolis.bench.scheduler import SchedulerBenchRow, run_scheduler_bench
 from metropolis.cli import (
     bench_checkpoint,
     bench_kv_restore,
+    bench_lora,
     bench_memory,
     bench_realtime,
     bench_sim,
@@ -109,3 +110,4 @@ app.command("kv-restore")(bench_kv_restore.kv_restore)
 app.command("slots")(bench_slots.slots)
 app.command("slots-sim")(bench_slots_sim.slots_sim)
 app.command("realtime")(bench_realtime.realtime)
+app.command("lora")(bench_lora.lora)
