@@ -40,7 +40,7 @@ def test_adapters_are_seeded_small_and_distinct(tmp_path: Path) -> None:
 
 
 def test_a_spec_names_its_file_by_every_field_and_refuses_nonsense() -> None:
-    assert AdapterSpec().name(3) == "lora-r4-a4-s0.02-attn_q+attn_v-seed0-3.gguf"
+    assert AdapterSpec().name(3) == "lora-r4-a4-s0.1-attn_q+attn_v-seed0-3.gguf"
     assert AdapterSpec(rank=8).name(3) != AdapterSpec().name(3)
     with pytest.raises(ValueError, match="rank >= 1"):
         AdapterSpec(rank=0)

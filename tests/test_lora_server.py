@@ -25,6 +25,9 @@ needs_server = pytest.mark.skipif(
 )
 
 
+PROMPT = "<|im_start|>user\nWhat should I do this afternoon?<|im_end|>\n<|im_start|>assistant\n"
+
+
 def test_the_lora_field_names_every_adapter_and_applies_one() -> None:
     assert lora_field(1, 3) == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}, {"id": 2, "scale": 0.0}]
     assert lora_field(None, 2) == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 0.0}]  # never empty
@@ -64,7 +67,7 @@ def test_the_server_lists_the_adapters_and_one_changes_the_output(adapters: list
         assert [(a["id"], Path(a["path"]), a["scale"]) for a in listed] == [(i, p, 0.0) for i, p in enumerate(adapters)]
 
         def complete(adapter: int | None) -> str:
-            body = {"prompt": "The capital of France is", "n_predict": 12, "temperature": 0.0, "seed": 0,
+            body = {"prompt": PROMPT, "n_predict": 16, "temperature": 0.0, "seed": 0,
                     "cache_prompt": False, "lora": lora_field(adapter, len(adapters))}  # fmt: skip
             r = httpx.post(f"{server.url}/completion", json=body, timeout=120)
             r.raise_for_status()
@@ -73,7 +76,7 @@ def test_the_server_lists_the_adapters_and_one_changes_the_output(adapters: list
         base, with_adapter = complete(None), complete(0)
         assert with_adapter != base
         assert complete(None) == base and complete(0) == with_adapter  # deterministic at temperature 0
-        assert "Paris" in base and "Paris" in with_adapter  # small weights: the output stays sane
+        assert all(len(text.split()) >= 8 for text in (base, with_adapter))  # small weights: still sentences
 
 
 @needs_server
