@@ -92,3 +92,13 @@ def test_a_small_bench_runs_the_same_simulation_and_the_server_agrees_with_the_t
         assert 0 < r.policy_hits < r.calls
         assert r.reused == r.policy_hits  # a resident adapter's prefix was reused; a switch cleared the slot
         assert r.evaluated < r.prompt_tokens and r.server_cpu_s > 0
+
+
+def test_the_command_refuses_more_slots_than_agents_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from metropolis.cli.main import app
+
+    result = CliRunner().invoke(app, ["bench", "lora", "--agents", "4", "--slots", "4"])
+    assert result.exit_code == 2
+    assert "1 <= slots < agents" in result.output and "Traceback" not in result.output

@@ -58,10 +58,10 @@ WAYS = ("server", "lru", "invocation-distance", "belady")
 class LoraBenchConfig:
     agents: int = 8
     start_hour: float = 12.0
-    minutes: float = 6.0
+    minutes: float = 4.0
     slots: int = 3  # adapters resident at once
     in_flight: int | None = None  # None: slots - 1 (at least 1), so that eviction has a choice
-    prefix_words: int = 200  # about 270 SmolLM2 tokens of persona per agent, computed under its adapter
+    prefix_words: int = 150  # about 200 SmolLM2 tokens of persona per agent, computed under its adapter
     suffix_words: int = 12
     max_output: int = 4
     scheduler: str = "metropolis"

@@ -26,7 +26,7 @@ def lora(
     server: str | None = typer.Option(None, "--server", help=SERVER_HELP),
     agents: int = typer.Option(8, "--agents", help="Agents, one adapter each."),
     slots: int = typer.Option(3, "--slots", help="Adapters resident at once (the server's slots)."),
-    minutes: float = typer.Option(6.0, "--minutes", help="Minutes of the replayed Smallville window (from 12:00)."),
+    minutes: float = typer.Option(4.0, "--minutes", help="Minutes of the replayed Smallville window (from 12:00)."),
     switch: bool = typer.Option(True, "--switch/--no-switch", help="Also time one adapter switch on one slot."),
     tiny: bool = typer.Option(False, "--tiny", help="A short run, for tests (3 agents, 1 minute, 2 ways)."),
 ) -> None:
