@@ -102,3 +102,16 @@ def test_the_command_refuses_more_slots_than_agents_in_one_line() -> None:
     result = CliRunner().invoke(app, ["bench", "lora", "--agents", "4", "--slots", "4"])
     assert result.exit_code == 2
     assert "1 <= slots < agents" in result.output and "Traceback" not in result.output
+
+
+def test_belady_evicts_the_adapter_whose_next_recorded_call_is_furthest() -> None:
+    from metropolis.bench.lora import victim_key
+
+    now = [3]
+    key = victim_key("belady", None, [0, 1, 2, 1, 0, 2], lambda: now[0])  # type: ignore[arg-type]
+    assert key is not None
+    assert [key(agent) for agent in (0, 1, 2)] == [4.0, 3.0, 5.0]  # 2 is evicted first
+    now[0] = 5
+    assert key(1) == float("inf")  # never called again: evicted before anyone
+    with pytest.raises(ValueError, match="call order of an earlier run"):
+        victim_key("belady", None, None, lambda: 0)  # type: ignore[arg-type]
