@@ -223,12 +223,16 @@ def victim_key(way: str, sim: Simulation, order: list[int] | None, now: Callable
 
 
 def run_way(
-    binary: Path, way: str, make_sim: SimFactory, cfg: LoraBenchConfig, paths: list[Path], order: list[int] | None
-) -> LoraWayResult:
-    """One simulation on a fresh server with every agent's adapter loaded."""
+    binary: Path, way: str, make_sim: SimFactory, cfg: LoraBenchConfig, paths: list[Path], order: list[int] | None,
+    model: Path | None = None,
+) -> LoraWayResult:  # fmt: skip
+    """One simulation on a fresh server (base `model`, default SmolLM2) with every agent's adapter loaded."""
     check_name(way, WAYS, "way")
     extra = (*NO_PROMPT_CACHE, *lora_args(paths))
-    with tempfile.TemporaryDirectory() as saves, llama_server(binary, saves, slots=cfg.slots, extra=extra) as server:
+    with (
+        tempfile.TemporaryDirectory() as saves,
+        llama_server(binary, saves, slots=cfg.slots, model=model, extra=extra) as server,
+    ):
         no_default_adapters(server, len(paths))
         sim = make_sim()
         calls = [0]
@@ -271,7 +275,8 @@ def run_lora_bench(
     replays the call order of the `lru` run (run first when both are asked)."""
     for way in ways:
         check_name(way, WAYS, "way")
-    paths = adapter_paths(model or smollm2_path(), cfg.agents, AdapterSpec(rank=cfg.rank, alpha=cfg.rank))
+    model = model or smollm2_path()
+    paths = adapter_paths(model, cfg.agents, AdapterSpec(rank=cfg.rank, alpha=cfg.rank))
     make_sim = smallville_window_of(cfg)
     results: list[LoraWayResult] = []
     order: list[int] | None = None
@@ -279,8 +284,8 @@ def run_lora_bench(
         if progress is not None:
             progress(way)
         if way == "belady" and order is None:
-            order = run_way(binary, "lru", make_sim, cfg, paths, None).order
-        results.append(run_way(binary, way, make_sim, cfg, paths, order))
+            order = run_way(binary, "lru", make_sim, cfg, paths, None, model).order
+        results.append(run_way(binary, way, make_sim, cfg, paths, order, model))
         if way == "lru":
             order = results[-1].order
     for r in results[1:]:
