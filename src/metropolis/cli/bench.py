@@ -13,6 +13,7 @@ from metropolis.cli import (
     bench_distributed,
     bench_interactive,
     bench_kv_restore,
+    bench_lora,
     bench_memory,
     bench_realtime,
     bench_sim,
@@ -115,3 +116,4 @@ app.command("slots-sim")(bench_slots_sim.slots_sim)
 app.command("realtime")(bench_realtime.realtime)
 app.command("interactive")(bench_interactive.interactive)
 app.command("distributed")(bench_distributed.distributed)
+app.command("lora")(bench_lora.lora)
