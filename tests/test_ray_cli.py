@@ -72,3 +72,5 @@ def test_bench_distributed_prints_its_rows(ray_address: str, tmp_path: Path) -> 
     assert rows["ray 2 workers / asyncio"]["value"] > 0
     assert 0 < rows["requests in flight / agents running"]["value"] <= 100
     assert rows["controller CPU per unit"]["value"] > 0
+    stores = [name for name in rows if name.startswith("store: ")]  # Redis vs SQLite per commit, a local server
+    assert len(stores) == 4 and all(rows[name]["value"] > 0 for name in stores)

@@ -9,7 +9,8 @@
   >= 80%), and the controller's overhead per unit: its CPU time per unit (target <= 2 ms), and beside it, for
   information, dispatch to commit less the worker's time for the unit (which includes Ray's transport and the
   wait for the controller's loop).
-- The store's cost per commit (Redis vs the embedded store) is the store bench's row: `STORE_ROWS` below.
+- The store's cost per commit (Redis vs the embedded store): the store bench's rows (`store_rows`, from
+  bench/store_cost.py, as `metropolis bench store` measures them), with fewer rounds.
 
 Agents stand on a sparse grid (spacing 4, R = 1, V = 1) so that units are single agents: the bench measures the
 runtime, not the policy.
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from metropolis.bench.store_cost import run_store_cost
 from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
@@ -42,9 +43,12 @@ class BenchRow:
     met: bool | None = None
 
 
-# The store bench's rows (redis vs the embedded store per commit), added by whoever provides them: each entry is
-# called once per `metropolis bench distributed` and its rows are printed after the Ray rows.
-STORE_ROWS: list[Callable[[], list[BenchRow]]] = []
+def store_rows(url: str | None = None) -> list[BenchRow]:
+    """Redis vs the embedded SQLite store, per commit (medians of 3 alternating rounds): for information."""
+    return [
+        BenchRow(f"store: {r.operation}, Redis / SQLite ({r.redis_us:.0f} vs {r.sqlite_us:.0f} us)", r.ratio, "x")
+        for r in run_store_cost(url, puts=200, checkpoints=10, agents=25, state_bytes=2048, rounds=3)
+    ]
 
 
 class BusyAgent(Agent):

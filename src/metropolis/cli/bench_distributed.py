@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from metropolis.bench.distributed import STORE_ROWS, BenchRow, cpu_bound_rows, many_agents_rows
+from metropolis.bench.distributed import BenchRow, cpu_bound_rows, many_agents_rows, store_rows
 from metropolis.bench.loopback_llm import LoopbackLLM
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENTS, MAX_WORKERS, integer, number
@@ -32,18 +32,21 @@ def distributed(
     cpus: int = typer.Option(0, "--cpus", help="CPUs of the local Ray (0: this machine's)."),
     ray_address: str = typer.Option("", "--ray-address", help="Join this Ray cluster instead (auto, ray://...)."),
     save: Path | None = typer.Option(None, "--save", help="Write the rows as JSON."),
+    stores: bool = typer.Option(True, "--stores/--no-stores", help="Also time a commit in Redis vs SQLite."),
 ) -> None:
     """CPU-bound agents on Ray workers vs the asyncio runtime (agent-steps/s), and 1,000 agents against a 1 s
     loopback server: requests in flight vs agents running, the controller's overhead per unit.
 
     Exit codes: 0 done, 2 bad input (or Ray missing), 130 interrupted."""
-    _distributed(workers, agents, steps, cpu_ms, latency, many, many_steps, many_latency, cpus, ray_address, save)
+    _distributed(
+        workers, agents, steps, cpu_ms, latency, many, many_steps, many_latency, cpus, ray_address, save, stores
+    )
 
 
 @one_line_errors
 def _distributed(
     workers: int, agents: int, steps: int, cpu_ms: float, latency: float, many: int, many_steps: int,
-    many_latency: float, cpus: int, ray_address: str, save: Path | None,
+    many_latency: float, cpus: int, ray_address: str, save: Path | None, stores: bool,
 ) -> None:  # fmt: skip
     integer(workers, "--workers", 1, MAX_WORKERS)
     integer(agents, "--agents", 1, MAX_AGENTS)
@@ -65,8 +68,8 @@ def _distributed(
         if many:
             with LoopbackLLM(many_latency) as server:
                 rows += many_agents_rows(server.base_url, many, many_steps, workers)
-    for store_rows in STORE_ROWS:  # the store bench's rows (bench/distributed.py)
-        rows += store_rows()
+    if stores:
+        rows += store_rows()  # a local redis-server, started and stopped here
     out.print(table(rows))
     if save is not None:
         save.write_text(json.dumps([asdict(r) for r in rows], indent=2))
