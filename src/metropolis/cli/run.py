@@ -307,7 +307,8 @@ def execute(
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
-    trace = durable.recorder.trace()
+    # A resumed run's recorder holds only what it recorded itself: the whole trace is in the folder.
+    trace = Trace.read(path / "trace") if resume else durable.recorder.trace()
     compared = along.finish(trace.calls) if along is not None else {}
     head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
     run_report.write(path, opts, report, head, books.rows() if books.agents else [], trace)

@@ -97,7 +97,6 @@ SIM = TableView(
         Column("share_of_oracle", "of oracle", share),
         Column("mean_in_flight", "in flight"),
         Column("restarts", "restarts"),
-        Column("rollbacks", "rollbacks"),
         Column("wasted_share", "wasted", share),
     ),
 )

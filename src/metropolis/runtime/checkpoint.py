@@ -41,6 +41,7 @@ from typing import Protocol
 
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.engine.simulation import Simulation
+from metropolis.interrupts import signals_deferred
 from metropolis.scheduling.table import Status
 from metropolis.store.base import Checkpoint, RunStore
 from metropolis.trace.parts import fsync
@@ -106,6 +107,7 @@ class Checkpointer:
         self._expect = {} if resume is None else {a: s for a, s in resume.states.items() if s[0] > 0}
         self.verified = 0
         self.seconds = 0.0  # wall time spent saving, for the overhead figure
+        self._heard = sim.agent_steps  # agent-steps committed when this last heard of one (`on_step`)
         self._taken: dict[int, tuple[int, bytes]] | None = None  # a due checkpoint's states so far
         self._saved = {} if resume is None else {a: s for a, (_, s) in resume.states.items()}  # newest in the store
         self._io = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-io")  # parts, then fsyncs, in order
@@ -121,6 +123,9 @@ class Checkpointer:
         pass
 
     def on_step(self, record: StepRecord) -> None:
+        # The steps the trace has heard of (it listens before this): a cut taken on a signal, which may land
+        # between a commit and its listeners, never claims a step its parts do not hold.
+        self._heard = self.sim.agent_steps
         if self._unsaved is not None and self._unsaved[1].done():
             self._store()
         if self._expect:
@@ -137,8 +142,12 @@ class Checkpointer:
         """Take a cut now, with the states taken so far (also at any instant: on Ctrl-C, the run saves one
         before it stops, without the states of agents mid-step). Its trace parts are written on the I/O
         thread; the store saves the checkpoint once they are in place (`_store`), never before."""
+        with signals_deferred():  # a cut and its parts, whole: a signal waits until the checkpoint is taken
+            return self._save()
+
+    def _save(self) -> Checkpoint:
         t0 = time.perf_counter()
-        sim, table = self.sim, self.sim.table
+        table = self.sim.table
         states = self._taken if self._taken is not None else self._idle_states()
         self._taken = None
         if self._unsaved is not None:  # the previous one's parts are not written yet (rare: an interval passed)
@@ -146,7 +155,7 @@ class Checkpointer:
         parts = self.trace.checkpoint() if self.trace is not None else {}
         gvt = table.gvt()
         self.number += 1
-        cut = {"gvt": gvt, "steps": list(table.step), "agent_steps": sim.agent_steps, "parts": parts}
+        cut = {"gvt": gvt, "steps": list(table.step), "agent_steps": self._heard, "parts": parts}
         saved = self._saved
         changed = {a: (step, state) for a, (step, state) in states.items() if saved.get(a) != state}
         saved.update((a, state) for a, (_, state) in changed.items())

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from metropolis.engine.records import CallRecord, StepRecord
+from metropolis.interrupts import signals_deferred
 from metropolis.scheduling.table import AgentView
 from metropolis.scheduling.unit import WorkUnit
 from metropolis.trace.parts import PartWriter, read_parts
@@ -151,19 +152,20 @@ class _Buffer(Generic[R]):
         (SIGTERM, Ctrl-C: the run then seals a last checkpoint) leaves the records buffered, not half built."""
         if not self.records:
             return
-        records, self.records = self.records, []
-        try:
-            self.recorder.names.update((r.agent, r.name) for r in records)
-            batch = self.build(records)
-        except BaseException:
-            self.records = records + self.records
-            raise
-        if self.writer is None:
-            self.kept.append(batch)
-        else:
-            self.writer.write(batch)
-        if self.written is not None:
-            self.written(records)
+        with signals_deferred():  # taken out of the buffer, so written whole before a signal can stop the run
+            records, self.records = self.records, []
+            try:
+                self.recorder.names.update((r.agent, r.name) for r in records)
+                batch = self.build(records)
+            except BaseException:
+                self.records = records + self.records
+                raise
+            if self.writer is None:
+                self.kept.append(batch)
+            else:
+                self.writer.write(batch)
+            if self.written is not None:
+                self.written(records)
 
     def seal(self) -> list[str]:
         """Write what is buffered and seal it as a part: the names of every sealed part."""
