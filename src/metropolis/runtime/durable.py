@@ -142,9 +142,9 @@ class Durable:
     def finish(self) -> None:
         """The run is done: the trace's parts become its files, and the store says so (a shared store is asked
         first whether this controller still holds the run)."""
-        self.checkpointer.wait()
         if isinstance(self.store, PublicVersions):
-            self.store.fence()
+            self.store.fence()  # first: a replaced controller's trace folder may be gone (the other joined it)
+        self.checkpointer.wait()
         self.recorder.close()
         journal = self.journal
         self.store.log("finished", {"journal_hits": journal.hits, "journal_misses": journal.misses})

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from metropolis.interrupts import signals_deferred
 from metropolis.trace.schema import TABLES
 
 
@@ -170,7 +171,12 @@ class PartWriter:
     def finish(self) -> None:
         """The run is over: the parts become `<table>.parquet`: the joined file written as the run went, or
         (a resumed run) the parts merged into row groups of about `group_rows`, so memory holds about one row
-        group at a time, and a run sealed at many checkpoints ends with the row groups of one that was not."""
+        group at a time, and a run sealed at many checkpoints ends with the row groups of one that was not.
+        Ctrl-C and SIGTERM wait until it is done: a table half joined is a table lost."""
+        with signals_deferred():
+            self._finish()
+
+    def _finish(self) -> None:
         self.seal()
         if self._whole:
             if self._group or self._joined is None:
