@@ -38,7 +38,14 @@ from pathlib import Path
 
 import httpx
 
-from metropolis.bench.slots_sim import NO_PROMPT_CACHE, AgentPrompts, SimBenchConfig, SimFactory, smallville_window
+from metropolis.bench.slots_sim import (
+    NO_PROMPT_CACHE,
+    AgentPrompts,
+    SimBenchConfig,
+    SimFactory,
+    check_window,
+    smallville_window,
+)
 from metropolis.engine.simulation import Simulation
 from metropolis.engine.state import AgentState
 from metropolis.llm.engines.llama_server import RunningServer, llama_server
@@ -69,12 +76,7 @@ class LoraBenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.agents < 2 or self.slots < 1 or self.slots >= self.agents:
-            raise ValueError(f"need 2+ agents and 1 <= slots < agents, got {self.agents} agents, {self.slots} slots")
-        if self.in_flight is not None and not 1 <= self.in_flight <= self.slots:
-            raise ValueError(f"in_flight must be within 1..slots ({self.slots}), got {self.in_flight}")
-        if self.minutes <= 0 or self.prefix_words < 1 or self.suffix_words < 1 or self.max_output < 1:
-            raise ValueError("minutes, prefix_words, suffix_words and max_output must be positive")
+        check_window(self)
 
     def requests_in_flight(self) -> int:
         return self.in_flight or max(1, self.slots - 1)

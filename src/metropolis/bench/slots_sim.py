@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -64,12 +65,36 @@ class SimBenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.agents < 2 or self.slots < 1 or self.slots >= self.agents:
-            raise ValueError(f"need 2+ agents and 1 <= slots < agents, got {self.agents} agents, {self.slots} slots")
-        if self.in_flight is not None and not 1 <= self.in_flight <= self.slots:
-            raise ValueError(f"in_flight must be within 1..slots ({self.slots}), got {self.in_flight}")
-        if self.minutes <= 0 or self.prefix_words < 1 or self.suffix_words < 1 or self.max_output < 1:
-            raise ValueError("minutes, prefix_words, suffix_words and max_output must be positive")
+        check_window(self)
+
+
+class Window(Protocol):
+    """What a slot bench's configuration says of its window and its server."""
+
+    @property
+    def agents(self) -> int: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def in_flight(self) -> int | None: ...
+    @property
+    def minutes(self) -> float: ...
+    @property
+    def prefix_words(self) -> int: ...
+    @property
+    def suffix_words(self) -> int: ...
+    @property
+    def max_output(self) -> int: ...
+
+
+def check_window(cfg: Window) -> None:
+    """The one check of a slot bench's configuration (this one's, and `bench lora`'s)."""
+    if cfg.agents < 2 or cfg.slots < 1 or cfg.slots >= cfg.agents:
+        raise ValueError(f"need 2+ agents and 1 <= slots < agents, got {cfg.agents} agents, {cfg.slots} slots")
+    if cfg.in_flight is not None and not 1 <= cfg.in_flight <= cfg.slots:
+        raise ValueError(f"in_flight must be within 1..slots ({cfg.slots}), got {cfg.in_flight}")
+    if cfg.minutes <= 0 or cfg.prefix_words < 1 or cfg.suffix_words < 1 or cfg.max_output < 1:
+        raise ValueError("minutes, prefix_words, suffix_words and max_output must be positive")
 
 
 @dataclass(slots=True)
