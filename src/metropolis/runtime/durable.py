@@ -104,7 +104,13 @@ class Durable:
         store.log("resumed" if resume else "started", {"checkpoint": checkpointer.number, "journal": journaled})
         try:
             yield cls(store, Journal(store), recorder, checkpointer, checkpoint, journaled)
-        finally:
+        except BaseException:
+            # What stopped the run is the error to report (a stale epoch, a signal), not a late trace write of a
+            # controller whose run folder another one has since finished.
+            with contextlib.suppress(Exception):
+                checkpointer.close()
+            raise
+        else:
             checkpointer.close()
 
     def checkpoint_number(self) -> int:
