@@ -209,9 +209,9 @@ def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) 
 @needs_data
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
-    # SIGTERM at 2 points, not 20: at some of 20 points a SIGTERM-stopped run resumes with a few calls missing
-    # from its trace (its headline's serial time, computed from them, comes out lower). An open bug, in the issue's
-    # notes; METROPOLIS_KILL_POINTS=20 shows it.
+    # SIGTERM at 2 points, not 20: at some of 20 points (timing-dependent) a SIGTERM-stopped run resumes with a
+    # lower headline serial time than the uninterrupted run's, and that time is computed from the trace's calls.
+    # An open bug, in the notes; METROPOLIS_KILL_POINTS=20 runs it at 20.
     points = POINTS if signum == signal.SIGINT or "METROPOLIS_KILL_POINTS" in os.environ else 2
     assert _kill_and_resume(tmp_path, WALKERS, signum, points, seed=int(signum), checkpoints=28) >= min(points, 1)
 
