@@ -146,7 +146,7 @@ class Simulation:
                     for call in ctx.calls:
                         listener.on_call(call)
         self.dispatcher.complete(unit, positions, promises)
-        gvt = self.table._gvt
+        gvt = self.table.gvt()
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
             self.store.collect(gvt)
