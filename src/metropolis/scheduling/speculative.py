@@ -245,6 +245,7 @@ class SpeculativeScheduler(MetropolisScheduler):
                 self._released.append(agent)
             return True
         self._running -= 1
+        self._offers.pop(agent, None)  # its held result, offered for the next step, is undone with it
         blockers.add(HELD)
         return False
 
