@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+import ray
+
 from metropolis.engine.agent import Agent, Observation
 from metropolis.engine.members import AsyncioTasks, UnitStats
 from metropolis.engine.records import Plan
@@ -198,6 +200,10 @@ class UnitWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> str:
+        """The Ray node this worker runs on (a node lost takes its workers with it)."""
+        return str(ray.get_runtime_context().get_node_id())
 
     async def run(self, order: UnitOrder) -> UnitOutcome:
         began = time.monotonic()
