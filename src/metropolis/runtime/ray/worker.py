@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -28,7 +28,7 @@ from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import prompt_hash
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.runtime.ray.messages import Answers, UnitOrder, UnitOutcome, outcome_of
+from metropolis.runtime.ray.messages import Answers, UnitFailure, UnitOrder, UnitOutcome, outcome_of
 from metropolis.store.base import JournalKey, RunStore
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -233,6 +233,21 @@ class UnitWorker:
             stats=stats,
             worker_seconds=time.monotonic() - began,
         )
+
+    async def run_many(self, orders: list[UnitOrder]) -> AsyncIterator[list[UnitOutcome | UnitFailure]]:
+        """Several units in one call, their outcomes sent back in groups as they finish: a Ray call or return
+        costs the controller about as much as the rest of a unit, and units dispatched together mostly end
+        together (`batches.py`)."""
+        pending = {asyncio.ensure_future(self._outcome(order)) for order in orders}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            yield [task.result() for task in done]
+
+    async def _outcome(self, order: UnitOrder) -> UnitOutcome | UnitFailure:
+        try:
+            return await self.run(order)
+        except Exception as error:
+            return UnitFailure(order.fence, error)
 
     async def quiesce(self) -> int:
         """Fault injection: from now on no LLM call starts; return once none is being asked (each answer is in the
