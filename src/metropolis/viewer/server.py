@@ -8,7 +8,9 @@ in a daemon thread, so `metropolis run --view` serves while the run runs in the 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -136,17 +138,27 @@ def make_app(source: StepSource, town: dict[str, Any], player: PlayerHook | None
     @app.get("/api/live")
     async def live(request: Request) -> StreamingResponse:
         """Events `complete` with the number of complete frames as id and data; a reload resumes after
-        Last-Event-ID, so the page fetches each frame once."""
+        Last-Event-ID, so the page fetches each frame once. Under speculation, events `spec` (no id: a picture
+        of now, not a frame) say which steps run ahead of their blockers, the rollbacks since the last one, and
+        the counts so far; a reload starts from the picture of now."""
         seen = int(request.headers.get("last-event-id") or -1)
 
         async def events() -> AsyncIterator[str]:
             nonlocal seen
             yield "retry: 500\n\n"
+            rolled, said = sys.maxsize, ""  # rollbacks before this connection are not flashed again
             while not await request.is_disconnected():
                 done = source.complete()
                 if done != seen:
                     seen = done
                     yield f"id: {done}\nevent: complete\ndata: {done}\n\n"
+                picture = source.speculation(rolled)
+                if picture is not None:
+                    rolled = picture["seq"]
+                    text = json.dumps(picture, separators=(",", ":"))
+                    if text != said:
+                        said = text
+                        yield f"event: spec\ndata: {text}\n\n"
                 if done >= info["until"]:
                     yield "event: end\ndata: end\n\n"
                     return

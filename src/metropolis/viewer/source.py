@@ -9,7 +9,6 @@ time span, for the scheduler layer) and one agent's calls and conversations.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,12 +17,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from metropolis.engine.records import CallRecord, StepRecord
-from metropolis.trace.recorder import UnitLog, calls_batch, simulation_meta, steps_batch
+from metropolis.trace.recorder import calls_batch, simulation_meta, steps_batch
 from metropolis.trace.schema import TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
+from metropolis.trace.units import Dispatched, UnitLog
 
-STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls", "partners", "events"]
-TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit"]
+STEP_COLUMNS = [
+    "agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "speculative", "undone", "llm_calls",
+    "partners", "events",
+]  # fmt: skip
+TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit", "speculative", "undone"]
+MAX_AHEAD = 2_000  # speculative steps a live summary lists (its counts say how many in all)
 
 
 class StepSource(Protocol):
@@ -40,6 +44,8 @@ class StepSource(Protocol):
     def calls(self, agent: int) -> pd.DataFrame: ...
 
     def conversations(self, agent: int) -> pd.DataFrame: ...
+
+    def speculation(self, since: int) -> dict[str, Any] | None: ...
 
 
 def describe(meta: TraceMeta, until: int, live: bool) -> dict[str, Any]:
@@ -111,12 +117,8 @@ class TraceSource:
         frame = read_table(self.folder, "conversations")
         return frame[[agent in list(p) for p in frame["participants"]]] if len(frame) else frame
 
-
-@dataclass(slots=True)
-class _Kept:
-    record: StepRecord
-    unit: int | None
-    gvt: int | None
+    def speculation(self, since: int) -> dict[str, Any] | None:
+        return None  # a finished run: its frames say it all
 
 
 class LiveSource:
@@ -133,7 +135,8 @@ class LiveSource:
         self._per_step: dict[int, int] = {}
         self._complete = 0
         self._lock = threading.Lock()
-        self._scheduled: dict[tuple[int, int], tuple[int, int]] = {}
+        self._scheduled: dict[tuple[int, int], Dispatched] = {}
+        self._speculative = 0  # committed steps that ran ahead of their blockers
         # The timeline's columns, appended as records arrive: the scheduler layer rebuilds its timeline as frames
         # complete, and reading these costs far less than turning every record into a row again.
         self._spans: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
@@ -142,17 +145,16 @@ class LiveSource:
     def attach(cls, sim: Any, run_id: str | None = None) -> LiveSource:
         """A live source listening to `sim` (a Simulation): append it before the run starts."""
         meta = simulation_meta(sim, run_id)
-        units = UnitLog(sim.table, len(sim.agents))
-        sim.dispatcher.observers.append(units)
-        live = cls(meta, sim.until, units)
+        live = cls(meta, sim.until, UnitLog.attach(sim))
         sim.listeners.append(live)
         return live
 
     def on_step(self, record: StepRecord) -> None:
-        seen = None if self.units is None else self.units.current[record.agent]
+        seen = None if self.units is None else self.units.lookup(record.agent, record.step)
         with self._lock:
             if seen is not None:
                 self._scheduled[(record.agent, record.step)] = seen
+                self._speculative += seen.speculative
             self._by_step.setdefault(record.step, []).append(len(self._steps))
             self._steps.append(record)
             spans = self._spans
@@ -162,7 +164,9 @@ class LiveSource:
             spans["y"].append(record.state.pos[1])
             spans["start"].append(record.start)
             spans["end"].append(record.end)
-            spans["unit"].append(None if seen is None else seen[0])
+            spans["unit"].append(None if seen is None else seen.unit)
+            spans["speculative"].append(seen is not None and seen.speculative)
+            spans["undone"].append(0 if seen is None else seen.undone)
             count = self._per_step[record.step] = self._per_step.get(record.step, 0) + 1
             if count == len(self.meta.agent_names) and record.step == self._complete:
                 while self._per_step.get(self._complete, 0) == len(self.meta.agent_names):
@@ -198,6 +202,8 @@ class LiveSource:
         frame["start"] = np.asarray(columns["start"], dtype=np.float64)
         frame["end"] = np.asarray(columns["end"], dtype=np.float64)
         frame["unit"] = pd.array(columns["unit"], dtype="Int64")
+        frame["speculative"] = np.asarray(columns["speculative"], dtype=bool)
+        frame["undone"] = np.asarray(columns["undone"], dtype=np.int64)
         return frame[TIMELINE_COLUMNS]
 
     def history(self, agent: int) -> pd.DataFrame:
@@ -211,3 +217,21 @@ class LiveSource:
 
     def conversations(self, agent: int) -> pd.DataFrame:
         return pd.DataFrame({"start": np.array([], dtype=int)})
+
+    def speculation(self, since: int) -> dict[str, Any] | None:
+        """The speculative picture now: the steps running (or held) ahead of their blockers, the undone
+        member-steps numbered above `since` (as [number, agent, step]), and the counts so far. None: no
+        speculation in this run."""
+        units = self.units
+        if units is None or not (units.speculated or self.meta.scheduler == "speculative"):
+            return None
+        ahead = sorted(units.ahead.copy())[:MAX_AHEAD]
+        recent = [list(r) for r in list(units.recent) if r[0] > since]
+        with self._lock:
+            committed, speculative = len(self._steps), self._speculative
+        return {
+            "ahead": [list(k) for k in ahead],
+            "rollbacks": recent,
+            "seq": units.rolled_back,
+            "counts": {"committed": committed, "speculative": speculative, "undone": units.rolled_back},
+        }
