@@ -59,7 +59,7 @@ def _missing_browser() -> str:
 
 def _table(rows: list[ViewCost], hours: float, scheduler: str, repeats: int) -> Table:
     table = Table(title=f"The live view's cost: 25 walkers, {hours:g} h, {scheduler}, 1 L4 (medians of {repeats})")
-    for col in ("run", "wall s", "x no view", "CPU s", "x no view", "browser CPU s", "frames seen"):
+    for col in ("run", "wall s", "x no view", "CPU s", "x no view", "chromium CPU s", "frames shown"):
         table.add_column(col, justify="right")
     base = rows[0]
     for r in rows:

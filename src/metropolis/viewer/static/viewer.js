@@ -106,12 +106,17 @@ function hslToRgb(h, s, l) {
 }
 
 // Frames come in windows; a complete frame never changes, so a window fetched while a live run was short of it
-// is fetched again when a frame it lacked is asked for.
-async function load(step) {
-  const first = Math.floor(step / WINDOW) * WINDOW;
+// is completed from its first missing frame when a frame it lacked is asked for. A live view following the run
+// asks for the newest frame `alone`: the frames in between are fetched only if the person scrubs back to them, so
+// watching costs the run one frame per look, however fast it goes.
+async function load(step, alone = false) {
+  const first = alone ? step : Math.floor(step / WINDOW) * WINDOW;
   while (state.pending.has(first)) await state.pending.get(first);
   if (state.frames.has(step)) return;
-  const fetched = getJSON(`/api/frames?first=${first}&last=${first + WINDOW}`).then((data) => {
+  let from = first;
+  while (from < step && state.frames.has(from)) from++;
+  const last = alone ? step + 1 : first + WINDOW;
+  const fetched = getJSON(`/api/frames?first=${from}&last=${last}`).then((data) => {
     data.frames.forEach((f) => {
       f.actionNames = data.actions;
       state.frames.set(f.step, f);
@@ -121,11 +126,11 @@ async function load(step) {
   try { await fetched; } finally { state.pending.delete(first); }
 }
 
-async function show(step) {
+async function show(step, alone = false) {
   step = Math.max(0, Math.min(step, state.complete - 1));
   if (step < 0) return;
   state.want = step; // only the latest request is drawn: an earlier one that loads later is dropped
-  if (!state.frames.has(step)) await load(step);
+  if (!state.frames.has(step)) await load(step, alone);
   const f = state.frames.get(step);
   if (!f || state.want !== step) return;
   state.step = step;
@@ -245,11 +250,12 @@ function drawSpec(f) {
   $("specPanel").hidden = !speculative;
   if (!speculative) return;
   const committed = sc ? sc.steps.reduce((a, b) => a + b, 0) : 0;
-  const at = c ? `at this frame: <b>${c.speculative}</b> speculative of ${committed} committed steps, ` +
-    `<span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` : "";
-  const now = lv ? ` · now: <b>${lv.counts.speculative}</b> speculative of ${lv.counts.committed} committed, ` +
-    `<span class="undo">${lv.counts.undone} undone</span>, ${lv.ahead.length} ahead of their blockers` : "";
-  $("specPanel").innerHTML = `Speculation ${at}${now}`;
+  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} committed steps ran ahead of ` +
+    `their blockers; <span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` +
+    "</div>" : "";
+  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed; ` +
+    `<span class="undo">${lv.counts.undone} undone</span>; ${lv.ahead.length} ahead of their blockers</div>` : "";
+  $("specPanel").innerHTML = `<h2>Speculation</h2>${at}${now}`;
   window.viewer.spec.counts = c ? { ...c, committed } : null;
 }
 
@@ -379,7 +385,7 @@ function follow() {
     const n = +e.data;
     window.viewer.history.push(n);
     setComplete(n);
-    if (state.following && n > 0) await show(n - 1);
+    if (state.following && n > 0) await show(n - 1, true);
     window.viewer.complete = n;
   });
   events.addEventListener("spec", (e) => {
