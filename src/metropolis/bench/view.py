@@ -7,9 +7,10 @@ has) is timed three ways, interleaved so that a machine shared with other jobs d
 - `--view`: with the live source listening and the server serving, nobody watching;
 - `--view + chromium`: with headless chromium following the page (`bench/view_client.py`, its own process),
   as a person watching would: every frame fetched, the scheduler layer on.
-Wall-clock and this process's CPU time (the run and the server's threads) are measured around the run alone;
-chromium's CPU over the same span (its processes, read from /proc) is reported beside them: on a machine with a
-core to spare it is not the run's, on a busy one it takes the run's core.
+Wall-clock, the run's own CPU time (the main thread) and the server's (this process's other threads) are measured
+around the run alone, and chromium's CPU over the same span (its processes, read from /proc): on a machine with a
+core to spare it is not the run's, on a busy one it takes the run's core. Ratios are taken within each repeat (the
+three ways run back to back) and their median is printed, so a load that drifts between repeats cancels out.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ class ViewCost:
 
     mode: str
     wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the run's thread
+    server_cpu: list[float] = field(default_factory=list)  # the other threads: the viewer's server
     browser_cpu: list[float] = field(default_factory=list)
+    wall_ratio: list[float] = field(default_factory=list)  # to the run without a view in the same repeat
+    cpu_ratio: list[float] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)  # what the browser saw, per repeat
 
     @property
@@ -56,11 +60,16 @@ class ViewCost:
     def cpu_s(self) -> float:
         return statistics.median(self.cpu)
 
+    def median(self, name: str) -> float:
+        values: list[float] = getattr(self, name)
+        return statistics.median(values) if values else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Timed:
     wall: float
-    cpu: float
+    cpu: float  # the run's thread
+    server_cpu: float  # the process's other threads
     agent_steps: int
     virtual_seconds: float
 
@@ -78,9 +87,11 @@ def build(town: Town, hours: float, scheduler: str) -> tuple[Simulation, Virtual
 
 
 def timed(runtime: VirtualRuntime) -> Timed:
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
     report = runtime.run()
-    return Timed(time.perf_counter() - wall, time.process_time() - cpu, report.agent_steps, report.duration)
+    mine = time.thread_time() - cpu
+    others = time.process_time() - process - mine
+    return Timed(time.perf_counter() - wall, mine, max(0.0, others), report.agent_steps, report.duration)
 
 
 def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, float, dict[str, Any]]:
@@ -180,10 +191,15 @@ def run_view_bench(
             cost = costs[mode]
             cost.wall.append(result.wall)
             cost.cpu.append(result.cpu)
+            cost.server_cpu.append(result.server_cpu)
             cost.browser_cpu.append(browser_cpu)
             if seen:
                 cost.seen.append(seen)
             runs.add((result.agent_steps, round(result.virtual_seconds, 9)))
+        for mode in modes:
+            cost = costs[mode]
+            cost.wall_ratio.append(cost.wall[-1] / costs[modes[0]].wall[-1])
+            cost.cpu_ratio.append((cost.cpu[-1] + cost.server_cpu[-1]) / costs[modes[0]].cpu[-1])
     if len(runs) != 1:
         raise RuntimeError(f"the runs differ with and without the view: {sorted(runs)}")
     return [costs[m] for m in modes]
