@@ -405,7 +405,7 @@ def test_a_speculative_replay_shows_its_speculative_steps(speculative_run: Path,
         _scrub(page, last)
         counts = page.evaluate("window.viewer.spec.counts")
         assert counts["speculative"] == len(ahead) and counts["undone"] == int(steps["undone"].sum())
-        assert f"{len(ahead)}</b> of {len(steps)} committed" in page.inner_html("#specPanel")
+        assert f"{len(ahead)}</b> of {len(steps)} steps done" in page.inner_html("#specPanel")
         assert page.errors == []
     finally:
         _stop(proc)

@@ -250,11 +250,12 @@ function drawSpec(f) {
   $("specPanel").hidden = !speculative;
   if (!speculative) return;
   const committed = sc ? sc.steps.reduce((a, b) => a + b, 0) : 0;
-  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} committed steps ran ahead of ` +
+  // At a frame's moment the trace knows when steps ended (a speculative one commits later, once validated).
+  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} steps done ran ahead of ` +
     `their blockers; <span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` +
     "</div>" : "";
-  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed; ` +
-    `<span class="undo">${lv.counts.undone} undone</span>; ${lv.ahead.length} ahead of their blockers</div>` : "";
+  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed steps ran ahead; ` +
+    `<span class="undo">${lv.counts.undone} undone</span>; ${lv.ahead.length} steps ahead not yet committed</div>` : "";
   $("specPanel").innerHTML = `<h2>Speculation</h2>${at}${now}`;
   window.viewer.spec.counts = c ? { ...c, committed } : null;
 }
