@@ -30,8 +30,9 @@ from metropolis.viewer.talks import from_table as talks_table
 
 HOST = "127.0.0.1"
 MAX_WINDOW = 500  # frames per request
-# How often the live stream looks at the run: each look that finds new frames costs a page request (~25 ms of the
-# server's time for 25 agents, most of it fixed), so twice a second keeps a watched run within a few percent.
+# How often the live stream looks at the run: each look that finds a new frame costs the page's request for it
+# (about 17 ms of the server's time for 25 agents, most of it fixed), so twice a second is 3-4 % of a core
+# (`metropolis bench view`).
 LIVE_TICK_S = 0.5
 STATIC = ("index.html", "viewer.js", "viewer.css")
 TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
