@@ -135,7 +135,10 @@ class LiveSource:
         self.meta = meta
         self.until = until
         self.units = units
-        self._arrived: list[tuple[StepRecord, Dispatched | None]] = []  # appended by the run, read by the server
+        # Appended by the run (how each step was dispatched first, then the step), read by the server; two lists
+        # rather than one of pairs: a pair per record would be one more object for the collector to track.
+        self._arrived_seen: list[Dispatched | None] = []
+        self._arrived: list[StepRecord] = []
         self._indexed = 0  # how many of them the server has indexed
         self._steps: list[StepRecord] = []
         self._calls: list[CallRecord] = []
@@ -160,7 +163,8 @@ class LiveSource:
         return live
 
     def on_step(self, record: StepRecord) -> None:
-        self._arrived.append((record, None if self.units is None else self.units.lookup(record.agent, record.step)))
+        self._arrived_seen.append(None if self.units is None else self.units.lookup(record.agent, record.step))
+        self._arrived.append(record)
 
     def on_call(self, record: CallRecord) -> None:
         self._calls.append(record)
@@ -171,7 +175,8 @@ class LiveSource:
         n = len(self._arrived)
         agents = len(self.meta.agent_names)
         spans, per_step = self._spans, self._per_step
-        for record, seen in self._arrived[self._indexed : n]:
+        fresh = zip(self._arrived[self._indexed : n], self._arrived_seen[self._indexed : n], strict=True)
+        for record, seen in fresh:
             if seen is not None:
                 self._scheduled[(record.agent, record.step)] = seen
                 self._speculative += seen.speculative
