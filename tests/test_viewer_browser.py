@@ -363,3 +363,75 @@ def test_a_run_without_a_player_refuses_player_commands(run_folder: Path) -> Non
 
     bad = TestClient(make_app(source, {}, PlayerHook(0, refuse))).post("/api/player", json={"jump": 1})
     assert bad.status_code == 400 and "needs one of move" in bad.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def speculative_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("spec") / "r"
+    proc = _cli(["run", "-s", "speculative", "--hours", "0.5", "--no-compare", "--out", str(out)], out.parent)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    return out
+
+
+def _speculative_at(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "trace" / "steps.parquet", columns=["agent", "step", "speculative", "undone"])
+
+
+def test_a_speculative_replay_shows_its_speculative_steps(speculative_run: Path, page: Any, tmp_path: Path) -> None:
+    """The steps drawn as run ahead of their blockers are the trace's, frame by frame; the panel counts them."""
+    steps = _speculative_at(speculative_run)
+    ahead = steps[steps["speculative"]]
+    assert len(ahead), "a speculative run of the town bets on some steps"
+    busiest = ahead["step"].value_counts()
+    proc = _cli(["view", str(speculative_run)], speculative_run.parent)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        assert page.is_visible("#specPanel") and "speculative" in page.inner_text("#legend")
+        for step in [0, int(busiest.index[-1]), int(busiest.index[0])]:
+            _scrub(page, step)
+            want = sorted(int(a) for a in ahead.loc[ahead["step"] == step, "agent"])
+            assert page.evaluate("window.viewer.spec.shown") == want
+        page.screenshot(path=str(tmp_path / "speculative-replay.png"))
+        redone = steps[steps["undone"] > 0]
+        if len(redone):  # a rollback's re-run is ringed at its step
+            step = int(redone["step"].iloc[0])
+            _scrub(page, step)
+            undone = page.evaluate("window.viewer.frame.undone")
+            assert undone == {str(a): int(n) for a, n in redone.loc[redone["step"] == step, ["agent", "undone"]].values}
+            page.screenshot(path=str(tmp_path / "speculative-rollback.png"))
+        last = int(steps["step"].max())
+        _scrub(page, last)
+        counts = page.evaluate("window.viewer.spec.counts")
+        assert counts["speculative"] == len(ahead) and counts["undone"] == int(steps["undone"].sum())
+        assert f"{len(ahead)}</b> of {len(steps)} steps done" in page.inner_html("#specPanel")
+        assert page.errors == []
+    finally:
+        _stop(proc)
+
+
+def test_the_live_view_of_a_speculative_run_counts_as_it_goes(page: Any, tmp_path: Path) -> None:
+    out = tmp_path / "live-spec"
+    proc = _cli(["run", "-s", "speculative", "--hours", "2", "--no-compare", "--view", "--out", str(out)], tmp_path)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        page.wait_for_function("window.viewer.spec.live.length > 3", timeout=120_000)
+        page.screenshot(path=str(tmp_path / "speculative-live.png"))
+        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+        assert "shows the finished run" in _line(proc, "shows the finished run")
+        live = page.evaluate("window.viewer.spec.live")
+        for key in ("committed", "speculative", "undone"):
+            seq = [c[key] for c in live]
+            assert seq == sorted(seq), key  # counts only advance
+        assert len({c["committed"] for c in live}) > 3 and len({c["speculative"] for c in live}) > 1
+        steps = _speculative_at(out)
+        assert live[-1] == {
+            "committed": len(steps), "speculative": int(steps["speculative"].sum()),
+            "undone": int(steps["undone"].sum()),
+        }  # fmt: skip
+        assert "now:" in page.inner_text("#specPanel")
+        assert page.errors == []
+    finally:
+        assert _stop(proc) == 0

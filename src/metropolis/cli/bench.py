@@ -20,6 +20,7 @@ from metropolis.cli import (
     bench_slots,
     bench_slots_sim,
     bench_store,
+    bench_view,
 )
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
@@ -117,3 +118,4 @@ app.command("realtime")(bench_realtime.realtime)
 app.command("interactive")(bench_interactive.interactive)
 app.command("distributed")(bench_distributed.distributed)
 app.command("lora")(bench_lora.lora)
+app.command("view")(bench_view.view)

@@ -1,7 +1,8 @@
 """`metropolis run --view`: the viewer served while the run goes, from a listener that keeps its records.
 
-The listener costs one append per record, and the server thread only works when the page asks, so the run is
-not slowed by more than a few percent. Once the run ends the page keeps serving the finished run until Ctrl-C.
+The listener costs one append per record, and the server's threads only work when a page looks (twice a second;
+a page following the run asks for the newest frame alone): `metropolis bench view` measures what that costs.
+Once the run ends the page keeps serving the finished run until Ctrl-C.
 """
 
 from __future__ import annotations

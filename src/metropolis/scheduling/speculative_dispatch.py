@@ -5,17 +5,29 @@ checker would rightly call it blocked): they see the unit's commit, which happen
 a commit first asks the policy which speculative units the arriving agents conflict with; their members go back
 to waiting in the table before the policy scans the arrivals, so the two are coupled as `serial` would have them,
 and the engine is told (`on_conflict`) to undo the run.
+
+What the observers do not see, its `watchers` do (the trace's scheduler columns, the viewer): each unit dispatched
+ahead of its blockers, and each undone. They only record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.scheduling.table import AgentTable
 from metropolis.scheduling.unit import WorkUnit
 from metropolis.world.spatial import Pos
+
+
+class SpeculationWatcher(Protocol):
+    """Told of each speculative dispatch and of each undone unit (whose members will run the step again)."""
+
+    def on_speculate(self, unit: WorkUnit) -> None: ...
+
+    def on_undo(self, unit: WorkUnit) -> None: ...
 
 
 class SpeculativeDispatcher(Dispatcher):
@@ -29,6 +41,7 @@ class SpeculativeDispatcher(Dispatcher):
     ) -> None:
         super().__init__(table, policy)
         self.on_conflict = on_conflict
+        self.watchers: list[SpeculationWatcher] = []
 
     def pop_ready(self) -> WorkUnit | None:
         unit = self.policy.pop_ready()
@@ -38,6 +51,9 @@ class SpeculativeDispatcher(Dispatcher):
             if not self.policy.is_speculative(unit):
                 for obs in self.observers:
                     obs.on_dispatch(unit)
+            else:
+                for watcher in self.watchers:
+                    watcher.on_speculate(unit)
         return unit
 
     def complete(
@@ -59,19 +75,27 @@ class SpeculativeDispatcher(Dispatcher):
                 continue
             if self.policy.adopt(chained):
                 self.table.start(chained.members)  # it has been running on the strength of this commit
-            elif self.on_conflict is not None:
+                continue
+            self._undone(chained)
+            if self.on_conflict is not None:
                 self.on_conflict(chained)
 
     def abort(self, unit: WorkUnit) -> None:
         """Undo the dispatch of a speculative unit: its members wait again, held until `release`."""
         self.table.stop(unit.members)
         self.policy.abort(unit)
+        self._undone(unit)
         if self.on_conflict is not None:
             self.on_conflict(unit)
 
     def drop_chain(self, unit: WorkUnit) -> None:
         """A step chained on an undone one is undone with it (its agent's table row never saw it)."""
         self.policy.drop_chain(unit)
+        self._undone(unit)
+
+    def _undone(self, unit: WorkUnit) -> None:
+        for watcher in self.watchers:
+            watcher.on_undo(unit)
 
     def release(self, unit: WorkUnit) -> None:
         """The undone run of `unit` has unwound (its private state restored): its members may run again."""

@@ -196,6 +196,8 @@ def steps_table(day: DenseDay, observed: np.ndarray, partners: np.ndarray) -> pa
         nulls_i,  # plan_next
         nulls_i,  # unit
         nulls_i,  # gvt
+        pa.nulls(n, pa.bool_()),  # speculative
+        nulls_i,  # undone
     ]
     return pa.Table.from_arrays(columns, schema=STEPS_SCHEMA)
 

@@ -24,11 +24,10 @@ import pyarrow as pa
 
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.interrupts import signals_deferred
-from metropolis.scheduling.table import AgentView
-from metropolis.scheduling.unit import WorkUnit
 from metropolis.trace.parts import PartWriter, read_parts
 from metropolis.trace.schema import CALLS_SCHEMA, STEPS_SCHEMA, TABLES, TraceMeta
 from metropolis.trace.store import META_FILE, Trace
+from metropolis.trace.units import Dispatched, UnitLog
 
 if TYPE_CHECKING:
     from metropolis.engine.simulation import Simulation
@@ -74,8 +73,8 @@ def calls_batch(records: list[CallRecord]) -> pa.Table:
     return columns_table(columns, CALLS_SCHEMA)
 
 
-def steps_batch(records: list[StepRecord], scheduled: dict[tuple[int, int], tuple[int, int]] | None = None) -> pa.Table:
-    """`scheduled` maps (agent, step) to (unit, GVT at dispatch) where a `UnitLog` saw the dispatch; the rows it
+def steps_batch(records: list[StepRecord], scheduled: dict[tuple[int, int], Dispatched] | None = None) -> pa.Table:
+    """`scheduled` maps (agent, step) to how it was dispatched where a `UnitLog` saw the dispatch; the rows it
     names are taken out of it."""
     states = [r.state for r in records]
     seen = [scheduled.pop((r.agent, r.step), None) for r in records] if scheduled else [None] * len(records)
@@ -95,34 +94,10 @@ def steps_batch(records: list[StepRecord], scheduled: dict[tuple[int, int], tupl
         "plan_next": [None if r.plan is None else r.plan.next_call for r in records],
         "unit": [None if u is None else u[0] for u in seen],
         "gvt": [None if u is None else u[1] for u in seen],
+        "speculative": [None if u is None else u.speculative for u in seen],
+        "undone": [None if u is None else u.undone for u in seen],
     }
     return columns_table(columns, STEPS_SCHEMA)
-
-
-class UnitLog:
-    """A dispatcher observer: which unit each agent is running and GVT when it was dispatched (cost: one
-    assignment per member per dispatch). The recorder copies both into each step's row as the step commits."""
-
-    def __init__(self, table: AgentView, agents: int) -> None:
-        self.table = table
-        self.current: list[tuple[int, int] | None] = [None] * agents
-        self.units = 0
-        self.scheduled: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def on_dispatch(self, unit: WorkUnit) -> None:
-        seen = (self.units, self.table.gvt())
-        self.units += 1
-        for agent in unit.members:
-            self.current[agent] = seen
-
-    def on_commit(self, unit: WorkUnit) -> None:
-        pass
-
-    def note(self, record: StepRecord) -> None:
-        """Called as `record` commits, before its unit is completed: its unit is still the agent's current one."""
-        seen = self.current[record.agent]
-        if seen is not None:
-            self.scheduled[(record.agent, record.step)] = seen
 
 
 class _Buffer(Generic[R]):
@@ -239,8 +214,7 @@ class TraceRecorder:
     ) -> TraceRecorder:
         """A recorder whose metadata describes `sim`; attach it with `sim.listeners.append(recorder)`."""
         recorder = cls(path, simulation_meta(sim, run_id), chunk_rows, parts)
-        recorder.units = UnitLog(sim.table, len(sim.agents))
-        sim.dispatcher.observers.append(recorder.units)
+        recorder.units = UnitLog.attach(sim)
         return recorder
 
     def _steps_batch(self, records: list[StepRecord]) -> pa.Table:

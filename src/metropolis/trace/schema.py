@@ -57,6 +57,10 @@ STEPS_SCHEMA = pa.schema(
         # dispatch order, and GVT (the slowest agent's step) when that unit was dispatched.
         pa.field("unit", pa.int32()),
         pa.field("gvt", pa.int32()),
+        # Under the `speculative` policy: whether the step ran ahead of its blockers (and was validated), and how
+        # many runs of it were undone before it committed (false and 0 under the other policies).
+        pa.field("speculative", pa.bool_()),
+        pa.field("undone", pa.int32()),
     ]
 )
 
@@ -74,7 +78,7 @@ CONVERSATIONS_SCHEMA = pa.schema(
 
 # Columns added after traces were first written: a writer may leave them out and an old file may lack them; both
 # read as null.
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"steps": ("plan_next", "unit", "gvt")}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"steps": ("plan_next", "unit", "gvt", "speculative", "undone")}
 
 TABLES: dict[str, pa.Schema] = {
     "calls": CALLS_SCHEMA,

@@ -4,7 +4,9 @@ slowest agent finished step k (the instant frame k became complete).
 The scheduler layer is derived from the trace's time spans: at that instant, each agent has committed the steps
 that ended by then, runs the step that started by then, and waits otherwise. An agent waits on another that is
 behind it and near enough to reach its perception radius (the blocking rule of `scheduling/rules.py`, with
-straight-line distance), and agents that share a running unit form a cluster.
+straight-line distance), and agents that share a running unit form a cluster. Under the `speculative` policy it
+also says which agents run a step ahead of its blockers (`ahead`), which run a step again after runs of it were
+undone (`rerun`), and how many speculative steps had committed and how many runs were undone by then (`counts`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Timeline:
     unit: np.ndarray
     key: np.ndarray  # end + agent * span: sorted, so one searchsorted answers every agent at once
     span: float
+    speculative: np.ndarray  # the step ran ahead of its blockers
+    undone: np.ndarray  # runs of the step undone before it committed
+    spec_ends: np.ndarray  # sorted ends of the speculative steps: how many had ended by t
+    undo_starts: np.ndarray  # sorted starts of the steps run again, and the undone runs before each, summed
+    undo_sums: np.ndarray
 
     @classmethod
     def of(cls, frame: pd.DataFrame, agents: int) -> Timeline:
@@ -44,15 +51,23 @@ class Timeline:
         end = frame["end"].to_numpy(np.float64, na_value=0.0)
         span = float(end.max()) + 1.0 if len(end) else 1.0
         unit = frame["unit"].to_numpy(np.float64, na_value=-1).astype(np.int64)
+        start = frame["start"].to_numpy(np.float64, na_value=0.0)
+        speculative, undone = bool_column(frame, "speculative"), count_column(frame, "undone")
+        again = np.argsort(start[undone > 0], kind="stable")
         return cls(
             offsets,
-            frame["start"].to_numpy(np.float64, na_value=0.0),
+            start,
             end,
             frame["x"].to_numpy(np.int64),
             frame["y"].to_numpy(np.int64),
             unit,
             end + agent * span,
             span,
+            speculative,
+            undone,
+            np.sort(end[speculative]),
+            start[undone > 0][again],
+            np.cumsum(undone[undone > 0][again]),
         )
 
     def at(self, t: float, until: int, R: float, V: float) -> dict[str, Any]:
@@ -71,6 +86,7 @@ class Timeline:
             units.setdefault(int(self.unit[nxt[agent]]), []).append(int(agent))
         waiting = ~running & (done < until)
         blocks, count = _blocks(done, waiting, self.x[last], self.y[last], R, V) if n <= MAX_BLOCK_AGENTS else ([], 0)
+        redone = int(np.searchsorted(self.undo_starts, t, side="right"))
         return {
             "t": t,
             "steps": done.tolist(),
@@ -79,7 +95,27 @@ class Timeline:
             "clusters": [m for u, m in sorted(units.items()) if u >= 0],
             "blocks": blocks,
             "block_pairs": count,
+            "ahead": np.flatnonzero(running & self.speculative[nxt]).tolist() if len(self.x) else [],
+            "rerun": np.flatnonzero(running & (self.undone[nxt] > 0)).tolist() if len(self.x) else [],
+            "counts": {
+                "speculative": int(np.searchsorted(self.spec_ends, t, side="right")),
+                "undone": int(self.undo_sums[redone - 1]) if redone else 0,
+            },
         }
+
+
+def bool_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A nullable boolean column (null in old traces and imported ones) as booleans, null as False."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), bool)
+    return frame[column].astype("boolean").fillna(False).to_numpy(bool)
+
+
+def count_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A nullable count column as integers, null as 0."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), np.int64)
+    return frame[column].to_numpy(np.float64, na_value=0.0).astype(np.int64)
 
 
 def _blocks(
@@ -131,6 +167,7 @@ def frames(
     window: pd.DataFrame, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]
 ) -> dict[str, Any]:
     """Frames `first`..`last - 1`: positions and actions (indices into `actions`) per agent, who talks to whom,
+    which agents ran the step ahead of their blockers (`spec`) and after undone runs (`undone`: agent -> runs),
     and the scheduler's picture when each frame became complete. Columns are turned into lists once, so a window
     of 1,000 agents takes milliseconds a frame."""
     w = window.sort_values(["step", "agent"], kind="stable") if len(window) else window
@@ -146,6 +183,9 @@ def frames(
     partners = w["partners"] if n and "partners" in w else None
     events = w["events"] if n and "events" in w else None
     spoken = np.flatnonzero((_sizes(partners, n) > 0) | (_sizes(events, n) > 0))
+    ahead = np.flatnonzero(bool_column(w, "speculative")) if n else np.zeros(0, np.int64)
+    undone = count_column(w, "undone") if n else np.zeros(0, np.int64)
+    redone = np.flatnonzero(undone > 0)
     out = []
     for k in range(first, last):
         lo, hi = (int(bounds[k - first]), int(bounds[k - first + 1])) if n else (0, 0)
@@ -165,6 +205,9 @@ def frames(
             [None if events is None else events.iloc[i] for i in talking],
         )
         frame: dict[str, Any] = {"step": k, "pos": pos, "action": action, "calls": made, **said}
+        # This step's speculative rows: ran ahead of their blockers; runs undone before it committed.
+        frame["spec"] = [agent[i] for i in ahead[(ahead >= lo) & (ahead < hi)].tolist()]
+        frame["undone"] = {str(agent[i]): int(undone[i]) for i in redone[(redone >= lo) & (redone < hi)].tolist()}
         if timeline is not None:
             frame["sched"] = timeline.at(t, info["until"], info["perception_radius"], info["max_velocity"])
         out.append(frame)

@@ -9,7 +9,6 @@ time span, for the scheduler layer) and one agent's calls and conversations.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,12 +17,21 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from metropolis.engine.records import CallRecord, StepRecord
-from metropolis.trace.recorder import UnitLog, calls_batch, simulation_meta, steps_batch
+from metropolis.trace.recorder import calls_batch, simulation_meta, steps_batch
 from metropolis.trace.schema import TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
+from metropolis.trace.units import Dispatched, UnitLog
 
-STEP_COLUMNS = ["agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "llm_calls", "partners", "events"]
-TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit"]
+STEP_COLUMNS = [
+    "agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "speculative", "undone", "llm_calls",
+    "partners", "events",
+]  # fmt: skip
+TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit", "speculative", "undone"]
+TIMELINE_TYPES: dict[str, Any] = {
+    "agent": np.int64, "step": np.int64, "x": np.int64, "y": np.int64, "start": np.float64, "end": np.float64,
+    "unit": np.float64, "speculative": bool, "undone": np.int64,
+}  # fmt: skip
+MAX_AHEAD = 2_000  # speculative steps a live summary lists (its counts say how many in all)
 
 
 class StepSource(Protocol):
@@ -40,6 +48,8 @@ class StepSource(Protocol):
     def calls(self, agent: int) -> pd.DataFrame: ...
 
     def conversations(self, agent: int) -> pd.DataFrame: ...
+
+    def speculation(self, since: int) -> dict[str, Any] | None: ...
 
 
 def describe(meta: TraceMeta, until: int, live: bool) -> dict[str, Any]:
@@ -111,72 +121,88 @@ class TraceSource:
         frame = read_table(self.folder, "conversations")
         return frame[[agent in list(p) for p in frame["participants"]]] if len(frame) else frame
 
-
-@dataclass(slots=True)
-class _Kept:
-    record: StepRecord
-    unit: int | None
-    gvt: int | None
+    def speculation(self, since: int) -> dict[str, Any] | None:
+        return None  # a finished run: its frames say it all
 
 
 class LiveSource:
-    """A run going on now: a listener (and dispatcher observer) that keeps every record; the server reads them
-    from another thread, so each read takes a consistent prefix under a lock held for one append at a time."""
+    """A run going on now: a listener (and dispatcher observer) that keeps every record. The run pays one list
+    append per record (atomic under the GIL); the server's threads, when a page asks, index what arrived since
+    they last looked (`_catch_up`, under a lock of their own), so nobody watching costs the run next to nothing
+    and a reader always sees a consistent prefix."""
 
     def __init__(self, meta: TraceMeta, until: int, units: UnitLog | None = None) -> None:
         self.meta = meta
         self.until = until
         self.units = units
+        # Appended by the run (how each step was dispatched first, then the step), read by the server; two lists
+        # rather than one of pairs: a pair per record would be one more object for the collector to track.
+        self._arrived_seen: list[Dispatched | None] = []
+        self._arrived: list[StepRecord] = []
+        self._indexed = 0  # how many of them the server has indexed
         self._steps: list[StepRecord] = []
         self._calls: list[CallRecord] = []
         self._by_step: dict[int, list[int]] = {}
         self._per_step: dict[int, int] = {}
         self._complete = 0
         self._lock = threading.Lock()
-        self._scheduled: dict[tuple[int, int], tuple[int, int]] = {}
-        # The timeline's columns, appended as records arrive: the scheduler layer rebuilds its timeline as frames
-        # complete, and reading these costs far less than turning every record into a row again.
+        self._scheduled: dict[tuple[int, int], Dispatched] = {}
+        self._speculative = 0  # committed steps that ran ahead of their blockers
+        # The timeline's columns: rows indexed since the last `timeline()` wait in `_spans`, which then appends
+        # them to `_arrays`, so each look at a long run converts only its new rows (the scheduler layer asks once
+        # a live tick, and turning every record into a row again would cost the run more each time).
         self._spans: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
+        self._arrays: dict[str, np.ndarray] = {c: np.zeros(0, TIMELINE_TYPES[c]) for c in TIMELINE_COLUMNS}
 
     @classmethod
     def attach(cls, sim: Any, run_id: str | None = None) -> LiveSource:
         """A live source listening to `sim` (a Simulation): append it before the run starts."""
         meta = simulation_meta(sim, run_id)
-        units = UnitLog(sim.table, len(sim.agents))
-        sim.dispatcher.observers.append(units)
-        live = cls(meta, sim.until, units)
+        live = cls(meta, sim.until, UnitLog.attach(sim))
         sim.listeners.append(live)
         return live
 
     def on_step(self, record: StepRecord) -> None:
-        seen = None if self.units is None else self.units.current[record.agent]
-        with self._lock:
+        self._arrived_seen.append(None if self.units is None else self.units.lookup(record.agent, record.step))
+        self._arrived.append(record)
+
+    def on_call(self, record: CallRecord) -> None:
+        self._calls.append(record)
+
+    def _catch_up(self) -> None:
+        """Index the records that arrived since the last reader looked: by step, their scheduler columns, the
+        timeline's columns, the frames now complete. Called by every reader, under the lock."""
+        n = len(self._arrived)
+        agents = len(self.meta.agent_names)
+        spans, per_step = self._spans, self._per_step
+        fresh = zip(self._arrived[self._indexed : n], self._arrived_seen[self._indexed : n], strict=True)
+        for record, seen in fresh:
             if seen is not None:
                 self._scheduled[(record.agent, record.step)] = seen
+                self._speculative += seen.speculative
             self._by_step.setdefault(record.step, []).append(len(self._steps))
             self._steps.append(record)
-            spans = self._spans
             spans["agent"].append(record.agent)
             spans["step"].append(record.step)
             spans["x"].append(record.state.pos[0])
             spans["y"].append(record.state.pos[1])
             spans["start"].append(record.start)
             spans["end"].append(record.end)
-            spans["unit"].append(None if seen is None else seen[0])
-            count = self._per_step[record.step] = self._per_step.get(record.step, 0) + 1
-            if count == len(self.meta.agent_names) and record.step == self._complete:
-                while self._per_step.get(self._complete, 0) == len(self.meta.agent_names):
-                    self._complete += 1
-
-    def on_call(self, record: CallRecord) -> None:
-        with self._lock:
-            self._calls.append(record)
+            spans["unit"].append(None if seen is None else seen.unit)
+            spans["speculative"].append(seen is not None and seen.speculative)
+            spans["undone"].append(0 if seen is None else seen.undone)
+            per_step[record.step] = per_step.get(record.step, 0) + 1
+        self._indexed = n
+        while per_step.get(self._complete, 0) == agents:
+            self._complete += 1
 
     def describe(self) -> dict[str, Any]:
         return describe(self.meta, self.until, live=True)
 
     def complete(self) -> int:
-        return self._complete
+        with self._lock:
+            self._catch_up()
+            return self._complete
 
     def _frame(self, rows: list[StepRecord]) -> pd.DataFrame:
         keys = [(r.agent, r.step) for r in rows]
@@ -185,29 +211,49 @@ class LiveSource:
 
     def window(self, first: int, last: int) -> pd.DataFrame:
         with self._lock:
+            self._catch_up()
             rows = [self._steps[i] for s in range(first, last) for i in self._by_step.get(s, ())]
             return self._frame(rows)
 
     def timeline(self) -> pd.DataFrame:
         with self._lock:
-            n = len(self._steps)
-            columns = {c: values[:n] for c, values in self._spans.items()}
-        frame = pd.DataFrame(
-            {c: np.asarray(v, dtype=np.int64) for c, v in columns.items() if c in ("agent", "step", "x", "y")}
-        )
-        frame["start"] = np.asarray(columns["start"], dtype=np.float64)
-        frame["end"] = np.asarray(columns["end"], dtype=np.float64)
-        frame["unit"] = pd.array(columns["unit"], dtype="Int64")
+            self._catch_up()
+            arrays = self._arrays
+            if self._spans["agent"]:
+                for c, values in self._spans.items():
+                    arrays[c] = np.concatenate([arrays[c], np.asarray(values, dtype=TIMELINE_TYPES[c])])
+                    values.clear()
+            frame = pd.DataFrame(dict(arrays))
+        frame["unit"] = frame["unit"].astype("Int64")  # NaN (a dispatch the log never saw) as null
         return frame[TIMELINE_COLUMNS]
 
     def history(self, agent: int) -> pd.DataFrame:
         with self._lock:
+            self._catch_up()
             return self._frame([r for r in self._steps if r.agent == agent])
 
     def calls(self, agent: int) -> pd.DataFrame:
-        with self._lock:
-            mine = [c for c in self._calls if c.agent == agent]
+        mine = [c for c in list(self._calls) if c.agent == agent]
         return calls_batch(mine).to_pandas()
 
     def conversations(self, agent: int) -> pd.DataFrame:
         return pd.DataFrame({"start": np.array([], dtype=int)})
+
+    def speculation(self, since: int) -> dict[str, Any] | None:
+        """The speculative picture now: the steps running (or held) ahead of their blockers, the undone
+        member-steps numbered above `since` (as [number, agent, step]), and the counts so far. None: no
+        speculation in this run."""
+        units = self.units
+        if units is None or not (units.speculated or self.meta.scheduler == "speculative"):
+            return None
+        ahead = sorted(units.ahead.copy())[:MAX_AHEAD]
+        recent = [list(r) for r in list(units.recent) if r[0] > since]
+        with self._lock:
+            self._catch_up()
+            committed, speculative = len(self._steps), self._speculative
+        return {
+            "ahead": [list(k) for k in ahead],
+            "rollbacks": recent,
+            "seq": units.rolled_back,
+            "counts": {"committed": committed, "speculative": speculative, "undone": units.rolled_back},
+        }

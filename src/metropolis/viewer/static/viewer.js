@@ -12,10 +12,13 @@ const LABELS_UP_TO = 60;
 const state = {
   run: null, map: null, frames: new Map(), actions: new Map(), step: 0, complete: 0, playing: false,
   selected: null, scale: 8, following: true, pending: new Map(), mapImage: null,
+  live: null, flash: new Map(), // speculation now (live): steps running ahead, agents whose run was just undone
 };
+const SPEC = "#e07b00", UNDO = "#d0206f", FLASH_MS = 900;
 // What the tests (and a curious person in the console) can read: the frame drawn and where each marker is.
 window.viewer = {
   shown: -1, drawn: [], talks: [], ready: false, errors: [], history: [], drawMs: 0, sent: [], heard: [],
+  spec: { shown: [], counts: null, live: [], flashed: 0 }, // speculative markers drawn; counts shown; live counts
 };
 
 const GLYPHS = [
@@ -103,12 +106,17 @@ function hslToRgb(h, s, l) {
 }
 
 // Frames come in windows; a complete frame never changes, so a window fetched while a live run was short of it
-// is fetched again when a frame it lacked is asked for.
-async function load(step) {
-  const first = Math.floor(step / WINDOW) * WINDOW;
+// is completed from its first missing frame when a frame it lacked is asked for. A live view following the run
+// asks for the newest frame `alone`: the frames in between are fetched only if the person scrubs back to them, so
+// watching costs the run one frame per look, however fast it goes.
+async function load(step, alone = false) {
+  const first = alone ? step : Math.floor(step / WINDOW) * WINDOW;
   while (state.pending.has(first)) await state.pending.get(first);
   if (state.frames.has(step)) return;
-  const fetched = getJSON(`/api/frames?first=${first}&last=${first + WINDOW}`).then((data) => {
+  let from = first;
+  while (from < step && state.frames.has(from)) from++;
+  const last = alone ? step + 1 : first + WINDOW;
+  const fetched = getJSON(`/api/frames?first=${from}&last=${last}`).then((data) => {
     data.frames.forEach((f) => {
       f.actionNames = data.actions;
       state.frames.set(f.step, f);
@@ -118,11 +126,11 @@ async function load(step) {
   try { await fetched; } finally { state.pending.delete(first); }
 }
 
-async function show(step) {
+async function show(step, alone = false) {
   step = Math.max(0, Math.min(step, state.complete - 1));
   if (step < 0) return;
   state.want = step; // only the latest request is drawn: an earlier one that loads later is dropped
-  if (!state.frames.has(step)) await load(step);
+  if (!state.frames.has(step)) await load(step, alone);
   const f = state.frames.get(step);
   if (!f || state.want !== step) return;
   state.step = step;
@@ -143,6 +151,9 @@ function draw(f) {
   const many = f.pos.length > LABELS_UP_TO, talking = new Set((f.talks || []).flat());
   tctx.drawImage(state.mapImage, 0, 0);
   const drawn = f.pos.map((p) => p && [p[0], p[1]]);
+  const spec = new Set(f.spec || []), undone = f.undone || {}, now = performance.now();
+  const flashing = new Set([...state.flash].filter(([, until]) => until > now).map(([a]) => a));
+  const liveAhead = new Set(state.live && state.following ? state.live.ahead.map(([a]) => a) : []);
   const px = (p) => [p[0] * s + s / 2, p[1] * s + s / 2];
   if (layer && sc) {
     tctx.lineWidth = 2;
@@ -176,11 +187,13 @@ function draw(f) {
     const running = layer && sc && sc.running[i], chosen = i === state.selected || i === state.hovered;
     tctx.beginPath(); tctx.arc(x, y, chosen && many ? r + 2 : r, 0, 2 * Math.PI);
     tctx.fillStyle = `hsl(${hue(i)},65%,${running ? 45 : 60}%)`; tctx.fill();
-    const me = i === state.run.player;
-    tctx.lineWidth = me || i === state.selected ? 3 : many ? 0.8 : 1.5;
-    tctx.strokeStyle = me ? "#e0a000" : i === state.selected ? "#b23" : talking.has(i) ? "#149632"
+    const me = i === state.run.player, ahead = layer && spec.has(i);
+    tctx.lineWidth = me || i === state.selected || ahead ? 3 : many ? 0.8 : 1.5;
+    tctx.strokeStyle = me ? "#e0a000" : i === state.selected ? "#b23" : ahead ? SPEC : talking.has(i) ? "#149632"
       : running ? "#1e78dc" : "#333";
     tctx.stroke();
+    if (layer && (undone[i] || flashing.has(i))) ring(x, y, r + 3, UNDO, [3, 2]); // its earlier runs were undone
+    if (layer && liveAhead.has(i)) ring(x, y, r + 3, SPEC, [2, 3]); // running ahead right now (live)
     if (!many) {
       tctx.fillStyle = "#fff"; tctx.font = `bold ${Math.max(8, r)}px sans-serif`;
       tctx.textAlign = "center"; tctx.textBaseline = "middle";
@@ -205,6 +218,8 @@ function draw(f) {
     tctx.fillText(text, x, ty);
   });
   drawTalks(f);
+  drawSpec(f);
+  window.viewer.spec.shown = [...spec].sort((a, b) => a - b);
   if (state.run.player !== null && state.run.player !== undefined) hear(f);
   const ahead = sc ? ` · GVT ${sc.gvt} · ${sc.running.reduce((a, b) => a + b, 0)} running · t=${sc.t.toFixed(1)} s` : "";
   $("clock").textContent = `step ${f.step} · ${clock(f.step)}${ahead}`;
@@ -228,6 +243,28 @@ function drawTalks(f) {
     (rows.length ? `<ul>${rows.join("")}${more}</ul>` : "<p class=\"quiet\">nobody at this step</p>");
 }
 
+// Speculation in numbers: at this frame's moment (replay), and now (live, from the server's `spec` events).
+function drawSpec(f) {
+  const sc = f.sched, c = sc && sc.counts, lv = state.live;
+  const speculative = state.run.scheduler === "speculative" || (c && (c.speculative || c.undone)) || lv;
+  $("specPanel").hidden = !speculative;
+  if (!speculative) return;
+  const committed = sc ? sc.steps.reduce((a, b) => a + b, 0) : 0;
+  // At a frame's moment the trace knows when steps ended (a speculative one commits later, once validated).
+  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} steps done ran ahead of ` +
+    `their blockers; <span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` +
+    "</div>" : "";
+  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed steps ran ahead; ` +
+    `<span class="undo">${lv.counts.undone} undone</span>; ${lv.ahead.length} steps ahead not yet committed</div>` : "";
+  $("specPanel").innerHTML = `<h2>Speculation</h2>${at}${now}`;
+  window.viewer.spec.counts = c ? { ...c, committed } : null;
+}
+
+function ring(x, y, r, colour, dash) {
+  tctx.beginPath(); tctx.arc(x, y, r, 0, 2 * Math.PI);
+  tctx.lineWidth = 2.5; tctx.strokeStyle = colour; tctx.setLineDash(dash); tctx.stroke(); tctx.setLineDash([]);
+}
+
 function arrow([x0, y0], [x1, y1]) {
   tctx.beginPath(); tctx.moveTo(x0, y0); tctx.lineTo(x1, y1); tctx.stroke();
   const a = Math.atan2(y1 - y0, x1 - x0), h = 7;
@@ -244,15 +281,18 @@ function drawSched(sc) {
   sctx.fillStyle = "#333"; sctx.font = "12px sans-serif"; sctx.textAlign = "left"; sctx.textBaseline = "top";
   if (!sc || !$("layer").checked) { sctx.fillText("scheduler layer off", 6, 4); return; }
   const n = sc.steps.length, ahead = sc.steps.map((x) => x - sc.gvt), top = Math.max(5, ...ahead);
-  sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, grey: waiting; ` +
+  sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, orange: ahead of its blockers, ` +
+    `pink cap: run again, grey: waiting; ` +
     `${sc.block_pairs ?? sc.blocks.length} blocked-by pairs` +
     `${n > LABELS_UP_TO ? " (arrows: the selected agent's)" : ""}, ${sc.clusters.length} clusters running`, 6, 4);
   const bw = (W - 12) / n, base = H - 6, hmax = H - 30;
+  const spec = new Set(sc.ahead || []), rerun = new Set(sc.rerun || []);
   ahead.forEach((a, i) => {
     const h = Math.max(1, (a / top) * hmax);
-    sctx.fillStyle = sc.running[i] ? "#1e78dc" : "#9aa3ab";
+    sctx.fillStyle = spec.has(i) ? SPEC : sc.running[i] ? "#1e78dc" : "#9aa3ab";
     if (i === state.selected) sctx.fillStyle = "#b23";
     sctx.fillRect(6 + i * bw + 1, base - h, Math.max(1, bw - 2), h);
+    if (rerun.has(i)) { sctx.fillStyle = UNDO; sctx.fillRect(6 + i * bw + 1, base - h - 4, Math.max(1, bw - 2), 3); }
   });
 }
 
@@ -346,8 +386,17 @@ function follow() {
     const n = +e.data;
     window.viewer.history.push(n);
     setComplete(n);
-    if (state.following && n > 0) await show(n - 1);
+    if (state.following && n > 0) await show(n - 1, true);
     window.viewer.complete = n;
+  });
+  events.addEventListener("spec", (e) => {
+    const lv = JSON.parse(e.data), until = performance.now() + FLASH_MS;
+    state.live = lv;
+    lv.rollbacks.forEach(([, agent]) => state.flash.set(agent, until)); // a rollback flashes its agent
+    window.viewer.spec.live.push(lv.counts);
+    window.viewer.spec.flashed += lv.rollbacks.length;
+    if (lv.rollbacks.length) setTimeout(window.viewer.redraw, FLASH_MS + 20); // the flash ends
+    window.viewer.redraw();
   });
   events.addEventListener("end", () => { $("live").textContent = "● run finished"; window.viewer.finished = true; events.close(); });
 }
