@@ -31,7 +31,7 @@ def test_every_mode_runs_the_same_simulation_against_a_server_without_priority()
 
 def test_the_family_walks_beside_the_player_and_the_script_talks() -> None:
     town = load_smallville()
-    assert [a.name for a in walkers_of(town, 4)][:3] == list(FAMILY)
+    assert sorted(a.name for a in walkers_of(town, 4)[:3]) == sorted(FAMILY)
     assert sorted(talk_script(7, 3)) == [0, 3, 6]
     with pytest.raises(ValueError, match="talk_every must be >= 1"):
         talk_script(5, 0)

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from metropolis.api import RunConfig, SimulationResult, simulate
     from metropolis.engine.collect import DataCollector
 
-__version__ = "0.1.0"
+from metropolis.version import __version__ as __version__
+
 __all__ = ["DataCollector", "RunConfig", "SimulationResult", "simulate"]
 
 

@@ -18,13 +18,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from metropolis.agents.player import PlayerAgent
 from metropolis.agents.player_input import Command
 from metropolis.agents.player_log import PLAYER_FILE, PlayerLog, read_script
-from metropolis.cli.config import RunConfig
+from metropolis.cli import config
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.engine import Agent, Simulation
 from metropolis.engine.collect import AgentReporter, DataCollector, ModelReporter
@@ -42,6 +44,17 @@ from metropolis.world import World
 from metropolis.world.generated import make_world
 
 DEFAULT_PRESET = "l4-llama3-8b"
+
+
+class RunConfig(config.RunConfig):
+    """The options of `metropolis run` (cli/config.py), built in Python: a bad value is one line naming its key
+    (`RunConfig: player_seconds must be > 0, got 0`), a ValueError as everywhere else."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ValueError(config.validation_line(error, "RunConfig: ")) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +89,7 @@ class SimulationResult:
 
 
 def simulate(
-    agents: Sequence[Agent] | RunConfig,
+    agents: Sequence[Agent] | config.RunConfig,
     world: World | str = "open",
     *,
     scheduler: str | SchedulerFactory = "metropolis",
@@ -113,7 +126,7 @@ def simulate(
     and its printed summary; e.g. `simulate(RunConfig(player="Visitor", hours=0.1, store="redis"))`. The other
     arguments are then left out (every option is in the config).
     """
-    if isinstance(agents, RunConfig):
+    if isinstance(agents, config.RunConfig):
         if hours is not None or steps is not None or out is not None or player is not None:
             raise TypeError("simulate(RunConfig(...)) takes every option from the config: hours=, out_dir=, player=")
         return run_config(agents)
@@ -148,14 +161,14 @@ def simulate(
     )  # fmt: skip
 
 
-def run_config(config: RunConfig, checkpoint_minutes: float | None = None) -> SimulationResult:
-    """What `metropolis run` does with `config` (no serial/lockstep comparison for the headline, no view)."""
+def run_config(options: config.RunConfig, checkpoint_minutes: float | None = None) -> SimulationResult:
+    """What `metropolis run` does with `options` (no serial/lockstep comparison for the headline, no view)."""
     from metropolis.cli.run import execute  # the command line's run: loaded only when asked for
     from metropolis.cli.run_folder import RunFolder
     from metropolis.cli.run_setup import RunOptions
     from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 
-    opts = RunOptions(**config.model_dump()).resolved()
+    opts = RunOptions(**options.model_dump()).resolved()
     folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
     minutes = DEFAULT_MINUTES if checkpoint_minutes is None else checkpoint_minutes
     report, books, trace, path = execute(opts, folder, minutes, resume=False, compare=False)

@@ -2,9 +2,10 @@
 
 The Lins (John, Mei and their son Eddy) wake at home and talk over breakfast; the local-model demo
 (`metropolis run --llm local`) starts with them. A player dropped anywhere else would walk for minutes before
-meeting anyone. So the default spot is the tile of the Lin family's house's common room nearest the middle of
-the house's beds (its spawning locations, where the family wakes): in the house, a few tiles from each of them.
-`--player-at X,Y` (`RunConfig.player_at`) puts the person elsewhere, on a tile the residents can walk to.
+meeting anyone. So the default spot is the walkable tile of the Lin family's house from which most of the
+family's beds (the house's spawning locations, where they wake) are in view, nearest the middle of the beds:
+the person meets the family at the first step. `--player-at X,Y` (`RunConfig.player_at`) puts them elsewhere,
+on a tile the residents can walk to.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from metropolis.world.smallville import Town
 from metropolis.world.spatial import Pos
 
 HOUSE = "Lin family's house"
-ROOM = f"{HOUSE}:common room"
 
 
 def default_spawn(town: Town) -> Pos:
-    """The common-room tile nearest the middle of the Lin family's beds (ties: the lowest (x, y))."""
+    """The house tile (not a bed) with the most of the family's beds in view, then the nearest their middle,
+    then the lowest (x, y)."""
     beds = [pos for address, pos in town.spawning.items() if f":{HOUSE}:" in f":{address}"]
-    room = town.tiles_of(ROOM)
+    tiles = [t for t in town.tiles_of(HOUSE) if t not in beds]
     if not beds:
-        return room[0]
+        return tiles[0]
+    distance, radius = town.world.metric.distance, town.world.perception_radius
     cx = sum(x for x, _ in beds) / len(beds)
     cy = sum(y for _, y in beds) / len(beds)
-    return min(room, key=lambda p: ((p[0] - cx) ** 2 + (p[1] - cy) ** 2, p))
+
+    def rank(p: Pos) -> tuple[int, float, Pos]:
+        in_view = sum(1 for bed in beds if distance(p, bed) <= radius)
+        return -in_view, (p[0] - cx) ** 2 + (p[1] - cy) ** 2, p
+
+    return min(tiles, key=rank)
 
 
 def parse_at(text: str) -> Pos:

@@ -67,13 +67,6 @@ class RunConfig(BaseModel):
     player_seconds: float = Field(1.0, gt=0, le=86_400)
     player_at: str = ""
 
-    def __init__(self, **values: Any) -> None:
-        """Built in Python (`metropolis.simulate(RunConfig(...))`): a bad value is one line naming its key."""
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ValueError(_one_line(error, "RunConfig: ")) from None
-
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, name: str) -> str:
@@ -131,10 +124,10 @@ def checked(values: dict[str, Any], where: str = "--") -> RunConfig:
     try:
         return RunConfig.model_validate(values)
     except ValidationError as error:
-        raise ValueError(_one_line(error, where)) from None
+        raise ValueError(validation_line(error, where)) from None
 
 
-def _one_line(error: ValidationError, where: str) -> str:
+def validation_line(error: ValidationError, where: str) -> str:
     first = error.errors()[0]
     key = ".".join(str(p) for p in first["loc"][:1]) or "?"
     name = f"{where}{key.replace('_', '-')}" if where == "--" else f"{where}{key}"
