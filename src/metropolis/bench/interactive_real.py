@@ -52,7 +52,7 @@ FAMILY = ("John Lin", "Mei Lin", "Eddy Lin")
 WALKER = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP, prompt_tokens=36, output_tokens=22)
 # mode -> (scheduler, with a player, gate policy, background calls answered off the server)
 REAL_MODES: dict[str, tuple[str, bool, str, bool]] = {
-    "idle": ("metropolis", True, "interactive-first", True),
+    "idle": ("metropolis", True, "none", True),
     "no player": ("metropolis", False, "none", False),
     "priority": ("metropolis", True, "interactive-first", False),
     "no priority": ("metropolis", True, "none", False),
@@ -94,8 +94,11 @@ class RealSetting:
         return None if p95 is None or not base else p95 / base
 
     def throughput_share(self, mode: str) -> float | None:
+        """Background throughput of `mode` over the walkers' alone (None for `idle`: its background is not served)."""
         base = self.rows.get("no player")
-        return None if base is None or base.throughput <= 0 else self.rows[mode].throughput / base.throughput
+        if mode == "idle" or base is None or base.throughput <= 0:
+            return None
+        return self.rows[mode].throughput / base.throughput
 
 
 def talk_script(steps: int, talk_every: int) -> dict[int, tuple[Command, ...]]:

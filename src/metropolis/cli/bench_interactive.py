@@ -130,7 +130,8 @@ def real_table(setting: RealSetting) -> Table:
         ratio, share = setting.p95_ratio(mode), setting.throughput_share(mode)
         t.add_row(
             mode, f"{r.wall_seconds:.1f}", str(len(r.replies)), _s(p50), _s(p95),
-            "-" if ratio is None else f"{ratio:.2f}x", f"{r.throughput:.2f}", "-" if share is None else f"{share:.1%}",
+            "-" if ratio is None else f"{ratio:.2f}x", "-" if mode == "idle" else f"{r.throughput:.2f}",
+            "-" if share is None else f"{share:.1%}",
             str(r.held), f"{r.load[0]:.1f}-{r.load[1]:.1f}",
         )  # fmt: skip
     t.caption = (
