@@ -133,3 +133,20 @@ def test_policies_by_name_with_one_line_errors() -> None:
         make_admission("fifo")
     with pytest.raises(ValueError, match="must be >= 0, got -1"):
         InteractiveFirst(-1)
+
+
+def test_a_run_with_a_player_against_a_server_without_priority_goes_through_the_gate() -> None:
+    """`simulate` (and `metropolis run`) put the gate in front of llama.cpp's dialect when a person is in the town:
+    the run completes, the person gets the server's answers, the same inputs are recorded."""
+    from metropolis import simulate
+    from metropolis.agents import RandomWalker, WalkerConfig
+    from metropolis.agents.player import PlayerAgent
+    from metropolis.agents.player_input import PlayerInput, Say
+
+    walkers = [RandomWalker(f"w{i}", (4 + i, 4), WalkerConfig(call_prob=0.5, output_tokens=4)) for i in range(4)]
+    player = PlayerAgent("you", (5, 5), PlayerInput({0: (Say("hi", to="w1"),), 2: (Say("again", to="w1"),)}))
+    with FaultServer(delay=0.05) as server:
+        result = simulate(walkers, "open", steps=4, llm=server.base_url, kind="llama.cpp", player=player)
+    said = [e for events in result.steps[result.steps.name == "you"].events for e in events]
+    assert [e for e in said if e.startswith("w1 to you: re: ")] and len(said) == 4
+    assert result.player_inputs == {0: (Say("hi", to="w1"),), 2: (Say("again", to="w1"),)}
