@@ -8,7 +8,7 @@ import pytest
 
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import endpoint
-from metropolis.llm.priority_gate import InteractiveFirst, NoPriority, PriorityGate, make_admission
+from metropolis.llm.priority_gate import InteractiveFirst, NoPriority, Preempting, PriorityGate, make_admission
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from tests.fault_server import FaultServer
 
@@ -126,10 +126,42 @@ async def test_against_a_server_without_priority_the_gate_holds_background_until
     assert gate.held == (3 if policy == "interactive-first" else 0)
 
 
+async def test_preempting_calls_back_the_latest_background_sends_and_sends_them_again_after() -> None:
+    inner = Held()
+    gate = PriorityGate(inner, make_admission("preempt", 1))
+    tasks = [asyncio.create_task(gate.complete(ask(name))) for name in ("a", "b", "c")]
+    await settle()
+    tasks.append(asyncio.create_task(gate.complete(ask("you", interactive=True))))
+    await settle()
+    assert inner.log == [("sent", "a"), ("sent", "b"), ("sent", "c"), ("sent", "you")]
+    assert (gate.called_back, gate.background) == (2, 1)  # c and b dropped, a (within the cap of 1) kept
+    inner.answer("you")
+    await settle()
+    assert inner.log[4] == ("done", "you") and sorted(inner.log[5:]) == [("sent", "b"), ("sent", "c")]
+    for name in ("a", "b", "c"):
+        inner.answer(name)
+    assert [r.text for r in await asyncio.gather(*tasks)] == ["a", "b", "c", "you"]
+    assert gate.background == gate.interactive == 0
+
+
+async def test_preempting_over_http_drops_the_background_sends_and_sends_them_again() -> None:
+    with FaultServer(delay=0.3) as server:
+        cfg = endpoint("llama.cpp", server.base_url, "m", api_key_env=None, read_timeout=5.0)
+        async with OpenAIClient(cfg) as client:
+            gate = PriorityGate(client, make_admission("preempt"))
+            town = [asyncio.create_task(gate.complete(ask(f"w{i}"))) for i in range(3)]
+            while len(server.arrivals) < 3:  # all three at the server
+                await asyncio.sleep(0.01)
+            answers = await asyncio.gather(gate.complete(ask("you", interactive=True)), *town)
+    assert gate.called_back == 3 and [a.agent for a in server.arrivals].count("you") == 1
+    assert len(server.arrivals) == 7 and server.arrivals[3].agent == "you"
+    assert all(r.text.startswith("re: ") for r in answers)
+
+
 def test_policies_by_name_with_one_line_errors() -> None:
     assert make_admission("interactive-first", 2) == InteractiveFirst(2)
-    assert make_admission("none") == NoPriority()
-    with pytest.raises(ValueError, match="unknown priority gate 'fifo'; choose one of: none, interactive-first"):
+    assert make_admission("none") == NoPriority() and make_admission("preempt") == Preempting(0)
+    with pytest.raises(ValueError, match="unknown priority gate 'fifo'; choose one of: none, interactive-first, pre"):
         make_admission("fifo")
     with pytest.raises(ValueError, match="must be >= 0, got -1"):
         InteractiveFirst(-1)

@@ -14,6 +14,7 @@ after another on the same server:
   the reply on an idle server, the reference for the latency ratio;
 - `no player`: the walkers alone (the throughput reference);
 - `priority`: the player, its horizon's requests interactive, the gate `interactive-first`;
+- `preempt`: the same, the gate `preempt` (background requests in flight called back when the person speaks);
 - `no priority`: the player, no gate: the server's own order (FCFS over its slots);
 - `lockstep`: the player, the whole town stepping with it, the gate on.
 
@@ -55,6 +56,7 @@ REAL_MODES: dict[str, tuple[str, bool, str, bool]] = {
     "idle": ("metropolis", True, "none", True),
     "no player": ("metropolis", False, "none", False),
     "priority": ("metropolis", True, "interactive-first", False),
+    "preempt": ("metropolis", True, "preempt", False),
     "no priority": ("metropolis", True, "none", False),
     "lockstep": ("lockstep", True, "interactive-first", False),
 }
@@ -68,6 +70,7 @@ class RealRow:
     background_calls: int
     replies: list[float]  # the player-facing reply latencies, wall seconds
     held: int  # background requests that waited at the gate
+    called_back: int  # background sends dropped for the person's (the gate `preempt`)
     load: tuple[float, float]  # the 1-minute load average when the run started and when it ended
 
     @property
@@ -167,7 +170,7 @@ async def run_real_mode(
     background_steps = report.agent_steps - (steps if with_player else 0)
     return RealRow(
         mode, report.duration, background_steps, replies.background, replies.latencies, gate.held,
-        (load0, os.getloadavg()[0]),
+        gate.called_back, (load0, os.getloadavg()[0]),
     )  # fmt: skip
 
 

@@ -123,7 +123,7 @@ def real_table(setting: RealSetting) -> Table:
         f"{setting.steps} steps, {setting.slots} slots, background cap {setting.cap}"
     )
     for col in ("mode", "wall s", "replies", "p50 s", "p95 s", "p95 / idle", "bg steps/s", "bg share", "held",
-                "load 1 min"):  # fmt: skip
+                "called back", "load 1 min"):  # fmt: skip
         t.add_column(col, justify="right")
     for mode, r in setting.rows.items():
         p50, p95 = r.percentile(50), r.percentile(95)
@@ -132,11 +132,11 @@ def real_table(setting: RealSetting) -> Table:
             mode, f"{r.wall_seconds:.1f}", str(len(r.replies)), _s(p50), _s(p95),
             "-" if ratio is None else f"{ratio:.2f}x", "-" if mode == "idle" else f"{r.throughput:.2f}",
             "-" if share is None else f"{share:.1%}",
-            str(r.held), f"{r.load[0]:.1f}-{r.load[1]:.1f}",
+            str(r.held), str(r.called_back), f"{r.load[0]:.1f}-{r.load[1]:.1f}",
         )  # fmt: skip
     t.caption = (
-        "idle: only the replies go to the server; held: background requests that waited at the gate "
-        "(interactive-first); the latency goal: p95 <= 1.5x idle"
+        "idle: only the replies go to the server; held: background requests that waited at the gate; called "
+        "back: background sends dropped for the person's (preempt); the latency goal: p95 <= 1.5x idle"
     )
     return t
 

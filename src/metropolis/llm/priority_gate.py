@@ -11,6 +11,11 @@ replies, and the requests `PlayerHorizon` marks) never wait.
   starts only if fewer than `cap` background requests are in flight (cap 0, the default: none starts until the
   person has the answer). The server's free slots and its CPU go to the person's call; the background requests
   already at the server finish (llama-server cannot pause a slot: this is admission, not preemption).
+- `preempt` (`Preempting`): as `interactive-first`, and when an interactive request goes out, the background
+  requests in flight beyond `cap` (the latest first) are called back: their HTTP requests are dropped
+  (llama-server drops the task of a closed connection) and they are sent again once admitted. The server's
+  slots go to the person at once; the work done on the called-back requests is lost (recompute, as vLLM
+  preempts).
 - `none` (`NoPriority`): every request starts at once, in the server's own order (the baseline).
 
 The gate only changes when answers come, never what they say: a run through it is the same simulation.
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.registry import lookup
@@ -29,7 +34,9 @@ from metropolis.registry import lookup
 
 class Admission(Protocol):
     """May a background request start now, with `interactive` interactive requests outstanding and `background`
-    background requests in flight?"""
+    background requests in flight? (`preempts`: call back the ones in flight it would not admit now.)"""
+
+    preempts: ClassVar[bool]
 
     def admits(self, interactive: int, background: int) -> bool: ...
 
@@ -37,6 +44,8 @@ class Admission(Protocol):
 @dataclass(frozen=True, slots=True)
 class NoPriority:
     """Every request starts at once: the server's order decides (FCFS over slots for llama-server)."""
+
+    preempts: ClassVar[bool] = False
 
     def admits(self, interactive: int, background: int) -> bool:
         return True
@@ -47,6 +56,7 @@ class InteractiveFirst:
     """Background requests yield to an outstanding interactive one: at most `cap` of them in flight meanwhile."""
 
     cap: int = 0
+    preempts: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.cap < 0:
@@ -56,23 +66,33 @@ class InteractiveFirst:
         return interactive == 0 or background < self.cap
 
 
+@dataclass(frozen=True, slots=True)
+class Preempting(InteractiveFirst):
+    """As `InteractiveFirst`, and the background requests in flight beyond `cap` are called back when a
+    person's request goes out (sent again once admitted)."""
+
+    preempts: ClassVar[bool] = True
+
+
 GATE_POLICIES: dict[str, Callable[[int], Admission]] = {
     "none": lambda cap: NoPriority(),
     "interactive-first": InteractiveFirst,
+    "preempt": Preempting,
 }
 
 
 def make_admission(name: str, cap: int = 0) -> Admission:
-    """The admission policy called `name` (none or interactive-first); `cap`: background requests in flight
-    allowed while a person waits."""
+    """The admission policy called `name` (none, interactive-first or preempt); `cap`: background requests in
+    flight allowed while a person waits."""
     return lookup(GATE_POLICIES, name, "priority gate")(cap)
 
 
 class PriorityGate:
     """An LLM backend in front of `inner` that holds background requests as `admission` says.
 
-    Counts what happened: `held` (background requests that had to wait) and `max_background_while_interactive`
-    (the most background requests in flight at once while an interactive one was outstanding)."""
+    Counts what happened: `held` (background requests that had to wait), `called_back` (sends of background
+    requests dropped for a person's, with a preempting policy) and `max_background_while_interactive` (the most
+    background requests in flight at once while an interactive one was outstanding)."""
 
     def __init__(self, inner: LLMBackend, admission: Admission | None = None) -> None:
         self.inner = inner
@@ -80,18 +100,43 @@ class PriorityGate:
         self.interactive = 0  # interactive requests sent and not yet answered
         self.background = 0  # background requests sent and not yet answered
         self.held = 0
+        self.called_back = 0
         self.max_background_while_interactive = 0
         self._changed: asyncio.Condition | None = None  # made in the running loop, on first use
+        self._sent: list[asyncio.Task[LLMResponse]] = []  # background sends in flight, oldest first
+        self._recalled: set[asyncio.Task[LLMResponse]] = set()
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         if request.interactive:
             self.interactive += 1
+            if self.admission.preempts:
+                self._call_back()
             self._note()
             try:
                 return await self.inner.complete(request)
             finally:
                 self.interactive -= 1
                 await self._notify()
+        while True:
+            await self._admitted()
+            send = asyncio.ensure_future(self.inner.complete(request))
+            self._sent.append(send)
+            try:
+                await asyncio.wait([send])
+            except asyncio.CancelledError:  # the caller gave up on it
+                send.cancel()
+                raise
+            finally:
+                self._sent.remove(send)
+                self.background -= 1
+                await self._notify()
+            recalled = send in self._recalled
+            self._recalled.discard(send)
+            if not (recalled and send.cancelled()):
+                return send.result()
+            self.called_back += 1  # sent again once admitted
+
+    async def _admitted(self) -> None:
         changed = self._condition()
         async with changed:
             if not self._admits():
@@ -99,11 +144,14 @@ class PriorityGate:
                 await changed.wait_for(self._admits)  # FIFO: waiters wake, and re-check, in arrival order
             self.background += 1
             self._note()
-        try:
-            return await self.inner.complete(request)
-        finally:
-            self.background -= 1
-            await self._notify()
+
+    def _call_back(self) -> None:
+        """Cancel the latest background sends until those left are what the policy would admit now."""
+        live = [s for s in self._sent if not s.done() and s not in self._recalled]
+        while live and not self.admission.admits(self.interactive, len(live) - 1):
+            send = live.pop()
+            self._recalled.add(send)
+            send.cancel()
 
     def _admits(self) -> bool:
         return self.admission.admits(self.interactive, self.background)
