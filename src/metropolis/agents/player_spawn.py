@@ -42,7 +42,7 @@ def parse_at(text: str) -> Pos:
             raise ValueError
         return int(parts[0]), int(parts[1])
     except ValueError:
-        raise ValueError(f"--player-at takes a tile X,Y (two whole numbers, e.g. 72,14), got {text!r}") from None
+        raise ValueError(f"--player-at takes a tile X,Y (two whole numbers, e.g. 91,75), got {text!r}") from None
 
 
 def spawn_point(town: Town, at: str = "") -> Pos:
