@@ -88,7 +88,8 @@ def make_admission(name: str, cap: int = 0) -> Admission:
 
 
 class PriorityGate:
-    """An LLM backend in front of `inner` that holds background requests as `admission` says.
+    """An LLM backend in front of `inner` that holds background requests as `admission` says (default:
+    `Preempting(cap=0)`, the lowest reply latency measured by `metropolis bench interactive --real`).
 
     Counts what happened: `held` (background requests that had to wait), `called_back` (sends of background
     requests dropped for a person's, with a preempting policy) and `max_background_while_interactive` (the most
@@ -96,7 +97,7 @@ class PriorityGate:
 
     def __init__(self, inner: LLMBackend, admission: Admission | None = None) -> None:
         self.inner = inner
-        self.admission: Admission = admission if admission is not None else InteractiveFirst()
+        self.admission: Admission = admission if admission is not None else Preempting()
         self.interactive = 0  # interactive requests sent and not yet answered
         self.background = 0  # background requests sent and not yet answered
         self.held = 0
