@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("ray")
 
-from metropolis.agents import WalkerConfig
-from metropolis.engine import Simulation
+from metropolis.agents import RandomWalker, WalkerConfig
+from metropolis.engine import Simulation, StepContext
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import Journal
@@ -27,8 +27,10 @@ from metropolis.runtime import AsyncioRuntime
 from metropolis.runtime.ray import RayRuntime, WorkerPool, ray_session
 from metropolis.runtime.ray.worker import JournalOpener
 from metropolis.store import SqliteStore
+from metropolis.world import World
+from metropolis.world.spatial import Pos
 from tests.fault_server import FaultServer
-from tests.scenarios import outcome, run_shuffled, walker_sim
+from tests.scenarios import outcome, run_shuffled, walker_sim, walled_map
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -118,7 +120,30 @@ def test_a_killed_worker_changes_nothing(how: str, seed: int) -> None:
     assert killing[0].done() and killing[0].exception() is None
     assert asked_twice(server, since) == 0  # the answers its lost units had got came from the journal inbox
     assert runtime.reused > 0
+    assert runtime.batches.calls < runtime.dispatches  # units went in batches, and a death failed whole batches
     assert report.llm_calls == len(server.arrivals[since:])
+
+
+class Faulty(RandomWalker):
+    """A walker whose step raises at `step` (the agent's own bug)."""
+
+    def __init__(self, name: str, pos: Pos, step: int) -> None:
+        super().__init__(name, pos)
+        self.fails_at = step
+
+    async def step(self, ctx: StepContext) -> None:
+        if ctx.step == self.fails_at:
+            raise ValueError(f"{self.name} trips at step {ctx.step}")
+        await super().step(ctx)
+
+
+@pytest.mark.parametrize("agents", [1, 12])  # a lone unit (one Ray call) and one in a batch of many
+def test_an_agents_error_fails_the_run_with_its_message(agents: int) -> None:
+    world = World(tilemap=walled_map(4 * agents, 4, 0.0, random.Random(0)), perception_radius=1.0, max_velocity=1.0)
+    crowd = [Faulty(f"a{i}", (4 * i, 0), step=2 if i == agents - 1 else -1) for i in range(agents)]
+    sim = Simulation(world, crowd, until=4, scheduler="metropolis")
+    with pytest.raises(Exception, match=f"a{agents - 1} trips at step 2"):
+        asyncio.run(on_ray(sim).run())
 
 
 def test_a_stopped_worker_is_refused_when_it_comes_back() -> None:

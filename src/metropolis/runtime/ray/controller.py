@@ -24,6 +24,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.journal import Journal
 from metropolis.runtime.driver import Progress
+from metropolis.runtime.ray.batches import Batches
 from metropolis.runtime.ray.messages import Answers, ShippedContext, UnitOrder, UnitOutcome
 from metropolis.runtime.ray.pool import WorkerPool
 from metropolis.runtime.realtime import AsyncioRuntime
@@ -63,6 +64,7 @@ class RayRuntime(AsyncioRuntime):
         self._latest: dict[tuple[int, int], int] = {}  # (first member, step) -> the unit's latest fence
         self._late: set[asyncio.Task[None]] = set()
         self._forget: list[tuple[list[int], int]] = []  # committed units' answers the inbox may drop
+        self.batches = Batches()
 
     async def run(self, progress: Progress | None = None) -> RunReport:
         try:
@@ -116,7 +118,7 @@ class RayRuntime(AsyncioRuntime):
 
     async def _ask(self, handle: Any, order: UnitOrder) -> UnitOutcome:
         try:
-            outcome: UnitOutcome = await handle.run.remote(order)
+            outcome = await self.batches.send(handle, order)
         except RayTaskError as error:  # the agent's own error, not the worker's death: it fails the run
             cause = error.cause
             raise (cause if isinstance(cause, BaseException) else error.as_instanceof_cause()) from None

@@ -70,6 +70,14 @@ class UnitOutcome:
     worker_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class UnitFailure:
+    """A unit of a batch whose step raised: the agent's own error, which fails the run as it would have here."""
+
+    fence: int
+    error: BaseException
+
+
 class ShippedContext(StepContext):
     """A step context rebuilt on the controller from a worker's `MemberOutcome`: its result is the shipped one."""
 

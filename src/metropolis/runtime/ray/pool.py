@@ -1,5 +1,6 @@
 """The controller's Ray workers: their actors, the journal inbox, which version of each agent's private state each
-worker holds, and a dead worker's replacement. The Ray API is used here and in `session.py` only."""
+worker holds, and a dead worker's replacement. The Ray API is used here and in `session.py` (and
+in `worker.py` for its node's id only)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from metropolis.engine.simulation import Simulation
 from metropolis.llm.endpoints import EndpointConfig
@@ -36,7 +38,10 @@ class WorkerPool:
         self.cpus = cpus_per_worker
         positions = [sim.store.latest(a).pos for a in range(len(sim.agents))]
         self.placement = Placement(spatial_owners(positions, workers), workers)
-        self.inbox: Any = ray.remote(JournalInbox).options(num_cpus=0).remote()
+        # The inbox lives on the controller's node: it must outlive any worker's node, or a lost node would take
+        # the answers of its units with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.inbox: Any = ray.remote(JournalInbox).options(num_cpus=0, scheduling_strategy=here).remote()
         self._agents = ray.put(sim.agents)
         self._world = ray.put(sim.world)
         self.handles: list[Any] = [self._start() for _ in range(workers)]
@@ -80,6 +85,9 @@ class WorkerPool:
 
     async def pid(self, worker: int) -> int:
         return int(await self.handles[worker].pid.remote())
+
+    async def node(self, worker: int) -> str:
+        return str(await self.handles[worker].node.remote())
 
     async def kill(self, worker: int, how: str = "ray", between_calls: bool = False) -> None:
         """Fault injection for tests and demos: `ray` (ray.kill) or a POSIX signal name (SIGKILL) to the worker's

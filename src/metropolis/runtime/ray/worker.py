@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Any
+
+import ray
 
 from metropolis.engine.agent import Agent, Observation
 from metropolis.engine.members import AsyncioTasks, UnitStats
@@ -26,7 +28,7 @@ from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import prompt_hash
 from metropolis.llm.types import LLMRequest, LLMResponse
-from metropolis.runtime.ray.messages import Answers, UnitOrder, UnitOutcome, outcome_of
+from metropolis.runtime.ray.messages import Answers, UnitFailure, UnitOrder, UnitOutcome, outcome_of
 from metropolis.store.base import JournalKey, RunStore
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -199,6 +201,10 @@ class UnitWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The Ray node this worker runs on (a node lost takes its workers with it)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     async def run(self, order: UnitOrder) -> UnitOutcome:
         began = time.monotonic()
         for agent, state in order.private.items():
@@ -227,6 +233,21 @@ class UnitWorker:
             stats=stats,
             worker_seconds=time.monotonic() - began,
         )
+
+    async def run_many(self, orders: list[UnitOrder]) -> AsyncIterator[list[UnitOutcome | UnitFailure]]:
+        """Several units in one call, their outcomes sent back in groups as they finish: a Ray call or return
+        costs the controller about as much as the rest of a unit, and units dispatched together mostly end
+        together (`batches.py`)."""
+        pending = {asyncio.ensure_future(self._outcome(order)) for order in orders}
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            yield [task.result() for task in done]
+
+    async def _outcome(self, order: UnitOrder) -> UnitOutcome | UnitFailure:
+        try:
+            return await self.run(order)
+        except Exception as error:
+            return UnitFailure(order.fence, error)
 
     async def quiesce(self) -> int:
         """Fault injection: from now on no LLM call starts; return once none is being asked (each answer is in the
