@@ -28,7 +28,8 @@ def test_run_with_a_player_script_records_its_inputs_and_replays_them(tmp_path: 
     script = tmp_path / "player.jsonl"
     script.write_text(SCRIPT, encoding="utf-8")
     first = tmp_path / "first"
-    args = ["run", "-n", "6", "--hours", "0.02", "--no-compare", "--player", "Visitor"]
+    # among the six walkers: where the first of them wakes (the player's default is the Lins' house)
+    args = ["run", "-n", "6", "--hours", "0.02", "--no-compare", "--player", "Visitor", "--player-at", "16,18"]
     result = runner.invoke(app, [*args, "--player-script", str(script), "--out", str(first)])
     assert result.exit_code == 0, result.output
     assert "and Visitor (player)" in result.output

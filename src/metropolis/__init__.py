@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from metropolis.api import SimulationResult, simulate
+    from metropolis.api import RunConfig, SimulationResult, simulate
     from metropolis.engine.collect import DataCollector
 
-__version__ = "0.1.0"
-__all__ = ["DataCollector", "SimulationResult", "simulate"]
+from metropolis.version import __version__ as __version__
+
+__all__ = ["DataCollector", "RunConfig", "SimulationResult", "simulate"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("simulate", "SimulationResult"):
+    if name in ("simulate", "SimulationResult", "RunConfig"):
         from metropolis import api
 
         return getattr(api, name)

@@ -5,6 +5,10 @@ preset and a `VirtualRuntime` (or, against a real model, a `LocalModelServer`, a
 `AsyncioRuntime` and `asyncio.run`). `simulate` builds whichever the `llm` argument asks for, starts and always
 stops a local server when asked, and hands back one `SimulationResult`: the report, the books, the trace as
 DataFrames and the reporters' DataFrames.
+
+`simulate(RunConfig(...))` instead runs what `metropolis run` runs with the same options (`RunConfig` is the one
+statement of them, cli/config.py): the Smallville personas, a player by name (`player`, `player_script`,
+`player_pace`, `player_seconds`, `player_at`), the journal and checkpoints in `store`, the run folder.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from metropolis.agents.player import PlayerAgent
 from metropolis.agents.player_input import Command
-from metropolis.agents.player_log import PLAYER_FILE, PlayerLog
+from metropolis.agents.player_log import PLAYER_FILE, PlayerLog, read_script
+from metropolis.cli import config
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.engine import Agent, Simulation
 from metropolis.engine.collect import AgentReporter, DataCollector, ModelReporter
@@ -27,6 +34,7 @@ from metropolis.engine.simulation import SchedulerFactory
 from metropolis.llm.accounting import Accounting, Prices
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
+from metropolis.llm.priority_gate import PriorityGate
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.llm.types import LLMBackend
 from metropolis.runtime import AsyncioRuntime, Environment, RunReport, VirtualRuntime
@@ -36,6 +44,17 @@ from metropolis.world import World
 from metropolis.world.generated import make_world
 
 DEFAULT_PRESET = "l4-llama3-8b"
+
+
+class RunConfig(config.RunConfig):
+    """The options of `metropolis run` (cli/config.py), built in Python: a bad value is one line naming its key
+    (`RunConfig: player_seconds must be > 0, got 0`), a ValueError as everywhere else."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ValueError(config.validation_line(error, "RunConfig: ")) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +89,7 @@ class SimulationResult:
 
 
 def simulate(
-    agents: Sequence[Agent],
+    agents: Sequence[Agent] | config.RunConfig,
     world: World | str = "open",
     *,
     scheduler: str | SchedulerFactory = "metropolis",
@@ -101,7 +120,16 @@ def simulate(
     `player`: a person in the town (`metropolis.agents.player.PlayerAgent`), added after `agents`: its commands
     come from its `PlayerInput` (a script, or `push` from another thread in real time), its horizon's requests
     are interactive, and the commands it took are recorded (`player_inputs`; `trace/player.jsonl` with `out`).
+
+    `agents` may be a `RunConfig` instead (`metropolis.RunConfig`, the options of `metropolis run`): the run is
+    then the one `metropolis run` makes of them, with its run folder (`out_dir`, by default runs/<time>-<policy>)
+    and its printed summary; e.g. `simulate(RunConfig(player="Visitor", hours=0.1, store="redis"))`. The other
+    arguments are then left out (every option is in the config).
     """
+    if isinstance(agents, config.RunConfig):
+        if hours is not None or steps is not None or out is not None or player is not None:
+            raise TypeError("simulate(RunConfig(...)) takes every option from the config: hours=, out_dir=, player=")
+        return run_config(agents)
     the_world = make_world(world, seed=seed) if isinstance(world, str) else world
     until = _steps(the_world, hours, steps)
     everyone = [*agents, player] if player is not None else list(agents)
@@ -133,6 +161,21 @@ def simulate(
     )  # fmt: skip
 
 
+def run_config(options: config.RunConfig, checkpoint_minutes: float | None = None) -> SimulationResult:
+    """What `metropolis run` does with `options` (no serial/lockstep comparison for the headline, no view)."""
+    from metropolis.cli.run import execute  # the command line's run: loaded only when asked for
+    from metropolis.cli.run_folder import RunFolder
+    from metropolis.cli.run_setup import RunOptions
+    from metropolis.runtime.checkpoint import DEFAULT_MINUTES
+
+    opts = RunOptions(**options.model_dump()).resolved()
+    folder = RunFolder.plan(opts.out_dir, opts.scheduler, opts.force)
+    minutes = DEFAULT_MINUTES if checkpoint_minutes is None else checkpoint_minutes
+    report, books, trace, path = execute(opts, folder, minutes, resume=False, compare=False)
+    inputs = read_script(path / "trace" / PLAYER_FILE) if opts.player else None
+    return SimulationResult(report, books, trace, pd.DataFrame(), pd.DataFrame(), path, inputs)
+
+
 def _horizon(sim: Simulation, llm: LLMBackend) -> LLMBackend:
     player = next((a for a in sim.agents if isinstance(a, PlayerAgent)), None)
     return llm if player is None else PlayerHorizon(llm, sim, player)
@@ -161,7 +204,8 @@ def _virtual(sim: Simulation, llm: str | None, gpus: int, prices: Prices | None)
 def _real(sim: Simulation, llm: str, kind: str, model: str, prices: Prices | None) -> tuple[RunReport, Accounting]:
     async def go(cfg: EndpointConfig) -> tuple[RunReport, Accounting]:
         async with OpenAIClient(cfg) as client:
-            runtime = AsyncioRuntime(sim, _horizon(sim, client))
+            gated = not cfg.send_priority and any(isinstance(a, PlayerAgent) for a in sim.agents)
+            runtime = AsyncioRuntime(sim, _horizon(sim, PriorityGate(client) if gated else client))
             runtime.accounting.prices = prices
             return await runtime.run(), runtime.accounting
 

@@ -16,11 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from metropolis.agents.player_input import PACES
+from metropolis.agents.player_spawn import parse_at
 from metropolis.cli.options import MAX_AGENTS, MAX_GPUS, MAX_HOURS, MAX_WORKERS
 from metropolis.llm.serving.presets import PRESETS
 from metropolis.registry import check_name
 from metropolis.runtime.serving_memory import RUN_MEMORY_POLICIES
 from metropolis.scheduling import scheduler_names
+from metropolis.store.choice import check_store
 from metropolis.world.metrics import metric_names
 
 
@@ -57,6 +60,12 @@ class RunConfig(BaseModel):
     force: bool = False
     memory: str = ""
     fraction: float = Field(0.25, gt=0, le=1)
+    store: str = ""  # "" or sqlite, redis, or redis://HOST:PORT/DB
+    player: str = ""
+    player_script: str = ""
+    player_pace: str = "auto"
+    player_seconds: float = Field(1.0, gt=0, le=86_400)
+    player_at: str = ""
 
     @field_validator("scheduler")
     @classmethod
@@ -84,6 +93,23 @@ class RunConfig(BaseModel):
             check_name(name, RUN_MEMORY_POLICIES, "--memory policy")
         return name
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, spec: str) -> str:
+        return check_store(spec)
+
+    @field_validator("player_pace")
+    @classmethod
+    def _pace(cls, name: str) -> str:
+        return check_name(name, ("auto", *PACES), "player pacing")
+
+    @field_validator("player_at")
+    @classmethod
+    def _at(cls, text: str) -> str:
+        if text:
+            parse_at(text)
+        return text
+
     @field_validator("genagent", mode="before")
     @classmethod
     def _pairs(cls, value: Any) -> Any:
@@ -98,10 +124,10 @@ def checked(values: dict[str, Any], where: str = "--") -> RunConfig:
     try:
         return RunConfig.model_validate(values)
     except ValidationError as error:
-        raise ValueError(_one_line(error, where)) from None
+        raise ValueError(validation_line(error, where)) from None
 
 
-def _one_line(error: ValidationError, where: str) -> str:
+def validation_line(error: ValidationError, where: str) -> str:
     first = error.errors()[0]
     key = ".".join(str(p) for p in first["loc"][:1]) or "?"
     name = f"{where}{key.replace('_', '-')}" if where == "--" else f"{where}{key}"

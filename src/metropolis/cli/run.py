@@ -43,6 +43,7 @@ from metropolis.llm.accounting import PRICE_TABLE, PRICES_AS_OF, Accounting, Pri
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import Journal, JournalBackend, JournalResponder
+from metropolis.llm.priority_gate import PriorityGate
 from metropolis.llm.serving import Cluster, ReplayResponder, VirtualLLM, preset
 from metropolis.llm.serving.responder import PlaceholderResponder, Recorded
 from metropolis.llm.types import LLMBackend
@@ -144,6 +145,9 @@ def run(
     player_seconds: float = typer.Option(
         1.0, "--player-seconds", help="Wall seconds per player step (clock), or before an idle step (input)."
     ),
+    player_at: str = typer.Option(
+        "", "--player-at", help="The player's first tile X,Y (default: by the Lin family, in their house)."
+    ),
 ) -> None:
     """Run a Smallville simulation and print a summary.
 
@@ -158,6 +162,7 @@ def run(
         metric=metric, seed=seed, check=check, out_dir=out_dir, replay=replay, genagent=tuple(genagent), price=price,
         timeout=timeout, attempts=attempts, force=force, memory=memory, fraction=fraction, store=store,
         player=player, player_script=player_script, player_pace=player_pace, player_seconds=player_seconds,
+        player_at=player_at,
     )  # fmt: skip
     _configured(options, ctx, config, dump_config, view, compare, checkpoint_minutes)
 
@@ -238,9 +243,10 @@ def execute(
     resume: bool,
     view: bool = False,
     compare: bool = True,
-) -> None:
+) -> tuple[RunReport, Accounting, Trace, Path]:
     """Run (or, with `resume`, continue in an existing folder) the simulation `opts` describe, durably: the
-    LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints."""
+    LLM journal and the checkpoints go to the folder's store, the trace to part files sealed at checkpoints.
+    Gives back the report, the books, the trace and the run folder (for `metropolis.simulate(RunConfig(...))`)."""
     run_prices = prices(opts.price)
     # serial and lockstep for the headline: lockstep's re-run is forked now, before any thread starts
     along = run_report.Alongside.start(opts, lambda: _replay(opts)) if compare and opts.runtime == "virtual" else None
@@ -330,6 +336,7 @@ def execute(
     out.print(f"  run folder       {path} (report.html, report.json, trace/)")
     if viewer is not None:
         viewer.wait()
+    return report, books, trace, path
 
 
 @dataclass(slots=True)
@@ -396,7 +403,9 @@ def _real(
     sim: Simulation, cfg: EndpointConfig | None, progress: StepProgress, run_prices: Prices | None, journal: Journal
 ) -> tuple[RunReport, Accounting]:
     """The run's books are its accounting listener's; a failed call ends the run, so the client's own books
-    (which count failures) add nothing to them. Every answer goes through the journal."""
+    (which count failures) add nothing to them. Every answer goes through the journal. With a player and a
+    server without a priority field (llama-server), the client holds background requests while the person
+    waits (llm/priority_gate.py)."""
 
     async def go() -> tuple[RunReport, Accounting]:
         if cfg is None:
@@ -404,7 +413,8 @@ def _real(
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
         async with OpenAIClient(cfg, on_retry=progress.retry) as client:
-            runtime = AsyncioRuntime(sim, _horizon(sim, JournalBackend(client, journal)))
+            server: LLMBackend = client if cfg.send_priority or player_of(sim) is None else PriorityGate(client)
+            runtime = AsyncioRuntime(sim, _horizon(sim, JournalBackend(server, journal)))
             runtime.accounting.prices = run_prices
             return await runtime.run(progress), runtime.accounting
 

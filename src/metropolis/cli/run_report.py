@@ -22,7 +22,6 @@ from typing import Any
 
 import pandas as pd
 
-from metropolis import __version__
 from metropolis.cli.run_setup import RunOptions, build_simulation
 from metropolis.kernel import Environment
 from metropolis.llm.serving import Cluster, ReplayResponder, ServingConfig, VirtualLLM, preset
@@ -31,6 +30,7 @@ from metropolis.report import Headline, write_run_report
 from metropolis.report.headline import hardware_words
 from metropolis.runtime import RunReport, VirtualRuntime
 from metropolis.trace import Trace
+from metropolis.version import __version__
 
 COMPARED = ("serial", "lockstep")
 

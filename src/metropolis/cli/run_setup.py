@@ -14,6 +14,7 @@ from metropolis.agents.genagent import GenAgentConfig, GenerativeAgent, Timeline
 from metropolis.agents.player import PlayerAgent
 from metropolis.agents.player_input import PACES, PlayerInput, make_pace
 from metropolis.agents.player_log import read_script
+from metropolis.agents.player_spawn import parse_at, spawn_point
 from metropolis.cli.config import RunConfig, checked
 from metropolis.cli.llm_source import check_llm_spec
 from metropolis.engine import Agent, Simulation
@@ -60,6 +61,7 @@ class RunOptions:
     player_script: str = ""  # its commands: a script file or a run folder with trace/player.jsonl
     player_pace: str = "auto"  # script, clock or input; auto: script in virtual time, clock in real time
     player_seconds: float = 1.0  # the player's wall seconds per step (clock), or its idle limit (input)
+    player_at: str = ""  # its first tile "X,Y" ("": by the Lin family, agents/player_spawn.py)
 
     def resolved(self) -> RunOptions:
         """Fill the automatic choices and check everything, so a bad option fails before any work starts."""
@@ -91,9 +93,12 @@ class RunOptions:
 
     def _player_pace(self, runtime: str) -> str:
         if not self.player:
-            if self.player_script:
-                raise ValueError("--player-script needs --player NAME: whose commands are they?")
+            if self.player_script or self.player_at:
+                flag = "--player-script" if self.player_script else "--player-at"
+                raise ValueError(f"{flag} needs --player NAME: whose commands are they?")
             return self.player_pace
+        if self.player_at:
+            parse_at(self.player_at)  # the form here; the tile once the town is loaded
         pace = self.player_pace if self.player_pace != "auto" else ("script" if runtime == "virtual" else "clock")
         check_name(pace, PACES, "player pacing")
         if pace != "script" and runtime == "virtual":
@@ -144,10 +149,10 @@ def build_simulation(opts: RunOptions) -> tuple[Simulation, str, list[RunExtra]]
 
 
 def _player(town: Town, opts: RunOptions) -> PlayerAgent:
-    """The person in the town: they arrive where the first persona wakes, so they meet somebody."""
+    """The person in the town: they arrive by the Lin family (where the story starts), or at `--player-at`."""
     script = read_script(opts.player_script) if opts.player_script else None
     pace = make_pace(opts.player_pace if opts.player_pace != "auto" else "script", opts.player_seconds)
-    return PlayerAgent(opts.player, town.personas[0].spawn, PlayerInput(script), pace)
+    return PlayerAgent(opts.player, spawn_point(town, opts.player_at), PlayerInput(script), pace)
 
 
 def player_of(sim: Simulation) -> PlayerAgent | None:
