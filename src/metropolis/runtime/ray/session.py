@@ -28,7 +28,8 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         return
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address:
-        ray.init(address=address, **quiet)  # type: ignore[arg-type]
+        with _loopback_only() if _on_loopback(address) else contextlib.nullcontext():
+            ray.init(address=address, **quiet)  # type: ignore[arg-type]
     else:
         with _loopback_only():
             ray.init(num_cpus=cpus or os.cpu_count() or 1, **quiet)  # type: ignore[arg-type]
@@ -36,6 +37,13 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         yield
     finally:
         ray.shutdown()
+
+
+def _on_loopback(address: str) -> bool:
+    """Whether `address` (host:port, or ray://host:port) is a Ray on this machine's loopback, such as the one
+    this module starts: a driver joining it must take 127.0.0.1 as its own node address too."""
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 @contextlib.contextmanager
