@@ -54,6 +54,8 @@ class _Forked:
         if self.pid == 0:  # the child: run the command, never return into pytest
             code = 4
             try:
+                for signum, handler in _FRESH.items():  # as a new process has them, not this one's (a server's)
+                    signal.signal(signum, handler)
                 fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
@@ -95,6 +97,7 @@ class _Forked:
 
 
 Command = _Forked | subprocess.Popen[str]
+_FRESH = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
 
 
 def _done(args: list[str], cwd: Path, fork: bool = True) -> str:
@@ -209,11 +212,7 @@ def test_walkers_killed_at_random_points_resume_to_the_same_run(tmp_path: Path) 
 @needs_data
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_walkers_stopped_by_a_signal_resume_to_the_same_run(tmp_path: Path, signum: int) -> None:
-    # SIGTERM at 2 points, not 20: at some of 20 points (timing-dependent) a SIGTERM-stopped run resumes with a
-    # lower headline serial time than the uninterrupted run's, and that time is computed from the trace's calls.
-    # An open bug, in the notes; METROPOLIS_KILL_POINTS=20 runs it at 20.
-    points = POINTS if signum == signal.SIGINT or "METROPOLIS_KILL_POINTS" in os.environ else 2
-    assert _kill_and_resume(tmp_path, WALKERS, signum, points, seed=int(signum), checkpoints=28) >= min(points, 1)
+    assert _kill_and_resume(tmp_path, WALKERS, signum, POINTS, seed=int(signum), checkpoints=28) >= min(POINTS, 1)
 
 
 @needs_data
