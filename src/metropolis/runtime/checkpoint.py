@@ -166,7 +166,13 @@ class Checkpointer:
         return checkpoint
 
     def _store(self) -> None:
-        """Save the sealed checkpoint (waiting for its parts if need be), then fsync off the run's thread."""
+        """Save the sealed checkpoint (waiting for its parts if need be), then fsync off the run's thread. A
+        signal waits: taken out of `_unsaved`, the checkpoint is saved whole (its agents' states are already
+        counted as saved, `_saved`), never dropped halfway."""
+        with signals_deferred():
+            self._store_now()
+
+    def _store_now(self) -> None:
         assert self._unsaved is not None
         t0 = time.perf_counter()
         (checkpoint, written), self._unsaved = self._unsaved, None

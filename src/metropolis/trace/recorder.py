@@ -1,8 +1,9 @@
 """Records an engine run as a trace: a Listener that the simulation calls for every agent-step and LLM call.
 
-The per-record cost is one list append (the engine's records are frozen, so keeping them is safe); every
-`chunk_rows` records the buffer is turned into one Arrow row group, written to disk when the recorder has a
-folder. So a run of millions of records holds at most one chunk of Python objects at a time.
+The per-step cost is one list append (the engine's records are frozen, so keeping them is safe); every
+`chunk_rows` steps the buffer is turned into one Arrow row group per table (the steps, and their calls), written
+to disk when the recorder has a folder. So a run of millions of records holds at most one chunk of Python
+objects at a time.
 
 On disk a table is written as part files (`trace.parts`): `checkpoint()` seals them, so a run killed later
 leaves a trace readable up to its last checkpoint, and `close()` joins them into one file. A step's calls are
@@ -13,11 +14,10 @@ the steps its checkpoint already holds, and drops their records whole.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -31,8 +31,6 @@ from metropolis.trace.units import Dispatched, UnitLog
 
 if TYPE_CHECKING:
     from metropolis.engine.simulation import Simulation
-
-R = TypeVar("R", CallRecord, StepRecord)
 
 
 def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
@@ -100,51 +98,22 @@ def steps_batch(records: list[StepRecord], scheduled: dict[tuple[int, int], Disp
     return columns_table(columns, STEPS_SCHEMA)
 
 
-class _Buffer(Generic[R]):
-    """One table's records awaiting their row group, and where row groups go: a Parquet file, or (without a
-    folder) a list kept in memory."""
+class _Table:
+    """Where one table's row groups go: its part files, or (without a folder) a list kept in memory."""
 
-    def __init__(
-        self, table: str, folder: Path | None, build: Callable[[list[R]], pa.Table], recorder: TraceRecorder
-    ) -> None:
-        self.records: list[R] = []
-        self.table: str = table
-        self.build: Callable[[list[R]], pa.Table] = build
-        self.written: Callable[[list[R]], None] | None = None  # told which records a flush wrote
-        self.recorder: TraceRecorder = recorder
-        self.writer = None if folder is None else PartWriter(folder, table, recorder.chunk_rows)
+    def __init__(self, table: str, folder: Path | None, chunk_rows: int) -> None:
+        self.table = table
+        self.writer = None if folder is None else PartWriter(folder, table, chunk_rows)
         self.kept: list[pa.Table] = []
 
-    def add(self, record: R) -> None:
-        if self.recorder.closed:
-            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
-        self.records.append(record)
-        if len(self.records) >= self.recorder.chunk_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        """Build the buffered records into a batch and write it. A signal raised as an exception on the way
-        (SIGTERM, Ctrl-C: the run then seals a last checkpoint) leaves the records buffered, not half built."""
-        if not self.records:
-            return
-        with signals_deferred():  # taken out of the buffer, so written whole before a signal can stop the run
-            records, self.records = self.records, []
-            try:
-                self.recorder.names.update((r.agent, r.name) for r in records)
-                batch = self.build(records)
-            except BaseException:
-                self.records = records + self.records
-                raise
-            if self.writer is None:
-                self.kept.append(batch)
-            else:
-                self.writer.write(batch)
-            if self.written is not None:
-                self.written(records)
+    def write(self, batch: pa.Table) -> None:
+        if self.writer is None:
+            self.kept.append(batch)
+        else:
+            self.writer.write(batch)
 
     def seal(self) -> list[str]:
-        """Write what is buffered and seal it as a part: the names of every sealed part."""
-        self.flush()
+        """Seal what was written as a part: the names of every sealed part."""
         return [] if self.writer is None else self.writer.seal()
 
     def close(self) -> pd.DataFrame | None:
@@ -192,11 +161,13 @@ class TraceRecorder:
         self.names: dict[int, str] = {}
         self.closed = False
         self._result: Trace | None = None
-        self._calls = _Buffer("calls", self.folder, calls_batch, self)
+        self._calls = _Table("calls", self.folder, chunk_rows)
+        self._steps = _Table("steps", self.folder, chunk_rows)
         self.units: UnitLog | None = None  # set by `for_simulation`: the scheduler columns
-        self._steps = _Buffer("steps", self.folder, self._steps_batch, self)
-        self._steps.written = self._written
         self._pending: list[CallRecord] = []  # the calls of the step whose record comes next
+        # Steps with their calls, awaiting their row groups: one append per step, so a signal raised as an
+        # exception (SIGTERM, Ctrl-C) never keeps a step's calls without the step, nor the step without them.
+        self._records: list[tuple[StepRecord | None, list[CallRecord]]] = []
         self.skip: set[tuple[int, int]] = set()  # (agent, step) already in the sealed parts
         if parts is not None:
             self._resume(parts)
@@ -219,7 +190,7 @@ class TraceRecorder:
 
     def _steps_batch(self, records: list[StepRecord]) -> pa.Table:
         """Built from a copy of the rows' scheduler columns, taken out of the `UnitLog` once written
-        (`_written`): a signal raised while building (SIGTERM, Ctrl-C) leaves them for the batch built again."""
+        (`_written`): a failure while building leaves them for the batch built again."""
         if self.units is None:
             return steps_batch(records)
         scheduled = self.units.scheduled
@@ -234,26 +205,52 @@ class TraceRecorder:
     # -- the Listener protocol -------------------------------------------------------------------------------
 
     def on_step(self, record: StepRecord) -> None:
+        if self.closed:
+            raise RuntimeError("this trace recorder is closed; attach a new one for another run")
         pending, self._pending = self._pending, []
         if self.skip and (record.agent, record.step) in self.skip:
             self.skip.discard((record.agent, record.step))
             return
         if self.units is not None:
             self.units.note(record)
-        for call in pending:
-            self._calls.add(call)
-        self._steps.add(record)
+        self._records.append((record, pending))
+        if len(self._records) >= self.chunk_rows:
+            self.flush()
 
     def on_call(self, record: CallRecord) -> None:
         self._pending.append(record)
 
     # -- checkpoints ------------------------------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Build the buffered steps and their calls into a row group per table and write them. A signal waits
+        until both are handed to their writers (SIGTERM, Ctrl-C: the run then seals a last checkpoint, which
+        must hold a step's calls if it holds the step); one raised while building leaves the records buffered."""
+        if not self._records:
+            return
+        with signals_deferred():
+            records, self._records = self._records, []
+            try:
+                steps = [step for step, _ in records if step is not None]
+                calls = [call for _, step_calls in records for call in step_calls]
+                self.names.update((r.agent, r.name) for r in calls)
+                self.names.update((r.agent, r.name) for r in steps)
+                batches = (calls_batch(calls) if calls else None, self._steps_batch(steps) if steps else None)
+            except BaseException:
+                self._records = records + self._records
+                raise
+            for table, batch in zip((self._calls, self._steps), batches, strict=True):
+                if batch is not None:
+                    table.write(batch)
+            self._written(steps)
+
     def checkpoint(self) -> dict[str, list[str]]:
         """Seal what was recorded into part files (fsynced): the parts per table, for the checkpoint to name."""
         if self.closed:
             raise RuntimeError("this trace recorder is closed")
-        return {"calls": self._calls.seal(), "steps": self._steps.seal()}
+        with signals_deferred():
+            self.flush()
+            return {"calls": self._calls.seal(), "steps": self._steps.seal()}
 
     def write_behind(self, executor: Executor) -> None:
         """Write and seal the part files on `executor` (one thread), so the run goes on meanwhile; `close()`
@@ -295,11 +292,10 @@ class TraceRecorder:
         gives the result."""
         if self.closed:
             raise RuntimeError("this trace recorder is already closed")
-        for call in self._pending:  # calls of a step that never reported (a run stopped midway)
-            self._calls.add(call)
+        if self._pending:  # calls of a step that never reported (a run stopped midway)
+            self._records.append((None, self._pending))
         self._pending = []
-        self._steps.flush()
-        self._calls.flush()
+        self.flush()
         self.closed = True
         calls, steps = self._calls.close(), self._steps.close()
         meta = self.meta or TraceMeta(source="metropolis", agent_names=self._seen_names())
