@@ -134,7 +134,7 @@ def parallel_ceiling(workers: int, seconds: float = 0.5) -> float:
         return time.perf_counter() - began
 
     task = ray.remote(timed).options(num_cpus=0)
-    ray.get(task.remote())  # a worker process started, and warm
+    ray.get([task.remote() for _ in range(workers)])  # as many worker processes started, and warm, as measured
     alone = timed()
     began = time.perf_counter()
     ray.get([task.remote() for _ in range(workers)])
