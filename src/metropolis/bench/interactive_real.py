@@ -37,8 +37,8 @@ from metropolis.agents.player import REPLY, PlayerAgent
 from metropolis.agents.player_input import Command, PlayerInput, Say
 from metropolis.agents.player_spawn import default_spawn
 from metropolis.agents.randomwalk import WALKER_CALLS_PER_STEP, RandomWalker, WalkerConfig
+from metropolis.bench.interactive import Replies
 from metropolis.engine import Agent, Simulation
-from metropolis.engine.records import CallRecord
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.priority_gate import PriorityGate, make_admission
@@ -134,20 +134,6 @@ class OffServer:
             return await self.inner.complete(request)
         now = self.clock()
         return LLMResponse("", 0, 0, start=now, end=now, endpoint="off-server")
-
-
-class Replies:
-    """A call listener keeping the latencies of the player-facing replies and counting the rest."""
-
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.background = 0
-
-    def on_call(self, record: CallRecord) -> None:
-        if record.function == REPLY:
-            self.latencies.append(record.end - record.start)
-        else:
-            self.background += 1
 
 
 async def run_real_mode(
