@@ -9,6 +9,7 @@ from metropolis.engine.members import KernelTasks
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.kernel import Environment, Event
 from metropolis.llm.types import LLMBackend
+from metropolis.runtime.collector import fewer_collections
 from metropolis.runtime.driver import Driver, Progress
 from metropolis.runtime.report import RunReport
 from metropolis.scheduling import WorkUnit
@@ -28,8 +29,9 @@ class VirtualRuntime(Driver):
 
     def run(self, progress: Progress | None = None) -> RunReport:
         self._progress = progress
-        self._launch()
-        self.env.run()
+        with fewer_collections():
+            self._launch()
+            self.env.run()
         return self._result()
 
     def _spawn(self, unit: WorkUnit, coro: Coroutine[Any, Any, list[StepResult]]) -> None:

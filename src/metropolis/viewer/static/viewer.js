@@ -387,6 +387,7 @@ function follow() {
     window.viewer.history.push(n);
     setComplete(n);
     if (state.following && n > 0) await show(n - 1, true);
+    if (state.run.player !== null && state.run.player !== undefined) await hearUpTo(n);
     window.viewer.complete = n;
   });
   events.addEventListener("spec", (e) => {
@@ -436,6 +437,16 @@ function setUpPlayer(me) {
     $("sayText").value = "";
   });
   state.heardSteps = new Set();
+  state.heardUpTo = -1;
+}
+// A person hears every frame, not only those drawn (a live view draws the newest alone): the frames since the
+// last heard are fetched as they complete (a person's run is paced by the wall clock: a few frames a second).
+async function hearUpTo(n) {
+  const from = state.heardUpTo + 1;
+  if (from >= n) return;
+  state.heardUpTo = n - 1;
+  const data = await getJSON(`/api/frames?first=${from}&last=${n}`);
+  data.frames.forEach(hear);
 }
 function hear(f) {
   const me = state.run.player;
