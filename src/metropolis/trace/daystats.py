@@ -125,7 +125,7 @@ def _agent_day(trace: Trace, agent: int, hour_of: np.ndarray, days: float) -> Ag
 def place_hours(trace: Trace, hour_of: np.ndarray) -> pd.DataFrame:
     """Share of the agents' time in each sector, per hour of day (rows 0..23 that the trace covers)."""
     steps = trace.steps.sort_values(["agent", "step"], kind="stable")
-    sector = sectors(steps["action"]).groupby(steps["agent"].to_numpy()).ffill().fillna(UNPLACED)
+    sector = sectors(steps["action"]).astype(object).groupby(steps["agent"].to_numpy()).ffill().fillna(UNPLACED)
     hour = (hour_of[steps["step"].to_numpy()] % 24).astype(int)
     counts = pd.crosstab(hour, sector.to_numpy())
     return counts.div(counts.sum(axis=1), axis=0).rename_axis(index="hour", columns="sector")
