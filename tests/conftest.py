@@ -17,3 +17,10 @@ def ctrl_c_as_in_a_terminal() -> Iterator[None]:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+
+
+@pytest.fixture(autouse=True)
+def signals_unblocked() -> None:
+    """Every test starts with SIGINT and SIGTERM deliverable: a mask left by an earlier test (a critical section's
+    test) would be inherited by every command a later test starts, which then could not be stopped."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
