@@ -68,7 +68,11 @@ def _stop(proc: subprocess.Popen[str]) -> int:
         return proc.wait(60)  # once seen past 20 s at the end of a loaded suite (cause not found; see the notes)
     except subprocess.TimeoutExpired:
         proc.kill()
-        return proc.wait()
+        code = proc.wait()
+        if proc.stderr is not None:  # shown with the failure: what the command said before it stopped answering
+            said = proc.stderr.read()[-4000:]
+            print(f"killed after Ctrl-C went unanswered; its stderr ends:\n{said}", file=sys.stderr)
+        return code
 
 
 @pytest.fixture(scope="module")
