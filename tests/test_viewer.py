@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,7 +24,7 @@ def _run(tmp_path: Path, live: bool = False) -> tuple[Path, LiveSource | None]:
     sim = walker_sim(6, "metropolis", seed=3, size=12, steps=12, config=WalkerConfig(call_prob=0.5))
     recorder = TraceRecorder.for_simulation(sim, tmp_path / "trace", run_id="t")
     sim.listeners.append(recorder)
-    source = LiveSource.attach(sim, "t") if live else None
+    source = LiveSource.attach(sim, recorder) if live else None
     env = Environment()
     VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
     recorder.close()
@@ -71,6 +73,60 @@ def test_a_live_run_ends_with_the_frames_of_its_trace(tmp_path: Path) -> None:
     kept = live.window(0, 12).sort_values(["step", "agent"]).reset_index(drop=True)
     cols = ["agent", "step", "x", "y", "unit", "gvt"]
     assert kept[cols].astype(int).equals(recorded[cols].astype(int))
+
+
+class _Looker:
+    """A listener after the recorder that looks at the live view every few steps, as a page would, and notes what
+    it saw against what the run had committed then."""
+
+    def __init__(self, sim: Any, live: LiveSource, every: int) -> None:
+        self.live, self.every, self.seen = live, every, 0
+        self.steps = [0] * len(sim.agents)  # steps each agent has committed (the recorder heard them first)
+        self.looks: list[tuple[int, int, int]] = []  # (complete, the run's frames complete, rows in the window)
+
+    def on_step(self, record: Any) -> None:
+        self.seen += 1
+        self.steps[record.agent] += 1
+        if self.seen % self.every == 0:
+            done = self.live.complete()
+            frames = min(self.steps)
+            window = self.live.window(max(0, done - 2), done)
+            self.looks.append((done, frames, len(window)))
+
+    def on_call(self, record: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("chunk_rows", "piece_rows"), [(5, 3), (23, 4), (65_536, 3), (65_536, 2_048)])
+def test_a_live_view_read_while_the_run_records_sees_each_step_once(
+    tmp_path: Path, chunk_rows: int, piece_rows: int
+) -> None:
+    """Looked at every 7 steps, with the recorder flushing row groups every 5 or 23 steps or never, and building
+    pieces every 3 or 4 steps or never: every look counts exactly the frames the run had completed, and at the
+    end the view holds the trace's rows, each once."""
+    sim = walker_sim(6, "metropolis", seed=3, size=12, steps=12, config=WalkerConfig(call_prob=0.5))
+    recorder = TraceRecorder.for_simulation(sim, tmp_path / "trace", chunk_rows=chunk_rows)
+    recorder.share(piece_rows)
+    sim.listeners.append(recorder)
+    live = LiveSource.attach(sim, recorder)
+    looker = _Looker(sim, live, 7)
+    sim.listeners.append(looker)
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b")))).run()
+    recorder.close()
+    assert len(looker.looks) == 72 // 7
+    for done, frames, rows in looker.looks:
+        assert done == frames and rows == 6 * min(done, 2)
+    assert [d for d, _, _ in looker.looks] == sorted(d for d, _, _ in looker.looks) and live.complete() == 12
+    steps = Trace.read(tmp_path / "trace").steps.sort_values(["agent", "step"]).reset_index(drop=True)
+    kept = live.history(2).reset_index(drop=True)
+    assert len(live.window(0, 12)) == len(steps) == 72
+    assert kept[["step", "x", "y"]].equals(steps[steps["agent"] == 2][["step", "x", "y"]].reset_index(drop=True))
+    calls = Trace.read(tmp_path / "trace").calls
+    assert len(live.calls(2)) == int((calls["agent"] == 2).sum()) > 0
+    assert len(live.timeline()) == 72
+    alone, _ = _run(tmp_path / "alone")  # the same run, recorded without a live view: the same trace
+    pd.testing.assert_frame_equal(Trace.read(alone / "trace").steps, Trace.read(tmp_path / "trace").steps)
 
 
 def test_an_agent_shows_its_calls(tmp_path: Path) -> None:

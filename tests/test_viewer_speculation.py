@@ -27,7 +27,7 @@ def _speculative_run(tmp_path: Path, seed: int, eager: bool) -> tuple[Simulation
     sim = walker_sim(scheduler=bold(), seed=seed, **CROWDED)  # type: ignore[arg-type]
     recorder = TraceRecorder.for_simulation(sim, tmp_path / "trace", run_id="spec")
     sim.listeners.append(recorder)
-    live = LiveSource.attach(sim, "spec")
+    live = LiveSource.attach(sim, recorder)
     (run_eager if eager else run_shuffled)(sim, random.Random(seed))
     recorder.close()
     assert recorder.units is not None

@@ -74,16 +74,17 @@ class Timed:
     virtual_seconds: float
 
 
-def build(town: Town, hours: float, scheduler: str) -> tuple[Simulation, VirtualRuntime]:
+def build(town: Town, hours: float, scheduler: str) -> tuple[Simulation, VirtualRuntime, TraceRecorder]:
     """The run `metropolis run --hours H -s S` makes (08:00, seed 0, one modelled L4), with a trace recorder."""
     steps = round(hours * 3600 / town.world.seconds_per_step)
     sim = Simulation(
         town.world, town_walkers((p.name, p.spawn) for p in town.personas), until=steps, scheduler=scheduler,
         start_seconds=8 * 3600,
     )  # fmt: skip
-    sim.listeners.append(TraceRecorder.for_simulation(sim))
+    recorder = TraceRecorder.for_simulation(sim, run_id="bench")
+    sim.listeners.append(recorder)
     env = Environment()
-    return sim, VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset(PRESET, gpus=1))))
+    return sim, VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset(PRESET, gpus=1)))), recorder
 
 
 def timed(runtime: VirtualRuntime) -> Timed:
@@ -96,10 +97,10 @@ def timed(runtime: VirtualRuntime) -> Timed:
 
 def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, float, dict[str, Any]]:
     """One run in `mode`: its times, the browser's CPU seconds, and what the browser saw."""
-    sim, runtime = build(town, hours, scheduler)
+    sim, runtime, recorder = build(town, hours, scheduler)
     if mode == MODES[0]:
         return timed(runtime), 0.0, {}
-    source = LiveSource.attach(sim, "bench")
+    source = LiveSource.attach(sim, recorder)
     tilemap = sim.world.tilemap
     extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
     url, server, thread = serve(make_app(source, town_map(sim.world.name, extent)))

@@ -1,7 +1,7 @@
-"""`metropolis run --view`: the viewer served while the run goes, from a listener that keeps its records.
+"""`metropolis run --view`: the viewer served while the run goes, read from the run's trace recorder.
 
-The listener costs one append per record, and the server's threads only work when a page looks (twice a second;
-a page following the run asks for the newest frame alone): `metropolis bench view` measures what that costs.
+The run does nothing for it per step; the server's threads only work when a page looks (twice a second; a page
+following the run asks for the frames since it last looked): `metropolis bench view` measures what that costs.
 Once the run ends the page keeps serving the finished run until Ctrl-C.
 """
 
@@ -15,6 +15,7 @@ import uvicorn
 from metropolis.agents.player_input import command_from_dict
 from metropolis.cli.run_setup import player_of
 from metropolis.engine import Simulation
+from metropolis.trace import TraceRecorder
 from metropolis.viewer.server import PlayerHook, make_app, serve
 from metropolis.viewer.source import LiveSource
 from metropolis.viewer.town import town_map
@@ -39,8 +40,8 @@ class LiveView:
             self.thread.join(5)
 
 
-def live_view(sim: Simulation, run_id: str) -> LiveView:
-    source = LiveSource.attach(sim, run_id)
+def live_view(sim: Simulation, recorder: TraceRecorder) -> LiveView:
+    source = LiveSource.attach(sim, recorder)
     tilemap = sim.world.tilemap
     extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
     player = player_of(sim)

@@ -31,7 +31,7 @@ from metropolis.cli.errors import (
     quiet_abandoned_work,
     sigterm_as_interrupt,
 )
-from metropolis.cli.live_view import live_view
+from metropolis.cli.live_view import LiveView, live_view
 from metropolis.cli.llm_source import llm_endpoint
 from metropolis.cli.options import MAX_HOURS, number
 from metropolis.cli.progress import StepProgress, agent_step_progress
@@ -266,7 +266,7 @@ def execute(
         responder = _replay(opts)
         path = folder.path if resume else folder.create(_meta(opts, what, checkpoint_minutes))
         store_key = str(folder.meta.get("store_key", ""))
-        viewer = live_view(sim, path.name) if view else None
+        viewer: LiveView | None = None
         player = player_of(sim)
         if player is not None:  # its inputs, with their steps, beside the trace: replay with --player-script RUN
             player_log = PlayerLog(player, path / "trace" / PLAYER_FILE, resume=resume)
@@ -280,6 +280,8 @@ def execute(
             durable = stack.enter_context(
                 Durable.open(sim, path, virtual, checkpoint_minutes, resume, store=opts.store, key=store_key)
             )
+            if view:
+                viewer = live_view(sim, durable.recorder)
             if resume:
                 out.print(durable.resuming())
                 folder.finish("running", resumed=durable.checkpoint_number())

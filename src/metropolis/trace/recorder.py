@@ -14,6 +14,7 @@ the steps its checkpoint already holds, and drops their records whole.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.interrupts import signals_deferred
@@ -31,6 +33,8 @@ from metropolis.trace.units import Dispatched, UnitLog
 
 if TYPE_CHECKING:
     from metropolis.engine.simulation import Simulation
+
+PIECE_ROWS = 2_048  # buffered steps per piece, when a live view reads the recorder (`share`)
 
 
 def columns_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
@@ -169,6 +173,18 @@ class TraceRecorder:
         # exception (SIGTERM, Ctrl-C) never keeps a step's calls without the step, nor the step without them.
         self._records: list[tuple[StepRecord | None, list[CallRecord]]] = []
         self.skip: set[tuple[int, int]] = set()  # (agent, step) already in the sealed parts
+        # For a live view (`share`): the row groups built so far, kept in memory too, and a lock that a flush
+        # holds from taking the buffer to keeping its row groups, so that a reader never counts a step twice or
+        # misses it (see `rows_since`).
+        self.shared: list[tuple[pa.Table | None, pa.Table | None]] | None = None
+        self.shared_rows = 0
+        self._share_lock = threading.Lock()
+        # Shared, the buffer's steps are also built into Arrow pieces as they come (`_piece`), which the flush
+        # joins into its row group: the same work, done earlier, so a reader converts at most a piece's rows.
+        self._pieces: list[pa.Table] = []
+        self._piece_rows = 0  # the buffered steps the pieces hold
+        self._piece_size = PIECE_ROWS
+        self._due = chunk_rows  # buffered entries at which `on_step` has work to do
         if parts is not None:
             self._resume(parts)
         if self.folder is not None and meta is not None:
@@ -196,6 +212,14 @@ class TraceRecorder:
         scheduled = self.units.scheduled
         return steps_batch(records, {k: scheduled[k] for r in records if (k := (r.agent, r.step)) in scheduled})
 
+    def _steps_table(self, steps: list[StepRecord]) -> pa.Table:
+        """The buffered `steps` as one table: the pieces built already, and the rest (strings joined into one
+        dictionary per column, as a table built whole has)."""
+        if not self._pieces:
+            return self._steps_batch(steps)
+        rest = steps[self._piece_rows :]
+        return pa.concat_tables([*self._pieces, *([self._steps_batch(rest)] if rest else [])]).combine_chunks()
+
     def _written(self, records: list[StepRecord]) -> None:
         if self.units is not None:
             scheduled = self.units.scheduled
@@ -214,8 +238,20 @@ class TraceRecorder:
         if self.units is not None:
             self.units.note(record)
         self._records.append((record, pending))
-        if len(self._records) >= self.chunk_rows:
-            self.flush()
+        if len(self._records) >= self._due:
+            if len(self._records) >= self.chunk_rows:
+                self.flush()
+            else:
+                self._piece()
+
+    def _piece(self) -> None:
+        """Build the buffered steps the pieces lack into one more piece."""
+        steps = [step for step, _ in self._records[self._piece_rows :] if step is not None]
+        piece = self._steps_batch(steps)
+        with self._share_lock:
+            self._pieces.append(piece)
+            self._piece_rows += len(steps)
+        self._due = min(self.chunk_rows, self._piece_rows + self._piece_size)
 
     def on_call(self, record: CallRecord) -> None:
         self._pending.append(record)
@@ -228,21 +264,64 @@ class TraceRecorder:
         must hold a step's calls if it holds the step); one raised while building leaves the records buffered."""
         if not self._records:
             return
-        with signals_deferred():
+        with signals_deferred(), self._share_lock:
             records, self._records = self._records, []
             try:
                 steps = [step for step, _ in records if step is not None]
                 calls = [call for _, step_calls in records for call in step_calls]
                 self.names.update((r.agent, r.name) for r in calls)
                 self.names.update((r.agent, r.name) for r in steps)
-                batches = (calls_batch(calls) if calls else None, self._steps_batch(steps) if steps else None)
+                batches = (calls_batch(calls) if calls else None, self._steps_table(steps) if steps else None)
             except BaseException:
                 self._records = records + self._records
                 raise
+            self._pieces, self._piece_rows = [], 0
+            self._due = min(self.chunk_rows, self._piece_size) if self.shared is not None else self.chunk_rows
             for table, batch in zip((self._calls, self._steps), batches, strict=True):
                 if batch is not None:
                     table.write(batch)
+            if self.shared is not None:
+                self.shared.append((batches[1], batches[0]))
+                self.shared_rows += len(steps)
             self._written(steps)
+
+    # -- a live reader (another thread) ----------------------------------------------------------------------
+
+    def share(self, piece_rows: int = PIECE_ROWS) -> None:
+        """Keep the row groups in memory as well, for `rows_since` and `calls_of` (a live view), and build the
+        buffered steps in pieces of `piece_rows`. Costs the run nothing per step: they are built anyway."""
+        if self.shared is None:
+            self.shared = []
+            self._piece_size = max(1, piece_rows)
+            self._due = min(self.chunk_rows, self._piece_rows + self._piece_size)
+
+    def rows_since(self, since: int) -> tuple[list[pa.Table], list[StepRecord], dict[tuple[int, int], Dispatched]]:
+        """The steps recorded after the first `since`, in recording order: the row groups and pieces built
+        (sliced), and the records not yet in a piece with their scheduler columns. Safe to call from another
+        thread while the run records: the buffer is only appended to between flushes, and a flush, or a new
+        piece, holds the lock."""
+        assert self.shared is not None, "call share() before the run"
+        with self._share_lock:
+            tables, at = [], 0
+            for steps in [s for s, _ in self.shared if s is not None] + self._pieces:
+                if at + len(steps) > since:
+                    tables.append(steps.slice(max(0, since - at)))
+                at += len(steps)
+            buffered = [step for step, _ in self._records[max(0, since - self.shared_rows) :] if step is not None]
+            buffered = buffered[max(0, at - max(since, self.shared_rows)) :]
+            scheduled = {} if self.units is None else self.units.scheduled
+            seen = {k: scheduled[k] for r in buffered if (k := (r.agent, r.step)) in scheduled}
+        return tables, buffered, seen
+
+    def calls_of(self, agent: int) -> pa.Table:
+        """Every call of `agent` recorded so far (for a live view; see `rows_since`)."""
+        assert self.shared is not None, "call share() before the run"
+        with self._share_lock:
+            tables = [calls for _, calls in self.shared if calls is not None]
+            buffered = [c for _, calls in self._records for c in calls] + list(self._pending)
+        mine = [t.filter(pc.equal(t["agent"], agent)) for t in tables]
+        mine.append(calls_batch([c for c in buffered if c.agent == agent]))
+        return pa.concat_tables(mine)
 
     def checkpoint(self) -> dict[str, list[str]]:
         """Seal what was recorded into part files (fsynced): the parts per table, for the checkpoint to name."""

@@ -1,5 +1,5 @@
 """Where the viewer's steps come from: a finished trace on disk (read in windows, with Parquet filters, so a
-1,000-agent day scrubs without loading every row), or a run going on now (a listener that keeps the records).
+1,000-agent day scrubs without loading every row), or a run going on now (read from its trace recorder).
 
 Both answer the same questions: the run's description, how many frames are complete (a frame k is complete
 when every agent has committed step k), the step rows of a window of frames, the run's timeline (every step's
@@ -8,29 +8,27 @@ time span, for the scheduler layer) and one agent's calls and conversations.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from metropolis.engine.records import CallRecord, StepRecord
-from metropolis.trace.recorder import calls_batch, simulation_meta, steps_batch
-from metropolis.trace.schema import TraceMeta
+from metropolis.trace.recorder import TraceRecorder, steps_batch
+from metropolis.trace.schema import STEPS_SCHEMA, TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
-from metropolis.trace.units import Dispatched, UnitLog
 
 STEP_COLUMNS = [
     "agent", "step", "x", "y", "action", "start", "end", "unit", "gvt", "speculative", "undone", "llm_calls",
     "partners", "events",
 ]  # fmt: skip
 TIMELINE_COLUMNS = ["agent", "step", "x", "y", "start", "end", "unit", "speculative", "undone"]
-TIMELINE_TYPES: dict[str, Any] = {
-    "agent": np.int64, "step": np.int64, "x": np.int64, "y": np.int64, "start": np.float64, "end": np.float64,
-    "unit": np.float64, "speculative": bool, "undone": np.int64,
-}  # fmt: skip
+MAX_CHUNKS = 64  # a live view's chunks (one per look that found new steps) before they are joined into one
 MAX_AHEAD = 2_000  # speculative steps a live summary lists (its counts say how many in all)
 
 
@@ -126,75 +124,74 @@ class TraceSource:
 
 
 class LiveSource:
-    """A run going on now: a listener (and dispatcher observer) that keeps every record. The run pays one list
-    append per record (atomic under the GIL); the server's threads, when a page asks, index what arrived since
-    they last looked (`_catch_up`, under a lock of their own), so nobody watching costs the run next to nothing
-    and a reader always sees a consistent prefix."""
+    """A run going on now, read from its trace recorder. The run does nothing for the view: it is not a listener;
+    the recorder keeps (`share`) the Arrow row groups and pieces it builds anyway, and the server's threads, when a
+    page asks, take what was recorded since they last looked (`_catch_up`): those tables as they are, and the few
+    steps not yet in a piece through the same `steps_batch`. Rows stay in Arrow chunks, never record objects of
+    the view's own, so a long run gives the cyclic collector nothing more to scan; a window or an agent's history
+    is filtered in Arrow and only its rows become a DataFrame.
 
-    def __init__(self, meta: TraceMeta, until: int, units: UnitLog | None = None) -> None:
-        self.meta = meta
+    `metropolis bench view` measures what watching costs: nothing per step, and the server's thread when a page
+    looks."""
+
+    def __init__(self, recorder: TraceRecorder, until: int) -> None:
+        if recorder.meta is None:
+            raise ValueError("a live view needs a recorder made with TraceRecorder.for_simulation")
+        recorder.share()
+        self.meta = recorder.meta
         self.until = until
-        self.units = units
-        # Appended by the run (how each step was dispatched first, then the step), read by the server; two lists
-        # rather than one of pairs: a pair per record would be one more object for the collector to track.
-        self._arrived_seen: list[Dispatched | None] = []
-        self._arrived: list[StepRecord] = []
-        self._indexed = 0  # how many of them the server has indexed
-        self._steps: list[StepRecord] = []
-        self._calls: list[CallRecord] = []
-        self._by_step: dict[int, list[int]] = {}
-        self._per_step: dict[int, int] = {}
+        self.recorder = recorder
+        self.units = recorder.units
+        self._lock = threading.Lock()  # readers (the server's threads) one at a time
+        self._rows = 0  # steps indexed
+        self._chunks: list[pa.Table] = []  # STEP_COLUMNS, in recording order
+        self._ranges: list[tuple[int, int]] = []  # each chunk's lowest and highest step: a window skips the rest
+        self._timeline: list[pa.Table] = []  # TIMELINE_COLUMNS of every chunk
+        self._per_step = np.zeros(0, np.int64)  # steps committed per step number
         self._complete = 0
-        self._lock = threading.Lock()
-        self._scheduled: dict[tuple[int, int], Dispatched] = {}
         self._speculative = 0  # committed steps that ran ahead of their blockers
-        # The timeline's columns: rows indexed since the last `timeline()` wait in `_spans`, which then appends
-        # them to `_arrays`, so each look at a long run converts only its new rows (the scheduler layer asks once
-        # a live tick, and turning every record into a row again would cost the run more each time).
-        self._spans: dict[str, list[Any]] = {c: [] for c in TIMELINE_COLUMNS}
-        self._arrays: dict[str, np.ndarray] = {c: np.zeros(0, TIMELINE_TYPES[c]) for c in TIMELINE_COLUMNS}
 
     @classmethod
-    def attach(cls, sim: Any, run_id: str | None = None) -> LiveSource:
-        """A live source listening to `sim` (a Simulation): append it before the run starts."""
-        meta = simulation_meta(sim, run_id)
-        live = cls(meta, sim.until, UnitLog.attach(sim))
-        sim.listeners.append(live)
-        return live
-
-    def on_step(self, record: StepRecord) -> None:
-        self._arrived_seen.append(None if self.units is None else self.units.lookup(record.agent, record.step))
-        self._arrived.append(record)
-
-    def on_call(self, record: CallRecord) -> None:
-        self._calls.append(record)
+    def attach(cls, sim: Any, recorder: TraceRecorder) -> LiveSource:
+        """A live source of `sim` (a Simulation) recorded by `recorder`: attach before the run starts."""
+        if recorder not in sim.listeners:
+            raise ValueError("attach the trace recorder to the simulation before its live view")
+        return cls(recorder, sim.until)
 
     def _catch_up(self) -> None:
-        """Index the records that arrived since the last reader looked: by step, their scheduler columns, the
-        timeline's columns, the frames now complete. Called by every reader, under the lock."""
-        n = len(self._arrived)
+        """Index the steps recorded since the last reader looked. Called by every reader, under the lock."""
+        tables, buffered, scheduled = self.recorder.rows_since(self._rows)
+        if buffered:
+            tables.append(steps_batch(buffered, scheduled))
+        tables = [t.select(STEP_COLUMNS) for t in tables if len(t)]
+        if not tables:
+            return
+        new = pa.concat_tables(tables)
+        steps = new.column("step").to_numpy()
+        self._rows += len(new)
+        self._chunks.append(new)
+        self._ranges.append((int(steps.min()), int(steps.max())))
+        self._timeline.append(new.select(TIMELINE_COLUMNS))
+        self._speculative += int(pc.sum(pc.fill_null(new.column("speculative"), False)).as_py() or 0)
+        counts = np.bincount(steps)
+        if len(counts) > len(self._per_step):
+            self._per_step = np.concatenate([self._per_step, np.zeros(len(counts) - len(self._per_step), np.int64)])
+        self._per_step[: len(counts)] += counts
         agents = len(self.meta.agent_names)
-        spans, per_step = self._spans, self._per_step
-        fresh = zip(self._arrived[self._indexed : n], self._arrived_seen[self._indexed : n], strict=True)
-        for record, seen in fresh:
-            if seen is not None:
-                self._scheduled[(record.agent, record.step)] = seen
-                self._speculative += seen.speculative
-            self._by_step.setdefault(record.step, []).append(len(self._steps))
-            self._steps.append(record)
-            spans["agent"].append(record.agent)
-            spans["step"].append(record.step)
-            spans["x"].append(record.state.pos[0])
-            spans["y"].append(record.state.pos[1])
-            spans["start"].append(record.start)
-            spans["end"].append(record.end)
-            spans["unit"].append(None if seen is None else seen.unit)
-            spans["speculative"].append(seen is not None and seen.speculative)
-            spans["undone"].append(0 if seen is None else seen.undone)
-            per_step[record.step] = per_step.get(record.step, 0) + 1
-        self._indexed = n
-        while per_step.get(self._complete, 0) == agents:
+        while self._complete < len(self._per_step) and self._per_step[self._complete] == agents:
             self._complete += 1
+        if len(self._chunks) > MAX_CHUNKS:  # one per look: join them now and then, so a window scans few
+            self._chunks = [pa.concat_tables(self._chunks).combine_chunks()]
+            self._ranges = [(min(r[0] for r in self._ranges), max(r[1] for r in self._ranges))]
+            self._timeline = [pa.concat_tables(self._timeline).combine_chunks()]
+
+    def _rows_where(self, keep: Any, first: int = 0, last: int = sys.maxsize) -> pd.DataFrame:
+        """The rows, as a DataFrame, of the chunks that hold steps in [first, last), where `keep(chunk)` (an Arrow
+        mask) is true."""
+        chunks = zip(self._chunks, self._ranges, strict=True)
+        parts = [c.filter(keep(c)) for c, (lo, hi) in chunks if hi >= first and lo < last]
+        table = pa.concat_tables(parts) if parts else STEPS_SCHEMA.empty_table().select(STEP_COLUMNS)
+        return table.to_pandas()
 
     def describe(self) -> dict[str, Any]:
         return describe(self.meta, self.until, live=True)
@@ -204,37 +201,28 @@ class LiveSource:
             self._catch_up()
             return self._complete
 
-    def _frame(self, rows: list[StepRecord]) -> pd.DataFrame:
-        keys = [(r.agent, r.step) for r in rows]
-        scheduled = {k: self._scheduled[k] for k in keys if k in self._scheduled}
-        return steps_batch(rows, scheduled).to_pandas()[STEP_COLUMNS]
-
     def window(self, first: int, last: int) -> pd.DataFrame:
         with self._lock:
             self._catch_up()
-            rows = [self._steps[i] for s in range(first, last) for i in self._by_step.get(s, ())]
-            return self._frame(rows)
+            keep = lambda c: pc.and_(pc.greater_equal(c["step"], first), pc.less(c["step"], last))  # noqa: E731
+            return self._rows_where(keep, first, last)
 
     def timeline(self) -> pd.DataFrame:
         with self._lock:
             self._catch_up()
-            arrays = self._arrays
-            if self._spans["agent"]:
-                for c, values in self._spans.items():
-                    arrays[c] = np.concatenate([arrays[c], np.asarray(values, dtype=TIMELINE_TYPES[c])])
-                    values.clear()
-            frame = pd.DataFrame(dict(arrays))
+            parts = list(self._timeline)
+        empty = STEPS_SCHEMA.empty_table().select(TIMELINE_COLUMNS)
+        frame = (pa.concat_tables(parts) if parts else empty).to_pandas()
         frame["unit"] = frame["unit"].astype("Int64")  # NaN (a dispatch the log never saw) as null
         return frame[TIMELINE_COLUMNS]
 
     def history(self, agent: int) -> pd.DataFrame:
         with self._lock:
             self._catch_up()
-            return self._frame([r for r in self._steps if r.agent == agent])
+            return self._rows_where(lambda c: pc.equal(c["agent"], agent))
 
     def calls(self, agent: int) -> pd.DataFrame:
-        mine = [c for c in list(self._calls) if c.agent == agent]
-        return calls_batch(mine).to_pandas()
+        return self.recorder.calls_of(agent).to_pandas()
 
     def conversations(self, agent: int) -> pd.DataFrame:
         return pd.DataFrame({"start": np.array([], dtype=int)})
@@ -250,7 +238,7 @@ class LiveSource:
         recent = [list(r) for r in list(units.recent) if r[0] > since]
         with self._lock:
             self._catch_up()
-            committed, speculative = len(self._steps), self._speculative
+            committed, speculative = self._rows, self._speculative
         return {
             "ahead": [list(k) for k in ahead],
             "rollbacks": recent,
