@@ -95,6 +95,20 @@ def test_frames_show_the_speculative_steps_where_the_trace_says(tmp_path: Path) 
         assert picture["ahead"] == [] and picture["rerun"] == []
 
 
+def test_a_live_page_draws_the_pictures_of_the_replay(tmp_path: Path) -> None:
+    """A live view builds each picture from the steps since the frame it draws (and the counts before them); every
+    frame asked alone, as a page following the run asks, and a window scrubbed back, equal the replay's."""
+    for _, _, live, _, folder in _runs(tmp_path)[:4]:
+        replay = TestClient(make_app(TraceSource(folder), town_map(None, (20, 20))))
+        following = TestClient(make_app(live, town_map(None, (20, 20))))
+        for k in reversed(range(10)):  # each frame earlier than the last: the page's timeline starts at it
+            want = replay.get("/api/frames", params={"first": k, "last": k + 1}).json()
+            assert following.get("/api/frames", params={"first": k, "last": k + 1}).json() == want
+        back = {"first": 2, "last": 10}
+        assert following.get("/api/frames", params=back).json() == replay.get("/api/frames", params=back).json()
+        assert any(f["sched"]["counts"]["undone"] for f in replay.get("/api/frames", params=back).json()["frames"])
+
+
 def test_the_picture_names_who_runs_ahead_at_a_moment() -> None:
     # Agent 0 runs step 1 ahead of its blockers during [1, 2]; agent 1 runs step 1 again (2 runs undone) in [2, 3].
     rows = [

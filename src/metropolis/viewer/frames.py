@@ -26,9 +26,13 @@ MAX_BLOCK_PAIRS = 2_000  # pairs a frame carries (the page draws an arrow for ea
 
 @dataclass(slots=True)
 class Timeline:
-    """Every step's time span and end position, as flat arrays sorted by (agent, step)."""
+    """Every step's time span and end position, as flat arrays sorted by (agent, step). A live view's timeline
+    holds only the steps from the first frame it draws on (`Timeline.of(..., before=...)`): every earlier step
+    had ended when that frame became complete, so they change no picture but by their counts, which `before`
+    carries; a look at a long run then costs what its newest steps cost, not its whole history."""
 
     offsets: np.ndarray  # agent i's rows are offsets[i]:offsets[i + 1]
+    first: np.ndarray  # agent i's first row is its step first[i] (0 for a whole run)
     start: np.ndarray
     end: np.ndarray
     x: np.ndarray
@@ -41,13 +45,20 @@ class Timeline:
     spec_ends: np.ndarray  # sorted ends of the speculative steps: how many had ended by t
     undo_starts: np.ndarray  # sorted starts of the steps run again, and the undone runs before each, summed
     undo_sums: np.ndarray
+    spec_before: int = 0  # steps left out (before `first`) that ran ahead of their blockers
+    undo_before: int = 0  # and the runs undone before those steps committed
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, agents: int) -> Timeline:
+    def of(cls, frame: pd.DataFrame, agents: int, before: tuple[int, int] = (0, 0)) -> Timeline:
+        """`frame`: rows of every agent from some step on (each agent's first row is where its rows start);
+        `before`: the speculative steps and the undone runs of the steps left out."""
         frame = frame.sort_values(["agent", "step"], kind="stable")
         agent = frame["agent"].to_numpy(np.int64)
         counts = np.bincount(agent, minlength=agents)[:agents]
         offsets = np.concatenate([[0], np.cumsum(counts)])
+        steps = frame["step"].to_numpy(np.int64)
+        first, has = np.zeros(agents, np.int64), counts > 0
+        first[has] = steps[offsets[:-1][has]]
         end = frame["end"].to_numpy(np.float64, na_value=0.0)
         span = float(end.max()) + 1.0 if len(end) else 1.0
         unit = frame["unit"].to_numpy(np.float64, na_value=-1).astype(np.int64)
@@ -56,6 +67,7 @@ class Timeline:
         again = np.argsort(start[undone > 0], kind="stable")
         return cls(
             offsets,
+            first,
             start,
             end,
             frame["x"].to_numpy(np.int64),
@@ -68,6 +80,8 @@ class Timeline:
             np.sort(end[speculative]),
             start[undone > 0][again],
             np.cumsum(undone[undone > 0][again]),
+            before[0],
+            before[1],
         )
 
     def at(self, t: float, until: int, R: float, V: float) -> dict[str, Any]:
@@ -80,16 +94,17 @@ class Timeline:
         last = np.clip(self.offsets[:-1] + done - 1, 0, max(len(self.x) - 1, 0))
         nxt = np.minimum(self.offsets[:-1] + done, max(len(self.x) - 1, 0))
         running = (done < have) & (self.start[nxt] <= t) if len(self.x) else np.zeros(n, bool)
-        gvt = int(done.min()) if n else 0
+        steps = self.first + done
+        gvt = int(steps.min()) if n else 0
         units: dict[int, list[int]] = {}
         for agent in np.flatnonzero(running):
             units.setdefault(int(self.unit[nxt[agent]]), []).append(int(agent))
-        waiting = ~running & (done < until)
-        blocks, count = _blocks(done, waiting, self.x[last], self.y[last], R, V) if n <= MAX_BLOCK_AGENTS else ([], 0)
+        waiting = ~running & (steps < until)
+        blocks, count = _blocks(steps, waiting, self.x[last], self.y[last], R, V) if n <= MAX_BLOCK_AGENTS else ([], 0)
         redone = int(np.searchsorted(self.undo_starts, t, side="right"))
         return {
             "t": t,
-            "steps": done.tolist(),
+            "steps": steps.tolist(),
             "gvt": gvt,
             "running": running.astype(int).tolist(),
             "clusters": [m for u, m in sorted(units.items()) if u >= 0],
@@ -98,8 +113,8 @@ class Timeline:
             "ahead": np.flatnonzero(running & self.speculative[nxt]).tolist() if len(self.x) else [],
             "rerun": np.flatnonzero(running & (self.undone[nxt] > 0)).tolist() if len(self.x) else [],
             "counts": {
-                "speculative": int(np.searchsorted(self.spec_ends, t, side="right")),
-                "undone": int(self.undo_sums[redone - 1]) if redone else 0,
+                "speculative": self.spec_before + int(np.searchsorted(self.spec_ends, t, side="right")),
+                "undone": self.undo_before + (int(self.undo_sums[redone - 1]) if redone else 0),
             },
         }
 

@@ -45,18 +45,27 @@ def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
 
 
 class _Cache:
-    """The timeline of a finished trace is read once; a live one is rebuilt when frames were added."""
+    """The timeline of a finished trace is read once; a live one is rebuilt when frames were added, or a window
+    starts before it, from the window's first frame on (a page following the run asks for the newest frame: its
+    look costs the steps since then, not the whole run)."""
 
     def __init__(self, source: StepSource, agents: int) -> None:
         self.source, self.agents = source, agents
         self.fixed = isinstance(source, TraceSource)
         self.timeline: Timeline | None = None
         self.at = -1
+        self.since = 0
 
-    def get(self) -> Timeline:
+    def get(self, first: int) -> Timeline:
+        if self.fixed:
+            if self.timeline is None:
+                self.timeline = Timeline.of(self.source.timeline(), self.agents)
+            return self.timeline
         done = self.source.complete()
-        if self.timeline is None or (not self.fixed and done != self.at):
-            self.timeline, self.at = Timeline.of(self.source.timeline(), self.agents), done
+        if self.timeline is None or done != self.at or first < self.since:
+            since = max(0, first - 1)
+            self.timeline = Timeline.of(self.source.timeline(since), self.agents, self.source.before(since))
+            self.at, self.since = done, since
         return self.timeline
 
 
@@ -119,7 +128,7 @@ def make_app(source: StepSource, town: dict[str, Any], player: PlayerHook | None
         first = max(0, first)
         last = min(last, source.complete(), first + MAX_WINDOW)
         rows = source.window(first, last) if last > first else pd.DataFrame(columns=["step"])
-        body = frames(rows, first, max(first, last), agents, cache.get() if sched else None, info)
+        body = frames(rows, first, max(first, last), agents, cache.get(first) if sched else None, info)
         return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
     @app.get("/api/agent/{agent}")

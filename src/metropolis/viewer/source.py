@@ -39,7 +39,9 @@ class StepSource(Protocol):
 
     def window(self, first: int, last: int) -> pd.DataFrame: ...
 
-    def timeline(self) -> pd.DataFrame: ...
+    def timeline(self, since: int = 0) -> pd.DataFrame: ...
+
+    def before(self, since: int) -> tuple[int, int]: ...
 
     def history(self, agent: int) -> pd.DataFrame: ...
 
@@ -106,8 +108,12 @@ class TraceSource:
     def window(self, first: int, last: int) -> pd.DataFrame:
         return self._read(STEP_COLUMNS, [("step", ">=", first), ("step", "<", last)])
 
-    def timeline(self) -> pd.DataFrame:
+    def timeline(self, since: int = 0) -> pd.DataFrame:
+        """The whole run's: read once, it serves every window."""
         return self._timeline
+
+    def before(self, since: int) -> tuple[int, int]:
+        return (0, 0)  # `timeline` left nothing out
 
     def history(self, agent: int) -> pd.DataFrame:
         return self._read(STEP_COLUMNS, [("agent", "==", agent)])
@@ -121,6 +127,15 @@ class TraceSource:
 
     def speculation(self, since: int) -> dict[str, Any] | None:
         return None  # a finished run: its frames say it all
+
+
+def _add_counts(counts: np.ndarray, steps: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """`counts` (per step number) plus `weights` (1 each by default) summed by `steps`, grown as needed."""
+    more = np.bincount(steps, weights).astype(np.int64)
+    if len(more) > len(counts):
+        counts = np.concatenate([counts, np.zeros(len(more) - len(counts), np.int64)])
+    counts[: len(more)] += more
+    return counts
 
 
 class LiveSource:
@@ -148,6 +163,8 @@ class LiveSource:
         self._ranges: list[tuple[int, int]] = []  # each chunk's lowest and highest step: a window skips the rest
         self._timeline: list[pa.Table] = []  # TIMELINE_COLUMNS of every chunk
         self._per_step = np.zeros(0, np.int64)  # steps committed per step number
+        self._spec_per_step = np.zeros(0, np.int64)  # of those, steps run ahead of their blockers
+        self._undo_per_step = np.zeros(0, np.int64)  # runs undone before they committed
         self._complete = 0
         self._speculative = 0  # committed steps that ran ahead of their blockers
 
@@ -172,11 +189,12 @@ class LiveSource:
         self._chunks.append(new)
         self._ranges.append((int(steps.min()), int(steps.max())))
         self._timeline.append(new.select(TIMELINE_COLUMNS))
-        self._speculative += int(pc.sum(pc.fill_null(new.column("speculative"), False)).as_py() or 0)
-        counts = np.bincount(steps)
-        if len(counts) > len(self._per_step):
-            self._per_step = np.concatenate([self._per_step, np.zeros(len(counts) - len(self._per_step), np.int64)])
-        self._per_step[: len(counts)] += counts
+        speculative = new.column("speculative").fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
+        undone = new.column("undone").fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        self._speculative += int(speculative.sum())
+        self._per_step = _add_counts(self._per_step, steps)
+        self._spec_per_step = _add_counts(self._spec_per_step, steps, speculative)
+        self._undo_per_step = _add_counts(self._undo_per_step, steps, undone)
         agents = len(self.meta.agent_names)
         while self._complete < len(self._per_step) and self._per_step[self._complete] == agents:
             self._complete += 1
@@ -207,14 +225,22 @@ class LiveSource:
             keep = lambda c: pc.and_(pc.greater_equal(c["step"], first), pc.less(c["step"], last))  # noqa: E731
             return self._rows_where(keep, first, last)
 
-    def timeline(self) -> pd.DataFrame:
+    def timeline(self, since: int = 0) -> pd.DataFrame:
+        """The steps from `since` on: what the pictures of frames `since` and later need (`Timeline`)."""
         with self._lock:
             self._catch_up()
-            parts = list(self._timeline)
+            chunks = zip(self._timeline, self._ranges, strict=True)
+            parts = [t if lo >= since else t.filter(pc.greater_equal(t["step"], since)) for t, (lo, hi) in chunks
+                     if hi >= since]  # fmt: skip
         empty = STEPS_SCHEMA.empty_table().select(TIMELINE_COLUMNS)
         frame = (pa.concat_tables(parts) if parts else empty).to_pandas()
         frame["unit"] = frame["unit"].astype("Int64")  # NaN (a dispatch the log never saw) as null
         return frame[TIMELINE_COLUMNS]
+
+    def before(self, since: int) -> tuple[int, int]:
+        """The steps before `since` that ran ahead of their blockers, and the runs of them undone."""
+        with self._lock:
+            return int(self._spec_per_step[:since].sum()), int(self._undo_per_step[:since].sum())
 
     def history(self, agent: int) -> pd.DataFrame:
         with self._lock:
