@@ -235,8 +235,8 @@ def test_backoff_grows_exponentially_with_equal_jitter_and_respects_retry_after(
 
 
 def test_retry_after_reads_seconds_and_http_dates_against_the_server_date() -> None:
-    def resp(**headers: str) -> httpx.Response:
-        return httpx.Response(429, headers=headers)
+    def resp(**headers: str) -> httpx.Headers:  # case-insensitive, as every client's response headers are
+        return httpx.Headers(headers)
 
     now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     later = format_datetime(now + timedelta(seconds=7), usegmt=True)

@@ -1,9 +1,11 @@
-"""One async client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp, Ollama, OpenAI) on httpx.
+"""One async client for OpenAI-compatible servers (vLLM, SGLang, llama.cpp, Ollama, OpenAI) on aiohttp.
 
 Why it looks the way it does:
-- A simulation keeps hundreds to thousands of requests in flight, so the client is one `httpx.AsyncClient`
-  with
-  a pool as wide as the in-flight bound (a semaphore), and nothing blocks the event loop.
+- A simulation keeps hundreds to thousands of requests in flight, so the client is one `aiohttp.ClientSession`
+  with a connector as wide as the in-flight bound (a semaphore), and nothing blocks the event loop. aiohttp,
+  not httpx: a sixth of the CPU per request (`llm/transport.py`).
+- A request cancelled (a speculative step undone, a run stopped) closes its connection, so vLLM and SGLang
+  abort the generation.
 - Transient faults (429, 5xx, timeouts, dropped connections, malformed bodies) are retried with exponential
   backoff and jitter from a passed-in generator; the server's Retry-After wins. Other 4xx are the caller's bug
   and fail at once, with the server's message.
@@ -23,6 +25,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,24 +33,25 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+import certifi
 
 from metropolis.llm.accounting import Accounting
 from metropolis.llm.api_key import read_api_key
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.errors import LLMRejected, LLMUnavailable
 from metropolis.llm.retry import Backoff, is_retryable_status, retry_after
-from metropolis.llm.transport import ShardedPool, TickBudget
+from metropolis.llm.transport import TickBudget
 from metropolis.llm.types import LLMRequest, LLMResponse, estimate_tokens
 
 log = logging.getLogger(__name__)
 
 # Faults worth another attempt: the server or the network may do better next time.
 TRANSIENT_ERRORS = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.DecodingError,
+    TimeoutError,  # aiohttp's connect and read timeouts are TimeoutErrors
+    aiohttp.ClientConnectionError,  # refused, reset, closed mid-answer
+    aiohttp.ClientPayloadError,  # a body cut short or badly encoded
+    aiohttp.ClientResponseError,  # a malformed HTTP answer
 )
 
 AGENT_HEADER = "X-Metropolis-Agent"
@@ -73,7 +77,6 @@ class OpenAIClient:
         clock: Callable[[], float] = time.monotonic,
         accounting: Accounting | None = None,
         env: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
@@ -86,13 +89,7 @@ class OpenAIClient:
         self._ids = itertools.count()
         self._key = read_api_key(config.api_key_env, os.environ if env is None else env)
         self._budget = TickBudget(config.admit_per_tick)
-        self._pool = ShardedPool(
-            config.max_connections or config.max_in_flight,
-            config.pool_shard_size,
-            httpx.Timeout(config.read_timeout, connect=config.connect_timeout, pool=None),
-            headers={"Authorization": f"Bearer {self._key}"} if self._key else None,
-            transport=transport,
-        )
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, on the first request
         self._closed = False
 
     def __repr__(self) -> str:
@@ -101,9 +98,23 @@ class OpenAIClient:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            cfg = self.config
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=cfg.max_connections or cfg.max_in_flight,
+                    ssl=ssl.create_default_context(cafile=certifi.where()),
+                ),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.read_timeout),
+                headers={"Authorization": f"Bearer {self._key}"} if self._key else None,
+            )
+        return self._session
+
     async def close(self) -> None:
         self._closed = True
-        await self._pool.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> OpenAIClient:
         return self
@@ -174,14 +185,14 @@ class OpenAIClient:
             wait: float | None = None
             try:
                 await self._budget.admit()
-                async with self._pool.client() as http:
-                    response = await http.post(cfg.url, json=body, headers=headers)
-                if response.is_success:
-                    return _parse(response), attempt
-                if not is_retryable_status(response.status_code):
-                    raise self._rejected(request, response)
-                wait = retry_after(response)
-                reason = f"HTTP {response.status_code}"
+                async with self._http().post(cfg.url, json=body, headers=headers) as response:
+                    status, content = response.status, await response.read()
+                if 200 <= status < 300:
+                    return _parse(content), attempt
+                if not is_retryable_status(status):
+                    raise self._rejected(request, status, content)
+                wait = retry_after(response.headers)
+                reason = f"HTTP {status}"
             except TRANSIENT_ERRORS as error:
                 reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             except _Malformed as error:
@@ -208,13 +219,13 @@ class OpenAIClient:
             attempts=cfg.max_attempts,
         )
 
-    def _rejected(self, request: LLMRequest, response: httpx.Response) -> LLMRejected:
+    def _rejected(self, request: LLMRequest, status: int, content: bytes) -> LLMRejected:
         self.accounting.record_failure(request, 1)
-        detail = self._scrub(response.text[-500:].strip())
+        detail = self._scrub(content.decode("utf-8", "replace")[-500:].strip())
         return LLMRejected(
             f"{self.config.label} rejected {request.function} of {request.agent} at step {request.step} with "
-            f"HTTP {response.status_code} (not retried; fix the request or the endpoint config): {detail}",
-            status=response.status_code,
+            f"HTTP {status} (not retried; fix the request or the endpoint config): {detail}",
+            status=status,
         )
 
     def _scrub(self, text: str) -> str:
@@ -227,10 +238,10 @@ def _schema_name(function: str) -> str:
     return name or "response"
 
 
-def _parse(response: httpx.Response) -> dict[str, Any]:
+def _parse(content: bytes) -> dict[str, Any]:
     """The body as a chat completion with at least one choice carrying text content, or _Malformed."""
     try:
-        reply = json.loads(response.content)
+        reply = json.loads(content)
     except (ValueError, UnicodeDecodeError) as error:
         raise _Malformed(f"invalid JSON ({error})") from None
     if not isinstance(reply, dict):

@@ -32,10 +32,8 @@ class EndpointConfig:
     `api_key_env` names the environment variable holding the key (None: send no key); the key itself is never
     stored here, so a config can be printed, logged and saved. `max_in_flight` bounds concurrent requests from
     one
-    client; `max_connections` (None: same as `max_in_flight`) bounds its TCP connections. `pool_shard_size`
-    and
-    `admit_per_tick` keep thousands of requests in flight from stalling the event loop (see
-    `llm/transport.py`).
+    client; `max_connections` (None: same as `max_in_flight`) bounds its TCP connections. `admit_per_tick` keeps
+    thousands of requests in flight from stalling the event loop (see `llm/transport.py`).
     """
 
     base_url: str
@@ -43,7 +41,6 @@ class EndpointConfig:
     api_key_env: str | None = "OPENAI_API_KEY"
     max_in_flight: int = 64
     max_connections: int | None = None
-    pool_shard_size: int = 16
     admit_per_tick: int = 8
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
@@ -65,7 +62,6 @@ class EndpointConfig:
             "max_attempts",
             "connect_timeout",
             "read_timeout",
-            "pool_shard_size",
             "admit_per_tick",
         )
         for field in positive:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-
-import httpx
 
 # 408 and 429 are the 4xx statuses that say "later", not "never".
 RETRY_STATUSES = frozenset({408, 429})
@@ -35,20 +34,21 @@ class Backoff:
         return step / 2 + rng.uniform(0.0, step / 2)
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds, or None if absent or unreadable.
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The Retry-After header (of a response's case-insensitive `headers`) in seconds, or None if absent or
+    unreadable.
 
     Delta-seconds are read leniently (fractions allowed, as some servers send them). An HTTP-date is measured
     against the response's own Date header, so no local wall clock is read; without a Date header it is
     ignored.
     """
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        return _date_delta(value, response.headers.get("date"))
+        return _date_delta(value, headers.get("date"))
     return seconds if seconds >= 0 else None
 
 
