@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.endtoend import EndToEndRow, end_to_end_names, run_end_to_end
@@ -22,6 +21,7 @@ from metropolis.cli import (
     bench_store,
     bench_view,
 )
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENT_STEPS, MAX_AGENTS, integer
 from metropolis.registry import check_name
@@ -30,7 +30,7 @@ from metropolis.scheduling import scheduler_names
 app = typer.Typer(
     help="Benchmarks: scheduler micro-benchmark, simulation and memory comparisons.", no_args_is_help=True
 )
-console = Console()
+console = table_console()
 app.command("sim")(bench_sim.sim)
 app.command("checkpoint")(bench_checkpoint.checkpoint)
 app.command("store")(bench_store.store)

@@ -6,17 +6,17 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.checkpoint import run_checkpoint_bench
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, integer, number
 from metropolis.cli.run_setup import RunOptions, build_simulation
 from metropolis.engine import Simulation
 from metropolis.runtime.checkpoint import DEFAULT_MINUTES
 
-console = Console()
+console = table_console()
 
 
 @one_line_errors

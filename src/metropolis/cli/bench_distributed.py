@@ -8,16 +8,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.distributed import BenchRow, cpu_bound_rows, many_agents_rows, store_rows
 from metropolis.bench.loopback_llm import LoopbackLLM
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENTS, MAX_WORKERS, integer, number
 from metropolis.cli.run_ray import NO_RAY
 
-out = Console()
+out = table_console()
 
 
 def distributed(

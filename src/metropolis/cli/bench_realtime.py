@@ -21,6 +21,7 @@ from metropolis.bench.realtime import (
     simulation_factory,
     speedup,
 )
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_AGENTS, integer, number, writable_file
 from metropolis.llm.calibration import calibrate, config_from_json, measure_endpoint, plan_probes
@@ -32,7 +33,7 @@ from metropolis.scheduling import scheduler_names
 from metropolis.world.smallville import load_smallville
 
 console = Console(stderr=True)
-out = Console()
+out = table_console()
 # A short probe grid for the in-run calibration: prompt sizes of walkers and of replayed calls, bursts up to 16.
 PROMPTS, OUTPUTS, BURSTS = (32, 256, 640, 1200), (4, 22, 48), (1, 2, 4, 8, 16)
 

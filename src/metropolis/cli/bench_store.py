@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.store_cost import run_store_cost
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import integer
 from metropolis.store.choice import check_reachable, check_store
 
-console = Console()
+console = table_console()
 
 
 @one_line_errors

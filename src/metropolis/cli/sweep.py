@@ -18,16 +18,16 @@ from typing import Any
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from metropolis.cli.config import RunConfig, checked, load
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.run_setup import RunOptions, build_simulation, prices
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.runtime import Environment, VirtualRuntime
 
-out = Console()
+out = table_console()
 NOT_SWEPT = ("out_dir", "force", "llm", "runtime", "replay")
 
 
