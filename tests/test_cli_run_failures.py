@@ -235,3 +235,32 @@ def test_force_replaces_an_earlier_run_and_nothing_of_it_stays(tmp_path: Path) -
         "trace",
     ]
     assert (out / "accounting.json").read_text() != "{}"  # this run's books, not the old ones
+
+
+@needs_data
+def test_a_stop_while_the_report_is_written_is_recorded_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM after the last agent-step, while the report files are written: meta.json says "terminated" (not
+    "running"), the line says how to go on, and `metropolis resume` writes the report."""
+    from metropolis.cli import run_report
+    from metropolis.cli.errors import Terminated
+
+    write = run_report.write
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise Terminated()
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(run_report, "write", stopped)
+    result = runner.invoke(app, ["run", "-n", "2", "--hours", "0.01", "--out", str(out)])
+    assert result.exit_code == 143, result.output
+    assert "terminated while writing the report, after every agent-step" in result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "terminated" and meta["agent_steps_done"] == meta["agent_steps"]
+    assert not (out / "report.json").exists()
+    monkeypatch.setattr(run_report, "write", write)
+    resumed = runner.invoke(app, ["resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "meta.json").read_text())["status"] == "completed"
+    assert (out / "report.json").is_file()

@@ -315,11 +315,18 @@ def execute(
             folder.finish("failed", error=one_line(str(error)), agent_steps_done=progress.done)
             raise
         durable.finish()
-    # A resumed run's recorder holds only what it recorded itself: the whole trace is in the folder.
-    trace = Trace.read(path / "trace") if resume else durable.recorder.trace()
-    compared = along.finish(trace.calls) if along is not None else {}
-    head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
-    run_report.write(path, opts, report, head, books.rows() if books.agents else [], trace)
+    with sigterm_as_interrupt():
+        try:
+            trace, head = _write_report(opts, path, resume, durable, along, report, books, sim)
+        except KeyboardInterrupt as stop:  # the simulation ended; its report did not
+            if along is not None:
+                along.stop()
+            how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            folder.finish(how, agent_steps_done=progress.done, agent_steps=progress.total, report="not written")
+            raise Interrupted(
+                f"{how} while writing the report, after every agent-step; continue with: metropolis resume {path}",
+                exit_code(stop),
+            ) from None
     out.print(f"[bold]metropolis run[/bold]: {what}")
     out.print(f"  [bold]{head.text()}[/bold]")
     for line in report.lines():
@@ -339,6 +346,19 @@ def execute(
     if viewer is not None:
         viewer.wait()
     return report, books, trace, path
+
+
+def _write_report(
+    opts: RunOptions, path: Path, resume: bool, durable: Durable, along: run_report.Alongside | None,
+    report: RunReport, books: Accounting, sim: Simulation,
+) -> tuple[Trace, run_report.Headline]:  # fmt: skip
+    """The report files of a finished simulation: its trace, and the headline they were written with."""
+    # A resumed run's recorder holds only what it recorded itself: the whole trace is in the folder.
+    trace = Trace.read(path / "trace") if resume else durable.recorder.trace()
+    compared = along.finish(trace.calls) if along is not None else {}
+    head = run_report.headline(opts, report, sim.world.seconds_per_step, compared)
+    run_report.write(path, opts, report, head, books.rows() if books.agents else [], trace)
+    return trace, head
 
 
 @dataclass(slots=True)
