@@ -22,7 +22,6 @@ from metropolis.llm.types import LLMBackend
 from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
-from metropolis.scheduling.rules import may_have_reached
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -198,15 +197,17 @@ class Simulation:
         agents = self.agents
         found = []
         for other in table.near(pos, reach):
-            behind = step - steps[other]
-            if behind > 0:
+            so = steps[other]
+            if so < step:
                 # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
-                moves = step - max(steps[other], still[other])
-                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
+                # `may_have_reached(d, moves, radius, V)`, inlined on the hottest query (the same float).
+                st = still[other]
+                moves = step - (so if so >= st else st)
+                if dist(pos, latest[other]) - (moves if moves > 0 else 0) * V <= radius and not (
                     self.speculation is not None and self.speculation.running(me)
                 ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(
-                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
+                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {so}"
                     )
                 continue
             if other == me:  # running `step`, so never behind
@@ -215,11 +216,16 @@ class Simulation:
             d = dist(pos, state.pos)
             if d <= radius:
                 found.append(Observation(other, agents[other].name, state, d))
-        found.sort(key=lambda o: (o.distance, o.agent_id))
+        if len(found) > 1:
+            found.sort(key=_nearest_first)
         return found
 
     def history(self, agent: int) -> list[AgentState]:
         return self.store.history(agent)
+
+
+def _nearest_first(o: Observation) -> tuple[float, int]:
+    return o.distance, o.agent_id
 
 
 async def steps_in_order(
