@@ -10,7 +10,8 @@ Whoever wants to follow the run attaches a listener (trace, accounting, serving 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
@@ -105,12 +106,26 @@ class Simulation:
     def done(self) -> bool:
         return self.table.done()
 
-    async def execute(
+    def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None = None
+    ) -> Coroutine[Any, Any, list[StepResult]]:
+        """The coroutine that runs the unit's members and returns each member's context and time span
+        (`execute_unit`), or lets speculation run a unit it covers.
+
+        A plain function handing out the coroutine that does the work, not a coroutine awaiting it: a unit's
+        every resume then passes one frame fewer (nothing runs before the first resume either way)."""
+        if self.speculation is not None:
+            return self._execute_speculative(unit, llm, clock, tasks)
+        if self.members == "serial" or len(unit.members) == 1:
+            return steps_in_order(self, unit, llm, clock)
+        return execute_unit(self, unit, llm, clock, tasks, False, self.member_stats)
+
+    async def _execute_speculative(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None
     ) -> list[StepResult]:
-        """Run the unit's members and return each member's context and time span (`execute_unit`), or let
-        speculation run a unit it covers."""
-        if self.speculation is not None and self.speculation.covers(unit):
+        """Whether speculation covers the unit is asked when it starts, not when it is dispatched."""
+        assert self.speculation is not None
+        if self.speculation.covers(unit):
             return await self.speculation.execute(unit, llm, clock, tasks)
         return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
