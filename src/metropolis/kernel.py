@@ -80,7 +80,13 @@ class Process(Event):
     __slots__ = ("_coro",)
 
     def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
-        super().__init__(env)
+        # `Event.__init__(env)`, inlined: a process starts for every unit and every member run together.
+        self.env = env
+        self.callbacks: list[Callable[[Event], None]] = []
+        self.triggered = False
+        self._ok = True
+        self._handled = False
+        self.value: Any = None
         self._coro = coro
         env._now_queue.append((next(env._seq), self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
 
@@ -172,13 +178,24 @@ class Environment:
         heap, queue = self._heap, self._now_queue
         limit = math.inf if until is None else until
         popleft, heappop = queue.popleft, heapq.heappop
-        # `step` inlined: this loop runs every callback of a run.
-        while (queue and self.now <= limit) or (heap and heap[0][0] <= limit):
-            if queue and not (heap and heap[0][0] <= self.now and heap[0][1] < queue[0][0]):
+        # `step` inlined: this loop runs every callback of a run. Only this loop moves the clock, so `now` is
+        # kept in a local and written back whenever it changes.
+        now = self.now
+        while True:
+            if queue and now <= limit:
+                if heap:
+                    head = heap[0]
+                    if head[0] <= now and head[1] < queue[0][0]:  # due now, and scheduled before the FIFO's head
+                        t, _, fn, args = heappop(heap)
+                        self.now = now = t
+                        fn(*args)
+                        continue
                 _, fn, args = popleft()
-            else:
+            elif heap and heap[0][0] <= limit:
                 t, _, fn, args = heappop(heap)
-                self.now = t
+                self.now = now = t
+            else:
+                break
             fn(*args)
         if until is not None and until > self.now:
             self.now = until

@@ -96,7 +96,7 @@ def _micro_table(rows: list[SchedulerBenchRow]) -> Table:
 
 def _end_to_end_table(rows: list[EndToEndRow]) -> Table:
     table = Table(title="End to end in virtual time (metropolis, l4-llama3-8b; simulated LLM calls per wall second)")
-    for col in ("row", "agent-steps", "LLM calls", "virtual s", "wall s", "calls / wall s"):
+    for col in ("row", "agent-steps", "LLM calls", "virtual s", "wall s", "calls / wall s", "CPU s", "calls / CPU s"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
@@ -106,6 +106,8 @@ def _end_to_end_table(rows: list[EndToEndRow]) -> Table:
             f"{r.virtual_seconds:.2f}",
             f"{r.wall_seconds:.2f}",
             f"{r.calls_per_second:,.0f}",
+            f"{r.cpu_seconds:.2f}",
+            f"{r.calls_per_cpu_second:,.0f}",
         )
     return table
 

@@ -239,6 +239,9 @@ class UnitRun:
 
     async def run(self) -> list[Any]:
         results = await self.tasks.gather([self._member(k) for k in range(len(self.members))])
+        # Each run points back at this unit: drop them now it is over, so refcounting frees the unit at once
+        # (a cycle per unit would wait for the cyclic collector, which then walks thousands of them).
+        self.current = [None] * len(self.members)
         for journal in self.journals:
             for response in journal.left_over():
                 self.stats.wasted_calls += 1

@@ -10,7 +10,8 @@ Whoever wants to follow the run attaches a listener (trace, accounting, serving 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
@@ -22,7 +23,6 @@ from metropolis.llm.types import LLMBackend
 from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
-from metropolis.scheduling.rules import may_have_reached
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -106,12 +106,26 @@ class Simulation:
     def done(self) -> bool:
         return self.table.done()
 
-    async def execute(
+    def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None = None
+    ) -> Coroutine[Any, Any, list[StepResult]]:
+        """The coroutine that runs the unit's members and returns each member's context and time span
+        (`execute_unit`), or lets speculation run a unit it covers.
+
+        A plain function handing out the coroutine that does the work, not a coroutine awaiting it: a unit's
+        every resume then passes one frame fewer (nothing runs before the first resume either way)."""
+        if self.speculation is not None:
+            return self._execute_speculative(unit, llm, clock, tasks)
+        if self.members == "serial" or len(unit.members) == 1:
+            return steps_in_order(self, unit, llm, clock)
+        return execute_unit(self, unit, llm, clock, tasks, False, self.member_stats)
+
+    async def _execute_speculative(
+        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None
     ) -> list[StepResult]:
-        """Run the unit's members and return each member's context and time span (`execute_unit`), or let
-        speculation run a unit it covers."""
-        if self.speculation is not None and self.speculation.covers(unit):
+        """Whether speculation covers the unit is asked when it starts, not when it is dispatched."""
+        assert self.speculation is not None
+        if self.speculation.covers(unit):
             return await self.speculation.execute(unit, llm, clock, tasks)
         return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
@@ -198,15 +212,17 @@ class Simulation:
         agents = self.agents
         found = []
         for other in table.near(pos, reach):
-            behind = step - steps[other]
-            if behind > 0:
+            so = steps[other]
+            if so < step:
                 # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
-                moves = step - max(steps[other], still[other])
-                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
+                # `may_have_reached(d, moves, radius, V)`, inlined on the hottest query (the same float).
+                st = still[other]
+                moves = step - (so if so >= st else st)
+                if dist(pos, latest[other]) - (moves if moves > 0 else 0) * V <= radius and not (
                     self.speculation is not None and self.speculation.running(me)
                 ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(
-                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {step - behind}"
+                        f"causality: agent {me} at step {step} may observe agent {other}, still at step {so}"
                     )
                 continue
             if other == me:  # running `step`, so never behind
@@ -215,11 +231,16 @@ class Simulation:
             d = dist(pos, state.pos)
             if d <= radius:
                 found.append(Observation(other, agents[other].name, state, d))
-        found.sort(key=lambda o: (o.distance, o.agent_id))
+        if len(found) > 1:
+            found.sort(key=_nearest_first)
         return found
 
     def history(self, agent: int) -> list[AgentState]:
         return self.store.history(agent)
+
+
+def _nearest_first(o: Observation) -> tuple[float, int]:
+    return o.distance, o.agent_id
 
 
 async def steps_in_order(

@@ -48,12 +48,16 @@ class MetropolisScheduler(Scheduler):
 
     def pop_ready(self) -> WorkUnit | None:
         heap, status, steps, blocked_by = self._heap, self.table.status, self.table.step, self.blocked_by
+        coupled = self.coupled
         while heap:
             _, _, seed = heapq.heappop(heap)
             if status[seed] is not Status.WAITING or blocked_by[seed]:
                 continue  # stale: dispatched with another seed's cluster, or blocked since
+            if not coupled[seed]:  # most clusters are the seed alone: no walk
+                alone = (seed,)
+                return WorkUnit(steps[seed], alone, alone)
             cluster = self.cluster_of(seed)
-            if len(cluster) > 1 and any(blocked_by[a] for a in cluster):  # most clusters are the seed alone
+            if any(blocked_by[a] for a in cluster):
                 continue  # the blocked member is pushed again when it is released
             members = tuple(cluster)
             return WorkUnit(steps[seed], members, members)
@@ -87,7 +91,8 @@ class MetropolisScheduler(Scheduler):
                 moved_from = max(sj, self.table.still_until[j])  # `table.moves(j, s)` is s - this, at least 0
                 for a in blocks[j]:
                     sa = steps[a]
-                    if sa > sj and dist(pos[a], pj) <= block_radius(max(0, sa - moved_from), R, V):
+                    # `block_radius(max(0, sa - moved_from), R, V)`, inlined (the same float): sa > sj here.
+                    if sa > sj and dist(pos[a], pj) <= ((sa - moved_from if sa > moved_from else 0) + 1) * V + R:
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -134,8 +139,10 @@ class MetropolisScheduler(Scheduler):
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
             if sb < sa:
-                moves = sa - max(sb, still[b])  # `table.moves(b, sa)`, inlined on the hottest loop
-                if dist(pa, pos[b]) <= block_radius(moves if moves > 0 else 0, R, V):
+                # `block_radius(table.moves(b, sa), R, V)`, inlined on the hottest loop (the same float).
+                st = still[b]
+                moves = sa - (sb if sb >= st else st)
+                if dist(pa, pos[b]) <= ((moves if moves > 0 else 0) + 1) * V + R:
                     blockers.add(b)
                     blocks[b].add(a)
             elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:

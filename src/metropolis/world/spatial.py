@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 Pos = tuple[int, int]
+_INF = math.inf
 
 
 class SpatialIndex(Protocol):
@@ -81,28 +82,31 @@ class GridIndex:
         cells = self._cells
         if not cells:
             return ()
-        if math.isinf(radius):
+        if radius == _INF:
             return self._everything()[0]
-        size, stride, offset = self.cell, self.STRIDE, self.OFFSET
+        size, offset = self.cell, self.OFFSET
         r = int(radius)
-        x0, x1 = (pos[0] - r) // size + offset, (pos[0] + r) // size + offset
-        y0, y1 = (pos[1] - r) // size + offset, (pos[1] + r) // size + offset
+        x, y = pos[0], pos[1]
+        x0, x1 = (x - r) // size + offset, (x + r) // size + offset
+        y0, y1 = (y - r) // size + offset, (y + r) // size + offset
         if (x1 - x0 + 1) * (y1 - y0 + 1) > len(cells):
             # A huge query (the scheduler's blocking radius or the engine's reach when some agent is far ahead):
             # scanning the occupied cells is cheaper than probing empty ones. Usually it covers every occupied
             # cell (a small town), and the keys kept since the last change are the answer, in the scan's order.
-            everything, (bx0, bx1, by0, by1) = self._everything()
+            kept = self._all
+            everything, (bx0, bx1, by0, by1) = kept if kept is not None else self._everything()
             if len(everything) <= self.whole or (x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1):
                 # Every key is a superset too, in the scan's order: cheaper than filtering when there are few
                 # (a town of 25), since the caller checks distances anyway.
                 return everything
             # Else scan. With y clamped to one stride, a cell is in the box exactly when its key lies between the
             # box's corner keys and its y part (the low bits, STRIDE being a power of two) lies in [y0, y1].
+            stride = self.STRIDE
             y0, y1 = max(y0, 0), min(y1, stride - 1)
             lo, hi, mask = x0 * stride + y0, x1 * stride + y1, stride - 1
             return [key for c, bucket in cells.items() if lo <= c <= hi and y0 <= c & mask <= y1 for key in bucket]
         out: list[int] = []
-        get = cells.get
+        get, stride = cells.get, self.STRIDE
         for cx in range(x0, x1 + 1):
             base = cx * stride
             for c in range(base + y0, base + y1 + 1):

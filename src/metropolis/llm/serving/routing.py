@@ -33,12 +33,8 @@ class LeastLoaded:
     """Fewest outstanding tokens (queued prompts and outputs, decodes left); ties to the lowest index."""
 
     def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
-        best, best_load = 0, None
-        for i, replica in enumerate(replicas):
-            load = replica.outstanding_tokens
-            if best_load is None or load < best_load:
-                best, best_load = i, load
-        return best
+        loads = [replica.outstanding_tokens for replica in replicas]
+        return loads.index(min(loads))  # the first of the least loaded
 
 
 class AgentAffinity:
