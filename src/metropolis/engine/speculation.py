@@ -114,9 +114,18 @@ class Overlay:
         self.world, self.agents, self.seed = sim.world, sim.agents, sim.seed
         self.record_text, self.start_seconds = sim.record_text, sim.start_seconds
         self.store = cast(StateStore, HeldStates(sim.store, held))
+        self._held = held
 
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
-        return self._sim.neighbors_at(me, step, pos, radius)
+        """The simulation's answer, which leaves out the co-members still behind in the table, and those of them
+        within `radius` at their held states."""
+        found = self._sim.neighbors_at(me, step, pos, radius)
+        dist = self.world.metric.distance
+        for (other, at), state in self._held.items():
+            if other != me and at == step and (d := dist(pos, state.pos)) <= radius:
+                found.append(Observation(other, self.agents[other].name, state, d))
+        found.sort(key=lambda o: (o.distance, o.agent_id))
+        return found
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
         self._sim.publish_plan(agent, plan)
@@ -192,8 +201,8 @@ class Speculation:
             self._commit(unit, results, run)
         else:
             self._hold(run, results)
-            if len(unit.members) == 1 and run.error is None:
-                self.policy.offer_chain(unit.members[0], unit.step + 1, results[0][0].pos)
+            if run.error is None:
+                self.policy.offer_chain(unit.members, unit.step + 1, [ctx.pos for ctx, _, _ in results])
         self._settle()
 
     # -- what the dispatcher tells --------------------------------------------------------------------------
@@ -222,15 +231,16 @@ class Speculation:
     # -- inside -----------------------------------------------------------------------------------------------
 
     def _overlay(self, unit: WorkUnit) -> StepHost | None:
-        """For a chained step: the simulation with its agent's held state at this step."""
-        if len(unit.members) != 1:
-            return None
-        a = unit.members[0]
-        below = self._runs.get(WorkUnit(unit.step - 1, unit.members, unit.members))
-        if below is None or not below.results:
-            return None  # committed already: the store has it
+        """For a chained step: the simulation with its agents' held states at this step."""
+        held: dict[tuple[int, int], AgentState] = {}
+        for a in unit.members:
+            below = self._held.get((a, unit.step - 1))
+            if below is None or not below.results:
+                return None  # committed already: the store has it
+            ctx = next(c for c, _, _ in below.results if c.agent_id == a)
+            held[a, unit.step] = ctx.result()
         self.stats.chained += 1
-        return Overlay(self.sim, {(a, unit.step): below.results[0][0].result()})
+        return Overlay(self.sim, held)
 
     def _waste(self, tokens: int) -> None:
         """An abandoned call was answered anyway: its tokens bought nothing."""

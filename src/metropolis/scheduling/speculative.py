@@ -32,7 +32,7 @@ from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
-WINDOW_FIELDS = ("depth", "share", "budget", "guess")
+WINDOW_FIELDS = ("depth", "share", "budget", "guess", "still")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,7 @@ class Window:
     share: float = 1.0
     budget: float = 0.1
     guess: float = 0.25
+    still: int = 0  # a blocker that stood still this many steps is guessed to stay (0: never)
 
     @classmethod
     def parse(cls, text: str) -> Window:
@@ -59,14 +60,19 @@ class Window:
                 values[name] = float("nan")
             if values[name] != values[name]:
                 raise ValueError(f"speculation window setting {part!r} needs a number: {name}=<value>")
-        depth = values.pop("depth", None)
-        if depth is not None and depth != int(depth):
-            raise ValueError(f"the speculation depth is a whole number of steps, got {depth}")
-        return cls(**({"depth": int(depth)} if depth is not None else {}), **values)  # type: ignore[arg-type]
+        whole: dict[str, int] = {}
+        for name in ("depth", "still"):
+            value = values.pop(name, None)
+            if value is not None and value != int(value):
+                raise ValueError(f"the speculation {name} is a whole number of steps, got {value}")
+            if value is not None:
+                whole[name] = int(value)
+        return cls(**whole, **values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        if self.depth < 0:
-            raise ValueError(f"the speculation depth must be >= 0 steps, got {self.depth}")
+        for name in ("depth", "still"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"the speculation {name} must be >= 0 steps, got {getattr(self, name)}")
         for name in ("share", "budget", "guess"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -92,6 +98,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._speculative: set[WorkUnit] = set()
         self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
         self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
+        self._held_with: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result is held
+        self._chain_of: dict[tuple[int, int], WorkUnit] = {}  # (agent, step) -> the chained unit it runs in
         self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
         self._spec_members: set[int] = set()
@@ -100,6 +108,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._wasted_tokens = 0
         self.dispatched_speculatively = 0
         self.aborted = 0
+        self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
+        self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
 
     # -- dispatch ---------------------------------------------------------------------------------------------
@@ -152,46 +162,76 @@ class SpeculativeScheduler(MetropolisScheduler):
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
             return False
-        pm, reach, walk = table.pos[member], self.couple_radius, self.window.guess * self.V
-        return all(dist(pm, table.pos[b]) - walk * table.moves(b, step) > reach for b in blockers)
+        pm, reach, walk = table.pos[member], self.couple_radius, self._walk
+        return all(dist(pm, table.pos[b]) - walk(b) * table.moves(b, step) > reach for b in blockers)
 
-    def offer_chain(self, agent: int, step: int, pos: Pos) -> None:
-        """The engine holds `agent`'s lone result: it would stand at `pos` at `step`, and may run that step."""
+    def _walk(self, agent: int) -> float:
+        """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
+        stood still `window.still` steps (most agents of a town sit, work or sleep for long stretches)."""
+        still = self.window.still
+        if still and self.table.step[agent] - self._moved_at[agent] >= still:
+            return 0.0
+        return self.window.guess * self.V
+
+    def offer_chain(self, members: tuple[int, ...], step: int, positions: list[Pos]) -> None:
+        """The engine holds the result of a unit of `members`: they would stand at `positions` at `step`, and may
+        run that step, as the clusters those positions form among them."""
         if step < self.until:
-            self._offers[agent] = (step, pos)
+            for m, pos in zip(members, positions, strict=True):
+                self._offers[m] = (step, pos)
+                self._held_with[m] = members
 
     def _pop_chained(self) -> WorkUnit | None:
         if not self._may_bet():
             return None
         gvt, version, tried = self.table.gvt(), self.table.version, self._tried
-        for agent, (step, pos) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
-            if step - gvt > self.depth or tried.get(agent) == version:
-                continue  # too far ahead, or refused since the last commit
-            if not self._chain_clear(agent, step, pos):
-                tried[agent] = version
-            else:
-                del self._offers[agent]
-                unit = WorkUnit(step, (agent,), (agent,))
-                self._chained.add(unit)
-                self.dispatched_speculatively += 1
-                return unit
+        for agent, (step, _) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
+            if agent not in self._offers or step - gvt > self.depth or tried.get(agent) == version:
+                continue  # taken with a co-member, too far ahead, or refused since the last commit
+            members = self._held_cluster(agent, step)
+            if not all(self._chain_clear(m, step, self._offers[m][1], members) for m in members):
+                tried.update((m, version) for m in members)
+                continue
+            for m in members:
+                del self._offers[m]
+            unit = WorkUnit(step, members, members)
+            self._chained.add(unit)
+            self._chain_of.update(((m, step), unit) for m in members)
+            self.dispatched_speculatively += 1
+            return unit
         return None
 
-    def _chain_clear(self, agent: int, step: int, pos: Pos) -> bool:
-        """Whether `agent` at `pos` would be alone at `step`, and every agent behind that could come within
-        R + V is guessed not to. Only a guess (the commit validates), so it looks only as far as a guessed walk
-        reaches: no agent gains more than `guess` V per step it is behind."""
+    def _held_cluster(self, agent: int, step: int) -> tuple[int, ...]:
+        """The cluster `agent` forms at `step` with the co-members of its held unit, by their held positions."""
+        offers, dist, reach = self._offers, self.metric.distance, self.couple_radius
+        mates = [m for m in self._held_with[agent] if offers.get(m, (None,))[0] == step]
+        cluster, seen = [agent], {agent}
+        for a in cluster:
+            for b in mates:
+                if b not in seen and dist(offers[a][1], offers[b][1]) <= reach:
+                    seen.add(b)
+                    cluster.append(b)
+        return tuple(sorted(cluster))
+
+    def _chain_clear(self, agent: int, step: int, pos: Pos, members: tuple[int, ...] = ()) -> bool:
+        """Whether `agent` at `pos` would be coupled with no agent outside `members` at `step`, and every agent
+        behind that could come within R + V is guessed not to. Only a guess (the commit validates), so it looks
+        only as far as a guessed walk reaches: no agent gains more than `guess` V per step it is behind."""
         table, dist, R, V = self.table, self.metric.distance, self.R, self.V
         steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
+        offers = self._offers
         for b in table.near(pos, reach + walk * (step - table.gvt())):
-            if b == agent:
+            if b == agent or b in members:
                 continue
             d, sb = dist(pos, table.pos[b]), steps[b]
             if sb == step and d <= reach:
                 return False  # it would be coupled with b
             if sb < step:
+                held = offers.get(b)
+                if held is not None and held[0] == step and dist(pos, held[1]) <= reach:
+                    return False  # b's held result stands there, at this step
                 moves = table.moves(b, step)
-                if d <= block_radius(moves, R, V) and d - walk * moves <= reach:
+                if d <= block_radius(moves, R, V) and d - self._walk(b) * moves <= reach:
                     return False
         return True
 
@@ -222,38 +262,48 @@ class SpeculativeScheduler(MetropolisScheduler):
         return unit not in self._chained and not any(self.blocked_by[m] for m in unit.members)
 
     def chained_on(self, agent: int) -> WorkUnit | None:
-        """The lone step chained on `agent`'s step that just committed, if any."""
-        unit = WorkUnit(self.table.step[agent], (agent,), (agent,))
-        return unit if unit in self._chained else None
+        """The step chained on `agent`'s step that just committed, if any."""
+        return self._chain_of.get((agent, self.table.step[agent]))
 
     def chained_above(self, unit: WorkUnit) -> list[WorkUnit]:
-        """The lone steps chained on `unit`'s members after its step: undone with it."""
+        """The steps chained on `unit`'s members after its step: undone with it."""
+        mine = set(unit.members)
         return sorted(
-            (u for u in self._chained if u.step > unit.step and u.members[0] in unit.members), key=lambda u: u.step
+            (u for u in self._chained if u.step > unit.step and mine.intersection(u.members)),
+            key=lambda u: (u.step, u.members),
         )
 
     def adopt(self, unit: WorkUnit) -> bool:
-        """The step below `unit` committed: it becomes an ordinary speculative unit if its agent, now at its
-        step, is alone there; False: it must be undone (the agent is held until the engine releases it)."""
-        self._chained.discard(unit)
-        (agent,) = unit.members
-        blockers = self.blocked_by[agent]
-        if self.table.status[agent] is Status.WAITING and not self.coupled[agent] and HELD not in blockers:
+        """The step below `unit` committed: it becomes an ordinary speculative unit if its agents, now at its
+        step, form exactly its cluster; False: it must be undone (the agents are held until the engine releases
+        them)."""
+        self._unchain(unit)
+        members, status, blocked_by = unit.members, self.table.status, self.blocked_by
+        if all(status[m] is Status.WAITING and HELD not in blocked_by[m] for m in members) and (
+            self.cluster_of(members[0]) == list(members)
+        ):
             self._speculative.add(unit)
-            self._spec_members.add(agent)
-            if not blockers:
-                self._released.append(agent)
+            self._spec_members.update(members)
+            if not any(blocked_by[m] for m in members):
+                self._released.extend(members)
             return True
         self._running -= 1
-        self._offers.pop(agent, None)  # its held result, offered for the next step, is undone with it
-        blockers.add(HELD)
+        for m in members:
+            self._offers.pop(m, None)  # its held result, offered for the next step, is undone with it
+            blocked_by[m].add(HELD)
         return False
 
     def drop_chain(self, unit: WorkUnit) -> None:
         """A chained unit is undone with the step below it."""
-        self._chained.discard(unit)
+        self._unchain(unit)
         self._running -= 1
-        self._offers.pop(unit.members[0], None)
+        for m in unit.members:
+            self._offers.pop(m, None)
+
+    def _unchain(self, unit: WorkUnit) -> None:
+        self._chained.discard(unit)
+        for m in unit.members:
+            self._chain_of.pop((m, unit.step), None)
 
     def abort(self, unit: WorkUnit) -> None:
         """The dispatcher put `unit`'s members back to waiting: hold them until the engine has unwound their run,
@@ -276,6 +326,11 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def complete(self, unit: WorkUnit) -> None:
         self._running -= 1
+        pos, seen = self.table.pos, self._seen
+        for m in unit.members:
+            if pos[m] != seen[m]:
+                seen[m] = pos[m]
+                self._moved_at[m] = self.table.step[m]
         if unit in self._speculative:
             self._speculative.discard(unit)
             self._spec_members.difference_update(unit.members)

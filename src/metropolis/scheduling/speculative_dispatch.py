@@ -69,10 +69,12 @@ class SpeculativeDispatcher(Dispatcher):
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)
+        seen: set[WorkUnit] = set()
         for agent in unit.members:
             chained = self.policy.chained_on(agent)
-            if chained is None:
+            if chained is None or chained in seen:
                 continue
+            seen.add(chained)
             if self.policy.adopt(chained):
                 self.table.start(chained.members)  # it has been running on the strength of this commit
                 continue
