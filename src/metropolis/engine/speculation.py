@@ -77,6 +77,7 @@ class Undo:
     """The undoing of a unit and the steps chained on it: done when the last of them has unwound."""
 
     root: SpecRun
+    runs: list[SpecRun] = field(default_factory=list)  # the root, then the steps chained on it, lowest first
     pending: int = 0
 
 
@@ -211,9 +212,9 @@ class Speculation:
         """`unit` was undone (its members wait again, held): undo it and every step chained on it."""
         self.stats.rollbacks += 1
         root = self._runs.setdefault(unit, SpecRun(unit))
-        undo = Undo(root)
         chained = [self._runs.setdefault(u, SpecRun(u)) for u in self.policy.chained_above(unit)]
-        for run in [root, *chained]:
+        undo = Undo(root, [root, *chained])
+        for run in undo.runs:
             if run is not root:
                 self.dispatcher.drop_chain(run.unit)
             run.doomed, run.undo = True, undo
@@ -235,10 +236,11 @@ class Speculation:
         held: dict[tuple[int, int], AgentState] = {}
         for a in unit.members:
             below = self._held.get((a, unit.step - 1))
-            if below is None or not below.results:
-                return None  # committed already: the store has it
-            ctx = next(c for c, _, _ in below.results if c.agent_id == a)
-            held[a, unit.step] = ctx.result()
+            if below is not None and below.results:  # else committed already (or it joined): the store has it
+                ctx = next(c for c, _, _ in below.results if c.agent_id == a)
+                held[a, unit.step] = ctx.result()
+        if not held:
+            return None
         self.stats.chained += 1
         return Overlay(self.sim, held)
 
@@ -256,15 +258,18 @@ class Speculation:
         self.policy.record_tokens(0, wasted)
 
     def _finish_undo(self, undo: Undo) -> None:
-        """Once every undone step has unwound: restore the state from before the first, and release."""
+        """Once every undone step has unwound: restore each agent's state from before the first undone step it
+        ran, and release them all."""
         if undo.pending:
             return
-        saved = undo.root.saved
-        if saved is not None:
-            agents = self.sim.agents
-            for a, state in saved.items():
-                agents[a].load_state_dict(state)
-        self.dispatcher.release(undo.root.unit)
+        agents, restored = self.sim.agents, set()
+        for run in undo.runs:
+            for a, state in (run.saved or {}).items():
+                if a not in restored:
+                    restored.add(a)
+                    agents[a].load_state_dict(state)
+        for run in undo.runs:
+            self.dispatcher.release(run.unit)
 
     def _commit(self, unit: WorkUnit, results: list[StepResult], run: SpecRun | None = None) -> None:
         if run is not None:

@@ -102,7 +102,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._chain_of: dict[tuple[int, int], WorkUnit] = {}  # (agent, step) -> the chained unit it runs in
         self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
-        self._spec_members: set[int] = set()
+        # agent -> the speculative unit it runs in from its table row (not on a held result): conflicts find it
+        self._spec_of: dict[int, WorkUnit] = {}
         self._running = 0  # units dispatched and not yet committed or aborted
         self._kept_tokens = 0
         self._wasted_tokens = 0
@@ -150,7 +151,7 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if all(self._guess_clear(m, step) for m in members):
                     unit = WorkUnit(step, members, members)
                     self._speculative.add(unit)
-                    self._spec_members.update(members)
+                    self._spec_of.update((m, unit) for m in members)
                     self.dispatched_speculatively += 1
                     agents.difference_update(members)
                     return unit
@@ -188,15 +189,18 @@ class SpeculativeScheduler(MetropolisScheduler):
         for agent, (step, _) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
             if agent not in self._offers or step - gvt > self.depth or tried.get(agent) == version:
                 continue  # taken with a co-member, too far ahead, or refused since the last commit
-            members = self._held_cluster(agent, step)
-            if not all(self._chain_clear(m, step, self._offers[m][1], members) for m in members):
-                tried.update((m, version) for m in members)
+            held = self._held_cluster(agent, step)
+            joined = self._joiners(held, step)
+            members = tuple(sorted((*held, *joined))) if joined is not None else held
+            if joined is None or not all(self._chain_clear(m, step, self._offers[m][1], members) for m in held):
+                tried.update((m, version) for m in held)
                 continue
-            for m in members:
+            for m in held:
                 del self._offers[m]
             unit = WorkUnit(step, members, members)
             self._chained.add(unit)
-            self._chain_of.update(((m, step), unit) for m in members)
+            self._chain_of.update(((m, step), unit) for m in held)
+            self._spec_of.update((m, unit) for m in joined)
             self.dispatched_speculatively += 1
             return unit
         return None
@@ -212,6 +216,44 @@ class SpeculativeScheduler(MetropolisScheduler):
                     seen.add(b)
                     cluster.append(b)
         return tuple(sorted(cluster))
+
+    def _joiners(self, held: tuple[int, ...], step: int) -> list[int] | None:
+        """The agents waiting at `step` in the table that the held positions of `held` couple with there, with
+        their clusters: they run that step with `held`, on its held result (a cascade). None: one of them may not
+        (held, or a blocker outside the unit is not guessed away)."""
+        table, dist, reach, offers = self.table, self.metric.distance, self.couple_radius, self._offers
+        steps, status, pos = table.step, table.status, table.pos
+        joined: list[int] = []
+        seen = set(held)
+        for h in held:
+            here = offers[h][1]
+            for b in table.near(here, reach):
+                if b in seen or steps[b] != step or dist(here, pos[b]) > reach:
+                    continue
+                if status[b] is not Status.WAITING:
+                    return None
+                for c in self.cluster_of(b):
+                    if c not in seen:
+                        seen.add(c)
+                        joined.append(c)
+        for t in joined:
+            if HELD in self.blocked_by[t] or not self._joiner_clear(t, step, seen):
+                return None
+        return joined
+
+    def _joiner_clear(self, agent: int, step: int, unit: set[int]) -> bool:
+        """Whether every blocker of `agent` outside `unit` is guessed to stay farther than R + V from it, and no
+        held result outside `unit` stands within R + V of it at `step`."""
+        table, dist, reach = self.table, self.metric.distance, self.couple_radius
+        pa = table.pos[agent]
+        for b in self.blocked_by[agent]:
+            if b not in unit and dist(pa, table.pos[b]) - self._walk(b) * table.moves(b, step) <= reach:
+                return False
+        for b in table.near(pa, reach):
+            held = self._offers.get(b)
+            if b not in unit and held is not None and held[0] == step and dist(pa, held[1]) <= reach:
+                return False
+        return True
 
     def _chain_clear(self, agent: int, step: int, pos: Pos, members: tuple[int, ...] = ()) -> bool:
         """Whether `agent` at `pos` would be coupled with no agent outside `members` at `step`, and every agent
@@ -243,18 +285,20 @@ class SpeculativeScheduler(MetropolisScheduler):
     # -- validation -------------------------------------------------------------------------------------------
 
     def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
-        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet.
-        Asked by the dispatcher after the table advanced and before `complete`."""
-        if not self._speculative:
+        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet
+        (unless they run in the same unit: a chained unit waits for exactly this arrival). Asked by the
+        dispatcher after the table advanced and before `complete`."""
+        if not self._spec_of:
             return []
-        table, dist, reach = self.table, self.metric.distance, self.couple_radius
-        hit: set[int] = set()
+        table, dist, reach, spec_of = self.table, self.metric.distance, self.couple_radius, self._spec_of
+        hit: set[WorkUnit] = set()
         for j in unit.members:
             sj, pj = table.step[j], table.pos[j]
             for a in self.blocks[j]:
-                if a in self._spec_members and table.step[a] == sj and dist(pj, table.pos[a]) <= reach:
-                    hit.add(a)
-        return [u for u in self._speculative if hit.intersection(u.members)]
+                u = spec_of.get(a)
+                if u is not None and table.step[a] == sj and j not in u.members and dist(pj, table.pos[a]) <= reach:
+                    hit.add(u)
+        return sorted(hit, key=lambda u: (u.step, u.members))
 
     def settled(self, unit: WorkUnit) -> bool:
         """A speculative unit none of whose members is blocked any more: its run is what `serial` would do (a
@@ -273,32 +317,38 @@ class SpeculativeScheduler(MetropolisScheduler):
             key=lambda u: (u.step, u.members),
         )
 
+    def joined_in(self, unit: WorkUnit) -> list[int]:
+        """The members of a speculative unit that run from their table row (all of an ordinary one; those that
+        joined a chained one): their rows say RUNNING at the unit's step."""
+        spec_of = self._spec_of
+        return [m for m in unit.members if spec_of.get(m) is unit]
+
     def adopt(self, unit: WorkUnit) -> bool:
-        """The step below `unit` committed: it becomes an ordinary speculative unit if its agents, now at its
-        step, form exactly its cluster; False: it must be undone (the agents are held until the engine releases
-        them)."""
+        """The step below `unit` committed: it becomes an ordinary speculative unit if the agents that ran on its
+        held result, now at its step, are coupled with nobody outside it; False: it must be undone (the agents
+        are held until the engine releases them; the dispatcher stops the joined ones' rows)."""
+        joined = set(self.joined_in(unit))
         self._unchain(unit)
-        members, status, blocked_by = unit.members, self.table.status, self.blocked_by
-        if all(status[m] is Status.WAITING and HELD not in blocked_by[m] for m in members) and (
-            self.cluster_of(members[0]) == list(members)
+        members, status, blocked_by = set(unit.members), self.table.status, self.blocked_by
+        held = [m for m in unit.members if m not in joined]
+        if all(
+            status[m] is Status.WAITING and HELD not in blocked_by[m] and set(self.cluster_of(m)) <= members
+            for m in held
         ):
             self._speculative.add(unit)
-            self._spec_members.update(members)
-            if not any(blocked_by[m] for m in members):
-                self._released.extend(members)
+            self._spec_of.update((m, unit) for m in unit.members)
+            if not any(blocked_by[m] for m in unit.members):
+                self._released.extend(unit.members)
             return True
         self._running -= 1
-        for m in members:
-            self._offers.pop(m, None)  # its held result, offered for the next step, is undone with it
-            blocked_by[m].add(HELD)
+        self._hold_back(unit)
         return False
 
     def drop_chain(self, unit: WorkUnit) -> None:
         """A chained unit is undone with the step below it."""
         self._unchain(unit)
         self._running -= 1
-        for m in unit.members:
-            self._offers.pop(m, None)
+        self._hold_back(unit)
 
     def _unchain(self, unit: WorkUnit) -> None:
         self._chained.discard(unit)
@@ -308,13 +358,25 @@ class SpeculativeScheduler(MetropolisScheduler):
     def abort(self, unit: WorkUnit) -> None:
         """The dispatcher put `unit`'s members back to waiting: hold them until the engine has unwound their run,
         and find their partners and blockers afresh."""
-        self._forget(unit)
+        if unit in self._chained:
+            self._unchain(unit)
+        self._running -= 1
+        self._speculative.discard(unit)
         self.aborted += 1
+        self._hold_back(unit)
+
+    def _hold_back(self, unit: WorkUnit) -> None:
+        """`unit` is undone: the members that ran from their table row wait there again, found afresh; every
+        member is held (no offer, `HELD`) until `release`."""
+        joined = self.joined_in(unit)
         for m in unit.members:
-            self.coupled[m].clear()
             self._offers.pop(m, None)
-        for m in unit.members:
+        for m in joined:
+            del self._spec_of[m]
+            self.coupled[m].clear()
+        for m in joined:
             self._scan(m)
+        for m in unit.members:
             self.blocked_by[m].add(HELD)
 
     def release(self, unit: WorkUnit) -> None:
@@ -331,15 +393,17 @@ class SpeculativeScheduler(MetropolisScheduler):
             if pos[m] != seen[m]:
                 seen[m] = pos[m]
                 self._moved_at[m] = self.table.step[m]
+        spec_of = self._spec_of
         if unit in self._speculative:
             self._speculative.discard(unit)
-            self._spec_members.difference_update(unit.members)
+            for m in unit.members:
+                del spec_of[m]
         for m in unit.members:
             offer = self._offers.get(m)
             if offer is not None and offer[0] <= self.table.step[m]:
                 del self._offers[m]  # never taken: the agent runs that step the ordinary way
-        spec, blocks = self._spec_members, self.blocks
-        watch = [a for j in unit.members for a in blocks[j] if a in spec] if spec else []
+        blocks = self.blocks
+        watch = [a for j in unit.members for a in blocks[j] if a in spec_of] if spec_of else []
         super().complete(unit)
         self._released.extend(a for a in watch if not self.blocked_by[a])
 
@@ -347,11 +411,6 @@ class SpeculativeScheduler(MetropolisScheduler):
         """Members of speculative units released since the last call: their units may have settled."""
         out, self._released = self._released, []
         return out
-
-    def _forget(self, unit: WorkUnit) -> None:
-        self._running -= 1
-        self._speculative.discard(unit)
-        self._spec_members.difference_update(unit.members)
 
     # -- the window -------------------------------------------------------------------------------------------
 
