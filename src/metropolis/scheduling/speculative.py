@@ -98,7 +98,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._speculative: set[WorkUnit] = set()
         self._chained: set[WorkUnit] = set()  # lone steps run on a held result, adopted when it commits
         self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
-        self._held_with: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result is held
+        self._offers_at: dict[int, set[int]] = {}  # step -> agents with an offer for it
         self._chain_of: dict[tuple[int, int], WorkUnit] = {}  # (agent, step) -> the chained unit it runs in
         self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
@@ -109,6 +109,10 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._wasted_tokens = 0
         self.dispatched_speculatively = 0
         self.aborted = 0
+        self.chained_clusters = 0  # chained units of more than one agent
+        self.chained_across = 0  # of those, units whose held results came from different units
+        self.joined = 0  # agents that joined a chained unit from their table row
+        self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
@@ -180,7 +184,16 @@ class SpeculativeScheduler(MetropolisScheduler):
         if step < self.until:
             for m, pos in zip(members, positions, strict=True):
                 self._offers[m] = (step, pos)
-                self._held_with[m] = members
+                self._offers_at.setdefault(step, set()).add(m)
+                self._below[m] = members
+
+    def _drop_offer(self, agent: int) -> None:
+        offer = self._offers.pop(agent, None)
+        if offer is not None:
+            at = self._offers_at[offer[0]]
+            at.discard(agent)
+            if not at:
+                del self._offers_at[offer[0]]
 
     def _pop_chained(self) -> WorkUnit | None:
         if not self._may_bet():
@@ -196,19 +209,23 @@ class SpeculativeScheduler(MetropolisScheduler):
                 tried.update((m, version) for m in held)
                 continue
             for m in held:
-                del self._offers[m]
+                self._drop_offer(m)
             unit = WorkUnit(step, members, members)
             self._chained.add(unit)
             self._chain_of.update(((m, step), unit) for m in held)
             self._spec_of.update((m, unit) for m in joined)
             self.dispatched_speculatively += 1
+            self.chained_clusters += len(members) > 1
+            self.chained_across += len({self._below[m] for m in held}) > 1
+            self.joined += len(joined)
             return unit
         return None
 
     def _held_cluster(self, agent: int, step: int) -> tuple[int, ...]:
-        """The cluster `agent` forms at `step` with the co-members of its held unit, by their held positions."""
+        """The cluster `agent` forms at `step` with the other agents whose held results reach `step`, by their held
+        positions (their results may be held in different units)."""
         offers, dist, reach = self._offers, self.metric.distance, self.couple_radius
-        mates = [m for m in self._held_with[agent] if offers.get(m, (None,))[0] == step]
+        mates = sorted(self._offers_at[step])
         cluster, seen = [agent], {agent}
         for a in cluster:
             for b in mates:
@@ -310,12 +327,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         return self._chain_of.get((agent, self.table.step[agent]))
 
     def chained_above(self, unit: WorkUnit) -> list[WorkUnit]:
-        """The steps chained on `unit`'s members after its step: undone with it."""
-        mine = set(unit.members)
-        return sorted(
-            (u for u in self._chained if u.step > unit.step and mine.intersection(u.members)),
-            key=lambda u: (u.step, u.members),
-        )
+        """The steps chained on `unit`'s members after its step, and on theirs: undone with it."""
+        tainted, out = set(unit.members), []
+        for u in sorted((u for u in self._chained if u.step > unit.step), key=lambda u: (u.step, u.members)):
+            if tainted.intersection(u.members):
+                tainted.update(u.members)
+                out.append(u)
+        return out
 
     def joined_in(self, unit: WorkUnit) -> list[int]:
         """The members of a speculative unit that run from their table row (all of an ordinary one; those that
@@ -323,29 +341,32 @@ class SpeculativeScheduler(MetropolisScheduler):
         spec_of = self._spec_of
         return [m for m in unit.members if spec_of.get(m) is unit]
 
-    def adopt(self, unit: WorkUnit) -> bool:
-        """The step below `unit` committed: it becomes an ordinary speculative unit if the agents that ran on its
-        held result, now at its step, are coupled with nobody outside it; False: it must be undone (the agents
-        are held until the engine releases them; the dispatcher stops the joined ones' rows)."""
+    def adopt(self, unit: WorkUnit) -> list[int] | None:
+        """A step below `unit` committed. The agents that ran `unit` on held results and have now arrived at its
+        step join it from their table rows if they are coupled with nobody outside it; once all have, it is an
+        ordinary speculative unit. Returns the agents whose rows the dispatcher marks running again, or None: it
+        must be undone (the dispatcher stops the joined agents' rows, then drops it with `drop_chain`)."""
+        table, members, blocked_by = self.table, set(unit.members), self.blocked_by
         joined = set(self.joined_in(unit))
-        self._unchain(unit)
-        members, status, blocked_by = set(unit.members), self.table.status, self.blocked_by
-        held = [m for m in unit.members if m not in joined]
-        if all(
-            status[m] is Status.WAITING and HELD not in blocked_by[m] and set(self.cluster_of(m)) <= members
-            for m in held
+        arrived = [m for m in unit.members if m not in joined and table.step[m] == unit.step]
+        if not all(
+            table.status[m] is Status.WAITING and HELD not in blocked_by[m] and set(self.cluster_of(m)) <= members
+            for m in arrived
         ):
-            self._speculative.add(unit)
-            self._spec_of.update((m, unit) for m in unit.members)
-            if not any(blocked_by[m] for m in unit.members):
-                self._released.extend(unit.members)
-            return True
-        self._running -= 1
-        self._hold_back(unit)
-        return False
+            return None
+        if len(joined) + len(arrived) < len(members):
+            self._spec_of.update((m, unit) for m in arrived)  # the rest of it is still held
+            return arrived
+        self._unchain(unit)
+        self._speculative.add(unit)
+        self._spec_of.update((m, unit) for m in unit.members)
+        if not any(blocked_by[m] for m in unit.members):
+            self._released.extend(unit.members)
+        return list(unit.members)
 
     def drop_chain(self, unit: WorkUnit) -> None:
-        """A chained unit is undone with the step below it."""
+        """A chained unit is undone (with the step below it, or refused at its adoption): its agents are held
+        until the engine releases them; the dispatcher stopped the rows of those that joined it first."""
         self._unchain(unit)
         self._running -= 1
         self._hold_back(unit)
@@ -370,7 +391,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         member is held (no offer, `HELD`) until `release`."""
         joined = self.joined_in(unit)
         for m in unit.members:
-            self._offers.pop(m, None)
+            self._drop_offer(m)
         for m in joined:
             del self._spec_of[m]
             self.coupled[m].clear()
@@ -380,11 +401,16 @@ class SpeculativeScheduler(MetropolisScheduler):
             self.blocked_by[m].add(HELD)
 
     def release(self, unit: WorkUnit) -> None:
-        """The undone run of `unit` has unwound: its members may run again."""
+        """The undone run of `unit` has unwound: its members may run again (one whose own held step lies below
+        the undone one may settle now)."""
         for m in unit.members:
-            self.blocked_by[m].discard(HELD)
-            if not self.blocked_by[m] and self.table.status[m] is Status.WAITING:
-                self._push(m)
+            blockers = self.blocked_by[m]
+            blockers.discard(HELD)
+            if not blockers:
+                if self.table.status[m] is Status.WAITING:
+                    self._push(m)
+                elif m in self._spec_of:
+                    self._released.append(m)
 
     def complete(self, unit: WorkUnit) -> None:
         self._running -= 1
@@ -401,7 +427,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         for m in unit.members:
             offer = self._offers.get(m)
             if offer is not None and offer[0] <= self.table.step[m]:
-                del self._offers[m]  # never taken: the agent runs that step the ordinary way
+                self._drop_offer(m)  # never taken: the agent runs that step the ordinary way
         blocks = self.blocks
         watch = [a for j in unit.members for a in blocks[j] if a in spec_of] if spec_of else []
         super().complete(unit)

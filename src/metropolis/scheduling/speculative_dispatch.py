@@ -76,10 +76,12 @@ class SpeculativeDispatcher(Dispatcher):
                 continue
             seen.add(chained)
             joined = self.policy.joined_in(chained)
-            if self.policy.adopt(chained):
-                self.table.start(chained.members)  # it has been running on the strength of this commit
+            arrived = self.policy.adopt(chained)
+            if arrived is not None:
+                self.table.start(arrived)  # they have been running on the strength of this commit
                 continue
             self.table.stop(joined)
+            self.policy.drop_chain(chained)
             self._undone(chained)
             if self.on_conflict is not None:
                 self.on_conflict(chained)
