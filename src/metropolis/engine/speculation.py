@@ -5,14 +5,16 @@ undone: its members' private state is saved before the step (`Agent.state_dict`)
 until it commits; and its results are held, not committed, until the policy says the unit is settled (every
 blocker released it). Trace rows and call records go out only at the commit, so an undone run leaves none.
 
-A lone agent whose result is held may run its next step too, on top of it (a chain): the step reads its own held
-state through an overlay of the state store, and the policy adopts the chained unit when the one below commits.
+Agents whose results are held may run their next step too, on top of them (a chain), as the clusters their held
+positions form, with agents waiting at that step that those positions couple with: the step reads the held
+states through an overlay of the state store (and observes the held agents there), and the policy adopts the
+chained unit as the steps below it commit.
 
 A conflict undoes a unit and every step chained on it: held results are dropped; runs in flight have their LLM
 calls cancelled (engine/cancellable.py) and unwind at their next await, before any more agent code runs. Once all
-of them have unwound, the members' private state is restored to what it was before the first undone step and the
-dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an undone
-unit has no member still running on its own.
+of them have unwound, each agent's private state is restored to what it was before the first undone step it ran,
+and the dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an
+undone unit has no member still running on its own.
 """
 
 from __future__ import annotations
