@@ -78,6 +78,13 @@ worlds = st.fixed_dictionaries(
     order_seed=33,
     eager=False,
 )
+@example(  # a step chained on the held results of two units, undone with one while the other's undo unwound
+    world=dict(
+        n=18, seed=14, size=18, steps=13, R=3.0, V=1.0, walls=0.0, config=WalkerConfig(0.734375, 0.75, 0.0, 0.0, 1)
+    ),
+    order_seed=18,
+    eager=True,
+)
 def test_speculative_reproduces_serial(world: dict, order_seed: int, eager: bool) -> None:
     serial = walker_sim(scheduler="serial", **world)
     run_shuffled(serial, random.Random(order_seed))

@@ -79,7 +79,7 @@ class Undo:
     """The undoing of a unit and the steps chained on it: done when the last of them has unwound."""
 
     root: SpecRun
-    runs: list[SpecRun] = field(default_factory=list)  # the root, then the steps chained on it, lowest first
+    runs: list[SpecRun] = field(default_factory=list)  # the root, the steps chained on it, undos merged in
     pending: int = 0
 
 
@@ -146,6 +146,7 @@ class Speculation:
         self._runs: dict[WorkUnit, SpecRun] = {}
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
         self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
+        self._unwinding: list[Undo] = []  # undos waiting for runs in flight to unwind
 
     # -- what the simulation asks -----------------------------------------------------------------------------
 
@@ -229,7 +230,30 @@ class Speculation:
             for call in list(run.calls):
                 self.stats.cancelled_calls += 1
                 call.cancel()
+        self._merge_unwinding(undo)
         self._finish_undo(undo)
+
+    def _merge_unwinding(self, undo: Undo) -> None:
+        """Join the undos still unwinding that share an agent with `undo`: a step chained on results of two units
+        can be undone with either, and the agent must come back to its state before the first of its undone steps,
+        once, when all of them have unwound."""
+        agents = {a for run in undo.runs for a in run.unit.members}
+        merged = True
+        while merged:
+            merged = False
+            for other in self._unwinding:
+                if agents.isdisjoint(a for run in other.runs for a in run.unit.members):
+                    continue
+                self._unwinding.remove(other)
+                for run in other.runs:
+                    run.undo = undo
+                    agents.update(run.unit.members)
+                undo.runs.extend(other.runs)
+                undo.pending += other.pending
+                merged = True
+                break
+        if undo.pending:
+            self._unwinding.append(undo)
 
     # -- inside -----------------------------------------------------------------------------------------------
 
@@ -264,8 +288,10 @@ class Speculation:
         ran, and release them all."""
         if undo.pending:
             return
+        if undo in self._unwinding:
+            self._unwinding.remove(undo)
         agents, restored = self.sim.agents, set()
-        for run in undo.runs:
+        for run in sorted(undo.runs, key=lambda r: r.unit.step):
             for a, state in (run.saved or {}).items():
                 if a not in restored:
                     restored.add(a)
