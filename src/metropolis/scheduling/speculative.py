@@ -126,12 +126,18 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _guess_clear(self, member: int, step: int) -> bool:
         """Whether every blocker of `member` is guessed to stay farther than R + V from it at `step`."""
-        table, dist = self.table, self.metric.distance
+        table = self.table
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
             return False
-        pm, reach, walk = table.pos[member], self.couple_radius, self._walk
-        return all(dist(pm, table.pos[b]) - walk(b) * table.moves(b, step) > reach for b in blockers)
+        pm = table.pos[member]
+        return not any(self._may_come(b, pm, step) for b in blockers)
+
+    def _may_come(self, agent: int, pos: Pos, step: int) -> bool:
+        """The guess: may `agent` come within R + V of `pos` by the time it reaches `step`?"""
+        table = self.table
+        walked = self._walk(agent) * table.moves(agent, step)
+        return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
 
     def _walk(self, agent: int) -> float:
         """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
@@ -227,7 +233,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         table, dist, reach = self.table, self.metric.distance, self.couple_radius
         pa = table.pos[agent]
         for b in self.blocked_by[agent]:
-            if b not in unit and dist(pa, table.pos[b]) - self._walk(b) * table.moves(b, step) <= reach:
+            if b not in unit and self._may_come(b, pa, step):
                 return False
         for b in table.near(pa, reach):
             held = self._offers.get(b)
@@ -253,7 +259,7 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if held is not None and held[0] == step and dist(pos, held[1]) <= reach:
                     return False  # b's held result stands there, at this step
                 moves = table.moves(b, step)
-                if d <= block_radius(moves, R, V) and d - self._walk(b) * moves <= reach:
+                if d <= block_radius(moves, R, V) and self._may_come(b, pos, step):
                     return False
         return True
 
