@@ -47,7 +47,9 @@ def sim(
         "", "--cost", help="Scale serving cost terms, e.g. prefill=2,decode=0.5 (iteration, prefill, decode, kv)."
     ),
     speculation: str = typer.Option(
-        "", "--speculation", help="The speculative row's window, e.g. depth=16,share=0.5 (depth, share, budget, guess)."
+        "",
+        "--speculation",
+        help="The speculative row's window, e.g. depth=16,share=0.5 (depth, share, budget, guess, still).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:

@@ -5,14 +5,16 @@ undone: its members' private state is saved before the step (`Agent.state_dict`)
 until it commits; and its results are held, not committed, until the policy says the unit is settled (every
 blocker released it). Trace rows and call records go out only at the commit, so an undone run leaves none.
 
-A lone agent whose result is held may run its next step too, on top of it (a chain): the step reads its own held
-state through an overlay of the state store, and the policy adopts the chained unit when the one below commits.
+Agents whose results are held may run their next step too, on top of them (a chain), as the clusters their held
+positions form, with agents waiting at that step that those positions couple with: the step reads the held
+states through an overlay of the state store (and observes the held agents there), and the policy adopts the
+chained unit as the steps below it commit.
 
 A conflict undoes a unit and every step chained on it: held results are dropped; runs in flight have their LLM
 calls cancelled (engine/cancellable.py) and unwind at their next await, before any more agent code runs. Once all
-of them have unwound, the members' private state is restored to what it was before the first undone step and the
-dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an undone
-unit has no member still running on its own.
+of them have unwound, each agent's private state is restored to what it was before the first undone step it ran,
+and the dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an
+undone unit has no member still running on its own.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Undo:
     """The undoing of a unit and the steps chained on it: done when the last of them has unwound."""
 
     root: SpecRun
+    runs: list[SpecRun] = field(default_factory=list)  # the root, the steps chained on it, undos merged in
     pending: int = 0
 
 
@@ -114,9 +117,18 @@ class Overlay:
         self.world, self.agents, self.seed = sim.world, sim.agents, sim.seed
         self.record_text, self.start_seconds = sim.record_text, sim.start_seconds
         self.store = cast(StateStore, HeldStates(sim.store, held))
+        self._held = held
 
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
-        return self._sim.neighbors_at(me, step, pos, radius)
+        """The simulation's answer, which leaves out the co-members still behind in the table, and those of them
+        within `radius` at their held states."""
+        found = self._sim.neighbors_at(me, step, pos, radius)
+        dist = self.world.metric.distance
+        for (other, at), state in self._held.items():
+            if other != me and at == step and (d := dist(pos, state.pos)) <= radius:
+                found.append(Observation(other, self.agents[other].name, state, d))
+        found.sort(key=lambda o: (o.distance, o.agent_id))
+        return found
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
         self._sim.publish_plan(agent, plan)
@@ -134,6 +146,7 @@ class Speculation:
         self._runs: dict[WorkUnit, SpecRun] = {}
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
         self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
+        self._unwinding: list[Undo] = []  # undos waiting for runs in flight to unwind
 
     # -- what the simulation asks -----------------------------------------------------------------------------
 
@@ -192,8 +205,8 @@ class Speculation:
             self._commit(unit, results, run)
         else:
             self._hold(run, results)
-            if len(unit.members) == 1 and run.error is None:
-                self.policy.offer_chain(unit.members[0], unit.step + 1, results[0][0].pos)
+            if run.error is None:
+                self.policy.offer_chain(unit.members, unit.step + 1, [ctx.pos for ctx, _, _ in results])
         self._settle()
 
     # -- what the dispatcher tells --------------------------------------------------------------------------
@@ -202,9 +215,9 @@ class Speculation:
         """`unit` was undone (its members wait again, held): undo it and every step chained on it."""
         self.stats.rollbacks += 1
         root = self._runs.setdefault(unit, SpecRun(unit))
-        undo = Undo(root)
         chained = [self._runs.setdefault(u, SpecRun(u)) for u in self.policy.chained_above(unit)]
-        for run in [root, *chained]:
+        undo = Undo(root, [root, *chained])
+        for run in undo.runs:
             if run is not root:
                 self.dispatcher.drop_chain(run.unit)
             run.doomed, run.undo = True, undo
@@ -217,20 +230,45 @@ class Speculation:
             for call in list(run.calls):
                 self.stats.cancelled_calls += 1
                 call.cancel()
+        self._merge_unwinding(undo)
         self._finish_undo(undo)
+
+    def _merge_unwinding(self, undo: Undo) -> None:
+        """Join the undos still unwinding that share an agent with `undo`: a step chained on results of two units
+        can be undone with either, and the agent must come back to its state before the first of its undone steps,
+        once, when all of them have unwound."""
+        agents = {a for run in undo.runs for a in run.unit.members}
+        merged = True
+        while merged:
+            merged = False
+            for other in self._unwinding:
+                if agents.isdisjoint(a for run in other.runs for a in run.unit.members):
+                    continue
+                self._unwinding.remove(other)
+                for run in other.runs:
+                    run.undo = undo
+                    agents.update(run.unit.members)
+                undo.runs.extend(other.runs)
+                undo.pending += other.pending
+                merged = True
+                break
+        if undo.pending:
+            self._unwinding.append(undo)
 
     # -- inside -----------------------------------------------------------------------------------------------
 
     def _overlay(self, unit: WorkUnit) -> StepHost | None:
-        """For a chained step: the simulation with its agent's held state at this step."""
-        if len(unit.members) != 1:
+        """For a chained step: the simulation with its agents' held states at this step."""
+        held: dict[tuple[int, int], AgentState] = {}
+        for a in unit.members:
+            below = self._held.get((a, unit.step - 1))
+            if below is not None and below.results:  # else committed already (or it joined): the store has it
+                ctx = next(c for c, _, _ in below.results if c.agent_id == a)
+                held[a, unit.step] = ctx.result()
+        if not held:
             return None
-        a = unit.members[0]
-        below = self._runs.get(WorkUnit(unit.step - 1, unit.members, unit.members))
-        if below is None or not below.results:
-            return None  # committed already: the store has it
         self.stats.chained += 1
-        return Overlay(self.sim, {(a, unit.step): below.results[0][0].result()})
+        return Overlay(self.sim, held)
 
     def _waste(self, tokens: int) -> None:
         """An abandoned call was answered anyway: its tokens bought nothing."""
@@ -246,15 +284,20 @@ class Speculation:
         self.policy.record_tokens(0, wasted)
 
     def _finish_undo(self, undo: Undo) -> None:
-        """Once every undone step has unwound: restore the state from before the first, and release."""
+        """Once every undone step has unwound: restore each agent's state from before the first undone step it
+        ran, and release them all."""
         if undo.pending:
             return
-        saved = undo.root.saved
-        if saved is not None:
-            agents = self.sim.agents
-            for a, state in saved.items():
-                agents[a].load_state_dict(state)
-        self.dispatcher.release(undo.root.unit)
+        if undo in self._unwinding:
+            self._unwinding.remove(undo)
+        agents, restored = self.sim.agents, set()
+        for run in sorted(undo.runs, key=lambda r: r.unit.step):
+            for a, state in (run.saved or {}).items():
+                if a not in restored:
+                    restored.add(a)
+                    agents[a].load_state_dict(state)
+        for run in undo.runs:
+            self.dispatcher.release(run.unit)
 
     def _commit(self, unit: WorkUnit, results: list[StepResult], run: SpecRun | None = None) -> None:
         if run is not None:

@@ -69,27 +69,35 @@ class SpeculativeDispatcher(Dispatcher):
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)
+        seen: set[WorkUnit] = set()
         for agent in unit.members:
             chained = self.policy.chained_on(agent)
-            if chained is None:
+            if chained is None or chained in seen:
                 continue
-            if self.policy.adopt(chained):
-                self.table.start(chained.members)  # it has been running on the strength of this commit
+            seen.add(chained)
+            joined = self.policy.joined_in(chained)
+            arrived = self.policy.adopt(chained)
+            if arrived is not None:
+                self.table.start(arrived)  # they have been running on the strength of this commit
                 continue
+            self.table.stop(joined)
+            self.policy.drop_chain(chained)
             self._undone(chained)
             if self.on_conflict is not None:
                 self.on_conflict(chained)
 
     def abort(self, unit: WorkUnit) -> None:
         """Undo the dispatch of a speculative unit: its members wait again, held until `release`."""
-        self.table.stop(unit.members)
+        self.table.stop(self.policy.joined_in(unit))
         self.policy.abort(unit)
         self._undone(unit)
         if self.on_conflict is not None:
             self.on_conflict(unit)
 
     def drop_chain(self, unit: WorkUnit) -> None:
-        """A step chained on an undone one is undone with it (its agent's table row never saw it)."""
+        """A step chained on an undone one is undone with it (the rows of the agents that ran on the held result
+        never saw it; those that joined it wait again)."""
+        self.table.stop(self.policy.joined_in(unit))
         self.policy.drop_chain(unit)
         self._undone(unit)
 
