@@ -87,9 +87,12 @@ def build(town: Town, hours: float, scheduler: str) -> tuple[Simulation, Virtual
     return sim, VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset(PRESET, gpus=1)))), recorder
 
 
-def timed(runtime: VirtualRuntime) -> Timed:
+def timed(runtime: VirtualRuntime, recorder: TraceRecorder) -> Timed:
+    """The run and the writing of its trace (every run writes one, and a live view moves part of that work into
+    the run: the recorder builds its row groups in pieces as steps come)."""
     wall, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
     report = runtime.run()
+    recorder.close()
     mine = time.thread_time() - cpu
     others = time.process_time() - process - mine
     return Timed(time.perf_counter() - wall, mine, max(0.0, others), report.agent_steps, report.duration)
@@ -99,7 +102,7 @@ def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, flo
     """One run in `mode`: its times, the browser's CPU seconds, and what the browser saw."""
     sim, runtime, recorder = build(town, hours, scheduler)
     if mode == MODES[0]:
-        return timed(runtime), 0.0, {}
+        return timed(runtime, recorder), 0.0, {}
     source = LiveSource.attach(sim, recorder)
     tilemap = sim.world.tilemap
     extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
@@ -109,7 +112,7 @@ def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, flo
         if mode == MODES[2]:
             client = _browser(url)
         before = tree_cpu(client.pid) if client is not None else 0.0
-        result = timed(runtime)
+        result = timed(runtime, recorder)
         browser_cpu = tree_cpu(client.pid) - before if client is not None else 0.0
         seen = _finish(client) if client is not None else {}
         return result, browser_cpu, seen
