@@ -245,13 +245,20 @@ class TraceRecorder:
                 self._piece()
 
     def _piece(self) -> None:
-        """Build the buffered steps the pieces lack into one more piece."""
-        steps = [step for step, _ in self._records[self._piece_rows :] if step is not None]
-        piece = self._steps_batch(steps)
+        """Build the buffered steps the pieces lack into one more piece (under the lock: a reader may be
+        building the same steps into a piece of its own, `rows_since`)."""
         with self._share_lock:
-            self._pieces.append(piece)
-            self._piece_rows += len(steps)
+            self._add_piece()
         self._due = min(self.chunk_rows, self._piece_rows + self._piece_size)
+
+    def _add_piece(self) -> pa.Table | None:
+        steps = [step for step, _ in self._records[self._piece_rows :] if step is not None]
+        if not steps:
+            return None
+        piece = self._steps_batch(steps)
+        self._pieces.append(piece)
+        self._piece_rows += len(steps)
+        return piece
 
     def on_call(self, record: CallRecord) -> None:
         self._pending.append(record)
@@ -295,23 +302,20 @@ class TraceRecorder:
             self._piece_size = max(1, piece_rows)
             self._due = min(self.chunk_rows, self._piece_rows + self._piece_size)
 
-    def rows_since(self, since: int) -> tuple[list[pa.Table], list[StepRecord], dict[tuple[int, int], Dispatched]]:
-        """The steps recorded after the first `since`, in recording order: the row groups and pieces built
-        (sliced), and the records not yet in a piece with their scheduler columns. Safe to call from another
-        thread while the run records: the buffer is only appended to between flushes, and a flush, or a new
-        piece, holds the lock."""
+    def rows_since(self, since: int) -> list[pa.Table]:
+        """The steps recorded after the first `since`, in recording order, as the row groups and pieces built
+        (sliced). The steps not yet in a piece are built into one here, in the caller's thread, and kept: the
+        run does not build them again. Safe to call from another thread while the run records: the buffer is
+        only appended to between flushes, and a flush or a new piece holds the lock."""
         assert self.shared is not None, "call share() before the run"
         with self._share_lock:
+            self._add_piece()
             tables, at = [], 0
             for steps in [s for s, _ in self.shared if s is not None] + self._pieces:
                 if at + len(steps) > since:
                     tables.append(steps.slice(max(0, since - at)))
                 at += len(steps)
-            buffered = [step for step, _ in self._records[max(0, since - self.shared_rows) :] if step is not None]
-            buffered = buffered[max(0, at - max(since, self.shared_rows)) :]
-            scheduled = {} if self.units is None else self.units.scheduled
-            seen = {k: scheduled[k] for r in buffered if (k := (r.agent, r.step)) in scheduled}
-        return tables, buffered, seen
+        return tables
 
     def calls_of(self, agent: int) -> pa.Table:
         """Every call of `agent` recorded so far (for a live view; see `rows_since`)."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from metropolis.trace.recorder import TraceRecorder, steps_batch
+from metropolis.trace.recorder import TraceRecorder
 from metropolis.trace.schema import STEPS_SCHEMA, TraceMeta
 from metropolis.trace.store import META_FILE, read_table, table_file
 
@@ -141,10 +141,10 @@ def _add_counts(counts: np.ndarray, steps: np.ndarray, weights: np.ndarray | Non
 class LiveSource:
     """A run going on now, read from its trace recorder. The run does nothing for the view: it is not a listener;
     the recorder keeps (`share`) the Arrow row groups and pieces it builds anyway, and the server's threads, when a
-    page asks, take what was recorded since they last looked (`_catch_up`): those tables as they are, and the few
-    steps not yet in a piece through the same `steps_batch`. Rows stay in Arrow chunks, never record objects of
-    the view's own, so a long run gives the cyclic collector nothing more to scan; a window or an agent's history
-    is filtered in Arrow and only its rows become a DataFrame.
+    page asks, take what was recorded since they last looked (`_catch_up`): those tables as they are, and the
+    steps not yet in a piece built into one, which the recorder keeps (no step is built twice). Rows stay in Arrow
+    chunks, never record objects of the view's own, so a long run gives the cyclic collector nothing more to
+    scan; a window or an agent's history is filtered in Arrow and only its rows become a DataFrame.
 
     `metropolis bench view` measures what watching costs: nothing per step, and the server's thread when a page
     looks."""
@@ -177,10 +177,7 @@ class LiveSource:
 
     def _catch_up(self) -> None:
         """Index the steps recorded since the last reader looked. Called by every reader, under the lock."""
-        tables, buffered, scheduled = self.recorder.rows_since(self._rows)
-        if buffered:
-            tables.append(steps_batch(buffered, scheduled))
-        tables = [t.select(STEP_COLUMNS) for t in tables if len(t)]
+        tables = [t.select(STEP_COLUMNS) for t in self.recorder.rows_since(self._rows) if len(t)]
         if not tables:
             return
         new = pa.concat_tables(tables)
