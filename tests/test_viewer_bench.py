@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from metropolis.bench.view import MODES, run_view_bench, tree_cpu
+from metropolis.bench.view import MODES, run_view_bench, tree_cpu, tree_pids
 from metropolis.cli.main import app
 from metropolis.paths import shared_data_dir
 
@@ -27,5 +27,13 @@ def test_bad_options_are_one_line() -> None:
 
 def test_the_cpu_of_a_process_tree_is_read_from_proc() -> None:
     import os
+    import subprocess
+    import sys
 
     assert tree_cpu(os.getpid()) > 0 or not os.path.isdir("/proc")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert {os.getpid(), child.pid} <= set(tree_pids(os.getpid())) or not os.path.isdir("/proc")
+    finally:
+        child.kill()
+        child.wait()

@@ -6,7 +6,10 @@ has) is timed three ways, interleaved so that a machine shared with other jobs d
 - `no view`: the run alone;
 - `--view`: with the live source listening and the server serving, nobody watching;
 - `--view + chromium`: with headless chromium following the page (`bench/view_client.py`, its own process),
-  as a person watching would: every frame fetched, the scheduler layer on.
+  as a person watching would: every frame fetched, the scheduler layer on;
+- `... chromium on its own core` (Linux, 2 cores or more): the same, with the run's process on one core and
+  chromium on another, as on a machine with a core to spare. The difference between the two watched rows is
+  what the browser's drawing takes from the run's core, not what the view costs the run.
 Wall-clock, the run's own CPU time (the main thread) and the server's (this process's other threads) are measured
 around the run alone, and chromium's CPU over the same span (its processes, read from /proc): on a machine with a
 core to spare it is not the run's, on a busy one it takes the run's core. Ratios are taken within each repeat (the
@@ -35,7 +38,7 @@ from metropolis.viewer.source import LiveSource
 from metropolis.viewer.town import town_map
 from metropolis.world.smallville import Town, load_smallville
 
-MODES = ("no view", "--view", "--view + chromium")
+MODES = ("no view", "--view", "--view + chromium", "--view + chromium on its own core")
 PRESET = "l4-llama3-8b"
 
 
@@ -108,9 +111,16 @@ def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, flo
     extent = (tilemap.width - 2, tilemap.height - 2) if tilemap is not None else (100, 100)
     url, server, thread = serve(make_app(source, town_map(sim.world.name, extent)))
     client = None
+    cores = os.sched_getaffinity(0)
     try:
-        if mode == MODES[2]:
+        if mode in MODES[2:]:
             client = _browser(url)
+        if mode == MODES[3]:
+            assert client is not None
+            mine, its = sorted(cores)[:2]
+            os.sched_setaffinity(0, {mine})  # every thread of this process: the run and the viewer's server
+            for pid in tree_pids(client.pid):
+                _pin(pid, its)
         before = tree_cpu(client.pid) if client is not None else 0.0
         result = timed(runtime, recorder)
         browser_cpu = tree_cpu(client.pid) - before if client is not None else 0.0
@@ -122,11 +132,37 @@ def one(town: Town, hours: float, scheduler: str, mode: str) -> tuple[Timed, flo
             client.wait()
         server.should_exit = True
         thread.join(10)
+        os.sched_setaffinity(0, cores)
+
+
+def _pin(pid: int, core: int) -> None:
+    """Every thread of process `pid` on `core`."""
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(task), {core})
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # ended meanwhile
+
+
+def own_core_possible() -> bool:
+    """Whether the run and the browser can each have a core of their own here."""
+    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+def tree_pids(root: int) -> list[int]:
+    """Process `root` and its descendants, from /proc."""
+    return list(_tree(root)[0])
 
 
 def tree_cpu(root: int) -> float:
     """CPU seconds of process `root` and its descendants (chromium's processes under the Playwright client), from
     /proc; 0 where /proc is absent."""
+    pids, spent = _tree(root)
+    return sum(spent.get(pid, 0.0) for pid in pids)
+
+
+def _tree(root: int) -> tuple[list[int], dict[int, float]]:
+    """The pids of `root`'s process tree and every process's CPU seconds."""
     parent: dict[int, int] = {}
     spent: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -140,15 +176,15 @@ def tree_cpu(root: int) -> float:
             continue  # ended meanwhile
         parent[int(name)] = int(fields[1])
         spent[int(name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, stack = 0.0, [root]
+    pids, stack = [], [root]
     children: dict[int, list[int]] = {}
     for pid, ppid in parent.items():
         children.setdefault(ppid, []).append(pid)
     while stack:
         pid = stack.pop()
-        total += spent.get(pid, 0.0)
+        pids.append(pid)
         stack.extend(children.get(pid, ()))
-    return total
+    return pids, spent
 
 
 def _browser(url: str) -> subprocess.Popen[str]:
@@ -185,7 +221,7 @@ def run_view_bench(
     """Every mode `repeats` times, interleaved (the order rotates each repeat); raises if the views differ in what
     the run did (agent-steps or virtual time), which would mean the view changed the run."""
     town = load_smallville(agents=25)
-    modes = list(MODES if browser else MODES[:2])
+    modes = list(MODES[:2] if not browser else MODES if own_core_possible() else MODES[:3])
     costs = {m: ViewCost(m) for m in modes}
     runs: set[tuple[int, float]] = set()
     for r in range(repeats):

@@ -42,12 +42,12 @@ def _view(hours: float, repeats: int, scheduler: str, browser: bool) -> None:
     with console.status("") as status:
         rows = run_view_bench(hours, repeats, scheduler, browser, progress=lambda m: status.update(f"timing {m}"))
     out.print(_table(rows, hours, scheduler, repeats))
-    watched = rows[-1]
-    out.print(
-        f"the live view's cost, {watched.mode}: {100 * (watched.median('wall_ratio') - 1):+.1f} % wall-clock, "
-        f"{100 * (watched.median('cpu_ratio') - 1):+.1f} % CPU in this process (medians of per-repeat ratios); "
-        "x: to the run without a view"
-    )
+    for watched in rows[1:]:
+        out.print(
+            f"the live view's cost, {watched.mode}: {100 * (watched.median('wall_ratio') - 1):+.1f} % wall-clock, "
+            f"{100 * (watched.median('cpu_ratio') - 1):+.1f} % CPU in this process"
+        )
+    out.print("(medians of per-repeat ratios; x: to the run without a view)")
 
 
 def _missing_browser() -> str:
@@ -73,7 +73,7 @@ def _table(rows: list[ViewCost], hours: float, scheduler: str, repeats: int) -> 
             f"{r.cpu_s:.2f}",
             f"{r.median('server_cpu'):.2f}",
             f"{r.median('cpu_ratio'):.3f}",
-            f"{r.median('browser_cpu'):.2f}" if r.mode == MODES[2] else "",
+            f"{r.median('browser_cpu'):.2f}" if r.mode in MODES[2:] else "",
             f"{min(shown):,}" if shown else "",
         )
     return table
