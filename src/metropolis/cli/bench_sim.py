@@ -10,11 +10,11 @@ from pathlib import Path
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
 from metropolis.bench.sim import BOUNDS, COST_TERMS, SettingResult, default_settings, rows, run_setting
+from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
 from metropolis.cli.progress import agent_step_bar
@@ -25,9 +25,7 @@ from metropolis.scheduling.speculative import Window
 from metropolis.workloads.scaling import METRICS, MODES
 from metropolis.world.smallville import load_smallville
 
-console = Console()
-if not console.is_terminal:
-    console = Console(width=150)  # piped or logged: keep the table readable
+console = table_console(150)  # the policy table is wide
 
 
 @one_line_errors

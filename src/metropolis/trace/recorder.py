@@ -177,7 +177,6 @@ class TraceRecorder:
         # holds from taking the buffer to keeping its row groups, so that a reader never counts a step twice or
         # misses it (see `rows_since`).
         self.shared: list[tuple[pa.Table | None, pa.Table | None]] | None = None
-        self.shared_rows = 0
         self._share_lock = threading.Lock()
         # Shared, the buffer's steps are also built into Arrow pieces as they come (`_piece`), which the flush
         # joins into its row group: the same work, done earlier, so a reader converts at most a piece's rows.
@@ -251,14 +250,11 @@ class TraceRecorder:
             self._add_piece()
         self._due = min(self.chunk_rows, self._piece_rows + self._piece_size)
 
-    def _add_piece(self) -> pa.Table | None:
+    def _add_piece(self) -> None:
         steps = [step for step, _ in self._records[self._piece_rows :] if step is not None]
-        if not steps:
-            return None
-        piece = self._steps_batch(steps)
-        self._pieces.append(piece)
-        self._piece_rows += len(steps)
-        return piece
+        if steps:
+            self._pieces.append(self._steps_batch(steps))
+            self._piece_rows += len(steps)
 
     def on_call(self, record: CallRecord) -> None:
         self._pending.append(record)
@@ -289,7 +285,6 @@ class TraceRecorder:
                     table.write(batch)
             if self.shared is not None:
                 self.shared.append((batches[1], batches[0]))
-                self.shared_rows += len(steps)
             self._written(steps)
 
     # -- a live reader (another thread) ----------------------------------------------------------------------

@@ -161,12 +161,10 @@ class LiveSource:
         self._rows = 0  # steps indexed
         self._chunks: list[pa.Table] = []  # STEP_COLUMNS, in recording order
         self._ranges: list[tuple[int, int]] = []  # each chunk's lowest and highest step: a window skips the rest
-        self._timeline: list[pa.Table] = []  # TIMELINE_COLUMNS of every chunk
         self._per_step = np.zeros(0, np.int64)  # steps committed per step number
         self._spec_per_step = np.zeros(0, np.int64)  # of those, steps run ahead of their blockers
         self._undo_per_step = np.zeros(0, np.int64)  # runs undone before they committed
         self._complete = 0
-        self._speculative = 0  # committed steps that ran ahead of their blockers
 
     @classmethod
     def attach(cls, sim: Any, recorder: TraceRecorder) -> LiveSource:
@@ -185,10 +183,8 @@ class LiveSource:
         self._rows += len(new)
         self._chunks.append(new)
         self._ranges.append((int(steps.min()), int(steps.max())))
-        self._timeline.append(new.select(TIMELINE_COLUMNS))
         speculative = new.column("speculative").fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64)
         undone = new.column("undone").fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        self._speculative += int(speculative.sum())
         self._per_step = _add_counts(self._per_step, steps)
         self._spec_per_step = _add_counts(self._spec_per_step, steps, speculative)
         self._undo_per_step = _add_counts(self._undo_per_step, steps, undone)
@@ -198,15 +194,15 @@ class LiveSource:
         if len(self._chunks) > MAX_CHUNKS:  # one per look: join them now and then, so a window scans few
             self._chunks = [pa.concat_tables(self._chunks).combine_chunks()]
             self._ranges = [(min(r[0] for r in self._ranges), max(r[1] for r in self._ranges))]
-            self._timeline = [pa.concat_tables(self._timeline).combine_chunks()]
 
-    def _rows_where(self, keep: Any, first: int = 0, last: int = sys.maxsize) -> pd.DataFrame:
-        """The rows, as a DataFrame, of the chunks that hold steps in [first, last), where `keep(chunk)` (an Arrow
-        mask) is true."""
+    def _rows_where(
+        self, keep: Any, first: int = 0, last: int = sys.maxsize, columns: list[str] = STEP_COLUMNS
+    ) -> pd.DataFrame:
+        """`columns` of the rows, as a DataFrame, of the chunks that hold steps in [first, last), where
+        `keep(chunk)` (an Arrow mask) is true."""
         chunks = zip(self._chunks, self._ranges, strict=True)
-        parts = [c.filter(keep(c)) for c, (lo, hi) in chunks if hi >= first and lo < last]
-        table = pa.concat_tables(parts) if parts else STEPS_SCHEMA.empty_table().select(STEP_COLUMNS)
-        return table.to_pandas()
+        parts = [c.select(columns).filter(keep(c)) for c, (lo, hi) in chunks if hi >= first and lo < last]
+        return (pa.concat_tables(parts) if parts else STEPS_SCHEMA.empty_table().select(columns)).to_pandas()
 
     def describe(self) -> dict[str, Any]:
         return describe(self.meta, self.until, live=True)
@@ -226,11 +222,7 @@ class LiveSource:
         """The steps from `since` on: what the pictures of frames `since` and later need (`Timeline`)."""
         with self._lock:
             self._catch_up()
-            chunks = zip(self._timeline, self._ranges, strict=True)
-            parts = [t if lo >= since else t.filter(pc.greater_equal(t["step"], since)) for t, (lo, hi) in chunks
-                     if hi >= since]  # fmt: skip
-        empty = STEPS_SCHEMA.empty_table().select(TIMELINE_COLUMNS)
-        frame = (pa.concat_tables(parts) if parts else empty).to_pandas()
+            frame = self._rows_where(lambda c: pc.greater_equal(c["step"], since), since, columns=TIMELINE_COLUMNS)
         frame["unit"] = frame["unit"].astype("Int64")  # NaN (a dispatch the log never saw) as null
         return frame[TIMELINE_COLUMNS]
 
@@ -261,7 +253,7 @@ class LiveSource:
         recent = [list(r) for r in list(units.recent) if r[0] > since]
         with self._lock:
             self._catch_up()
-            committed, speculative = self._rows, self._speculative
+            committed, speculative = self._rows, int(self._spec_per_step.sum())
         return {
             "ahead": [list(k) for k in ahead],
             "rollbacks": recent,

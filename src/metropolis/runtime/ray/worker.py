@@ -72,36 +72,17 @@ class InboxPuts:
     def __init__(self, inbox: Any) -> None:
         self.inbox = inbox
         self._waiting: list[tuple[JournalKey, dict[str, Any]]] = []
-        self._sent: asyncio.Future[None] | None = None  # the call the waiting answers will go in
+        self._sent: asyncio.Task[None] | None = None  # the call the waiting answers will go in
 
-    def put(self, key: JournalKey, answer: dict[str, Any]) -> asyncio.Future[None]:
+    def put(self, key: JournalKey, answer: dict[str, Any]) -> asyncio.Task[None]:
         if self._sent is None:
-            loop = asyncio.get_running_loop()
-            self._sent = loop.create_future()
-            loop.call_soon(self._flush)
+            self._sent = asyncio.ensure_future(self._send())  # its first step runs after this loop turn
         self._waiting.append((key, answer))
         return self._sent
 
-    def _flush(self) -> None:
-        waiting, sent = self._waiting, self._sent
-        self._waiting, self._sent = [], None
-        assert sent is not None
-        call = asyncio.ensure_future(self._send(waiting))
-        call.add_done_callback(lambda done: _settle(sent, done))
-
-    async def _send(self, waiting: list[tuple[JournalKey, dict[str, Any]]]) -> None:
-        await (self.inbox.put.remote(*waiting[0]) if len(waiting) == 1 else self.inbox.put_many.remote(waiting))
-
-
-def _settle(sent: asyncio.Future[None], done: asyncio.Future[None]) -> None:
-    """Pass the call's end (its error, if any) to every answer that went in it."""
-    if sent.done():
-        return
-    error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-    if error is None:
-        sent.set_result(None)
-    else:
-        sent.set_exception(error)
+    async def _send(self) -> None:
+        waiting, self._waiting, self._sent = self._waiting, [], None
+        await self.inbox.put_many.remote(waiting)
 
 
 class ShippedStates(StateStore):
