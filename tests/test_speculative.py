@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -94,18 +95,24 @@ def test_speculative_reproduces_serial(world: dict, order_seed: int, eager: bool
     assert sim.agent_steps == len(sim.agents) * world["steps"]
 
 
+def _against_serial(world: dict[str, Any], seed: int) -> Iterator[tuple[bool, Simulation]]:
+    """A speculative run of `world` under each adversarial driver (eager first), each checked equal to serial's."""
+    serial = walker_sim(scheduler="serial", **world)
+    run_shuffled(serial, random.Random(seed))
+    for eager in (True, False):
+        sim = walker_sim(scheduler=bold(), **world)
+        (run_eager if eager else run_shuffled)(sim, random.Random(seed))
+        assert outcome(sim) == outcome(serial)
+        yield eager, sim
+
+
 def test_rollbacks_really_occur_in_crowded_worlds() -> None:
     """Fixed crowded worlds under both adversarial drivers: every result is serial's, and some units were undone
     (held results dropped and runs undone before they started)."""
     total = {True: 0, False: 0}
     for seed in range(12):
         world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.4, 0.0))
-        serial = walker_sim(scheduler="serial", **world)  # type: ignore[arg-type]
-        run_shuffled(serial, random.Random(seed))
-        for eager in (True, False):
-            sim = walker_sim(scheduler=bold(), **world)  # type: ignore[arg-type]
-            (run_eager if eager else run_shuffled)(sim, random.Random(seed))
-            assert outcome(sim) == outcome(serial)
+        for eager, sim in _against_serial(world, seed):
             assert sim.speculation is not None
             total[eager] += sim.speculation.stats.rollbacks
     assert total[True] > 0 and total[False] > 0
@@ -301,12 +308,7 @@ def test_chains_of_clusters_across_units_and_joiners_occur_in_crowded_worlds() -
     for seed in range(6):
         config = WalkerConfig(0.6, 0.2, 0.0, rest_prob=0.5, rest_steps=4)
         world = dict(n=30, seed=seed, size=16, steps=14, R=1.0, V=1.0, config=config)
-        serial = walker_sim(scheduler="serial", **world)  # type: ignore[arg-type]
-        run_shuffled(serial, random.Random(seed))
-        for eager in (True, False):
-            sim = walker_sim(scheduler=bold(), **world)  # type: ignore[arg-type]
-            (run_eager if eager else run_shuffled)(sim, random.Random(seed))
-            assert outcome(sim) == outcome(serial)
+        for _, sim in _against_serial(world, seed):
             policy = sim.scheduler
             assert isinstance(policy, SpeculativeScheduler) and sim.speculation is not None
             seen["clusters"] += policy.chained_clusters
