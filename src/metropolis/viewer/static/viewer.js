@@ -403,11 +403,18 @@ function follow() {
 }
 
 // A person in the town: its commands go to /api/player; what was said to it and by it is listed as frames come.
-async function command(body) {
+// Commands go one after another: keys pressed quickly would otherwise race on separate connections and reach
+// the player in another order than they were pressed.
+let sending = Promise.resolve();
+function command(body) {
   window.viewer.sent.push(body);
+  sending = sending.then(() => send(body));
+  return sending;
+}
+async function send(body) {
   const r = await fetch("/api/player", {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-  });
+  }).catch((e) => ({ ok: false, status: String(e), json: async () => ({}) }));
   if (!r.ok) {
     const e = await r.json().catch(() => ({}));
     window.viewer.errors.push(`player: ${e.detail || r.status}`);
