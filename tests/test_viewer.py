@@ -69,8 +69,8 @@ def test_the_scheduler_picture_follows_the_rules() -> None:
 def test_a_live_run_ends_with_the_frames_of_its_trace(tmp_path: Path) -> None:
     folder, live = _run(tmp_path, live=True)
     assert live is not None and live.complete() == 12
-    recorded = TraceSource(folder).window(0, 12).sort_values(["step", "agent"]).reset_index(drop=True)
-    kept = live.window(0, 12).sort_values(["step", "agent"]).reset_index(drop=True)
+    recorded = TraceSource(folder).window(0, 12).to_pandas().sort_values(["step", "agent"]).reset_index(drop=True)
+    kept = live.window(0, 12).to_pandas().sort_values(["step", "agent"]).reset_index(drop=True)
     cols = ["agent", "step", "x", "y", "unit", "gvt"]
     assert kept[cols].astype(int).equals(recorded[cols].astype(int))
 
@@ -209,7 +209,7 @@ def test_the_live_timeline_is_the_traces(tmp_path: Path) -> None:
     folder, live = _run(tmp_path, live=True)
     assert live is not None
     order = ["agent", "step"]
-    want = TraceSource(folder).timeline().sort_values(order).reset_index(drop=True)
-    got = live.timeline().sort_values(order).reset_index(drop=True)
+    want = TraceSource(folder).timeline().to_pandas().sort_values(order).reset_index(drop=True)
+    got = live.timeline().to_pandas().sort_values(order).reset_index(drop=True)
     for column in want.columns:
         assert got[column].astype(float).tolist() == want[column].astype(float).tolist(), column

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.compute as pc
 import typer
 
 from metropolis.cli.errors import one_line_errors
@@ -30,7 +31,7 @@ def _view(run: Path, port: int) -> None:
         integer(port, "--port", 1, 65_535)
     source = TraceSource(run)
     timeline = source.timeline()
-    extent = (int(timeline["x"].max()), int(timeline["y"].max())) if len(timeline) else (10, 10)
+    extent = (int(pc.max(timeline["x"]).as_py()), int(pc.max(timeline["y"]).as_py())) if len(timeline) else (10, 10)
     url, server, thread = serve(make_app(source, town_map(source.meta.world, extent)), port or None)
     print(f"metropolis view: {url}  (Ctrl-C to stop)", flush=True)
     try:

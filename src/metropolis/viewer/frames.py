@@ -16,12 +16,32 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.spatial import cKDTree
 
 from metropolis.scheduling.rules import block_radius
 
 MAX_BLOCK_AGENTS = 5_000  # the who-blocks-whom test is waiting agents against those behind: skipped above this
 MAX_BLOCK_PAIRS = 2_000  # pairs a frame carries (the page draws an arrow for each); the count says how many in all
+
+Rows = pa.Table | pd.DataFrame  # step rows: Arrow from the sources, a DataFrame where a test builds them
+
+
+def arrow(rows: Rows) -> pa.Table:
+    return rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+
+
+def numbers(table: pa.Table, column: str, dtype: Any = np.int64, null: Any = 0) -> np.ndarray:
+    """A column as a numpy array, nulls (and a column an old or imported trace lacks) as `null`. Straight from
+    Arrow: a page's look converts a few columns of a few hundred rows, where a DataFrame's construction cost
+    more than everything else the look does."""
+    if column not in table.column_names or pa.types.is_null(table.schema.field(column).type):
+        return np.full(len(table), null, dtype)
+    values = table.column(column)
+    if values.null_count:
+        values = pc.fill_null(values, pa.scalar(null).cast(values.type))
+    return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
 @dataclass(slots=True)
@@ -49,29 +69,30 @@ class Timeline:
     undo_before: int = 0  # and the runs undone before those steps committed
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, agents: int, before: tuple[int, int] = (0, 0)) -> Timeline:
-        """`frame`: rows of every agent from some step on (each agent's first row is where its rows start);
+    def of(cls, rows: Rows, agents: int, before: tuple[int, int] = (0, 0)) -> Timeline:
+        """`rows`: the steps of every agent from some step on (each agent's first row is where its rows start);
         `before`: the speculative steps and the undone runs of the steps left out."""
-        frame = frame.sort_values(["agent", "step"], kind="stable")
-        agent = frame["agent"].to_numpy(np.int64)
+        table = arrow(rows)
+        agent, steps = numbers(table, "agent"), numbers(table, "step")
+        order = np.lexsort((steps, agent))
+        agent, steps = agent[order], steps[order]
         counts = np.bincount(agent, minlength=agents)[:agents]
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        steps = frame["step"].to_numpy(np.int64)
         first, has = np.zeros(agents, np.int64), counts > 0
         first[has] = steps[offsets[:-1][has]]
-        end = frame["end"].to_numpy(np.float64, na_value=0.0)
+        end = numbers(table, "end", np.float64)[order]
         span = float(end.max()) + 1.0 if len(end) else 1.0
-        unit = frame["unit"].to_numpy(np.float64, na_value=-1).astype(np.int64)
-        start = frame["start"].to_numpy(np.float64, na_value=0.0)
-        speculative, undone = bool_column(frame, "speculative"), count_column(frame, "undone")
+        unit = numbers(table, "unit", null=-1)[order]
+        start = numbers(table, "start", np.float64)[order]
+        speculative, undone = numbers(table, "speculative", bool)[order], numbers(table, "undone")[order]
         again = np.argsort(start[undone > 0], kind="stable")
         return cls(
             offsets,
             first,
             start,
             end,
-            frame["x"].to_numpy(np.int64),
-            frame["y"].to_numpy(np.int64),
+            numbers(table, "x")[order],
+            numbers(table, "y")[order],
             unit,
             end + agent * span,
             span,
@@ -119,20 +140,6 @@ class Timeline:
         }
 
 
-def bool_column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A nullable boolean column (null in old traces and imported ones) as booleans, null as False."""
-    if column not in frame.columns:
-        return np.zeros(len(frame), bool)
-    return frame[column].astype("boolean").fillna(False).to_numpy(bool)
-
-
-def count_column(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A nullable count column as integers, null as 0."""
-    if column not in frame.columns:
-        return np.zeros(len(frame), np.int64)
-    return frame[column].to_numpy(np.float64, na_value=0.0).astype(np.int64)
-
-
 def _blocks(
     steps: np.ndarray, waiting: np.ndarray, x: np.ndarray, y: np.ndarray, R: float, V: float
 ) -> tuple[list[list[int]], int]:
@@ -172,34 +179,44 @@ def talk(agents: list[int], partners: list[Any], events: list[Any]) -> dict[str,
     return {"talks": [list(p) for p in sorted(pairs)], "said": said}
 
 
-def _sizes(column: pd.Series | None, rows: int) -> np.ndarray:
-    if column is None:
-        return np.zeros(rows, np.int64)
-    return column.map(lambda v: 0 if v is None else len(v)).to_numpy(np.int64)
+def _sizes(table: pa.Table, column: str) -> np.ndarray:
+    """The length of each row's list in `column` (0 for null, or where the column is missing)."""
+    if column not in table.column_names or pa.types.is_null(table.schema.field(column).type):
+        return np.zeros(len(table), np.int64)
+    return numbers(pa.table({"n": pc.list_value_length(table.column(column))}), "n")
+
+
+def _lists(table: pa.Table, column: str, rows: np.ndarray) -> list[Any]:
+    """`column`'s lists at `rows` as Python lists (None where missing)."""
+    if column not in table.column_names:
+        return [None] * len(rows)
+    return table.column(column).take(pa.array(rows, pa.int64())).to_pylist()
 
 
 def frames(
-    window: pd.DataFrame, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]
+    window: Rows, first: int, last: int, agents: int, timeline: Timeline | None, info: dict[str, Any]
 ) -> dict[str, Any]:
     """Frames `first`..`last - 1`: positions and actions (indices into `actions`) per agent, who talks to whom,
     which agents ran the step ahead of their blockers (`spec`) and after undone runs (`undone`: agent -> runs),
     and the scheduler's picture when each frame became complete. Columns are turned into lists once, so a window
     of 1,000 agents takes milliseconds a frame."""
-    w = window.sort_values(["step", "agent"], kind="stable") if len(window) else window
-    n = len(w)
-    bounds = np.searchsorted(w["step"].to_numpy(np.int64), np.arange(first, last + 1)) if n else np.zeros(0, int)
-    codes, uniques = pd.factorize(w["action"].astype(str)) if n else (np.zeros(0, np.int64), pd.Index([]))
-    agent = w["agent"].to_numpy(np.int64).tolist() if n else []
-    x = w["x"].to_numpy(np.int64).tolist() if n else []
-    y = w["y"].to_numpy(np.int64).tolist() if n else []
-    act = codes.tolist()
-    calls = w["llm_calls"].to_numpy(np.float64, na_value=0.0).astype(np.int64).tolist() if n else []
-    end = w["end"].to_numpy(np.float64, na_value=0.0) if n else np.zeros(0)
-    partners = w["partners"] if n and "partners" in w else None
-    events = w["events"] if n and "events" in w else None
-    spoken = np.flatnonzero((_sizes(partners, n) > 0) | (_sizes(events, n) > 0))
-    ahead = np.flatnonzero(bool_column(w, "speculative")) if n else np.zeros(0, np.int64)
-    undone = count_column(w, "undone") if n else np.zeros(0, np.int64)
+    table = arrow(window)
+    n = len(table)
+    order = np.lexsort((numbers(table, "agent"), numbers(table, "step")))
+    w = table.take(pa.array(order, pa.int64())) if n else table
+    bounds = np.searchsorted(numbers(w, "step"), np.arange(first, last + 1)) if n else np.zeros(0, int)
+    coded = pc.dictionary_encode(w.column("action").cast(pa.string()).fill_null("None")).combine_chunks()
+    agent = numbers(w, "agent").tolist()
+    x = numbers(w, "x").tolist()
+    y = numbers(w, "y").tolist()
+    act = coded.indices.to_numpy(zero_copy_only=False).tolist()
+    calls = numbers(w, "llm_calls").tolist()
+    end = numbers(w, "end", np.float64)
+    spoken = np.flatnonzero((_sizes(w, "partners") > 0) | (_sizes(w, "events") > 0))
+    partners = dict(zip(spoken.tolist(), _lists(w, "partners", spoken), strict=True))
+    events = dict(zip(spoken.tolist(), _lists(w, "events", spoken), strict=True))
+    ahead = np.flatnonzero(numbers(w, "speculative", bool))
+    undone = numbers(w, "undone")
     redone = np.flatnonzero(undone > 0)
     out = []
     for k in range(first, last):
@@ -214,11 +231,7 @@ def frames(
             made[a] = calls[i]
         t = float(end[lo:hi].max()) if hi > lo else 0.0
         talking = spoken[(spoken >= lo) & (spoken < hi)].tolist()
-        said = talk(
-            [agent[i] for i in talking],
-            [None if partners is None else partners.iloc[i] for i in talking],
-            [None if events is None else events.iloc[i] for i in talking],
-        )
+        said = talk([agent[i] for i in talking], [partners[i] for i in talking], [events[i] for i in talking])
         frame: dict[str, Any] = {"step": k, "pos": pos, "action": action, "calls": made, **said}
         # This step's speculative rows: ran ahead of their blockers; runs undone before it committed.
         frame["spec"] = [agent[i] for i in ahead[(ahead >= lo) & (ahead < hi)].tolist()]
@@ -226,4 +239,4 @@ def frames(
         if timeline is not None:
             frame["sched"] = timeline.at(t, info["until"], info["perception_radius"], info["max_velocity"])
         out.append(frame)
-    return {"first": first, "actions": [str(a) for a in uniques], "frames": out}
+    return {"first": first, "actions": coded.dictionary.to_pylist(), "frames": out}

@@ -23,6 +23,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from metropolis.trace.schema import STEPS_SCHEMA
 from metropolis.viewer.frames import Timeline, frames
 from metropolis.viewer.source import StepSource, TraceSource
 from metropolis.viewer.talks import from_steps as talks_steps
@@ -31,8 +32,8 @@ from metropolis.viewer.talks import from_table as talks_table
 HOST = "127.0.0.1"
 MAX_WINDOW = 500  # frames per request
 # How often the live stream looks at the run: each look that finds a new frame costs the page's request for it
-# (about 17 ms of the server's time for 25 agents, most of it fixed), so twice a second is 3-4 % of a core
-# (`metropolis bench view`).
+# (about 6 ms of the server's time for 25 agents, HTTP included, most of it fixed; 17 ms while windows became
+# DataFrames), so twice a second is about 1 % of a core (`metropolis bench view`).
 LIVE_TICK_S = 0.5
 STATIC = ("index.html", "viewer.js", "viewer.css")
 TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
@@ -127,7 +128,7 @@ def make_app(source: StepSource, town: dict[str, Any], player: PlayerHook | None
         in Python, the larger part of a live view's cost) is skipped."""
         first = max(0, first)
         last = min(last, source.complete(), first + MAX_WINDOW)
-        rows = source.window(first, last) if last > first else pd.DataFrame(columns=["step"])
+        rows = source.window(first, last) if last > first else STEPS_SCHEMA.empty_table()
         body = frames(rows, first, max(first, last), agents, cache.get(first) if sched else None, info)
         return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 

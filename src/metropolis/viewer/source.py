@@ -3,7 +3,8 @@
 
 Both answer the same questions: the run's description, how many frames are complete (a frame k is complete
 when every agent has committed step k), the step rows of a window of frames, the run's timeline (every step's
-time span, for the scheduler layer) and one agent's calls and conversations.
+time span, for the scheduler layer) and one agent's calls and conversations. Windows and timelines stay Arrow
+tables: what a page asks most often never becomes a DataFrame (`frames.numbers` reads their columns).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ class StepSource(Protocol):
 
     def complete(self) -> int: ...
 
-    def window(self, first: int, last: int) -> pd.DataFrame: ...
+    def window(self, first: int, last: int) -> pa.Table: ...
 
-    def timeline(self, since: int = 0) -> pd.DataFrame: ...
+    def timeline(self, since: int = 0) -> pa.Table: ...
 
     def before(self, since: int) -> tuple[int, int]: ...
 
@@ -86,18 +87,19 @@ class TraceSource:
         self.meta = TraceMeta.from_json((self.folder / META_FILE).read_text(encoding="utf-8"))
         self._columns = [c for c in STEP_COLUMNS if c in pq.read_schema(table_file(self.folder, "steps")).names]
         self._timeline = self._read(TIMELINE_COLUMNS, None)
-        per_agent = self._timeline.groupby("agent")["step"].max()
+        per_agent = self._timeline.group_by("agent").aggregate([("step", "max")]).column("step_max").to_numpy()
         n = len(self.meta.agent_names)
         self._complete = 0 if len(per_agent) < n else int(per_agent.min()) + 1
         self._until = int(per_agent.max()) + 1 if len(per_agent) else 0
 
-    def _read(self, columns: list[str], filters: Any) -> pd.DataFrame:
-        wanted = [c for c in columns if c in self._columns or c not in STEP_COLUMNS]
-        frame = pq.read_table(table_file(self.folder, "steps"), columns=wanted, filters=filters).to_pandas()
+    def _read(self, columns: list[str], filters: Any) -> pa.Table:
+        """`columns` of the rows that pass `filters`; a column the trace lacks (an older one) reads as nulls."""
+        wanted = [c for c in columns if c in self._columns]
+        table = pq.read_table(table_file(self.folder, "steps"), columns=wanted, filters=filters)
         for c in columns:
-            if c not in frame.columns:
-                frame[c] = None
-        return frame
+            if c not in table.column_names:
+                table = table.append_column(c, pa.nulls(len(table)))
+        return table.select(columns)
 
     def describe(self) -> dict[str, Any]:
         return describe(self.meta, self._until, live=False)
@@ -105,10 +107,10 @@ class TraceSource:
     def complete(self) -> int:
         return self._complete
 
-    def window(self, first: int, last: int) -> pd.DataFrame:
+    def window(self, first: int, last: int) -> pa.Table:
         return self._read(STEP_COLUMNS, [("step", ">=", first), ("step", "<", last)])
 
-    def timeline(self, since: int = 0) -> pd.DataFrame:
+    def timeline(self, since: int = 0) -> pa.Table:
         """The whole run's: read once, it serves every window."""
         return self._timeline
 
@@ -116,7 +118,7 @@ class TraceSource:
         return (0, 0)  # `timeline` left nothing out
 
     def history(self, agent: int) -> pd.DataFrame:
-        return self._read(STEP_COLUMNS, [("agent", "==", agent)])
+        return self._read(STEP_COLUMNS, [("agent", "==", agent)]).to_pandas()
 
     def calls(self, agent: int) -> pd.DataFrame:
         return pq.read_table(table_file(self.folder, "calls"), filters=[("agent", "==", agent)]).to_pandas()
@@ -197,12 +199,12 @@ class LiveSource:
 
     def _rows_where(
         self, keep: Any, first: int = 0, last: int = sys.maxsize, columns: list[str] = STEP_COLUMNS
-    ) -> pd.DataFrame:
-        """`columns` of the rows, as a DataFrame, of the chunks that hold steps in [first, last), where
-        `keep(chunk)` (an Arrow mask) is true."""
+    ) -> pa.Table:
+        """`columns` of the rows of the chunks that hold steps in [first, last), where `keep(chunk)` (an Arrow
+        mask) is true."""
         chunks = zip(self._chunks, self._ranges, strict=True)
         parts = [c.select(columns).filter(keep(c)) for c, (lo, hi) in chunks if hi >= first and lo < last]
-        return (pa.concat_tables(parts) if parts else STEPS_SCHEMA.empty_table().select(columns)).to_pandas()
+        return pa.concat_tables(parts) if parts else STEPS_SCHEMA.empty_table().select(columns)
 
     def describe(self) -> dict[str, Any]:
         return describe(self.meta, self.until, live=True)
@@ -212,19 +214,17 @@ class LiveSource:
             self._catch_up()
             return self._complete
 
-    def window(self, first: int, last: int) -> pd.DataFrame:
+    def window(self, first: int, last: int) -> pa.Table:
         with self._lock:
             self._catch_up()
             keep = lambda c: pc.and_(pc.greater_equal(c["step"], first), pc.less(c["step"], last))  # noqa: E731
             return self._rows_where(keep, first, last)
 
-    def timeline(self, since: int = 0) -> pd.DataFrame:
+    def timeline(self, since: int = 0) -> pa.Table:
         """The steps from `since` on: what the pictures of frames `since` and later need (`Timeline`)."""
         with self._lock:
             self._catch_up()
-            frame = self._rows_where(lambda c: pc.greater_equal(c["step"], since), since, columns=TIMELINE_COLUMNS)
-        frame["unit"] = frame["unit"].astype("Int64")  # NaN (a dispatch the log never saw) as null
-        return frame[TIMELINE_COLUMNS]
+            return self._rows_where(lambda c: pc.greater_equal(c["step"], since), since, columns=TIMELINE_COLUMNS)
 
     def before(self, since: int) -> tuple[int, int]:
         """The steps before `since` that ran ahead of their blockers, and the runs of them undone."""
@@ -234,7 +234,7 @@ class LiveSource:
     def history(self, agent: int) -> pd.DataFrame:
         with self._lock:
             self._catch_up()
-            return self._rows_where(lambda c: pc.equal(c["agent"], agent))
+            return self._rows_where(lambda c: pc.equal(c["agent"], agent)).to_pandas()
 
     def calls(self, agent: int) -> pd.DataFrame:
         return self.recorder.calls_of(agent).to_pandas()
