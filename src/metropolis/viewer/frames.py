@@ -12,7 +12,7 @@ undone (`rerun`), and how many speculative steps had committed and how many runs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from metropolis.scheduling.rules import block_radius
 MAX_BLOCK_AGENTS = 5_000  # the who-blocks-whom test is waiting agents against those behind: skipped above this
 MAX_BLOCK_PAIRS = 2_000  # pairs a frame carries (the page draws an arrow for each); the count says how many in all
 
-Rows = pa.Table | pd.DataFrame  # step rows: Arrow from the sources, a DataFrame where a test builds them
+Rows: TypeAlias = "pa.Table | pd.DataFrame"  # step rows: Arrow from the sources, a DataFrame where a test builds them
 
 
 def arrow(rows: Rows) -> pa.Table:
