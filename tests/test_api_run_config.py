@@ -72,9 +72,11 @@ def test_a_run_config_is_checked_before_any_work(tmp_path: Path) -> None:
         metropolis.simulate(RunConfig(player_at="70,45", out_dir=tmp_path / "a"))
     with pytest.raises(ValueError, match=r"--player-at 0,0: not a tile the residents can walk to"):
         metropolis.simulate(RunConfig(player="Visitor", player_at="0,0", hours=0.01, out_dir=tmp_path / "b"))
+    with pytest.raises(ValueError, match="--player takes its commands in this process: use --runtime asyncio"):
+        metropolis.simulate(RunConfig(player="Visitor", runtime="ray", out_dir=tmp_path / "c"))
     with pytest.raises(TypeError, match="takes every option from the config"):
         metropolis.simulate(RunConfig(), hours=1.0)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def runner_ok(args: list[str]) -> bool:

@@ -97,6 +97,8 @@ class RunOptions:
                 flag = "--player-script" if self.player_script else "--player-at"
                 raise ValueError(f"{flag} needs --player NAME: whose commands are they?")
             return self.player_pace
+        if runtime == "ray":  # its commands arrive here, where the page and the script are, not on a worker
+            raise ValueError("--player takes its commands in this process: use --runtime asyncio or virtual, not ray")
         if self.player_at:
             parse_at(self.player_at)  # the form here; the tile once the town is loaded
         pace = self.player_pace if self.player_pace != "auto" else ("script" if runtime == "virtual" else "clock")
