@@ -224,6 +224,30 @@ def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path)
         assert _stop(proc) == 0
 
 
+def test_a_hidden_live_page_fetches_nothing_until_shown(page: Any, tmp_path: Path) -> None:
+    """A live page in a background tab asks for no frames while the run goes, and shows the newest once seen."""
+    page.add_init_script(
+        "window.__hidden = true; Object.defineProperty(document, 'hidden', {get: () => window.__hidden})"
+    )
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/frames" in r.url else None)
+    out = tmp_path / "hidden"
+    proc = _cli(["run", "--hours", "3", "--no-compare", "--view", "--out", str(out)], tmp_path)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        before = len(asked)  # the first frame, drawn as the page opens
+        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+        assert len(page.evaluate("window.viewer.history")) > 1 and len(asked) == before <= 1
+        assert "shows the finished run" in _line(proc, "shows the finished run")  # its trace and report written
+        page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
+        page.wait_for_function("window.viewer.shown === 1079")
+        assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
+        assert page.errors == []
+    finally:
+        assert _stop(proc) == 0
+
+
 def test_the_report_opens_from_disk(run_folder: Path, page: Any, tmp_path: Path) -> None:
     page.goto((run_folder / "report.html").as_uri())
     headline = page.inner_text(".headline")

@@ -386,9 +386,13 @@ function follow() {
     const n = +e.data;
     window.viewer.history.push(n);
     setComplete(n);
-    if (state.following && n > 0) await show(n - 1, true);
+    // A page nobody sees (a tab in the background) fetches and draws nothing; it catches up when shown again.
+    if (state.following && n > 0 && !document.hidden) await show(n - 1, true);
     if (state.run.player !== null && state.run.player !== undefined) await hearUpTo(n);
     window.viewer.complete = n;
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.following && state.complete > 0) show(state.complete - 1, true);
   });
   events.addEventListener("spec", (e) => {
     const lv = JSON.parse(e.data), until = performance.now() + FLASH_MS;
@@ -396,6 +400,7 @@ function follow() {
     lv.rollbacks.forEach(([, agent]) => state.flash.set(agent, until)); // a rollback flashes its agent
     window.viewer.spec.live.push(lv.counts);
     window.viewer.spec.flashed += lv.rollbacks.length;
+    if (document.hidden) return;
     if (lv.rollbacks.length) setTimeout(window.viewer.redraw, FLASH_MS + 20); // the flash ends
     window.viewer.redraw();
   });
