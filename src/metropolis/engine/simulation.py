@@ -24,6 +24,7 @@ from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.speculative import SpeculativeScheduler
+from metropolis.world.metrics import near_distance
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
@@ -93,6 +94,7 @@ class Simulation:
         self.plan_listeners: list[Callable[[int, Plan], object]] = []  # told as soon as an agent publishes a plan
         self.agent_steps = 0
         self._collected_gvt = 0
+        self._near_distance = near_distance(world.metric)  # `neighbors_at` measures only pairs its index found
 
     # -- the runtime's verbs ----------------------------------------------------------------------------------
 
@@ -207,7 +209,7 @@ class Simulation:
             )
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
-        dist, steps, latest, still = self.world.metric.distance, table.step, table.pos, table.still_until
+        dist, steps, latest, still = self._near_distance, table.step, table.pos, table.still_until
         states, base = self.store.states_from(step)
         agents = self.agents
         found = []

@@ -24,6 +24,7 @@ from metropolis.scheduling.base import INF, Scheduler
 from metropolis.scheduling.rules import block_radius
 from metropolis.scheduling.table import Status
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.metrics import near_distance
 
 
 class MetropolisScheduler(Scheduler):
@@ -37,6 +38,9 @@ class MetropolisScheduler(Scheduler):
         self.coupled: list[set[int]] = [set() for _ in range(n)]
         self._heap: list[tuple[int, int, int]] = []
         self._seq = itertools.count()
+        # Every pair measured here was found by the table's index (blockers stay in the scanning agent's
+        # neighbourhood): the metric's cheaper equal for such pairs, where it has one.
+        self._dist = near_distance(self.metric)
         if self.until > 0:
             for agent in range(n):
                 self._scan(agent)
@@ -81,7 +85,7 @@ class MetropolisScheduler(Scheduler):
 
     def complete(self, unit: WorkUnit) -> None:
         steps, blocked_by, blocks = self.table.step, self.blocked_by, self.blocks
-        pos, dist, R, V = self.table.pos, self.metric.distance, self.R, self.V
+        pos, dist, R, V = self.table.pos, self._dist, self.R, self.V
         released: list[int] = []
         for j in unit.members:
             sj, pj = steps[j], pos[j]
@@ -131,7 +135,7 @@ class MetropolisScheduler(Scheduler):
         (its blockers), and every agent waiting at the same step within R + V (its coupled partners)."""
         table = self.table
         steps, pos, status = table.step, table.pos, table.status
-        dist, R, V = self.metric.distance, self.R, self.V
+        dist, R, V = self._dist, self.R, self.V
         sa, pa = steps[a], pos[a]
         blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
         couple, still = self.couple_radius, table.still_until
