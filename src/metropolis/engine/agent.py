@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -223,9 +223,13 @@ class StepContext:
 
     # -- think ------------------------------------------------------------------------------------------------
 
-    async def llm(self, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any) -> LLMResponse:
-        """Call the LLM on this agent's behalf; the step is sent as the request priority."""
-        return await self.llm_for(self.agent_id, function, messages, **kwargs)
+    def llm(
+        self, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any
+    ) -> Coroutine[Any, Any, LLMResponse]:
+        """Call the LLM on this agent's behalf (`await ctx.llm(...)`); the step is sent as the request priority.
+
+        It hands out `llm_for`'s coroutine rather than awaiting it: one frame fewer on every resume of the step."""
+        return self.llm_for(self.agent_id, function, messages, **kwargs)
 
     async def llm_for(
         self, agent_id: int, function: str, messages: Sequence[dict[str, str]] | str = (), **kwargs: Any

@@ -138,7 +138,7 @@ class MetropolisScheduler(Scheduler):
         dist, R, V = self._dist, self.R, self.V
         sa, pa = steps[a], pos[a]
         blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
-        couple, still = self.couple_radius, table.still_until
+        couple, still, waiting = self.couple_radius, table.still_until, Status.WAITING
         gvt = table.gvt()
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
@@ -149,6 +149,6 @@ class MetropolisScheduler(Scheduler):
                 if dist(pa, pos[b]) <= ((moves if moves > 0 else 0) + 1) * V + R:
                     blockers.add(b)
                     blocks[b].add(a)
-            elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:
+            elif sb == sa and b != a and status[b] is waiting and dist(pa, pos[b]) <= couple:
                 coupled[a].add(b)
                 coupled[b].add(a)
