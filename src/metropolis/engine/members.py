@@ -235,7 +235,9 @@ class UnitRun:
         self.wait_for: list[int | None] = [None] * n
         self.journals = [Journal() for _ in range(n)]
         self.stats = UnitStats()
-        self._changed = tasks.signal()
+        # What waiting members wait on, made by the first to wait: most notifications find nobody waiting, and
+        # firing a signal nobody awaits would only schedule a callback that does nothing.
+        self._changed: Signal | None = None
 
     async def run(self) -> list[Any]:
         results = await self.tasks.gather([self._member(k) for k in range(len(self.members))])
@@ -316,10 +318,13 @@ class UnitRun:
             return result
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, self.tasks.signal()
-        changed.fire()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.fire()
 
     async def _wait(self) -> None:
+        if self._changed is None:
+            self._changed = self.tasks.signal()
         await self._changed
 
 
