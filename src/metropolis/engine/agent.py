@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState, StateStore
+from metropolis.frozen import builder
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -72,6 +73,14 @@ class Observation:
     name: str
     state: AgentState
     distance: float
+
+
+# The records every agent-step and LLM call makes, built without the frozen `__init__`'s per-field lookups
+# (`metropolis.frozen`): the same instances as the classes' own constructors make.
+new_observation = builder(Observation)
+_new_state = builder(AgentState)
+_new_request = builder(LLMRequest)
+_new_call = builder(CallRecord)
 
 
 class InteractionError(RuntimeError):
@@ -242,7 +251,7 @@ class StepContext:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         name = self._sim.agents[agent_id].name
-        request = LLMRequest(
+        request = _new_request(
             agent=name,
             agent_id=agent_id,
             step=self.step,
@@ -262,7 +271,7 @@ class StepContext:
                 member.answered(key, response)
                 member.check()  # undone while it waited: unwind before agent code runs again
         self.calls.append(
-            CallRecord(
+            _new_call(
                 agent=agent_id,
                 name=name,
                 step=self.step,
@@ -280,4 +289,4 @@ class StepContext:
         return response
 
     def result(self) -> AgentState:
-        return AgentState(self._pos, self._action, tuple(self._events))
+        return _new_state(self._pos, self._action, tuple(self._events))

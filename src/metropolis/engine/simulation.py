@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, new_observation
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.speculation import Speculation
@@ -232,7 +232,7 @@ class Simulation:
             state = states[other][step - base[other]]
             d = dist(pos, state.pos)
             if d <= radius:
-                found.append(Observation(other, agents[other].name, state, d))
+                found.append(new_observation(other, agents[other].name, state, d))
         if len(found) > 1:
             found.sort(key=_nearest_first)
         return found
