@@ -263,12 +263,12 @@ class StepContext:
         if member is None:
             response = await self._llm.complete(request)
         else:
-            key, reused = member.reuse(request)
+            reused = member.reuse(request)
             if reused is not None:
                 response = reused
             else:
                 response = await self._llm.complete(request)
-                member.answered(key, response)
+                member.answered(request, response)
                 member.check()  # undone while it waited: unwind before agent code runs again
         self.calls.append(
             _new_call(
