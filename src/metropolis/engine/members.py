@@ -142,17 +142,22 @@ def request_key(request: LLMRequest) -> tuple[object, ...]:
 
 @dataclass(slots=True)
 class Journal:
-    """One member's answered LLM calls across its runs: a restart takes an unchanged call's answer from here."""
+    """One member's answered LLM calls across its runs: a restart takes an unchanged call's answer from here.
+
+    Keys (`request_key`) are computed only once a restart put answers here: most members never restart, and
+    their calls then cost no key at all."""
 
     available: dict[tuple[object, ...], deque[LLMResponse]] = field(default_factory=dict)
 
-    def take(self, key: tuple[object, ...]) -> LLMResponse | None:
-        answers = self.available.get(key)
+    def take(self, request: LLMRequest) -> LLMResponse | None:
+        if not self.available:
+            return None
+        answers = self.available.get(request_key(request))
         return answers.popleft() if answers else None
 
-    def put_back(self, used: list[tuple[tuple[object, ...], LLMResponse]]) -> None:
-        for key, response in used:
-            self.available.setdefault(key, deque()).append(response)
+    def put_back(self, used: list[tuple[LLMRequest, LLMResponse]]) -> None:
+        for request, response in used:
+            self.available.setdefault(request_key(request), deque()).append(response)
 
     def left_over(self) -> list[LLMResponse]:
         return [r for answers in self.available.values() for r in answers]
@@ -165,7 +170,7 @@ class MemberRun:
     unit: UnitRun
     index: int
     stale: bool = False
-    used: list[tuple[tuple[object, ...], LLMResponse]] = field(default_factory=list)
+    used: list[tuple[LLMRequest, LLMResponse]] = field(default_factory=list)
 
     def touch(self, other: int) -> None:
         """Called by `ctx.partner` before the partner is handed out."""
@@ -177,17 +182,16 @@ class MemberRun:
         if self.stale:
             raise Restart
 
-    def reuse(self, request: LLMRequest) -> tuple[tuple[object, ...], LLMResponse | None]:
-        """The call's key, and its answer from an earlier run of this member when the call is unchanged."""
-        key = request_key(request)
-        response = self.unit.journals[self.index].take(key)
+    def reuse(self, request: LLMRequest) -> LLMResponse | None:
+        """The call's answer from an earlier run of this member, when the call is unchanged (`request_key`)."""
+        response = self.unit.journals[self.index].take(request)
         if response is not None:
-            self.used.append((key, response))
-        return key, response
+            self.used.append((request, response))
+        return response
 
-    def answered(self, key: tuple[object, ...], response: LLMResponse) -> None:
-        """A call `reuse` had no answer for came back: keep it for a restart (`key` is what `reuse` gave)."""
-        self.used.append((key, response))
+    def answered(self, request: LLMRequest, response: LLMResponse) -> None:
+        """A call `reuse` had no answer for came back: keep it for a restart."""
+        self.used.append((request, response))
 
 
 StepRunner = Callable[[int, MemberRun | None], Coroutine[Any, Any, Any]]
@@ -235,7 +239,9 @@ class UnitRun:
         self.wait_for: list[int | None] = [None] * n
         self.journals = [Journal() for _ in range(n)]
         self.stats = UnitStats()
-        self._changed = tasks.signal()
+        # What waiting members wait on, made by the first to wait: most notifications find nobody waiting, and
+        # firing a signal nobody awaits would only schedule a callback that does nothing.
+        self._changed: Signal | None = None
 
     async def run(self) -> list[Any]:
         results = await self.tasks.gather([self._member(k) for k in range(len(self.members))])
@@ -243,7 +249,7 @@ class UnitRun:
         # (a cycle per unit would wait for the cyclic collector, which then walks thousands of them).
         self.current = [None] * len(self.members)
         for journal in self.journals:
-            for response in journal.left_over():
+            for response in journal.left_over() if journal.available else ():
                 self.stats.wasted_calls += 1
                 self.stats.wasted_prompt_tokens += response.prompt_tokens
                 self.stats.wasted_output_tokens += response.completion_tokens
@@ -316,10 +322,13 @@ class UnitRun:
             return result
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, self.tasks.signal()
-        changed.fire()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.fire()
 
     async def _wait(self) -> None:
+        if self._changed is None:
+            self._changed = self.tasks.signal()
         await self._changed
 
 

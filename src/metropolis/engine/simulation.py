@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, new_observation
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.speculation import Speculation
@@ -24,6 +24,7 @@ from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
 from metropolis.scheduling.speculative import SpeculativeScheduler
+from metropolis.world.metrics import near_distance
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
@@ -93,6 +94,7 @@ class Simulation:
         self.plan_listeners: list[Callable[[int, Plan], object]] = []  # told as soon as an agent publishes a plan
         self.agent_steps = 0
         self._collected_gvt = 0
+        self._near_distance = near_distance(world.metric)  # `neighbors_at` measures only pairs its index found
 
     # -- the runtime's verbs ----------------------------------------------------------------------------------
 
@@ -207,7 +209,7 @@ class Simulation:
             )
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
-        dist, steps, latest, still = self.world.metric.distance, table.step, table.pos, table.still_until
+        dist, steps, latest, still = self._near_distance, table.step, table.pos, table.still_until
         states, base = self.store.states_from(step)
         agents = self.agents
         found = []
@@ -230,7 +232,7 @@ class Simulation:
             state = states[other][step - base[other]]
             d = dist(pos, state.pos)
             if d <= radius:
-                found.append(Observation(other, agents[other].name, state, d))
+                found.append(new_observation(other, agents[other].name, state, d))
         if len(found) > 1:
             found.sort(key=_nearest_first)
         return found

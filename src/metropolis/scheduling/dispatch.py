@@ -56,9 +56,13 @@ class Dispatcher:
         `still_until` the steps through which they promised to stand there (None: no promise)."""
         if len(positions) != len(unit.members):
             raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
-        promises = still_until if still_until is not None else [None] * len(positions)
-        for agent, new, still in zip(unit.members, positions, promises, strict=True):
-            self.table.advance(agent, unit.step, new, still)
+        advance, step = self.table.advance, unit.step
+        if still_until is None:
+            for agent, new in zip(unit.members, positions, strict=True):
+                advance(agent, step, new)
+        else:
+            for agent, new, still in zip(unit.members, positions, still_until, strict=True):
+                advance(agent, step, new, still)
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)

@@ -20,10 +20,14 @@ from __future__ import annotations
 import heapq
 import itertools
 
+from metropolis.frozen import builder
 from metropolis.scheduling.base import INF, Scheduler
 from metropolis.scheduling.rules import block_radius
 from metropolis.scheduling.table import Status
 from metropolis.scheduling.unit import WorkUnit
+from metropolis.world.metrics import near_distance
+
+_new_unit = builder(WorkUnit)  # `WorkUnit(...)` without the frozen init's per-field lookups (metropolis.frozen)
 
 
 class MetropolisScheduler(Scheduler):
@@ -37,6 +41,9 @@ class MetropolisScheduler(Scheduler):
         self.coupled: list[set[int]] = [set() for _ in range(n)]
         self._heap: list[tuple[int, int, int]] = []
         self._seq = itertools.count()
+        # Every pair measured here was found by the table's index (blockers stay in the scanning agent's
+        # neighbourhood): the metric's cheaper equal for such pairs, where it has one.
+        self._dist = near_distance(self.metric)
         if self.until > 0:
             for agent in range(n):
                 self._scan(agent)
@@ -55,12 +62,12 @@ class MetropolisScheduler(Scheduler):
                 continue  # stale: dispatched with another seed's cluster, or blocked since
             if not coupled[seed]:  # most clusters are the seed alone: no walk
                 alone = (seed,)
-                return WorkUnit(steps[seed], alone, alone)
+                return _new_unit(steps[seed], alone, alone)
             cluster = self.cluster_of(seed)
             if any(blocked_by[a] for a in cluster):
                 continue  # the blocked member is pushed again when it is released
             members = tuple(cluster)
-            return WorkUnit(steps[seed], members, members)
+            return _new_unit(steps[seed], members, members)
         return None
 
     def wait_steps(self, agent: int) -> float:
@@ -81,7 +88,7 @@ class MetropolisScheduler(Scheduler):
 
     def complete(self, unit: WorkUnit) -> None:
         steps, blocked_by, blocks = self.table.step, self.blocked_by, self.blocks
-        pos, dist, R, V = self.table.pos, self.metric.distance, self.R, self.V
+        pos, dist, R, V = self.table.pos, self._dist, self.R, self.V
         released: list[int] = []
         for j in unit.members:
             sj, pj = steps[j], pos[j]
@@ -131,10 +138,10 @@ class MetropolisScheduler(Scheduler):
         (its blockers), and every agent waiting at the same step within R + V (its coupled partners)."""
         table = self.table
         steps, pos, status = table.step, table.pos, table.status
-        dist, R, V = self.metric.distance, self.R, self.V
+        dist, R, V = self._dist, self.R, self.V
         sa, pa = steps[a], pos[a]
         blockers, blocks, coupled = self.blocked_by[a], self.blocks, self.coupled
-        couple, still = self.couple_radius, table.still_until
+        couple, still, waiting = self.couple_radius, table.still_until, Status.WAITING
         gvt = table.gvt()
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
@@ -145,6 +152,6 @@ class MetropolisScheduler(Scheduler):
                 if dist(pa, pos[b]) <= ((moves if moves > 0 else 0) + 1) * V + R:
                     blockers.add(b)
                     blocks[b].add(a)
-            elif sb == sa and b != a and status[b] is Status.WAITING and dist(pa, pos[b]) <= couple:
+            elif sb == sa and b != a and status[b] is waiting and dist(pa, pos[b]) <= couple:
                 coupled[a].add(b)
                 coupled[b].add(a)

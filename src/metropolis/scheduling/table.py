@@ -154,6 +154,9 @@ class AgentTable:
             self.finished += 1
         else:
             self.status[agent] = Status.WAITING
-        while self._gvt < self.until and not at.get(self._gvt):
-            at.pop(self._gvt, None)
-            self._gvt += 1
+        # GVT is the lowest step of any agent, so only an agent leaving it can raise it (one that was ahead
+        # leaves a step somebody else still holds): most commits skip the loop.
+        if step == self._gvt:
+            while self._gvt < self.until and not at.get(self._gvt):
+                at.pop(self._gvt, None)
+                self._gvt += 1

@@ -43,6 +43,11 @@ class TownsMetric:
     def __init__(self, width: int, height: int, cell: int = 16, walking: WalkingMetric | None = None) -> None:
         self.width, self.height, self.cell = width, height, cell
         self.walking = walking
+        if walking is None:
+            # Two agents this index put together are in one town, and stay there (a move across towns covers an
+            # infinite distance: `World.check_move` refuses it): between them the distance is plain `math.dist`,
+            # without this method's Python frame (`metrics.near_distance`).
+            self.near_distance = math.dist
 
     def distance(self, a: Pos, b: Pos) -> float:
         w, h = self.width, self.height

@@ -47,6 +47,15 @@ class EuclideanMetric:
         return nearest_others(points)
 
 
+def near_distance(metric: Metric) -> Callable[[Pos, Pos], float]:
+    """How the scheduling code measures two agents its index found near each other: the metric's `distance`, or
+    a cheaper function equal to it on such pairs, when the metric offers one as `near_distance` (the towns of
+    `copies` mode: its index looks inside one town, no agent ever leaves its town, and inside a town the distance
+    is `math.dist`). The policy's scan and the neighbour query call it millions of times."""
+    found: Callable[[Pos, Pos], float] = getattr(metric, "near_distance", metric.distance)
+    return found
+
+
 def nearest_others(points: Sequence[Sequence[float]]) -> list[float]:
     """Each point's Euclidean distance to its nearest other point (inf when alone): one k-d tree for all of
     them, where a radius query per point would cost a Python loop each. Metrics that can answer this for every

@@ -67,7 +67,7 @@ class TileMap:
 
     def walkable_tiles(self) -> list[Pos]:
         ys, xs = np.nonzero(self.walkable)
-        return [(int(x), int(y)) for x, y in zip(xs, ys, strict=True)]
+        return list(zip(xs.tolist(), ys.tolist(), strict=True))  # Python ints, converted in one pass each
 
     def tiles_of(self, address_prefix: str) -> list[Pos]:
         """Tiles whose address starts with the parts of `address_prefix` (`world:sector[:arena[:object]]`),
