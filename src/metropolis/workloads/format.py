@@ -11,6 +11,11 @@ oracle) work the same for generated and for recorded days:
   plan says after step s (`PLAN_UNKNOWN` where it has none; the column is `None` for sources without plans).
   Unplanned calls (perception, reactions, a conversation someone else starts) are not in it: that is what the
   spatial bound of the invocation distance is for.
+- optionally, the route each agent knew after step s (`route_until[s, i]`, `route_moves[s, i]`): it walks its
+  planned path of `route_moves` tiles (no faster than a tile a step, maybe slower) and starts nothing new before
+  `route_until`, so it stands on that path's tiles (from where it stands at step s + 1) at every step up to
+  `route_until`. Its own state only, as `plan_next`; `route_of` reads the tiles off the recorded positions, which
+  walk every planned tile (a planned path is never abandoned).
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -62,6 +67,8 @@ class Workload:
     function_names: list[str] = field(default_factory=lambda: list(FUNCTION_NAMES))
     meta: dict[str, object] = field(default_factory=dict)
     plan_next: np.ndarray | None = None  # (steps, n) int32, or None: no plans recorded
+    route_until: np.ndarray | None = None  # (steps, n) int32, or None: no routes recorded
+    route_moves: np.ndarray | None = None  # (steps, n) int32, with route_until
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -76,6 +83,12 @@ class Workload:
             raise ValueError("calls must be sorted by (step, owner)")
         if self.plan_next is not None:
             self._check_plans(self.plan_next)
+        if (self.route_until is None) != (self.route_moves is None):
+            raise ValueError("route_until and route_moves come together: give both or neither")
+        for name in ("route_until", "route_moves"):
+            value = getattr(self, name)
+            if value is not None and value.shape != self.actions.shape:
+                raise ValueError(f"{name} should have shape {self.actions.shape}, got {value.shape}")
 
     def _check_plans(self, plans: np.ndarray) -> None:
         if plans.shape != self.actions.shape:
@@ -145,6 +158,22 @@ class Workload:
         planned = int(self.plan_next[step, agent])
         return None if planned == PLAN_UNKNOWN else planned
 
+    def route_of(self, agent: int, step: int) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+        """What the agent knew after `step` of where it goes: (u, tiles), it stands on `tiles` (in walking order,
+        from its position at step + 1) at every step up to u. None: no route known."""
+        if self.route_until is None or self.route_moves is None:
+            return None
+        until, moves = int(self.route_until[step, agent]), int(self.route_moves[step, agent])
+        here = self.position(agent, step + 1)
+        tiles = [here]
+        for t in range(step + 2, self.steps + 1):
+            if len(tiles) > moves:
+                break
+            nxt = self.position(agent, t)
+            if nxt != tiles[-1]:
+                tiles.append(nxt)
+        return until, tuple(tiles)
+
     def position(self, agent: int, step: int) -> tuple[int, int]:
         x, y = self.positions[step, agent]
         return int(x), int(y)
@@ -183,7 +212,7 @@ class Workload:
         "observed_ids",
         "partner_rows",
     )
-    OPTIONAL_ARRAYS = ("plan_next",)  # absent from files written before they existed
+    OPTIONAL_ARRAYS = ("plan_next", "route_until", "route_moves")  # absent from files written before they existed
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)

@@ -13,7 +13,9 @@ Every step, in two phases so that no agent sees another's step-s decisions befor
 After every step each resident's own plan says when its next planned call comes (`Workload.plan_next`): the end
 of its conversation, else the first step with its sub-task over and its path walked, skipping a sleep that
 begins then (going to bed calls nothing). Only the resident's state after the step goes in, never the recorded
-future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses.
+future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses. Its route
+too (`Workload.route_until`, `route_moves`): the tiles of its planned path left, and the first step at which it may
+start a new sub-task (its path walked, the sub-task over); a conversation only makes it stand longer on that path.
 
 The knobs of the call model (`CallModel`) are tuned so that 25 agents make the paper's day: about 56,700
 calls, about 5,000 in the busy hour (12-1 pm) and 800 in the quiet one (6-7 am). Seeded: the same config
@@ -112,6 +114,7 @@ class _Recorder:
         self.actions: list[list[int]] = []
         self.positions: list[list[Pos]] = []
         self.plans: list[list[int]] = []
+        self.routes: list[list[tuple[int, int]]] = []  # per step, per resident: (route until, tiles left to walk)
 
     def action(self, text: str) -> int:
         code = self.action_codes.get(text)
@@ -185,6 +188,7 @@ class _DayRun:
         if record:
             self.rec.actions.append([self.rec.action(self._action(r)) for r in self.rs])
             self.rec.plans.append([self._planned(r, s) for r in self.rs])
+            self.rec.routes.append([self._route(r, s) for r in self.rs])
 
     def _call(self, s: int, owner: int, speaker: int, functions: tuple[int, ...] | int) -> None:
         if isinstance(functions, int):
@@ -349,6 +353,13 @@ class _DayRun:
             pos = walk[-1] if walk else pos
             t = max(sleep.end, t + len(walk) + 1)
 
+    def _route(self, r: _Resident, s: int) -> tuple[int, int]:
+        """What r knows after step s of where it goes: it walks its path (a tile a step at most; talking, it
+        stands) and starts a new sub-task, the only thing that gives it a new path, at the first step t >= its
+        sub-task's end with the path walked: t >= s + 1 + len(path). So it stands on its path's tiles, from its
+        position at step s + 1, at every step up to that t."""
+        return max(r.sub_end, s + 1 + len(r.path)), len(r.path)
+
     def _action(self, r: _Resident) -> str:
         act = r.activity
         if r.chat_with is not None:
@@ -369,6 +380,8 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
     counts = np.concatenate(rec.obs_counts) if rec.obs_counts else np.zeros(0, dtype=np.int64)
     partners = np.array(rec.partners, dtype=np.int32).reshape(-1, 3)
     partners[:, 0] -= start
+    routes = np.array(rec.routes, dtype=np.int64).reshape(-1, n, 2)
+    steps = len(rec.actions)
     return Workload(
         names=[r.name for r in residents],
         positions=np.array(rec.positions, dtype=np.int32).reshape(-1, n, 2),
@@ -384,6 +397,8 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         observed_ids=np.concatenate(rec.obs_ids) if rec.obs_ids else np.zeros(0, dtype=np.int32),
         partner_rows=partners,
         plan_next=np.array(rec.plans, dtype=np.int64).reshape(-1, n).astype(np.int32) - start,
+        route_until=np.minimum(routes[:, :, 0] - start, steps).astype(np.int32),
+        route_moves=routes[:, :, 1].astype(np.int32),
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,
