@@ -23,6 +23,14 @@ unit. Undoing a step undoes every step chained on it, transitively (`chained_abo
 day (25 agents, 8 GPUs), the held commit is what limits speculation: with every guess right, speculation without
 chains of clusters reaches 77 % of the oracle, with them 89 %; what the real guesses give is in the README.
 
+Routes (`routes`, scheduling/speculative_routes.py): agents that publish where they will be (the tiles of a planned
+path, and the step through which they keep to them) are not guessed at: a blocker whose route keeps it farther than
+R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (an
+agent freed so runs as under `metropolis`; a held result freed so commits), and one whose route ends before the
+unit's step is guessed to walk only from its route's tiles after that. A route is a promise, checked at every
+commit (`BrokenRoute`). The causality checker knows only `ctx.stay` promises, not routes: with routes, the policy
+does not claim its invariant.
+
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
 back by one per validated unit while the share stays under half the budget).
@@ -33,6 +41,7 @@ from __future__ import annotations
 from metropolis.scheduling.base import INF
 from metropolis.scheduling.metropolis import MetropolisScheduler
 from metropolis.scheduling.rules import block_radius
+from metropolis.scheduling.speculative_routes import BrokenRoute, Route, Routes
 from metropolis.scheduling.speculative_window import Window
 from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
@@ -46,8 +55,20 @@ class SpeculativeScheduler(MetropolisScheduler):
     name = "speculative"
     keeps_invariant = True  # at every commit: only validated units commit
 
-    def __init__(self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        table: AgentView,
+        *,
+        priority: bool = True,
+        window: Window | None = None,
+        routes: Routes | None = None,
+    ) -> None:
         self.window = window if window is not None else Window()
+        self.routes = routes
+        if routes is not None:
+            self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
+        self.proven = 0  # blockers dropped on the strength of their routes
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -136,8 +157,37 @@ class SpeculativeScheduler(MetropolisScheduler):
     def _may_come(self, agent: int, pos: Pos, step: int) -> bool:
         """The guess: may `agent` come within R + V of `pos` by the time it reaches `step`?"""
         table = self.table
-        walked = self._walk(agent) * table.moves(agent, step)
-        return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+        route = self._route(agent)
+        if route is None:
+            walked = self._walk(agent) * table.moves(agent, step)
+            return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+        ahead = step - table.step[agent]
+        near = route.nearest(pos, ahead, self.metric.distance)
+        if route.until >= step:
+            return near <= self.couple_radius  # a promise, not a guess
+        return near - self._walk(agent) * (step - route.until) <= self.couple_radius
+
+    def _route(self, agent: int) -> Route | None:
+        """The route `agent` published when it reached its step in the table, if any."""
+        return None if self.routes is None else self.routes.route(agent, self.table.step[agent])
+
+    def _kept_away(self, blocker: int, agent: int) -> bool:
+        """Whether `blocker`'s route keeps it farther than R + V from `agent` up to `agent`'s step: then it can
+        neither be coupled with `agent` there nor be seen by it."""
+        table = self.table
+        route = self._route(blocker)
+        step = table.step[agent]
+        if route is None or route.until < step:
+            return False
+        return route.nearest(table.pos[agent], step - table.step[blocker], self.metric.distance) > self.couple_radius
+
+    def _drop_kept_away(self, agent: int) -> None:
+        """Drop the blockers of `agent` that their routes keep away from it."""
+        blockers = self.blocked_by[agent]
+        for b in [b for b in blockers if b != HELD and self._kept_away(b, agent)]:
+            blockers.discard(b)
+            self.blocks[b].discard(agent)
+            self.proven += 1
 
     def _walk(self, agent: int) -> float:
         """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
@@ -265,6 +315,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
+        if self.routes is not None and self.blocked_by[a]:
+            self._drop_kept_away(a)
         if self.blocked_by[a]:
             self._blocked_at.setdefault(self.table.step[a], set()).add(a)
 
@@ -383,6 +435,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def complete(self, unit: WorkUnit) -> None:
         self._running -= 1
+        if self.routes is not None:
+            self._keep_promises(unit)
         pos, seen = self.table.pos, self._seen
         for m in unit.members:
             if pos[m] != seen[m]:
@@ -401,6 +455,35 @@ class SpeculativeScheduler(MetropolisScheduler):
         watch = [a for j in unit.members for a in blocks[j] if a in spec_of] if spec_of else []
         super().complete(unit)
         self._released.extend(a for a in watch if not self.blocked_by[a])
+        if self.routes is not None:
+            self._free_kept_away(unit)
+
+    def _keep_promises(self, unit: WorkUnit) -> None:
+        """Each member stands where its route (as it knew it at the step it just committed) said it would."""
+        table = self.table
+        for m in unit.members:
+            route = self.routes.route(m, unit.step) if self.routes is not None else None
+            if route is not None and route.until >= unit.step + 1 and table.pos[m] not in route.tiles:
+                raise BrokenRoute(
+                    f"agent {m} stands at {table.pos[m]} after step {unit.step}, off the route it published "
+                    f"through step {route.until}"
+                )
+
+    def _free_kept_away(self, unit: WorkUnit) -> None:
+        """The members published new routes with their commit: the agents they still block may be kept away
+        from now."""
+        status, blocked_by, spec_of = self.table.status, self.blocked_by, self._spec_of
+        for j in unit.members:
+            for a in [a for a in self.blocks[j] if self._kept_away(j, a)]:
+                blocked_by[a].discard(j)
+                self.blocks[j].discard(a)
+                self.proven += 1
+                if blocked_by[a]:
+                    continue
+                if status[a] is Status.WAITING:
+                    self._push(a)
+                elif a in spec_of:
+                    self._released.append(a)
 
     def take_released(self) -> list[int]:
         """Members of speculative units released since the last call: their units may have settled."""

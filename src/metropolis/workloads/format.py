@@ -24,7 +24,7 @@ summarised as a trace; `save` / `load` keep the columns as one compressed `.npz`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,18 @@ from metropolis.workloads.calls import FUNCTION_NAMES
 
 Call = tuple[int, str, int, int]  # speaker, function, prompt tokens, output tokens
 PLAN_UNKNOWN = -1  # in `plan_next`: this agent-step knows no plan (an int32 column has no None)
+
+
+def walk_tiles(path: Sequence[tuple[int, int]], start: int, moves: int) -> tuple[tuple[int, int], ...]:
+    """The tile at `path[start]` and the next `moves` tiles the recorded `path` steps onto after it: a planned
+    path of `moves` tiles, walked at a tile a step or slower, read off the positions that walked it."""
+    tiles = [path[start]]
+    for t in range(start + 1, len(path)):
+        if len(tiles) > moves:
+            break
+        if path[t] != tiles[-1]:
+            tiles.append(path[t])
+    return tuple(tiles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +175,8 @@ class Workload:
         from its position at step + 1) at every step up to u. None: no route known."""
         if self.route_until is None or self.route_moves is None:
             return None
-        until, moves = int(self.route_until[step, agent]), int(self.route_moves[step, agent])
-        here = self.position(agent, step + 1)
-        tiles = [here]
-        for t in range(step + 2, self.steps + 1):
-            if len(tiles) > moves:
-                break
-            nxt = self.position(agent, t)
-            if nxt != tiles[-1]:
-                tiles.append(nxt)
-        return until, tuple(tiles)
+        path = [self.position(agent, t) for t in range(step + 1, self.steps + 1)]
+        return int(self.route_until[step, agent]), walk_tiles(path, 0, int(self.route_moves[step, agent]))
 
     def position(self, agent: int, step: int) -> tuple[int, int]:
         x, y = self.positions[step, agent]
