@@ -25,11 +25,12 @@ chains of clusters reaches 77 % of the oracle, with them 89 %; what the real gue
 
 Routes (`routes`, scheduling/speculative_routes.py): agents that publish where they will be (the tiles of a planned
 path, and the step through which they keep to them) are not guessed at: a blocker whose route keeps it farther than
-R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (an
-agent freed so runs as under `metropolis`; a held result freed so commits), and one whose route ends before the
-unit's step is guessed to walk only from its route's tiles after that. A route is a promise, checked at every
-commit (`BrokenRoute`). The causality checker knows only `ctx.stay` promises, not routes: with routes, the policy
-does not claim its invariant.
+R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (a
+held result freed so commits; a unit freed so is `promised`: it runs as a speculative one that settles when it
+finishes, since the neighbour query and the causality checker know only `ctx.stay` promises), and one whose route
+ends before the unit's step is guessed to walk only from its route's tiles after that. A route is a promise,
+checked at every commit (`BrokenRoute`); the causality checker knows only `ctx.stay` promises, not routes, so with
+routes the policy does not claim its invariant.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -97,6 +98,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.chained_across = 0  # of those, units whose held results came from different units
         self.joined = 0  # agents that joined a chained unit from their table row
         self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
+        self._promised: set[WorkUnit] = set()  # units freed by routes, run hidden (module docstring)
+        self._kept_at: dict[int, int] = {}  # agent -> the step at which routes dropped some of its blockers
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
@@ -105,6 +108,10 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def pop_ready(self) -> WorkUnit | None:
         unit = super().pop_ready()
+        if unit is not None and self._kept_at:
+            kept_at = self._kept_at
+            if any(kept_at.get(m) == unit.step for m in unit.members):
+                self._promised.add(unit)
         if unit is None:
             unit = self._pop_speculative()
         if unit is None and self._offers:
@@ -114,7 +121,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         return unit
 
     def is_speculative(self, unit: WorkUnit) -> bool:
-        return unit in self._speculative or unit in self._chained
+        """Whether the unit runs hidden, its results held until `settled`: a bet, or a unit its blockers' routes
+        freed (`promised`)."""
+        return unit in self._speculative or unit in self._chained or unit in self._promised
+
+    def promised(self, unit: WorkUnit) -> bool:
+        """A unit that runs on its blockers' routes, not on a guess: it is never undone."""
+        return unit in self._promised
 
     def _may_bet(self) -> bool:
         bets = len(self._speculative) + len(self._chained)
@@ -188,6 +201,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             blockers.discard(b)
             self.blocks[b].discard(agent)
             self.proven += 1
+            self._kept_at[agent] = self.table.step[agent]
 
     def _walk(self, agent: int) -> float:
         """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
@@ -443,6 +457,9 @@ class SpeculativeScheduler(MetropolisScheduler):
                 seen[m] = pos[m]
                 self._moved_at[m] = self.table.step[m]
         spec_of = self._spec_of
+        self._promised.discard(unit)
+        for m in unit.members:
+            self._kept_at.pop(m, None)
         if unit in self._speculative:
             self._speculative.discard(unit)
             for m in unit.members:
@@ -478,6 +495,7 @@ class SpeculativeScheduler(MetropolisScheduler):
                 blocked_by[a].discard(j)
                 self.blocks[j].discard(a)
                 self.proven += 1
+                self._kept_at[a] = self.table.step[a]
                 if blocked_by[a]:
                     continue
                 if status[a] is Status.WAITING:
