@@ -26,8 +26,9 @@ chains of clusters reaches 77 % of the oracle, with them 89 %; what the real gue
 Routes (`routes`, scheduling/speculative_routes.py): agents that publish where they will be (the tiles of a planned
 path, and the step through which they keep to them) are not guessed at: a blocker whose route keeps it farther than
 R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (a
-held result freed so commits; a unit freed so is `promised`: it runs as a speculative one that settles when it
-finishes, since the neighbour query and the causality checker know only `ctx.stay` promises), and one whose route
+held result freed so commits; a unit freed so is `promised`: it runs as any unit does, its members together, but
+hidden from the causality checker and excused by the neighbour query, which know only `ctx.stay` promises), and
+one whose route
 ends before the unit's step is guessed to walk only from its route's tiles after that. A route is a promise,
 checked at every commit (`BrokenRoute`); the causality checker knows only `ctx.stay` promises, not routes, so with
 routes the policy does not claim its invariant.
@@ -99,6 +100,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.joined = 0  # agents that joined a chained unit from their table row
         self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
         self._promised: set[WorkUnit] = set()  # units freed by routes, run hidden (module docstring)
+        self._promised_of: dict[int, WorkUnit] = {}  # member -> its running promised unit
         self._kept_at: dict[int, int] = {}  # agent -> the step at which routes dropped some of its blockers
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
@@ -112,6 +114,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             kept_at = self._kept_at
             if any(kept_at.get(m) == unit.step for m in unit.members):
                 self._promised.add(unit)
+                self._promised_of.update(dict.fromkeys(unit.members, unit))
         if unit is None:
             unit = self._pop_speculative()
         if unit is None and self._offers:
@@ -121,13 +124,21 @@ class SpeculativeScheduler(MetropolisScheduler):
         return unit
 
     def is_speculative(self, unit: WorkUnit) -> bool:
-        """Whether the unit runs hidden, its results held until `settled`: a bet, or a unit its blockers' routes
-        freed (`promised`)."""
+        """Whether the unit's dispatch is hidden from the observers: a bet, or a unit its blockers' routes freed
+        (`promised`)."""
         return unit in self._speculative or unit in self._chained or unit in self._promised
 
+    def is_bet(self, unit: WorkUnit) -> bool:
+        """Whether the unit runs on a guess: its results are held until `settled`, and it may be undone."""
+        return unit in self._speculative or unit in self._chained
+
     def promised(self, unit: WorkUnit) -> bool:
-        """A unit that runs on its blockers' routes, not on a guess: it is never undone."""
+        """A unit that runs on its blockers' routes, not on a guess: it is never undone, and commits as it ends."""
         return unit in self._promised
+
+    def runs_promised(self, agent: int) -> bool:
+        """Whether `agent` is running in a `promised` unit (the neighbour query cannot check it: routes)."""
+        return agent in self._promised_of
 
     def _may_bet(self) -> bool:
         bets = len(self._speculative) + len(self._chained)
@@ -460,6 +471,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._promised.discard(unit)
         for m in unit.members:
             self._kept_at.pop(m, None)
+            self._promised_of.pop(m, None)
         if unit in self._speculative:
             self._speculative.discard(unit)
             for m in unit.members:
