@@ -23,15 +23,20 @@ from tests.test_speculative import run_eager
 
 BOLD = Window(depth=64, share=1.0, budget=1.0, guess=0.0)
 NO_BETS = Window(depth=0)
+FOREVER = 10**9
 
 
 class RouteWalker(RandomWalker):
     """A walker with a plan, as a Generative Agents persona has one: it draws a path of a few tiles and a step
     before which it starts nothing new, walks the path (pausing at random, as a conversation would hold it), and
-    publishes what it knows after each step: the tiles left and the first step it may draw a new path."""
+    publishes what it knows after each step: the tiles left and the first step it may draw a new path. One with a
+    `reach` keeps within it of where it started, and promises so (the route's area, for ever)."""
 
-    def __init__(self, name: str, pos: Pos, config: WalkerConfig, *, liar: bool = False) -> None:
+    def __init__(
+        self, name: str, pos: Pos, config: WalkerConfig, *, liar: bool = False, reach: float | None = None
+    ) -> None:
         super().__init__(name, pos, config)
+        self.home, self.reach = pos, reach
         self.path: deque[Pos] = deque()
         self.sub_end = 0
         self.published: dict[int, Route] = {}  # step -> the route it knew on reaching it
@@ -50,7 +55,7 @@ class RouteWalker(RandomWalker):
         if s >= self.sub_end and not self.path:
             tile = pos
             for _ in range(rng.randrange(8)):
-                moves = ctx.world.moves(tile)
+                moves = [m for m in ctx.world.moves(tile) if self.reach is None or self._dist(m) <= self.reach]
                 if moves:
                     tile = moves[(rng.randrange(len(moves)) + self.heard) % len(moves)]
                     self.path.append(tile)
@@ -62,7 +67,12 @@ class RouteWalker(RandomWalker):
             pos = next((m for m in ctx.world.moves(ctx.pos) if m not in promised.tiles), pos)
         if pos != ctx.pos:
             ctx.move(pos)
-        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path))
+        end = self.path[-1] if self.path else pos
+        area = None if self.reach is None else (FOREVER, self.reach + self._dist(end))
+        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), area)
+
+    def _dist(self, pos: Pos) -> float:
+        return float(((pos[0] - self.home[0]) ** 2 + (pos[1] - self.home[1]) ** 2) ** 0.5)
 
     def route_at(self, step: int) -> Route | None:
         return self.published.get(step)
@@ -91,7 +101,10 @@ def route_sim(world: dict[str, Any], scheduler: str | Window, *, liar: bool = Fa
     tiles = tilemap.walkable_tiles()
     space = World(tilemap=tilemap, perception_radius=world["R"], max_velocity=world["V"])
     config = WalkerConfig(move_prob=world["move"], talk_prob=world["talk"])
-    agents = [RouteWalker(f"a{i}", rng.choice(tiles), config, liar=liar and i == 0) for i in range(world["n"])]
+    agents = [
+        RouteWalker(f"a{i}", rng.choice(tiles), config, liar=liar and i == 0, reach=rng.choice(world["reach"]))
+        for i in range(world["n"])
+    ]
     routes = AgentRoutes(agents)
     sched: Any = scheduler
     if isinstance(scheduler, Window):
@@ -113,6 +126,7 @@ worlds = st.fixed_dictionaries(
         "walls": st.sampled_from([0.0, 0.2]),
         "move": st.floats(0.5, 1),
         "talk": st.floats(0, 1),
+        "reach": st.sampled_from([(None,), (None, 2.0), (1.0, 3.0)]),
     }
 )
 
@@ -138,7 +152,7 @@ def test_routes_really_drop_blockers_and_free_units() -> None:
     proven = {NO_BETS: 0, BOLD: 0}
     promised = 0
     for seed in range(10):
-        world = dict(n=25, seed=seed, size=24, steps=12, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.3)
+        world = dict(n=25, seed=seed, size=24, steps=12, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.3, reach=(None, 2))
         serial = route_sim(world, "serial")
         run_shuffled(serial, random.Random(seed))
         for window in (NO_BETS, BOLD):
@@ -170,7 +184,7 @@ def _count_promised(sim: Simulation) -> list[int]:
 
 
 def test_a_broken_route_is_an_error() -> None:
-    world = dict(n=6, seed=3, size=10, steps=6, R=2.0, V=1.0, walls=0.0, move=1.0, talk=0.0)
+    world = dict(n=6, seed=3, size=10, steps=6, R=2.0, V=1.0, walls=0.0, move=1.0, talk=0.0, reach=(None,))
     sim = route_sim(world, NO_BETS, liar=True)
     with pytest.raises(BrokenRoute, match="off the route it published"):
         run_shuffled(sim, random.Random(0))

@@ -54,7 +54,7 @@ class ReplayAgent(Agent):
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
-        routes: tuple[Sequence[int], Sequence[int]] | None = None,
+        routes: tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]] | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -64,7 +64,7 @@ class ReplayAgent(Agent):
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
         self.still_through = still_stretches(path) if promise_still else None
-        self.routes = routes  # per step: (the step through which it keeps to its route, the route's tiles left)
+        self.routes = routes  # per step: route until, its tiles left, area until, area radius (Workload.route_of)
         self._route_cache: dict[int, Route] = {}
 
     async def step(self, ctx: StepContext) -> None:
@@ -92,8 +92,9 @@ class ReplayAgent(Agent):
             return None
         route = self._route_cache.get(step)
         if route is None:
-            until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
-            route = self._route_cache[step] = Route(until, walk_tiles(self.path, step, moves))
+            until, moves, area_until, radius = (column[step - 1] for column in self.routes)
+            tiles = walk_tiles(self.path, step, moves)
+            route = self._route_cache[step] = Route(until, tiles, (area_until, float(radius)))
         return route
 
     def state_dict(self) -> dict[str, Any]:
@@ -131,9 +132,8 @@ def replay_agents(
     xy = workload.positions.tolist()
     names = workload.action_names
     codes = workload.actions.T.tolist()
-    known = routes and workload.route_until is not None and workload.route_moves is not None
-    until = workload.route_until.T.tolist() if known and workload.route_until is not None else None
-    moves = workload.route_moves.T.tolist() if known and workload.route_moves is not None else None
+    columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
+    known = [c.T.tolist() for c in columns if c is not None] if routes else []
     return [
         ReplayAgent(
             workload.names[i],
@@ -144,7 +144,7 @@ def replay_agents(
             send_text=send_text,
             plans=plans[i],
             promise_still=promise_still,
-            routes=(until[i], moves[i]) if until is not None and moves is not None else None,
+            routes=(known[0][i], known[1][i], known[2][i], known[3][i]) if len(known) == 4 else None,
         )
         for i in range(n)
     ]

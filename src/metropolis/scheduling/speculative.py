@@ -27,11 +27,11 @@ Routes (`routes`, scheduling/speculative_routes.py): agents that publish where t
 path, and the step through which they keep to them) are not guessed at: a blocker whose route keeps it farther than
 R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (a
 held result freed so commits; a unit freed so is `promised`: it runs as any unit does, its members together, but
-hidden from the causality checker and excused by the neighbour query, which know only `ctx.stay` promises), and
-one whose route
-ends before the unit's step is guessed to walk only from its route's tiles after that. A route is a promise,
-checked at every commit (`BrokenRoute`); the causality checker knows only `ctx.stay` promises, not routes, so with
-routes the policy does not claim its invariant.
+hidden from the causality checker and excused by the neighbour query, which know only `ctx.stay` promises), and one
+whose route ends before the unit's step is guessed to walk only from its route's tiles after that, and to stay
+within the area it expects to keep to (its activity's place, `Route.area`) while it expects to. A route is a
+promise, checked at every commit (`BrokenRoute`); the causality checker knows only `ctx.stay` promises, not routes,
+so with routes the policy does not claim its invariant.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -185,11 +185,15 @@ class SpeculativeScheduler(MetropolisScheduler):
         if route is None:
             walked = self._walk(agent) * table.moves(agent, step)
             return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
-        ahead = step - table.step[agent]
-        near = route.nearest(pos, ahead, self.metric.distance)
-        if route.until >= step:
-            return near <= self.couple_radius  # a promise, not a guess
-        return near - self._walk(agent) * (step - route.until) <= self.couple_radius
+        ahead, dist = step - table.step[agent], self.metric.distance
+        kept = route.kept_from(pos, ahead, step, dist)
+        if kept is not None:
+            return kept <= self.couple_radius  # a promise, not a guess
+        if route.area is not None and route.area[0] > route.until:  # from anywhere in its area, when it ends
+            last, near = route.area[0], dist(pos, route.tiles[-1]) - route.area[1]
+        else:
+            last, near = route.until, route.nearest(pos, ahead, dist)
+        return near - self._walk(agent) * (step - last) <= self.couple_radius
 
     def _route(self, agent: int) -> Route | None:
         """The route `agent` published when it reached its step in the table, if any."""
@@ -200,10 +204,11 @@ class SpeculativeScheduler(MetropolisScheduler):
         neither be coupled with `agent` there nor be seen by it."""
         table = self.table
         route = self._route(blocker)
-        step = table.step[agent]
-        if route is None or route.until < step:
+        if route is None:
             return False
-        return route.nearest(table.pos[agent], step - table.step[blocker], self.metric.distance) > self.couple_radius
+        step = table.step[agent]
+        kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
+        return kept is not None and kept > self.couple_radius
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
@@ -492,10 +497,10 @@ class SpeculativeScheduler(MetropolisScheduler):
         table = self.table
         for m in unit.members:
             route = self.routes.route(m, unit.step) if self.routes is not None else None
-            if route is not None and route.until >= unit.step + 1 and table.pos[m] not in route.tiles:
+            if route is not None and not route.keeps(table.pos[m], unit.step + 1, self.metric.distance):
                 raise BrokenRoute(
                     f"agent {m} stands at {table.pos[m]} after step {unit.step}, off the route it published "
-                    f"through step {route.until}"
+                    f"({route.until}, {route.area})"
                 )
 
     def _free_kept_away(self, unit: WorkUnit) -> None:

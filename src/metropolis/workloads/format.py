@@ -15,7 +15,9 @@ oracle) work the same for generated and for recorded days:
   planned path of `route_moves` tiles (no faster than a tile a step, maybe slower) and starts nothing new before
   `route_until`, so it stands on that path's tiles (from where it stands at step s + 1) at every step up to
   `route_until`. Its own state only, as `plan_next`; `route_of` reads the tiles off the recorded positions, which
-  walk every planned tile (a planned path is never abandoned).
+  walk every planned tile (a planned path is never abandoned). With it, where it expects to be after that
+  (`area_until[s, i]`, `area_radius[s, i]`): within `area_radius` of its route's last tile until `area_until`, the
+  end of its activity (a guess: its next sub-tasks are in the same place).
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -81,6 +83,8 @@ class Workload:
     plan_next: np.ndarray | None = None  # (steps, n) int32, or None: no plans recorded
     route_until: np.ndarray | None = None  # (steps, n) int32, or None: no routes recorded
     route_moves: np.ndarray | None = None  # (steps, n) int32, with route_until
+    area_until: np.ndarray | None = None  # (steps, n) int32, with route_until (or None)
+    area_radius: np.ndarray | None = None  # (steps, n) int32, with area_until
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -97,7 +101,9 @@ class Workload:
             self._check_plans(self.plan_next)
         if (self.route_until is None) != (self.route_moves is None):
             raise ValueError("route_until and route_moves come together: give both or neither")
-        for name in ("route_until", "route_moves"):
+        if (self.area_until is None) != (self.area_radius is None):
+            raise ValueError("area_until and area_radius come together: give both or neither")
+        for name in ("route_until", "route_moves", "area_until", "area_radius"):
             value = getattr(self, name)
             if value is not None and value.shape != self.actions.shape:
                 raise ValueError(f"{name} should have shape {self.actions.shape}, got {value.shape}")
@@ -216,7 +222,13 @@ class Workload:
         "observed_ids",
         "partner_rows",
     )
-    OPTIONAL_ARRAYS = ("plan_next", "route_until", "route_moves")  # absent from files written before they existed
+    OPTIONAL_ARRAYS = (
+        "plan_next",
+        "route_until",
+        "route_moves",
+        "area_until",
+        "area_radius",
+    )  # absent from files written before they existed
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)

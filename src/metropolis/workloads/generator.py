@@ -16,6 +16,9 @@ begins then (going to bed calls nothing). Only the resident's state after the st
 future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses. Its route
 too (`Workload.route_until`, `route_moves`): the tiles of its planned path left, and the first step at which it may
 start a new sub-task (its path walked, the sub-task over); a conversation only makes it stand longer on that path.
+And the area it keeps to after that (`area_until`, `area_radius`): until its activity ends its next sub-tasks go to
+tiles of the same place, along paths it can work out now; every tile of those paths and of its route lies within
+`area_radius` of its route's end.
 
 The knobs of the call model (`CallModel`) are tuned so that 25 agents make the paper's day: about 56,700
 calls, about 5,000 in the busy hour (12-1 pm) and 800 in the quiet one (6-7 am). Seeded: the same config
@@ -95,6 +98,7 @@ class _Resident:
     acc: int = 0
     seen: dict[int, int] = field(default_factory=dict)
     planned: int | None = None  # the step of the next planned call, while the plan stands (None: to compute)
+    area: tuple[int, int] | None = None  # (area until, its reach from the route's end); None: to compute
 
     @property
     def activity(self) -> Activity:
@@ -114,7 +118,7 @@ class _Recorder:
         self.actions: list[list[int]] = []
         self.positions: list[list[Pos]] = []
         self.plans: list[list[int]] = []
-        self.routes: list[list[tuple[int, int]]] = []  # per step, per resident: (route until, tiles left to walk)
+        self.routes: list[list[tuple[int, int, int, int]]] = []  # per step, per resident: _DayRun._route
 
     def action(self, text: str) -> int:
         code = self.action_codes.get(text)
@@ -172,6 +176,7 @@ class _DayRun:
         self.town_of = np.array([i // SMALLVILLE_AGENTS for i in range(len(residents))])
         self.calls: list[tuple[int, int, int, int]] = []
         self._last_positions: list[Pos] | None = None
+        self._places: dict[tuple[tuple[Pos, ...], int], list[Pos]] = {}  # _place_paths
         self._seen: tuple[np.ndarray, np.ndarray, list[list[int]]] = (np.zeros(0, np.int32), np.zeros(0), [])
         # Euclidean is the candidate filter; walking distance (never shorter) then keeps the pairs really within R.
         self.walking = (
@@ -300,7 +305,7 @@ class _DayRun:
             r.pos = r.path.popleft()
 
     def _next_subtask(self, i: int, r: _Resident, s: int) -> None:
-        r.planned = None
+        r.planned = r.area = None
         if s >= r.activity.end:
             while r.activity.end <= s:
                 r.act += 1
@@ -353,12 +358,39 @@ class _DayRun:
             pos = walk[-1] if walk else pos
             t = max(sleep.end, t + len(walk) + 1)
 
-    def _route(self, r: _Resident, s: int) -> tuple[int, int]:
+    def _route(self, r: _Resident, s: int) -> tuple[int, int, int, int]:
         """What r knows after step s of where it goes: it walks its path (a tile a step at most; talking, it
         stands) and starts a new sub-task, the only thing that gives it a new path, at the first step t >= its
         sub-task's end with the path walked: t >= s + 1 + len(path). So it stands on its path's tiles, from its
         position at step s + 1, at every step up to that t."""
-        return max(r.sub_end, s + 1 + len(r.path)), len(r.path)
+        if r.area is None:
+            r.area = self._area(r, s)
+        return max(r.sub_end, s + 1 + len(r.path)), len(r.path), *r.area
+
+    def _area(self, r: _Resident, s: int) -> tuple[int, int]:
+        """(u, d): at every step up to u, r stands within d of its route's end. Up to the end of its activity
+        (and of its route) it walks only its route and then paths to tiles of the activity's place, from the route's
+        end or from one such tile to another: those paths are all it may walk, wherever the dice send it."""
+        end = r.path[-1] if r.path else r.pos
+        act = r.activity
+        here = [r.pos, *r.path, *self._place_paths(act)]
+        base, town = self.layout.locate(end)
+        for tile in act.tiles:
+            here.extend(self.layout.path(base, town, tile, act.town))
+        reach = max(((x - end[0]) ** 2 + (y - end[1]) ** 2) ** 0.5 for x, y in here)
+        return max(act.end, s + 1 + len(r.path), r.sub_end), int(np.ceil(reach))
+
+    def _place_paths(self, act: Activity) -> list[Pos]:
+        """Every tile of the paths between two tiles of the activity's place (its sub-tasks walk these)."""
+        key = (act.tiles, act.town)
+        tiles = self._places.get(key)
+        if tiles is None:
+            tiles = [self.layout.to_global(t, act.town) for t in act.tiles]
+            for a in act.tiles:
+                for b in act.tiles:
+                    tiles.extend(self.layout.path(a, act.town, b, act.town))
+            self._places[key] = tiles
+        return tiles
 
     def _action(self, r: _Resident) -> str:
         act = r.activity
@@ -380,7 +412,7 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
     counts = np.concatenate(rec.obs_counts) if rec.obs_counts else np.zeros(0, dtype=np.int64)
     partners = np.array(rec.partners, dtype=np.int32).reshape(-1, 3)
     partners[:, 0] -= start
-    routes = np.array(rec.routes, dtype=np.int64).reshape(-1, n, 2)
+    routes = np.array(rec.routes, dtype=np.int64).reshape(-1, n, 4)
     steps = len(rec.actions)
     return Workload(
         names=[r.name for r in residents],
@@ -399,6 +431,8 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         plan_next=np.array(rec.plans, dtype=np.int64).reshape(-1, n).astype(np.int32) - start,
         route_until=np.minimum(routes[:, :, 0] - start, steps).astype(np.int32),
         route_moves=routes[:, :, 1].astype(np.int32),
+        area_until=np.minimum(routes[:, :, 2] - start, steps).astype(np.int32),
+        area_radius=routes[:, :, 3].astype(np.int32),
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,
