@@ -68,8 +68,8 @@ class RouteWalker(RandomWalker):
         if pos != ctx.pos:
             ctx.move(pos)
         end = self.path[-1] if self.path else pos
-        area = None if self.reach is None else (FOREVER, self.reach + self._dist(end))
-        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), area)
+        areas = () if self.reach is None else ((FOREVER, self.reach + self._dist(end)),)
+        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), areas)
 
     def _dist(self, pos: Pos) -> float:
         return float(((pos[0] - self.home[0]) ** 2 + (pos[1] - self.home[1]) ** 2) ** 0.5)

@@ -54,7 +54,7 @@ class ReplayAgent(Agent):
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
-        routes: tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]] | None = None,
+        routes: tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -92,9 +92,9 @@ class ReplayAgent(Agent):
             return None
         route = self._route_cache.get(step)
         if route is None:
-            until, moves, area_until, radius = (column[step - 1] for column in self.routes)
-            tiles = walk_tiles(self.path, step, moves)
-            route = self._route_cache[step] = Route(until, tiles, (area_until, float(radius)))
+            until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
+            areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
+            route = self._route_cache[step] = Route(until, walk_tiles(self.path, step, moves), areas)
         return route
 
     def state_dict(self) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def replay_agents(
     names = workload.action_names
     codes = workload.actions.T.tolist()
     columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
-    known = [c.T.tolist() for c in columns if c is not None] if routes else []
+    known = [c.swapaxes(0, 1).tolist() for c in columns if c is not None] if routes else []
     return [
         ReplayAgent(
             workload.names[i],

@@ -24,14 +24,14 @@ day (25 agents, 8 GPUs), the held commit is what limits speculation: with every 
 chains of clusters reaches 77 % of the oracle, with them 89 %; what the real guesses give is in the README.
 
 Routes (`routes`, scheduling/speculative_routes.py): agents that publish where they will be (the tiles of a planned
-path, and the step through which they keep to them) are not guessed at: a blocker whose route keeps it farther than
-R + V from an agent at that agent's step is dropped as a blocker when either arrives at a step, without a bet (a
-held result freed so commits; a unit freed so is `promised`: it runs as any unit does, its members together, but
-hidden from the causality checker and excused by the neighbour query, which know only `ctx.stay` promises), and one
-whose route ends before the unit's step is guessed to walk only from its route's tiles after that, and to stay
-within the area it expects to keep to (its activity's place, `Route.area`) while it expects to. A route is a
-promise, checked at every commit (`BrokenRoute`); the causality checker knows only `ctx.stay` promises, not routes,
-so with routes the policy does not claim its invariant.
+path and the step through which they keep to them; the areas they keep to after that, through known steps: their
+activities' places) are not guessed at: a blocker whose route keeps it farther than R + V from an agent at that
+agent's step is dropped as a blocker when either arrives at a step, without a bet (a held result freed so commits;
+a unit freed so is `promised`: it runs as any unit does, its members together, but hidden from the causality
+checker and excused by the neighbour query, which know only `ctx.stay` promises), and one whose route ends before
+the unit's step is guessed to walk from anywhere in its last area after that. A route is a promise, checked at
+every commit (`BrokenRoute`); the causality checker does not know routes, so with routes the policy does not claim
+its invariant.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -189,8 +189,9 @@ class SpeculativeScheduler(MetropolisScheduler):
         kept = route.kept_from(pos, ahead, step, dist)
         if kept is not None:
             return kept <= self.couple_radius  # a promise, not a guess
-        if route.area is not None and route.area[0] > route.until:  # from anywhere in its area, when it ends
-            last, near = route.area[0], dist(pos, route.tiles[-1]) - route.area[1]
+        area = route.last_area()
+        if area is not None:  # from anywhere in its area, when it ends
+            last, near = area[0], dist(pos, route.tiles[-1]) - area[1]
         else:
             last, near = route.until, route.nearest(pos, ahead, dist)
         return near - self._walk(agent) * (step - last) <= self.couple_radius
@@ -500,7 +501,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             if route is not None and not route.keeps(table.pos[m], unit.step + 1, self.metric.distance):
                 raise BrokenRoute(
                     f"agent {m} stands at {table.pos[m]} after step {unit.step}, off the route it published "
-                    f"({route.until}, {route.area})"
+                    f"({route.until}, {route.areas})"
                 )
 
     def _free_kept_away(self, unit: WorkUnit) -> None:

@@ -21,29 +21,35 @@ from metropolis.world.spatial import Pos
 @dataclass(frozen=True, slots=True)
 class Route:
     """At every step up to `until` the agent stands on one of `tiles`, which it walks in order from `tiles[0]`
-    (where it stands now), no faster than a tile a step. It may promise more (`area`): that it stands within a
+    (where it stands now), no faster than a tile a step. It may promise more (`areas`): that it stands within a
     radius of where the route ends at every step up to a later one (its activity's place, until the activity
-    ends: it knows every path its next sub-tasks there may take)."""
+    ends, and those of the next ones: it knows every path its next sub-tasks there may take)."""
 
     def kept_from(self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float]) -> float | None:
         """The least distance from `pos` it can stand at `step`, `steps` steps from now, by its promises; None:
         it promised nothing that far."""
         if self.until >= step:
             return self.nearest(pos, steps, distance)
-        if self.area is not None and self.area[0] >= step:
-            return distance(pos, self.tiles[-1]) - self.area[1]
+        for until, radius in self.areas:
+            if until >= step:
+                return distance(pos, self.tiles[-1]) - radius
         return None
 
     def keeps(self, pos: Pos, step: int, distance: Callable[[Pos, Pos], float]) -> bool:
         """Whether standing at `pos` at `step` keeps its promises."""
-        if self.until >= step:
-            return pos in self.tiles
-        return self.area is None or self.area[0] < step or distance(pos, self.tiles[-1]) <= self.area[1]
+        if self.until >= step and pos not in self.tiles:
+            return False
+        return all(until < step or distance(pos, self.tiles[-1]) <= radius for until, radius in self.areas)
+
+    def last_area(self) -> tuple[int, float] | None:
+        """The area it keeps to longest, if it promised any beyond its route."""
+        return self.areas[-1] if self.areas and self.areas[-1][0] > self.until else None
 
     until: int
     tiles: tuple[Pos, ...]
-    # (through which step, how far): it stands within that distance of `tiles[-1]` up to that step (a promise too)
-    area: tuple[int, float] | None = None
+    # (through which step, how far), later steps first to last: it stands within that distance of `tiles[-1]` at
+    # every step up to that one (a promise too)
+    areas: tuple[tuple[int, float], ...] = ()
 
     def reachable(self, steps: int) -> tuple[Pos, ...]:
         """The tiles it may stand on within `steps` steps from now."""

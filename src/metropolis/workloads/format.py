@@ -15,9 +15,9 @@ oracle) work the same for generated and for recorded days:
   planned path of `route_moves` tiles (no faster than a tile a step, maybe slower) and starts nothing new before
   `route_until`, so it stands on that path's tiles (from where it stands at step s + 1) at every step up to
   `route_until`. Its own state only, as `plan_next`; `route_of` reads the tiles off the recorded positions, which
-  walk every planned tile (a planned path is never abandoned). With it, where it expects to be after that
-  (`area_until[s, i]`, `area_radius[s, i]`): within `area_radius` of its route's last tile until `area_until`, the
-  end of its activity (a guess: its next sub-tasks are in the same place).
+  walk every planned tile (a planned path is never abandoned). With it, where it keeps to after that
+  (`area_until[s, i, j]`, `area_radius[s, i, j]`): within `area_radius` of its route's last tile at every step up
+  to `area_until`, for the end of its activity and of the next ones (its plan says where they are).
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -83,8 +83,8 @@ class Workload:
     plan_next: np.ndarray | None = None  # (steps, n) int32, or None: no plans recorded
     route_until: np.ndarray | None = None  # (steps, n) int32, or None: no routes recorded
     route_moves: np.ndarray | None = None  # (steps, n) int32, with route_until
-    area_until: np.ndarray | None = None  # (steps, n) int32, with route_until (or None)
-    area_radius: np.ndarray | None = None  # (steps, n) int32, with area_until
+    area_until: np.ndarray | None = None  # (steps, n, areas) int32, with route_until (or None)
+    area_radius: np.ndarray | None = None  # (steps, n, areas) int32, with area_until
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -105,7 +105,7 @@ class Workload:
             raise ValueError("area_until and area_radius come together: give both or neither")
         for name in ("route_until", "route_moves", "area_until", "area_radius"):
             value = getattr(self, name)
-            if value is not None and value.shape != self.actions.shape:
+            if value is not None and value.shape[:2] != self.actions.shape:
                 raise ValueError(f"{name} should have shape {self.actions.shape}, got {value.shape}")
 
     def _check_plans(self, plans: np.ndarray) -> None:
