@@ -29,9 +29,9 @@ activities' places) are not guessed at: a blocker whose route keeps it farther t
 agent's step is dropped as a blocker when either arrives at a step, without a bet (a held result freed so commits;
 a unit freed so is `promised`: it runs as any unit does, its members together, but hidden from the causality
 checker and excused by the neighbour query, which know only `ctx.stay` promises), and one whose route ends before
-the unit's step is guessed to walk from anywhere in its last area after that. A route is a promise, checked at
-every commit (`BrokenRoute`); the causality checker does not know routes, so with routes the policy does not claim
-its invariant.
+the unit's step is guessed to walk on from its route's tiles, and from anywhere in its last area once that ends. A
+route is a promise, checked at every commit (`BrokenRoute`); the causality checker does not know routes, so with
+routes the policy does not claim its invariant.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -187,14 +187,14 @@ class SpeculativeScheduler(MetropolisScheduler):
             return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
         ahead, dist = step - table.step[agent], self.metric.distance
         kept = route.kept_from(pos, ahead, step, dist)
-        if kept is not None:
-            return kept <= self.couple_radius  # a promise, not a guess
+        if kept is not None and (kept > self.couple_radius or route.until >= step):
+            return kept <= self.couple_radius  # its promise decides
+        walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
+        near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
         area = route.last_area()
-        if area is not None:  # from anywhere in its area, when it ends
-            last, near = area[0], dist(pos, route.tiles[-1]) - area[1]
-        else:
-            last, near = route.until, route.nearest(pos, ahead, dist)
-        return near - self._walk(agent) * (step - last) <= self.couple_radius
+        if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
+            near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
+        return near <= self.couple_radius
 
     def _route(self, agent: int) -> Route | None:
         """The route `agent` published when it reached its step in the table, if any."""

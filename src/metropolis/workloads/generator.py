@@ -397,7 +397,7 @@ class _DayRun:
         tiles = self._from.get(key)
         if tiles is None:
             base, town = self.layout.locate(tile)
-            tiles = [p for goal in act.tiles for p in self.layout.path(base, town, goal, act.town)]
+            tiles = [p for goal in act.tiles for p in self._path(base, town, goal, act.town)]
             self._from[key] = tiles
         return tiles
 
@@ -410,9 +410,16 @@ class _DayRun:
             tiles.extend(self.layout.to_global(t, b.town) for t in b.tiles)
             for x in a.tiles:
                 for y in b.tiles:
-                    tiles.extend(self.layout.path(x, a.town, y, b.town))
+                    tiles.extend(self._path(x, a.town, y, b.town))
             self._places[key] = tiles
         return tiles
+
+    def _path(self, start: Pos, town: int, goal: Pos, goal_town: int) -> list[Pos]:
+        """`Layout.path`, or nothing between towns no corridor joins (a resident never walks that: it would fail)."""
+        try:
+            return self.layout.path(start, town, goal, goal_town)
+        except ValueError:
+            return []
 
     def _action(self, r: _Resident) -> str:
         act = r.activity
