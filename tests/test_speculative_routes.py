@@ -188,3 +188,33 @@ def test_a_broken_route_is_an_error() -> None:
     sim = route_sim(world, NO_BETS, liar=True)
     with pytest.raises(BrokenRoute, match="off the route it published"):
         run_shuffled(sim, random.Random(0))
+
+
+def test_the_generated_residents_keep_the_routes_they_publish() -> None:
+    """Every route and area a generated resident publishes holds at every later step it covers, and a replay that
+    reads them drops blockers (and commits, where a broken promise would raise)."""
+    from metropolis.agents.replay import replay_simulation
+    from metropolis.kernel import Environment
+    from metropolis.llm.serving import Cluster, VirtualLLM, preset
+    from metropolis.runtime import VirtualRuntime
+    from metropolis.workloads import DayConfig, generate
+    from metropolis.world.smallville import load_smallville
+
+    workload, layout = generate(load_smallville(), DayConfig(agents=30, start_hour=7.5, hours=0.5, mode="large"))
+    assert workload.area_until is not None and workload.area_radius is not None
+    for s in range(0, workload.steps, 7):
+        for i in range(workload.agents):
+            known = workload.route_of(i, s)
+            assert known is not None
+            until, tiles = known
+            for t in range(s + 1, min(until, workload.steps) + 1):
+                assert workload.position(i, t) in tiles
+            for u, radius in zip(workload.area_until[s, i].tolist(), workload.area_radius[s, i].tolist(), strict=True):
+                for t in range(s + 1, min(u, workload.steps) + 1):
+                    x, y = workload.position(i, t)
+                    assert ((x - tiles[-1][0]) ** 2 + (y - tiles[-1][1]) ** 2) ** 0.5 <= radius
+    world = layout.world(4.0)
+    sim = replay_simulation(workload, world, "speculative", window=NO_BETS, routes=True)
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
+    assert _proven(sim) > 0 and sim.agent_steps == workload.agents * workload.steps
