@@ -192,7 +192,8 @@ def test_a_broken_route_is_an_error() -> None:
 
 def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     """Every route and area a generated resident publishes holds at every later step it covers, and a replay that
-    reads them drops blockers (and commits, where a broken promise would raise)."""
+    reads them drops blockers (and commits, where a broken promise would raise: as it did once where the window
+    ended before a path, so an area was read around the wrong centre: some paths here end past the window)."""
     from metropolis.agents.replay import replay_simulation
     from metropolis.kernel import Environment
     from metropolis.llm.serving import Cluster, VirtualLLM, preset
@@ -202,6 +203,7 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
 
     workload, layout = generate(load_smallville(), DayConfig(agents=30, start_hour=7.5, hours=0.5, mode="large"))
     assert workload.area_until is not None and workload.area_radius is not None
+    truncated = 0
     for s in range(0, workload.steps, 7):
         for i in range(workload.agents):
             known = workload.route_of(i, s)
@@ -209,10 +211,14 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
             until, tiles = known
             for t in range(s + 1, min(until, workload.steps) + 1):
                 assert workload.position(i, t) in tiles
+            if len(tiles) < int(workload.route_moves[s, i]) + 1:  # the window ends first: the areas' centre is past it
+                truncated += 1
+                continue
             for u, radius in zip(workload.area_until[s, i].tolist(), workload.area_radius[s, i].tolist(), strict=True):
                 for t in range(s + 1, min(u, workload.steps) + 1):
                     x, y = workload.position(i, t)
                     assert ((x - tiles[-1][0]) ** 2 + (y - tiles[-1][1]) ** 2) ** 0.5 <= radius
+    assert truncated > 0
     world = layout.world(4.0)
     sim = replay_simulation(workload, world, "speculative", window=NO_BETS, routes=True)
     env = Environment()

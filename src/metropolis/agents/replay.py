@@ -93,8 +93,11 @@ class ReplayAgent(Agent):
         route = self._route_cache.get(step)
         if route is None:
             until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
+            tiles = walk_tiles(self.path, step, moves)
+            # Areas are measured from the planned path's end: none where the window ends before the path does.
+            whole = len(tiles) == moves + 1
             areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
-            route = self._route_cache[step] = Route(until, walk_tiles(self.path, step, moves), areas)
+            route = self._route_cache[step] = Route(until, tiles, areas if whole else ())
         return route
 
     def state_dict(self) -> dict[str, Any]:

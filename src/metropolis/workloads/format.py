@@ -17,7 +17,9 @@ oracle) work the same for generated and for recorded days:
   `route_until`. Its own state only, as `plan_next`; `route_of` reads the tiles off the recorded positions, which
   walk every planned tile (a planned path is never abandoned). With it, where it keeps to after that
   (`area_until[s, i, j]`, `area_radius[s, i, j]`): within `area_radius` of its route's last tile at every step up
-  to `area_until`, for the end of its activity and of the next ones (its plan says where they are).
+  to `area_until`, for the end of its activity and of the next ones (its plan says where they are). Where the
+  window ends before the path does, `route_of` has fewer tiles than `route_moves` + 1 and the areas' centre is
+  not among them: they cannot be read.
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
