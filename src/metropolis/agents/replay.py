@@ -10,19 +10,27 @@ speaker is preceded by that speaker's plan (`ctx.plan`), as a Generative Agents 
 would: agent-aware serving reads it as the invocation distance. An agent-step
 without calls publishes nothing (its plan stands).
 
+When the workload knows the agents' routes (`Workload.route_until`), the agent publishes, for each step it reaches,
+the route it knew when it got there (`route_at`): the tiles of its planned path and the step through which it stays
+on them. The `speculative` policy reads them as promises (scheduling/speculative_routes.py).
+
 Against the serving model a call carries its recorded prompt and output lengths; against a real endpoint it
 carries filler text of about the recorded prompt length and `max_tokens` = the recorded output length.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.engine.simulation import SchedulerFactory
 from metropolis.scheduling import AgentView, DependencyGraph, OracleScheduler
-from metropolis.workloads.format import Call, Workload
+from metropolis.scheduling.speculative import SpeculativeScheduler
+from metropolis.scheduling.speculative_routes import AgentRoutes, Route
+from metropolis.scheduling.speculative_window import Window
+from metropolis.workloads.format import Call, Workload, walk_tiles
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
@@ -46,6 +54,7 @@ class ReplayAgent(Agent):
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
+        routes: tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -55,6 +64,8 @@ class ReplayAgent(Agent):
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
         self.still_through = still_stretches(path) if promise_still else None
+        self.routes = routes  # per step: route until, its tiles left, area until, area radius (Workload.route_of)
+        self._route_cache: dict[int, Route] = {}
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
@@ -74,6 +85,21 @@ class ReplayAgent(Agent):
             ctx.stay(self.still_through[s + 1])
         ctx.act(self.actions[s])
 
+    def route_at(self, step: int) -> Route | None:
+        """The route it knew when it reached `step` (after committing step - 1): None at the window's first step
+        or when the workload knows no routes."""
+        if self.routes is None or step < 1 or step >= len(self.path):
+            return None
+        route = self._route_cache.get(step)
+        if route is None:
+            until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
+            tiles = walk_tiles(self.path, step, moves)
+            # Areas are measured from the planned path's end: none where the window ends before the path does.
+            whole = len(tiles) == moves + 1
+            areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
+            route = self._route_cache[step] = Route(until, tiles, areas if whole else ())
+        return route
+
     def state_dict(self) -> dict[str, Any]:
         """Nothing: a replay agent's steps read only its script, fixed at construction."""
         return {}
@@ -92,8 +118,10 @@ def still_stretches(path: Sequence[Pos]) -> list[int]:
     return out
 
 
-def replay_agents(workload: Workload, *, send_text: bool = False, promise_still: bool = False) -> list[ReplayAgent]:
-    """One replay agent per workload agent, holding only its own columns."""
+def replay_agents(
+    workload: Workload, *, send_text: bool = False, promise_still: bool = False, routes: bool = False
+) -> list[ReplayAgent]:
+    """One replay agent per workload agent, holding only its own columns (`routes`: and its routes, if known)."""
     n = workload.agents
     calls: list[dict[int, tuple[Call, ...]]] = [{} for _ in range(n)]
     plans: list[dict[int, tuple[int | None, ...]]] = [{} for _ in range(n)]
@@ -107,6 +135,8 @@ def replay_agents(workload: Workload, *, send_text: bool = False, promise_still:
     xy = workload.positions.tolist()
     names = workload.action_names
     codes = workload.actions.T.tolist()
+    columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
+    known = [c.swapaxes(0, 1).tolist() for c in columns if c is not None] if routes else []
     return [
         ReplayAgent(
             workload.names[i],
@@ -117,6 +147,7 @@ def replay_agents(workload: Workload, *, send_text: bool = False, promise_still:
             send_text=send_text,
             plans=plans[i],
             promise_still=promise_still,
+            routes=(known[0][i], known[1][i], known[2][i], known[3][i]) if len(known) == 4 else None,
         )
         for i in range(n)
     ]
@@ -153,13 +184,21 @@ def replay_simulation(
     check_causality: bool = False,
     members: str = "concurrent",
     promise_still: bool = False,
+    window: Window | None = None,
+    routes: bool = False,
 ) -> Simulation:
-    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or a factory)."""
+    """A simulation that replays `workload` on `world` under `scheduler` (a name, "oracle", or a factory).
+    `speculative` bets within `window` (None: its default) and, with `routes`, reads the routes the agents publish
+    as promises (when the workload knows them)."""
+    agents = replay_agents(workload, send_text=send_text, promise_still=promise_still, routes=routes)
     if scheduler == "oracle":
         scheduler = oracle_scheduler(workload, priority=priority)
+    elif scheduler == "speculative" and (window is not None or routes):
+        known = AgentRoutes(agents) if routes and workload.route_until is not None else None
+        scheduler = functools.partial(SpeculativeScheduler, window=window, priority=priority, routes=known)
     return Simulation(
         world,
-        replay_agents(workload, send_text=send_text, promise_still=promise_still),
+        agents,
         until=workload.steps,
         scheduler=scheduler,
         priority=priority,

@@ -9,7 +9,6 @@ on an idle replica (infinite GPUs), and every call submitted at once (the GPUs' 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from metropolis.llm.serving import Cluster, Job, ServingConfig, VirtualLLM, pres
 from metropolis.registry import check_name, unknown
 from metropolis.runtime import Environment, VirtualRuntime
 from metropolis.scheduling import DependencyGraph
-from metropolis.scheduling.speculative import SpeculativeScheduler, Window
+from metropolis.scheduling.speculative import Window
 from metropolis.workloads import DayConfig, Workload, generate
 from metropolis.world.smallville import Town
 from metropolis.world.world import World
@@ -34,6 +33,7 @@ SCHEDULING_POLICIES = (
     "metropolis-serial-members",
     "metropolis",
     "metropolis-plans",
+    "metropolis-routes",
     "speculative",
     "oracle",
 )
@@ -41,21 +41,26 @@ SCHEDULING_POLICIES = (
 # by straight-line distance on that same workload (safe: a straight line is never longer), so the table separates
 # the effect of the walking rules from the effect of the walking metric on the workload.
 EUCLIDEAN_RULES = "metropolis-euclidean-rules"
-# A policy's name -> (scheduler, priority, how a cluster's members run, whether agents promise to stand still).
-# Every policy that forms clusters runs its members together (engine/members.py) except the ablation that shows
-# what that is worth. `metropolis-plans`: each replay agent promises its recorded still stretches (`ctx.stay`), so
-# neighbours ahead need not wait for it: perfect foresight, the most such plans can give.
+# A policy's name -> (scheduler, priority, how a cluster's members run, whether agents promise to stand still,
+# whether they publish their routes). Every policy that forms clusters runs its members together
+# (engine/members.py) except the ablation that shows what that is worth. `metropolis-plans`: each replay agent
+# promises its recorded still stretches (`ctx.stay`), so neighbours ahead need not wait for it: perfect foresight,
+# the most such plans can give. Routes are no foresight: each agent publishes the path it has planned and the step
+# through which it keeps to it, as it knew them (scheduling/speculative_routes.py). `metropolis-routes` is the
+# metropolis rules with those promises and no bet (the speculative policy with a window of depth 0).
 POLICY_SETUP = {
-    "serial": ("serial", True, "concurrent", False),
-    "lockstep": ("lockstep", True, "concurrent", False),
-    "metropolis-nopriority": ("metropolis", False, "concurrent", False),
-    "metropolis-serial-members": ("metropolis", True, "serial", False),
-    "metropolis": ("metropolis", True, "concurrent", False),
-    "metropolis-plans": ("metropolis", True, "concurrent", True),
-    "speculative": ("speculative", True, "concurrent", False),
-    "oracle": ("oracle", True, "concurrent", False),
-    EUCLIDEAN_RULES: ("metropolis", True, "concurrent", False),
+    "serial": ("serial", True, "concurrent", False, False),
+    "lockstep": ("lockstep", True, "concurrent", False, False),
+    "metropolis-nopriority": ("metropolis", False, "concurrent", False, False),
+    "metropolis-serial-members": ("metropolis", True, "serial", False, False),
+    "metropolis": ("metropolis", True, "concurrent", False, False),
+    "metropolis-plans": ("metropolis", True, "concurrent", True, False),
+    "metropolis-routes": ("speculative", True, "concurrent", False, True),
+    "speculative": ("speculative", True, "concurrent", False, True),
+    "oracle": ("oracle", True, "concurrent", False, False),
+    EUCLIDEAN_RULES: ("metropolis", True, "concurrent", False, False),
 }
+NO_BETS = Window(depth=0)  # `metropolis-routes`: routes as promises, nothing run ahead of a blocker
 LIVE_POLICIES = (*SCHEDULING_POLICIES, EUCLIDEAN_RULES)  # rows that ran (bounds are computed)
 BOUNDS = ("critical-path", "gpu-limit")
 PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
@@ -197,11 +202,13 @@ def run_policy(
 ) -> PolicyResult:
     """Replay `workload` under `policy` on a fresh serving model; `metropolis-nopriority` turns priority off in
     both the scheduler and the serving queue; `window` bounds the speculative policy (None: its default)."""
-    name, priority, members, still = POLICY_SETUP[policy]
+    name, priority, members, still, routes = POLICY_SETUP[policy]
     sched: str | SchedulerFactory = oracle_scheduler(workload) if name == "oracle" else name
-    if name == "speculative" and window is not None:
-        sched = functools.partial(SpeculativeScheduler, window=window, priority=priority)
-    sim = replay_simulation(workload, world, sched, priority=priority, members=members, promise_still=still)
+    if policy == "metropolis-routes":
+        window = NO_BETS
+    sim = replay_simulation(
+        workload, world, sched, priority=priority, members=members, promise_still=still, window=window, routes=routes
+    )
     env = Environment()
     llm = VirtualLLM(env, Cluster(env, serving.replace(queue="priority" if priority else "fcfs")))
     total = workload.agents * workload.steps

@@ -151,11 +151,13 @@ class Speculation:
     # -- what the simulation asks -----------------------------------------------------------------------------
 
     def covers(self, unit: WorkUnit) -> bool:
-        return self.policy.is_speculative(unit) or unit in self._runs
+        """Whether speculation runs the unit: a bet (not a unit freed by routes, which runs as any other)."""
+        return self.policy.is_bet(unit) or unit in self._runs
 
     def running(self, agent: int) -> bool:
-        """Whether `agent` is executing a speculative step (its blockers are guessed away, not waited for)."""
-        return agent in self._running
+        """Whether `agent` is executing a speculative step (its blockers are guessed away, not waited for), or a
+        step its blockers' routes freed (they are kept away by promises the neighbour query does not know)."""
+        return agent in self._running or self.policy.runs_promised(agent)
 
     def keep_plan(self, agent: int, plan: Plan) -> bool:
         """Hold a plan published inside a speculative step until it commits; False: publish it now."""

@@ -23,6 +23,16 @@ unit. Undoing a step undoes every step chained on it, transitively (`chained_abo
 day (25 agents, 8 GPUs), the held commit is what limits speculation: with every guess right, speculation without
 chains of clusters reaches 77 % of the oracle, with them 89 %; what the real guesses give is in the README.
 
+Routes (`routes`, scheduling/speculative_routes.py): agents that publish where they will be (the tiles of a planned
+path and the step through which they keep to them; the areas they keep to after that, through known steps: their
+activities' places) are not guessed at: a blocker whose route keeps it farther than R + V from an agent at that
+agent's step is dropped as a blocker when either arrives at a step, without a bet (a held result freed so commits;
+a unit freed so is `promised`: it runs as any unit does, its members together, but hidden from the causality
+checker and excused by the neighbour query, which know only `ctx.stay` promises), and one whose route ends before
+the unit's step is guessed to walk on from its route's tiles, and from anywhere in its last area once that ends. A
+route is a promise, checked at every commit (`BrokenRoute`); the causality checker does not know routes, so with
+routes the policy does not claim its invariant.
+
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
 back by one per validated unit while the share stays under half the budget).
@@ -33,6 +43,7 @@ from __future__ import annotations
 from metropolis.scheduling.base import INF
 from metropolis.scheduling.metropolis import MetropolisScheduler
 from metropolis.scheduling.rules import block_radius
+from metropolis.scheduling.speculative_routes import BrokenRoute, Route, Routes
 from metropolis.scheduling.speculative_window import Window
 from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
@@ -46,8 +57,20 @@ class SpeculativeScheduler(MetropolisScheduler):
     name = "speculative"
     keeps_invariant = True  # at every commit: only validated units commit
 
-    def __init__(self, world: World, table: AgentView, *, priority: bool = True, window: Window | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        table: AgentView,
+        *,
+        priority: bool = True,
+        window: Window | None = None,
+        routes: Routes | None = None,
+    ) -> None:
         self.window = window if window is not None else Window()
+        self.routes = routes
+        if routes is not None:
+            self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
+        self.proven = 0  # blockers dropped on the strength of their routes
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -76,6 +99,9 @@ class SpeculativeScheduler(MetropolisScheduler):
         self.chained_across = 0  # of those, units whose held results came from different units
         self.joined = 0  # agents that joined a chained unit from their table row
         self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
+        self._promised: set[WorkUnit] = set()  # units freed by routes, run hidden (module docstring)
+        self._promised_of: dict[int, WorkUnit] = {}  # member -> its running promised unit
+        self._kept_at: dict[int, int] = {}  # agent -> the step at which routes dropped some of its blockers
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
@@ -84,6 +110,11 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def pop_ready(self) -> WorkUnit | None:
         unit = super().pop_ready()
+        if unit is not None and self._kept_at:
+            kept_at = self._kept_at
+            if any(kept_at.get(m) == unit.step for m in unit.members):
+                self._promised.add(unit)
+                self._promised_of.update(dict.fromkeys(unit.members, unit))
         if unit is None:
             unit = self._pop_speculative()
         if unit is None and self._offers:
@@ -93,7 +124,21 @@ class SpeculativeScheduler(MetropolisScheduler):
         return unit
 
     def is_speculative(self, unit: WorkUnit) -> bool:
+        """Whether the unit's dispatch is hidden from the observers: a bet, or a unit its blockers' routes freed
+        (`promised`)."""
+        return unit in self._speculative or unit in self._chained or unit in self._promised
+
+    def is_bet(self, unit: WorkUnit) -> bool:
+        """Whether the unit runs on a guess: its results are held until `settled`, and it may be undone."""
         return unit in self._speculative or unit in self._chained
+
+    def promised(self, unit: WorkUnit) -> bool:
+        """A unit that runs on its blockers' routes, not on a guess: it is never undone, and commits as it ends."""
+        return unit in self._promised
+
+    def runs_promised(self, agent: int) -> bool:
+        """Whether `agent` is running in a `promised` unit (the neighbour query cannot check it: routes)."""
+        return agent in self._promised_of
 
     def _may_bet(self) -> bool:
         bets = len(self._speculative) + len(self._chained)
@@ -136,8 +181,44 @@ class SpeculativeScheduler(MetropolisScheduler):
     def _may_come(self, agent: int, pos: Pos, step: int) -> bool:
         """The guess: may `agent` come within R + V of `pos` by the time it reaches `step`?"""
         table = self.table
-        walked = self._walk(agent) * table.moves(agent, step)
-        return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+        route = self._route(agent)
+        if route is None:
+            walked = self._walk(agent) * table.moves(agent, step)
+            return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+        ahead, dist = step - table.step[agent], self.metric.distance
+        kept = route.kept_from(pos, ahead, step, dist)
+        if kept is not None and (kept > self.couple_radius or route.until >= step):
+            return kept <= self.couple_radius  # its promise decides
+        walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
+        near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
+        area = route.last_area()
+        if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
+            near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
+        return near <= self.couple_radius
+
+    def _route(self, agent: int) -> Route | None:
+        """The route `agent` published when it reached its step in the table, if any."""
+        return None if self.routes is None else self.routes.route(agent, self.table.step[agent])
+
+    def _kept_away(self, blocker: int, agent: int) -> bool:
+        """Whether `blocker`'s route keeps it farther than R + V from `agent` up to `agent`'s step: then it can
+        neither be coupled with `agent` there nor be seen by it."""
+        table = self.table
+        route = self._route(blocker)
+        if route is None:
+            return False
+        step = table.step[agent]
+        kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
+        return kept is not None and kept > self.couple_radius
+
+    def _drop_kept_away(self, agent: int) -> None:
+        """Drop the blockers of `agent` that their routes keep away from it."""
+        blockers = self.blocked_by[agent]
+        for b in [b for b in blockers if b != HELD and self._kept_away(b, agent)]:
+            blockers.discard(b)
+            self.blocks[b].discard(agent)
+            self.proven += 1
+            self._kept_at[agent] = self.table.step[agent]
 
     def _walk(self, agent: int) -> float:
         """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
@@ -265,6 +346,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
+        if self.routes is not None and self.blocked_by[a]:
+            self._drop_kept_away(a)
         if self.blocked_by[a]:
             self._blocked_at.setdefault(self.table.step[a], set()).add(a)
 
@@ -383,12 +466,18 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def complete(self, unit: WorkUnit) -> None:
         self._running -= 1
+        if self.routes is not None:
+            self._keep_promises(unit)
         pos, seen = self.table.pos, self._seen
         for m in unit.members:
             if pos[m] != seen[m]:
                 seen[m] = pos[m]
                 self._moved_at[m] = self.table.step[m]
         spec_of = self._spec_of
+        self._promised.discard(unit)
+        for m in unit.members:
+            self._kept_at.pop(m, None)
+            self._promised_of.pop(m, None)
         if unit in self._speculative:
             self._speculative.discard(unit)
             for m in unit.members:
@@ -401,6 +490,36 @@ class SpeculativeScheduler(MetropolisScheduler):
         watch = [a for j in unit.members for a in blocks[j] if a in spec_of] if spec_of else []
         super().complete(unit)
         self._released.extend(a for a in watch if not self.blocked_by[a])
+        if self.routes is not None:
+            self._free_kept_away(unit)
+
+    def _keep_promises(self, unit: WorkUnit) -> None:
+        """Each member stands where its route (as it knew it at the step it just committed) said it would."""
+        table = self.table
+        for m in unit.members:
+            route = self.routes.route(m, unit.step) if self.routes is not None else None
+            if route is not None and not route.keeps(table.pos[m], unit.step + 1, self.metric.distance):
+                raise BrokenRoute(
+                    f"agent {m} stands at {table.pos[m]} after step {unit.step}, off the route it published "
+                    f"({route.until}, {route.areas})"
+                )
+
+    def _free_kept_away(self, unit: WorkUnit) -> None:
+        """The members published new routes with their commit: the agents they still block may be kept away
+        from now."""
+        status, blocked_by, spec_of = self.table.status, self.blocked_by, self._spec_of
+        for j in unit.members:
+            for a in [a for a in self.blocks[j] if self._kept_away(j, a)]:
+                blocked_by[a].discard(j)
+                self.blocks[j].discard(a)
+                self.proven += 1
+                self._kept_at[a] = self.table.step[a]
+                if blocked_by[a]:
+                    continue
+                if status[a] is Status.WAITING:
+                    self._push(a)
+                elif a in spec_of:
+                    self._released.append(a)
 
     def take_released(self) -> list[int]:
         """Members of speculative units released since the last call: their units may have settled."""

@@ -1,7 +1,8 @@
 """The dispatcher of the `speculative` policy: the table's one writer, with one more verb, `abort`.
 
 It differs from `Dispatcher` in two places. A speculative dispatch is not shown to the observers (the causality
-checker would rightly call it blocked): they see the unit's commit, which happens only once it is validated. And
+checker would rightly call it blocked): they see the unit's commit, which happens only once it is validated. (Nor
+is a unit freed by its blockers' routes, which the checker does not know; the watchers do not see it: no bet.) And
 a commit first asks the policy which speculative units the arriving agents conflict with; their members go back
 to waiting in the table before the policy scans the arrivals, so the two are coupled as `serial` would have them,
 and the engine is told (`on_conflict`) to undo the run.
@@ -51,7 +52,7 @@ class SpeculativeDispatcher(Dispatcher):
             if not self.policy.is_speculative(unit):
                 for obs in self.observers:
                     obs.on_dispatch(unit)
-            else:
+            elif not self.policy.promised(unit):
                 for watcher in self.watchers:
                     watcher.on_speculate(unit)
         return unit

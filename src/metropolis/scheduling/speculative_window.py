@@ -22,7 +22,7 @@ class Window:
     depth: int = 256
     share: float = 1.0
     budget: float = 0.1
-    guess: float = 0.25
+    guess: float = 0.1
     still: int = 0  # a blocker that stood still this many steps is guessed to stay (0: never)
 
     @classmethod

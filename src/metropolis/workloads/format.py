@@ -11,6 +11,15 @@ oracle) work the same for generated and for recorded days:
   plan says after step s (`PLAN_UNKNOWN` where it has none; the column is `None` for sources without plans).
   Unplanned calls (perception, reactions, a conversation someone else starts) are not in it: that is what the
   spatial bound of the invocation distance is for.
+- optionally, the route each agent knew after step s (`route_until[s, i]`, `route_moves[s, i]`): it walks its
+  planned path of `route_moves` tiles (no faster than a tile a step, maybe slower) and starts nothing new before
+  `route_until`, so it stands on that path's tiles (from where it stands at step s + 1) at every step up to
+  `route_until`. Its own state only, as `plan_next`; `route_of` reads the tiles off the recorded positions, which
+  walk every planned tile (a planned path is never abandoned). With it, where it keeps to after that
+  (`area_until[s, i, j]`, `area_radius[s, i, j]`): within `area_radius` of its route's last tile at every step up
+  to `area_until`, for the end of its activity and of the next ones (its plan says where they are). Where the
+  window ends before the path does, `route_of` has fewer tiles than `route_moves` + 1 and the areas' centre is
+  not among them: they cannot be read.
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -19,7 +28,7 @@ summarised as a trace; `save` / `load` keep the columns as one compressed `.npz`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +38,18 @@ from metropolis.workloads.calls import FUNCTION_NAMES
 
 Call = tuple[int, str, int, int]  # speaker, function, prompt tokens, output tokens
 PLAN_UNKNOWN = -1  # in `plan_next`: this agent-step knows no plan (an int32 column has no None)
+
+
+def walk_tiles(path: Sequence[tuple[int, int]], start: int, moves: int) -> tuple[tuple[int, int], ...]:
+    """The tile at `path[start]` and the next `moves` tiles the recorded `path` steps onto after it: a planned
+    path of `moves` tiles, walked at a tile a step or slower, read off the positions that walked it."""
+    tiles = [path[start]]
+    for t in range(start + 1, len(path)):
+        if len(tiles) > moves:
+            break
+        if path[t] != tiles[-1]:
+            tiles.append(path[t])
+    return tuple(tiles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +83,10 @@ class Workload:
     function_names: list[str] = field(default_factory=lambda: list(FUNCTION_NAMES))
     meta: dict[str, object] = field(default_factory=dict)
     plan_next: np.ndarray | None = None  # (steps, n) int32, or None: no plans recorded
+    route_until: np.ndarray | None = None  # (steps, n) int32, or None: no routes recorded
+    route_moves: np.ndarray | None = None  # (steps, n) int32, with route_until
+    area_until: np.ndarray | None = None  # (steps, n, areas) int32, with route_until (or None)
+    area_radius: np.ndarray | None = None  # (steps, n, areas) int32, with area_until
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -76,6 +101,14 @@ class Workload:
             raise ValueError("calls must be sorted by (step, owner)")
         if self.plan_next is not None:
             self._check_plans(self.plan_next)
+        if (self.route_until is None) != (self.route_moves is None):
+            raise ValueError("route_until and route_moves come together: give both or neither")
+        if (self.area_until is None) != (self.area_radius is None):
+            raise ValueError("area_until and area_radius come together: give both or neither")
+        for name in ("route_until", "route_moves", "area_until", "area_radius"):
+            value = getattr(self, name)
+            if value is not None and value.shape[:2] != self.actions.shape:
+                raise ValueError(f"{name} should have shape {self.actions.shape}, got {value.shape}")
 
     def _check_plans(self, plans: np.ndarray) -> None:
         if plans.shape != self.actions.shape:
@@ -145,6 +178,14 @@ class Workload:
         planned = int(self.plan_next[step, agent])
         return None if planned == PLAN_UNKNOWN else planned
 
+    def route_of(self, agent: int, step: int) -> tuple[int, tuple[tuple[int, int], ...]] | None:
+        """What the agent knew after `step` of where it goes: (u, tiles), it stands on `tiles` (in walking order,
+        from its position at step + 1) at every step up to u. None: no route known."""
+        if self.route_until is None or self.route_moves is None:
+            return None
+        path = [self.position(agent, t) for t in range(step + 1, self.steps + 1)]
+        return int(self.route_until[step, agent]), walk_tiles(path, 0, int(self.route_moves[step, agent]))
+
     def position(self, agent: int, step: int) -> tuple[int, int]:
         x, y = self.positions[step, agent]
         return int(x), int(y)
@@ -183,7 +224,13 @@ class Workload:
         "observed_ids",
         "partner_rows",
     )
-    OPTIONAL_ARRAYS = ("plan_next",)  # absent from files written before they existed
+    OPTIONAL_ARRAYS = (
+        "plan_next",
+        "route_until",
+        "route_moves",
+        "area_until",
+        "area_radius",
+    )  # absent from files written before they existed
 
     def save(self, path: Path | str) -> Path:
         path = Path(path)

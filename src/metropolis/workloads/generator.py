@@ -13,7 +13,13 @@ Every step, in two phases so that no agent sees another's step-s decisions befor
 After every step each resident's own plan says when its next planned call comes (`Workload.plan_next`): the end
 of its conversation, else the first step with its sub-task over and its path walked, skipping a sleep that
 begins then (going to bed calls nothing). Only the resident's state after the step goes in, never the recorded
-future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses.
+future, so the calls nobody planned (perception, reactions, being talked to) are exactly what it misses. Its route
+too (`Workload.route_until`, `route_moves`): the tiles of its planned path left, and the first step at which it may
+start a new sub-task (its path walked, the sub-task over); a conversation only makes it stand longer on that path.
+And the areas it keeps to after that (`area_until`, `area_radius`): until its activity ends its next sub-tasks go to
+tiles of the same place, and until the next one ends to those of the next place, along paths it can work out now;
+every tile of those paths and of its route lies within `area_radius` of its route's end (one area per activity
+ahead, `AREAS` of them, each holding the ones before).
 
 The knobs of the call model (`CallModel`) are tuned so that 25 agents make the paper's day: about 56,700
 calls, about 5,000 in the busy hour (12-1 pm) and 800 in the quiet one (6-7 am). Seeded: the same config
@@ -39,6 +45,7 @@ from metropolis.world.smallville import Town
 from metropolis.world.spatial import Pos
 
 SMALLVILLE_AGENTS = 25
+AREAS = 4  # a route's areas: its activity's place, then with the places of the next three activities
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,7 @@ class _Resident:
     acc: int = 0
     seen: dict[int, int] = field(default_factory=dict)
     planned: int | None = None  # the step of the next planned call, while the plan stands (None: to compute)
+    area: list[tuple[int, int]] | None = None  # per next activity (area until, reach from the route's end)
 
     @property
     def activity(self) -> Activity:
@@ -112,6 +120,7 @@ class _Recorder:
         self.actions: list[list[int]] = []
         self.positions: list[list[Pos]] = []
         self.plans: list[list[int]] = []
+        self.routes: list[list[tuple[int, int, list[tuple[int, int]]]]] = []  # per step, per resident: _route
 
     def action(self, text: str) -> int:
         code = self.action_codes.get(text)
@@ -169,6 +178,8 @@ class _DayRun:
         self.town_of = np.array([i // SMALLVILLE_AGENTS for i in range(len(residents))])
         self.calls: list[tuple[int, int, int, int]] = []
         self._last_positions: list[Pos] | None = None
+        self._places: dict[tuple[tuple[Pos, ...], int, tuple[Pos, ...], int], list[Pos]] = {}  # _place_paths
+        self._from: dict[tuple[Pos, tuple[Pos, ...], int], list[Pos]] = {}  # _paths_from
         self._seen: tuple[np.ndarray, np.ndarray, list[list[int]]] = (np.zeros(0, np.int32), np.zeros(0), [])
         # Euclidean is the candidate filter; walking distance (never shorter) then keeps the pairs really within R.
         self.walking = (
@@ -185,6 +196,7 @@ class _DayRun:
         if record:
             self.rec.actions.append([self.rec.action(self._action(r)) for r in self.rs])
             self.rec.plans.append([self._planned(r, s) for r in self.rs])
+            self.rec.routes.append([self._route(r, s) for r in self.rs])
 
     def _call(self, s: int, owner: int, speaker: int, functions: tuple[int, ...] | int) -> None:
         if isinstance(functions, int):
@@ -296,7 +308,7 @@ class _DayRun:
             r.pos = r.path.popleft()
 
     def _next_subtask(self, i: int, r: _Resident, s: int) -> None:
-        r.planned = None
+        r.planned = r.area = None
         if s >= r.activity.end:
             while r.activity.end <= s:
                 r.act += 1
@@ -349,6 +361,66 @@ class _DayRun:
             pos = walk[-1] if walk else pos
             t = max(sleep.end, t + len(walk) + 1)
 
+    def _route(self, r: _Resident, s: int) -> tuple[int, int, list[tuple[int, int]]]:
+        """What r knows after step s of where it goes: it walks its path (a tile a step at most; talking, it
+        stands) and starts a new sub-task, the only thing that gives it a new path, at the first step t >= its
+        sub-task's end with the path walked: t >= s + 1 + len(path). So it stands on its path's tiles, from its
+        position at step s + 1, at every step up to that t."""
+        if r.area is None:
+            r.area = self._area(r, s)
+        return max(r.sub_end, s + 1 + len(r.path)), len(r.path), r.area
+
+    def _area(self, r: _Resident, s: int) -> list[tuple[int, int]]:
+        """[(u_j, d_j)]: at every step up to u_j, r stands within d_j of its route's end, for the next `AREAS`
+        activities of its plan. Until the end of its j-th next activity (and of its route) it walks only its route
+        and then paths from the route's end to tiles of those activities' places, or from a tile of one of them to a
+        tile of it or of a later one (an activity it comes to late is skipped): those paths are all it may walk,
+        wherever the dice send it, and it knows them all now."""
+        end = r.path[-1] if r.path else r.pos
+        plan, k = r.plan, r.act
+        here = [r.pos, *r.path]
+        out: list[tuple[int, int]] = []
+        until = max(s + 1 + len(r.path), r.sub_end)
+        for j in range(k, min(k + AREAS, len(plan))):
+            here.extend(self._paths_from(end, plan[j]))
+            for a in range(k, j + 1):
+                here.extend(self._place_paths(plan[a], plan[j]))
+            reach = max(((x - end[0]) ** 2 + (y - end[1]) ** 2) ** 0.5 for x, y in here)
+            out.append((max(plan[j].end, until), int(np.ceil(reach))))
+        while len(out) < AREAS:
+            out.append(out[-1])
+        return out
+
+    def _paths_from(self, tile: Pos, act: Activity) -> list[Pos]:
+        """Every tile of the paths from global `tile` to a tile of the activity's place."""
+        key = (tile, act.tiles, act.town)
+        tiles = self._from.get(key)
+        if tiles is None:
+            base, town = self.layout.locate(tile)
+            tiles = [p for goal in act.tiles for p in self._path(base, town, goal, act.town)]
+            self._from[key] = tiles
+        return tiles
+
+    def _place_paths(self, a: Activity, b: Activity) -> list[Pos]:
+        """Every tile of a's and b's places and of the paths from a tile of a's to a tile of b's."""
+        key = (a.tiles, a.town, b.tiles, b.town)
+        tiles = self._places.get(key)
+        if tiles is None:
+            tiles = [self.layout.to_global(t, a.town) for t in a.tiles]
+            tiles.extend(self.layout.to_global(t, b.town) for t in b.tiles)
+            for x in a.tiles:
+                for y in b.tiles:
+                    tiles.extend(self._path(x, a.town, y, b.town))
+            self._places[key] = tiles
+        return tiles
+
+    def _path(self, start: Pos, town: int, goal: Pos, goal_town: int) -> list[Pos]:
+        """`Layout.path`, or nothing between towns no corridor joins (a resident never walks that: it would fail)."""
+        try:
+            return self.layout.path(start, town, goal, goal_town)
+        except ValueError:
+            return []
+
     def _action(self, r: _Resident) -> str:
         act = r.activity
         if r.chat_with is not None:
@@ -369,6 +441,9 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
     counts = np.concatenate(rec.obs_counts) if rec.obs_counts else np.zeros(0, dtype=np.int64)
     partners = np.array(rec.partners, dtype=np.int32).reshape(-1, 3)
     partners[:, 0] -= start
+    routes = np.array([[(u, m) for u, m, _ in row] for row in rec.routes], dtype=np.int64).reshape(-1, n, 2)
+    areas = np.array([[a for _, _, a in row] for row in rec.routes], dtype=np.int64).reshape(-1, n, AREAS, 2)
+    steps = len(rec.actions)
     return Workload(
         names=[r.name for r in residents],
         positions=np.array(rec.positions, dtype=np.int32).reshape(-1, n, 2),
@@ -384,6 +459,10 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         observed_ids=np.concatenate(rec.obs_ids) if rec.obs_ids else np.zeros(0, dtype=np.int32),
         partner_rows=partners,
         plan_next=np.array(rec.plans, dtype=np.int64).reshape(-1, n).astype(np.int32) - start,
+        route_until=np.minimum(routes[:, :, 0] - start, steps).astype(np.int32),
+        route_moves=routes[:, :, 1].astype(np.int32),
+        area_until=np.minimum(areas[:, :, :, 0] - start, steps).astype(np.int32),
+        area_radius=areas[:, :, :, 1].astype(np.int32),
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,

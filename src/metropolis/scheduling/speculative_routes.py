@@ -1,0 +1,86 @@
+"""Routes: where an agent has said it will be, which the `speculative` policy reads as a promise.
+
+An agent walking a planned path, or standing at its place until its sub-task is over, knows a set of tiles it will
+stand on at every step up to a known step (a Generative Agents persona knows its path and its schedule; the
+generated workload publishes both, `Workload.route_of`). A blocker whose route keeps it farther than R + V from a
+unit at the unit's step cannot meet it there: it blocks nobody, without a guess. That is the promise of
+`ctx.stay` generalised from one tile to a path, and like it, it is enforced when the agent commits.
+
+Routes come from the agents' own knowledge after their last committed step, never from the recorded future.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from metropolis.world.spatial import Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """At every step up to `until` the agent stands on one of `tiles`, which it walks in order from `tiles[0]`
+    (where it stands now), no faster than a tile a step. It may promise more (`areas`): that it stands within a
+    radius of where the route ends at every step up to a later one (its activity's place, until the activity
+    ends, and those of the next ones: it knows every path its next sub-tasks there may take)."""
+
+    def kept_from(self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float]) -> float | None:
+        """The least distance from `pos` it can stand at `step`, `steps` steps from now, by its promises; None:
+        it promised nothing that far."""
+        if self.until >= step:
+            return self.nearest(pos, steps, distance)
+        for until, radius in self.areas:
+            if until >= step:
+                return distance(pos, self.tiles[-1]) - radius
+        return None
+
+    def keeps(self, pos: Pos, step: int, distance: Callable[[Pos, Pos], float]) -> bool:
+        """Whether standing at `pos` at `step` keeps its promises."""
+        if self.until >= step and pos not in self.tiles:
+            return False
+        return all(until < step or distance(pos, self.tiles[-1]) <= radius for until, radius in self.areas)
+
+    def last_area(self) -> tuple[int, float] | None:
+        """The area it keeps to longest, if it promised any beyond its route."""
+        return self.areas[-1] if self.areas and self.areas[-1][0] > self.until else None
+
+    until: int
+    tiles: tuple[Pos, ...]
+    # (through which step, how far), later steps first to last: it stands within that distance of `tiles[-1]` at
+    # every step up to that one (a promise too)
+    areas: tuple[tuple[int, float], ...] = ()
+
+    def reachable(self, steps: int) -> tuple[Pos, ...]:
+        """The tiles it may stand on within `steps` steps from now."""
+        return self.tiles[: steps + 1]
+
+    def nearest(self, pos: Pos, steps: int, distance: Callable[[Pos, Pos], float]) -> float:
+        """The least distance from `pos` to a tile it may stand on within `steps` steps."""
+        return min(distance(pos, t) for t in self.reachable(steps))
+
+
+class Routes(Protocol):
+    """The route an agent published when it committed the step before `step` (None: it knows none)."""
+
+    def route(self, agent: int, step: int) -> Route | None: ...
+
+
+class PublishesRoute(Protocol):
+    """An agent that can say, for any step it has reached, the route it knew when it got there."""
+
+    def route_at(self, step: int) -> Route | None: ...
+
+
+class AgentRoutes:
+    """`Routes` read from the agents themselves."""
+
+    def __init__(self, agents: Sequence[PublishesRoute]) -> None:
+        self.agents = agents
+
+    def route(self, agent: int, step: int) -> Route | None:
+        return self.agents[agent].route_at(step)
+
+
+class BrokenRoute(RuntimeError):
+    """An agent left the route it promised: others may already have run on the strength of it."""
