@@ -7,6 +7,7 @@ live view and the report are saved under each test's tmp folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -202,14 +203,7 @@ def test_a_bad_run_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path) -> None:
-    out = tmp_path / "live"
-    proc = _cli(["run", "--hours", "3", "--no-compare", "--view", "--out", str(out)], tmp_path)
-    try:
-        page.goto(_url(proc))
-        page.wait_for_function("window.viewer && window.viewer.ready")
-        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
-        # the run writes its trace files (joining the checkpointed parts) and its report after the last frame
-        assert "shows the finished run" in _line(proc, "shows the finished run")
+    with _followed(page, tmp_path / "live") as out:
         history = page.evaluate("window.viewer.history")
         page.wait_for_function("window.viewer.shown === 1079")
         page.screenshot(path=str(tmp_path / "live.png"))
@@ -220,6 +214,20 @@ def test_the_live_view_advances_and_ends_on_the_trace(page: Any, tmp_path: Path)
         page.wait_for_function("window.viewer.shown === 1079")
         assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
         assert page.errors == []
+
+
+@contextlib.contextmanager
+def _followed(page: Any, out: Path) -> Iterator[Path]:
+    """`metropolis run --hours 3 --view --out OUT`, followed by `page` to its end (its trace and report written);
+    yields OUT, then stops the view, which must end cleanly."""
+    proc = _cli(["run", "--hours", "3", "--no-compare", "--view", "--out", str(out)], out.parent)
+    try:
+        page.goto(_url(proc))
+        page.wait_for_function("window.viewer && window.viewer.ready")
+        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
+        # the run writes its trace files (joining the checkpointed parts) and its report after the last frame
+        assert "shows the finished run" in _line(proc, "shows the finished run")
+        yield out
     finally:
         assert _stop(proc) == 0
 
@@ -231,21 +239,12 @@ def test_a_hidden_live_page_fetches_nothing_until_shown(page: Any, tmp_path: Pat
     )
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if "/api/frames" in r.url else None)
-    out = tmp_path / "hidden"
-    proc = _cli(["run", "--hours", "3", "--no-compare", "--view", "--out", str(out)], tmp_path)
-    try:
-        page.goto(_url(proc))
-        page.wait_for_function("window.viewer && window.viewer.ready")
-        before = len(asked)  # the first frame, drawn as the page opens
-        page.wait_for_function("window.viewer.finished === true", timeout=180_000)
-        assert len(page.evaluate("window.viewer.history")) > 1 and len(asked) == before <= 1
-        assert "shows the finished run" in _line(proc, "shows the finished run")  # its trace and report written
+    with _followed(page, tmp_path / "hidden") as out:
+        assert len(page.evaluate("window.viewer.history")) > 1 and len(asked) <= 1  # the frame drawn on opening
         page.evaluate("window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))")
         page.wait_for_function("window.viewer.shown === 1079")
         assert page.evaluate("window.viewer.drawn") == _trace_positions(out, 1079)
         assert page.errors == []
-    finally:
-        assert _stop(proc) == 0
 
 
 def test_the_report_opens_from_disk(run_folder: Path, page: Any, tmp_path: Path) -> None:
