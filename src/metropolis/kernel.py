@@ -80,13 +80,7 @@ class Process(Event):
     __slots__ = ("_coro",)
 
     def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
-        # `Event.__init__`, inlined: every unit and every member run together is a process.
-        self.env = env
-        self.callbacks = []
-        self.triggered = False
-        self._ok = True
-        self._handled = False
-        self.value = None
+        super().__init__(env)
         self._coro = coro
         env._now_queue.append((next(env._seq), self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
 

@@ -23,6 +23,7 @@ from metropolis.llm.types import LLMBackend
 from metropolis.registry import check_name
 from metropolis.scheduling import AgentTable, AgentView, CausalityChecker, Scheduler, WorkUnit, make_scheduler
 from metropolis.scheduling.dispatch import Dispatcher
+from metropolis.scheduling.rules import may_have_reached
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.world.metrics import near_distance
 from metropolis.world.spatial import Pos
@@ -217,10 +218,9 @@ class Simulation:
             so = steps[other]
             if so < step:
                 # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
-                # `may_have_reached(d, moves, radius, V)`, inlined on the hottest query (the same float).
                 st = still[other]
                 moves = step - (so if so >= st else st)
-                if dist(pos, latest[other]) - (moves if moves > 0 else 0) * V <= radius and not (
+                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
                     self.speculation is not None and self.speculation.running(me)
                 ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(

@@ -98,8 +98,7 @@ class MetropolisScheduler(Scheduler):
                 moved_from = max(sj, self.table.still_until[j])  # `table.moves(j, s)` is s - this, at least 0
                 for a in blocks[j]:
                     sa = steps[a]
-                    # `block_radius(max(0, sa - moved_from), R, V)`, inlined (the same float): sa > sj here.
-                    if sa > sj and dist(pos[a], pj) <= ((sa - moved_from if sa > moved_from else 0) + 1) * V + R:
+                    if sa > sj and dist(pos[a], pj) <= block_radius(max(0, sa - moved_from), R, V):
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -146,10 +145,9 @@ class MetropolisScheduler(Scheduler):
         for b in table.near(pa, block_radius(sa - gvt, R, V) if sa > gvt else couple):
             sb = steps[b]
             if sb < sa:
-                # `block_radius(table.moves(b, sa), R, V)`, inlined on the hottest loop (the same float).
                 st = still[b]
-                moves = sa - (sb if sb >= st else st)
-                if dist(pa, pos[b]) <= ((moves if moves > 0 else 0) + 1) * V + R:
+                moves = sa - (sb if sb >= st else st)  # `table.moves(b, sa)`, inlined on the hottest loop
+                if dist(pa, pos[b]) <= block_radius(moves if moves > 0 else 0, R, V):
                     blockers.add(b)
                     blocks[b].add(a)
             elif sb == sa and b != a and status[b] is waiting and dist(pa, pos[b]) <= couple:

@@ -213,12 +213,15 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
-        blockers = self.blocked_by[agent]
-        for b in [b for b in blockers if b != HELD and self._kept_away(b, agent)]:
-            blockers.discard(b)
-            self.blocks[b].discard(agent)
-            self.proven += 1
-            self._kept_at[agent] = self.table.step[agent]
+        for b in [b for b in self.blocked_by[agent] if b != HELD and self._kept_away(b, agent)]:
+            self._drop_blocker(b, agent)
+
+    def _drop_blocker(self, blocker: int, agent: int) -> None:
+        """`blocker` blocks `agent` no more, on the strength of its route."""
+        self.blocked_by[agent].discard(blocker)
+        self.blocks[blocker].discard(agent)
+        self.proven += 1
+        self._kept_at[agent] = self.table.step[agent]
 
     def _walk(self, agent: int) -> float:
         """How far `agent` is guessed to walk towards a unit per step it may still move: nothing once it has
@@ -510,10 +513,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         status, blocked_by, spec_of = self.table.status, self.blocked_by, self._spec_of
         for j in unit.members:
             for a in [a for a in self.blocks[j] if self._kept_away(j, a)]:
-                blocked_by[a].discard(j)
-                self.blocks[j].discard(a)
-                self.proven += 1
-                self._kept_at[a] = self.table.step[a]
+                self._drop_blocker(j, a)
                 if blocked_by[a]:
                     continue
                 if status[a] is Status.WAITING:

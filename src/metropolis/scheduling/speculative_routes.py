@@ -25,6 +25,12 @@ class Route:
     radius of where the route ends at every step up to a later one (its activity's place, until the activity
     ends, and those of the next ones: it knows every path its next sub-tasks there may take)."""
 
+    until: int
+    tiles: tuple[Pos, ...]
+    # (through which step, how far), later steps first to last: it stands within that distance of `tiles[-1]` at
+    # every step up to that one (a promise too)
+    areas: tuple[tuple[int, float], ...] = ()
+
     def kept_from(self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float]) -> float | None:
         """The least distance from `pos` it can stand at `step`, `steps` steps from now, by its promises; None:
         it promised nothing that far."""
@@ -44,12 +50,6 @@ class Route:
     def last_area(self) -> tuple[int, float] | None:
         """The area it keeps to longest, if it promised any beyond its route."""
         return self.areas[-1] if self.areas and self.areas[-1][0] > self.until else None
-
-    until: int
-    tiles: tuple[Pos, ...]
-    # (through which step, how far), later steps first to last: it stands within that distance of `tiles[-1]` at
-    # every step up to that one (a promise too)
-    areas: tuple[tuple[int, float], ...] = ()
 
     def reachable(self, steps: int) -> tuple[Pos, ...]:
         """The tiles it may stand on within `steps` steps from now."""
