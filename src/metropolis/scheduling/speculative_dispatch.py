@@ -76,14 +76,11 @@ class SpeculativeDispatcher(Dispatcher):
             if chained is None or chained in seen:
                 continue
             seen.add(chained)
-            joined = self.policy.joined_in(chained)
-            arrived = self.policy.adopt(chained)
+            arrived = self.policy.adopt(chained)  # refused, it changed nothing
             if arrived is not None:
                 self.table.start(arrived)  # they have been running on the strength of this commit
                 continue
-            self.table.stop(joined)
-            self.policy.drop_chain(chained)
-            self._undone(chained)
+            self.drop_chain(chained)
             if self.on_conflict is not None:
                 self.on_conflict(chained)
 
