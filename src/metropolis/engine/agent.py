@@ -75,6 +75,11 @@ class Observation:
     distance: float
 
 
+def nearest_first(o: Observation) -> tuple[float, int]:
+    """The order of what a step observes: nearest first, ties by agent id."""
+    return o.distance, o.agent_id
+
+
 # The records every agent-step and LLM call makes, built without the frozen `__init__`'s per-field lookups
 # (`metropolis.frozen`): the same instances as the classes' own constructors make.
 new_observation = builder(Observation)

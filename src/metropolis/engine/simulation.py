@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, new_observation
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first, new_observation
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.speculation import Speculation
@@ -234,15 +234,11 @@ class Simulation:
             if d <= radius:
                 found.append(new_observation(other, agents[other].name, state, d))
         if len(found) > 1:
-            found.sort(key=_nearest_first)
+            found.sort(key=nearest_first)
         return found
 
     def history(self, agent: int) -> list[AgentState]:
         return self.store.history(agent)
-
-
-def _nearest_first(o: Observation) -> tuple[float, int]:
-    return o.distance, o.agent_id
 
 
 async def steps_in_order(

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from metropolis.engine.agent import Agent, Observation, StepContext, StepHost
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first
 from metropolis.engine.cancellable import CancellableLLM, PendingCall, Rollback
 from metropolis.engine.members import Tasks
 from metropolis.engine.records import Plan
@@ -127,7 +127,7 @@ class Overlay:
         for (other, at), state in self._held.items():
             if other != me and at == step and (d := dist(pos, state.pos)) <= radius:
                 found.append(Observation(other, self.agents[other].name, state, d))
-        found.sort(key=lambda o: (o.distance, o.agent_id))
+        found.sort(key=nearest_first)
         return found
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
