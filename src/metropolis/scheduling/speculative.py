@@ -31,7 +31,10 @@ a unit freed so is `promised`: it runs as any unit does, its members together, b
 checker and excused by the neighbour query, which know only `ctx.stay` promises), and one whose route ends before
 the unit's step is guessed to walk on from its route's tiles, and from anywhere in its last area once that ends. A
 route is a promise, checked at every commit (`BrokenRoute`); the causality checker does not know routes, so with
-routes the policy does not claim its invariant.
+routes the policy does not claim its invariant. An agent whose route says it talks with nobody at its step
+(`Route.alone`: asleep, or already in a conversation) is coupled with nobody there (its edges are dropped when
+either end arrives; both run `promised`): agents at one step read each other from the store as of that step in any
+order, so only the writes of a conversation need one unit.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -71,6 +74,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         if routes is not None:
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
+        self.decoupled = 0  # coupling edges dropped because one end promised to be alone (`Route.alone`)
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -104,7 +108,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
         self._promised: set[WorkUnit] = set()  # units freed by routes, run hidden (module docstring)
         self._promised_of: dict[int, WorkUnit] = {}  # member -> its running promised unit
-        self._kept_at: dict[int, int] = {}  # agent -> the step at which routes dropped some of its blockers
+        # agent -> the step at which routes dropped some of its blockers or partners: its unit runs `promised`
+        self._kept_at: dict[int, int] = {}
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
@@ -228,6 +233,24 @@ class SpeculativeScheduler(MetropolisScheduler):
         """Drop the blockers of `agent` that their routes keep away from it."""
         for b in [b for b in self.blocked_by[agent] if b != HELD and self._kept_away(b, agent)]:
             self._drop_blocker(b, agent)
+
+    def _decouple_alone(self, a: int) -> None:
+        """Drop the coupling edges of `a`, just arrived, where either end promised to be alone at this step
+        (`Route.alone`): they read each other as of the step from the store whatever order they run in, and
+        neither writes into the other. Both run as `promised` units (the checker knows no such promise)."""
+        step, coupled = self.table.step[a], self.coupled
+        apart = list(coupled[a]) if self._alone(a) else [b for b in coupled[a] if self._alone(b)]
+        for b in apart:
+            coupled[a].discard(b)
+            coupled[b].discard(a)
+            self._kept_at[b] = step
+        if apart:
+            self._kept_at[a] = step
+            self.decoupled += len(apart)
+
+    def _alone(self, agent: int) -> bool:
+        route = self._route(agent)
+        return route is not None and route.alone
 
     def _drop_blocker(self, blocker: int, agent: int) -> None:
         """`blocker` blocks `agent` no more, on the strength of its route."""
@@ -404,6 +427,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
+        if self.routes is not None and self.coupled[a]:
+            self._decouple_alone(a)
         if self.routes is not None and self.blocked_by[a]:
             self._drop_kept_away(a)
         if self.blocked_by[a]:
