@@ -220,14 +220,15 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _kept_away(self, blocker: int, agent: int) -> bool:
         """Whether `blocker`'s route keeps it farther than R + V from `agent` up to `agent`'s step: then it can
-        neither be coupled with `agent` there nor be seen by it."""
+        neither be coupled with `agent` there nor be seen by it. Farther than R is enough where `agent` is alone at
+        its step (`Route.alone`): it is coupled with nobody there, so only what it sees matters."""
         table = self.table
         route = self._route(blocker)
         if route is None:
             return False
         step = table.step[agent]
         kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        return kept is not None and kept > self.couple_radius
+        return kept is not None and kept > (self.R if self._alone(agent) else self.couple_radius)
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
