@@ -193,26 +193,32 @@ class SpeculativeScheduler(MetropolisScheduler):
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
             return member
-        pm = table.pos[member]
-        return next((b for b in blockers if self._may_come(b, pm, step)), None)
+        pm, reach = table.pos[member], self._reach(member)
+        return next((b for b in blockers if self._may_come(b, pm, step, reach)), None)
 
-    def _may_come(self, agent: int, pos: Pos, step: int) -> bool:
-        """The guess: may `agent` come within R + V of `pos` by the time it reaches `step`?"""
+    def _reach(self, agent: int) -> float:
+        """How near another agent at `agent`'s step matters to it: R + V (coupled, or seen), or R where it is alone
+        at its step (`Route.alone`: coupled with nobody, only what it sees matters)."""
+        return self.R if self._alone(agent) else self.couple_radius
+
+    def _may_come(self, agent: int, pos: Pos, step: int, reach: float | None = None) -> bool:
+        """The guess: may `agent` come within `reach` (R + V unless said) of `pos` by the time it reaches `step`?"""
         table = self.table
+        reach = self.couple_radius if reach is None else reach
         route = self._route(agent)
         if route is None:
             walked = self._walk(agent) * table.moves(agent, step)
-            return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+            return self.metric.distance(pos, table.pos[agent]) - walked <= reach
         ahead, dist = step - table.step[agent], self.metric.distance
         kept = route.kept_from(pos, ahead, step, dist)
-        if kept is not None and (kept > self.couple_radius or route.until >= step):
-            return kept <= self.couple_radius  # its promise decides
+        if kept is not None and (kept > reach or route.until >= step):
+            return kept <= reach  # its promise decides
         walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
         near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
         area = route.last_area()
         if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
             near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
-        return near <= self.couple_radius
+        return near <= reach
 
     def _route(self, agent: int) -> Route | None:
         """The route `agent` published when it reached its step in the table, if any."""
@@ -228,7 +234,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             return False
         step = table.step[agent]
         kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        return kept is not None and kept > (self.R if self._alone(agent) else self.couple_radius)
+        return kept is not None and kept > self._reach(agent)
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
@@ -438,18 +444,23 @@ class SpeculativeScheduler(MetropolisScheduler):
     # -- validation -------------------------------------------------------------------------------------------
 
     def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
-        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet
-        (unless they run in the same unit: a chained unit waits for exactly this arrival). Asked by the
-        dispatcher after the table advanced and before `complete`."""
+        """Speculative units that `unit`'s members, just arrived at their step within R + V (R of a member alone
+        there), turn out to meet (unless they run in the same unit: a chained unit waits for exactly this
+        arrival). Asked by the dispatcher after the table advanced and before `complete`."""
         if not self._spec_of:
             return []
-        table, dist, reach, spec_of = self.table, self.metric.distance, self.couple_radius, self._spec_of
+        table, dist, spec_of = self.table, self.metric.distance, self._spec_of
         hit: set[WorkUnit] = set()
         for j in unit.members:
             sj, pj = table.step[j], table.pos[j]
             for a in self.blocks[j]:
                 u = spec_of.get(a)
-                if u is not None and table.step[a] == sj and j not in u.members and dist(pj, table.pos[a]) <= reach:
+                if (
+                    u is not None
+                    and table.step[a] == sj
+                    and j not in u.members
+                    and dist(pj, table.pos[a]) <= self._reach(a)
+                ):
                     hit.add(u)
         return sorted(hit, key=lambda u: (u.step, u.members))
 
