@@ -189,9 +189,11 @@ def test_routes_really_drop_blockers_and_free_units() -> None:
 
 def test_agents_alone_are_coupled_with_nobody() -> None:
     """Dense worlds of nappers that talk often, under both adversarial drivers, with and without bets: every result
-    is serial's, coupling edges to agents that said they are alone were really dropped, and conversations happened
-    (their writes into partners are what coupling is for)."""
+    is serial's, coupling edges to agents that said they are alone were really dropped, and so were blockers kept
+    farther than R but not R + V from an agent alone, and conversations happened (their writes into partners are
+    what coupling is for)."""
     decoupled = {NO_BETS: 0, BOLD: 0}
+    kept_alone = 0
     for seed in range(8):
         world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.5, reach=(None,))
         world["nap"] = 0.6
@@ -205,7 +207,8 @@ def test_agents_alone_are_coupled_with_nobody() -> None:
                 assert outcome(sim) == outcome(serial)
                 assert isinstance(sim.scheduler, SpeculativeScheduler)
                 decoupled[window] += sim.scheduler.decoupled
-    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0
+                kept_alone += sim.scheduler.kept_alone
+    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept_alone > 0
 
 
 def _count_promised(sim: Simulation) -> list[int]:

@@ -75,6 +75,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
         self.decoupled = 0  # coupling edges dropped because one end promised to be alone (`Route.alone`)
+        self.kept_alone = 0  # blockers dropped only because the agent they blocked is alone (kept within R + V)
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -234,7 +235,10 @@ class SpeculativeScheduler(MetropolisScheduler):
             return False
         step = table.step[agent]
         kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        return kept is not None and kept > self._reach(agent)
+        if kept is None or kept <= self._reach(agent):
+            return False
+        self.kept_alone += kept <= self.couple_radius  # dropped only because `agent` is alone
+        return True
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
