@@ -30,13 +30,22 @@ class RouteWalker(RandomWalker):
     """A walker with a plan, as a Generative Agents persona has one: it draws a path of a few tiles and a step
     before which it starts nothing new, walks the path (pausing at random, as a conversation would hold it), and
     publishes what it knows after each step: the tiles left and the first step it may draw a new path. One with a
-    `reach` keeps within it of where it started, and promises so (the route's area, for ever)."""
+    `reach` keeps within it of where it started, and promises so (the route's area, for ever). A `napper` naps at
+    random steps: it says so the step before (its action, and its route: `alone`), talks with nobody while napping,
+    and nobody talks to an agent they see napping."""
 
     def __init__(
-        self, name: str, pos: Pos, config: WalkerConfig, *, liar: bool = False, reach: float | None = None
+        self,
+        name: str,
+        pos: Pos,
+        config: WalkerConfig,
+        *,
+        liar: bool = False,
+        reach: float | None = None,
+        napper: bool = False,
     ) -> None:
         super().__init__(name, pos, config)
-        self.home, self.reach = pos, reach
+        self.home, self.reach, self.napper = pos, reach, napper
         self.path: deque[Pos] = deque()
         self.sub_end = 0
         self.published: dict[int, Route] = {}  # step -> the route it knew on reaching it
@@ -48,8 +57,10 @@ class RouteWalker(RandomWalker):
         self.heard += len(self.inbox)
         self.inbox.clear()
         ctx.act(f"looking at {seen[0].name}" if seen else "walking")
-        if seen and rng.random() < cfg.talk_prob:
-            other = rng.choice(seen)
+        promised = self.published.get(s)
+        awake = [o for o in seen if o.state.action != "napping"]
+        if awake and not (promised is not None and promised.alone) and rng.random() < cfg.talk_prob:
+            other = rng.choice(awake)
             ctx.partner(other.agent_id).inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
         pos = ctx.pos
         if s >= self.sub_end and not self.path:
@@ -62,14 +73,16 @@ class RouteWalker(RandomWalker):
             self.sub_end = s + rng.randrange(6)
         if self.path and rng.random() < cfg.move_prob:
             pos = self.path.popleft()
-        promised = self.published.get(s)
         if self.liar and promised is not None and promised.until > s:
             pos = next((m for m in ctx.world.moves(ctx.pos) if m not in promised.tiles), pos)
         if pos != ctx.pos:
             ctx.move(pos)
         end = self.path[-1] if self.path else pos
         areas = () if self.reach is None else ((FOREVER, self.reach + self._dist(end)),)
-        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), areas)
+        nap = self.napper and rng.random() < 0.5
+        if nap:
+            ctx.act("napping")
+        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), areas, nap)
 
     def _dist(self, pos: Pos) -> float:
         return float(((pos[0] - self.home[0]) ** 2 + (pos[1] - self.home[1]) ** 2) ** 0.5)
@@ -102,7 +115,14 @@ def route_sim(world: dict[str, Any], scheduler: str | Window, *, liar: bool = Fa
     space = World(tilemap=tilemap, perception_radius=world["R"], max_velocity=world["V"])
     config = WalkerConfig(move_prob=world["move"], talk_prob=world["talk"])
     agents = [
-        RouteWalker(f"a{i}", rng.choice(tiles), config, liar=liar and i == 0, reach=rng.choice(world["reach"]))
+        RouteWalker(
+            f"a{i}",
+            rng.choice(tiles),
+            config,
+            liar=liar and i == 0,
+            reach=rng.choice(world["reach"]),
+            napper=rng.random() < world.get("nap", 0.0),
+        )
         for i in range(world["n"])
     ]
     routes = AgentRoutes(agents)
@@ -127,6 +147,7 @@ worlds = st.fixed_dictionaries(
         "move": st.floats(0.5, 1),
         "talk": st.floats(0, 1),
         "reach": st.sampled_from([(None,), (None, 2.0), (1.0, 3.0)]),
+        "nap": st.sampled_from([0.0, 0.5, 1.0]),
     }
 )
 
@@ -164,6 +185,30 @@ def test_routes_really_drop_blockers_and_free_units() -> None:
                 proven[window] += _proven(sim)
                 promised += counted[0]
     assert proven[NO_BETS] > 0 and proven[BOLD] > 0 and promised > 0
+
+
+def test_agents_alone_are_coupled_with_nobody() -> None:
+    """Dense worlds of nappers that talk often, under both adversarial drivers, with and without bets: every result
+    is serial's, coupling edges to agents that said they are alone were really dropped, and so were blockers kept
+    farther than R but not R + V from an agent alone, and conversations happened (their writes into partners are
+    what coupling is for)."""
+    decoupled = {NO_BETS: 0, BOLD: 0}
+    kept_alone = 0
+    for seed in range(8):
+        world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.5, reach=(None,))
+        world["nap"] = 0.6
+        serial = route_sim(world, "serial")
+        run_shuffled(serial, random.Random(seed))
+        assert any(a.heard for a in serial.agents)  # type: ignore[attr-defined]
+        for window in (NO_BETS, BOLD):
+            for driver in (run_eager, run_shuffled):
+                sim = route_sim(world, window)
+                driver(sim, random.Random(seed))
+                assert outcome(sim) == outcome(serial)
+                assert isinstance(sim.scheduler, SpeculativeScheduler)
+                decoupled[window] += sim.scheduler.decoupled
+                kept_alone += sim.scheduler.kept_alone
+    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept_alone > 0
 
 
 def _count_promised(sim: Simulation) -> list[int]:
@@ -221,6 +266,12 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     assert truncated > 0
     world = layout.world(4.0)
     sim = replay_simulation(workload, world, "speculative", window=NO_BETS, routes=True)
+    # a resident that says it is alone at a step talks with nobody there, and such residents do talk at other steps
+    said_alone = {
+        (i, s) for i, agent in enumerate(sim.agents) for s in range(1, workload.steps) if agent.route_at(s).alone
+    }
+    talked = set(workload.partners_by_agent_step())
+    assert said_alone and talked and not said_alone & talked and {i for i, _ in said_alone} & {i for i, _ in talked}
     env = Environment()
     VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
     assert _proven(sim) > 0 and sim.agent_steps == workload.agents * workload.steps

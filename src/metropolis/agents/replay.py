@@ -12,7 +12,10 @@ without calls publishes nothing (its plan stands).
 
 When the workload knows the agents' routes (`Workload.route_until`), the agent publishes, for each step it reaches,
 the route it knew when it got there (`route_at`): the tiles of its planned path and the step through which it stays
-on them. The `speculative` policy reads them as promises (scheduling/speculative_routes.py).
+on them. The `speculative` policy reads them as promises (scheduling/speculative_routes.py). With them it says
+when it talks with nobody at the step it reaches (`Route.alone`): a generated resident asleep or already in a
+conversation after its last step (its recorded action then: "sleeping @ ..." or "chatting with ...") neither starts
+a conversation nor is drawn into one (workloads/generator.py, `_attend`).
 
 Against the serving model a call carries its recorded prompt and output lengths; against a real endpoint it
 carries filler text of about the recorded prompt length and `max_tokens` = the recorded output length.
@@ -35,6 +38,8 @@ from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 FILLER_WORD = "town "  # about one token per word for Llama-style tokenizers
+# A generated resident whose last action was one of these talks with nobody at its next step (module docstring).
+ALONE_ACTIONS = ("sleeping @ ", "chatting with ")
 
 
 def filler_text(tokens: int) -> str:
@@ -97,7 +102,8 @@ class ReplayAgent(Agent):
             # Areas are measured from the planned path's end: none where the window ends before the path does.
             whole = len(tiles) == moves + 1
             areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
-            route = self._route_cache[step] = Route(until, tiles, areas if whole else ())
+            alone = self.actions[step - 1].startswith(ALONE_ACTIONS)
+            route = self._route_cache[step] = Route(until, tiles, areas if whole else (), alone)
         return route
 
     def state_dict(self) -> dict[str, Any]:

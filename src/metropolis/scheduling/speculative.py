@@ -31,7 +31,10 @@ a unit freed so is `promised`: it runs as any unit does, its members together, b
 checker and excused by the neighbour query, which know only `ctx.stay` promises), and one whose route ends before
 the unit's step is guessed to walk on from its route's tiles, and from anywhere in its last area once that ends. A
 route is a promise, checked at every commit (`BrokenRoute`); the causality checker does not know routes, so with
-routes the policy does not claim its invariant.
+routes the policy does not claim its invariant. An agent whose route says it talks with nobody at its step
+(`Route.alone`: asleep, or already in a conversation) is coupled with nobody there (its edges are dropped when
+either end arrives; both run `promised`): agents at one step read each other from the store as of that step in any
+order, so only the writes of a conversation need one unit.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -71,6 +74,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         if routes is not None:
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
+        self.decoupled = 0  # coupling edges dropped because one end promised to be alone (`Route.alone`)
+        self.kept_alone = 0  # blockers dropped only because the agent they blocked is alone (kept within R + V)
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -86,7 +91,10 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._offers: dict[int, tuple[int, Pos]] = {}  # agent -> (next step, position) of its held result
         self._offers_at: dict[int, set[int]] = {}  # step -> agents with an offer for it
         self._chain_of: dict[tuple[int, int], WorkUnit] = {}  # (agent, step) -> the chained unit it runs in
-        self._tried: dict[int, int] = {}  # agent -> table version at which its offer was last refused
+        # agent -> (GVT, the agent that refused its offer, what that one looked like then): `_pop_chained` asks
+        # again only once GVT or that agent changed, or an offer at the same step came or went
+        self._tried: dict[int, tuple[int, int, tuple[object, ...]]] = {}
+        self._bet_tried: dict[int, tuple[int, int, tuple[object, ...]]] = {}  # the same for `_pop_speculative`
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
         # agent -> the speculative unit it runs in from its table row (not on a held result): conflicts find it
         self._spec_of: dict[int, WorkUnit] = {}
@@ -101,7 +109,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._below: dict[int, tuple[int, ...]] = {}  # agent -> the members of the unit whose result it offers
         self._promised: set[WorkUnit] = set()  # units freed by routes, run hidden (module docstring)
         self._promised_of: dict[int, WorkUnit] = {}  # member -> its running promised unit
-        self._kept_at: dict[int, int] = {}  # agent -> the step at which routes dropped some of its blockers
+        # agent -> the step at which routes dropped some of its blockers or partners: its unit runs `promised`
+        self._kept_at: dict[int, int] = {}
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         super()._start()
@@ -145,10 +154,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         return self.depth > 0 and bets + 1 <= max(1.0, self.window.share * (self._running + 1))
 
     def _pop_speculative(self) -> WorkUnit | None:
+        """The first blocked cluster, lowest step first, whose blockers are all guessed to stay away. A refused
+        cluster is guessed at again only once the agent that refused it changed (`_bet_tried`): a cluster that
+        grows meanwhile only gains blockers."""
         if not self._may_bet():
             return None
         table = self.table
-        gvt, steps, status, blocked_by = table.gvt(), table.step, table.status, self.blocked_by
+        gvt, steps, status, blocked_by, tried = table.gvt(), table.step, table.status, self.blocked_by, self._bet_tried
         for step in sorted(self._blocked_at):
             if step > gvt + self.depth:
                 break
@@ -159,42 +171,55 @@ class SpeculativeScheduler(MetropolisScheduler):
                 del self._blocked_at[step]
                 continue
             for seed in sorted(agents):
+                memo = tried.get(seed)
+                if memo is not None and memo[0] == step and self._looks(memo[1]) == memo[2]:
+                    continue
                 members = tuple(self.cluster_of(seed))
-                if all(self._guess_clear(m, step) for m in members):
-                    unit = WorkUnit(step, members, members)
-                    self._speculative.add(unit)
-                    self._spec_of.update((m, unit) for m in members)
-                    self.dispatched_speculatively += 1
-                    agents.difference_update(members)
-                    return unit
+                culprit = next((c for m in members if (c := self._guess_refusal(m, step)) is not None), None)
+                if culprit is not None:
+                    tried[seed] = (step, culprit, self._looks(culprit))
+                    continue
+                unit = WorkUnit(step, members, members)
+                self._speculative.add(unit)
+                self._spec_of.update((m, unit) for m in members)
+                self.dispatched_speculatively += 1
+                agents.difference_update(members)
+                return unit
         return None
 
-    def _guess_clear(self, member: int, step: int) -> bool:
-        """Whether every blocker of `member` is guessed to stay farther than R + V from it at `step`."""
+    def _guess_refusal(self, member: int, step: int) -> int | None:
+        """The agent that keeps `member` from running `step` on a guess: itself while held back or not waiting,
+        else a blocker not guessed to stay farther than R + V from it at `step`; None: none does."""
         table = self.table
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
-            return False
-        pm = table.pos[member]
-        return not any(self._may_come(b, pm, step) for b in blockers)
+            return member
+        pm, reach = table.pos[member], self._reach(member)
+        return next((b for b in blockers if self._may_come(b, pm, step, reach)), None)
 
-    def _may_come(self, agent: int, pos: Pos, step: int) -> bool:
-        """The guess: may `agent` come within R + V of `pos` by the time it reaches `step`?"""
+    def _reach(self, agent: int) -> float:
+        """How near another agent at `agent`'s step matters to it: R + V (coupled, or seen), or R where it is alone
+        at its step (`Route.alone`: coupled with nobody, only what it sees matters)."""
+        return self.R if self._alone(agent) else self.couple_radius
+
+    def _may_come(self, agent: int, pos: Pos, step: int, reach: float | None = None) -> bool:
+        """The guess: may `agent` come within `reach` (R + V unless said) of `pos` by the time it reaches `step`?"""
         table = self.table
+        reach = self.couple_radius if reach is None else reach
         route = self._route(agent)
         if route is None:
             walked = self._walk(agent) * table.moves(agent, step)
-            return self.metric.distance(pos, table.pos[agent]) - walked <= self.couple_radius
+            return self.metric.distance(pos, table.pos[agent]) - walked <= reach
         ahead, dist = step - table.step[agent], self.metric.distance
         kept = route.kept_from(pos, ahead, step, dist)
-        if kept is not None and (kept > self.couple_radius or route.until >= step):
-            return kept <= self.couple_radius  # its promise decides
+        if kept is not None and (kept > reach or route.until >= step):
+            return kept <= reach  # its promise decides
         walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
         near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
         area = route.last_area()
         if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
             near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
-        return near <= self.couple_radius
+        return near <= reach
 
     def _route(self, agent: int) -> Route | None:
         """The route `agent` published when it reached its step in the table, if any."""
@@ -202,19 +227,41 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _kept_away(self, blocker: int, agent: int) -> bool:
         """Whether `blocker`'s route keeps it farther than R + V from `agent` up to `agent`'s step: then it can
-        neither be coupled with `agent` there nor be seen by it."""
+        neither be coupled with `agent` there nor be seen by it. Farther than R is enough where `agent` is alone at
+        its step (`Route.alone`): it is coupled with nobody there, so only what it sees matters."""
         table = self.table
         route = self._route(blocker)
         if route is None:
             return False
         step = table.step[agent]
         kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        return kept is not None and kept > self.couple_radius
+        if kept is None or kept <= self._reach(agent):
+            return False
+        self.kept_alone += kept <= self.couple_radius  # dropped only because `agent` is alone
+        return True
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
         for b in [b for b in self.blocked_by[agent] if b != HELD and self._kept_away(b, agent)]:
             self._drop_blocker(b, agent)
+
+    def _decouple_alone(self, a: int) -> None:
+        """Drop the coupling edges of `a`, just arrived, where either end promised to be alone at this step
+        (`Route.alone`): they read each other as of the step from the store whatever order they run in, and
+        neither writes into the other. Both run as `promised` units (the checker knows no such promise)."""
+        step, coupled = self.table.step[a], self.coupled
+        apart = list(coupled[a]) if self._alone(a) else [b for b in coupled[a] if self._alone(b)]
+        for b in apart:
+            coupled[a].discard(b)
+            coupled[b].discard(a)
+            self._kept_at[b] = step
+        if apart:
+            self._kept_at[a] = step
+            self.decoupled += len(apart)
+
+    def _alone(self, agent: int) -> bool:
+        route = self._route(agent)
+        return route is not None and route.alone
 
     def _drop_blocker(self, blocker: int, agent: int) -> None:
         """`blocker` blocks `agent` no more, on the strength of its route."""
@@ -239,40 +286,79 @@ class SpeculativeScheduler(MetropolisScheduler):
                 self._offers[m] = (step, pos)
                 self._offers_at.setdefault(step, set()).add(m)
                 self._below[m] = members
+                self._forget_refusals(step, pos)
+
+    def _forget_refusals(self, step: int, pos: Pos) -> None:
+        """An offer for `step` at `pos` came or went: the clusters the held positions there form with it may change,
+        so the offers coupled with it are asked again (a cluster's refusal is kept by each of its members)."""
+        offers, tried, dist, reach = self._offers, self._tried, self.metric.distance, self.couple_radius
+        for a in self._offers_at.get(step, ()):
+            if a in tried and dist(offers[a][1], pos) <= reach:
+                del tried[a]
 
     def _drop_offer(self, agent: int) -> None:
         offer = self._offers.pop(agent, None)
+        self._tried.pop(agent, None)
         if offer is not None:
             at = self._offers_at[offer[0]]
             at.discard(agent)
             if not at:
                 del self._offers_at[offer[0]]
+            else:
+                self._forget_refusals(*offer)
 
     def _pop_chained(self) -> WorkUnit | None:
+        """The first held offer, lowest step first, whose cluster may run now. A refused offer is asked again only
+        once what refused it may have changed (`_tried`): asking every offer after every commit cost most of the
+        policy's time with hundreds of held results (busy hour of 1,000)."""
         if not self._may_bet():
             return None
-        gvt, version, tried = self.table.gvt(), self.table.version, self._tried
-        for agent, (step, _) in sorted(self._offers.items(), key=lambda kv: kv[1][0]):
-            if agent not in self._offers or step - gvt > self.depth or tried.get(agent) == version:
-                continue  # taken with a co-member, too far ahead, or refused since the last commit
-            held = self._held_cluster(agent, step)
-            joined = self._joiners(held, step)
-            members = tuple(sorted((*held, *joined))) if joined is not None else held
-            if joined is None or not all(self._chain_clear(m, step, self._offers[m][1], members) for m in held):
-                tried.update((m, version) for m in held)
-                continue
-            for m in held:
-                self._drop_offer(m)
-            unit = WorkUnit(step, members, members)
-            self._chained.add(unit)
-            self._chain_of.update(((m, step), unit) for m in held)
-            self._spec_of.update((m, unit) for m in joined)
-            self.dispatched_speculatively += 1
-            self.chained_clusters += len(members) > 1
-            self.chained_across += len({self._below[m] for m in held}) > 1
-            self.joined += len(joined)
-            return unit
+        gvt, tried, offers_at = self.table.gvt(), self._tried, self._offers_at
+        for step in sorted(offers_at):
+            if step - gvt > self.depth:
+                break
+            for agent in sorted(offers_at[step]):
+                memo = tried.get(agent)
+                if agent not in self._offers or (
+                    memo is not None and memo[0] == gvt and self._looks(memo[1]) == memo[2]
+                ):
+                    continue  # taken with a co-member, or refused and nothing that refused it changed
+                held = self._held_cluster(agent, step)
+                joined, culprit = self._joiners(held, step)
+                members = tuple(sorted((*held, *joined)))
+                if culprit is None:
+                    culprit = next((c for m in held if (c := self._chain_refusal(m, step, members)) is not None), None)
+                if culprit is not None:
+                    refused = (gvt, culprit, self._looks(culprit))
+                    tried.update((m, refused) for m in held)
+                    continue
+                return self._chain(held, joined, members, step)
         return None
+
+    def _looks(self, agent: int) -> tuple[object, ...]:
+        """What a refusal read of `agent`: its step, status, position, held offer and whether it is held back."""
+        table = self.table
+        return (
+            table.step[agent],
+            table.status[agent],
+            table.pos[agent],
+            self._offers.get(agent),
+            HELD in self.blocked_by[agent],
+        )
+
+    def _chain(self, held: tuple[int, ...], joined: list[int], members: tuple[int, ...], step: int) -> WorkUnit:
+        """Dispatch the chained unit of `held` (on their held results) and `joined` (from their table rows)."""
+        for m in held:
+            self._drop_offer(m)
+        unit = WorkUnit(step, members, members)
+        self._chained.add(unit)
+        self._chain_of.update(((m, step), unit) for m in held)
+        self._spec_of.update((m, unit) for m in joined)
+        self.dispatched_speculatively += 1
+        self.chained_clusters += len(members) > 1
+        self.chained_across += len({self._below[m] for m in held}) > 1
+        self.joined += len(joined)
+        return unit
 
     def _held_cluster(self, agent: int, step: int) -> tuple[int, ...]:
         """The cluster `agent` forms at `step` with the other agents whose held results reach `step`, by their held
@@ -287,10 +373,11 @@ class SpeculativeScheduler(MetropolisScheduler):
                     cluster.append(b)
         return tuple(sorted(cluster))
 
-    def _joiners(self, held: tuple[int, ...], step: int) -> list[int] | None:
+    def _joiners(self, held: tuple[int, ...], step: int) -> tuple[list[int], int | None]:
         """The agents waiting at `step` in the table that the held positions of `held` couple with there, with
-        their clusters: they run that step with `held`, on its held result (a cascade). None: one of them may not
-        (held, or a blocker outside the unit is not guessed away)."""
+        their clusters: they run that step with `held`, on its held result (a cascade). Second: the agent that
+        forbids it, if one does (it is not waiting, it is held, or it has a blocker outside the unit that is not
+        guessed away: that blocker)."""
         table, dist, reach, offers = self.table, self.metric.distance, self.couple_radius, self._offers
         steps, status, pos = table.step, table.status, table.pos
         joined: list[int] = []
@@ -301,54 +388,58 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if b in seen or steps[b] != step or dist(here, pos[b]) > reach:
                     continue
                 if status[b] is not Status.WAITING:
-                    return None
+                    return joined, b
                 for c in self.cluster_of(b):
                     if c not in seen:
                         seen.add(c)
                         joined.append(c)
         for t in joined:
-            if HELD in self.blocked_by[t] or not self._joiner_clear(t, step, seen):
-                return None
-        return joined
+            culprit = t if HELD in self.blocked_by[t] else self._joiner_refusal(t, step, seen)
+            if culprit is not None:
+                return joined, culprit
+        return joined, None
 
-    def _joiner_clear(self, agent: int, step: int, unit: set[int]) -> bool:
-        """Whether every blocker of `agent` outside `unit` is guessed to stay farther than R + V from it, and no
-        held result outside `unit` stands within R + V of it at `step`."""
+    def _joiner_refusal(self, agent: int, step: int, unit: set[int]) -> int | None:
+        """The agent that keeps `agent` from joining `unit` at `step`: a blocker outside `unit` not guessed to stay
+        farther than R + V from it, or one whose held result outside `unit` stands within R + V of it there."""
         table, dist, reach = self.table, self.metric.distance, self.couple_radius
         pa = table.pos[agent]
         for b in self.blocked_by[agent]:
             if b not in unit and self._may_come(b, pa, step):
-                return False
+                return b
         for b in table.near(pa, reach):
             held = self._offers.get(b)
             if b not in unit and held is not None and held[0] == step and dist(pa, held[1]) <= reach:
-                return False
-        return True
+                return b
+        return None
 
-    def _chain_clear(self, agent: int, step: int, pos: Pos, members: tuple[int, ...] = ()) -> bool:
-        """Whether `agent` at `pos` would be coupled with no agent outside `members` at `step`, and every agent
-        behind that could come within R + V is guessed not to. Only a guess (the commit validates), so it looks
-        only as far as a guessed walk reaches: no agent gains more than `guess` V per step it is behind."""
+    def _chain_refusal(self, agent: int, step: int, members: tuple[int, ...]) -> int | None:
+        """The agent outside `members` that `agent`, at its held position, would be coupled with at `step`, or
+        that is behind and could come within R + V of it; None: none. Only a guess (the commit validates), so it
+        looks only as far as a guessed walk reaches: no agent gains more than `guess` V per step it is behind."""
         table, dist, R, V = self.table, self.metric.distance, self.R, self.V
         steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
         offers = self._offers
+        pos = offers[agent][1]
         for b in table.near(pos, reach + walk * (step - table.gvt())):
             if b == agent or b in members:
                 continue
             d, sb = dist(pos, table.pos[b]), steps[b]
             if sb == step and d <= reach:
-                return False  # it would be coupled with b
+                return b  # it would be coupled with b
             if sb < step:
                 held = offers.get(b)
                 if held is not None and held[0] == step and dist(pos, held[1]) <= reach:
-                    return False  # b's held result stands there, at this step
+                    return b  # b's held result stands there, at this step
                 moves = table.moves(b, step)
                 if d <= block_radius(moves, R, V) and self._may_come(b, pos, step):
-                    return False
-        return True
+                    return b
+        return None
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
+        if self.routes is not None and self.coupled[a]:
+            self._decouple_alone(a)
         if self.routes is not None and self.blocked_by[a]:
             self._drop_kept_away(a)
         if self.blocked_by[a]:
@@ -357,18 +448,23 @@ class SpeculativeScheduler(MetropolisScheduler):
     # -- validation -------------------------------------------------------------------------------------------
 
     def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
-        """Speculative units that `unit`'s members, just arrived at their step within R + V, turn out to meet
-        (unless they run in the same unit: a chained unit waits for exactly this arrival). Asked by the
-        dispatcher after the table advanced and before `complete`."""
+        """Speculative units that `unit`'s members, just arrived at their step within R + V (R of a member alone
+        there), turn out to meet (unless they run in the same unit: a chained unit waits for exactly this
+        arrival). Asked by the dispatcher after the table advanced and before `complete`."""
         if not self._spec_of:
             return []
-        table, dist, reach, spec_of = self.table, self.metric.distance, self.couple_radius, self._spec_of
+        table, dist, spec_of = self.table, self.metric.distance, self._spec_of
         hit: set[WorkUnit] = set()
         for j in unit.members:
             sj, pj = table.step[j], table.pos[j]
             for a in self.blocks[j]:
                 u = spec_of.get(a)
-                if u is not None and table.step[a] == sj and j not in u.members and dist(pj, table.pos[a]) <= reach:
+                if (
+                    u is not None
+                    and table.step[a] == sj
+                    and j not in u.members
+                    and dist(pj, table.pos[a]) <= self._reach(a)
+                ):
                     hit.add(u)
         return sorted(hit, key=lambda u: (u.step, u.members))
 

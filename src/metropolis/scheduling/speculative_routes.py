@@ -6,6 +6,10 @@ generated workload publishes both, `Workload.route_of`). A blocker whose route k
 unit at the unit's step cannot meet it there: it blocks nobody, without a guess. That is the promise of
 `ctx.stay` generalised from one tile to a path, and like it, it is enforced when the agent commits.
 
+An agent that knows it will talk with nobody at its next step (asleep, or already in a conversation) says so too
+(`Route.alone`): coupling exists only for the writes a conversation makes into a partner, so such an agent is
+coupled with nobody.
+
 Routes come from the agents' own knowledge after their last committed step, never from the recorded future.
 """
 
@@ -30,6 +34,10 @@ class Route:
     # (through which step, how far), later steps first to last: it stands within that distance of `tiles[-1]` at
     # every step up to that one (a promise too)
     areas: tuple[tuple[int, float], ...] = ()
+    # At the step it has reached it writes into nobody and nobody writes into it (asleep, or already in a
+    # conversation): it is coupled with nobody there. A promise too: a unit it is not in cannot reach it
+    # (`ctx.partner` refuses an agent outside the writer's unit).
+    alone: bool = False
 
     def kept_from(self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float]) -> float | None:
         """The least distance from `pos` it can stand at `step`, `steps` steps from now, by its promises; None:

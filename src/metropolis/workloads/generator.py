@@ -247,7 +247,7 @@ class _DayRun:
         return dst.astype(np.int32), np.bincount(src, minlength=n), lists
 
     def _attend(self, i: int, r: _Resident, s: int, seen: list[int]) -> None:
-        if r.activity.asleep or not seen:
+        if r.activity.asleep or not seen:  # asleep or talking (below), it starts no talk and is drawn into none
             return
         m, rng = self.m, self.rng
         awake = [j for j in seen if not self.rs[j].activity.asleep]
