@@ -35,7 +35,7 @@ class StepSnapshots:
     def near(
         self,
         step: int,
-        pos: tuple[int, int],
+        pos: Pos,
         radius: float,
         states: Sequence[Sequence[AgentState]],
         base: Sequence[int],
