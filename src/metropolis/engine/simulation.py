@@ -16,6 +16,7 @@ from typing import Any
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first, new_observation
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
+from metropolis.engine.snapshots import StepSnapshots
 from metropolis.engine.speculation import Speculation
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.kernel import Environment
@@ -96,6 +97,8 @@ class Simulation:
         self.agent_steps = 0
         self._collected_gvt = 0
         self._near_distance = near_distance(world.metric)  # `neighbors_at` measures only pairs its index found
+        # Positions as of each step, for `neighbors_at` under policies that dispatch clear (engine/snapshots.py).
+        self.snapshots = StepSnapshots(world.metric, self.table) if self.scheduler.dispatches_clear else None
 
     # -- the runtime's verbs ----------------------------------------------------------------------------------
 
@@ -150,9 +153,12 @@ class Simulation:
         commit, listeners, call_listeners = self.store.commit, self.listeners, self.call_listeners
         step = unit.step
         positions, promises = [], []
+        snapshots = self.snapshots
         for ctx, start, end in results:
             state = ctx.result()
             commit(ctx.agent_id, step, state)
+            if snapshots is not None:
+                snapshots.arrived(ctx.agent_id, step + 1, state)
             positions.append(state.pos)
             promises.append(ctx.still_until)
             self.agent_steps += 1  # before the listeners hear of it: a checkpoint cut counts this step
@@ -167,6 +173,8 @@ class Simulation:
         if gvt > self._collected_gvt:
             self._collected_gvt = gvt
             self.store.collect(gvt)
+            if snapshots is not None:
+                snapshots.collect(gvt)
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
         """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now (a
@@ -199,8 +207,10 @@ class Simulation:
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
         """Agents within `radius` of `pos` as of `step`.
 
-        Agents ahead have moved at most V per step since `step`, so the index is asked for a radius widened by
-        that, and each candidate is then checked at its position as of `step`.
+        Under a policy that dispatches clear, the index of positions as of `step` is asked (engine/snapshots.py).
+        Otherwise agents ahead have moved at most V per step since `step`, so the table's index is asked for a
+        radius widened by that, each candidate is checked at its position as of `step`, and agents behind are
+        checked to be still too far to matter.
         """
         if self.scheduler.replays_recorded:
             raise RuntimeError(
@@ -208,12 +218,22 @@ class Simulation:
                 "recorded run's steps by the dependencies recorded then: live agents that observe need serial, "
                 "lockstep or metropolis"
             )
+        states, base = self.store.states_from(step)
+        agents, dist = self.agents, self._near_distance
+        found = []
+        if self.snapshots is not None:
+            for other in self.snapshots.near(step, pos, radius, states, base):
+                if other != me:
+                    state = states[other][step - base[other]]
+                    d = dist(pos, state.pos)
+                    if d <= radius:
+                        found.append(new_observation(other, agents[other].name, state, d))
+            if len(found) > 1:
+                found.sort(key=nearest_first)
+            return found
         table, V = self.table, self.world.max_velocity
         reach = radius + max(0, table.max_step - step) * V
-        dist, steps, latest, still = self._near_distance, table.step, table.pos, table.still_until
-        states, base = self.store.states_from(step)
-        agents = self.agents
-        found = []
+        steps, latest, still = table.step, table.pos, table.still_until
         for other in table.near(pos, reach):
             so = steps[other]
             if so < step:

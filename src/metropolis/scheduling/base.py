@@ -29,6 +29,10 @@ class Scheduler(ABC):
     # Whether the policy orders steps by a recorded run's dependencies (the oracle): live agents that observe
     # would read neighbours it never waited for, so the simulation refuses them.
     replays_recorded: ClassVar[bool] = False
+    # Whether every unit it dispatches can already see all it may observe: no agent still behind a member can
+    # come within R of it by the member's step (metropolis: such an agent blocks it). The engine's neighbour
+    # query then reads only the agents that reached the step, and needs no check of those behind.
+    dispatches_clear: ClassVar[bool] = False
 
     def __init__(self, world: World, table: AgentView, *, priority: bool = True) -> None:
         self.world = world

@@ -33,6 +33,7 @@ _new_unit = builder(WorkUnit)  # `WorkUnit(...)` without the frozen init's per-f
 class MetropolisScheduler(Scheduler):
     name = "metropolis"
     keeps_invariant = True
+    dispatches_clear = True  # a dispatched agent has no blockers: none behind may reach it (`block_radius`)
 
     def _start(self) -> None:
         n = self.n

@@ -136,20 +136,32 @@ class Workload:
     # -- per agent-step views ---------------------------------------------------------------------------------
 
     def calls_by_agent_step(self) -> dict[tuple[int, int], tuple[Call, ...]]:
-        """(agent, step) -> its calls in issue order; agent-steps without calls are absent."""
-        out: dict[tuple[int, int], list[Call]] = {}
+        """(agent, step) -> its calls in issue order; agent-steps without calls are absent.
+
+        The calls are sorted by (step, owner) (`__post_init__` checks it), so each agent-step's calls are one run
+        of the columns: cut where the key changes, instead of a dict look-up per call (a replay builds this
+        inside the timed span of `bench scheduler`'s busy hour)."""
+        if not len(self.call_step):
+            return {}
         names = self.function_names
-        for s, o, sp, f, p, q in zip(
-            self.call_step.tolist(),
-            self.call_owner.tolist(),
-            self.call_speaker.tolist(),
-            self.call_function.tolist(),
-            self.call_prompt.tolist(),
-            self.call_output.tolist(),
-            strict=True,
-        ):
-            out.setdefault((o, s), []).append((sp, names[f], p, q))
-        return {k: tuple(v) for k, v in out.items()}
+        calls = list(
+            zip(
+                self.call_speaker.tolist(),
+                [names[f] for f in self.call_function.tolist()],
+                self.call_prompt.tolist(),
+                self.call_output.tolist(),
+                strict=True,
+            )
+        )
+        key = self.call_step.astype(np.int64) * self.agents + self.call_owner
+        cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(calls)]
+        firsts = cuts[:-1]
+        return {
+            (o, s): tuple(calls[a:b])
+            for o, s, a, b in zip(
+                self.call_owner[firsts].tolist(), self.call_step[firsts].tolist(), firsts, cuts[1:], strict=True
+            )
+        }
 
     def partners_by_agent_step(self) -> dict[tuple[int, int], tuple[int, ...]]:
         out: dict[tuple[int, int], set[int]] = {}
