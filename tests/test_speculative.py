@@ -335,3 +335,65 @@ def test_a_blocker_that_stood_still_is_guessed_to_stay() -> None:
 
     assert bet(Window(guess=1.0)) is None  # B may walk V towards A: within R + V of it at step 2
     assert bet(Window(guess=1.0, still=1)) == WorkUnit(2, (0,), (0,))  # B stood still through step 0
+
+
+# -- bets run their members together, in virtual time ----------------------------------------------------------
+
+
+def virtual_walkers(world: dict[str, Any], scheduler: Any, members: str = "concurrent") -> Simulation:
+    """`walker_sim`'s world run in virtual time on one modelled GPU: LLM calls in flight when a bet is undone."""
+    sim = walker_sim(scheduler=scheduler, **world)
+    sim.members = members
+    env = Environment()
+    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=1)))).run()
+    return sim
+
+
+talking_callers = st.fixed_dictionaries(
+    {
+        "n": st.integers(4, 30),
+        "seed": st.integers(0, 2**16),
+        "size": st.integers(6, 16),
+        "steps": st.integers(2, 10),
+        "R": st.sampled_from([2.0, 3.0]),
+        "V": st.just(1.0),
+        "config": st.builds(
+            WalkerConfig,
+            move_prob=st.floats(0.5, 1),
+            talk_prob=st.floats(0.2, 1),  # partners write into each other: restarts inside a bet
+            call_prob=st.floats(0.3, 1),  # calls in flight when a bet is undone
+        ),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=talking_callers, members=st.sampled_from(["concurrent", "serial"]))
+@example(  # a chained step whose co-member's held result committed before it started observed that one twice
+    world=dict(n=20, seed=18, size=16, steps=8, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.6, 0.8)), members="serial"
+)
+def test_speculation_in_virtual_time_reproduces_serial(world: dict[str, Any], members: str) -> None:
+    """Calls in flight, conversations, and members together or in order: always serial's result."""
+    serial = virtual_walkers(world, "serial")
+    sim = virtual_walkers(world, bold(), members)
+    assert outcome(sim) == outcome(serial)
+
+
+def test_bets_of_several_members_run_together_and_are_undone_mid_run() -> None:
+    """Crowded talkers that call the LLM: bets of several members run together (with restarts between partners)
+    and some are undone while their members run, each member stopping before their state is restored; every
+    result is serial's. With `members="serial"` the same bets run one member after another."""
+    together = undone = restarts = 0
+    for seed in range(6):
+        world = dict(n=24, seed=seed, size=16, steps=8, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.6, 0.8))
+        serial = virtual_walkers(world, "serial")
+        sim = virtual_walkers(world, bold())
+        assert outcome(sim) == outcome(serial)
+        assert sim.speculation is not None
+        together += sim.speculation.stats.together
+        undone += sim.speculation.stats.undone_together
+        restarts += sim.member_stats.restarts
+        in_order = virtual_walkers(world, bold(), members="serial")
+        assert outcome(in_order) == outcome(serial)
+        assert in_order.speculation is not None and in_order.speculation.stats.together == 0
+    assert together > 0 and undone > 0 and restarts > 0

@@ -238,12 +238,15 @@ class UnitRun:
         self.current: list[MemberRun | None] = [None] * n
         self.wait_for: list[int | None] = [None] * n
         self.journals = [Journal() for _ in range(n)]
+        self.failed: BaseException | None = None  # the first error a member's step raised (`run`)
         self.stats = UnitStats()
         # What waiting members wait on, made by the first to wait: most notifications find nobody waiting, and
         # firing a signal nobody awaits would only schedule a callback that does nothing.
         self._changed: Signal | None = None
 
     async def run(self) -> list[Any]:
+        """Every member's result; or, when a step raised, that error, once every member has stopped: nothing of the
+        unit runs on after it ended (a speculative unit undone restores its members' state only then)."""
         results = await self.tasks.gather([self._member(k) for k in range(len(self.members))])
         # Each run points back at this unit: drop them now it is over, so refcounting frees the unit at once
         # (a cycle per unit would wait for the cyclic collector, which then walks thousands of them).
@@ -253,6 +256,8 @@ class UnitRun:
                 self.stats.wasted_calls += 1
                 self.stats.wasted_prompt_tokens += response.prompt_tokens
                 self.stats.wasted_output_tokens += response.completion_tokens
+        if self.failed is not None:
+            raise self.failed
         return results
 
     # -- the rule ---------------------------------------------------------------------------------------------
@@ -291,9 +296,12 @@ class UnitRun:
     # -- one member -------------------------------------------------------------------------------------------
 
     async def _member(self, k: int) -> Any:
+        """Member k's runs until one stands; None once the unit failed (`run`)."""
         agent = self.members[k]
         while True:
             while not self._may_start(k):
+                if self.failed is not None:
+                    return None
                 await self._wait()
             self.wait_for[k] = None
             if k > 0:
@@ -311,10 +319,27 @@ class UnitRun:
                     self.stats.restarts += 1
                 self.journals[k].put_back(run.used)
                 continue
+            except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit):
+                raise  # the run is shut down
+            except BaseException as error:  # `Rollback` too (a speculative unit undone)
+                # an earlier member may still write into this one and change its step, as in the serial order: the
+                # error stands only once this member is the head and this run was not undone
+                while not run.stale and not self.is_head(k):
+                    if self.failed is not None:
+                        return None
+                    await self._wait()
+                if run.stale:
+                    self.journals[k].put_back(run.used)
+                    continue
+                self.failed = self.failed or error
+                self._notify()
+                return None
             if not run.stale:
                 self.done[k] = True
                 self._notify()
                 while not run.stale and not self.is_head(k):
+                    if self.failed is not None:
+                        return None
                     await self._wait()
             if run.stale:
                 self.journals[k].put_back(run.used)

@@ -133,14 +133,20 @@ class Simulation:
         assert self.speculation is not None
         if self.speculation.covers(unit):
             return await self.speculation.execute(unit, llm, clock, tasks)
-        return await execute_unit(self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
+        return await self.run_members(unit, llm, clock, tasks)
 
-    async def run_in_order(
-        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
-    ) -> list[StepResult]:
-        """The unit's members one after another (`steps_in_order`); `host`: what the steps see instead of this
-        simulation (a speculative step chained on a held one)."""
-        return await steps_in_order(host or self, unit, llm, clock)
+    def run_members(
+        self,
+        unit: WorkUnit,
+        llm: LLMBackend | None,
+        clock: Callable[[], float],
+        tasks: Tasks | None,
+        host: StepHost | None = None,
+    ) -> Coroutine[Any, Any, list[StepResult]]:
+        """The unit's members as this simulation runs them (`execute_unit`: together, or one after another under
+        `members="serial"`); `host`: what the steps see instead of this simulation (a speculative step chained on
+        a held one)."""
+        return execute_unit(host or self, unit, llm, clock, tasks, self.members == "serial", self.member_stats)
 
     def commit(self, unit: WorkUnit, results: list[StepResult]) -> None:
         """A unit's run ended: record its results, or hand them to speculation to hold or drop."""

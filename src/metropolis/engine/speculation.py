@@ -13,13 +13,13 @@ chained unit as the steps below it commit.
 A conflict undoes a unit and every step chained on it: held results are dropped; runs in flight have their LLM
 calls cancelled (engine/cancellable.py) and unwind at their next await, before any more agent code runs. Once all
 of them have unwound, each agent's private state is restored to what it was before the first undone step it ran,
-and the dispatcher releases them. A speculative unit runs its members one after another in one coroutine, so an
-undone unit has no member still running on its own.
+and the dispatcher releases them. A speculative unit runs its members as any unit does (together, engine/members.py),
+and a unit's run ends only once every member has stopped, so an undone unit has no member still running on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -47,6 +47,7 @@ class SpeculationHost(Protocol):
     table: AgentTable
     store: StateStore
     seed: int
+    members: str
     record_text: bool
     start_seconds: float
 
@@ -56,9 +57,14 @@ class SpeculationHost(Protocol):
 
     def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None: ...
 
-    async def run_in_order(
-        self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], host: StepHost | None = None
-    ) -> list[StepResult]: ...
+    def run_members(
+        self,
+        unit: WorkUnit,
+        llm: LLMBackend | None,
+        clock: Callable[[], float],
+        tasks: Tasks | None,
+        host: StepHost | None = None,
+    ) -> Coroutine[Any, Any, list[StepResult]]: ...
 
 
 @dataclass(slots=True)
@@ -66,6 +72,8 @@ class SpeculationStats:
     """What speculation did and cost: steps run ahead, units undone, and the tokens of their answers."""
 
     speculated: int = 0
+    together: int = 0  # runs of units of several members (they run together, engine/members.py)
+    undone_together: int = 0  # ... of which undone while they ran
     chained: int = 0
     rollbacks: int = 0
     cancelled_calls: int = 0
@@ -121,11 +129,13 @@ class Overlay:
 
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
         """The simulation's answer, which leaves out the co-members still behind in the table, and those of them
-        within `radius` at their held states."""
+        within `radius` at their held states. A held result committed since this unit was dispatched (a member
+        that starts after another's LLM call) is in the simulation's answer already: it is the same state."""
         found = self._sim.neighbors_at(me, step, pos, radius)
         dist = self.world.metric.distance
+        present = {o.agent_id for o in found}
         for (other, at), state in self._held.items():
-            if other != me and at == step and (d := dist(pos, state.pos)) <= radius:
+            if other != me and at == step and other not in present and (d := dist(pos, state.pos)) <= radius:
                 found.append(Observation(other, self.agents[other].name, state, d))
         found.sort(key=nearest_first)
         return found
@@ -174,6 +184,8 @@ class Speculation:
         if run.doomed:
             return []  # undone before it started
         self.stats.speculated += 1
+        together = len(unit.members) > 1 and self.sim.members != "serial"
+        self.stats.together += together
         agents = self.sim.agents
         run.saved = {a: agents[a].state_dict() for a in unit.members}
         host = self._overlay(unit)
@@ -181,8 +193,9 @@ class Speculation:
             self._running[a] = run
         wrapped = CancellableLLM(llm, run, tasks, self._waste) if llm is not None else None
         try:
-            return await self.sim.run_in_order(unit, wrapped, clock, host)
+            return await self.sim.run_members(unit, wrapped, clock, tasks, host)
         except Rollback:
+            self.stats.undone_together += together
             return []
         except Exception as error:  # it may have failed on what it guessed wrong (a partner it lacks): wait
             run.error = error
