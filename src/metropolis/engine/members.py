@@ -308,6 +308,7 @@ class UnitRun:
                 self.saved[k] = self._save(agent)
             run = MemberRun(self, k)
             self.current[k] = run
+            error: BaseException | None = None
             try:
                 result = await self._step(k, run)
             except Restart:
@@ -321,29 +322,24 @@ class UnitRun:
                 continue
             except (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit):
                 raise  # the run is shut down
-            except BaseException as error:  # `Rollback` too (a speculative unit undone)
-                # an earlier member may still write into this one and change its step, as in the serial order: the
-                # error stands only once this member is the head and this run was not undone
-                while not run.stale and not self.is_head(k):
-                    if self.failed is not None:
-                        return None
-                    await self._wait()
-                if run.stale:
-                    self.journals[k].put_back(run.used)
-                    continue
-                self.failed = self.failed or error
-                self._notify()
-                return None
-            if not run.stale:
+            except BaseException as failure:  # `Rollback` too (a speculative unit undone)
+                error = failure
+            if error is None and not run.stale:
                 self.done[k] = True
                 self._notify()
-                while not run.stale and not self.is_head(k):
-                    if self.failed is not None:
-                        return None
-                    await self._wait()
+            # A result is final, and an error stands, only once this member is the head and this run was not undone:
+            # an earlier member may still write into this one and change its step, as in the serial order.
+            while not run.stale and not self.is_head(k):
+                if self.failed is not None:
+                    return None
+                await self._wait()
             if run.stale:
                 self.journals[k].put_back(run.used)
                 continue
+            if error is not None:
+                self.failed = self.failed or error
+                self._notify()
+                return None
             return result
 
     def _notify(self) -> None:

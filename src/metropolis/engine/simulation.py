@@ -10,7 +10,7 @@ Whoever wants to follow the run attaches a listener (trace, accounting, serving 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first, new_observation
@@ -228,18 +228,27 @@ class Simulation:
         agents, dist = self.agents, self._near_distance
         found = []
         if self.snapshots is not None:
-            for other in self.snapshots.near(step, pos, radius, states, base):
-                if other != me:
-                    state = states[other][step - base[other]]
-                    d = dist(pos, state.pos)
-                    if d <= radius:
-                        found.append(new_observation(other, agents[other].name, state, d))
-            if len(found) > 1:
-                found.sort(key=nearest_first)
-            return found
-        table, V = self.table, self.world.max_velocity
+            candidates: Iterable[int] = self.snapshots.near(step, pos, radius, states, base)
+        else:
+            candidates = self._at_step(me, step, pos, radius)
+        for other in candidates:
+            if other == me:  # running `step`
+                continue
+            state = states[other][step - base[other]]
+            d = dist(pos, state.pos)
+            if d <= radius:
+                found.append(new_observation(other, agents[other].name, state, d))
+        if len(found) > 1:
+            found.sort(key=nearest_first)
+        return found
+
+    def _at_step(self, me: int, step: int, pos: Pos, radius: float) -> list[int]:
+        """The agents that may stand within `radius` of `pos` at `step`, all of them there already: one still
+        behind that the rules do not keep away is a causality error (but where `me` runs a speculative step)."""
+        table, V, dist = self.table, self.world.max_velocity, self._near_distance
         reach = radius + max(0, table.max_step - step) * V
         steps, latest, still = table.step, table.pos, table.still_until
+        at_step = []
         for other in table.near(pos, reach):
             so = steps[other]
             if so < step:
@@ -253,15 +262,8 @@ class Simulation:
                         f"causality: agent {me} at step {step} may observe agent {other}, still at step {so}"
                     )
                 continue
-            if other == me:  # running `step`, so never behind
-                continue
-            state = states[other][step - base[other]]
-            d = dist(pos, state.pos)
-            if d <= radius:
-                found.append(new_observation(other, agents[other].name, state, d))
-        if len(found) > 1:
-            found.sort(key=nearest_first)
-        return found
+            at_step.append(other)
+        return at_step
 
     def history(self, agent: int) -> list[AgentState]:
         return self.store.history(agent)
