@@ -7,7 +7,8 @@ import csv
 import pytest
 from typer.testing import CliRunner
 
-from metropolis.bench.sim import BOUNDS, SCHEDULING_POLICIES
+from metropolis.bench.plots import window_words
+from metropolis.bench.sim import BOUNDS, SCHEDULING_POLICIES, Setting, gpus_words
 from metropolis.cli.main import app
 from metropolis.paths import shared_data_dir
 
@@ -44,3 +45,11 @@ def test_bad_options_are_one_line(tmp_path, args, message) -> None:
     result = CliRunner().invoke(app, ["bench", "sim", *args, "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_titles_say_the_window_and_the_gpus_in_words() -> None:
+    assert window_words(Setting("day-25", 0.0, 24.0, 25, 1)) == "day-25 window, 00:00-24:00 (24 h)"
+    assert window_words(Setting("busy", 12.0, 0.1, 100, 8)) == "busy window, 12:00-12:06 (0.1 h)"
+    assert window_words(Setting("late", 23.0, 2.0, 25, 8)) == "late window, 23:00-01:00 (2 h)"
+    assert (gpus_words(1), gpus_words(8)) == ("1 GPU", "8 GPUs")
+    assert Setting("day-25", 0.0, 24.0, 25, 1).label == "day-25 25 agents 1 GPU"

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from metropolis.bench.sim import SCHEDULING_POLICIES, Setting, SettingResult
+from metropolis.bench.sim import SCHEDULING_POLICIES, Setting, SettingResult, gpus_words
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h")
 DASHES = ("-", "--", "-.", ":")
@@ -21,7 +21,8 @@ def window_words(setting: Setting) -> str:
     """'busy window, 12:00-12:06 (0.1 h)': the title says the window the run covered, not a nominal hour."""
     start = setting.start_hour * 60
     end = start + setting.hours * 60
-    span = f"{int(start // 60):02d}:{int(start % 60):02d}-{int(end // 60) % 24:02d}:{int(end % 60):02d}"
+    end_hour = int(end // 60) if end == 24 * 60 else int(end // 60) % 24  # a whole day ends at 24:00, not 00:00
+    span = f"{int(start // 60):02d}:{int(start % 60):02d}-{end_hour:02d}:{int(end % 60):02d}"
     return f"{setting.name} window, {span} ({setting.hours:g} h)"
 
 
@@ -67,7 +68,7 @@ def speedup_plot(results: list[SettingResult], path: Path) -> Path | None:
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("agents")
         ax.set_ylabel("speedup over serial")
-        ax.set_title(f"{window_words(mine[0].setting)}, {mine[0].setting.gpus} GPUs", fontsize=10)
+        ax.set_title(f"{window_words(mine[0].setting)}, {gpus_words(mine[0].setting.gpus)}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
@@ -96,7 +97,7 @@ def in_flight_plot(result: SettingResult, path: Path) -> Path:
     axes[-1].set_xlabel("share of the run (simulated time)")
     fig.supylabel("LLM requests in flight", fontsize=9)
     s = result.setting
-    fig.suptitle(f"LLM requests in flight, {s.agents} agents on {s.gpus} GPUs: {window_words(s)}", fontsize=10)
+    fig.suptitle(f"LLM requests in flight, {s.agents} agents on {gpus_words(s.gpus)}: {window_words(s)}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -80,7 +80,12 @@ class Setting:
     def label(self) -> str:
         town = "" if self.agents <= 25 or self.mode == "copies" else " (large town)"
         metric = "" if self.metric == "euclidean" else f", {self.metric}"
-        return f"{self.name} {self.agents} agents{town} {self.gpus} GPU{'s' if self.gpus > 1 else ''}{metric}"
+        return f"{self.name} {self.agents} agents{town} {gpus_words(self.gpus)}{metric}"
+
+
+def gpus_words(gpus: int) -> str:
+    """'1 GPU', '8 GPUs'."""
+    return f"{gpus} GPU{'s' if gpus != 1 else ''}"
 
 
 def default_settings(

@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 
 from metropolis.bench.plots import in_flight_plot, speedup_plot
-from metropolis.bench.sim import BOUNDS, COST_TERMS, SettingResult, default_settings, rows, run_setting
+from metropolis.bench.sim import BOUNDS, COST_TERMS, SettingResult, default_settings, gpus_words, rows, run_setting
 from metropolis.cli.console import table_console
 from metropolis.cli.errors import one_line_errors
 from metropolis.cli.options import MAX_HOURS, number, positive_ints, some_names, writable_folder
@@ -137,7 +137,7 @@ def _write(results: list[SettingResult], folder: Path) -> None:
     best = max(records, key=lambda row: float(str(row["speedup_over_serial"])) if row["policy"] == "metropolis" else 0)
     headline = (
         f"metropolis runs {float(str(best['speedup_over_serial'])):.1f}x faster than serial "
-        f"({best['setting']}, {best['agents']} agents, {best['gpus']} GPUs, virtual time)"
+        f"({best['setting']}, {best['agents']} agents, {gpus_words(int(str(best['gpus'])))}, virtual time)"
     )
     write_bench_report(
         folder / "report.html", "Metropolis bench sim", headline, [("Simulated time per policy", records)], images,
