@@ -39,6 +39,10 @@ def test_fast_bench_writes_table_csv_and_plots(tmp_path) -> None:
         (["--setting", "noon"], "unknown setting 'noon'"),
         (["--agents", "0"], "--agents needs integers >= 1"),
         (["--mode", "huge"], "unknown --mode 'huge'"),
+        (  # the day starts at midnight: half an hour of it has no call to compare policies by
+            ["--setting", "day-25", "--gpus", "1", "--hours", "0.5"],
+            "day-25 25 agents 1 GPU: the 0.5 h from 00:00 make no LLM calls",
+        ),
     ],
 )
 def test_bad_options_are_one_line(tmp_path, args, message) -> None:

@@ -181,6 +181,12 @@ def run_setting(
         seed=seed,
     )
     workload, layout = generate(town, config)
+    if workload.calls == 0:  # every policy would take no time: no ratio to print
+        raise ValueError(
+            f"{setting.label}: the {setting.hours:g} h from {int(setting.start_hour):02d}:"
+            f"{round(setting.start_hour % 1 * 60):02d} make no LLM calls (the town is asleep); choose a longer "
+            "window (--hours)"
+        )
     world = layout.world(config.perception_radius, metric=setting.metric)
     generated = time.perf_counter() - t0
     serving = scaled_serving(preset(PRESET, gpus=setting.gpus), cost_scale or {})
