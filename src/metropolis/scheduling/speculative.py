@@ -54,11 +54,15 @@ from metropolis.world.spatial import Pos
 from metropolis.world.world import World
 
 HELD = -1  # a pseudo-blocker: the agent's undone run has not unwound yet
+# A refused offer or bet: (the step or GVT it was refused at, the agent that refused it, what that one looked like)
+Refusal = tuple[int, int, tuple[object, ...]]
 
 
 class SpeculativeScheduler(MetropolisScheduler):
     name = "speculative"
     keeps_invariant = True  # at every commit: only validated units commit
+    # Bets do not dispatch clear, but a bet that an agent behind it reaches within R + V is undone (`conflicts`),
+    # so the neighbour query may read only the agents that reached the step, as under metropolis.
 
     def __init__(
         self,
@@ -93,8 +97,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._chain_of: dict[tuple[int, int], WorkUnit] = {}  # (agent, step) -> the chained unit it runs in
         # agent -> (GVT, the agent that refused its offer, what that one looked like then): `_pop_chained` asks
         # again only once GVT or that agent changed, or an offer at the same step came or went
-        self._tried: dict[int, tuple[int, int, tuple[object, ...]]] = {}
-        self._bet_tried: dict[int, tuple[int, int, tuple[object, ...]]] = {}  # the same for `_pop_speculative`
+        self._tried: dict[int, Refusal] = {}
+        self._bet_tried: dict[int, Refusal] = {}  # the same for `_pop_speculative`
         self._released: list[int] = []  # speculative members whose last blocker left (`take_released`)
         # agent -> the speculative unit it runs in from its table row (not on a held result): conflicts find it
         self._spec_of: dict[int, WorkUnit] = {}
@@ -171,13 +175,12 @@ class SpeculativeScheduler(MetropolisScheduler):
                 del self._blocked_at[step]
                 continue
             for seed in sorted(agents):
-                memo = tried.get(seed)
-                if memo is not None and memo[0] == step and self._looks(memo[1]) == memo[2]:
+                if self._still_refused(tried.get(seed), step):
                     continue
                 members = tuple(self.cluster_of(seed))
                 culprit = next((c for m in members if (c := self._guess_refusal(m, step)) is not None), None)
                 if culprit is not None:
-                    tried[seed] = (step, culprit, self._looks(culprit))
+                    tried[seed] = self._refusal(step, culprit)
                     continue
                 unit = WorkUnit(step, members, members)
                 self._speculative.add(unit)
@@ -318,10 +321,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             if step - gvt > self.depth:
                 break
             for agent in sorted(offers_at[step]):
-                memo = tried.get(agent)
-                if agent not in self._offers or (
-                    memo is not None and memo[0] == gvt and self._looks(memo[1]) == memo[2]
-                ):
+                if agent not in self._offers or self._still_refused(tried.get(agent), gvt):
                     continue  # taken with a co-member, or refused and nothing that refused it changed
                 held = self._held_cluster(agent, step)
                 joined, culprit = self._joiners(held, step)
@@ -329,11 +329,18 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if culprit is None:
                     culprit = next((c for m in held if (c := self._chain_refusal(m, step, members)) is not None), None)
                 if culprit is not None:
-                    refused = (gvt, culprit, self._looks(culprit))
+                    refused = self._refusal(gvt, culprit)
                     tried.update((m, refused) for m in held)
                     continue
                 return self._chain(held, joined, members, step)
         return None
+
+    def _refusal(self, at: int, culprit: int) -> Refusal:
+        return at, culprit, self._looks(culprit)
+
+    def _still_refused(self, memo: Refusal | None, at: int) -> bool:
+        """Whether a refusal stands: asked again at the same step or GVT, and the agent that refused looks the same."""
+        return memo is not None and memo[0] == at and self._looks(memo[1]) == memo[2]
 
     def _looks(self, agent: int) -> tuple[object, ...]:
         """What a refusal read of `agent`: its step, status, position, held offer and whether it is held back."""
