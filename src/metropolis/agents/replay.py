@@ -31,7 +31,7 @@ from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.engine.simulation import SchedulerFactory
 from metropolis.scheduling import AgentView, DependencyGraph, OracleScheduler
 from metropolis.scheduling.speculative import SpeculativeScheduler
-from metropolis.scheduling.speculative_routes import AgentRoutes, Route
+from metropolis.scheduling.speculative_routes import AgentRoutes, Place, Route
 from metropolis.scheduling.speculative_window import Window
 from metropolis.workloads.format import Call, Workload, walk_tiles
 from metropolis.world.spatial import Pos
@@ -40,6 +40,17 @@ from metropolis.world.world import World
 FILLER_WORD = "town "  # about one token per word for Llama-style tokenizers
 # A generated resident whose last action was one of these talks with nobody at its next step (module docstring).
 ALONE_ACTIONS = ("sleeping @ ", "chatting with ")
+
+
+# Per step: route until, its tiles left, areas' until and radius; with the areas' places (per step, per area, an
+# index into the places), if the workload knows them.
+RouteColumns = tuple[
+    Sequence[int],
+    Sequence[int],
+    Sequence[Sequence[int]],
+    Sequence[Sequence[int]],
+    tuple[Sequence[Sequence[int]], Sequence[Place]] | None,
+]
 
 
 def filler_text(tokens: int) -> str:
@@ -59,7 +70,7 @@ class ReplayAgent(Agent):
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
-        routes: tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
+        routes: RouteColumns | None = None,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -69,7 +80,7 @@ class ReplayAgent(Agent):
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
         self.still_through = still_stretches(path) if promise_still else None
-        self.routes = routes  # per step: route until, its tiles left, area until, area radius (Workload.route_of)
+        self.routes = routes  # per step: route until, tiles left, area until, radius, place (Workload.route_of)
         self._route_cache: dict[int, Route] = {}
 
     async def step(self, ctx: StepContext) -> None:
@@ -103,7 +114,9 @@ class ReplayAgent(Agent):
             whole = len(tiles) == moves + 1
             areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
             alone = self.actions[step - 1].startswith(ALONE_ACTIONS)
-            route = self._route_cache[step] = Route(until, tiles, areas if whole else (), alone)
+            kept = self.routes[4]
+            places = tuple(kept[1][k] for k in kept[0][step - 1]) if kept is not None and whole else ()
+            route = self._route_cache[step] = Route(until, tiles, areas if whole else (), alone, places)
         return route
 
     def state_dict(self) -> dict[str, Any]:
@@ -143,6 +156,8 @@ def replay_agents(
     codes = workload.actions.T.tolist()
     columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
     known = [c.swapaxes(0, 1).tolist() for c in columns if c is not None] if routes else []
+    places = [Place(tiles) for tiles in workload.places()] if routes else []
+    kept = workload.area_place.swapaxes(0, 1).tolist() if routes and workload.area_place is not None else None
     return [
         ReplayAgent(
             workload.names[i],
@@ -153,7 +168,11 @@ def replay_agents(
             send_text=send_text,
             plans=plans[i],
             promise_still=promise_still,
-            routes=(known[0][i], known[1][i], known[2][i], known[3][i]) if len(known) == 4 else None,
+            routes=(
+                (known[0][i], known[1][i], known[2][i], known[3][i], None if kept is None else (kept[i], places))
+                if len(known) == 4
+                else None
+            ),
         )
         for i in range(n)
     ]

@@ -214,14 +214,15 @@ class SpeculativeScheduler(MetropolisScheduler):
             walked = self._walk(agent) * table.moves(agent, step)
             return self.metric.distance(pos, table.pos[agent]) - walked <= reach
         ahead, dist = step - table.step[agent], self.metric.distance
-        kept = route.kept_from(pos, ahead, step, dist)
+        kept = route.kept_from(pos, ahead, step, dist, reach)
         if kept is not None and (kept > reach or route.until >= step):
             return kept <= reach  # its promise decides
         walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
         near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
         area = route.last_area()
         if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
-            near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
+            walked = walk * (step - area[0])
+            near = max(near, route.beyond_area(pos, dist, reach + walked) - walked)
         return near <= reach
 
     def _route(self, agent: int) -> Route | None:
@@ -237,10 +238,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         if route is None:
             return False
         step = table.step[agent]
-        kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        if kept is None or kept <= self._reach(agent):
+        reach = self._reach(agent)
+        kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance, reach)
+        if kept is None or kept <= reach:
             return False
-        self.kept_alone += kept <= self.couple_radius  # dropped only because `agent` is alone
+        if kept <= self.couple_radius:  # measured exactly only within `reach`: is it within R + V?
+            kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance, INF)
+            self.kept_alone += kept is not None and kept <= self.couple_radius  # dropped only as `agent` is alone
         return True
 
     def _drop_kept_away(self, agent: int) -> None:
