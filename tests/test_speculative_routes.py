@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 from collections import deque
 from typing import Any
@@ -247,8 +249,9 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     from metropolis.world.smallville import load_smallville
 
     workload, layout = generate(load_smallville(), DayConfig(agents=30, start_hour=7.5, hours=0.5, mode="large"))
-    assert workload.area_until is not None and workload.area_radius is not None
-    truncated = 0
+    assert workload.area_until is not None and workload.area_radius is not None and workload.area_place is not None
+    places = workload.places()
+    truncated = narrower = 0
     for s in range(0, workload.steps, 7):
         for i in range(workload.agents):
             known = workload.route_of(i, s)
@@ -256,14 +259,25 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
             until, tiles = known
             for t in range(s + 1, min(until, workload.steps) + 1):
                 assert workload.position(i, t) in tiles
+            for u, k in zip(workload.area_until[s, i].tolist(), workload.area_place[s, i].tolist(), strict=True):
+                for t in range(s + 1, min(u, workload.steps) + 1):
+                    assert workload.position(i, t) in places[k]  # a place needs no centre: read past the window too
             if len(tiles) < int(workload.route_moves[s, i]) + 1:  # the window ends first: the areas' centre is past it
                 truncated += 1
                 continue
-            for u, radius in zip(workload.area_until[s, i].tolist(), workload.area_radius[s, i].tolist(), strict=True):
+            for u, radius, k in zip(
+                workload.area_until[s, i].tolist(),
+                workload.area_radius[s, i].tolist(),
+                workload.area_place[s, i].tolist(),
+                strict=True,
+            ):
                 for t in range(s + 1, min(u, workload.steps) + 1):
                     x, y = workload.position(i, t)
                     assert ((x - tiles[-1][0]) ** 2 + (y - tiles[-1][1]) ** 2) ** 0.5 <= radius
-    assert truncated > 0
+                disc = math.pi * radius**2
+                assert all(math.dist(p, tiles[-1]) <= radius for p in places[k])
+                narrower += len(places[k]) < disc / 2  # the paths, not the disc around them
+    assert truncated > 0 and narrower > 0
     world = layout.world(4.0)
     sim = replay_simulation(workload, world, "speculative", window=NO_BETS, routes=True)
     # a resident that says it is alone at a step talks with nobody there, and such residents do talk at other steps
@@ -272,6 +286,12 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     }
     talked = set(workload.partners_by_agent_step())
     assert said_alone and talked and not said_alone & talked and {i for i, _ in said_alone} & {i for i, _ in talked}
-    env = Environment()
-    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
-    assert _proven(sim) > 0 and sim.agent_steps == workload.agents * workload.steps
+    proven = []
+    # the same promises as discs only (the workload without its places): the places drop more blockers
+    for known in (workload, dataclasses.replace(workload, area_place=None, place_ptr=None, place_tiles=None)):
+        sim = replay_simulation(known, world, "speculative", window=NO_BETS, routes=True)
+        env = Environment()
+        VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
+        assert sim.agent_steps == workload.agents * workload.steps
+        proven.append(_proven(sim))
+    assert proven[0] > proven[1] > 0

@@ -24,6 +24,7 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -110,13 +111,15 @@ class ReplayAgent(Agent):
         if route is None:
             until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
             tiles = walk_tiles(self.path, step, moves)
-            # Areas are measured from the planned path's end: none where the window ends before the path does.
-            whole = len(tiles) == moves + 1
             areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
             alone = self.actions[step - 1].startswith(ALONE_ACTIONS)
-            kept = self.routes[4]
-            places = tuple(kept[1][k] for k in kept[0][step - 1]) if kept is not None and whole else ()
-            route = self._route_cache[step] = Route(until, tiles, areas if whole else (), alone, places)
+            known = self.routes[4]
+            places = tuple(known[1][k] for k in known[0][step - 1]) if known is not None else ()
+            if len(tiles) < moves + 1:
+                # The window ends before the planned path does: its end, the centre of the areas' discs, is not
+                # known here. Places need no centre; without them the areas cannot be read.
+                areas = tuple((u, math.inf) for u, _ in areas) if places else ()
+            route = self._route_cache[step] = Route(until, tiles, areas, alone, places)
         return route
 
     def state_dict(self) -> dict[str, Any]:
