@@ -72,6 +72,7 @@ class ReplayAgent(Agent):
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
         routes: RouteColumns | None = None,
+        talks_in_sight: bool = False,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -83,6 +84,7 @@ class ReplayAgent(Agent):
         self.still_through = still_stretches(path) if promise_still else None
         self.routes = routes  # per step: route until, tiles left, area until, radius, place (Workload.route_of)
         self._route_cache: dict[int, Route] = {}
+        self.talks_in_sight = talks_in_sight  # its recorded partners are agents it saw (`Routes.talks_in_sight`)
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
@@ -171,6 +173,7 @@ def replay_agents(
             send_text=send_text,
             plans=plans[i],
             promise_still=promise_still,
+            talks_in_sight=routes and bool(workload.meta.get("talks_in_sight", False)),
             routes=(
                 (known[0][i], known[1][i], known[2][i], known[3][i], None if kept is None else (kept[i], places))
                 if len(known) == 4

@@ -8,7 +8,8 @@ unit at the unit's step cannot meet it there: it blocks nobody, without a guess.
 
 An agent that knows it will talk with nobody at its next step (asleep, or already in a conversation) says so too
 (`Route.alone`): coupling exists only for the writes a conversation makes into a partner, so such an agent is
-coupled with nobody.
+coupled with nobody. An agent that only ever talks to agents it sees (`Routes.talks_in_sight`) is coupled with
+another such agent only within R, not R + V.
 
 Routes come from the agents' own knowledge after their last committed step, never from the recorded future.
 """
@@ -107,13 +108,23 @@ class Route:
 
 
 class Routes(Protocol):
-    """The route an agent published when it committed the step before `step` (None: it knows none)."""
+    def route(self, agent: int, step: int) -> Route | None:
+        """The route `agent` published when it committed the step before `step` (None: it knows none)."""
+        ...
 
-    def route(self, agent: int, step: int) -> Route | None: ...
+    def talks_in_sight(self, agent: int) -> bool:
+        """Whether `agent` reads and writes only agents it sees (within R at its step), as a Generative Agents
+        persona starts a conversation only with an agent in view: then two such agents farther than R apart at a
+        step are not coupled. A promise for every step, enforced as `alone` is: a write outside the writer's
+        unit is refused (`ctx.partner`)."""
+        ...
 
 
 class PublishesRoute(Protocol):
-    """An agent that can say, for any step it has reached, the route it knew when it got there."""
+    """An agent that can say, for any step it has reached, the route it knew when it got there, and whether it
+    talks only to agents in sight (`Routes.talks_in_sight`)."""
+
+    talks_in_sight: bool
 
     def route_at(self, step: int) -> Route | None: ...
 
@@ -126,6 +137,9 @@ class AgentRoutes:
 
     def route(self, agent: int, step: int) -> Route | None:
         return self.agents[agent].route_at(step)
+
+    def talks_in_sight(self, agent: int) -> bool:
+        return self.agents[agent].talks_in_sight
 
 
 class BrokenRoute(RuntimeError):

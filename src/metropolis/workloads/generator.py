@@ -478,5 +478,12 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,
-        meta={"generator": "smallville-day", "mode": config.mode, "towns": towns, "seed": config.seed},
+        # A resident starts a conversation only with an agent it sees (`_attend`): within R at the step.
+        meta={
+            "generator": "smallville-day",
+            "mode": config.mode,
+            "towns": towns,
+            "seed": config.seed,
+            "talks_in_sight": True,
+        },
     )
