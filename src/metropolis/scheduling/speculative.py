@@ -34,7 +34,9 @@ route is a promise, checked at every commit (`BrokenRoute`); the causality check
 routes the policy does not claim its invariant. An agent whose route says it talks with nobody at its step
 (`Route.alone`: asleep, or already in a conversation) is coupled with nobody there (its edges are dropped when
 either end arrives; both run `promised`): agents at one step read each other from the store as of that step in any
-order, so only the writes of a conversation need one unit.
+order, so only the writes of a conversation need one unit. Two agents that both talk only to agents in sight
+(`Routes.talks_in_sight`) are coupled only within R, and a blocker of that kind matters only within R: by its route,
+by the metropolis bound itself (walking its fastest), by a bet's guess and by its validation.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -78,7 +80,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         if routes is not None:
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
-        self.decoupled = 0  # coupling edges dropped because one end promised to be alone (`Route.alone`)
+        self.decoupled = 0  # coupling edges dropped: one end alone (`Route.alone`), or both in sight beyond R
         self.kept_alone = 0  # blockers dropped only because the agent they blocked is alone (kept within R + V)
         self.kept_in_sight = 0  # blockers dropped only because both talk only to agents in sight (within R + V)
         super().__init__(world, table, priority=priority)
@@ -491,8 +493,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
         """Speculative units that `unit`'s members, just arrived at their step within R + V (R of a member alone
-        there), turn out to meet (unless they run in the same unit: a chained unit waits for exactly this
-        arrival). Asked by the dispatcher after the table advanced and before `complete`."""
+        there, or of two in sight: `_reach`), turn out to meet (unless they run in the same unit: a chained unit
+        waits for exactly this arrival). Asked by the dispatcher after the table advanced and before `complete`."""
         if not self._spec_of:
             return []
         table, dist, spec_of = self.table, self.metric.distance, self._spec_of
