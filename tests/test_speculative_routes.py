@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 from collections import deque
 from typing import Any
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 
 from metropolis.agents import RandomWalker, WalkerConfig
 from metropolis.engine import Simulation
-from metropolis.engine.agent import StepContext
+from metropolis.engine.agent import InteractionError, StepContext
 from metropolis.scheduling import AgentView
 from metropolis.scheduling.speculative import SpeculativeScheduler, Window
 from metropolis.scheduling.speculative_routes import AgentRoutes, BrokenRoute, Route
@@ -32,7 +34,9 @@ class RouteWalker(RandomWalker):
     publishes what it knows after each step: the tiles left and the first step it may draw a new path. One with a
     `reach` keeps within it of where it started, and promises so (the route's area, for ever). A `napper` naps at
     random steps: it says so the step before (its action, and its route: `alone`), talks with nobody while napping,
-    and nobody talks to an agent they see napping."""
+    and nobody talks to an agent they see napping. It talks only to agents it sees, and one `in_sight` says so
+    (`talks_in_sight`); a `shouter` writes into a member of its cluster it does not see (`route_sim` has it say it
+    talks only in sight unless `silent`)."""
 
     def __init__(
         self,
@@ -43,8 +47,12 @@ class RouteWalker(RandomWalker):
         liar: bool = False,
         reach: float | None = None,
         napper: bool = False,
+        in_sight: bool = False,
+        shouter: bool = False,
     ) -> None:
         super().__init__(name, pos, config)
+        self.talks_in_sight = in_sight
+        self.shouter = shouter
         self.home, self.reach, self.napper = pos, reach, napper
         self.path: deque[Pos] = deque()
         self.sub_end = 0
@@ -62,6 +70,9 @@ class RouteWalker(RandomWalker):
         if awake and not (promised is not None and promised.alone) and rng.random() < cfg.talk_prob:
             other = rng.choice(awake)
             ctx.partner(other.agent_id).inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
+        unseen = sorted(set(ctx.group) - {ctx.agent_id} - {o.agent_id for o in seen}) if self.shouter else []
+        if unseen:
+            ctx.partner(unseen[0]).inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
         pos = ctx.pos
         if s >= self.sub_end and not self.path:
             tile = pos
@@ -108,8 +119,11 @@ class RouteWalker(RandomWalker):
         self.published = dict(state["published"])
 
 
-def route_sim(world: dict[str, Any], scheduler: str | Window, *, liar: bool = False) -> Simulation:
+def route_sim(
+    world: dict[str, Any], scheduler: str | Window, *, liar: bool = False, shouter: bool = False, silent: bool = False
+) -> Simulation:
     rng = random.Random(world["seed"])
+    sight = random.Random(-1 - world["seed"])  # apart from `rng`: the worlds without it stay as they were
     tilemap = walled_map(world["size"], world["size"], world["walls"], rng)
     tiles = tilemap.walkable_tiles()
     space = World(tilemap=tilemap, perception_radius=world["R"], max_velocity=world["V"])
@@ -122,6 +136,8 @@ def route_sim(world: dict[str, Any], scheduler: str | Window, *, liar: bool = Fa
             liar=liar and i == 0,
             reach=rng.choice(world["reach"]),
             napper=rng.random() < world.get("nap", 0.0),
+            in_sight=sight.random() < world.get("sight", 0.0) or (shouter and not silent and i == 0),
+            shouter=shouter and i == 0,
         )
         for i in range(world["n"])
     ]
@@ -148,6 +164,7 @@ worlds = st.fixed_dictionaries(
         "talk": st.floats(0, 1),
         "reach": st.sampled_from([(None,), (None, 2.0), (1.0, 3.0)]),
         "nap": st.sampled_from([0.0, 0.5, 1.0]),
+        "sight": st.sampled_from([0.0, 0.5, 1.0]),
     }
 )
 
@@ -228,6 +245,40 @@ def _count_promised(sim: Simulation) -> list[int]:
     return count
 
 
+def test_agents_in_sight_are_coupled_within_R() -> None:
+    """Dense worlds of agents that talk often, only to agents they see, all or half of them saying so, under both
+    adversarial drivers, with and without bets: every result is serial's, coupling edges between two that say so
+    and stand farther than R apart were really dropped, and so were blockers kept farther than R but not R + V."""
+    decoupled = {NO_BETS: 0, BOLD: 0}
+    kept = 0
+    for seed in range(8):
+        world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.5, reach=(None,))
+        world["sight"] = 1.0 if seed % 2 else 0.5
+        serial = route_sim(world, "serial")
+        run_shuffled(serial, random.Random(seed))
+        assert any(a.heard for a in serial.agents)  # type: ignore[attr-defined]
+        for window in (NO_BETS, BOLD):
+            for driver in (run_eager, run_shuffled):
+                sim = route_sim(world, window)
+                driver(sim, random.Random(seed))
+                assert outcome(sim) == outcome(serial)
+                assert isinstance(sim.scheduler, SpeculativeScheduler)
+                decoupled[window] += sim.scheduler.decoupled
+                kept += sim.scheduler.kept_in_sight
+    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept > 0
+
+
+def test_talking_out_of_sight_after_saying_otherwise_is_an_error() -> None:
+    """An agent that says it talks only to agents in sight and then writes into one of its cluster it does not see
+    is refused under every policy (one that says nothing may: `serial` runs it), so no policy that took it at its
+    word can quietly differ from `serial`."""
+    world = dict(n=30, seed=1, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.0, reach=(None,))
+    run_shuffled(route_sim(world, "serial", shouter=True, silent=True), random.Random(0))
+    for policy in ("serial", NO_BETS):
+        with pytest.raises(InteractionError, match="talks only to agents in sight"):
+            run_shuffled(route_sim(world, policy, shouter=True), random.Random(0))
+
+
 def test_a_broken_route_is_an_error() -> None:
     world = dict(n=6, seed=3, size=10, steps=6, R=2.0, V=1.0, walls=0.0, move=1.0, talk=0.0, reach=(None,))
     sim = route_sim(world, NO_BETS, liar=True)
@@ -247,8 +298,9 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     from metropolis.world.smallville import load_smallville
 
     workload, layout = generate(load_smallville(), DayConfig(agents=30, start_hour=7.5, hours=0.5, mode="large"))
-    assert workload.area_until is not None and workload.area_radius is not None
-    truncated = 0
+    assert workload.area_until is not None and workload.area_radius is not None and workload.area_place is not None
+    places = workload.places()
+    truncated = narrower = 0
     for s in range(0, workload.steps, 7):
         for i in range(workload.agents):
             known = workload.route_of(i, s)
@@ -256,14 +308,25 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
             until, tiles = known
             for t in range(s + 1, min(until, workload.steps) + 1):
                 assert workload.position(i, t) in tiles
+            for u, k in zip(workload.area_until[s, i].tolist(), workload.area_place[s, i].tolist(), strict=True):
+                for t in range(s + 1, min(u, workload.steps) + 1):
+                    assert workload.position(i, t) in places[k]  # a place needs no centre: read past the window too
             if len(tiles) < int(workload.route_moves[s, i]) + 1:  # the window ends first: the areas' centre is past it
                 truncated += 1
                 continue
-            for u, radius in zip(workload.area_until[s, i].tolist(), workload.area_radius[s, i].tolist(), strict=True):
+            for u, radius, k in zip(
+                workload.area_until[s, i].tolist(),
+                workload.area_radius[s, i].tolist(),
+                workload.area_place[s, i].tolist(),
+                strict=True,
+            ):
                 for t in range(s + 1, min(u, workload.steps) + 1):
                     x, y = workload.position(i, t)
                     assert ((x - tiles[-1][0]) ** 2 + (y - tiles[-1][1]) ** 2) ** 0.5 <= radius
-    assert truncated > 0
+                disc = math.pi * radius**2
+                assert all(math.dist(p, tiles[-1]) <= radius for p in places[k])
+                narrower += len(places[k]) < disc / 2  # the paths, not the disc around them
+    assert truncated > 0 and narrower > 0
     world = layout.world(4.0)
     sim = replay_simulation(workload, world, "speculative", window=NO_BETS, routes=True)
     # a resident that says it is alone at a step talks with nobody there, and such residents do talk at other steps
@@ -272,6 +335,12 @@ def test_the_generated_residents_keep_the_routes_they_publish() -> None:
     }
     talked = set(workload.partners_by_agent_step())
     assert said_alone and talked and not said_alone & talked and {i for i, _ in said_alone} & {i for i, _ in talked}
-    env = Environment()
-    VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
-    assert _proven(sim) > 0 and sim.agent_steps == workload.agents * workload.steps
+    proven = []
+    # the same promises as discs only (the workload without its places): the places drop more blockers
+    for known in (workload, dataclasses.replace(workload, area_place=None, place_ptr=None, place_tiles=None)):
+        sim = replay_simulation(known, world, "speculative", window=NO_BETS, routes=True)
+        env = Environment()
+        VirtualRuntime(sim, env, VirtualLLM(env, Cluster(env, preset("l4-llama3-8b", gpus=2)))).run()
+        assert sim.agent_steps == workload.agents * workload.steps
+        proven.append(_proven(sim))
+    assert proven[0] > proven[1] > 0

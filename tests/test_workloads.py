@@ -103,6 +103,11 @@ def test_save_load_and_trace_round_trips(lunch, tmp_path) -> None:
         assert np.array_equal(other.observed_ids, workload.observed_ids)
         assert other.calls_by_agent_step() == workload.calls_by_agent_step()
         assert other.partners_by_agent_step() == workload.partners_by_agent_step()
+    # the routes' places (the tiles each area may hold) come back from the file
+    assert loaded.places() == workload.places() and len(workload.places()) > 0
+    assert loaded.area_place is not None and np.array_equal(loaded.area_place, workload.area_place)
+    with pytest.raises(ValueError, match="come together"):
+        dataclasses.replace(workload, place_ptr=None)
     with pytest.raises(ValueError, match="not a workload file"):
         Workload.load(tmp_path / "missing.npz")
 

@@ -24,6 +24,7 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from metropolis.engine import Agent, Simulation, StepContext
 from metropolis.engine.simulation import SchedulerFactory
 from metropolis.scheduling import AgentView, DependencyGraph, OracleScheduler
 from metropolis.scheduling.speculative import SpeculativeScheduler
-from metropolis.scheduling.speculative_routes import AgentRoutes, Route
+from metropolis.scheduling.speculative_routes import AgentRoutes, Place, Route
 from metropolis.scheduling.speculative_window import Window
 from metropolis.workloads.format import Call, Workload, walk_tiles
 from metropolis.world.spatial import Pos
@@ -40,6 +41,17 @@ from metropolis.world.world import World
 FILLER_WORD = "town "  # about one token per word for Llama-style tokenizers
 # A generated resident whose last action was one of these talks with nobody at its next step (module docstring).
 ALONE_ACTIONS = ("sleeping @ ", "chatting with ")
+
+
+# Per step: route until, its tiles left, areas' until and radius; with the areas' places (per step, per area, an
+# index into the places), if the workload knows them.
+RouteColumns = tuple[
+    Sequence[int],
+    Sequence[int],
+    Sequence[Sequence[int]],
+    Sequence[Sequence[int]],
+    tuple[Sequence[Sequence[int]], Sequence[Place]] | None,
+]
 
 
 def filler_text(tokens: int) -> str:
@@ -59,7 +71,8 @@ class ReplayAgent(Agent):
         send_text: bool = False,
         plans: dict[int, tuple[int | None, ...]] | None = None,
         promise_still: bool = False,
-        routes: tuple[Sequence[int], Sequence[int], Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
+        routes: RouteColumns | None = None,
+        talks_in_sight: bool = False,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -69,8 +82,9 @@ class ReplayAgent(Agent):
         self.send_text = send_text
         self.plans = plans or {}  # step -> per call of the step, the speaker's next planned call published before it
         self.still_through = still_stretches(path) if promise_still else None
-        self.routes = routes  # per step: route until, its tiles left, area until, area radius (Workload.route_of)
+        self.routes = routes  # per step: route until, tiles left, area until, radius, place (Workload.route_of)
         self._route_cache: dict[int, Route] = {}
+        self.talks_in_sight = talks_in_sight  # its recorded partners are agents it saw (`Routes.talks_in_sight`)
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
@@ -99,11 +113,15 @@ class ReplayAgent(Agent):
         if route is None:
             until, moves = self.routes[0][step - 1], self.routes[1][step - 1]
             tiles = walk_tiles(self.path, step, moves)
-            # Areas are measured from the planned path's end: none where the window ends before the path does.
-            whole = len(tiles) == moves + 1
             areas = tuple(zip(self.routes[2][step - 1], map(float, self.routes[3][step - 1]), strict=True))
             alone = self.actions[step - 1].startswith(ALONE_ACTIONS)
-            route = self._route_cache[step] = Route(until, tiles, areas if whole else (), alone)
+            known = self.routes[4]
+            places = tuple(known[1][k] for k in known[0][step - 1]) if known is not None else ()
+            if len(tiles) < moves + 1:
+                # The window ends before the planned path does: its end, the centre of the areas' discs, is not
+                # known here. Places need no centre; without them the areas cannot be read.
+                areas = tuple((u, math.inf) for u, _ in areas) if places else ()
+            route = self._route_cache[step] = Route(until, tiles, areas, alone, places)
         return route
 
     def state_dict(self) -> dict[str, Any]:
@@ -143,6 +161,8 @@ def replay_agents(
     codes = workload.actions.T.tolist()
     columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
     known = [c.swapaxes(0, 1).tolist() for c in columns if c is not None] if routes else []
+    places = [Place(tiles) for tiles in workload.places()] if routes else []
+    kept = workload.area_place.swapaxes(0, 1).tolist() if routes and workload.area_place is not None else None
     return [
         ReplayAgent(
             workload.names[i],
@@ -153,7 +173,12 @@ def replay_agents(
             send_text=send_text,
             plans=plans[i],
             promise_still=promise_still,
-            routes=(known[0][i], known[1][i], known[2][i], known[3][i]) if len(known) == 4 else None,
+            talks_in_sight=routes and bool(workload.meta.get("talks_in_sight", False)),
+            routes=(
+                (known[0][i], known[1][i], known[2][i], known[3][i], None if kept is None else (kept[i], places))
+                if len(known) == 4
+                else None
+            ),
         )
         for i in range(n)
     ]

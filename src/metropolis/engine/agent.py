@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 class Agent:
     """Base class for user agents. `unique_id` is assigned when the simulation takes the agent."""
 
+    # It reads and writes (`ctx.partner`) only agents it sees, within R at its step, as a Generative Agents persona
+    # starts a conversation only with an agent in view. A promise a policy may build on (two such agents farther
+    # than R apart need not run as one unit); `ctx.partner` refuses any other under every policy.
+    talks_in_sight: bool = False
+
     def __init__(self, name: str, pos: Pos, action: str = "idle") -> None:
         self.name = name
         self.start_pos = pos
@@ -210,10 +215,20 @@ class StepContext:
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
                 f"cluster {sorted(set(self.group) - {self.agent_id})} can be written into"
             )
+        if self.agent.talks_in_sight and not self._in_sight(other):
+            raise InteractionError(
+                f"{self.agent.name} at step {self.step} cannot interact with agent {other}: it talks only to agents "
+                f"in sight (talks_in_sight), and {other} is farther than R = {self.world.perception_radius}"
+            )
         if self._member is not None:
             self._member.touch(other)  # may wait: restarts this step if an earlier member has not finished
         self.partners.add(other)
         return self._sim.agents[other]
+
+    def _in_sight(self, other: int) -> bool:
+        """Whether `other` stands within R as of this step (without counting it as observed)."""
+        found = self._sim.neighbors_at(self.agent_id, self.step, self.state.pos, self.world.perception_radius)
+        return any(o.agent_id == other for o in found)
 
     def stay(self, until: int) -> None:
         """Promise to stand where this step leaves the agent through step `until` (asleep until 6 am, inside a

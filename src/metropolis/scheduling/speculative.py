@@ -34,7 +34,9 @@ route is a promise, checked at every commit (`BrokenRoute`); the causality check
 routes the policy does not claim its invariant. An agent whose route says it talks with nobody at its step
 (`Route.alone`: asleep, or already in a conversation) is coupled with nobody there (its edges are dropped when
 either end arrives; both run `promised`): agents at one step read each other from the store as of that step in any
-order, so only the writes of a conversation need one unit.
+order, so only the writes of a conversation need one unit. Two agents that both talk only to agents in sight
+(`Routes.talks_in_sight`) are coupled only within R, and a blocker of that kind matters only within R: by its route,
+by the metropolis bound itself (walking its fastest), by a bet's guess and by its validation.
 
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
@@ -45,7 +47,7 @@ from __future__ import annotations
 
 from metropolis.scheduling.base import INF
 from metropolis.scheduling.metropolis import MetropolisScheduler
-from metropolis.scheduling.rules import block_radius
+from metropolis.scheduling.rules import may_have_reached
 from metropolis.scheduling.speculative_routes import BrokenRoute, Route, Routes
 from metropolis.scheduling.speculative_window import Window
 from metropolis.scheduling.table import AgentView, Status
@@ -78,8 +80,9 @@ class SpeculativeScheduler(MetropolisScheduler):
         if routes is not None:
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
-        self.decoupled = 0  # coupling edges dropped because one end promised to be alone (`Route.alone`)
+        self.decoupled = 0  # coupling edges dropped: one end alone (`Route.alone`), or both in sight beyond R
         self.kept_alone = 0  # blockers dropped only because the agent they blocked is alone (kept within R + V)
+        self.kept_in_sight = 0  # blockers dropped only because both talk only to agents in sight (within R + V)
         super().__init__(world, table, priority=priority)
 
     def enable(self) -> None:
@@ -117,6 +120,8 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._kept_at: dict[int, int] = {}
         self._moved_at = [0] * self.n  # agent -> the step at which it last arrived somewhere new
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
+        routes = self.routes
+        self._in_sight = [routes is not None and routes.talks_in_sight(a) for a in range(self.n)]
         super()._start()
 
     # -- dispatch ---------------------------------------------------------------------------------------------
@@ -197,13 +202,20 @@ class SpeculativeScheduler(MetropolisScheduler):
         blockers = self.blocked_by[member]
         if HELD in blockers or table.status[member] is not Status.WAITING:
             return member
-        pm, reach = table.pos[member], self._reach(member)
-        return next((b for b in blockers if self._may_come(b, pm, step, reach)), None)
+        pm = table.pos[member]
+        return next((b for b in blockers if self._may_come(b, pm, step, self._reach(member, b))), None)
 
-    def _reach(self, agent: int) -> float:
-        """How near another agent at `agent`'s step matters to it: R + V (coupled, or seen), or R where it is alone
-        at its step (`Route.alone`: coupled with nobody, only what it sees matters)."""
-        return self.R if self._alone(agent) else self.couple_radius
+    def _reach(self, agent: int, other: int) -> float:
+        """How near `other` at `agent`'s step matters to `agent`: R + V (coupled, or seen), or R where `agent` is
+        alone at its step (`Route.alone`: coupled with nobody, only what it sees matters) or where the two are
+        coupled only within R (`_pair_radius`)."""
+        return self.R if self._alone(agent) else self._pair_radius(agent, other)
+
+    def _pair_radius(self, a: int, b: int) -> float:
+        """Within what distance `a` and `b` at one step are coupled: R + V, or R where both talk only to agents in
+        sight (`Routes.talks_in_sight`): neither reads or writes the other from farther than R."""
+        sight = self._in_sight
+        return self.R if sight[a] and sight[b] else self.couple_radius
 
     def _may_come(self, agent: int, pos: Pos, step: int, reach: float | None = None) -> bool:
         """The guess: may `agent` come within `reach` (R + V unless said) of `pos` by the time it reaches `step`?"""
@@ -214,14 +226,15 @@ class SpeculativeScheduler(MetropolisScheduler):
             walked = self._walk(agent) * table.moves(agent, step)
             return self.metric.distance(pos, table.pos[agent]) - walked <= reach
         ahead, dist = step - table.step[agent], self.metric.distance
-        kept = route.kept_from(pos, ahead, step, dist)
+        kept = route.kept_from(pos, ahead, step, dist, reach)
         if kept is not None and (kept > reach or route.until >= step):
             return kept <= reach  # its promise decides
         walk = self._walk(agent)  # the guess: it walks on from its route's tiles, within what it promised
         near = route.nearest(pos, ahead, dist) - walk * (step - route.until)
         area = route.last_area()
         if area is not None and area[0] < step:  # and on from anywhere in its last area, once that ends
-            near = max(near, dist(pos, route.tiles[-1]) - area[1] - walk * (step - area[0]))
+            walked = walk * (step - area[0])
+            near = max(near, route.beyond_area(pos, dist, reach + walked) - walked)
         return near <= reach
 
     def _route(self, agent: int) -> Route | None:
@@ -229,31 +242,54 @@ class SpeculativeScheduler(MetropolisScheduler):
         return None if self.routes is None else self.routes.route(agent, self.table.step[agent])
 
     def _kept_away(self, blocker: int, agent: int) -> bool:
-        """Whether `blocker`'s route keeps it farther than R + V from `agent` up to `agent`'s step: then it can
+        """Whether `blocker` stays farther than R + V from `agent` up to `agent`'s step, by its route: then it can
         neither be coupled with `agent` there nor be seen by it. Farther than R is enough where `agent` is alone at
-        its step (`Route.alone`): it is coupled with nobody there, so only what it sees matters."""
+        its step (`Route.alone`: it is coupled with nobody there, so only what it sees matters) or where the two
+        are coupled only within R (`_pair_radius`); that much the metropolis bound (walking its fastest) may show
+        without a route."""
         table = self.table
+        step, pos = table.step[agent], table.pos[agent]
+        reach = self._reach(agent, blocker)
+        if reach < self.couple_radius and not may_have_reached(
+            self.metric.distance(pos, table.pos[blocker]), table.moves(blocker, step), reach, self.V
+        ):
+            self._count_kept(agent)
+            return True
         route = self._route(blocker)
         if route is None:
             return False
-        step = table.step[agent]
-        kept = route.kept_from(table.pos[agent], step - table.step[blocker], step, self.metric.distance)
-        if kept is None or kept <= self._reach(agent):
+        kept = route.kept_from(pos, step - table.step[blocker], step, self.metric.distance, reach)
+        if kept is None or kept <= reach:
             return False
-        self.kept_alone += kept <= self.couple_radius  # dropped only because `agent` is alone
+        if kept <= self.couple_radius:  # measured exactly only within `reach`: is it within R + V?
+            kept = route.kept_from(pos, step - table.step[blocker], step, self.metric.distance, INF)
+            if kept is not None and kept <= self.couple_radius:
+                self._count_kept(agent)
         return True
+
+    def _count_kept(self, agent: int) -> None:
+        """A blocker within R + V is dropped only because R is reach enough for `agent`."""
+        if self._alone(agent):
+            self.kept_alone += 1
+        else:
+            self.kept_in_sight += 1
 
     def _drop_kept_away(self, agent: int) -> None:
         """Drop the blockers of `agent` that their routes keep away from it."""
         for b in [b for b in self.blocked_by[agent] if b != HELD and self._kept_away(b, agent)]:
             self._drop_blocker(b, agent)
 
-    def _decouple_alone(self, a: int) -> None:
+    def _decouple(self, a: int) -> None:
         """Drop the coupling edges of `a`, just arrived, where either end promised to be alone at this step
-        (`Route.alone`): they read each other as of the step from the store whatever order they run in, and
-        neither writes into the other. Both run as `promised` units (the checker knows no such promise)."""
+        (`Route.alone`), or both talk only to agents in sight and stand farther than R apart: they read each
+        other as of the step from the store whatever order they run in, and neither writes into the other. Both
+        run as `promised` units (the checker knows no such promise)."""
         step, coupled = self.table.step[a], self.coupled
-        apart = list(coupled[a]) if self._alone(a) else [b for b in coupled[a] if self._alone(b)]
+        if self._alone(a):
+            apart = list(coupled[a])
+        else:
+            pa, pos, dist, R = self.table.pos[a], self.table.pos, self.metric.distance, self.R
+            apart = [b for b in coupled[a] if self._alone(b) or (self._pair_radius(a, b) == R and dist(pa, pos[b]) > R)]
         for b in apart:
             coupled[a].discard(b)
             coupled[b].discard(a)
@@ -370,12 +406,12 @@ class SpeculativeScheduler(MetropolisScheduler):
     def _held_cluster(self, agent: int, step: int) -> tuple[int, ...]:
         """The cluster `agent` forms at `step` with the other agents whose held results reach `step`, by their held
         positions (their results may be held in different units)."""
-        offers, dist, reach = self._offers, self.metric.distance, self.couple_radius
+        offers, dist, pair = self._offers, self.metric.distance, self._pair_radius
         mates = sorted(self._offers_at[step])
         cluster, seen = [agent], {agent}
         for a in cluster:
             for b in mates:
-                if b not in seen and dist(offers[a][1], offers[b][1]) <= reach:
+                if b not in seen and dist(offers[a][1], offers[b][1]) <= pair(a, b):
                     seen.add(b)
                     cluster.append(b)
         return tuple(sorted(cluster))
@@ -392,7 +428,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         for h in held:
             here = offers[h][1]
             for b in table.near(here, reach):
-                if b in seen or steps[b] != step or dist(here, pos[b]) > reach:
+                if b in seen or steps[b] != step or dist(here, pos[b]) > self._pair_radius(h, b):
                     continue
                 if status[b] is not Status.WAITING:
                     return joined, b
@@ -409,29 +445,30 @@ class SpeculativeScheduler(MetropolisScheduler):
     def _joiner_refusal(self, agent: int, step: int, unit: set[int]) -> int | None:
         """The agent that keeps `agent` from joining `unit` at `step`: a blocker outside `unit` not guessed to stay
         farther than R + V from it, or one whose held result outside `unit` stands within R + V of it there."""
-        table, dist, reach = self.table, self.metric.distance, self.couple_radius
+        table, dist, pair = self.table, self.metric.distance, self._pair_radius
         pa = table.pos[agent]
         for b in self.blocked_by[agent]:
-            if b not in unit and self._may_come(b, pa, step):
+            if b not in unit and self._may_come(b, pa, step, pair(agent, b)):
                 return b
-        for b in table.near(pa, reach):
+        for b in table.near(pa, self.couple_radius):
             held = self._offers.get(b)
-            if b not in unit and held is not None and held[0] == step and dist(pa, held[1]) <= reach:
+            if b not in unit and held is not None and held[0] == step and dist(pa, held[1]) <= pair(agent, b):
                 return b
         return None
 
     def _chain_refusal(self, agent: int, step: int, members: tuple[int, ...]) -> int | None:
         """The agent outside `members` that `agent`, at its held position, would be coupled with at `step`, or
-        that is behind and could come within R + V of it; None: none. Only a guess (the commit validates), so it
-        looks only as far as a guessed walk reaches: no agent gains more than `guess` V per step it is behind."""
-        table, dist, R, V = self.table, self.metric.distance, self.R, self.V
-        steps, reach, walk = table.step, self.couple_radius, self.window.guess * V
+        that is behind and could come within their coupling radius of it (`_pair_radius`); None: none. Only a guess
+        (the commit validates), so it looks only as far as a guessed walk reaches: no agent gains more than `guess` V
+        per step it is behind."""
+        table, dist, V = self.table, self.metric.distance, self.V
+        steps, walk = table.step, self.window.guess * V
         offers = self._offers
         pos = offers[agent][1]
-        for b in table.near(pos, reach + walk * (step - table.gvt())):
+        for b in table.near(pos, self.couple_radius + walk * (step - table.gvt())):
             if b == agent or b in members:
                 continue
-            d, sb = dist(pos, table.pos[b]), steps[b]
+            d, sb, reach = dist(pos, table.pos[b]), steps[b], self._pair_radius(agent, b)
             if sb == step and d <= reach:
                 return b  # it would be coupled with b
             if sb < step:
@@ -439,14 +476,14 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if held is not None and held[0] == step and dist(pos, held[1]) <= reach:
                     return b  # b's held result stands there, at this step
                 moves = table.moves(b, step)
-                if d <= block_radius(moves, R, V) and self._may_come(b, pos, step):
+                if may_have_reached(d, moves, reach, V) and self._may_come(b, pos, step, reach):
                     return b
         return None
 
     def _scan(self, a: int) -> None:
         super()._scan(a)
         if self.routes is not None and self.coupled[a]:
-            self._decouple_alone(a)
+            self._decouple(a)
         if self.routes is not None and self.blocked_by[a]:
             self._drop_kept_away(a)
         if self.blocked_by[a]:
@@ -456,8 +493,8 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def conflicts(self, unit: WorkUnit) -> list[WorkUnit]:
         """Speculative units that `unit`'s members, just arrived at their step within R + V (R of a member alone
-        there), turn out to meet (unless they run in the same unit: a chained unit waits for exactly this
-        arrival). Asked by the dispatcher after the table advanced and before `complete`."""
+        there, or of two in sight: `_reach`), turn out to meet (unless they run in the same unit: a chained unit
+        waits for exactly this arrival). Asked by the dispatcher after the table advanced and before `complete`."""
         if not self._spec_of:
             return []
         table, dist, spec_of = self.table, self.metric.distance, self._spec_of
@@ -470,7 +507,7 @@ class SpeculativeScheduler(MetropolisScheduler):
                     u is not None
                     and table.step[a] == sj
                     and j not in u.members
-                    and dist(pj, table.pos[a]) <= self._reach(a)
+                    and dist(pj, table.pos[a]) <= self._reach(a, j)
                 ):
                     hit.add(u)
         return sorted(hit, key=lambda u: (u.step, u.members))
@@ -508,7 +545,10 @@ class SpeculativeScheduler(MetropolisScheduler):
         joined = set(self.joined_in(unit))
         arrived = [m for m in unit.members if m not in joined and table.step[m] == unit.step]
         if not all(
-            table.status[m] is Status.WAITING and HELD not in blocked_by[m] and set(self.cluster_of(m)) <= members
+            table.status[m] is Status.WAITING
+            and HELD not in blocked_by[m]
+            and set(self.cluster_of(m)) <= members
+            and not self._missed(m, members)
             for m in arrived
         ):
             return None
@@ -521,6 +561,17 @@ class SpeculativeScheduler(MetropolisScheduler):
         if not any(blocked_by[m] for m in unit.members):
             self._released.extend(unit.members)
         return list(unit.members)
+
+    def _missed(self, agent: int, members: set[int]) -> bool:
+        """Whether an agent outside `members` stands within R of `agent` at its step without being coupled with it
+        (one of them is alone there): `agent` ran that step on a held result, perhaps before the other reached the
+        step, when the neighbour query could not show it. Coupled ones are `cluster_of`'s to find."""
+        table, dist, R = self.table, self.metric.distance, self.R
+        step, pos = table.step[agent], table.pos[agent]
+        return any(
+            b not in members and b != agent and table.step[b] == step and dist(pos, table.pos[b]) <= R
+            for b in table.near(pos, R)
+        )
 
     def drop_chain(self, unit: WorkUnit) -> None:
         """A chained unit is undone (with the step below it, or refused at its adoption): its agents are held

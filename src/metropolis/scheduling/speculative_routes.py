@@ -8,7 +8,8 @@ unit at the unit's step cannot meet it there: it blocks nobody, without a guess.
 
 An agent that knows it will talk with nobody at its next step (asleep, or already in a conversation) says so too
 (`Route.alone`): coupling exists only for the writes a conversation makes into a partner, so such an agent is
-coupled with nobody.
+coupled with nobody. An agent that only ever talks to agents it sees (`Routes.talks_in_sight`) is coupled with
+another such agent only within R, not R + V.
 
 Routes come from the agents' own knowledge after their last committed step, never from the recorded future.
 """
@@ -20,6 +21,26 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from metropolis.world.spatial import Pos
+
+
+class Place:
+    """The tiles an agent may stand on through an area's step: the paths its plan can take, where the area's disc
+    holds every tile within its radius. A blocker's disc around its route's end covers the town between its
+    activities' places; its place is only the corridors it can walk. Shared by the routes that name it; the
+    distances it was asked for are kept (agents stand still for long stretches, and ask again)."""
+
+    __slots__ = ("_nearest", "tiles")
+
+    def __init__(self, tiles: Sequence[Pos]) -> None:
+        self.tiles = frozenset(tiles)
+        self._nearest: dict[Pos, float] = {}
+
+    def distance(self, pos: Pos, distance: Callable[[Pos, Pos], float]) -> float:
+        """The least distance from `pos` to one of its tiles (by the one metric of a run)."""
+        d = self._nearest.get(pos)
+        if d is None:
+            d = self._nearest[pos] = min(distance(pos, t) for t in self.tiles)
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,26 +59,44 @@ class Route:
     # conversation): it is coupled with nobody there. A promise too: a unit it is not in cannot reach it
     # (`ctx.partner` refuses an agent outside the writer's unit).
     alone: bool = False
+    places: tuple[Place, ...] = ()  # per area, the tiles it keeps to (empty: only the areas' discs are known)
 
-    def kept_from(self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float]) -> float | None:
+    def kept_from(
+        self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float], reach: float = 0.0
+    ) -> float | None:
         """The least distance from `pos` it can stand at `step`, `steps` steps from now, by its promises; None:
-        it promised nothing that far."""
+        it promised nothing that far. Beyond `reach` the answer may be any distance beyond it (an area's place
+        is measured only where its disc comes within `reach`)."""
         if self.until >= step:
             return self.nearest(pos, steps, distance)
-        for until, radius in self.areas:
+        for j, (until, _) in enumerate(self.areas):
             if until >= step:
-                return distance(pos, self.tiles[-1]) - radius
+                return self._area_distance(j, pos, distance, reach)
         return None
+
+    def _area_distance(self, j: int, pos: Pos, distance: Callable[[Pos, Pos], float], reach: float) -> float:
+        """The least distance from `pos` to area j: its disc's, or where that is within `reach`, its place's."""
+        near = distance(pos, self.tiles[-1]) - self.areas[j][1]
+        return near if near > reach or not self.places else self.places[j].distance(pos, distance)
 
     def keeps(self, pos: Pos, step: int, distance: Callable[[Pos, Pos], float]) -> bool:
         """Whether standing at `pos` at `step` keeps its promises."""
         if self.until >= step and pos not in self.tiles:
             return False
-        return all(until < step or distance(pos, self.tiles[-1]) <= radius for until, radius in self.areas)
+        for j, (until, radius) in enumerate(self.areas):
+            if until < step:
+                continue
+            if pos not in self.places[j].tiles if self.places else distance(pos, self.tiles[-1]) > radius:
+                return False
+        return True
 
     def last_area(self) -> tuple[int, float] | None:
         """The area it keeps to longest, if it promised any beyond its route."""
         return self.areas[-1] if self.areas and self.areas[-1][0] > self.until else None
+
+    def beyond_area(self, pos: Pos, distance: Callable[[Pos, Pos], float], reach: float) -> float:
+        """The least distance from `pos` to its last area (`last_area`), as `kept_from` measures it."""
+        return self._area_distance(len(self.areas) - 1, pos, distance, reach)
 
     def reachable(self, steps: int) -> tuple[Pos, ...]:
         """The tiles it may stand on within `steps` steps from now."""
@@ -69,13 +108,23 @@ class Route:
 
 
 class Routes(Protocol):
-    """The route an agent published when it committed the step before `step` (None: it knows none)."""
+    def route(self, agent: int, step: int) -> Route | None:
+        """The route `agent` published when it committed the step before `step` (None: it knows none)."""
+        ...
 
-    def route(self, agent: int, step: int) -> Route | None: ...
+    def talks_in_sight(self, agent: int) -> bool:
+        """Whether `agent` reads and writes only agents it sees (within R at its step), as a Generative Agents
+        persona starts a conversation only with an agent in view: then two such agents farther than R apart at a
+        step are not coupled. A promise for every step, enforced as `alone` is: a write outside the writer's
+        unit is refused (`ctx.partner`)."""
+        ...
 
 
 class PublishesRoute(Protocol):
-    """An agent that can say, for any step it has reached, the route it knew when it got there."""
+    """An agent that can say, for any step it has reached, the route it knew when it got there, and whether it
+    talks only to agents in sight (`Routes.talks_in_sight`)."""
+
+    talks_in_sight: bool
 
     def route_at(self, step: int) -> Route | None: ...
 
@@ -88,6 +137,9 @@ class AgentRoutes:
 
     def route(self, agent: int, step: int) -> Route | None:
         return self.agents[agent].route_at(step)
+
+    def talks_in_sight(self, agent: int) -> bool:
+        return self.agents[agent].talks_in_sight
 
 
 class BrokenRoute(RuntimeError):

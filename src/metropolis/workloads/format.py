@@ -19,7 +19,8 @@ oracle) work the same for generated and for recorded days:
   (`area_until[s, i, j]`, `area_radius[s, i, j]`): within `area_radius` of its route's last tile at every step up
   to `area_until`, for the end of its activity and of the next ones (its plan says where they are). Where the
   window ends before the path does, `route_of` has fewer tiles than `route_moves` + 1 and the areas' centre is
-  not among them: they cannot be read.
+  not among them: they cannot be read. Each area is also a place (`area_place[s, i, j]`, an index into the
+  ragged `place_ptr` / `place_tiles`): the tiles it may stand on, the paths of its plan, not a disc around them.
 
 `to_trace` / `from_trace` convert to and from `metropolis.trace.Trace`, so a workload can be written, read and
 summarised as a trace; `save` / `load` keep the columns as one compressed `.npz` (faster for big towns).
@@ -27,6 +28,7 @@ summarised as a trace; `save` / `load` keep the columns as one compressed `.npz`
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +89,9 @@ class Workload:
     route_moves: np.ndarray | None = None  # (steps, n) int32, with route_until
     area_until: np.ndarray | None = None  # (steps, n, areas) int32, with route_until (or None)
     area_radius: np.ndarray | None = None  # (steps, n, areas) int32, with area_until
+    area_place: np.ndarray | None = None  # (steps, n, areas) int32: each area's tiles (`place`), or None
+    place_ptr: np.ndarray | None = None  # (places + 1,) int64: place k's tiles are place_tiles[ptr[k]:ptr[k + 1]]
+    place_tiles: np.ndarray | None = None  # (tiles, 2) int32
 
     def __post_init__(self) -> None:
         steps, n = self.actions.shape
@@ -105,7 +110,11 @@ class Workload:
             raise ValueError("route_until and route_moves come together: give both or neither")
         if (self.area_until is None) != (self.area_radius is None):
             raise ValueError("area_until and area_radius come together: give both or neither")
-        for name in ("route_until", "route_moves", "area_until", "area_radius"):
+        if not (self.area_place is None) == (self.place_ptr is None) == (self.place_tiles is None):
+            raise ValueError("area_place, place_ptr and place_tiles come together: give all three or none")
+        if self.area_place is not None and self.area_until is None:
+            raise ValueError("area_place needs area_until and area_radius")
+        for name in ("route_until", "route_moves", "area_until", "area_radius", "area_place"):
             value = getattr(self, name)
             if value is not None and value.shape[:2] != self.actions.shape:
                 raise ValueError(f"{name} should have shape {self.actions.shape}, got {value.shape}")
@@ -198,6 +207,14 @@ class Workload:
         path = [self.position(agent, t) for t in range(step + 1, self.steps + 1)]
         return int(self.route_until[step, agent]), walk_tiles(path, 0, int(self.route_moves[step, agent]))
 
+    def places(self) -> list[tuple[tuple[int, int], ...]]:
+        """The tiles of each place an area names (`area_place`); empty without places."""
+        if self.place_ptr is None or self.place_tiles is None:
+            return []
+        tiles = [(x, y) for x, y in self.place_tiles.tolist()]
+        bounds = self.place_ptr.tolist()
+        return [tuple(tiles[a:b]) for a, b in itertools.pairwise(bounds)]
+
     def position(self, agent: int, step: int) -> tuple[int, int]:
         x, y = self.positions[step, agent]
         return int(x), int(y)
@@ -242,6 +259,9 @@ class Workload:
         "route_moves",
         "area_until",
         "area_radius",
+        "area_place",
+        "place_ptr",
+        "place_tiles",
     )  # absent from files written before they existed
 
     def save(self, path: Path | str) -> Path:

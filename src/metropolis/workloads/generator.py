@@ -100,7 +100,8 @@ class _Resident:
     acc: int = 0
     seen: dict[int, int] = field(default_factory=dict)
     planned: int | None = None  # the step of the next planned call, while the plan stands (None: to compute)
-    area: list[tuple[int, int]] | None = None  # per next activity (area until, reach from the route's end)
+    # per next activity: (area until, reach from the route's end, the place: its tiles' index in `_Recorder.places`)
+    area: list[tuple[int, int, int]] | None = None
 
     @property
     def activity(self) -> Activity:
@@ -120,7 +121,14 @@ class _Recorder:
         self.actions: list[list[int]] = []
         self.positions: list[list[Pos]] = []
         self.plans: list[list[int]] = []
-        self.routes: list[list[tuple[int, int, list[tuple[int, int]]]]] = []  # per step, per resident: _route
+        self.routes: list[list[tuple[int, int, list[tuple[int, int, int]]]]] = []  # per step, per resident: _route
+        self.places: dict[frozenset[Pos], int] = {}  # the tiles of an area (`_area`) -> its index
+
+    def place(self, tiles: frozenset[Pos]) -> int:
+        index = self.places.get(tiles)
+        if index is None:
+            index = self.places[tiles] = len(self.places)
+        return index
 
     def action(self, text: str) -> int:
         code = self.action_codes.get(text)
@@ -178,8 +186,8 @@ class _DayRun:
         self.town_of = np.array([i // SMALLVILLE_AGENTS for i in range(len(residents))])
         self.calls: list[tuple[int, int, int, int]] = []
         self._last_positions: list[Pos] | None = None
-        self._places: dict[tuple[tuple[Pos, ...], int, tuple[Pos, ...], int], list[Pos]] = {}  # _place_paths
-        self._from: dict[tuple[Pos, tuple[Pos, ...], int], list[Pos]] = {}  # _paths_from
+        self._places: dict[tuple[tuple[Pos, ...], int, tuple[Pos, ...], int], frozenset[Pos]] = {}  # _place_paths
+        self._from: dict[tuple[Pos, tuple[Pos, ...], int], frozenset[Pos]] = {}  # _paths_from
         self._seen: tuple[np.ndarray, np.ndarray, list[list[int]]] = (np.zeros(0, np.int32), np.zeros(0), [])
         # Euclidean is the candidate filter; walking distance (never shorter) then keeps the pairs really within R.
         self.walking = (
@@ -361,7 +369,7 @@ class _DayRun:
             pos = walk[-1] if walk else pos
             t = max(sleep.end, t + len(walk) + 1)
 
-    def _route(self, r: _Resident, s: int) -> tuple[int, int, list[tuple[int, int]]]:
+    def _route(self, r: _Resident, s: int) -> tuple[int, int, list[tuple[int, int, int]]]:
         """What r knows after step s of where it goes: it walks its path (a tile a step at most; talking, it
         stands) and starts a new sub-task, the only thing that gives it a new path, at the first step t >= its
         sub-task's end with the path walked: t >= s + 1 + len(path). So it stands on its path's tiles, from its
@@ -370,48 +378,48 @@ class _DayRun:
             r.area = self._area(r, s)
         return max(r.sub_end, s + 1 + len(r.path)), len(r.path), r.area
 
-    def _area(self, r: _Resident, s: int) -> list[tuple[int, int]]:
-        """[(u_j, d_j)]: at every step up to u_j, r stands within d_j of its route's end, for the next `AREAS`
-        activities of its plan. Until the end of its j-th next activity (and of its route) it walks only its route
-        and then paths from the route's end to tiles of those activities' places, or from a tile of one of them to a
-        tile of it or of a later one (an activity it comes to late is skipped): those paths are all it may walk,
-        wherever the dice send it, and it knows them all now."""
+    def _area(self, r: _Resident, s: int) -> list[tuple[int, int, int]]:
+        """[(u_j, d_j, p_j)]: at every step up to u_j, r stands on a tile of place p_j, all within d_j of its
+        route's end, for the next `AREAS` activities of its plan. Until the end of its j-th next activity (and of
+        its route) it walks only its route and then paths from the route's end to tiles of those activities'
+        places, or from a tile of one of them to a tile of it or of a later one (an activity it comes to late is
+        skipped): those paths are all it may walk, wherever the dice send it, and it knows them all now."""
         end = r.path[-1] if r.path else r.pos
         plan, k = r.plan, r.act
-        here = [r.pos, *r.path]
-        out: list[tuple[int, int]] = []
+        here = {r.pos, *r.path}
+        out: list[tuple[int, int, int]] = []
         until = max(s + 1 + len(r.path), r.sub_end)
         for j in range(k, min(k + AREAS, len(plan))):
-            here.extend(self._paths_from(end, plan[j]))
+            here.update(self._paths_from(end, plan[j]))
             for a in range(k, j + 1):
-                here.extend(self._place_paths(plan[a], plan[j]))
+                here.update(self._place_paths(plan[a], plan[j]))
             reach = max(((x - end[0]) ** 2 + (y - end[1]) ** 2) ** 0.5 for x, y in here)
-            out.append((max(plan[j].end, until), int(np.ceil(reach))))
+            out.append((max(plan[j].end, until), int(np.ceil(reach)), self.rec.place(frozenset(here))))
         while len(out) < AREAS:
             out.append(out[-1])
         return out
 
-    def _paths_from(self, tile: Pos, act: Activity) -> list[Pos]:
+    def _paths_from(self, tile: Pos, act: Activity) -> frozenset[Pos]:
         """Every tile of the paths from global `tile` to a tile of the activity's place."""
         key = (tile, act.tiles, act.town)
         tiles = self._from.get(key)
         if tiles is None:
             base, town = self.layout.locate(tile)
-            tiles = [p for goal in act.tiles for p in self._path(base, town, goal, act.town)]
+            tiles = frozenset(p for goal in act.tiles for p in self._path(base, town, goal, act.town))
             self._from[key] = tiles
         return tiles
 
-    def _place_paths(self, a: Activity, b: Activity) -> list[Pos]:
+    def _place_paths(self, a: Activity, b: Activity) -> frozenset[Pos]:
         """Every tile of a's and b's places and of the paths from a tile of a's to a tile of b's."""
         key = (a.tiles, a.town, b.tiles, b.town)
         tiles = self._places.get(key)
         if tiles is None:
-            tiles = [self.layout.to_global(t, a.town) for t in a.tiles]
-            tiles.extend(self.layout.to_global(t, b.town) for t in b.tiles)
+            found = {self.layout.to_global(t, a.town) for t in a.tiles}
+            found.update(self.layout.to_global(t, b.town) for t in b.tiles)
             for x in a.tiles:
                 for y in b.tiles:
-                    tiles.extend(self._path(x, a.town, y, b.town))
-            self._places[key] = tiles
+                    found.update(self._path(x, a.town, y, b.town))
+            tiles = self._places[key] = frozenset(found)
         return tiles
 
     def _path(self, start: Pos, town: int, goal: Pos, goal_town: int) -> list[Pos]:
@@ -442,7 +450,8 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
     partners = np.array(rec.partners, dtype=np.int32).reshape(-1, 3)
     partners[:, 0] -= start
     routes = np.array([[(u, m) for u, m, _ in row] for row in rec.routes], dtype=np.int64).reshape(-1, n, 2)
-    areas = np.array([[a for _, _, a in row] for row in rec.routes], dtype=np.int64).reshape(-1, n, AREAS, 2)
+    areas = np.array([[a for _, _, a in row] for row in rec.routes], dtype=np.int64).reshape(-1, n, AREAS, 3)
+    places = [np.array(sorted(tiles), dtype=np.int32).reshape(-1, 2) for tiles in rec.places]
     steps = len(rec.actions)
     return Workload(
         names=[r.name for r in residents],
@@ -463,8 +472,18 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         route_moves=routes[:, :, 1].astype(np.int32),
         area_until=np.minimum(areas[:, :, :, 0] - start, steps).astype(np.int32),
         area_radius=areas[:, :, :, 1].astype(np.int32),
+        area_place=areas[:, :, :, 2].astype(np.int32),
+        place_ptr=np.concatenate([[0], np.cumsum([len(p) for p in places])]).astype(np.int64),
+        place_tiles=np.concatenate(places) if places else np.zeros((0, 2), dtype=np.int32),
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,
-        meta={"generator": "smallville-day", "mode": config.mode, "towns": towns, "seed": config.seed},
+        # A resident starts a conversation only with an agent it sees (`_attend`): within R at the step.
+        meta={
+            "generator": "smallville-day",
+            "mode": config.mode,
+            "towns": towns,
+            "seed": config.seed,
+            "talks_in_sight": True,
+        },
     )
