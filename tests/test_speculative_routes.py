@@ -6,6 +6,7 @@ import dataclasses
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -209,11 +210,19 @@ def test_agents_alone_are_coupled_with_nobody() -> None:
     is serial's, coupling edges to agents that said they are alone were really dropped, and so were blockers kept
     farther than R but not R + V from an agent alone, and conversations happened (their writes into partners are
     what coupling is for)."""
+    decoupled, kept = _dense_runs(lambda seed: {"nap": 0.6}, "kept_alone")
+    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept > 0
+
+
+def _dense_runs(extra: Callable[[int], dict[str, float]], counter: str) -> tuple[dict[Window, int], int]:
+    """Eight dense worlds (with `extra(seed)`) of agents that talk often, under both adversarial drivers with and
+    without bets, each result asserted to be serial's: the coupling edges dropped per window, and the policy's
+    `counter` of blockers dropped within R + V, summed."""
     decoupled = {NO_BETS: 0, BOLD: 0}
-    kept_alone = 0
+    kept = 0
     for seed in range(8):
         world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.5, reach=(None,))
-        world["nap"] = 0.6
+        world.update(extra(seed))
         serial = route_sim(world, "serial")
         run_shuffled(serial, random.Random(seed))
         assert any(a.heard for a in serial.agents)  # type: ignore[attr-defined]
@@ -224,8 +233,8 @@ def test_agents_alone_are_coupled_with_nobody() -> None:
                 assert outcome(sim) == outcome(serial)
                 assert isinstance(sim.scheduler, SpeculativeScheduler)
                 decoupled[window] += sim.scheduler.decoupled
-                kept_alone += sim.scheduler.kept_alone
-    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept_alone > 0
+                kept += getattr(sim.scheduler, counter)
+    return decoupled, kept
 
 
 def _count_promised(sim: Simulation) -> list[int]:
@@ -249,22 +258,7 @@ def test_agents_in_sight_are_coupled_within_R() -> None:
     """Dense worlds of agents that talk often, only to agents they see, all or half of them saying so, under both
     adversarial drivers, with and without bets: every result is serial's, coupling edges between two that say so
     and stand farther than R apart were really dropped, and so were blockers kept farther than R but not R + V."""
-    decoupled = {NO_BETS: 0, BOLD: 0}
-    kept = 0
-    for seed in range(8):
-        world = dict(n=30, seed=seed, size=12, steps=10, R=2.0, V=1.0, walls=0.0, move=0.8, talk=0.5, reach=(None,))
-        world["sight"] = 1.0 if seed % 2 else 0.5
-        serial = route_sim(world, "serial")
-        run_shuffled(serial, random.Random(seed))
-        assert any(a.heard for a in serial.agents)  # type: ignore[attr-defined]
-        for window in (NO_BETS, BOLD):
-            for driver in (run_eager, run_shuffled):
-                sim = route_sim(world, window)
-                driver(sim, random.Random(seed))
-                assert outcome(sim) == outcome(serial)
-                assert isinstance(sim.scheduler, SpeculativeScheduler)
-                decoupled[window] += sim.scheduler.decoupled
-                kept += sim.scheduler.kept_in_sight
+    decoupled, kept = _dense_runs(lambda seed: {"sight": 1.0 if seed % 2 else 0.5}, "kept_in_sight")
     assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept > 0
 
 
