@@ -20,6 +20,8 @@ _MISSING = object()
 
 def builder(cls: type[T]) -> Callable[..., T]:
     """`build(*args, **kwargs)`, equal to `cls(*args, **kwargs)` and about twice as fast (module docstring)."""
+    if "__mypyc_attrs__" in vars(cls):
+        return cls  # compiled by mypyc: its own constructor is already a C function
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in vars(cls):
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")

@@ -16,6 +16,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState, StateStore
 from metropolis.frozen import builder
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from metropolis.engine.members import MemberRun
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Agent:
     """Base class for user agents. `unique_id` is assigned when the simulation takes the agent."""
 
@@ -88,6 +91,7 @@ _new_request = builder(LLMRequest)
 _new_call = builder(CallRecord)
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no subclass of a builtin exception but Exception
 class InteractionError(RuntimeError):
     """An agent tried to write into an agent outside its cluster."""
 
@@ -107,6 +111,7 @@ class StepHost(Protocol):
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StepContext:
     """Built by the engine for one agent-step; collects the state the agent commits for the next step."""
 

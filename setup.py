@@ -1,0 +1,95 @@
+"""Builds the compiled modules (mypyc) at `pip install -e .`; the project's metadata lives in pyproject.toml.
+
+The modules listed in `src/metropolis/compiled.py` are compiled to C extensions beside their sources, and the hash
+of each source is recorded in `src/metropolis/compiled.json`, which `import metropolis` checks (a stale build
+refuses to run). Without a C compiler, Python's headers or mypyc, or with METROPOLIS_PURE=1, the install is pure
+Python: one line says so, and everything runs, only slower in virtual time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import runpy
+import shutil
+import sysconfig
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+PACKAGE = ROOT / "src" / "metropolis"
+_compiled = runpy.run_path(str(PACKAGE / "compiled.py"))  # the list, without importing the package
+MODULES: tuple[str, ...] = _compiled["MODULES"]
+
+
+def why_pure() -> str | None:
+    """None when the modules can be compiled here, else the reason in a few words."""
+    if os.environ.get("METROPOLIS_PURE", "") not in ("", "0"):
+        return "METROPOLIS_PURE is set"
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler})"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "no Python headers (Python.h)"
+    try:
+        import mypyc.build  # noqa: F401
+    except ImportError:
+        return "mypyc is missing (it ships with mypy)"
+    return None
+
+
+def pure(reason: str) -> None:
+    """Say so in one line, and remove any extension an earlier build left (it would shadow the sources)."""
+    print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time runs about 1.4x slower)")
+    for module in MODULES:
+        for old in (PACKAGE / module).parent.glob(f"{Path(module).name}.*.so"):
+            old.unlink()
+    (PACKAGE / "compiled.json").unlink(missing_ok=True)
+
+
+class BuildCompiled(build_ext):
+    """Compiles when the build runs rather than when setup.py is read (pip reads it three times per install),
+    records the compiled sources' hashes beside them, and falls back to pure Python when the build fails."""
+
+    def finalize_options(self) -> None:
+        self.distribution.ext_modules = self._extensions()
+        super().finalize_options()
+
+    def _extensions(self) -> list[Extension]:
+        reason = why_pure()
+        if reason:
+            pure(reason)
+            return []
+        try:
+            from mypyc.build import mypycify
+
+            return mypycify([f"src/metropolis/{m}.py" for m in MODULES], group_name=GROUP)
+        except Exception as error:  # mypyc refuses the code (or the system exits on a type error): pure Python
+            pure(f"mypyc failed ({type(error).__name__}: {error})")
+            return []
+        except SystemExit:  # mypy's type errors, printed above
+            pure("mypyc found type errors (printed above)")
+            return []
+
+    def run(self) -> None:
+        if not self.extensions:
+            return
+        manifest = {m: hashlib.sha256((PACKAGE / f"{m}.py").read_bytes()).hexdigest() for m in MODULES}
+        try:
+            super().run()
+        except Exception as error:  # a C compiler that fails: the project still installs, as pure Python
+            self.extensions = []
+            pure(f"the C build failed ({type(error).__name__}: {error})")
+            return
+        text = json.dumps(manifest, indent=0, sort_keys=True) + "\n"
+        for target in {PACKAGE, Path(self.build_lib) / "metropolis"}:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "compiled.json").write_text(text)
+
+
+GROUP = "metropolis_compiled"  # mypyc's shared library: src/metropolis_compiled__mypyc.*.so
+# A placeholder, replaced in BuildCompiled.run: it makes setuptools run build_ext and tag the wheel for this platform.
+setup(ext_modules=[Extension(f"{GROUP}__mypyc", sources=[])], cmdclass={"build_ext": BuildCompiled})
