@@ -13,6 +13,7 @@ import json
 import os
 import runpy
 import shutil
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "src" / "metropolis"
 _compiled = runpy.run_path(str(PACKAGE / "compiled.py"))  # the list, without importing the package
 MODULES: tuple[str, ...] = _compiled["MODULES"]
+GROUP = "metropolis_compiled"  # mypyc's shared library: src/metropolis_compiled__mypyc.*.so
+BUILDING = bool({"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"} & set(sys.argv[1:]))
 
 
 def why_pure() -> str | None:
@@ -41,13 +44,16 @@ def why_pure() -> str | None:
     return None
 
 
+def clear() -> None:
+    """Remove every extension and manifest an earlier build left in the source tree: one that is not rebuilt (a
+    module dropped from the set, or a pure install) would shadow its source."""
+    for old in [*PACKAGE.rglob("*.so"), *PACKAGE.parent.glob(f"{GROUP}__mypyc.*.so"), PACKAGE / "compiled.json"]:
+        old.unlink(missing_ok=True)
+
+
 def pure(reason: str) -> None:
-    """Say so in one line, and remove any extension an earlier build left (it would shadow the sources)."""
     print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time runs about 1.4x slower)")
-    for module in MODULES:
-        for old in (PACKAGE / module).parent.glob(f"{Path(module).name}.*.so"):
-            old.unlink()
-    (PACKAGE / "compiled.json").unlink(missing_ok=True)
+    clear()
 
 
 class BuildCompiled(build_ext):
@@ -55,7 +61,8 @@ class BuildCompiled(build_ext):
     records the compiled sources' hashes beside them, and falls back to pure Python when the build fails."""
 
     def finalize_options(self) -> None:
-        self.distribution.ext_modules = self._extensions()
+        if BUILDING:  # pip's metadata queries finalize this command too: compile only for a build
+            self.distribution.ext_modules = self._extensions()
         super().finalize_options()
 
     def _extensions(self) -> list[Extension]:
@@ -66,7 +73,10 @@ class BuildCompiled(build_ext):
         try:
             from mypyc.build import mypycify
 
-            return mypycify([f"src/metropolis/{m}.py" for m in MODULES], group_name=GROUP)
+            # pip builds in an environment without the project's dependencies: their imports are Any there, so
+            # a `type: ignore` the full environment needs can look unused (mypy alone checks that, in CI).
+            sources = [f"src/metropolis/{m}.py" for m in MODULES]
+            return mypycify(["--no-warn-unused-ignores", *sources], group_name=GROUP)
         except Exception as error:  # mypyc refuses the code (or the system exits on a type error): pure Python
             pure(f"mypyc failed ({type(error).__name__}: {error})")
             return []
@@ -77,6 +87,7 @@ class BuildCompiled(build_ext):
     def run(self) -> None:
         if not self.extensions:
             return
+        clear()
         manifest = {m: hashlib.sha256((PACKAGE / f"{m}.py").read_bytes()).hexdigest() for m in MODULES}
         try:
             super().run()
@@ -90,6 +101,5 @@ class BuildCompiled(build_ext):
             (target / "compiled.json").write_text(text)
 
 
-GROUP = "metropolis_compiled"  # mypyc's shared library: src/metropolis_compiled__mypyc.*.so
-# A placeholder, replaced in BuildCompiled.run: it makes setuptools run build_ext and tag the wheel for this platform.
+# A placeholder, replaced in BuildCompiled.finalize_options: it makes setuptools run build_ext.
 setup(ext_modules=[Extension(f"{GROUP}__mypyc", sources=[])], cmdclass={"build_ext": BuildCompiled})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mypy_extensions import mypyc_attr
 
 from metropolis.engine.records import CallRecord, Plan
-from metropolis.engine.state import AgentState, StateStore
+from metropolis.engine.state import AgentState
 from metropolis.frozen import builder
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
@@ -96,12 +96,22 @@ class InteractionError(RuntimeError):
     """An agent tried to write into an agent outside its cluster."""
 
 
+class StateReader(Protocol):
+    """What a step context reads of the state store: the `StateStore`, or a speculative chain's view of it (a
+    protocol, not the class, since compiled code checks a class at every use: metropolis/compiled.py)."""
+
+    def at(self, agent: int, step: int) -> AgentState: ...
+
+
 class StepHost(Protocol):
     """What a step context needs of the run that built it (the `Simulation`)."""
 
     world: World
     agents: list[Agent]
-    store: StateStore
+
+    @property
+    def store(self) -> StateReader: ...
+
     seed: int
     record_text: bool
     start_seconds: float
