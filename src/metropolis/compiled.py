@@ -17,6 +17,8 @@ A class that code outside the compiled set subclasses (agents, policies, test do
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 MODULES: tuple[str, ...] = (
     "kernel",
@@ -142,6 +145,28 @@ class SourceFirst:
             if os.path.isfile(source):
                 return importlib.util.spec_from_file_location(name, source)
         return None  # a package, or not ours: the ordinary finders
+
+
+def make_picklable() -> None:
+    """Let the compiled frozen dataclasses cross processes (Ray ships steps and records to its workers): mypyc
+    pickles a native class by setting its fields one by one, which a frozen dataclass refuses; reduce each to its
+    constructor instead. Called where pickling starts (`metropolis.runtime.ray`); nothing to do when pure."""
+    if not in_use():
+        return
+    for name in MODULES:
+        module = importlib.import_module(f"metropolis.{name.replace('/', '.')}")
+        for cls in list(vars(module).values()):
+            params = getattr(cls, "__dataclass_params__", None)
+            if isinstance(cls, type) and cls.__module__ == module.__name__ and params is not None and params.frozen:
+                copyreg.pickle(cls, _reduce)
+
+
+def _reduce(obj: Any) -> tuple[Any, ...]:
+    return _rebuild, (type(obj), {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init})
+
+
+def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
 
 
 def check() -> None:
