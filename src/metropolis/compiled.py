@@ -1,8 +1,10 @@
 """The modules compiled with mypyc, and the guard that keeps a stale build from running.
 
-`pip install -e .` (setup.py) compiles `MODULES` to C extensions beside their sources: the virtual-time hot path
-(kernel, scheduling, engine, serving model, driver, world) runs 1.3-1.5x faster per CPU second, every figure the
-same to the last digit (docs/architecture.md). Python imports an extension before a `.py` of the same name, so an
+`METROPOLIS_COMPILE=1 pip install -e .` (setup.py) compiles `MODULES` to C extensions beside their sources: the
+virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.35-1.5x less CPU, every
+figure the same to the last digit (docs/architecture.md). Not yet the default: the Ray runtime cannot pickle
+compiled agents and worlds (an interpreted subclass's own attributes are dropped; some classes need their
+constructor's arguments). Python imports an extension before a `.py` of the same name, so an
 editable install has one danger: a developer edits `kernel.py` and the old `kernel.*.so` keeps running. The build
 records each compiled source's hash (`compiled.json`); `check()`, run when `metropolis` is imported, compares the
 sources beside the extensions with it and refuses with one line if any differs. Mixing is not an option: compiled
@@ -179,5 +181,6 @@ def check() -> None:
     if old:
         raise ImportError(
             f"metropolis: the compiled modules are older than their sources ({', '.join(old[:3])}"
-            f"{', ...' if len(old) > 3 else ''}): rerun `pip install -e .`, or set {PURE_ENV}=1 to run the sources"
+            f"{', ...' if len(old) > 3 else ''}): rerun `METROPOLIS_COMPILE=1 pip install -e .`, "
+            f"or set {PURE_ENV}=1 to run the sources"
         )
