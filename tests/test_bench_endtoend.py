@@ -20,6 +20,7 @@ def test_the_day_row_runs_what_metropolis_run_runs() -> None:
     assert (row.agent_steps, row.llm_calls, round(row.virtual_seconds, 2)) == (9000, 2830, 1073.95)
     assert row.wall_seconds > 0 and row.calls_per_second == row.llm_calls / row.wall_seconds
     assert row.cpu_seconds > 0 and row.calls_per_cpu_second == row.llm_calls / row.cpu_seconds
+    assert row.build.startswith(("compiled (", "pure Python"))  # the bench says which code ran
 
 
 @needs_data

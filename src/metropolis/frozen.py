@@ -20,8 +20,9 @@ _MISSING = object()
 
 def builder(cls: type[T]) -> Callable[..., T]:
     """`build(*args, **kwargs)`, equal to `cls(*args, **kwargs)` and about twice as fast (module docstring)."""
+    compiled = "__mypyc_attrs__" in vars(cls)  # by mypyc (metropolis/compiled.py): no slots to set, a C constructor
     params = getattr(cls, "__dataclass_params__", None)
-    if params is None or not params.frozen or "__slots__" not in vars(cls):
+    if params is None or not params.frozen or not (compiled or "__slots__" in vars(cls)):
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__, which a builder would skip")
@@ -31,7 +32,8 @@ def builder(cls: type[T]) -> Callable[..., T]:
     ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": _MISSING}
     params_src, body = [], []
     for f in fields:
-        ns[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if not compiled:
+            ns[f"_set_{f.name}"] = getattr(cls, f.name).__set__
         if f.default is not dataclasses.MISSING:
             ns[f"_default_{f.name}"] = f.default
             params_src.append(f"{f.name}=_default_{f.name}")
@@ -42,7 +44,12 @@ def builder(cls: type[T]) -> Callable[..., T]:
         else:
             params_src.append(f.name)
         body.append(f"    _set_{f.name}(_obj, {f.name})\n")
-    source = f"def build({', '.join(params_src)}):\n    _obj = _new(_cls)\n{''.join(body)}    return _obj\n"
+    if compiled:  # the same signature and errors, then the compiled constructor
+        body = [b for b in body if not b.lstrip().startswith("_set_")]
+        body.append(f"    return _cls({', '.join(f'{f.name}={f.name}' for f in fields)})\n")
+        source = f"def build({', '.join(params_src)}):\n{''.join(body)}"
+    else:
+        source = f"def build({', '.join(params_src)}):\n    _obj = _new(_cls)\n{''.join(body)}    return _obj\n"
     exec(source, ns)  # as `dataclasses` itself makes `__init__`: one straight-line function per class
     build: Callable[..., T] = ns["build"]
     build.__qualname__ = build.__name__ = cls.__name__  # errors read "CallRecord() got an unexpected ..."

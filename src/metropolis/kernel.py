@@ -7,6 +7,7 @@ event fires. The sequence id breaks ties, so a run is repeatable to the last eve
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
@@ -166,7 +167,8 @@ class Environment:
             fn = entry[-2]
             owner = getattr(fn, "__self__", None)
             if isinstance(owner, Process):
-                owner._coro.close()
+                with contextlib.suppress(AttributeError):  # compiled by mypyc, never started: no frame to close
+                    owner._coro.close()
 
     def run(self, until: float | None = None) -> None:
         heap, queue = self._heap, self._now_queue

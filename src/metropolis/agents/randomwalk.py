@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.engine.agent import Agent, StepContext
 from metropolis.world.spatial import Pos
 
@@ -37,6 +39,7 @@ class WalkerConfig:
             raise ValueError(f"rest_steps must be >= 1, got {self.rest_steps}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RandomWalker(Agent):
     def __init__(self, name: str, pos: Pos, config: WalkerConfig | None = None) -> None:
         super().__init__(name, pos, action="walking")

@@ -6,6 +6,7 @@ The micro-benchmark times the controller alone; these rows time everything a vir
   `metropolis run --runtime virtual --gpus 8 --hours 24` runs (without its trace recorder);
 - `busy`: the busy hour at 1,000 agents on 8 GPUs, the workload `metropolis bench sim --setting busy --agents 1000`
   generates, replayed under metropolis. Only the replay is timed, not the generation.
+Each row says which code ran: the modules compiled at install (mypyc) or pure Python (`metropolis/compiled.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from metropolis.agents import town_walkers
 from metropolis.bench.sim import PRESET, Setting, run_policy
+from metropolis.compiled import describe
 from metropolis.engine import Simulation
 from metropolis.llm.serving import Cluster, VirtualLLM, preset
 from metropolis.registry import lookup
@@ -32,6 +34,7 @@ class EndToEndRow:
     wall_seconds: float
     virtual_seconds: float
     cpu_seconds: float = 0.0  # this process's CPU time over the same span: steadier than wall on shared cores
+    build: str = ""  # which code ran: compiled (mypyc) or pure Python (metropolis.compiled.describe)
 
     @property
     def calls_per_second(self) -> float:
@@ -57,7 +60,7 @@ def day_row(agents: int = 25, hours: float = 24.0, gpus: int = 8) -> EndToEndRow
     report = runtime.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     label = f"day: {len(town.personas)} walkers, {hours:g} h, {gpus} GPUs"
-    return EndToEndRow(label, report.agent_steps, report.llm_calls, wall, report.duration, cpu)
+    return EndToEndRow(label, report.agent_steps, report.llm_calls, wall, report.duration, cpu, describe())
 
 
 def busy_row(agents: int = 1000, hours: float = 1.0, gpus: int = 8) -> EndToEndRow:
@@ -70,7 +73,8 @@ def busy_row(agents: int = 1000, hours: float = 1.0, gpus: int = 8) -> EndToEndR
     result = run_policy(workload, world, "metropolis", preset(PRESET, gpus=gpus), setting)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     label = f"busy: {agents:,} agents, {hours:g} h, {gpus} GPUs"
-    return EndToEndRow(label, workload.agents * workload.steps, result.calls, wall, result.sim_seconds, cpu)
+    steps = workload.agents * workload.steps
+    return EndToEndRow(label, steps, result.calls, wall, result.sim_seconds, cpu, describe())
 
 
 END_TO_END: dict[str, Callable[[], EndToEndRow]] = {"day": day_row, "busy": busy_row}

@@ -98,6 +98,7 @@ def _end_to_end_table(rows: list[EndToEndRow]) -> Table:
     table = Table(title="End to end in virtual time (metropolis, l4-llama3-8b; simulated LLM calls per wall second)")
     for col in ("row", "agent-steps", "LLM calls", "virtual s", "wall s", "calls / wall s", "CPU s", "calls / CPU s"):
         table.add_column(col, justify="right")
+    table.caption = f"code: {rows[0].build}" if rows else None  # compiled (mypyc) or pure Python
     for r in rows:
         table.add_row(
             r.row,

@@ -16,8 +16,10 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.engine.records import CallRecord, Plan
-from metropolis.engine.state import AgentState, StateStore
+from metropolis.engine.state import AgentState
 from metropolis.frozen import builder
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from metropolis.engine.members import MemberRun
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Agent:
     """Base class for user agents. `unique_id` is assigned when the simulation takes the agent."""
 
@@ -93,8 +96,16 @@ _new_request = builder(LLMRequest)
 _new_call = builder(CallRecord)
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no subclass of a builtin exception but Exception
 class InteractionError(RuntimeError):
     """An agent tried to write into an agent outside its cluster."""
+
+
+class StateReader(Protocol):
+    """What a step context reads of the state store: the `StateStore`, or a speculative chain's view of it (a
+    protocol, not the class, since compiled code checks a class at every use: metropolis/compiled.py)."""
+
+    def at(self, agent: int, step: int) -> AgentState: ...
 
 
 class StepHost(Protocol):
@@ -102,7 +113,10 @@ class StepHost(Protocol):
 
     world: World
     agents: list[Agent]
-    store: StateStore
+
+    @property
+    def store(self) -> StateReader: ...
+
     seed: int
     record_text: bool
     start_seconds: float
@@ -112,6 +126,7 @@ class StepHost(Protocol):
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StepContext:
     """Built by the engine for one agent-step; collects the state the agent commits for the next step."""
 

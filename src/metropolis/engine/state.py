@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.scheduling.table import AgentView
 from metropolis.world.spatial import Pos
 
@@ -23,6 +25,7 @@ class AgentState:
     events: tuple[str, ...] = ()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the Ray worker's ShippedStates
 class StateStore:
     """Per-agent lists of states; `_base[i]` is the step of `_states[i][0]`."""
 

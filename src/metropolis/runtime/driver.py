@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.engine.members import Tasks
 from metropolis.engine.simulation import Simulation, StepResult
 from metropolis.llm.accounting import Accounting
@@ -21,10 +23,12 @@ from metropolis.scheduling import WorkUnit
 Progress = Callable[[int], None]
 
 
+@mypyc_attr(native_class=False)  # mypyc compiles no subclass of a builtin exception but Exception
 class StepFailed(RuntimeError):
     """An agent's step raised; the message names the agents and the step."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Driver(ABC):
     """One run's loop and books: the metered LLM backend, running-agent occupancy, the accounting, and the report.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.scheduling.rules import couple_radius
 from metropolis.scheduling.table import AgentView, Status
 from metropolis.scheduling.unit import WorkUnit
@@ -19,6 +21,7 @@ from metropolis.world.world import World
 INF = float("inf")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Scheduler(ABC):
     """A scheduling policy over one run's agent table."""
 
@@ -114,6 +117,7 @@ class Scheduler(ABC):
         return out
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BarrierScheduler(Scheduler):
     """Policies that run every agent of step s, lowest id first, before any of step s + 1 (serial, lockstep)."""
 

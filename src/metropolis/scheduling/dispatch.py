@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.scheduling.base import Scheduler
 from metropolis.scheduling.registry import make_scheduler
 from metropolis.scheduling.table import AgentTable
@@ -23,6 +25,7 @@ class UnitObserver(Protocol):
     def on_commit(self, unit: WorkUnit) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Dispatcher:
     @classmethod
     def of(

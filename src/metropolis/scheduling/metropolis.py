@@ -20,6 +20,8 @@ from __future__ import annotations
 import heapq
 import itertools
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.frozen import builder
 from metropolis.scheduling.base import INF, Scheduler
 from metropolis.scheduling.rules import block_radius
@@ -30,6 +32,7 @@ from metropolis.world.metrics import near_distance
 _new_unit = builder(WorkUnit)  # `WorkUnit(...)` without the frozen init's per-field lookups (metropolis.frozen)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MetropolisScheduler(Scheduler):
     name = "metropolis"
     keeps_invariant = True

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.llm.serving.job import Job
 
 
@@ -38,6 +40,7 @@ class MemoryGate(Protocol):
         ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OpenGate:
     """No memory to manage: every request may start at once, its whole prompt prefilled, nothing pinned."""
 

@@ -1,0 +1,186 @@
+"""The modules compiled with mypyc, and the guard that keeps a stale build from running.
+
+`METROPOLIS_COMPILE=1 pip install -e .` (setup.py) compiles `MODULES` to C extensions beside their sources: the
+virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.35-1.5x less CPU, every
+figure the same to the last digit (docs/architecture.md). Not yet the default: the Ray runtime cannot pickle
+compiled agents and worlds (an interpreted subclass's own attributes are dropped; some classes need their
+constructor's arguments). Python imports an extension before a `.py` of the same name, so an
+editable install has one danger: a developer edits `kernel.py` and the old `kernel.*.so` keeps running. The build
+records each compiled source's hash (`compiled.json`); `check()`, run when `metropolis` is imported, compares the
+sources beside the extensions with it and refuses with one line if any differs. Mixing is not an option: compiled
+modules call each other in C, past Python's import, so one module cannot be swapped back to its source alone.
+
+`METROPOLIS_PURE=1` runs the sources and ignores any extension (profiling, debugging, or a quick edit without a
+rebuild); a checkout with no extensions (`PYTHONPATH=src`, a worktree) is pure Python without being told.
+A class that code outside the compiled set subclasses (agents, policies, test doubles) carries
+`@mypyc_attr(allow_interpreted_subclasses=True)`; an exception class that subclasses a builtin one other than
+`Exception` carries `native_class=False` (mypyc compiles neither otherwise).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+MODULES: tuple[str, ...] = (
+    "kernel",
+    "scheduling/base",
+    "scheduling/dispatch",
+    "scheduling/metropolis",
+    "scheduling/rules",
+    "scheduling/table",
+    "scheduling/unit",
+    "engine/agent",
+    "engine/members",
+    "engine/records",
+    "engine/simulation",
+    "engine/snapshots",
+    "engine/state",
+    "llm/accounting",
+    "llm/types",
+    "llm/serving/agentmem",
+    "llm/serving/backend",
+    "llm/serving/calibrate",
+    "llm/serving/cluster",
+    "llm/serving/config",
+    "llm/serving/cost",
+    "llm/serving/gate",
+    "llm/serving/job",
+    "llm/serving/presets",
+    "llm/serving/queues",
+    "llm/serving/replica",
+    "llm/serving/responder",
+    "llm/serving/routing",
+    "runtime/driver",
+    "runtime/meter",
+    "runtime/virtual",
+    "world/fields",
+    "world/generated",
+    "world/graph",
+    "world/metrics",
+    "world/paths",
+    "world/smallville",
+    "world/spatial",
+    "world/tilemap",
+    "world/walking",
+    "world/world",
+    "workloads/scaling",
+    "agents/randomwalk",
+    "agents/replay",
+)
+"""The compiled set, as paths under `src/metropolis` without `.py`: what the two end-to-end rows of
+`metropolis bench scheduler` spend their time in."""
+
+PACKAGE = Path(__file__).resolve().parent
+MANIFEST = PACKAGE / "compiled.json"
+PURE_ENV = "METROPOLIS_PURE"
+EXTENSION_ENDINGS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def source_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def extensions(package: Path = PACKAGE) -> dict[str, Path]:
+    """Every extension module in the package, by its path without suffix (`"kernel"`, `"engine/agent"`)."""
+    found: dict[str, Path] = {}
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(EXTENSION_ENDINGS):
+                ext = Path(folder, name)
+                found[str(ext.parent.relative_to(package) / name.partition(".")[0])] = ext
+    return found
+
+
+def stale(package: Path = PACKAGE) -> list[str]:
+    """Extension modules whose source is not the one compiled (edited, or built without a manifest)."""
+    built = extensions(package)
+    if not built:
+        return []
+    manifest = package / MANIFEST.name
+    recorded: dict[str, str] = json.loads(manifest.read_text()) if manifest.exists() else {}
+    return sorted(
+        name
+        for name in built
+        if not (package / f"{name}.py").exists() or recorded.get(name) != source_hash(package / f"{name}.py")
+    )
+
+
+def pure_requested() -> bool:
+    return os.environ.get(PURE_ENV, "") not in ("", "0")
+
+
+def in_use() -> bool:
+    """Whether the compiled modules run in this process (the kernel stands for all: they are built together)."""
+    import metropolis.kernel
+
+    return not (metropolis.kernel.__file__ or "").endswith(".py")
+
+
+def describe() -> str:
+    """One phrase for benchmark output: which build ran."""
+    if in_use():
+        return f"compiled ({len(extensions())} modules, mypyc)"
+    return f"pure Python ({PURE_ENV}=1)" if pure_requested() and extensions() else "pure Python"
+
+
+class SourceFirst:
+    """A meta path finder that loads `metropolis.*` modules from their `.py`, ignoring extensions beside them."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if not name.startswith("metropolis.") or path is None:
+            return None
+        leaf = name.rpartition(".")[2]
+        for entry in path:
+            source = os.path.join(entry, f"{leaf}.py")
+            if os.path.isfile(source):
+                return importlib.util.spec_from_file_location(name, source)
+        return None  # a package, or not ours: the ordinary finders
+
+
+def make_picklable() -> None:
+    """Let the compiled frozen dataclasses cross processes (Ray ships steps and records to its workers): mypyc
+    pickles a native class by setting its fields one by one, which a frozen dataclass refuses; reduce each to its
+    constructor instead. Called where pickling starts (`metropolis.runtime.ray`); nothing to do when pure."""
+    if not in_use():
+        return
+    for name in MODULES:
+        module = importlib.import_module(f"metropolis.{name.replace('/', '.')}")
+        for cls in list(vars(module).values()):
+            params = getattr(cls, "__dataclass_params__", None)
+            if isinstance(cls, type) and cls.__module__ == module.__name__ and params is not None and params.frozen:
+                copyreg.pickle(cls, _reduce)
+
+
+def _reduce(obj: Any) -> tuple[Any, ...]:
+    return _rebuild, (type(obj), {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init})
+
+
+def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
+
+
+def check() -> None:
+    """Run at `import metropolis`: honour METROPOLIS_PURE, refuse a stale build (module docstring)."""
+    if pure_requested():
+        if not any(isinstance(f, SourceFirst) for f in sys.meta_path):
+            sys.meta_path.insert(0, SourceFirst())
+        return
+    old = stale()
+    if old:
+        raise ImportError(
+            f"metropolis: the compiled modules are older than their sources ({', '.join(old[:3])}"
+            f"{', ...' if len(old) > 3 else ''}): rerun `METROPOLIS_COMPILE=1 pip install -e .`, "
+            f"or set {PURE_ENV}=1 to run the sources"
+        )

@@ -1,0 +1,70 @@
+"""The compiled build's guard: a stale extension is found, METROPOLIS_PURE=1 runs the sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+from metropolis import compiled
+from metropolis.cli import run_ray
+from metropolis.compiled import MODULES, extensions, source_hash, stale
+
+SO = EXTENSION_SUFFIXES[0]
+
+
+def _package(tmp_path: Path, manifest: bool = True) -> Path:
+    (tmp_path / "engine").mkdir()
+    for name in ("kernel", "engine/agent"):
+        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
+        (tmp_path / f"{name}{SO}").write_bytes(b"")
+    (tmp_path / "plain.py").write_text("# never compiled\n")
+    if manifest:
+        hashes = {n: source_hash(tmp_path / f"{n}.py") for n in ("kernel", "engine/agent")}
+        (tmp_path / "compiled.json").write_text(json.dumps(hashes))
+    return tmp_path
+
+
+def test_a_fresh_build_is_not_stale(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    assert sorted(extensions(package)) == ["engine/agent", "kernel"]
+    assert stale(package) == []
+
+
+def test_an_edited_source_or_a_missing_manifest_is_stale(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    (package / "engine" / "agent.py").write_text("# edited\n")
+    assert stale(package) == ["engine/agent"]
+    (package / "compiled.json").unlink()
+    assert stale(package) == ["engine/agent", "kernel"]
+
+
+def test_no_extensions_is_pure_and_never_stale(tmp_path: Path) -> None:
+    (tmp_path / "kernel.py").write_text("")
+    assert extensions(tmp_path) == {} and stale(tmp_path) == []
+
+
+def test_the_compiled_set_exists() -> None:
+    package = Path(__file__).resolve().parents[1] / "src" / "metropolis"
+    assert all((package / f"{m}.py").exists() for m in MODULES)
+
+
+def test_metropolis_pure_runs_the_sources() -> None:
+    code = "import metropolis.kernel as k, metropolis.compiled as c; print(k.__file__, c.in_use(), c.describe())"
+    env = {**os.environ, "METROPOLIS_PURE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    path, used, *_ = out.split()
+    assert path.endswith("kernel.py") and used == "False"
+
+
+def test_the_ray_runtime_refuses_the_compiled_build_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled, Ray's pickling loses an interpreted subclass's attributes (docs/architecture.md): `--runtime ray`
+    says so before it starts anything, rather than failing inside a worker."""
+    monkeypatch.setattr(compiled, "in_use", lambda: True)
+    with pytest.raises(ValueError, match="does not run on the compiled build yet: set METROPOLIS_PURE=1"):
+        run_ray.ray_run(None, None, None, None, None)  # type: ignore[arg-type]
