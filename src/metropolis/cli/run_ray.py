@@ -6,7 +6,7 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING
 
-from metropolis import compiled
+import metropolis.compiled as compiled
 from metropolis.cli.run_setup import RunOptions
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
