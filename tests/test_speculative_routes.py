@@ -50,10 +50,13 @@ class RouteWalker(RandomWalker):
         napper: bool = False,
         in_sight: bool = False,
         shouter: bool = False,
+        cooldown: int = 0,
     ) -> None:
         super().__init__(name, pos, config)
         self.talks_in_sight = in_sight
         self.shouter = shouter
+        self.cooldown = cooldown  # steps two walkers that talked wait before they talk again (0: no wait)
+        self.talked: dict[int, int] = {}  # the agent it talked with -> the step they did
         self.home, self.reach, self.napper = pos, reach, napper
         self.path: deque[Pos] = deque()
         self.sub_end = 0
@@ -67,10 +70,14 @@ class RouteWalker(RandomWalker):
         self.inbox.clear()
         ctx.act(f"looking at {seen[0].name}" if seen else "walking")
         promised = self.published.get(s)
-        awake = [o for o in seen if o.state.action != "napping"]
+        awake = [o for o in seen if o.state.action != "napping" and not self._waits(o.agent_id, s)]
         if awake and not (promised is not None and promised.alone) and rng.random() < cfg.talk_prob:
             other = rng.choice(awake)
-            ctx.partner(other.agent_id).inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
+            partner = ctx.partner(other.agent_id)
+            partner.inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
+            if self.cooldown:
+                self.talked[other.agent_id] = s
+                partner.talked[ctx.agent_id] = s  # type: ignore[attr-defined]
         unseen = sorted(set(ctx.group) - {ctx.agent_id} - {o.agent_id for o in seen}) if self.shouter else []
         if unseen:
             ctx.partner(unseen[0]).inbox.append(f"{self.name}@{s}")  # type: ignore[attr-defined]
@@ -94,7 +101,13 @@ class RouteWalker(RandomWalker):
         nap = self.napper and rng.random() < 0.5
         if nap:
             ctx.act("napping")
-        self.published[s + 1] = Route(max(self.sub_end, s + 1 + len(self.path)), (pos, *self.path), areas, nap)
+        quiet = frozenset(a for a in self.talked if self._waits(a, s + 1))
+        until = max(self.sub_end, s + 1 + len(self.path))
+        self.published[s + 1] = Route(until, (pos, *self.path), areas, nap, quiet_with=quiet)
+
+    def _waits(self, other: int, step: int) -> bool:
+        """Whether it will not talk with `other` at `step`: they talked within `cooldown` steps before."""
+        return step - self.talked.get(other, -self.cooldown) < self.cooldown
 
     def _dist(self, pos: Pos) -> float:
         return float(((pos[0] - self.home[0]) ** 2 + (pos[1] - self.home[1]) ** 2) ** 0.5)
@@ -103,7 +116,7 @@ class RouteWalker(RandomWalker):
         return self.published.get(step)
 
     def snapshot(self) -> object:
-        return (self.heard, tuple(self.path), self.sub_end)
+        return (self.heard, tuple(self.path), self.sub_end, tuple(sorted(self.talked.items())))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +124,7 @@ class RouteWalker(RandomWalker):
             "path": list(self.path),
             "sub_end": self.sub_end,
             "published": dict(self.published),
+            "talked": dict(self.talked),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -118,6 +132,7 @@ class RouteWalker(RandomWalker):
         self.path = deque(state["path"])
         self.sub_end = state["sub_end"]
         self.published = dict(state["published"])
+        self.talked = dict(state["talked"])
 
 
 def route_sim(
@@ -139,6 +154,7 @@ def route_sim(
             napper=rng.random() < world.get("nap", 0.0),
             in_sight=sight.random() < world.get("sight", 0.0) or (shouter and not silent and i == 0),
             shouter=shouter and i == 0,
+            cooldown=world.get("cooldown", 0),
         )
         for i in range(world["n"])
     ]
@@ -166,6 +182,7 @@ worlds = st.fixed_dictionaries(
         "reach": st.sampled_from([(None,), (None, 2.0), (1.0, 3.0)]),
         "nap": st.sampled_from([0.0, 0.5, 1.0]),
         "sight": st.sampled_from([0.0, 0.5, 1.0]),
+        "cooldown": st.sampled_from([0, 4, 50]),
     }
 )
 
@@ -260,6 +277,14 @@ def test_agents_in_sight_are_coupled_within_R() -> None:
     and stand farther than R apart were really dropped, and so were blockers kept farther than R but not R + V."""
     decoupled, kept = _dense_runs(lambda seed: {"sight": 1.0 if seed % 2 else 0.5}, "kept_in_sight")
     assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and kept > 0
+
+
+def test_agents_that_talked_lately_are_not_coupled_with_each_other() -> None:
+    """Dense worlds of agents that talk often and then wait before the same two talk again, saying whom they wait
+    for (`Route.quiet_with`), under both adversarial drivers, with and without bets: every result is serial's, and
+    coupling edges were dropped because both ends said so."""
+    decoupled, quieted = _dense_runs(lambda seed: {"cooldown": 50, "talk": 0.9}, "quieted")
+    assert decoupled[NO_BETS] > 0 and decoupled[BOLD] > 0 and quieted > 0
 
 
 def test_talking_out_of_sight_after_saying_otherwise_is_an_error() -> None:

@@ -23,6 +23,7 @@ carries filler text of about the recorded prompt length and `max_tokens` = the r
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ RouteColumns = tuple[
 ]
 
 
+INF_AGENT = 2**62  # sorts after every agent id (`ReplayAgent._quiet_at`)
+
+
 def filler_text(tokens: int) -> str:
     """Text of about `tokens` tokens, for sending a prompt of the recorded size to a real endpoint."""
     return (FILLER_WORD * max(1, tokens)).rstrip()
@@ -73,6 +77,7 @@ class ReplayAgent(Agent):
         promise_still: bool = False,
         routes: RouteColumns | None = None,
         talks_in_sight: bool = False,
+        quiet_steps: int = 0,
     ) -> None:
         super().__init__(name, path[0], action=actions[0] if actions else "idle")
         self.path = path
@@ -85,6 +90,10 @@ class ReplayAgent(Agent):
         self.routes = routes  # per step: route until, tiles left, area until, radius, place (Workload.route_of)
         self._route_cache: dict[int, Route] = {}
         self.talks_in_sight = talks_in_sight  # its recorded partners are agents it saw (`Routes.talks_in_sight`)
+        # Two agents that talked wait this many steps before they talk again (0: no such rule known): its routes say
+        # whom it will not talk with (`Route.quiet_with`), from the conversations before the step only.
+        self.quiet_steps = quiet_steps
+        self._talks = sorted((s, p) for s, written in partners.items() for p in written)
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step
@@ -121,8 +130,17 @@ class ReplayAgent(Agent):
                 # The window ends before the planned path does: its end, the centre of the areas' discs, is not
                 # known here. Places need no centre; without them the areas cannot be read.
                 areas = tuple((u, math.inf) for u, _ in areas) if places else ()
-            route = self._route_cache[step] = Route(until, tiles, areas, alone, places)
+            route = self._route_cache[step] = Route(until, tiles, areas, alone, places, self._quiet_at(step))
         return route
+
+    def _quiet_at(self, step: int) -> frozenset[int]:
+        """The agents it talked with in the `quiet_steps` before `step` (conversations that began before it)."""
+        if not self.quiet_steps:
+            return frozenset()
+        talks = self._talks
+        first = bisect.bisect_right(talks, (step - self.quiet_steps, INF_AGENT))
+        last = bisect.bisect_left(talks, (step, -1))
+        return frozenset(p for _, p in talks[first:last])
 
     def state_dict(self) -> dict[str, Any]:
         """Nothing: a replay agent's steps read only its script, fixed at construction."""
@@ -162,6 +180,7 @@ def replay_agents(
     columns = (workload.route_until, workload.route_moves, workload.area_until, workload.area_radius)
     known = [c.swapaxes(0, 1).tolist() for c in columns if c is not None] if routes else []
     places = [Place(tiles) for tiles in workload.places()] if routes else []
+    cooldown = workload.meta.get("talk_cooldown_steps")
     kept = workload.area_place.swapaxes(0, 1).tolist() if routes and workload.area_place is not None else None
     return [
         ReplayAgent(
@@ -174,6 +193,7 @@ def replay_agents(
             plans=plans[i],
             promise_still=promise_still,
             talks_in_sight=routes and bool(workload.meta.get("talks_in_sight", False)),
+            quiet_steps=cooldown if routes and isinstance(cooldown, int) else 0,
             routes=(
                 (known[0][i], known[1][i], known[2][i], known[3][i], None if kept is None else (kept[i], places))
                 if len(known) == 4

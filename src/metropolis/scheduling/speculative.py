@@ -81,6 +81,7 @@ class SpeculativeScheduler(MetropolisScheduler):
             self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
         self.proven = 0  # blockers dropped on the strength of their routes
         self.decoupled = 0  # coupling edges dropped: one end alone (`Route.alone`), or both in sight beyond R
+        self.quieted = 0  # of those, edges dropped only because both ends said they will not talk (`quiet_with`)
         self.kept_alone = 0  # blockers dropped only because the agent they blocked is alone (kept within R + V)
         self.kept_in_sight = 0  # blockers dropped only because both talk only to agents in sight (within R + V)
         super().__init__(world, table, priority=priority)
@@ -281,15 +282,20 @@ class SpeculativeScheduler(MetropolisScheduler):
 
     def _decouple(self, a: int) -> None:
         """Drop the coupling edges of `a`, just arrived, where either end promised to be alone at this step
-        (`Route.alone`), or both talk only to agents in sight and stand farther than R apart: they read each
-        other as of the step from the store whatever order they run in, and neither writes into the other. Both
-        run as `promised` units (the checker knows no such promise)."""
+        (`Route.alone`), or both talk only to agents in sight and stand farther than R apart, or both said they will
+        not talk with each other (`Route.quiet_with`): they read each other as of the step from the store whatever
+        order they run in, and neither writes into the other. Both run as `promised` units (the checker knows no
+        such promise)."""
         step, coupled = self.table.step[a], self.coupled
         if self._alone(a):
             apart = list(coupled[a])
         else:
             pa, pos, dist, R = self.table.pos[a], self.table.pos, self.metric.distance, self.R
-            apart = [b for b in coupled[a] if self._alone(b) or (self._pair_radius(a, b) == R and dist(pa, pos[b]) > R)]
+            apart = [
+                b
+                for b in coupled[a]
+                if self._alone(b) or (self._pair_radius(a, b) == R and dist(pa, pos[b]) > R) or self._quiet(a, b)
+            ]
         for b in apart:
             coupled[a].discard(b)
             coupled[b].discard(a)
@@ -297,6 +303,13 @@ class SpeculativeScheduler(MetropolisScheduler):
         if apart:
             self._kept_at[a] = step
             self.decoupled += len(apart)
+
+    def _quiet(self, a: int, b: int) -> bool:
+        """Whether `a` and `b`, at one step, each said they will not talk with the other there (`Route.quiet_with`)."""
+        ra, rb = self._route(a), self._route(b)
+        quiet = ra is not None and rb is not None and b in ra.quiet_with and a in rb.quiet_with
+        self.quieted += quiet
+        return quiet
 
     def _alone(self, agent: int) -> bool:
         route = self._route(agent)

@@ -8,8 +8,9 @@ unit at the unit's step cannot meet it there: it blocks nobody, without a guess.
 
 An agent that knows it will talk with nobody at its next step (asleep, or already in a conversation) says so too
 (`Route.alone`): coupling exists only for the writes a conversation makes into a partner, so such an agent is
-coupled with nobody. An agent that only ever talks to agents it sees (`Routes.talks_in_sight`) is coupled with
-another such agent only within R, not R + V.
+coupled with nobody; two agents that both say they will not talk with each other (`Route.quiet_with`: they talked
+lately) are not coupled with each other. An agent that only ever talks to agents it sees (`Routes.talks_in_sight`)
+is coupled with another such agent only within R, not R + V.
 
 Routes come from the agents' own knowledge after their last committed step, never from the recorded future.
 """
@@ -60,6 +61,10 @@ class Route:
     # (`ctx.partner` refuses an agent outside the writer's unit).
     alone: bool = False
     places: tuple[Place, ...] = ()  # per area, the tiles it keeps to (empty: only the areas' discs are known)
+    # The agents it neither writes into nor reads at that step: those it talked with lately, while the two wait
+    # before they talk again (a Generative Agents pair waits hours). Two agents that say so of each other are
+    # coupled through others only. A promise too, held as `alone` is.
+    quiet_with: frozenset[int] = frozenset()
 
     def kept_from(
         self, pos: Pos, steps: int, step: int, distance: Callable[[Pos, Pos], float], reach: float = 0.0

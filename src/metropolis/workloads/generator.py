@@ -478,12 +478,14 @@ def _workload(rec: _Recorder, residents: list[_Resident], config: DayConfig, sta
         perception_radius=config.perception_radius,
         seconds_per_step=10,
         start_seconds=start * 10.0,
-        # A resident starts a conversation only with an agent it sees (`_attend`): within R at the step.
+        # A resident starts a conversation only with an agent it sees (`_attend`): within R at the step; and two
+        # residents that talked wait `cooldown_steps` before they talk again (each knows whom it talked with).
         meta={
             "generator": "smallville-day",
             "mode": config.mode,
             "towns": towns,
             "seed": config.seed,
             "talks_in_sight": True,
+            "talk_cooldown_steps": config.model.cooldown_steps,
         },
     )
