@@ -68,3 +68,19 @@ def test_the_ray_runtime_refuses_the_compiled_build_with_one_line(monkeypatch: p
     monkeypatch.setattr(compiled, "in_use", lambda: True)
     with pytest.raises(ValueError, match="does not run on the compiled build yet: set METROPOLIS_PURE=1"):
         run_ray.ray_run(None, None, None, None, None)  # type: ignore[arg-type]
+
+
+def test_a_stale_build_stops_the_cli_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under the `metropolis` command a stale build exits 2 with one line; imported as a library it raises."""
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    monkeypatch.setattr(compiled, "stale", lambda: ["kernel"])
+    with pytest.raises(ImportError, match="older than their sources"):
+        compiled.check()
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/metropolis", "run"])
+    with pytest.raises(SystemExit) as stopped:
+        compiled.check()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "older than their sources (kernel)" in err

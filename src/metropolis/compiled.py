@@ -179,8 +179,12 @@ def check() -> None:
         return
     old = stale()
     if old:
-        raise ImportError(
+        message = (
             f"metropolis: the compiled modules are older than their sources ({', '.join(old[:3])}"
             f"{', ...' if len(old) > 3 else ''}): rerun `METROPOLIS_COMPILE=1 pip install -e .`, "
             f"or set {PURE_ENV}=1 to run the sources"
         )
+        if Path(sys.argv[0]).name == "metropolis":  # the CLI: one line and exit 2, no traceback
+            sys.stderr.write(message + "\n")
+            raise SystemExit(2)
+        raise ImportError(message)
