@@ -93,7 +93,7 @@ class ReplayAgent(Agent):
         # Two agents that talked wait this many steps before they talk again (0: no such rule known): its routes say
         # whom it will not talk with (`Route.quiet_with`), from the conversations before the step only.
         self.quiet_steps = quiet_steps
-        self._talks = sorted((s, p) for s, written in partners.items() for p in written)
+        self._talks = sorted((s, p) for s, written in partners.items() for p in written) if quiet_steps else []
 
     async def step(self, ctx: StepContext) -> None:
         s = ctx.step

@@ -290,11 +290,11 @@ class SpeculativeScheduler(MetropolisScheduler):
         if self._alone(a):
             apart = list(coupled[a])
         else:
-            pa, pos, dist, R = self.table.pos[a], self.table.pos, self.metric.distance, self.R
+            pa, pos, dist, R, sight = self.table.pos[a], self.table.pos, self.metric.distance, self.R, self._in_sight
             apart = [
                 b
                 for b in coupled[a]
-                if self._alone(b) or (self._pair_radius(a, b) == R and dist(pa, pos[b]) > R) or self._quiet(a, b)
+                if self._alone(b) or (sight[a] and sight[b] and dist(pa, pos[b]) > R) or self._quiet(a, b)
             ]
         for b in apart:
             coupled[a].discard(b)
