@@ -61,6 +61,9 @@ POLICY_SETUP = {
     EUCLIDEAN_RULES: ("metropolis", True, "concurrent", False, False),
 }
 NO_BETS = Window(depth=0)  # `metropolis-routes`: routes as promises, nothing run ahead of a blocker
+# The headline's candidates: the policies a user can run without foresight (not `metropolis-plans`, the oracle or
+# the ablations).
+HEADLINE_POLICIES = ("metropolis", "metropolis-routes", "speculative")
 LIVE_POLICIES = (*SCHEDULING_POLICIES, EUCLIDEAN_RULES)  # rows that ran (bounds are computed)
 BOUNDS = ("critical-path", "gpu-limit")
 PRESET = "l4-llama3-8b"  # the paper's set-up: Llama-3-8B on L4 GPUs
