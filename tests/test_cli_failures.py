@@ -43,6 +43,8 @@ RUN_CASES: list[list[str]] = [
     ["run", "--replay", RUN],
     ["run", "--replay", "/tmp", "--llm", "local"],
     ["run", "--replay", "/tmp", "--runtime", "asyncio"],
+    ["run", "--runtime", "asyncio"],
+    ["run", "--runtime", "ray"],
     *(["run", "--price", v] for v in ["abc", "1", "1,2,3", "nan,1", "-1,1", "inf,0", "1,-inf"]),
     *(["run", "--genagent", v] for v in ["x", "bogus=1", "max_retries=abc", "=1"]),
     *(["run", "--timeout", v] for v in ["0", *BAD_FLOATS, "abc", "1e6"]),

@@ -86,6 +86,11 @@ class RunOptions:
         if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
             raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
         pace = self._player_pace(runtime)
+        if runtime in ("asyncio", "ray") and not self.llm:
+            raise ValueError(
+                f"--runtime {runtime} calls a real LLM server: give --llm local (SmolLM2 on this machine) or --llm URL"
+                " (virtual time needs none)"
+            )
         live = bool(self.llm) or self.replay is not None
         agent = self.agent if self.agent != "auto" else ("generative" if live else "walker")
         agents = self.agents if self.agents is not None else (3 if live else 25)
