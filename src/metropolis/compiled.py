@@ -171,6 +171,28 @@ def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
     return cls(**fields)
 
 
+_UNSET = object()
+
+
+def state_of(obj: object) -> dict[str, Any]:
+    """What pickling an object must carry: compiled, mypyc's native attributes (`__mypyc_attrs__`, those set)
+    and an interpreted subclass's own `__dict__`, which mypyc's default `__getstate__` drops (a test agent's
+    `fails_at` would reach a Ray worker unset); pure, the `__dict__`, as pickle's default."""
+    state: dict[str, Any] = {}
+    for name in getattr(type(obj), "__mypyc_attrs__", ()):
+        value = getattr(obj, name, _UNSET)
+        if value is not _UNSET and name != "__dict__":
+            state[name] = value
+    state.update(getattr(obj, "__dict__", {}))
+    return state
+
+
+def set_state(obj: object, state: dict[str, Any]) -> None:
+    """Restore what `state_of` returned; `setattr`, since a native attribute has no `__dict__` entry."""
+    for name, value in state.items():
+        setattr(obj, name, value)
+
+
 def check() -> None:
     """Run at `import metropolis`: honour METROPOLIS_PURE, refuse a stale build (module docstring)."""
     if pure_requested():
