@@ -98,6 +98,7 @@ def test_what_ray_ships_survives_pickling_compiled_or_not() -> None:
     """Ray pickles the world and the agents to its workers: a walking metric (whose constructor needs the map) and
     a hop metric come back measuring the same distances, and an agent keeps its own attributes and its
     subclass's (mypyc's default pickling drops an interpreted subclass's `__dict__`: metropolis/compiled.py)."""
+    compiled.make_picklable()  # as `metropolis.runtime.ray` does on import: compiled frozen records by constructor
     walkable = np.ones((6, 8), dtype=bool)
     walkable[1:5, 3] = False  # a wall: walking is longer than straight
     tilemap = TileMap(8, 6, walkable)
