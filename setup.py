@@ -55,7 +55,7 @@ def clear() -> None:
 
 
 def pure(reason: str) -> None:
-    print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time takes 1.35-1.5x the CPU)")
+    print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time takes 1.5-1.6x the CPU)")
     clear()
 
 

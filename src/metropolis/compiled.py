@@ -1,7 +1,7 @@
 """The modules compiled with mypyc, and the guard that keeps a stale build from running.
 
 `METROPOLIS_COMPILE=1 pip install -e .` (setup.py; install.sh sets it) compiles `MODULES` to C extensions beside
-their sources: the virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.35-1.5x
+their sources: the virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.5-1.6x
 less CPU, every figure the same to the last digit (docs/architecture.md). Python imports an extension before a
 `.py` of the same name, so an
 editable install has one danger: a developer edits `kernel.py` and the old `kernel.*.so` keeps running. The build
