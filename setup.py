@@ -2,9 +2,9 @@
 
 With METROPOLIS_COMPILE=1, the modules listed in `src/metropolis/compiled.py` are compiled to C extensions beside
 their sources, and the hash of each source is recorded in `src/metropolis/compiled.json`, which `import metropolis`
-checks (a stale build refuses to run). Without it (the default until the Ray runtime can pickle compiled objects:
-docs/architecture.md), without a C compiler, Python's headers or mypyc, or with METROPOLIS_PURE=1, the install is
-pure Python: one line says so, and everything runs, only slower in virtual time.
+checks (a stale build refuses to run). install.sh sets it; without it (a plain `pip install -e .`), without a C
+compiler, Python's headers or mypyc, or with METROPOLIS_PURE=1, the install is pure Python: one line says so, and
+everything runs, only slower in virtual time.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ BUILDING = bool({"build", "build_ext", "bdist_wheel", "editable_wheel", "develop
 def why_pure() -> str | None:
     """None when the modules can be compiled here, else the reason in a few words."""
     if os.environ.get("METROPOLIS_COMPILE", "") in ("", "0"):
-        return "METROPOLIS_COMPILE=1 compiles them (not yet the default: the Ray runtime cannot ship compiled objects)"
+        return "METROPOLIS_COMPILE=1 compiles them (install.sh sets it)"
     if os.environ.get("METROPOLIS_PURE", "") not in ("", "0"):
         return "METROPOLIS_PURE is set"
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
@@ -55,7 +55,7 @@ def clear() -> None:
 
 
 def pure(reason: str) -> None:
-    print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time takes 1.35-1.5x the CPU)")
+    print(f"metropolis: installing pure Python, no compiled modules: {reason} (virtual time takes 1.5-1.6x the CPU)")
     clear()
 
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+import networkx as nx
+import numpy as np
 import pytest
 
 from metropolis import compiled
-from metropolis.cli import run_ray
+from metropolis.agents import RandomWalker
 from metropolis.compiled import MODULES, extensions, source_hash, stale
+from metropolis.world import World
+from metropolis.world.metrics import make_metric
+from metropolis.world.spatial import Pos
+from metropolis.world.tilemap import TileMap
+from metropolis.world.walking import WalkingMetric
 
 SO = EXTENSION_SUFFIXES[0]
 
@@ -62,14 +70,6 @@ def test_metropolis_pure_runs_the_sources() -> None:
     assert path.endswith("kernel.py") and used == "False"
 
 
-def test_the_ray_runtime_refuses_the_compiled_build_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compiled, Ray's pickling loses an interpreted subclass's attributes (docs/architecture.md): `--runtime ray`
-    says so before it starts anything, rather than failing inside a worker."""
-    monkeypatch.setattr(compiled, "in_use", lambda: True)
-    with pytest.raises(ValueError, match="does not run on the compiled build yet: set METROPOLIS_PURE=1"):
-        run_ray.ray_run(None, None, None, None, None)  # type: ignore[arg-type]
-
-
 def test_a_stale_build_stops_the_cli_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -84,3 +84,31 @@ def test_a_stale_build_stops_the_cli_with_one_line(
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "older than their sources (kernel)" in err
+
+
+class Tagged(RandomWalker):
+    """An interpreted subclass of a compiled agent, with an attribute of its own (as the Ray tests' agents)."""
+
+    def __init__(self, name: str, pos: Pos, tag: str) -> None:
+        super().__init__(name, pos)
+        self.tag = tag
+
+
+def test_what_ray_ships_survives_pickling_compiled_or_not() -> None:
+    """Ray pickles the world and the agents to its workers: a walking metric (whose constructor needs the map) and
+    a hop metric come back measuring the same distances, and an agent keeps its own attributes and its
+    subclass's (mypyc's default pickling drops an interpreted subclass's `__dict__`: metropolis/compiled.py)."""
+    compiled.make_picklable()  # as `metropolis.runtime.ray` does on import: compiled frozen records by constructor
+    walkable = np.ones((6, 8), dtype=bool)
+    walkable[1:5, 3] = False  # a wall: walking is longer than straight
+    tilemap = TileMap(8, 6, walkable)
+    for metric in (WalkingMetric(tilemap), make_metric("hops", graph=nx.path_graph(5))):
+        world = World(metric=metric, tilemap=tilemap if isinstance(metric, WalkingMetric) else None)
+        back = pickle.loads(pickle.dumps(world))
+        pairs = [((0, 2), (6, 2)), ((1, 1), (2, 4))] if world.tilemap else [((0, 0), (4, 0)), ((1, 0), (3, 0))]
+        assert [back.metric.distance(a, b) for a, b in pairs] == [metric.distance(a, b) for a, b in pairs]
+    agent = Tagged("t", (1, 2), "mine")
+    agent.unique_id = 7
+    back = pickle.loads(pickle.dumps(agent))
+    assert (type(back), back.tag, back.name, back.start_pos, back.unique_id) == (Tagged, "mine", "t", (1, 2), 7)
+    assert back.state_dict() == agent.state_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metropolis.agents import WalkerConfig
-from metropolis.engine import Observation, Simulation
+from metropolis.engine import Simulation, StepRecord
 from metropolis.engine.snapshots import StepSnapshots
 from metropolis.engine.state import AgentState
 from metropolis.llm import LLMRequest, LLMResponse
@@ -27,20 +27,27 @@ class SteadyLLM:
         return LLMResponse("ok", 10, 2, start, self.env.now, "virtual")
 
 
-def observations(sim: Simulation) -> list[tuple[int, int, tuple[tuple[int, float], ...]]]:
-    """Run `sim` in virtual time and log every neighbour query: (agent, step, (other, distance) ...)."""
-    log = []
-    query = sim.neighbors_at
+class StepLog:
+    """Every step's record: what it observed (and so where it went) as the neighbour query answered it."""
 
-    def logged(me: int, step: int, pos: tuple[int, int], radius: float) -> list[Observation]:
-        found = query(me, step, pos, radius)
-        log.append((me, step, tuple((o.agent_id, o.distance) for o in found)))
-        return found
+    def __init__(self) -> None:
+        self.steps: list[StepRecord] = []
 
-    sim.neighbors_at = logged  # type: ignore[method-assign]
+    def on_step(self, record: StepRecord) -> None:
+        self.steps.append(record)
+
+    def on_call(self, record: object) -> None:
+        pass
+
+
+def observations(sim: Simulation) -> list[tuple[int, int, tuple[int, ...], tuple[int, int]]]:
+    """Run `sim` in virtual time and log every step's observed agents and resulting position, in commit order.
+    (A listener, not a wrapped `neighbors_at`: a compiled `Simulation`'s methods cannot be replaced.)"""
+    log = StepLog()
+    sim.listeners.append(log)
     env = Environment()
     VirtualRuntime(sim, env, SteadyLLM(env)).run()
-    return log
+    return [(r.agent, r.step, r.observed, r.state.pos) for r in log.steps]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -52,7 +59,7 @@ def test_the_query_through_snapshots_sees_what_the_table_index_saw(seed: int) ->
     slow.snapshots = None  # the table's index, widened by how far agents ahead may have walked since
     seen = observations(fast)
     assert seen == observations(slow)
-    assert any(found for _, _, found in seen)  # the town is small enough for agents to meet
+    assert any(found for _, _, found, _ in seen)  # the town is small enough for agents to meet
 
 
 def test_policies_that_do_not_dispatch_clear_keep_the_table_index() -> None:

@@ -146,7 +146,8 @@ R, V = 2.0, 1.0
 
 def pair(b_lands: float, calls: tuple[int, ...] = ()) -> list[Agent]:
     """A stands at the origin; B starts R + V + 1 away and, in its step 0, walks to `b_lands` from A."""
-    return [Scripted("A", [(0.0, 0.0)], calls), Scripted("B", [(R + V + 1, 0.0), (b_lands, 0.0)], calls)]
+    # Tiles are ints (compiled, `Agent` checks its position's type): the distances here are whole numbers.
+    return [Scripted("A", [(0, 0)], calls), Scripted("B", [(int(R + V + 1), 0), (int(b_lands), 0)], calls)]
 
 
 def two_agent_sim(agents: list[Agent], scheduler: Any, until: int = 3) -> Simulation:
@@ -186,7 +187,8 @@ def virtual_run(agents: list[Agent], scheduler: Any) -> tuple[Simulation, Virtua
 
 def thinkers() -> list[Agent]:
     """B calls once in step 0 and lands at R + V from A; A calls three times in step 1."""
-    return [Scripted("A", [(0.0, 0.0)], calls=(1, 1, 1)), Scripted("B", [(R + V + 1, 0.0), (R + V, 0.0)], (0,))]
+    a_path, b_path = [(0, 0)], [(int(R + V + 1), 0), (int(R + V), 0)]  # tiles are ints: Agent checks, compiled
+    return [Scripted("A", a_path, calls=(1, 1, 1)), Scripted("B", b_path, (0,))]
 
 
 def test_a_conflict_cancels_the_call_in_flight_and_counts_its_tokens() -> None:
@@ -293,10 +295,10 @@ def test_driven_bare_the_policy_does_not_bet() -> None:
     """A plain dispatcher (the scheduler benchmark) holds no results, so the policy must act as `metropolis`."""
     from metropolis.scheduling import Dispatcher
 
-    d = Dispatcher.of("speculative", World(perception_radius=R, max_velocity=V), [(0.0, 0.0), (R + V + 1, 0.0)], 3)
+    d = Dispatcher.of("speculative", World(perception_radius=R, max_velocity=V), [(0, 0), (int(R + V + 1), 0)], 3)
     a0, b0 = d.pop_ready(), d.pop_ready()
     assert a0 is not None and b0 is not None
-    d.complete(a0, [(0.0, 0.0)])
+    d.complete(a0, [(0, 0)])
     assert d.pop_ready() is None  # A is blocked by B
 
 
@@ -320,10 +322,11 @@ def test_chains_of_clusters_across_units_and_joiners_occur_in_crowded_worlds() -
 
 def test_a_blocker_that_stood_still_is_guessed_to_stay() -> None:
     """With `still`, a blocker that has not moved for that many steps is assumed to walk no closer: A, one step
-    ahead of B and R + V + 0.5 from it, is dispatched at once, where a guess that B walks every move waits."""
+    ahead of B and R + V + 1 from it (tiles are ints), is dispatched at once, where a guess that B walks every move
+    waits."""
 
     def bet(window: Window) -> WorkUnit | None:
-        agents: list[Agent] = [Scripted("A", [(0.0, 0.0)]), Scripted("B", [(R + V + 0.5, 0.0)])]
+        agents: list[Agent] = [Scripted("A", [(0, 0)]), Scripted("B", [(int(R + V + 1), 0)])]
         sim = two_agent_sim(agents, bold(window), until=4)
         ready = [sim.pop_ready(), sim.pop_ready()]
         for unit in ready:  # both run step 0 on their own (not coupled), standing still

@@ -11,6 +11,7 @@ import pytest
 from metropolis.agents.randomwalk import RandomWalker, WalkerConfig
 from metropolis.engine.records import CallRecord, StepRecord
 from metropolis.engine.simulation import Simulation
+from metropolis.engine.state import AgentState
 from metropolis.kernel import Environment
 from metropolis.llm.types import LLMRequest, LLMResponse
 from metropolis.runtime.virtual import VirtualRuntime
@@ -182,6 +183,6 @@ def test_closed_recorder_refuses_records() -> None:
     trace = recorder.trace()
     assert trace.steps.empty and trace.calls.empty and trace.meta.agent_names == []
     with pytest.raises(RuntimeError, match="closed"):
-        recorder.on_step(StepRecord(0, "a", 0, None, (), (), 0, 0.0, 0.0))  # type: ignore[arg-type]
+        recorder.on_step(StepRecord(0, "a", 0, AgentState((0, 0)), (), (), 0, 0.0, 0.0))
     with pytest.raises(ValueError, match="chunk_rows"):
         TraceRecorder(chunk_rows=0)

@@ -1,10 +1,9 @@
 """The modules compiled with mypyc, and the guard that keeps a stale build from running.
 
-`METROPOLIS_COMPILE=1 pip install -e .` (setup.py) compiles `MODULES` to C extensions beside their sources: the
-virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.35-1.5x less CPU, every
-figure the same to the last digit (docs/architecture.md). Not yet the default: the Ray runtime cannot pickle
-compiled agents and worlds (an interpreted subclass's own attributes are dropped; some classes need their
-constructor's arguments). Python imports an extension before a `.py` of the same name, so an
+`METROPOLIS_COMPILE=1 pip install -e .` (setup.py; install.sh sets it) compiles `MODULES` to C extensions beside
+their sources: the virtual-time hot path (kernel, scheduling, engine, serving model, driver, world) takes 1.5-1.6x
+less CPU, every figure the same to the last digit (docs/architecture.md). Python imports an extension before a
+`.py` of the same name, so an
 editable install has one danger: a developer edits `kernel.py` and the old `kernel.*.so` keeps running. The build
 records each compiled source's hash (`compiled.json`); `check()`, run when `metropolis` is imported, compares the
 sources beside the extensions with it and refuses with one line if any differs. Mixing is not an option: compiled
@@ -15,6 +14,15 @@ rebuild); a checkout with no extensions (`PYTHONPATH=src`, a worktree) is pure P
 A class that code outside the compiled set subclasses (agents, policies, test doubles) carries
 `@mypyc_attr(allow_interpreted_subclasses=True)`; an exception class that subclasses a builtin one other than
 `Exception` carries `native_class=False` (mypyc compiles neither otherwise).
+
+Pickling (the Ray runtime ships agents, worlds and records to its workers) differs compiled in three ways, each met
+here or at the class: a compiled frozen dataclass is rebuilt through its constructor (`make_picklable`); an
+interpreted subclass's own `__dict__` is carried beside the native attributes (`state_of`, `Agent.__getstate__`);
+and a class whose `__init__` takes arguments carries `allow_interpreted_subclasses=True`, with which mypyc's
+`__new__` leaves `__init__` to the caller, as Python's does (without it, unpickling calls `__init__()` bare and
+fails; `serializable=True`, meant for this, leaves an instance made from interpreted code uninitialised in mypyc
+2.4.1). A class-level constant that interpreted subclasses override is a `ClassVar` (compiled code would read the
+base's slot otherwise: `Driver.runtime_name`).
 """
 
 from __future__ import annotations
@@ -169,6 +177,28 @@ def _reduce(obj: Any) -> tuple[Any, ...]:
 
 def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
     return cls(**fields)
+
+
+_UNSET = object()
+
+
+def state_of(obj: object) -> dict[str, Any]:
+    """What pickling an object must carry: compiled, mypyc's native attributes (`__mypyc_attrs__`, those set)
+    and an interpreted subclass's own `__dict__`, which mypyc's default `__getstate__` drops (a test agent's
+    `fails_at` would reach a Ray worker unset); pure, the `__dict__`, as pickle's default."""
+    state: dict[str, Any] = {}
+    for name in getattr(type(obj), "__mypyc_attrs__", ()):
+        value = getattr(obj, name, _UNSET)
+        if value is not _UNSET and name != "__dict__":
+            state[name] = value
+    state.update(getattr(obj, "__dict__", {}))
+    return state
+
+
+def set_state(obj: object, state: dict[str, Any]) -> None:
+    """Restore what `state_of` returned; `setattr`, since a native attribute has no `__dict__` entry."""
+    for name, value in state.items():
+        setattr(obj, name, value)
 
 
 def check() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import functools
 from typing import TYPE_CHECKING
 
-import metropolis.compiled as compiled
 from metropolis.cli.run_setup import RunOptions
 from metropolis.engine import Simulation
 from metropolis.llm.accounting import Accounting, Prices
@@ -20,11 +19,6 @@ if TYPE_CHECKING:
     from metropolis.runtime.ray.worker import JournalOpener
 
 NO_RAY = "--runtime ray needs Ray: pip install 'metropolis-sim[distributed]' (bash install.sh installs it)"
-# mypyc's pickling drops an interpreted subclass's own attributes on the way to a worker (docs/architecture.md).
-RAY_COMPILED = (
-    "--runtime ray does not run on the compiled build yet: set METROPOLIS_PURE=1, or reinstall without "
-    "METROPOLIS_COMPILE (pip install -e .)"
-)
 
 
 def ray_run(
@@ -43,8 +37,6 @@ def ray_run(
         from metropolis.runtime.ray import RayRuntime, WorkerPool, ray_session
     except ImportError:
         raise ValueError(NO_RAY) from None
-    if compiled.in_use():
-        raise ValueError(RAY_COMPILED)
     with ray_session(opts.ray_address or None):
         cpus = float(ray.cluster_resources().get("CPU", 1))
         count = opts.workers or max(1, int(cpus))

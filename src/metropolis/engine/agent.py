@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mypy_extensions import mypyc_attr
 
+from metropolis.compiled import set_state, state_of
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState
 from metropolis.frozen import builder
@@ -68,6 +69,13 @@ class Agent:
         """Restore what `state_dict` returned (a copy, so the dict can be loaded again)."""
         for key, value in state.items():
             setattr(self, key, copy.deepcopy(value))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (Ray ships agents to its workers) with a subclass's own attributes, compiled or not."""
+        return state_of(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        set_state(self, state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

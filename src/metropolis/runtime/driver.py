@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
@@ -37,7 +37,7 @@ class Driver(ABC):
     `prices` for a cost).
     """
 
-    runtime_name = "driver"
+    runtime_name: ClassVar[str] = "driver"  # a ClassVar: compiled, an interpreted subclass's own is read
 
     def __init__(
         self, sim: Simulation, llm: LLMBackend | None, clock: Callable[[], float], max_units: int | None = None

@@ -156,7 +156,10 @@ def _blocks(
     close = cKDTree(xy[ahead]).sparse_distance_matrix(cKDTree(xy[behind]), widest, output_type="ndarray")
     i, j, d = ahead[close["i"]], behind[close["j"]], close["v"]
     gap = steps[i] - steps[j]
-    hit = (gap > 0) & (d <= block_radius(gap, R, V))
+    # The rules' own formula, per distinct gap (compiled, `block_radius` takes an int, not an array; few gaps)
+    levels, which = np.unique(gap, return_inverse=True)
+    radius = np.array([block_radius(int(g), R, V) for g in levels], dtype=np.float64)[which]
+    hit = (gap > 0) & (d <= radius)
     order = np.lexsort((j[hit], i[hit]))
     blocked, blocker = i[hit][order], j[hit][order]
     shown = zip(blocked[:MAX_BLOCK_PAIRS], blocker[:MAX_BLOCK_PAIRS], strict=True)

@@ -14,12 +14,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 DEFAULT_MAX_BYTES = 64 << 20
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
 class DistanceFields:
     """Hop distances between the nodes `0..n-1` of an undirected, unweighted graph."""
 

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from metropolis.registry import check_name
 from metropolis.world.fields import DistanceFields
 from metropolis.world.metrics import register_metric
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 GRAPH_KINDS = ("small_world", "scale_free")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
 class HopMetric:
     """Hop count between graph nodes; `inf` between nodes of different components."""
 
@@ -59,6 +62,7 @@ class HopMetric:
         return HopIndex(self)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
 class HopIndex:
     """Agents by node; `near` is the exact BFS ball of radius floor(r), from a cache of recent balls."""
 

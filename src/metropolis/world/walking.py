@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 from scipy.sparse import coo_array
 
 from metropolis.world.fields import DEFAULT_MAX_BYTES, DistanceFields
@@ -23,6 +24,7 @@ _DERIVED_KEY = "walk_graph"
 NEAR = 8  # tiles: pairs this close (Manhattan) are settled by a bounded BFS first
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
 class WalkGraph:
     """The walkable tiles of a map as graph nodes (row-major order) with the distance fields on them."""
 
@@ -99,6 +101,7 @@ class WalkGraph:
         return self.fields.within(na, nb, limit)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
 class WalkingMetric:
     """Shortest walking distance on 4-connected walkable tiles; `inf` between tiles no walk joins."""
 
