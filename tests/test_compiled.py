@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import copyreg
+import importlib
 import json
 import os
 import pickle
@@ -17,6 +20,9 @@ import pytest
 from metropolis import compiled
 from metropolis.agents import RandomWalker
 from metropolis.compiled import MODULES, extensions, source_hash, stale
+from metropolis.engine.records import Plan
+from metropolis.engine.state import AgentState
+from metropolis.scheduling.unit import WorkUnit
 from metropolis.world import World
 from metropolis.world.metrics import make_metric
 from metropolis.world.spatial import Pos
@@ -98,7 +104,6 @@ def test_what_ray_ships_survives_pickling_compiled_or_not() -> None:
     """Ray pickles the world and the agents to its workers: a walking metric (whose constructor needs the map) and
     a hop metric come back measuring the same distances, and an agent keeps its own attributes and its
     subclass's (mypyc's default pickling drops an interpreted subclass's `__dict__`: metropolis/compiled.py)."""
-    compiled.make_picklable()  # as `metropolis.runtime.ray` does on import: compiled frozen records by constructor
     walkable = np.ones((6, 8), dtype=bool)
     walkable[1:5, 3] = False  # a wall: walking is longer than straight
     tilemap = TileMap(8, 6, walkable)
@@ -112,3 +117,23 @@ def test_what_ray_ships_survives_pickling_compiled_or_not() -> None:
     back = pickle.loads(pickle.dumps(agent))
     assert (type(back), back.tag, back.name, back.start_pos, back.unique_id) == (Tagged, "mine", "t", (1, 2), 7)
     assert back.state_dict() == agent.state_dict()
+
+
+def test_every_frozen_record_pickles_and_copies_compiled_or_not() -> None:
+    """Compiled, mypyc copies a native class by setting its fields, which a frozen dataclass refuses: every one in
+    the compiled set is reduced to its constructor by the module that defines it (`compiled.picklable`), so a
+    record in an agent's private state survives speculation's and checkpoints' copies, and Ray's pickling."""
+    frozen = []
+    for name in MODULES:
+        module = importlib.import_module(f"metropolis.{name.replace('/', '.')}")
+        for cls in vars(module).values():
+            params = getattr(cls, "__dataclass_params__", None)
+            if isinstance(cls, type) and cls.__module__ == module.__name__ and params is not None and params.frozen:
+                frozen.append(cls)
+    assert len(frozen) >= 15
+    if compiled.in_use():
+        assert [c.__name__ for c in frozen if copyreg.dispatch_table.get(c) is None] == []
+    records = [AgentState((1, 2), "x", ("e",)), Plan(3, 9), WorkUnit(4, (1, 2), (1, 2, 3))]
+    for record in records:
+        assert pickle.loads(pickle.dumps(record)) == record
+        assert copy.deepcopy(record) == record

@@ -15,8 +15,9 @@ A class that code outside the compiled set subclasses (agents, policies, test do
 `@mypyc_attr(allow_interpreted_subclasses=True)`; an exception class that subclasses a builtin one other than
 `Exception` carries `native_class=False` (mypyc compiles neither otherwise).
 
-Pickling (the Ray runtime ships agents, worlds and records to its workers) differs compiled in three ways, each met
-here or at the class: a compiled frozen dataclass is rebuilt through its constructor (`make_picklable`); an
+Pickling and copying (Ray ships agents, worlds and records to its workers; speculation and checkpoints copy agents'
+private state) differ compiled in three ways, each met here or at the class: a compiled frozen dataclass is rebuilt
+through its constructor (`picklable`, called by the module that defines it; test_compiled checks every one); an
 interpreted subclass's own `__dict__` is carried beside the native attributes (`state_of`, `Agent.__getstate__`);
 and a class whose `__init__` takes arguments carries `allow_interpreted_subclasses=True`, with which mypyc's
 `__new__` leaves `__init__` to the caller, as Python's does (without it, unpickling calls `__init__()` bare and
@@ -157,18 +158,14 @@ class SourceFirst:
         return None  # a package, or not ours: the ordinary finders
 
 
-def make_picklable() -> None:
-    """Let the compiled frozen dataclasses cross processes (Ray ships steps and records to its workers): mypyc
-    pickles a native class by setting its fields one by one, which a frozen dataclass refuses; reduce each to its
-    constructor instead. Called where pickling starts (`metropolis.runtime.ray`); nothing to do when pure."""
-    if not in_use():
-        return
-    for name in MODULES:
-        module = importlib.import_module(f"metropolis.{name.replace('/', '.')}")
-        for cls in list(vars(module).values()):
-            params = getattr(cls, "__dataclass_params__", None)
-            if isinstance(cls, type) and cls.__module__ == module.__name__ and params is not None and params.frozen:
-                copyreg.pickle(cls, _reduce)
+def picklable(*classes: type) -> None:
+    """Let these frozen dataclasses be pickled and deep-copied when compiled: mypyc pickles and copies a native
+    class by setting its fields one by one, which a frozen dataclass refuses, so each is reduced to its constructor
+    instead (Ray ships records to its workers; an agent's private state, copied by speculation and checkpoints, may
+    hold them). Each module that defines one calls this below its classes; pure Python needs nothing."""
+    for cls in classes:
+        if not (getattr(sys.modules.get(cls.__module__), "__file__", None) or ".py").endswith(".py"):
+            copyreg.pickle(cls, _reduce)
 
 
 def _reduce(obj: Any) -> tuple[Any, ...]:

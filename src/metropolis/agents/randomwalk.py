@@ -13,6 +13,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
+from metropolis.compiled import picklable
 from metropolis.engine.agent import Agent, StepContext
 from metropolis.world.spatial import Pos
 
@@ -112,3 +113,6 @@ def town_walkers(residents: Iterable[tuple[str, Pos]]) -> list[RandomWalker]:
     `metropolis run` runs without a real LLM, and what `metropolis bench scheduler` times end to end."""
     config = WalkerConfig(call_prob=WALKER_CALLS_PER_STEP)
     return [RandomWalker(name, spawn, config) for name, spawn in residents]
+
+
+picklable(WalkerConfig)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

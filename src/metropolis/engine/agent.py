@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mypy_extensions import mypyc_attr
 
-from metropolis.compiled import set_state, state_of
+from metropolis.compiled import picklable, set_state, state_of
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.state import AgentState
 from metropolis.frozen import builder
@@ -333,3 +333,6 @@ class StepContext:
 
     def result(self) -> AgentState:
         return _new_state(self._pos, self._action, tuple(self._events))
+
+
+picklable(Observation)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from metropolis.compiled import picklable
 from metropolis.engine.state import AgentState
 
 
@@ -82,3 +83,6 @@ class Listener(Protocol):
     def on_step(self, record: StepRecord) -> None: ...
 
     def on_call(self, record: CallRecord) -> None: ...
+
+
+picklable(Plan, StepRecord, CallRecord)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from mypy_extensions import mypyc_attr
 
+from metropolis.compiled import picklable
 from metropolis.scheduling.table import AgentView
 from metropolis.world.spatial import Pos
 
@@ -83,3 +84,6 @@ class StateStore:
 
     def kept(self) -> int:
         return sum(len(s) for s in self._states)
+
+
+picklable(AgentState)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from metropolis.compiled import picklable
 from metropolis.llm.types import LLMRequest, LLMResponse
 
 
@@ -200,3 +201,6 @@ class Accounting:
                     f"  {name}: {u.calls} calls, {u.retries} retries, {u.prompt_tokens}/{u.completion_tokens} tokens"
                 )
         return lines
+
+
+picklable(Prices)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from metropolis.compiled import picklable
+
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and Llama-3's tokenizer
 # How far ahead of every step an interactive request is ranked: a person waits for it, so it goes before any
 # background request whatever its step (and still lowest step first among interactive ones). Fits an int32.
@@ -90,3 +92,6 @@ class LLMBackend(Protocol):
     """Anything that answers LLM calls: an HTTP client, the serving model in virtual time, a replay."""
 
     async def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+
+picklable(LLMRequest, LLMResponse)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

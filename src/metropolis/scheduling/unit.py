@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metropolis.compiled import picklable
+
 
 @dataclass(frozen=True, slots=True)
 class WorkUnit:
@@ -16,3 +18,6 @@ class WorkUnit:
     step: int
     members: tuple[int, ...]
     group: tuple[int, ...]
+
+
+picklable(WorkUnit)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metropolis.compiled import picklable
 from metropolis.registry import check_name
 from metropolis.world.metrics import EuclideanMetric, Metric, nearest_others
 from metropolis.world.paths import shortest_path
@@ -276,3 +277,6 @@ def _best_line(inside: np.ndarray) -> tuple[int, int, int]:
     if best is None:
         raise ValueError("the town has no walkable tile to lead a corridor from")
     return best[1], best[2], best[3]
+
+
+picklable(Gates)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

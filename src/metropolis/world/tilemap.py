@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from metropolis.compiled import picklable
 from metropolis.world.spatial import Pos
 
 
@@ -79,3 +80,6 @@ class TileMap:
     @classmethod
     def open(cls, width: int, height: int, name: str = "open") -> TileMap:
         return cls(width, height, np.ones((height, width), dtype=bool), name=name)
+
+
+picklable(Place)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

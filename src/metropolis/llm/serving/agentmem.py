@@ -36,6 +36,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from metropolis.compiled import picklable
 from metropolis.llm.serving.job import Job
 from metropolis.memory.manager import MemoryManager, MemoryStats
 from metropolis.memory.policies import Distance, EvictionPolicy, make_eviction_policy
@@ -169,3 +170,6 @@ def combined_stats(memories: Sequence[ReplicaMemory]) -> MemoryStats:
         for f in dataclasses.fields(MemoryStats):
             setattr(out, f.name, getattr(out, f.name) + getattr(m.stats, f.name))
     return out
+
+
+picklable(AgentMemory)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

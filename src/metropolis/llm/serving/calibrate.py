@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
+from metropolis.compiled import picklable
 from metropolis.llm.serving.cost import CostModel
 
 
@@ -106,3 +107,6 @@ def split(
     rng.shuffle(shuffled)
     n_test = round(test_fraction * len(shuffled))
     return shuffled[n_test:], shuffled[:n_test]
+
+
+picklable(Measurement)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from metropolis.compiled import picklable
 from metropolis.llm.serving.cost import CostModel
 
 
@@ -66,3 +67,6 @@ class ServingConfig:
     def replace(self, **changes: object) -> ServingConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+picklable(ServingConfig)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

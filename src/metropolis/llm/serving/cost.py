@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from metropolis.compiled import picklable
+
 
 @dataclass(frozen=True, slots=True)
 class CostModel:
@@ -68,3 +70,6 @@ class CostModel:
 
     def as_dict(self) -> dict[str, float]:
         return {"c0": self.c0, "c_prefill": self.c_prefill, "c_decode": self.c_decode, "c_kv": self.c_kv}
+
+
+picklable(CostModel)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

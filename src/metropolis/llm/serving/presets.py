@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from metropolis.compiled import picklable
 from metropolis.llm.serving.config import ServingConfig
 from metropolis.llm.serving.cost import CostModel
 from metropolis.memory.state import LLAMA3_8B, LLAMA3_70B, SMOLLM2_135M, ModelShape
@@ -123,3 +124,6 @@ def single_request_latency(config: ServingConfig, prompt_tokens: int, output_tok
     """Seconds one request takes on an idle replica: one prefill iteration, then output_tokens - 1 decodes."""
     cost = config.cost
     return cost.iteration(prompt_tokens, 0, 0) + cost.decode_span(output_tokens - 1, 1, prompt_tokens + 1)
+
+
+picklable(Gpu)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from metropolis.compiled import picklable
 from metropolis.llm.types import LLMRequest, estimate_tokens
 
 
@@ -80,3 +81,6 @@ class ReplayResponder:
             return Reply(answer.text, max(1, answer.output_tokens), answer.prompt_tokens)
         tokens = request.output_tokens if request.output_tokens is not None else estimate_tokens(answer)
         return Reply(answer, max(1, tokens))
+
+
+picklable(Reply)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

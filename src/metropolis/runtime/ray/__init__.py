@@ -3,11 +3,8 @@
 Ray is an optional extra (`pip install metropolis-sim[distributed]`); importing this package needs it.
 """
 
-from metropolis.compiled import make_picklable
 from metropolis.runtime.ray.controller import RayRuntime
 from metropolis.runtime.ray.pool import WorkerPool
 from metropolis.runtime.ray.session import ray_session
 
 __all__ = ["RayRuntime", "WorkerPool", "ray_session"]
-
-make_picklable()  # the records these processes send each other, when compiled (metropolis/compiled.py)
