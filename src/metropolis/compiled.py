@@ -164,8 +164,13 @@ def picklable(*classes: type) -> None:
     instead (Ray ships records to its workers; an agent's private state, copied by speculation and checkpoints, may
     hold them). Each module that defines one calls this below its classes; pure Python needs nothing."""
     for cls in classes:
-        if not (getattr(sys.modules.get(cls.__module__), "__file__", None) or ".py").endswith(".py"):
+        if is_compiled(cls):
             copyreg.pickle(cls, _reduce)
+
+
+def is_compiled(cls: type) -> bool:
+    """Whether mypyc compiled this class (it lists its native attributes), whatever the rest of the build."""
+    return "__mypyc_attrs__" in vars(cls)
 
 
 def _reduce(obj: Any) -> tuple[Any, ...]:

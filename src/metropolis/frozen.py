@@ -16,13 +16,15 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from metropolis.compiled import is_compiled
+
 T = TypeVar("T")
 _MISSING = object()
 
 
 def builder(cls: type[T]) -> Callable[..., T]:
     """`build(*args, **kwargs)`, equal to `cls(*args, **kwargs)` and about twice as fast (module docstring)."""
-    compiled = "__mypyc_attrs__" in vars(cls)  # by mypyc (metropolis/compiled.py): getset descriptors, not slots
+    compiled = is_compiled(cls)  # by mypyc (metropolis/compiled.py): getset descriptors, not slots
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or not (compiled or "__slots__" in vars(cls)):
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
