@@ -75,7 +75,9 @@ def run(
         "concurrent", "--members", help="How a cluster's members run: concurrent (same result) or serial (ablation)."
     ),
     runtime: str = typer.Option(
-        "auto", "--runtime", help="virtual, asyncio, ray (steps on Ray workers), or auto (asyncio when --llm is set)."
+        "auto",
+        "--runtime",
+        help="virtual, asyncio or ray (steps on Ray workers; both need --llm), or auto (asyncio when --llm is set).",
     ),
     workers: int = typer.Option(None, "--workers", help="--runtime ray: worker actors (default: one per Ray CPU)."),
     ray_address: str = typer.Option(
