@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
-from typing import Protocol
 
 from metropolis.world.metrics import Metric
-from metropolis.world.spatial import Pos
+from metropolis.world.spatial import Pos, SpatialIndex
 from metropolis.world.world import World
 
 
@@ -24,76 +23,26 @@ class Status(IntEnum):
     DONE = 2
 
 
-class AgentView(Protocol):
-    """The read-only face of the table: what everybody but the owner may see."""
+class AgentView:
+    """The read-only face of the table: what everybody but the owner may see.
 
-    @property
-    def step(self) -> Sequence[int]: ...
+    A base class rather than a Protocol: compiled code (metropolis/compiled.py) reads a class's attributes and calls
+    its methods natively, a protocol's through Python's generic lookup, and these are read on every commit. The
+    lists are the table's own, read in place: a reader never writes into them (only `AgentTable`'s verbs do).
+    """
 
-    @property
-    def status(self) -> Sequence[Status]: ...
-
-    @property
-    def pos(self) -> Sequence[Pos]: ...
-
-    @property
-    def until(self) -> int: ...
-
-    @property
-    def still_until(self) -> Sequence[int]: ...
-
-    def moves(self, agent: int, to_step: int) -> int: ...
-
-    @property
-    def max_step(self) -> int: ...
-
-    @property
-    def version(self) -> int: ...
-
-    def near(self, pos: Pos, radius: float) -> Iterable[int]: ...
-
-    def gvt(self) -> int: ...
-
-    def done(self) -> bool: ...
-
-
-class AgentTable:
-    """`step[i]` is the number of steps agent i has completed; the run ends when every agent reaches `until`."""
-
-    __slots__ = (
-        "_at_step",
-        "_gvt",
-        "finished",
-        "index",
-        "max_step",
-        "metric",
-        "pos",
-        "status",
-        "step",
-        "still_until",
-        "until",
-        "version",
-    )
-
-    def __init__(self, world: World, positions: Sequence[Pos], until: int) -> None:
-        if until < 0:
-            raise ValueError(f"the number of steps to run must be >= 0, got {until}")
-        n = len(positions)
-        self.metric: Metric = world.metric
-        self.until = until
-        self.step: list[int] = [0] * n
-        self.pos: list[Pos] = list(positions)
-        self.status: list[Status] = [Status.DONE if until == 0 else Status.WAITING] * n
-        # An agent's promise (`ctx.stay`): it stands where it is at every step up to this one (0: no promise).
-        self.still_until: list[int] = [0] * n
-        self.index = self.metric.make_index()
-        for agent, p in enumerate(self.pos):
-            self.index.add(agent, p)
-        self._at_step: dict[int, int] = {0: n}
-        self._gvt = 0 if n and until else until
-        self.finished = n if until == 0 else 0
-        self.max_step = 0  # the highest step any agent has reached
-        self.version = 0  # commits so far: a reader that caches what it derived from positions checks this
+    metric: Metric
+    until: int
+    step: list[int]
+    pos: list[Pos]
+    status: list[Status]
+    still_until: list[int]
+    index: SpatialIndex
+    finished: int
+    max_step: int
+    version: int
+    _at_step: dict[int, int]
+    _gvt: int
 
     def __len__(self) -> int:
         return len(self.step)
@@ -111,6 +60,30 @@ class AgentTable:
         """Steps in which `agent` may still move before it reaches `to_step`: its gap to `to_step`, less the steps
         it promised to stand still (asleep, inside a building). The blocking rules use this for the gap."""
         return max(0, to_step - max(self.step[agent], self.still_until[agent]))
+
+
+class AgentTable(AgentView):
+    """`step[i]` is the number of steps agent i has completed; the run ends when every agent reaches `until`."""
+
+    def __init__(self, world: World, positions: Sequence[Pos], until: int) -> None:
+        if until < 0:
+            raise ValueError(f"the number of steps to run must be >= 0, got {until}")
+        n = len(positions)
+        self.metric = world.metric
+        self.until = until
+        self.step = [0] * n
+        self.pos = list(positions)
+        self.status = [Status.DONE if until == 0 else Status.WAITING] * n
+        # An agent's promise (`ctx.stay`): it stands where it is at every step up to this one (0: no promise).
+        self.still_until = [0] * n
+        self.index = self.metric.make_index()
+        for agent, p in enumerate(self.pos):
+            self.index.add(agent, p)
+        self._at_step = {0: n}
+        self._gvt = 0 if n and until else until
+        self.finished = n if until == 0 else 0
+        self.max_step = 0  # the highest step any agent has reached
+        self.version = 0  # commits so far: a reader that caches what it derived from positions checks this
 
     # -- the owner's verbs -------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from metropolis.registry import check_name
 from metropolis.world.metrics import EuclideanMetric, Metric, nearest_others
 from metropolis.world.paths import shortest_path
 from metropolis.world.smallville import Town
-from metropolis.world.spatial import GridIndex, Pos
+from metropolis.world.spatial import GridIndex, Pos, SpatialIndex
 from metropolis.world.tilemap import TileMap
 from metropolis.world.walking import WalkingMetric
 from metropolis.world.world import World
@@ -73,7 +73,7 @@ class TownsMetric:
         return nearest_others(lifted)
 
 
-class TownsIndex:
+class TownsIndex(SpatialIndex):
     """One grid per town: a query only ever looks inside its own town, since the others are infinitely far."""
 
     __slots__ = ("_grids", "cell", "height", "width")

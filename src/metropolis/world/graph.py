@@ -63,7 +63,7 @@ class HopMetric:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # unpickled without __init__ (Ray): compiled.py
-class HopIndex:
+class HopIndex(SpatialIndex):
     """Agents by node; `near` is the exact BFS ball of radius floor(r), from a cache of recent balls."""
 
     __slots__ = ("_balls", "_occupants", "metric")

@@ -8,26 +8,36 @@ many times; here every commit moves an agent, so a uniform grid of buckets (O(1)
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+
+from mypy_extensions import mypyc_attr
 
 Pos = tuple[int, int]
 _INF = math.inf
 
 
-class SpatialIndex(Protocol):
-    """Keys (agent ids) at positions; `near` returns a superset of the keys within `radius` of `pos`."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SpatialIndex(ABC):
+    """Keys (agent ids) at positions; `near` returns a superset of the keys within `radius` of `pos`.
 
+    A base class rather than a Protocol: the scheduler queries it on every commit, and compiled code calls a
+    class's methods natively, a protocol's through Python (metropolis/compiled.py)."""
+
+    @abstractmethod
     def add(self, key: int, pos: Pos) -> None: ...
 
+    @abstractmethod
     def move(self, key: int, old: Pos, new: Pos) -> None: ...
 
+    @abstractmethod
     def remove(self, key: int, pos: Pos) -> None: ...
 
+    @abstractmethod
     def near(self, pos: Pos, radius: float) -> Iterable[int]: ...
 
 
-class GridIndex:
+class GridIndex(SpatialIndex):
     """Uniform grid of square cells; valid for every metric that is never shorter than Euclidean distance.
 
     Cells are keyed by one integer (`cx * STRIDE + cy`, both shifted by OFFSET so negative coordinates work):
