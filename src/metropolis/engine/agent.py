@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mypy_extensions import mypyc_attr
 
@@ -109,28 +110,26 @@ class InteractionError(RuntimeError):
     """An agent tried to write into an agent outside its cluster."""
 
 
-class StateReader(Protocol):
-    """What a step context reads of the state store: the `StateStore`, or a speculative chain's view of it (a
-    protocol, not the class, since compiled code checks a class at every use: metropolis/compiled.py)."""
-
-    def at(self, agent: int, step: int) -> AgentState: ...
-
-
-class StepHost(Protocol):
-    """What a step context needs of the run that built it (the `Simulation`)."""
+@mypyc_attr(allow_interpreted_subclasses=True)
+class StepHost(ABC):
+    """What a step context needs of the run that built it: the `Simulation`, a speculative chain's `Overlay`, a
+    Ray worker's `UnitHost`. A base class rather than a Protocol: every step reads it, and compiled code reads a
+    class's attributes and calls its methods natively, a protocol's through Python (metropolis/compiled.py)."""
 
     world: World
     agents: list[Agent]
-
-    @property
-    def store(self) -> StateReader: ...
-
     seed: int
     record_text: bool
     start_seconds: float
 
+    @abstractmethod
+    def state_at(self, agent: int, step: int) -> AgentState:
+        """The agent's committed state as of `step` (what its step starts from)."""
+
+    @abstractmethod
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]: ...
 
+    @abstractmethod
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
 
@@ -173,7 +172,7 @@ class StepContext:
         self.step = step
         self.group = group
         self._llm = llm
-        self.state = sim.store.at(agent_id, step)
+        self.state = sim.state_at(agent_id, step)
         self.world = sim.world
         self._rng: random.Random | None = None
         self._pos = self.state.pos

@@ -35,7 +35,7 @@ StepResult = tuple[StepContext, float, float]  # a member's context and the time
 MEMBER_MODES = ("concurrent", "serial")
 
 
-class Simulation:
+class Simulation(StepHost):
     """One run: every agent from step 0 to step `until` under one scheduling policy."""
 
     def __init__(
@@ -181,6 +181,9 @@ class Simulation:
             self.store.collect(gvt)
             if snapshots is not None:
                 snapshots.collect(gvt)
+
+    def state_at(self, agent: int, step: int) -> AgentState:
+        return self.store.at(agent, step)
 
     def publish_plan(self, agent: int, plan: Plan) -> None:
         """An agent said when it will next call the LLM (`StepContext.plan`): tell whoever listens, now (a

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first
 from metropolis.engine.cancellable import CancellableLLM, PendingCall, Rollback
@@ -106,26 +106,18 @@ class SpecRun:
     undo: Undo | None = None
 
 
-class HeldStates:
-    """The state store as a chained step sees it: its agent's held state first."""
-
-    def __init__(self, store: StateStore, held: dict[tuple[int, int], AgentState]) -> None:
-        self.store, self.held = store, held
-
-    def at(self, agent: int, step: int) -> AgentState:
-        state = self.held.get((agent, step))
-        return state if state is not None else self.store.at(agent, step)
-
-
-class Overlay:
-    """The simulation as a chained step sees it (a `StepHost`): the same, but for `HeldStates`."""
+class Overlay(StepHost):
+    """The simulation as a chained step sees it: the same, but for the held states of the unit it is chained on."""
 
     def __init__(self, sim: SpeculationHost, held: dict[tuple[int, int], AgentState]) -> None:
         self._sim = sim
         self.world, self.agents, self.seed = sim.world, sim.agents, sim.seed
         self.record_text, self.start_seconds = sim.record_text, sim.start_seconds
-        self.store = cast(StateStore, HeldStates(sim.store, held))
         self._held = held
+
+    def state_at(self, agent: int, step: int) -> AgentState:
+        state = self._held.get((agent, step))
+        return state if state is not None else self._sim.store.at(agent, step)
 
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
         """The simulation's answer, which leaves out the co-members still behind in the table, and those of them

@@ -66,7 +66,7 @@ class JournalBackend:
         return response
 
 
-class JournalResponder:
+class JournalResponder(Responder):
     """A `Responder` (the virtual LLM's text source) whose answers are journaled and checked on a resume."""
 
     def __init__(self, inner: Responder, journal: Journal) -> None:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from metropolis.compiled import picklable
+from metropolis.llm.serving.gate import MemoryGate
 from metropolis.llm.serving.job import Job
 from metropolis.memory.manager import MemoryManager, MemoryStats
 from metropolis.memory.policies import Distance, EvictionPolicy, make_eviction_policy
@@ -98,7 +99,7 @@ class AgentMemory:
         return make_eviction_policy(self.policy, distance=self.distance)
 
 
-class ReplicaMemory:
+class ReplicaMemory(MemoryGate):
     """One replica's memory gate (see gate.py): can this job start, what does its prefill cost, when is its state
     on the GPU."""
 

@@ -7,41 +7,50 @@ through; agent memory (`agentmem.ReplicaMemory`) is the other gate. The replica 
 
 from __future__ import annotations
 
-from typing import Protocol
+from abc import ABC, abstractmethod
 
 from mypy_extensions import mypyc_attr
 
 from metropolis.llm.serving.job import Job
 
 
-class MemoryGate(Protocol):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class MemoryGate(ABC):
     """What a replica asks of the memory behind it.
 
     `overlap_loads`: a request whose state is still on its way waits off the queue while the replica computes
     the others (True), or the replica stalls until the state is there (False: a blocking load).
+
+    A base class rather than a Protocol: the replica asks it at every iteration, and compiled code calls a class's
+    methods natively, a protocol's through Python (metropolis/compiled.py).
     """
 
     overlap_loads: bool
 
+    @abstractmethod
     def resident(self, job: Job) -> bool:
         """Is everything the job needs on the GPU already (a hit, if admitted now)?"""
         ...
 
+    @abstractmethod
     def can_admit(self, job: Job) -> bool: ...
 
+    @abstractmethod
     def admit(self, job: Job, now: float) -> float | None:
         """Pin the job's state (and set its prefill tokens); when it is on the GPU, or None: nothing pinned."""
         ...
 
+    @abstractmethod
     def release(self, job: Job, now: float) -> None: ...
 
+    @abstractmethod
     def prefetch(self, now: float) -> None:
         """Move the state needed soonest towards the GPU (called after each segment of the replica)."""
         ...
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
-class OpenGate:
+class OpenGate(MemoryGate):
     """No memory to manage: every request may start at once, its whole prompt prefilled, nothing pinned."""
 
     overlap_loads = False

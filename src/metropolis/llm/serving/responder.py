@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from metropolis.compiled import picklable
 from metropolis.llm.types import LLMRequest, estimate_tokens
@@ -27,11 +30,17 @@ class Recorded(NamedTuple):
     output_tokens: int
 
 
-class Responder(Protocol):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Responder(ABC):
+    """The text (and lengths) of the virtual LLM's answer. A base class rather than a Protocol: it runs on every
+    request, and compiled code calls a class's methods natively, a protocol's through Python (metropolis/compiled.py).
+    """
+
+    @abstractmethod
     def respond(self, request: LLMRequest) -> Reply: ...
 
 
-class PlaceholderResponder:
+class PlaceholderResponder(Responder):
     """Filler text of the right length: `request.output_tokens`, else min(max_tokens, default_tokens)."""
 
     def __init__(self, default_tokens: int = 22) -> None:
@@ -52,7 +61,7 @@ class PlaceholderResponder:
         return reply
 
 
-class ReplayResponder:
+class ReplayResponder(Responder):
     """Recorded answers keyed (agent, step, function, n), n counting that agent's calls of that function in
     that step from 0. The token counts are the recorded ones when the answer is `Recorded`, else
     `request.output_tokens` when the workload fixes it, else estimated from the text. A missing key falls back to

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from mypy_extensions import mypyc_attr
 
 from metropolis.registry import lookup
 
@@ -13,11 +16,16 @@ if TYPE_CHECKING:
     from metropolis.llm.serving.replica import Replica
 
 
-class Router(Protocol):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Router(ABC):
+    """Picks the replica for each request. A base class rather than a Protocol: it runs on every request, and
+    compiled code calls a class's methods natively, a protocol's through Python (metropolis/compiled.py)."""
+
+    @abstractmethod
     def choose(self, job: Job, replicas: Sequence[Replica]) -> int: ...
 
 
-class RoundRobin:
+class RoundRobin(Router):
     """Replicas in turn, whatever their load."""
 
     def __init__(self) -> None:
@@ -29,7 +37,7 @@ class RoundRobin:
         return i
 
 
-class LeastLoaded:
+class LeastLoaded(Router):
     """Fewest outstanding tokens (queued prompts and outputs, decodes left); ties to the lowest index."""
 
     def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
@@ -37,7 +45,7 @@ class LeastLoaded:
         return loads.index(min(loads))  # the first of the least loaded
 
 
-class AgentAffinity:
+class AgentAffinity(Router):
     """Always the same replica for an agent (a stable hash of its name), so its KV prefix can stay there."""
 
     def choose(self, job: Job, replicas: Sequence[Replica]) -> int:

@@ -19,11 +19,11 @@ from typing import Any
 
 import ray
 
-from metropolis.engine.agent import Agent, Observation
+from metropolis.engine.agent import Agent, Observation, StepHost
 from metropolis.engine.members import AsyncioTasks, UnitStats
 from metropolis.engine.records import Plan
 from metropolis.engine.simulation import execute_unit
-from metropolis.engine.state import AgentState, StateStore
+from metropolis.engine.state import AgentState
 from metropolis.llm.client import OpenAIClient
 from metropolis.llm.endpoints import EndpointConfig
 from metropolis.llm.journal import prompt_hash
@@ -85,29 +85,22 @@ class InboxPuts:
         await self.inbox.put_many.remote(waiting)
 
 
-class ShippedStates(StateStore):
-    """The one read a step context makes of the store on a worker: its members' states at the unit's step."""
-
-    def __init__(self, states: dict[int, AgentState]) -> None:  # no window, no table: only these states
-        self._shipped = states
-
-    def at(self, agent: int, step: int) -> AgentState:
-        return self._shipped[agent]
-
-
-class UnitHost:
-    """What a unit's step contexts ask of their run (`StepHost`), answered from the order: one per dispatch."""
+class UnitHost(StepHost):
+    """What a unit's step contexts ask of their run, answered from the order: one per dispatch."""
 
     def __init__(self, worker: UnitWorker, order: UnitOrder) -> None:
         self.world: World = worker.world
         self.agents: list[Agent] = worker.agents
-        self.store: StateStore = ShippedStates(order.states)
         self.seed = worker.seed
         self.record_text = worker.record_text
         self.start_seconds = worker.start_seconds
         self.plans: list[tuple[int, Plan]] = []
         self._seen = order.seen
         self._states = order.states
+
+    def state_at(self, agent: int, step: int) -> AgentState:
+        """The one read a step context makes of the store on a worker: its members' states at the unit's step."""
+        return self._states[agent]
 
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
         if me not in self._seen or pos != self._states[me].pos or radius != self.world.perception_radius:
