@@ -46,7 +46,7 @@ class GridIndex(SpatialIndex):
 
     STRIDE = 1 << 24
     OFFSET = 1 << 23
-    __slots__ = ("_all", "_cells", "cell", "whole")
+    __slots__ = ("_box", "_cells", "_keys", "cell", "whole")
 
     def __init__(self, cell: int = 8, whole: int = 64) -> None:
         if cell < 1:
@@ -54,9 +54,11 @@ class GridIndex(SpatialIndex):
         self.cell = cell
         self.whole = whole  # a huge query over at most this many keys returns them all
         self._cells: dict[int, set[int]] = {}
-        # Every key with the bounding box of the occupied cells (x0, x1, y0, y1), kept until a bucket changes:
-        # a huge query that covers the box returns it whole instead of visiting every cell.
-        self._all: tuple[tuple[int, ...], tuple[int, int, int, int]] | None = None
+        # Every key, and the bounding box of the occupied cells (x0, x1, y0, y1), each kept until a bucket changes:
+        # a huge query that covers the box returns the keys whole instead of visiting every cell. The box is
+        # worked out only when asked (a town of more than `whole` keys).
+        self._keys: tuple[int, ...] | None = None
+        self._box: tuple[int, int, int, int] | None = None
 
     def _key(self, pos: Pos) -> int:
         return (pos[0] // self.cell + self.OFFSET) * self.STRIDE + pos[1] // self.cell + self.OFFSET
@@ -65,7 +67,7 @@ class GridIndex(SpatialIndex):
         limit = self.OFFSET * self.cell
         if not (-limit <= pos[0] < limit and -limit <= pos[1] < limit):
             raise ValueError(f"position {pos} is outside the grid index (|coordinates| < {limit})")
-        self._all = None
+        self._keys = self._box = None
         c = self._key(pos)
         bucket = self._cells.get(c)
         if bucket is None:
@@ -74,7 +76,7 @@ class GridIndex(SpatialIndex):
             bucket.add(key)
 
     def remove(self, key: int, pos: Pos) -> None:
-        self._all = None
+        self._keys = self._box = None
         c = self._key(pos)
         bucket = self._cells[c]
         bucket.discard(key)
@@ -93,7 +95,7 @@ class GridIndex(SpatialIndex):
         if not cells:
             return ()
         if radius == _INF:
-            return self._everything()[0]
+            return self._everything()
         size, offset = self.cell, self.OFFSET
         r = int(radius)
         x, y = pos[0], pos[1]
@@ -103,11 +105,17 @@ class GridIndex(SpatialIndex):
             # A huge query (the scheduler's blocking radius or the engine's reach when some agent is far ahead):
             # scanning the occupied cells is cheaper than probing empty ones. Usually it covers every occupied
             # cell (a small town), and the keys kept since the last change are the answer, in the scan's order.
-            kept = self._all
-            everything, (bx0, bx1, by0, by1) = kept if kept is not None else self._everything()
-            if len(everything) <= self.whole or (x0 <= bx0 and bx1 <= x1 and y0 <= by0 and by1 <= y1):
+            everything = self._keys
+            if everything is None:
+                everything = self._everything()
+            if len(everything) <= self.whole:
                 # Every key is a superset too, in the scan's order: cheaper than filtering when there are few
                 # (a town of 25), since the caller checks distances anyway.
+                return everything
+            box = self._box
+            if box is None:
+                box = self._box = self._bounds()
+            if x0 <= box[0] and box[1] <= x1 and y0 <= box[2] and box[3] <= y1:
                 return everything
             # Else scan. With y clamped to one stride, a cell is in the box exactly when its key lies between the
             # box's corner keys and its y part (the low bits, STRIDE being a power of two) lies in [y0, y1].
@@ -125,14 +133,17 @@ class GridIndex(SpatialIndex):
                     out.extend(found)
         return out
 
-    def _everything(self) -> tuple[tuple[int, ...], tuple[int, int, int, int]]:
-        """Every key, in the order a scan of the cells visits them, and the occupied cells' bounding box."""
-        if self._all is None:
-            keys = tuple(key for bucket in self._cells.values() for key in bucket)
-            xs = [c // self.STRIDE for c in self._cells]
-            ys = [c % self.STRIDE for c in self._cells]
-            self._all = keys, (min(xs), max(xs), min(ys), max(ys))
-        return self._all
+    def _everything(self) -> tuple[int, ...]:
+        """Every key, in the order a scan of the cells visits them (kept until a bucket changes)."""
+        if self._keys is None:
+            self._keys = tuple(key for bucket in self._cells.values() for key in bucket)
+        return self._keys
+
+    def _bounds(self) -> tuple[int, int, int, int]:
+        """The occupied cells' bounding box (x0, x1, y0, y1), in cell keys' units."""
+        xs = [c // self.STRIDE for c in self._cells]
+        ys = [c % self.STRIDE for c in self._cells]
+        return min(xs), max(xs), min(ys), max(ys)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._cells.values())
