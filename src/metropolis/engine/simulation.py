@@ -238,7 +238,7 @@ class Simulation(StepHost):
             if other == me:  # running `step`
                 continue
             state = states[other][step - base[other]]
-            d = dist(pos, state.pos)
+            d = dist.between(pos, state.pos)
             if d <= radius:
                 found.append(new_observation(other, agents[other].name, state, d))
         if len(found) > 1:
@@ -258,7 +258,7 @@ class Simulation(StepHost):
                 # Not at `step` yet: the rules keep it farther than `radius` even after the moves it has left.
                 st = still[other]
                 moves = step - (so if so >= st else st)
-                if may_have_reached(dist(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
+                if may_have_reached(dist.between(pos, latest[other]), moves if moves > 0 else 0, radius, V) and not (
                     self.speculation is not None and self.speculation.running(me)
                 ):  # a speculative step guesses it stays away; the commit waits until it has
                     raise RuntimeError(

@@ -102,7 +102,7 @@ class MetropolisScheduler(Scheduler):
                 moved_from = max(sj, self.table.still_until[j])  # `table.moves(j, s)` is s - this, at least 0
                 for a in blocks[j]:
                     sa = steps[a]
-                    if sa > sj and dist(pos[a], pj) <= block_radius(max(0, sa - moved_from), R, V):
+                    if sa > sj and dist.between(pos[a], pj) <= block_radius(max(0, sa - moved_from), R, V):
                         keep.add(a)
                         continue
                     waiting_on = blocked_by[a]
@@ -151,9 +151,9 @@ class MetropolisScheduler(Scheduler):
             if sb < sa:
                 st = still[b]
                 moves = sa - (sb if sb >= st else st)  # `table.moves(b, sa)`, inlined on the hottest loop
-                if dist(pa, pos[b]) <= block_radius(moves if moves > 0 else 0, R, V):
+                if dist.between(pa, pos[b]) <= block_radius(moves if moves > 0 else 0, R, V):
                     blockers.add(b)
                     blocks[b].add(a)
-            elif sb == sa and b != a and status[b] is waiting and dist(pa, pos[b]) <= couple:
+            elif sb == sa and b != a and status[b] is waiting and dist.between(pa, pos[b]) <= couple:
                 coupled[a].add(b)
                 coupled[b].add(a)

@@ -41,8 +41,12 @@ class LeastLoaded(Router):
     """Fewest outstanding tokens (queued prompts and outputs, decodes left); ties to the lowest index."""
 
     def choose(self, job: Job, replicas: Sequence[Replica]) -> int:
-        loads = [replica.outstanding_tokens for replica in replicas]
-        return loads.index(min(loads))  # the first of the least loaded
+        best, least = 0, replicas[0].outstanding_tokens
+        for i in range(1, len(replicas)):
+            load = replicas[i].outstanding_tokens
+            if load < least:  # strictly: the first of the least loaded
+                best, least = i, load
+        return best
 
 
 class AgentAffinity(Router):
