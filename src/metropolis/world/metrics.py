@@ -82,7 +82,8 @@ class TileDistance(NearDistance):
 def near_distance(metric: Metric) -> NearDistance:
     """The metric's distance for pairs its index found near each other (`NearDistance`)."""
     found: Callable[[Pos, Pos], float] = getattr(metric, "near_distance", metric.distance)
-    return TileDistance() if found is math.dist else NearDistance(found)
+    # Compiled, `EuclideanMetric.distance` reads back as the staticmethod object around `math.dist`.
+    return TileDistance() if getattr(found, "__func__", found) is math.dist else NearDistance(found)
 
 
 def nearest_others(points: Sequence[Sequence[float]]) -> list[float]:
