@@ -79,3 +79,22 @@ def test_tile_distance_is_math_dist_on_tiles() -> None:
         b = (rng.randrange(-(10**6), 10**6), rng.randrange(-(10**6), 10**6))
         assert tile.between(a, b) == math.dist(a, b)
     assert isinstance(near_distance(EuclideanMetric()), TileDistance)
+
+
+def test_a_metric_whose_index_is_not_a_spatial_index_is_refused_in_one_line() -> None:
+    """An index is a `SpatialIndex` subclass (compiled code calls it natively): a metric of one's own that makes a
+    duck-typed one is refused when the run's table is built, with what to do, compiled or not."""
+    from metropolis.scheduling import AgentTable
+    from metropolis.world import World
+
+    class DuckIndex:
+        def add(self, key: int, pos: Pos) -> None: ...
+
+    class DuckMetric(EuclideanMetric):
+        name = "duck"
+
+        def make_index(self) -> GridIndex:
+            return DuckIndex()
+
+    with pytest.raises(TypeError, match="metric 'duck' made a DuckIndex index, which does not subclass"):
+        AgentTable(World(metric=DuckMetric()), [(0, 0)], until=1)

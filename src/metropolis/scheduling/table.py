@@ -76,7 +76,13 @@ class AgentTable(AgentView):
         self.status = [Status.DONE if until == 0 else Status.WAITING] * n
         # An agent's promise (`ctx.stay`): it stands where it is at every step up to this one (0: no promise).
         self.still_until = [0] * n
-        self.index = self.metric.make_index()
+        index = self.metric.make_index()
+        if not isinstance(index, SpatialIndex):  # a metric of one's own (`register_metric`) with a duck-typed index
+            raise TypeError(
+                f"metric {self.metric.name!r} made a {type(index).__name__} index, which does not subclass "
+                "metropolis.world.SpatialIndex (add, move, remove, near)"
+            )
+        self.index = index
         for agent, p in enumerate(self.pos):
             self.index.add(agent, p)
         self._at_step = {0: n}
