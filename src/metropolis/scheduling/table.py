@@ -9,7 +9,7 @@ dispatched) and `advance` (an agent committed a step).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 
 from metropolis.world.metrics import Metric
@@ -76,7 +76,9 @@ class AgentTable(AgentView):
         self.status = [Status.DONE if until == 0 else Status.WAITING] * n
         # An agent's promise (`ctx.stay`): it stands where it is at every step up to this one (0: no promise).
         self.still_until = [0] * n
-        index = self.metric.make_index()
+        # Called as a plain callable: compiled code would check the protocol's return type first, in its own words.
+        make_index: Callable[[], object] = self.metric.make_index
+        index = make_index()
         if not isinstance(index, SpatialIndex):  # a metric of one's own (`register_metric`) with a duck-typed index
             raise TypeError(
                 f"metric {self.metric.name!r} made a {type(index).__name__} index, which does not subclass "
