@@ -105,16 +105,12 @@ class GridIndex(SpatialIndex):
             # A huge query (the scheduler's blocking radius or the engine's reach when some agent is far ahead):
             # scanning the occupied cells is cheaper than probing empty ones. Usually it covers every occupied
             # cell (a small town), and the keys kept since the last change are the answer, in the scan's order.
-            everything = self._keys
-            if everything is None:
-                everything = self._everything()
+            everything = self._everything()
             if len(everything) <= self.whole:
                 # Every key is a superset too, in the scan's order: cheaper than filtering when there are few
                 # (a town of 25), since the caller checks distances anyway.
                 return everything
-            box = self._box
-            if box is None:
-                box = self._box = self._bounds()
+            box = self._bounds()
             if x0 <= box[0] and box[1] <= x1 and y0 <= box[2] and box[3] <= y1:
                 return everything
             # Else scan. With y clamped to one stride, a cell is in the box exactly when its key lies between the
@@ -140,10 +136,12 @@ class GridIndex(SpatialIndex):
         return self._keys
 
     def _bounds(self) -> tuple[int, int, int, int]:
-        """The occupied cells' bounding box (x0, x1, y0, y1), in cell keys' units."""
-        xs = [c // self.STRIDE for c in self._cells]
-        ys = [c % self.STRIDE for c in self._cells]
-        return min(xs), max(xs), min(ys), max(ys)
+        """The occupied cells' bounding box (x0, x1, y0, y1), in cell keys' units (kept until a bucket changes)."""
+        if self._box is None:
+            xs = [c // self.STRIDE for c in self._cells]
+            ys = [c % self.STRIDE for c in self._cells]
+            self._box = min(xs), max(xs), min(ys), max(ys)
+        return self._box
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._cells.values())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -27,25 +27,26 @@ class Job:
     compiled (metropolis/compiled.py), it is then C, where the generated one is a Python frame per request.
     """
 
+    # The fields, with what each means; their first values are set in `__init__`, the one place they are given.
     agent: str
     prompt_tokens: int
     output_tokens: int
-    priority: int = 0
-    on_done: Callable[[Job], object] | None = None
-    agent_id: int | None = None  # whose private serving state the request needs (agent memory)
-    prefill_tokens: int = 0  # what its prefill computes: the whole prompt unless agent memory says less
-    memory_ready: bool = False  # the memory gate pinned its state (on the GPU, or on its way): admission may proceed
-    state_at: float = float("-inf")  # when its state is on the GPU (a blocking load stalls the replica until then)
-    status: JobStatus = JobStatus.NEW
-    replica: int | None = None
-    arrival: float | None = None
-    admitted: float | None = None
-    first_token: float | None = None
-    finished: float | None = None
-    key: tuple[int, int] = field(default=(0, 0))  # waiting-queue order, set by the queue
-    interactive: bool = False  # a person waits for it: it may preempt background requests (see replica.py)
-    generated: int = 0  # output tokens out before its last preemption: it resumes from there (recompute)
-    preemptions: int = 0  # times it was preempted for an interactive request
+    priority: int
+    on_done: Callable[[Job], object] | None
+    agent_id: int | None  # whose private serving state the request needs (agent memory)
+    prefill_tokens: int  # what its prefill computes: the whole prompt unless agent memory says less
+    memory_ready: bool  # the memory gate pinned its state (on the GPU, or on its way): admission may proceed
+    state_at: float  # when its state is on the GPU (a blocking load stalls the replica until then)
+    status: JobStatus
+    replica: int | None
+    arrival: float | None
+    admitted: float | None
+    first_token: float | None
+    finished: float | None
+    key: tuple[int, int]  # waiting-queue order, set by the queue
+    interactive: bool  # a person waits for it: it may preempt background requests (see replica.py)
+    generated: int  # output tokens out before its last preemption: it resumes from there (recompute)
+    preemptions: int  # times it was preempted for an interactive request
 
     def __init__(
         self,
