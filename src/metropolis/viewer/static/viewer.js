@@ -136,7 +136,8 @@ async function show(step, alone = false) {
   state.step = step;
   $("slider").value = step;
   draw(f);
-  if (!state.frames.has(step + WINDOW) && step + WINDOW < state.complete) load(step + WINDOW);
+  // Reads ahead for playback; a page nobody sees reads nothing ahead (its opening frame is all it fetches).
+  if (!document.hidden && !state.frames.has(step + WINDOW) && step + WINDOW < state.complete) load(step + WINDOW);
 }
 
 function clock(step) {
