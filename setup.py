@@ -1,10 +1,10 @@
 """Builds the compiled modules (mypyc) at `pip install -e .`; the project's metadata lives in pyproject.toml.
 
 With METROPOLIS_COMPILE=1, the modules listed in `src/metropolis/compiled.py` are compiled to C extensions beside
-their sources, and the hash of each source is recorded in `src/metropolis/compiled.json`, which `import metropolis`
-checks (a stale build refuses to run). install.sh sets it; without it (a plain `pip install -e .`), without a C
-compiler, Python's headers or mypyc, or with METROPOLIS_PURE=1, the install is pure Python: one line says so, and
-everything runs, only slower in virtual time.
+their sources (mypyc; `C_MODULES` are written in C), and the hash of each source is recorded in
+`src/metropolis/compiled.json`, which `import metropolis` checks (a stale build refuses to run). install.sh sets
+it; without it (a plain `pip install -e .`), without a C compiler, Python's headers or mypyc, or with
+METROPOLIS_PURE=1, the install is pure Python: one line says so, and everything runs, only slower in virtual time.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "src" / "metropolis"
 _compiled = runpy.run_path(str(PACKAGE / "compiled.py"))  # the list, without importing the package
 MODULES: tuple[str, ...] = _compiled["MODULES"]
+C_MODULES: tuple[str, ...] = _compiled["C_MODULES"]
 GROUP = "metropolis_compiled"  # mypyc's shared library: src/metropolis_compiled__mypyc.*.so
 BUILDING = bool({"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"} & set(sys.argv[1:]))
 
@@ -79,7 +80,8 @@ class BuildCompiled(build_ext):
             # pip builds in an environment without the project's dependencies: their imports are Any there, so
             # a `type: ignore` the full environment needs can look unused (mypy alone checks that, in CI).
             sources = [f"src/metropolis/{m}.py" for m in MODULES]
-            return mypycify(["--no-warn-unused-ignores", *sources], group_name=GROUP)
+            in_c = [Extension(f"metropolis.{m.replace('/', '.')}", [f"src/metropolis/{m}.c"]) for m in C_MODULES]
+            return [*mypycify(["--no-warn-unused-ignores", *sources], group_name=GROUP), *in_c]
         except Exception as error:  # mypyc refuses the code (or the system exits on a type error): pure Python
             pure(f"mypyc failed ({type(error).__name__}: {error})")
             return []
@@ -91,7 +93,8 @@ class BuildCompiled(build_ext):
         if not self.extensions:
             return
         clear()
-        manifest = {m: hashlib.sha256((PACKAGE / f"{m}.py").read_bytes()).hexdigest() for m in MODULES}
+        built = [(m, PACKAGE / f"{m}.py") for m in MODULES] + [(m, PACKAGE / f"{m}.c") for m in C_MODULES]
+        manifest = {m: hashlib.sha256(source.read_bytes()).hexdigest() for m, source in built}
         try:
             super().run()
         except Exception as error:  # a C compiler that fails: the project still installs, as pure Python

@@ -19,7 +19,7 @@ import pytest
 
 from metropolis import compiled
 from metropolis.agents import RandomWalker
-from metropolis.compiled import MODULES, extensions, source_hash, stale
+from metropolis.compiled import C_MODULES, MODULES, extensions, source_hash, stale
 from metropolis.engine.records import Plan
 from metropolis.engine.state import AgentState
 from metropolis.scheduling.unit import WorkUnit
@@ -58,6 +58,19 @@ def test_an_edited_source_or_a_missing_manifest_is_stale(tmp_path: Path) -> None
     assert stale(package) == ["engine/agent", "kernel"]
 
 
+def test_an_extension_written_in_c_is_checked_against_its_c_source(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    (package / "engine" / "_seeding.c").write_text("/* C */\n")
+    (package / f"engine/_seeding{SO}").write_bytes(b"")
+    hashes = json.loads((package / "compiled.json").read_text())
+    (package / "compiled.json").write_text(
+        json.dumps({**hashes, "engine/_seeding": source_hash(package / "engine" / "_seeding.c")})
+    )
+    assert stale(package) == []
+    (package / "engine" / "_seeding.c").write_text("/* edited */\n")
+    assert stale(package) == ["engine/_seeding"]
+
+
 def test_no_extensions_is_pure_and_never_stale(tmp_path: Path) -> None:
     (tmp_path / "kernel.py").write_text("")
     assert extensions(tmp_path) == {} and stale(tmp_path) == []
@@ -66,6 +79,7 @@ def test_no_extensions_is_pure_and_never_stale(tmp_path: Path) -> None:
 def test_the_compiled_set_exists() -> None:
     package = Path(__file__).resolve().parents[1] / "src" / "metropolis"
     assert all((package / f"{m}.py").exists() for m in MODULES)
+    assert all((package / f"{m}.c").exists() for m in C_MODULES)
 
 
 def test_metropolis_pure_runs_the_sources() -> None:

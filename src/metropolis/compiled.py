@@ -53,6 +53,7 @@ MODULES: tuple[str, ...] = (
     "engine/agent",
     "engine/members",
     "engine/records",
+    "engine/seeding",
     "engine/simulation",
     "engine/snapshots",
     "engine/state",
@@ -91,6 +92,10 @@ MODULES: tuple[str, ...] = (
 """The compiled set, as paths under `src/metropolis` without `.py`: what the two end-to-end rows of
 `metropolis bench scheduler` spend their time in."""
 
+C_MODULES: tuple[str, ...] = ("engine/_seeding",)
+"""Extensions written in C, built with the compiled set from their `.c` source: a step's generator, seeded as
+`random.Random` seeds it (engine/seeding.py says why, and checks it when it loads)."""
+
 PACKAGE = Path(__file__).resolve().parent
 MANIFEST = PACKAGE / "compiled.json"
 PURE_ENV = "METROPOLIS_PURE"
@@ -122,8 +127,14 @@ def stale(package: Path = PACKAGE) -> list[str]:
     return sorted(
         name
         for name in built
-        if not (package / f"{name}.py").exists() or recorded.get(name) != source_hash(package / f"{name}.py")
+        if not source_of(package, name).exists() or recorded.get(name) != source_hash(source_of(package, name))
     )
+
+
+def source_of(package: Path, name: str) -> Path:
+    """The file an extension is built from: its C source where it has one (`C_MODULES`), else its module."""
+    c = package / f"{name}.c"
+    return c if c.exists() else package / f"{name}.py"
 
 
 def pure_requested() -> bool:
@@ -140,7 +151,9 @@ def in_use() -> bool:
 def describe() -> str:
     """One phrase for benchmark output: which build ran."""
     if in_use():
-        return f"compiled ({len(extensions())} modules, mypyc)"
+        built = extensions()
+        in_c = [name for name in C_MODULES if name in built]
+        return f"compiled ({len(built) - len(in_c)} modules, mypyc" + (f"; {len(in_c)} in C)" if in_c else ")")
     return f"pure Python ({PURE_ENV}=1)" if pure_requested() and extensions() else "pure Python"
 
 

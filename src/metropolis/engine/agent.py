@@ -21,6 +21,7 @@ from mypy_extensions import mypyc_attr
 
 from metropolis.compiled import picklable, set_state, state_of
 from metropolis.engine.records import CallRecord, Plan
+from metropolis.engine.seeding import seeded_random
 from metropolis.engine.state import AgentState
 from metropolis.frozen import builder
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
@@ -188,7 +189,7 @@ class StepContext:
     def rng(self) -> random.Random:
         """Seeded by (run seed, agent, step); built on first use, since seeding costs more than most steps."""
         if self._rng is None:
-            self._rng = random.Random(f"{self._sim.seed}:{self.agent_id}:{self.step}")
+            self._rng = seeded_random(f"{self._sim.seed}:{self.agent_id}:{self.step}")
         return self._rng
 
     @property

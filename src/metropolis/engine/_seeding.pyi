@@ -1,0 +1,3 @@
+import random
+
+def seeded(cls: type[random.Random], text: str, /) -> random.Random: ...
