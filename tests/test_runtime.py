@@ -105,6 +105,18 @@ def test_a_failing_step_names_the_agent_and_step() -> None:
         asyncio.run(AsyncioRuntime(crash_sim()).run())
 
 
+class Typo(Agent):
+    async def step(self, ctx: StepContext) -> None:
+        await ctx.llm("decide", "where to?", max_token=5)  # max_tokens
+
+
+def test_an_llm_call_with_a_keyword_the_request_lacks_names_it() -> None:
+    sim = Simulation(World(tilemap=TileMap.open(5, 5)), [Typo("Ann", (0, 0))], until=1)
+    env = Environment()
+    with pytest.raises(StepFailed, match=r"step 0 of Ann failed: TypeError: ctx.llm: .*'max_token'.*max_tokens"):
+        VirtualRuntime(sim, env, VirtualDelayLLM(env)).run()
+
+
 def test_moves_are_checked() -> None:
     class Jumper(Agent):
         async def step(self, ctx: StepContext) -> None:

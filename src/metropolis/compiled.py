@@ -13,7 +13,10 @@ modules call each other in C, past Python's import, so one module cannot be swap
 rebuild); a checkout with no extensions (`PYTHONPATH=src`, a worktree) is pure Python without being told.
 A class that code outside the compiled set subclasses (agents, policies, test doubles) carries
 `@mypyc_attr(allow_interpreted_subclasses=True)`; an exception class that subclasses a builtin one other than
-`Exception` carries `native_class=False` (mypyc compiles neither otherwise).
+`Exception` carries `native_class=False` (mypyc compiles neither otherwise). A compiled dataclass keeps the
+`__init__` that `dataclasses` generates, a Python function: the records made per agent-step and per LLM call write
+theirs out (`init=False`), which mypyc compiles to C stores, `object.__setattr__` on a frozen one included
+(test_records checks that each takes its fields, in order).
 
 Pickling and copying (Ray ships agents, worlds and records to its workers; speculation and checkpoints copy agents'
 private state) differ compiled in three ways, each met here or at the class: a compiled frozen dataclass is rebuilt

@@ -23,7 +23,9 @@ class Event:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
-        self.callbacks: list[Callable[[Event], None]] = []
+        # What runs when it fires: callables, and processes waiting on it (`Process._resume`, called natively:
+        # a bound method made, called through Python and freed for every await cost more than the resume).
+        self.callbacks: list[Callable[[Event], None] | Process] = []
         self.triggered = False
         self._ok = True
         self._handled = False
@@ -64,7 +66,10 @@ class Event:
         if not self._ok and not callbacks and not self._handled:
             raise self.value  # a failed event nobody waits for is never dropped silently
         for cb in callbacks:
-            cb(self)
+            if isinstance(cb, Process):
+                cb._resume(self)
+            else:
+                cb(self)
 
     def __await__(self) -> Generator[Event, Any, Any]:
         if not self.triggered:
@@ -105,7 +110,7 @@ class Process(Event):
                 f"a virtual-time coroutine awaited {target!r}; only kernel events (the LLM call, timeouts) can be "
                 "awaited in virtual time"
             )
-        target.callbacks.append(self._resume)
+        target.callbacks.append(self)
 
 
 class Environment:

@@ -14,7 +14,7 @@ import copy
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from mypy_extensions import mypyc_attr
@@ -23,7 +23,6 @@ from metropolis.compiled import picklable, set_state, state_of
 from metropolis.engine.records import CallRecord, Plan
 from metropolis.engine.seeding import seeded_random
 from metropolis.engine.state import AgentState
-from metropolis.frozen import builder
 from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.world.spatial import Pos
 from metropolis.world.world import World
@@ -83,7 +82,7 @@ class Agent:
         return f"{type(self).__name__}({self.name!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Observation:
     """Another agent as it was at the observer's step."""
 
@@ -92,18 +91,17 @@ class Observation:
     state: AgentState
     distance: float
 
+    def __init__(self, agent_id: int, name: str, state: AgentState, distance: float) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        object.__setattr__(self, "agent_id", agent_id)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "distance", distance)
+
 
 def nearest_first(o: Observation) -> tuple[float, int]:
     """The order of what a step observes: nearest first, ties by agent id."""
     return o.distance, o.agent_id
-
-
-# The records every agent-step and LLM call makes, built without the frozen `__init__`'s per-field lookups
-# (`metropolis.frozen`): the same instances as the classes' own constructors make.
-new_observation = builder(Observation)
-_new_state = builder(AgentState)
-_new_request = builder(LLMRequest)
-_new_call = builder(CallRecord)
 
 
 @mypyc_attr(native_class=False)  # mypyc compiles no subclass of a builtin exception but Exception
@@ -294,14 +292,18 @@ class StepContext:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         name = self._sim.agents[agent_id].name
-        request = _new_request(
-            agent=name,
-            agent_id=agent_id,
-            step=self.step,
-            function=function,
-            messages=tuple(messages),
-            **kwargs,
-        )
+        try:
+            request = LLMRequest(
+                agent=name,
+                agent_id=agent_id,
+                step=self.step,
+                function=function,
+                messages=tuple(messages),
+                **kwargs,
+            )
+        except TypeError as error:  # a keyword it has no field for: compiled, the error names no class
+            known = ", ".join(f.name for f in fields(LLMRequest))
+            raise TypeError(f"ctx.llm: {error} (LLMRequest's fields: {known})") from None
         member = self._member
         if member is None:
             response = await self._llm.complete(request)
@@ -314,7 +316,7 @@ class StepContext:
                 member.answered(request, response)
                 member.check()  # undone while it waited: unwind before agent code runs again
         self.calls.append(
-            _new_call(
+            CallRecord(
                 agent=agent_id,
                 name=name,
                 step=self.step,
@@ -332,7 +334,7 @@ class StepContext:
         return response
 
     def result(self) -> AgentState:
-        return _new_state(self._pos, self._action, tuple(self._events))
+        return AgentState(self._pos, self._action, tuple(self._events))
 
 
 picklable(Observation)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

@@ -27,7 +27,7 @@ import asyncio
 import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metropolis.kernel import Environment, Event
@@ -140,14 +140,18 @@ def request_key(request: LLMRequest) -> tuple[object, ...]:
     )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Journal:
     """One member's answered LLM calls across its runs: a restart takes an unchanged call's answer from here.
 
     Keys (`request_key`) are computed only once a restart put answers here: most members never restart, and
     their calls then cost no key at all."""
 
-    available: dict[tuple[object, ...], deque[LLMResponse]] = field(default_factory=dict)
+    available: dict[tuple[object, ...], deque[LLMResponse]]
+
+    def __init__(self, available: dict[tuple[object, ...], deque[LLMResponse]] | None = None) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        self.available = {} if available is None else available
 
     def take(self, request: LLMRequest) -> LLMResponse | None:
         if not self.available:
@@ -163,14 +167,27 @@ class Journal:
         return [r for answers in self.available.values() for r in answers]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class MemberRun:
     """One attempt at one member's step: what it touched and which answers it used."""
 
     unit: UnitRun
     index: int
-    stale: bool = False
-    used: list[tuple[LLMRequest, LLMResponse]] = field(default_factory=list)
+    stale: bool
+    used: list[tuple[LLMRequest, LLMResponse]]
+
+    def __init__(
+        self,
+        unit: UnitRun,
+        index: int,
+        stale: bool = False,
+        used: list[tuple[LLMRequest, LLMResponse]] | None = None,
+    ) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        self.unit = unit
+        self.index = index
+        self.stale = stale
+        self.used = [] if used is None else used
 
     def touch(self, other: int) -> None:
         """Called by `ctx.partner` before the partner is handed out."""
@@ -197,14 +214,23 @@ class MemberRun:
 StepRunner = Callable[[int, MemberRun | None], Coroutine[Any, Any, Any]]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class UnitStats:
     """What running members together cost: restarted runs, and answers of LLM calls no run used."""
 
-    restarts: int = 0
-    wasted_calls: int = 0
-    wasted_prompt_tokens: int = 0
-    wasted_output_tokens: int = 0
+    restarts: int
+    wasted_calls: int
+    wasted_prompt_tokens: int
+    wasted_output_tokens: int
+
+    def __init__(
+        self, restarts: int = 0, wasted_calls: int = 0, wasted_prompt_tokens: int = 0, wasted_output_tokens: int = 0
+    ) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        self.restarts = restarts
+        self.wasted_calls = wasted_calls
+        self.wasted_prompt_tokens = wasted_prompt_tokens
+        self.wasted_output_tokens = wasted_output_tokens
 
     def add(self, other: UnitStats) -> None:
         self.restarts += other.restarts

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
-from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first, new_observation
+from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first
 from metropolis.engine.members import KernelTasks, MemberRun, Tasks, UnitRun, UnitStats, run_alone
 from metropolis.engine.records import CallListener, Listener, Plan, StepRecord
 from metropolis.engine.snapshots import StepSnapshots
@@ -240,7 +240,7 @@ class Simulation(StepHost):
             state = states[other][step - base[other]]
             d = dist.between(pos, state.pos)
             if d <= radius:
-                found.append(new_observation(other, agents[other].name, state, d))
+                found.append(Observation(other, agents[other].name, state, d))
         if len(found) > 1:
             found.sort(key=nearest_first)
         return found

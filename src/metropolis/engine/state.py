@@ -17,13 +17,19 @@ from metropolis.scheduling.table import AgentView
 from metropolis.world.spatial import Pos
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class AgentState:
     """What other agents can observe of an agent at one step."""
 
     pos: Pos
-    action: str = ""
-    events: tuple[str, ...] = ()
+    action: str
+    events: tuple[str, ...]
+
+    def __init__(self, pos: Pos, action: str = "", events: tuple[str, ...] = ()) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "events", events)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # the Ray worker's ShippedStates

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from metropolis.compiled import picklable
@@ -20,7 +20,7 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class LLMRequest:
     """One LLM call of one agent at one step.
 
@@ -34,15 +34,44 @@ class LLMRequest:
     agent: str
     step: int
     function: str
-    messages: tuple[dict[str, str], ...] = ()
-    max_tokens: int = 128
-    temperature: float = 0.0
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
-    json_schema: dict[str, Any] | None = None
-    agent_id: int | None = None
-    hints: dict[str, Any] = field(default_factory=dict)
-    interactive: bool = False
+    messages: tuple[dict[str, str], ...]
+    max_tokens: int
+    temperature: float
+    prompt_tokens: int | None
+    output_tokens: int | None
+    json_schema: dict[str, Any] | None
+    agent_id: int | None
+    hints: dict[str, Any]
+    interactive: bool
+
+    def __init__(
+        self,
+        agent: str,
+        step: int,
+        function: str,
+        messages: tuple[dict[str, str], ...] = (),
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        prompt_tokens: int | None = None,
+        output_tokens: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        agent_id: int | None = None,
+        hints: dict[str, Any] | None = None,
+        interactive: bool = False,
+    ) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        object.__setattr__(self, "agent", agent)
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "messages", messages)
+        object.__setattr__(self, "max_tokens", max_tokens)
+        object.__setattr__(self, "temperature", temperature)
+        object.__setattr__(self, "prompt_tokens", prompt_tokens)
+        object.__setattr__(self, "output_tokens", output_tokens)
+        object.__setattr__(self, "json_schema", json_schema)
+        object.__setattr__(self, "agent_id", agent_id)
+        object.__setattr__(self, "hints", {} if hints is None else hints)
+        object.__setattr__(self, "interactive", interactive)
 
     @property
     def priority(self) -> int:
@@ -53,7 +82,7 @@ class LLMRequest:
         return "\n".join(m.get("content", "") for m in self.messages)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class LLMResponse:
     """What came back, with the token counts and its timeline on the runtime's own clock.
 
@@ -66,12 +95,35 @@ class LLMResponse:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    start: float = 0.0
-    end: float = 0.0
-    endpoint: str = ""
-    attempts: int = 1
-    admitted: float | None = None
-    first_token: float | None = None
+    start: float
+    end: float
+    endpoint: str
+    attempts: int
+    admitted: float | None
+    first_token: float | None
+
+    def __init__(
+        self,
+        text: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        start: float = 0.0,
+        end: float = 0.0,
+        endpoint: str = "",
+        attempts: int = 1,
+        admitted: float | None = None,
+        first_token: float | None = None,
+    ) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "prompt_tokens", prompt_tokens)
+        object.__setattr__(self, "completion_tokens", completion_tokens)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "endpoint", endpoint)
+        object.__setattr__(self, "attempts", attempts)
+        object.__setattr__(self, "admitted", admitted)
+        object.__setattr__(self, "first_token", first_token)
 
     @property
     def latency(self) -> float:

@@ -22,14 +22,11 @@ import itertools
 
 from mypy_extensions import mypyc_attr
 
-from metropolis.frozen import builder
 from metropolis.scheduling.base import INF, Scheduler
 from metropolis.scheduling.rules import block_radius
 from metropolis.scheduling.table import Status
 from metropolis.scheduling.unit import WorkUnit
 from metropolis.world.metrics import near_distance
-
-_new_unit = builder(WorkUnit)  # `WorkUnit(...)` without the frozen init's per-field lookups (metropolis.frozen)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -66,12 +63,12 @@ class MetropolisScheduler(Scheduler):
                 continue  # stale: dispatched with another seed's cluster, or blocked since
             if not coupled[seed]:  # most clusters are the seed alone: no walk
                 alone = (seed,)
-                return _new_unit(steps[seed], alone, alone)
+                return WorkUnit(steps[seed], alone, alone)
             cluster = self.cluster_of(seed)
             if any(blocked_by[a] for a in cluster):
                 continue  # the blocked member is pushed again when it is released
             members = tuple(cluster)
-            return _new_unit(steps[seed], members, members)
+            return WorkUnit(steps[seed], members, members)
         return None
 
     def wait_steps(self, agent: int) -> float:

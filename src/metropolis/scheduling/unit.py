@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from metropolis.compiled import picklable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class WorkUnit:
     """One cluster's step: `members` execute `step` one after another, in this order.
 
@@ -18,6 +18,12 @@ class WorkUnit:
     step: int
     members: tuple[int, ...]
     group: tuple[int, ...]
+
+    def __init__(self, step: int, members: tuple[int, ...], group: tuple[int, ...]) -> None:
+        # Written out: the dataclass's own `__init__` is a Python function even compiled, where these are C stores
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "group", group)
 
 
 picklable(WorkUnit)  # pickled and copied through its constructor, compiled (metropolis/compiled.py)

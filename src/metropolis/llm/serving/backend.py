@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import statistics
 
-from metropolis.frozen import builder
 from metropolis.kernel import Environment, Event
 from metropolis.llm.serving.cluster import Cluster
 from metropolis.llm.serving.job import Job
 from metropolis.llm.serving.responder import PlaceholderResponder, Responder, estimate_tokens
 from metropolis.llm.types import LLMRequest, LLMResponse
-
-_new_response = builder(LLMResponse)  # `LLMResponse(...)` without the frozen init's per-field lookups
 
 
 class VirtualLLM:
@@ -52,7 +49,7 @@ class VirtualLLM:
         await done
         assert job.arrival is not None and job.admitted is not None  # set by the replica
         assert job.first_token is not None and job.finished is not None and job.replica is not None
-        response = _new_response(
+        response = LLMResponse(
             text=reply.text,
             prompt_tokens=job.prompt_tokens,
             completion_tokens=job.output_tokens,
