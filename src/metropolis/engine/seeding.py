@@ -10,6 +10,7 @@ here, in this process; otherwise, without a compiled build, or with METROPOLIS_P
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 
@@ -22,16 +23,17 @@ CHECKED = ("0:0:0", "12345:999:86399", "", "é€𝄞 step", "x" * 300)
 def _built_in_c() -> Callable[[type[random.Random], str], random.Random] | None:
     if pure_requested():
         return None
-    try:
-        from metropolis.engine._seeding import seeded
+    try:  # by name: an extension with no Python source, which imports nothing of ours
+        seeded: Callable[[type[random.Random], str], random.Random] = importlib.import_module(
+            "metropolis.engine._seeding"
+        ).seeded
     except ImportError:  # a pure install, or a Python whose generator object has another layout
         return None
     for text in CHECKED:
         ours, theirs = seeded(random.Random, text), random.Random(text)
         if ours.getstate() != theirs.getstate() or ours.random() != theirs.random():
             return None
-    made: Callable[[type[random.Random], str], random.Random] = seeded
-    return made
+    return seeded
 
 
 _seeded = _built_in_c()

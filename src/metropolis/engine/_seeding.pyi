@@ -1,3 +1,0 @@
-import random
-
-def seeded(cls: type[random.Random], text: str, /) -> random.Random: ...
