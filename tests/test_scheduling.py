@@ -103,6 +103,17 @@ def test_complete_rejects_a_unit_that_was_not_running() -> None:
         sched.complete(unit, [(0, 1)])
 
 
+def test_complete_rejects_positions_or_promises_that_do_not_match_the_members() -> None:
+    sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (1, 1)], until=2)
+    [unit] = drain(sched)  # coupled: one unit of both
+    with pytest.raises(ValueError, match="unit of 2 agents completed with 1 positions"):
+        sched.complete(unit, [(0, 1)])
+    with pytest.raises(ValueError, match="unit of 2 agents completed with 3 promises to stand"):
+        sched.complete(unit, [(0, 1), (1, 1)], [None, None, None])
+    sched.complete(unit, [(0, 1), (2, 1)], [None, 1])
+    assert sched.table.pos == [(0, 1), (2, 1)] and sched.table.still_until == [0, 1]
+
+
 def test_gvt_and_done() -> None:
     sched = Dispatcher.of("metropolis", line_world(), [(0, 1), (50, 1)], until=1)
     a, b = drain(sched)

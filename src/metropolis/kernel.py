@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -37,7 +36,8 @@ class Event:
         self.triggered = True
         self.value = value
         env = self.env  # `env.schedule(0.0, self._fire)`, inlined: every process ends here
-        env._now_queue.append((next(env._seq), self._fire, ()))
+        env._seq = seq = env._seq + 1
+        env._now_queue.append((seq, self._fire, ()))
         return self
 
     def fail(self, error: BaseException) -> Event:
@@ -88,7 +88,8 @@ class Process(Event):
     def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
         super().__init__(env)
         self._coro = coro
-        env._now_queue.append((next(env._seq), self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
+        env._seq = seq = env._seq + 1
+        env._now_queue.append((seq, self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
 
     def _resume(self, event: Event | None) -> None:
         coro = self._coro
@@ -126,13 +127,17 @@ class Environment:
         self.now = start
         self._heap: list[tuple[float, int, Callable[..., object], tuple[Any, ...]]] = []
         self._now_queue: deque[tuple[int, Callable[..., object], tuple[Any, ...]]] = deque()
-        self._seq = itertools.count()
+        # The last sequence id given out: a plain int, since compiled, `next()` on a counter is a call through
+        # Python's builtins, and every scheduled callback takes one.
+        self._seq = -1
 
     def schedule(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
         if delay == 0:
-            self._now_queue.append((next(self._seq), fn, args))
+            self._seq = seq = self._seq + 1
+            self._now_queue.append((seq, fn, args))
         elif delay > 0:
-            heapq.heappush(self._heap, (self.now + delay, next(self._seq), fn, args))
+            self._seq = seq = self._seq + 1
+            heapq.heappush(self._heap, (self.now + delay, seq, fn, args))
         else:
             raise ValueError(f"cannot schedule into the past (delay {delay})")
 

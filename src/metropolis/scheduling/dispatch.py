@@ -57,15 +57,15 @@ class Dispatcher:
     ) -> None:
         """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order, and
         `still_until` the steps through which they promised to stand there (None: no promise)."""
-        if len(positions) != len(unit.members):
-            raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
-        advance, step = self.table.advance, unit.step
-        if still_until is None:
-            for agent, new in zip(unit.members, positions, strict=True):
-                advance(agent, step, new)
-        else:
-            for agent, new, still in zip(unit.members, positions, still_until, strict=True):
-                advance(agent, step, new, still)
+        members, step = unit.members, unit.step
+        if len(positions) != len(members):
+            raise ValueError(f"unit of {len(members)} agents completed with {len(positions)} positions")
+        if still_until is not None and len(still_until) != len(members):
+            raise ValueError(f"unit of {len(members)} agents completed with {len(still_until)} promises to stand")
+        # Indexed rather than zipped: compiled, `zip(..., strict=True)` is a call through Python.
+        table = self.table
+        for i in range(len(members)):
+            table.advance(members[i], step, positions[i], None if still_until is None else still_until[i])
         for obs in self.observers:
             obs.on_commit(unit)
         self.policy.complete(unit)

@@ -18,7 +18,6 @@ no further spatial query.
 from __future__ import annotations
 
 import heapq
-import itertools
 
 from mypy_extensions import mypyc_attr
 
@@ -41,7 +40,7 @@ class MetropolisScheduler(Scheduler):
         self.blocks: list[set[int]] = [set() for _ in range(n)]
         self.coupled: list[set[int]] = [set() for _ in range(n)]
         self._heap: list[tuple[int, int, int]] = []
-        self._seq = itertools.count()
+        self._seq = -1  # the last tie-breaker given out (an int: `next()` on a counter is a Python call compiled)
         # Every pair measured here was found by the table's index (blockers stay in the scanning agent's
         # neighbourhood): the metric's cheaper equal for such pairs, where it has one.
         self._dist = near_distance(self.metric)
@@ -52,7 +51,8 @@ class MetropolisScheduler(Scheduler):
 
     def _push(self, agent: int) -> None:
         key = self.table.step[agent] if self.priority else 0
-        heapq.heappush(self._heap, (key, next(self._seq), agent))
+        self._seq = seq = self._seq + 1
+        heapq.heappush(self._heap, (key, seq, agent))
 
     def pop_ready(self) -> WorkUnit | None:
         heap, status, steps, blocked_by = self._heap, self.table.status, self.table.step, self.blocked_by

@@ -76,7 +76,7 @@ class TileDistance(NearDistance):
     def between(self, a: Pos, b: Pos) -> float:
         dx = a[0] - b[0]
         dy = a[1] - b[1]
-        return math.sqrt(dx * dx + dy * dy)
+        return math.sqrt(float(dx * dx + dy * dy))  # a float: compiled, `math.sqrt` of an int is a Python call
 
 
 def near_distance(metric: Metric) -> NearDistance:

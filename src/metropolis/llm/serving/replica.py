@@ -174,7 +174,11 @@ class Replica:
         prefill = self._admit(self.config.max_batched_tokens - batch)
         if prefill:
             now = self.env.now
-            stall = max(0.0, max(j.state_at for j in self._prefilling) - now)  # blocking demand loads
+            ready = now  # when the last blocking demand load is in (compiled, `max` over a generator is Python's)
+            for j in self._prefilling:
+                if j.state_at > ready:
+                    ready = j.state_at
+            stall = ready - now
             self._start_segment(1, batch, kv0, prefill, stall + self.cost.iteration(prefill, batch, kv0))
         elif batch:
             k = self._running[0][0] - self._count
