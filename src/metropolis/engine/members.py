@@ -24,7 +24,6 @@ the members, which then must not await anything but each other.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
@@ -83,21 +82,22 @@ class KernelTasks:
     def gather(self, coros: list[Coroutine[Any, Any, Any]]) -> Event:
         done = self.env.event()
         results: list[Any] = [None] * len(coros)
-        left = [len(coros)]
+        index: dict[Event, int] = {}  # each member's process -> its place (one callback for all, no partials)
 
-        def finished(i: int, ev: Event) -> None:
+        def finished(ev: Event) -> None:
             if done.triggered:
                 return
             if not ev.ok:
                 done.fail(ev.value)
                 return
-            results[i] = ev.value
-            left[0] -= 1
-            if left[0] == 0:
+            results[index.pop(ev)] = ev.value
+            if not index:
                 done.succeed(results)
 
         for i, coro in enumerate(coros):
-            self.env.process(coro).callbacks.append(functools.partial(finished, i))
+            process = self.env.process(coro)
+            index[process] = i
+            process.callbacks.append(finished)
         return done
 
 
@@ -289,7 +289,8 @@ class UnitRun:
     # -- the rule ---------------------------------------------------------------------------------------------
 
     def is_head(self, k: int) -> bool:
-        return all(self.done[:k])
+        done = self.done  # over a generator, which mypyc compiles to a loop (`all` of a slice is a Python call)
+        return all(done[j] for j in range(k))
 
     def touch(self, k: int, other: int) -> None:
         """Member k touches agent `other` of the unit: allowed only as the head; a later member is undone."""

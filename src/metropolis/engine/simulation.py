@@ -77,6 +77,8 @@ class Simulation(StepHost):
             self.scheduler = make_scheduler(scheduler, world, self.table, priority=priority)
         else:
             self.scheduler = scheduler(world, self.table)
+        # Read once: a policy's class constant is a lookup through Python compiled, and observing asks it each time.
+        self._replays_recorded = self.scheduler.replays_recorded
         self.speculation: Speculation | None = None  # set when the policy runs units ahead of their blockers
         if isinstance(self.scheduler, SpeculativeScheduler):
             self.speculation = Speculation(self, self.scheduler)
@@ -156,13 +158,13 @@ class Simulation(StepHost):
             self.commit_now(unit, results)
 
     def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None:
-        commit, listeners, call_listeners = self.store.commit, self.listeners, self.call_listeners
+        store, listeners, call_listeners = self.store, self.listeners, self.call_listeners
         step = unit.step
         positions, promises = [], []
         snapshots = self.snapshots
         for ctx, start, end in results:
             state = ctx.result()
-            commit(ctx.agent_id, step, state)
+            store.commit(ctx.agent_id, step, state)
             if snapshots is not None:
                 snapshots.arrived(ctx.agent_id, step + 1, state)
             positions.append(state.pos)
@@ -221,7 +223,7 @@ class Simulation(StepHost):
         radius widened by that, each candidate is checked at its position as of `step`, and agents behind are
         checked to be still too far to matter.
         """
-        if self.scheduler.replays_recorded:
+        if self._replays_recorded:
             raise RuntimeError(
                 f"agent {self.agents[me].name} observed under the {self.scheduler.name} policy, which orders a "
                 "recorded run's steps by the dependencies recorded then: live agents that observe need serial, "

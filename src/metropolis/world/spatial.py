@@ -120,11 +120,11 @@ class GridIndex(SpatialIndex):
             lo, hi, mask = x0 * stride + y0, x1 * stride + y1, stride - 1
             return [key for c, bucket in cells.items() if lo <= c <= hi and y0 <= c & mask <= y1 for key in bucket]
         out: list[int] = []
-        get, stride = cells.get, self.STRIDE
+        stride = self.STRIDE
         for cx in range(x0, x1 + 1):
             base = cx * stride
             for c in range(base + y0, base + y1 + 1):
-                found = get(c)
+                found = cells.get(c)  # compiled, a bound `get` would be called through Python
                 if found:
                     out.extend(found)
         return out
