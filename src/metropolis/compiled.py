@@ -127,10 +127,9 @@ def stale(package: Path = PACKAGE) -> list[str]:
         return []
     manifest = package / MANIFEST.name
     recorded: dict[str, str] = json.loads(manifest.read_text()) if manifest.exists() else {}
+    sources = {name: source_of(package, name) for name in built}
     return sorted(
-        name
-        for name in built
-        if not source_of(package, name).exists() or recorded.get(name) != source_hash(source_of(package, name))
+        name for name, source in sources.items() if not source.exists() or recorded.get(name) != source_hash(source)
     )
 
 

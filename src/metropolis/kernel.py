@@ -36,8 +36,7 @@ class Event:
         self.triggered = True
         self.value = value
         env = self.env  # `env.schedule(0.0, self._fire)`, inlined: every process ends here
-        env._seq = seq = env._seq + 1
-        env._now_queue.append((seq, self._fire, ()))
+        env._now_queue.append((env._next_seq(), self._fire, ()))
         return self
 
     def fail(self, error: BaseException) -> Event:
@@ -88,8 +87,7 @@ class Process(Event):
     def __init__(self, env: Environment, coro: Coroutine[Any, Any, Any]) -> None:
         super().__init__(env)
         self._coro = coro
-        env._seq = seq = env._seq + 1
-        env._now_queue.append((seq, self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
+        env._now_queue.append((env._next_seq(), self._resume, (None,)))  # `env.schedule(0.0, ...)`, inlined
 
     def _resume(self, event: Event | None) -> None:
         coro = self._coro
@@ -131,13 +129,15 @@ class Environment:
         # Python's builtins, and every scheduled callback takes one.
         self._seq = -1
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
     def schedule(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
         if delay == 0:
-            self._seq = seq = self._seq + 1
-            self._now_queue.append((seq, fn, args))
+            self._now_queue.append((self._next_seq(), fn, args))
         elif delay > 0:
-            self._seq = seq = self._seq + 1
-            heapq.heappush(self._heap, (self.now + delay, seq, fn, args))
+            heapq.heappush(self._heap, (self.now + delay, self._next_seq(), fn, args))
         else:
             raise ValueError(f"cannot schedule into the past (delay {delay})")
 

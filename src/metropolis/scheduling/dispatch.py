@@ -57,6 +57,13 @@ class Dispatcher:
     ) -> None:
         """The members of `unit` committed `unit.step`; `positions` are their new positions, in member order, and
         `still_until` the steps through which they promised to stand there (None: no promise)."""
+        self._advance(unit, positions, still_until)
+        for obs in self.observers:
+            obs.on_commit(unit)
+        self.policy.complete(unit)
+
+    def _advance(self, unit: WorkUnit, positions: Sequence[Pos], still_until: Sequence[int | None] | None) -> None:
+        """Move the unit's members one step on in the table: the first half of every dispatcher's commit."""
         members, step = unit.members, unit.step
         if len(positions) != len(members):
             raise ValueError(f"unit of {len(members)} agents completed with {len(positions)} positions")
@@ -66,9 +73,6 @@ class Dispatcher:
         table = self.table
         for i in range(len(members)):
             table.advance(members[i], step, positions[i], None if still_until is None else still_until[i])
-        for obs in self.observers:
-            obs.on_commit(unit)
-        self.policy.complete(unit)
 
     def done(self) -> bool:
         return self.table.done()

@@ -60,11 +60,7 @@ class SpeculativeDispatcher(Dispatcher):
     def complete(
         self, unit: WorkUnit, positions: Sequence[Pos], still_until: Sequence[int | None] | None = None
     ) -> None:
-        if len(positions) != len(unit.members):
-            raise ValueError(f"unit of {len(unit.members)} agents completed with {len(positions)} positions")
-        promises = still_until if still_until is not None else [None] * len(positions)
-        for agent, new, still in zip(unit.members, positions, promises, strict=True):
-            self.table.advance(agent, unit.step, new, still)
+        self._advance(unit, positions, still_until)
         for undone in self.policy.conflicts(unit):
             self.abort(undone)
         for obs in self.observers:
