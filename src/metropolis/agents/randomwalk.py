@@ -68,20 +68,21 @@ class RandomWalker(Agent):
                 output_tokens=cfg.output_tokens,
                 max_tokens=cfg.output_tokens,
             )
-        if seen and rng.random() < cfg.talk_prob:
-            other = rng.choice(seen)
+        other = rng.choice(seen) if seen and rng.random() < cfg.talk_prob else None
+        if other is not None:
             partner = ctx.partner(other.agent_id)
             partner.inbox.append(f"{self.name}@{ctx.step}")  # type: ignore[attr-defined]
             ctx.say(f"{self.name} greets {other.name}")
-            if cfg.call_prob:
-                await ctx.llm_for(
-                    other.agent_id,
-                    "reply",
-                    f"{other.name} answers {self.name}.",
-                    prompt_tokens=cfg.prompt_tokens,
-                    output_tokens=cfg.output_tokens,
-                    max_tokens=cfg.output_tokens,
-                )
+        ctx.no_more_partners()  # whom it talks with is decided: the agents near it need not wait for the reply
+        if other is not None and cfg.call_prob:
+            await ctx.llm_for(
+                other.agent_id,
+                "reply",
+                f"{other.name} answers {self.name}.",
+                prompt_tokens=cfg.prompt_tokens,
+                output_tokens=cfg.output_tokens,
+                max_tokens=cfg.output_tokens,
+            )
         if ctx.step + 1 <= self.resting_until:
             return  # promised to stay
         if cfg.rest_prob and rng.random() < cfg.rest_prob:

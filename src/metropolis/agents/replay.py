@@ -99,6 +99,7 @@ class ReplayAgent(Agent):
         s = ctx.step
         for p in self.partners.get(s, ()):
             ctx.partner(p)
+        ctx.no_more_partners()  # its conversations start first: the rest of the step touches nobody
         plans = self.plans.get(s)
         for k, (speaker, function, prompt, output) in enumerate(self.calls.get(s, ())):
             text = filler_text(prompt) if self.send_text else ()

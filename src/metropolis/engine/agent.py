@@ -131,6 +131,15 @@ class StepHost(ABC):
     @abstractmethod
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
+    def touch_apart(self, agent: int, other: int) -> None:
+        """`agent`'s step touches `other`, an agent outside its unit: where the two run apart on a bet that they
+        would not (the `speculative` policy's `apart`), undo that bet here by raising; else do nothing."""
+        return None
+
+    def partners_closed(self, agent: int) -> None:
+        """`agent`'s step will touch no other agent (`StepContext.no_more_partners`)."""
+        return None
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class StepContext:
@@ -138,6 +147,7 @@ class StepContext:
 
     __slots__ = (
         "_action",
+        "_closed",
         "_events",
         "_llm",
         "_member",
@@ -177,6 +187,7 @@ class StepContext:
         self._pos = self.state.pos
         self._action = self.state.action
         self._events: list[str] = []
+        self._closed = False  # said it touches no other agent more (`no_more_partners`)
         self.observed: set[int] = set()
         self.partners: set[int] = set()
         self.calls: list[CallRecord] = []
@@ -231,7 +242,14 @@ class StepContext:
         """The agent `other`, to read or write its private state (a conversation); only agents of this agent's
         cluster qualify. When the cluster's members run together, this is where they are put in the serial order
         (engine/members.py): the step may be restarted here, and a later partner restarted after it."""
+        if self._closed:
+            raise InteractionError(
+                f"{self.agent.name} at step {self.step} cannot interact with agent {other}: it said it would touch no "
+                "other agent at this step (ctx.no_more_partners)"
+            )
         if other == self.agent_id or other not in self.group:
+            if other != self.agent_id:
+                self._sim.touch_apart(self.agent_id, other)  # raises where the two run apart on a bet
             raise InteractionError(
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
                 f"cluster {sorted(set(self.group) - {self.agent_id})} can be written into"
@@ -245,6 +263,14 @@ class StepContext:
             self._member.touch(other)  # may wait: restarts this step if an earlier member has not finished
         self.partners.add(other)
         return self._sim.agents[other]
+
+    def no_more_partners(self) -> None:
+        """Say that this step touches no other agent from here on (`partner` refuses then): an agent that decides
+        early whom it talks with lets the agents coupled with it commit without waiting for its step to end (the
+        `speculative` policy runs them apart). Optional; saying it twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            self._sim.partners_closed(self.agent_id)
 
     def _in_sight(self, other: int) -> bool:
         """Whether `other` stands within R as of this step (without counting it as observed)."""

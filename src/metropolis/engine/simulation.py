@@ -215,6 +215,14 @@ class Simulation(StepHost):
 
     # -- queries agents make through their context ------------------------------------------------------------
 
+    def touch_apart(self, agent: int, other: int) -> None:
+        if self.speculation is not None:
+            self.speculation.touch_apart(agent, other)
+
+    def partners_closed(self, agent: int) -> None:
+        if self.speculation is not None:
+            self.speculation.closed(agent)
+
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]:
         """Agents within `radius` of `pos` as of `step`.
 

@@ -15,6 +15,12 @@ calls cancelled (engine/cancellable.py) and unwind at their next await, before a
 of them have unwound, each agent's private state is restored to what it was before the first undone step it ran,
 and the dispatcher releases them. A speculative unit runs its members as any unit does (together, engine/members.py),
 and a unit's run ends only once every member has stopped, so an undone unit has no member still running on its own.
+
+Runs apart (the policy's `apart`: a cluster's agents run as separate units, betting none touches another): a step
+that touches an agent of its cluster running apart (`touch_apart`, asked by `ctx.partner` before anything is
+written) undoes the cluster's runs, its own included, by raising `Rollback` there. A step that says it will touch
+nobody more (`ctx.no_more_partners`) may make its cluster's held runs final before it ends: the runtime's `wake`,
+if it lent one, commits them as soon as the step yields (never inside agent code).
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ class SpeculationHost(Protocol):
     def neighbors_at(self, me: int, step: int, pos: Pos, radius: float) -> list[Observation]: ...
 
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
+
+    def touch_apart(self, agent: int, other: int) -> None: ...
+
+    def partners_closed(self, agent: int) -> None: ...
 
     def commit_now(self, unit: WorkUnit, results: list[StepResult]) -> None: ...
 
@@ -135,6 +145,12 @@ class Overlay(StepHost):
     def publish_plan(self, agent: int, plan: Plan) -> None:
         self._sim.publish_plan(agent, plan)
 
+    def touch_apart(self, agent: int, other: int) -> None:
+        self._sim.touch_apart(agent, other)
+
+    def partners_closed(self, agent: int) -> None:
+        self._sim.partners_closed(agent)
+
 
 class Speculation:
     """Buffers, validates and undoes the speculative units of one simulation (module docstring)."""
@@ -149,6 +165,8 @@ class Speculation:
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
         self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
         self._unwinding: list[Undo] = []  # undos waiting for runs in flight to unwind
+        # Asks the runtime to call `settle` soon, outside agent code (None: held runs settle when a unit ends).
+        self.wake: Callable[[], None] | None = None
 
     # -- what the simulation asks -----------------------------------------------------------------------------
 
@@ -168,6 +186,23 @@ class Speculation:
             return False
         run.plans.append((agent, plan))
         return True
+
+    def touch_apart(self, agent: int, other: int) -> None:
+        """`agent`'s step touches `other`, outside its unit: if both run apart in one cluster, the bet is lost,
+        and every run of the cluster is undone, this one by the `Rollback` raised here."""
+        if agent in self._running and self.policy.touches_apart(agent, other):
+            for unit in self.policy.rejoin(agent, other):
+                self.dispatcher.abort(unit)
+            raise Rollback()
+
+    def closed(self, agent: int) -> None:
+        """`agent`'s step will touch nobody more: held runs of its cluster may settle (`wake`)."""
+        if agent in self._running and self.policy.said(agent) and self.wake is not None:
+            self.wake()
+
+    def settle(self) -> None:
+        """Commit the held runs that settled since a unit last ended (the runtime calls it after `wake`)."""
+        self._settle()
 
     async def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None
@@ -207,13 +242,16 @@ class Speculation:
             assert run.undo is not None
             run.undo.pending -= 1
             self._finish_undo(run.undo)
-        elif self.policy.settled(unit):
-            del self._runs[unit]
-            self._commit(unit, results, run)
         else:
-            self._hold(run, results)
-            if run.error is None:
-                self.policy.offer_chain(unit.members, unit.step + 1, [ctx.pos for ctx, _, _ in results])
+            for a in unit.members:
+                self.policy.said(a)  # it ended: it touches nobody more
+            if self.policy.settled(unit):
+                del self._runs[unit]
+                self._commit(unit, results, run)
+            else:
+                self._hold(run, results)
+                if run.error is None:
+                    self.policy.offer_chain(unit.members, unit.step + 1, [ctx.pos for ctx, _, _ in results])
         self._settle()
 
     # -- what the dispatcher tells --------------------------------------------------------------------------

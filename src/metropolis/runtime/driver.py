@@ -57,6 +57,9 @@ class Driver(ABC):
         sim.call_listeners.append(self.accounting)
         self._wall0 = time.perf_counter()
         self._t0 = clock()
+        self._woken = False  # a settle is asked for (`_wake`)
+        if sim.speculation is not None:
+            sim.speculation.wake = self._wake
 
     # -- what a runtime supplies ------------------------------------------------------------------------------
 
@@ -67,6 +70,10 @@ class Driver(ABC):
     @abstractmethod
     def _end(self) -> None:
         """The run is over (finished, or `error` is set): stop waiting, and stop whatever still runs."""
+
+    @abstractmethod
+    def _soon(self, fn: Callable[[], None]) -> None:
+        """Call `fn` as soon as the agent code running now yields (at the same time, virtually)."""
 
     def _execute(self, unit: WorkUnit) -> Coroutine[Any, Any, list[StepResult]]:
         """The coroutine that runs a unit: here, in this process (the Ray runtime sends it to a worker)."""
@@ -108,6 +115,25 @@ class Driver(ABC):
             return
         if self._progress is not None:
             self._progress(len(unit.members))
+        self._launch()
+
+    def _wake(self) -> None:
+        """Speculation's held runs may have settled inside a step (`Speculation.wake`): commit them soon."""
+        if not self._woken:
+            self._woken = True
+            self._soon(self._settle)
+
+    def _settle(self) -> None:
+        self._woken = False
+        speculation = self.sim.speculation
+        if self.error is not None or speculation is None:
+            return
+        try:
+            speculation.settle()
+        except BaseException as commit_error:  # as in `_finished`: the run stops, the error surfaces
+            self.error = commit_error
+            self._end()
+            return
         self._launch()
 
     def deadlock(self) -> RuntimeError:

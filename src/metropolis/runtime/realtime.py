@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from metropolis.engine.members import AsyncioTasks
@@ -52,6 +52,9 @@ class AsyncioRuntime(Driver):
             self._finished(unit, error, None if error is not None else t.result())
 
         task.add_done_callback(finished)
+
+    def _soon(self, fn: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_soon(fn)
 
     def _end(self) -> None:
         if self._over is not None and not self._over.done():

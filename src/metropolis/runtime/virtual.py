@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from metropolis.engine.members import KernelTasks
@@ -42,6 +42,9 @@ class VirtualRuntime(Driver):
                 self._finished(unit, ev.value, None)
 
         self.env.process(coro).callbacks.append(finished)
+
+    def _soon(self, fn: Callable[[], None]) -> None:
+        self.env.schedule(0.0, fn)
 
     def _end(self) -> None:
         if self.error is not None:

@@ -64,12 +64,20 @@ class MetropolisScheduler(Scheduler):
             if not coupled[seed]:  # most clusters are the seed alone: no walk
                 alone = (seed,)
                 return WorkUnit(steps[seed], alone, alone)
-            cluster = self.cluster_of(seed)
-            if any(blocked_by[a] for a in cluster):
-                continue  # the blocked member is pushed again when it is released
-            members = tuple(cluster)
-            return WorkUnit(steps[seed], members, members)
+            unit = self._cluster_unit(seed, self.cluster_of(seed))
+            if unit is None:
+                continue
+            return unit
         return None
+
+    def _cluster_unit(self, seed: int, cluster: list[int]) -> WorkUnit | None:
+        """The unit `seed`, ready, runs in with its coupled partners: their whole cluster, unless a member is
+        blocked (None: the blocked member is pushed again when it is released)."""
+        blocked_by = self.blocked_by
+        if any(blocked_by[a] for a in cluster):
+            return None
+        members = tuple(cluster)
+        return WorkUnit(self.table.step[seed], members, members)
 
     def wait_steps(self, agent: int) -> float:
         """Ready or running: 0; blocked behind agents k steps back: k.

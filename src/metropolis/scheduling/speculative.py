@@ -38,6 +38,18 @@ order, so only the writes of a conversation need one unit. Two agents that both 
 (`Routes.talks_in_sight`) are coupled only within R, and a blocker of that kind matters only within R: by its route,
 by the metropolis bound itself (walking its fastest), by a bet's guess and by its validation.
 
+Apart (`window.apart`): a bet on the answer, not on a blocker. Two coupled agents are one unit because either may
+touch the other (`ctx.partner`: a conversation), yet almost no step does. So a cluster's agents run as separate
+units of one agent each, each as soon as its own blockers allow, betting that none touches another. A run apart is
+held until its cluster is final: every agent coupled with it, transitively, runs apart too, is released by its
+blockers (no newcomer can join the cluster any more), and has said it will touch nobody more at the step
+(`ctx.no_more_partners`, or its run ended). Then no agent of the cluster can write into another, every run read only
+the step's snapshot and its own state, and each is what `serial` would do. A touch between runs apart undoes every
+run of the cluster (the engine raises it where the step touches, before anything is written), and the cluster runs
+again as one unit at that step (`rejoin`). A cluster's agents commit one by one, so an agent may stand a step ahead
+of a coupled one within R: the commit invariant of the checker no longer holds (it is not claimed), while the
+agent's next step is still blocked by the one behind it.
+
 The window bounds the bet: a speculative unit is at most `depth` steps ahead of GVT, at most `share` of the running
 units are speculative, and when the tokens of undone runs exceed `budget` of all tokens the depth halves (and grows
 back by one per validated unit while the share stays under half the budget).
@@ -77,8 +89,9 @@ class SpeculativeScheduler(MetropolisScheduler):
     ) -> None:
         self.window = window if window is not None else Window()
         self.routes = routes
-        if routes is not None:
-            self.keeps_invariant = False  # type: ignore[misc]  # the checker's rules know no routes (docstring)
+        if routes is not None or self.window.apart:
+            # the checker's rules know no routes, and coupled agents run apart commit one by one (docstring)
+            self.keeps_invariant = False  # type: ignore[misc]
         self.proven = 0  # blockers dropped on the strength of their routes
         self.decoupled = 0  # coupling edges dropped: one end alone (`Route.alone`), or both in sight beyond R
         self.quieted = 0  # of those, edges dropped only because both ends said they will not talk (`quiet_with`)
@@ -123,13 +136,19 @@ class SpeculativeScheduler(MetropolisScheduler):
         self._seen = list(self.table.pos)  # agent -> its position when `_moved_at` was last looked at
         routes = self.routes
         self._in_sight = [routes is not None and routes.talks_in_sight(a) for a in range(self.n)]
+        self._apart: dict[int, WorkUnit] = {}  # agent -> its run apart from its coupled agents (`Apart`, docstring)
+        self._said: set[int] = set()  # agents running apart that will touch nobody more at their step
+        # agent -> (step, the agents it runs with there, apart from the rest of its cluster): joined by `rejoin`
+        self._parts: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self.apart = 0  # units run apart from coupled agents
+        self.rejoined = 0  # clusters run apart that were undone and joined again: one touched another
         super()._start()
 
     # -- dispatch ---------------------------------------------------------------------------------------------
 
     def pop_ready(self) -> WorkUnit | None:
         unit = super().pop_ready()
-        if unit is not None and self._kept_at:
+        if unit is not None and self._kept_at and unit not in self._speculative:
             kept_at = self._kept_at
             if any(kept_at.get(m) == unit.step for m in unit.members):
                 self._promised.add(unit)
@@ -141,6 +160,75 @@ class SpeculativeScheduler(MetropolisScheduler):
         if unit is not None:
             self._running += 1
         return unit
+
+    def _cluster_unit(self, seed: int, cluster: list[int]) -> WorkUnit | None:
+        """`seed` runs apart from the rest of its cluster where the cluster does (`_runs_apart`), with the agents
+        it was joined with at this step (its part, `rejoin`), once none of them is blocked; else with the cluster."""
+        step = self.table.step[seed]
+        if len(cluster) > 1 and self._runs_apart(cluster):
+            part = self._part_of(seed, step)
+            blocked_by = self.blocked_by
+            if len(part) > 1 and any(blocked_by[m] for m in part):
+                return None  # the blocked one is pushed again when it is released
+            return self._run_apart(part, cluster)
+        return super()._cluster_unit(seed, cluster)
+
+    def _runs_apart(self, cluster: list[int]) -> bool:
+        """Whether the agents of `cluster` run apart: all of them once one does, and otherwise while bets are on."""
+        apart = self._apart
+        return any(m in apart for m in cluster) or (self.depth > 0 and bool(self.window.apart))
+
+    def _part_of(self, agent: int, step: int) -> tuple[int, ...]:
+        """The agents `agent` runs with, apart from the rest of its cluster at `step`: itself, or those it was
+        joined with there (`rejoin`)."""
+        part = self._parts.get(agent)
+        return part[1] if part is not None and part[0] == step else (agent,)
+
+    def _run_apart(self, part: tuple[int, ...], cluster: list[int]) -> WorkUnit:
+        """Dispatch `part` apart from the rest of `cluster`. The ready agents of the rest are pushed again: one may
+        have been dropped when the cluster ran whole and a member was blocked (the policy stopped betting)."""
+        status, blocked_by, apart = self.table.status, self.blocked_by, self._apart
+        for m in cluster:
+            if m not in part and m not in apart and status[m] is Status.WAITING and not blocked_by[m]:
+                self._push(m)
+        unit = WorkUnit(self.table.step[part[0]], part, part)
+        self._speculative.add(unit)
+        for m in part:
+            self._spec_of[m] = unit
+            apart[m] = unit
+        self.apart += 1
+        return unit
+
+    def touches_apart(self, agent: int, other: int) -> bool:
+        """Whether `agent`, running apart, touches `other` of its own cluster (outside its unit): the bet is lost
+        (`rejoin`)."""
+        return agent in self._apart and other != agent and other in self.cluster_of(agent)
+
+    def rejoin(self, agent: int, other: int) -> list[WorkUnit]:
+        """`agent`, running apart, touched `other` of its cluster: their parts run as one unit at this step, apart
+        from the rest still. The dispatcher aborts the units returned (the two parts' runs) and the engine undoes
+        them; the rest of the cluster read neither, so their runs stand."""
+        step, apart = self.table.step[agent], self._apart
+        joined = tuple(sorted({*self._part_of(agent, step), *self._part_of(other, step)}))
+        for m in joined:
+            self._parts[m] = (step, joined)
+        self.rejoined += 1
+        return list(dict.fromkeys(apart[m] for m in joined if m in apart))
+
+    def said(self, agent: int) -> bool:
+        """`agent`, running apart, will touch nobody more at its step (it said so, or its run ended): its
+        cluster's held runs may be final now (`settled`), and are looked at again. False: it does not run apart."""
+        if agent not in self._apart:
+            return False
+        self._said.add(agent)
+        self._released.append(agent)
+        return True
+
+    def _final_apart(self, agent: int) -> bool:
+        """Whether the cluster `agent` runs apart in is final: every agent of it runs apart, released by its
+        blockers, and will touch nobody more (module docstring)."""
+        apart, said, blocked_by = self._apart, self._said, self.blocked_by
+        return all(m in apart and m in said and not blocked_by[m] for m in self.cluster_of(agent))
 
     def is_speculative(self, unit: WorkUnit) -> bool:
         """Whether the unit's dispatch is hidden from the observers: a bet, or a unit its blockers' routes freed
@@ -183,11 +271,17 @@ class SpeculativeScheduler(MetropolisScheduler):
             for seed in sorted(agents):
                 if self._still_refused(tried.get(seed), step):
                     continue
-                members = tuple(self.cluster_of(seed))
+                cluster = self.cluster_of(seed)
+                apart = len(cluster) > 1 and self._runs_apart(cluster)
+                members = self._part_of(seed, step) if apart else tuple(cluster)
                 culprit = next((c for m in members if (c := self._guess_refusal(m, step)) is not None), None)
                 if culprit is not None:
                     tried[seed] = self._refusal(step, culprit)
                     continue
+                if apart:
+                    self.dispatched_speculatively += 1
+                    agents.difference_update(members)
+                    return self._run_apart(members, cluster)
                 unit = WorkUnit(step, members, members)
                 self._speculative.add(unit)
                 self._spec_of.update((m, unit) for m in members)
@@ -446,6 +540,8 @@ class SpeculativeScheduler(MetropolisScheduler):
                 if status[b] is not Status.WAITING:
                     return joined, b
                 for c in self.cluster_of(b):
+                    if c in self._apart:
+                        return joined, c  # its cluster runs apart: it is not taken into a chained unit whole
                     if c not in seen:
                         seen.add(c)
                         joined.append(c)
@@ -528,7 +624,10 @@ class SpeculativeScheduler(MetropolisScheduler):
     def settled(self, unit: WorkUnit) -> bool:
         """A speculative unit none of whose members is blocked any more: its run is what `serial` would do (a
         chained unit is not settled before it is adopted)."""
-        return unit not in self._chained and not any(self.blocked_by[m] for m in unit.members)
+        if unit in self._chained or any(self.blocked_by[m] for m in unit.members):
+            return False
+        first = unit.members[0]
+        return self._apart.get(first) is not unit or self._final_apart(first)
 
     def chained_on(self, agent: int) -> WorkUnit | None:
         """The step chained on `agent`'s step that just committed, if any."""
@@ -616,7 +715,11 @@ class SpeculativeScheduler(MetropolisScheduler):
             self._drop_offer(m)
         for m in joined:
             del self._spec_of[m]
-            self.coupled[m].clear()
+            if self._apart.get(m) is unit:  # it stays coupled with its cluster, which runs apart still
+                del self._apart[m]
+                self._said.discard(m)
+            else:
+                self.coupled[m].clear()
         for m in joined:
             self._scan(m)
         for m in unit.members:
@@ -656,6 +759,17 @@ class SpeculativeScheduler(MetropolisScheduler):
             offer = self._offers.get(m)
             if offer is not None and offer[0] <= self.table.step[m]:
                 self._drop_offer(m)  # never taken: the agent runs that step the ordinary way
+        apart, coupled, parts = self._apart, self.coupled, self._parts
+        for m in unit.members:
+            part = parts.get(m)
+            if part is not None and part[0] == unit.step:
+                del parts[m]
+            if apart.get(m) is unit:  # its cluster's runs commit one by one: it leaves them (they are final)
+                del apart[m]
+                self._said.discard(m)
+                for b in coupled[m]:
+                    coupled[b].discard(m)
+                    self._released.append(b)
         blocks = self.blocks
         watch = [a for j in unit.members for a in blocks[j] if a in spec_of] if spec_of else []
         super().complete(unit)
@@ -689,8 +803,12 @@ class SpeculativeScheduler(MetropolisScheduler):
                     self._released.append(a)
 
     def take_released(self) -> list[int]:
-        """Members of speculative units released since the last call: their units may have settled."""
+        """Members of speculative units released since the last call: their units may have settled. A run apart
+        settles with its cluster, so an agent running apart brings its cluster."""
         out, self._released = self._released, []
+        apart = self._apart
+        if apart:
+            out = list(dict.fromkeys(m for a in out for m in (self.cluster_of(a) if a in apart else (a,))))
         return out
 
     # -- the window -------------------------------------------------------------------------------------------

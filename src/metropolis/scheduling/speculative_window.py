@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from metropolis.registry import check_name
 
-WINDOW_FIELDS = ("depth", "share", "budget", "guess", "still")
+WINDOW_FIELDS = ("depth", "share", "budget", "guess", "still", "apart")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,13 +17,16 @@ class Window:
     """How far the policy bets: `depth` steps ahead of GVT, `share` of the running units, `budget` of the tokens
     wasted before the depth halves; `guess` is the share of its possible moves a blocker is assumed to walk
     towards the unit, and `still` (when > 0) the steps after which a blocker that has not moved is assumed to
-    stay where it is."""
+    stay where it is. `apart` (1, the default; 0: off) bets on the answer, not only on blockers: the agents of a
+    cluster run as separate units, betting that none touches another (`ctx.partner`), and are joined again into one
+    unit when one does (scheduling/speculative.py)."""
 
     depth: int = 256
     share: float = 1.0
     budget: float = 0.1
     guess: float = 0.1
     still: int = 0  # a blocker that stood still this many steps is guessed to stay (0: never)
+    apart: int = 1  # coupled agents run apart until one touches another (0: clusters run as one unit)
 
     @classmethod
     def parse(cls, text: str) -> Window:
@@ -39,10 +42,11 @@ class Window:
             if values[name] != values[name]:
                 raise ValueError(f"speculation window setting {part!r} needs a number: {name}=<value>")
         whole: dict[str, int] = {}
-        for name in ("depth", "still"):
+        for name in ("depth", "still", "apart"):
             steps = values.pop(name, None)
             if steps is not None and steps != int(steps):
-                raise ValueError(f"the speculation {name} is a whole number of steps, got {steps}")
+                unit = "" if name == "apart" else " of steps"
+                raise ValueError(f"the speculation {name} is a whole number{unit}, got {steps}")
             if steps is not None:
                 whole[name] = int(steps)
         return cls(**whole, **values)  # type: ignore[arg-type]
@@ -51,6 +55,8 @@ class Window:
         for name in ("depth", "still"):
             if getattr(self, name) < 0:
                 raise ValueError(f"the speculation {name} must be >= 0 steps, got {getattr(self, name)}")
+        if self.apart not in (0, 1):
+            raise ValueError(f"the speculation setting apart is 0 (off) or 1 (on), got {self.apart}")
         for name in ("share", "budget", "guess"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
