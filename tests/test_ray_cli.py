@@ -27,6 +27,16 @@ def test_workers_without_the_ray_runtime_is_refused() -> None:
     assert "--workers, --ray-address and --unit-timeout are for --runtime ray" in result.output
 
 
+def test_the_speculative_policy_on_ray_is_refused() -> None:
+    """Its bets are held and undone in this process: one line, exit 2, before any work (no server is asked)."""
+    result = CliRunner().invoke(
+        app, ["run", "--runtime", "ray", "--scheduler", "speculative", "--llm", "http://127.0.0.1:9/v1", "--no-compare"]
+    )
+    assert result.exit_code == 2
+    assert "--scheduler speculative holds and undoes its bets in this process" in result.output
+    assert "Traceback" not in result.output
+
+
 ray = pytest.importorskip("ray")
 
 

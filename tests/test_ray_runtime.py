@@ -74,6 +74,13 @@ def test_random_worlds_on_two_workers_match_serial(sample: int) -> None:
     assert report.agent_steps == world["n"] * world["steps"]
 
 
+def test_the_speculative_policy_is_refused_before_any_worker_is_asked() -> None:
+    """Its bets are held and undone around steps run in this process; a worker's step would commit unchecked."""
+    sim = walker_sim(4, "speculative", steps=2)
+    with pytest.raises(ValueError, match="the speculative policy runs in this process only"):
+        RayRuntime(sim, None)  # type: ignore[arg-type]  # refused before the pool is looked at
+
+
 def test_the_local_ray_listens_on_loopback_only() -> None:
     """Every process of the Ray this module started (GCS, raylet, workers, agents) binds 127.0.0.1 only."""
     ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}

@@ -85,6 +85,11 @@ class RunOptions:
             raise ValueError("--workers, --ray-address and --unit-timeout are for --runtime ray")
         if self.memory and runtime != "virtual":  # the policy's name and the fraction: RunConfig
             raise ValueError("--memory models serving memory in virtual time: leave --runtime at auto or virtual")
+        if runtime == "ray" and self.scheduler == "speculative":
+            raise ValueError(
+                "--scheduler speculative holds and undoes its bets in this process, which Ray workers cannot: use "
+                "--runtime asyncio (or virtual), or --scheduler metropolis with ray"
+            )
         pace = self._player_pace(runtime)
         if runtime in ("asyncio", "ray") and not self.llm:
             raise ValueError(

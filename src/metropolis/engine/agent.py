@@ -132,8 +132,8 @@ class StepHost(ABC):
     def publish_plan(self, agent: int, plan: Plan) -> None: ...
 
     def touch_apart(self, agent: int, other: int) -> None:
-        """`agent`'s step touches `other`, an agent outside its unit: where the two run apart on a bet that they
-        would not (the `speculative` policy's `apart`), undo that bet here by raising; else do nothing."""
+        """`agent`'s step touches `other` (`ctx.partner`): where the two run apart on a bet that they would not
+        (the `speculative` policy's `apart`), undo that bet here by raising; else do nothing."""
         return None
 
     def partners_closed(self, agent: int) -> None:
@@ -247,9 +247,9 @@ class StepContext:
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: it said it would touch no "
                 "other agent at this step (ctx.no_more_partners)"
             )
+        if other != self.agent_id:
+            self._sim.touch_apart(self.agent_id, other)  # raises where the two run apart on a bet
         if other == self.agent_id or other not in self.group:
-            if other != self.agent_id:
-                self._sim.touch_apart(self.agent_id, other)  # raises where the two run apart on a bet
             raise InteractionError(
                 f"{self.agent.name} at step {self.step} cannot interact with agent {other}: only agents of its "
                 f"cluster {sorted(set(self.group) - {self.agent_id})} can be written into"

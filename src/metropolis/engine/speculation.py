@@ -90,6 +90,7 @@ class SpeculationStats:
     wasted_calls: int = 0
     wasted_tokens: int = 0
     kept_tokens: int = 0
+    apart_commits: int = 0  # held runs apart committed as soon as a step said it touches nobody more (`settle`)
 
 
 @dataclass(slots=True)
@@ -188,8 +189,8 @@ class Speculation:
         return True
 
     def touch_apart(self, agent: int, other: int) -> None:
-        """`agent`'s step touches `other`, outside its unit: if both run apart in one cluster, the bet is lost,
-        and every run of the cluster is undone, this one by the `Rollback` raised here."""
+        """`agent`'s step touches `other`: if the two run apart in one cluster, the bet is lost, and both parts'
+        runs are undone, this one by the `Rollback` raised here."""
         if agent in self._running and self.policy.touches_apart(agent, other):
             for unit in self.policy.rejoin(agent, other):
                 self.dispatcher.abort(unit)
@@ -202,7 +203,7 @@ class Speculation:
 
     def settle(self) -> None:
         """Commit the held runs that settled since a unit last ended (the runtime calls it after `wake`)."""
-        self._settle()
+        self.stats.apart_commits += self._settle()
 
     async def execute(
         self, unit: WorkUnit, llm: LLMBackend | None, clock: Callable[[], float], tasks: Tasks | None
@@ -357,9 +358,10 @@ class Speculation:
         self.policy.record_tokens(kept, 0)
         self.sim.commit_now(unit, results)
 
-    def _settle(self) -> None:
+    def _settle(self) -> int:
         """Commit every held unit that is now settled, lowest step first; a commit may settle more. Only the
-        units of members the policy released since the last look can have settled."""
+        units of members the policy released since the last look can have settled. Returns how many it committed."""
+        committed = 0
         while True:
             ready = {}
             for agent in self.policy.take_released():
@@ -367,13 +369,14 @@ class Speculation:
                 if run is not None and run.unit in self._runs and self.policy.settled(run.unit):
                     ready[run.unit] = run
             if not ready:
-                return
+                return committed
             for run in sorted(ready.values(), key=lambda r: (r.unit.step, r.unit.members)):
                 if run.unit in self._runs:
                     self._unhold(run)
                     del self._runs[run.unit]
                     assert run.results is not None
                     self._commit(run.unit, run.results, run)
+                    committed += 1
 
     def _hold(self, run: SpecRun, results: list[StepResult]) -> None:
         run.results = results

@@ -144,6 +144,7 @@ class GenerativeAgent(Agent):
         await self._plan(ctx, now)
         if await self._react(ctx, fresh):
             return
+        ctx.no_more_partners()  # no conversation: the rest of the step (walking, reflecting) touches nobody
         self._walk(ctx)
         if reflection.should_reflect(self.memory, self.config):
             await reflection.reflect(self.asker(ctx, self), self.memory, self.identity, self.config, now)

@@ -48,6 +48,10 @@ class RayRuntime(AsyncioRuntime):
         max_units: int | None = None,
         unit_timeout: float | None = None,
     ) -> None:
+        if sim.speculation is not None:
+            # Its bets are held, checked and undone around steps run in this process (engine/speculation.py);
+            # a worker's step would commit unchecked, and a run apart would not see its touches.
+            raise ValueError("the speculative policy runs in this process only: use the asyncio or virtual runtime")
         super().__init__(sim, None, max_units)
         self.pool = pool
         self.journal = journal
