@@ -25,7 +25,7 @@ class CallOwner(Protocol):
 
     doomed: bool
     calls: set[PendingCall]
-    answered: list[int]
+    used: list[tuple[LLMRequest, LLMResponse]]
 
 
 class PendingCall:
@@ -72,13 +72,26 @@ class PendingCall:
 class CancellableLLM:
     """The LLM backend a speculative unit sees: every call can be abandoned by a conflict."""
 
-    def __init__(self, inner: LLMBackend, run: CallOwner, tasks: Tasks | None, waste: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        inner: LLMBackend,
+        run: CallOwner,
+        tasks: Tasks | None,
+        waste: Callable[[int], None],
+        reuse: Callable[[LLMRequest], LLMResponse | None] | None = None,
+    ) -> None:
         self.inner, self.run, self.tasks, self._waste = inner, run, tasks, waste
+        self._reuse = reuse  # an undone run's answer to the same request, if one is kept (`Speculation`)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         run = self.run
         if run.doomed:
             raise Rollback
+        if self._reuse is not None:
+            kept = self._reuse(request)
+            if kept is not None:
+                run.used.append((request, kept))
+                return kept
         call = PendingCall(self.inner.complete(request), self.tasks, self._waste)
         run.calls.add(call)
         try:
@@ -92,5 +105,5 @@ class CancellableLLM:
         if run.doomed:
             self._waste(response.prompt_tokens + response.completion_tokens)
             raise Rollback
-        run.answered.append(response.prompt_tokens + response.completion_tokens)
+        run.used.append((request, response))
         return response

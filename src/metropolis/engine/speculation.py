@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 from metropolis.engine.agent import Agent, Observation, StepContext, StepHost, nearest_first
 from metropolis.engine.cancellable import CancellableLLM, PendingCall, Rollback
-from metropolis.engine.members import Tasks
+from metropolis.engine.members import Journal, Tasks
 from metropolis.engine.records import Plan
 from metropolis.engine.state import AgentState, StateStore
-from metropolis.llm.types import LLMBackend
+from metropolis.llm.types import LLMBackend, LLMRequest, LLMResponse
 from metropolis.scheduling.speculative import SpeculativeScheduler
 from metropolis.scheduling.speculative_dispatch import SpeculativeDispatcher
 from metropolis.scheduling.table import AgentTable
@@ -111,7 +111,7 @@ class SpecRun:
     results: list[StepResult] | None = None  # finished, waiting to be settled
     plans: list[tuple[int, Plan]] = field(default_factory=list)
     calls: set[PendingCall] = field(default_factory=set)
-    answered: list[int] = field(default_factory=list)  # tokens of each call answered to the step
+    used: list[tuple[LLMRequest, LLMResponse]] = field(default_factory=list)  # each call answered to the step
     error: Exception | None = None  # the step failed: raised if the unit settles, forgotten if it is undone
     doomed: bool = False
     undo: Undo | None = None
@@ -166,6 +166,7 @@ class Speculation:
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
         self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
         self._unwinding: list[Undo] = []  # undos waiting for runs in flight to unwind
+        self._journals: dict[int, Journal] = {}  # step -> answers its undone runs got (`_count_waste`)
         # Asks the runtime to call `settle` soon, outside agent code (None: held runs settle when a unit ends).
         self.wake: Callable[[], None] | None = None
 
@@ -219,7 +220,7 @@ class Speculation:
         host = self._overlay(unit)
         for a in unit.members:
             self._running[a] = run
-        wrapped = CancellableLLM(llm, run, tasks, self._waste) if llm is not None else None
+        wrapped = CancellableLLM(llm, run, tasks, self._waste, self._reuse) if llm is not None else None
         try:
             return await self.sim.run_members(unit, wrapped, clock, tasks, host)
         except Rollback:
@@ -323,11 +324,24 @@ class Speculation:
         self.policy.record_tokens(0, tokens)
 
     def _count_waste(self, run: SpecRun) -> None:
-        """Every answer an undone step got, whether it finished (held results) or unwound half-way."""
-        wasted = sum(run.answered)
-        self.stats.wasted_calls += len(run.answered)
-        self.stats.wasted_tokens += wasted
-        self.policy.record_tokens(0, wasted)
+        """Every answer an undone step got, whether it finished (held results) or unwound half-way, is kept for
+        the step's next runs (`_reuse`): an unchanged request takes it, as a restarted member's does
+        (engine/members.py). What no run took once every agent has passed the step bought nothing (`_forget`)."""
+        if run.used:
+            self._journals.setdefault(run.unit.step, Journal()).put_back(run.used)
+
+    def _reuse(self, request: LLMRequest) -> LLMResponse | None:
+        journal = self._journals.get(request.step)
+        return journal.take(request) if journal is not None else None
+
+    def _forget(self, gvt: int) -> None:
+        """Count the kept answers of steps every agent has passed as wasted."""
+        for step in [s for s in self._journals if s < gvt]:
+            left = self._journals.pop(step).left_over()
+            wasted = sum(r.prompt_tokens + r.completion_tokens for r in left)
+            self.stats.wasted_calls += len(left)
+            self.stats.wasted_tokens += wasted
+            self.policy.record_tokens(0, wasted)
 
     def _finish_undo(self, undo: Undo) -> None:
         """Once every undone step has unwound: restore each agent's state from before the first undone step it
@@ -357,6 +371,8 @@ class Speculation:
         self.stats.kept_tokens += kept
         self.policy.record_tokens(kept, 0)
         self.sim.commit_now(unit, results)
+        if self._journals:
+            self._forget(self.sim.table.gvt())
 
     def _settle(self) -> int:
         """Commit every held unit that is now settled, lowest step first; a commit may settle more. Only the
