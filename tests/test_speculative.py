@@ -205,6 +205,23 @@ def test_a_conflict_cancels_the_call_in_flight_and_counts_its_tokens() -> None:
     assert len(llm.responses) == 4 + spec.stats.wasted_calls  # every call the serving model answered
 
 
+def test_an_undone_steps_answers_serve_its_next_run() -> None:
+    """A's step 1 runs ahead of B and all three of its calls are answered before B, calling six times in step 0,
+    lands within R + V: the held step is undone, and its run again asks the same three questions, which the
+    answers kept from the undone run answer. The serving model answers each call once; nothing is wasted."""
+    a_path, b_path = [(0, 0)], [(int(R + V + 1), 0), (int(R + V), 0)]
+    agents = [Scripted("A", a_path, calls=(1, 1, 1)), Scripted("B", b_path, (0,) * 6)]
+    serial, _ = virtual_run(list(agents), "serial")
+    agents = [Scripted("A", a_path, calls=(1, 1, 1)), Scripted("B", b_path, (0,) * 6)]
+    sim, llm = virtual_run(agents, bold())
+    spec = sim.speculation
+    assert spec is not None
+    assert spec.stats.rollbacks == 1 and spec.stats.cancelled_calls == 0  # held, not in flight, when undone
+    assert (spec.stats.wasted_calls, spec.stats.wasted_tokens) == (0, 0)
+    assert len(llm.responses) == 9  # A's three once, B's six
+    assert outcome(sim) == outcome(serial)
+
+
 # -- the window ------------------------------------------------------------------------------------------------
 
 
