@@ -207,7 +207,9 @@ class SpeculativeScheduler(MetropolisScheduler):
         """Whether `agent`, running apart, touches `other` of its own cluster outside its unit: the bet is lost
         (`rejoin`)."""
         unit = self._apart.get(agent)
-        return unit is not None and other not in unit.members and other in self.cluster_of(agent)
+        if unit is None or other in unit.members:
+            return False
+        return other in unit.group or other in self.cluster_of(agent)  # the cluster as dispatched, or grown since
 
     def rejoin(self, agent: int, other: int) -> list[WorkUnit]:
         """`agent`, running apart, touched `other` of its cluster: their parts run as one unit at this step, apart
