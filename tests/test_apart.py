@@ -13,9 +13,13 @@ from hypothesis import strategies as st
 from metropolis.agents import WalkerConfig
 from metropolis.engine import Simulation
 from metropolis.engine.agent import Agent, InteractionError, StepContext
+from metropolis.llm.client import OpenAIClient
+from metropolis.llm.endpoints import EndpointConfig
+from metropolis.runtime import AsyncioRuntime
 from metropolis.scheduling.speculative import SpeculativeScheduler, Window
 from metropolis.world import World
 from metropolis.world.spatial import Pos
+from tests.fault_server import FaultServer
 from tests.scenarios import finish, outcome, run_shuffled, walker_sim
 from tests.test_speculative import BOLD, bold, run_eager, talking_callers, virtual_walkers, worlds
 
@@ -82,6 +86,26 @@ def test_a_step_that_said_it_touches_nobody_lets_its_cluster_commit_before_it_en
         assert sim.speculation is not None
         early += sim.speculation.stats.apart_commits
     assert early > 0
+
+
+async def test_runs_apart_in_real_time_commit_as_soon_as_a_step_says_whom_it_talks_with() -> None:
+    """Against the loopback server (each answer a real HTTP round trip): the asyncio runtime commits held runs
+    apart once a step has said it touches nobody more (`call_soon`), and every run ends as serial's."""
+    early = apart = 0
+    with FaultServer(delay=0.002) as server:
+        cfg = EndpointConfig(base_url=server.base_url, model="m", api_key_env=None, read_timeout=30.0)
+        async with OpenAIClient(cfg) as client:
+            for seed in range(3):
+                world = dict(n=20, seed=seed, size=12, steps=5, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.6, 0.8))
+                serial = walker_sim(scheduler="serial", **world)
+                await AsyncioRuntime(serial, client).run()
+                sim = walker_sim(scheduler=bold(), **world)
+                await AsyncioRuntime(sim, client).run()
+                assert outcome(sim) == outcome(serial)
+                assert sim.speculation is not None
+                early += sim.speculation.stats.apart_commits
+                apart += policy(sim).apart
+    assert apart > 0 and early > 0
 
 
 # -- one touch joins the two, and only the two -------------------------------------------------------------------
