@@ -74,20 +74,6 @@ def test_runs_apart_in_virtual_time_reproduce_serial(world: dict[str, Any]) -> N
     assert outcome(sim) == outcome(serial)
 
 
-def test_a_step_that_said_it_touches_nobody_lets_its_cluster_commit_before_it_ends() -> None:
-    """Walkers say whom they talk with before their reply call: in virtual time, held runs apart commit at that
-    moment (the runtime's wake), not when the step ends."""
-    early = 0
-    for seed in range(4):
-        world = dict(n=24, seed=seed, size=16, steps=8, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.6, 0.8))
-        serial = virtual_walkers(world, "serial")
-        sim = virtual_walkers(world, bold())
-        assert outcome(sim) == outcome(serial)
-        assert sim.speculation is not None
-        early += sim.speculation.stats.apart_commits
-    assert early > 0
-
-
 async def test_runs_apart_in_real_time_commit_as_soon_as_a_step_says_whom_it_talks_with() -> None:
     """Against the loopback server (each answer a real HTTP round trip): the asyncio runtime commits held runs
     apart once a step has said it touches nobody more (`call_soon`), and every run ends as serial's."""

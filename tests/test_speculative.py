@@ -402,8 +402,10 @@ def test_speculation_in_virtual_time_reproduces_serial(world: dict[str, Any], me
 def test_bets_of_several_members_run_together_and_are_undone_mid_run() -> None:
     """Crowded talkers that call the LLM: bets of several members run together (with restarts between partners)
     and some are undone while their members run, each member stopping before their state is restored; every
-    result is serial's. With `members="serial"` the same bets run one member after another."""
-    together = undone = restarts = 0
+    result is serial's. With `members="serial"` the same bets run one member after another. Walkers say whom they
+    talk with before their reply call: held runs apart commit at that moment (the runtime's wake), before the
+    step that said it ends (tests/test_apart.py)."""
+    together = undone = restarts = early = 0
     for seed in range(6):
         world = dict(n=24, seed=seed, size=16, steps=8, R=2.0, V=1.0, config=WalkerConfig(0.9, 0.6, 0.8))
         serial = virtual_walkers(world, "serial")
@@ -413,7 +415,8 @@ def test_bets_of_several_members_run_together_and_are_undone_mid_run() -> None:
         together += sim.speculation.stats.together
         undone += sim.speculation.stats.undone_together
         restarts += sim.member_stats.restarts
+        early += sim.speculation.stats.apart_commits
         in_order = virtual_walkers(world, bold(), members="serial")
         assert outcome(in_order) == outcome(serial)
         assert in_order.speculation is not None and in_order.speculation.stats.together == 0
-    assert together > 0 and undone > 0 and restarts > 0
+    assert together > 0 and undone > 0 and restarts > 0 and early > 0
