@@ -56,7 +56,10 @@ def sim(
     speculation: str = typer.Option(
         "",
         "--speculation",
-        help="The speculative row's window, e.g. depth=16,share=0.5 (depth, share, budget, guess, still).",
+        help=(
+            "The speculative row's window, e.g. depth=16,share=0.5 (depth, share, budget, guess, still; "
+            "apart=0 runs each cluster as one unit)."
+        ),
     ),
     out: Path | None = typer.Option(None, "--out", help="Folder for CSV and plots (default runs/bench-sim-<time>)."),
 ) -> None:
