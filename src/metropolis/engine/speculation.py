@@ -18,7 +18,8 @@ and a unit's run ends only once every member has stopped, so an undone unit has 
 
 Runs apart (the policy's `apart`: a cluster's agents run as separate units, betting none touches another): a step
 that touches an agent of its cluster running apart (`touch_apart`, asked by `ctx.partner` before anything is
-written) undoes the cluster's runs, its own included, by raising `Rollback` there. A step that says it will touch
+written) undoes both parts' runs, its own by raising `Rollback` there; the rest of the cluster's runs stand. An undone
+run's answers are kept for the step's next runs (`_reuse`). A step that says it will touch
 nobody more (`ctx.no_more_partners`) may make its cluster's held runs final before it ends: the runtime's `wake`,
 if it lent one, commits them as soon as the step yields (never inside agent code).
 """

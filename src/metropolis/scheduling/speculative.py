@@ -143,7 +143,7 @@ class SpeculativeScheduler(MetropolisScheduler):
         # agent -> (step, the agents it runs with there, apart from the rest of its cluster): joined by `rejoin`
         self._parts: dict[int, tuple[int, tuple[int, ...]]] = {}
         self.apart = 0  # units run apart from coupled agents
-        self.rejoined = 0  # clusters run apart that were undone and joined again: one touched another
+        self.rejoined = 0  # touches between runs apart: the two parts undone and joined into one (`rejoin`)
         super()._start()
 
     # -- dispatch ---------------------------------------------------------------------------------------------
