@@ -252,10 +252,10 @@ function drawSpec(f) {
   if (!speculative) return;
   const committed = sc ? sc.steps.reduce((a, b) => a + b, 0) : 0;
   // At a frame's moment the trace knows when steps ended (a speculative one commits later, once validated).
-  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} steps done ran ahead of ` +
-    `their blockers; <span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` +
+  const at = c ? `<div>at this frame: <b>${c.speculative}</b> of ${committed} steps done ran on a bet (ahead of ` +
+    `their blockers, or apart from their cluster); <span class="undo">${c.undone} runs undone</span>; ${(sc.ahead || []).length} running ahead` +
     "</div>" : "";
-  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed steps ran ahead; ` +
+  const now = lv ? `<div>now: <b>${lv.counts.speculative}</b> of ${lv.counts.committed} committed steps ran on a bet; ` +
     `<span class="undo">${lv.counts.undone} undone</span>; ${lv.ahead.length} steps ahead not yet committed</div>` : "";
   $("specPanel").innerHTML = `<h2>Speculation</h2>${at}${now}`;
   window.viewer.spec.counts = c ? { ...c, committed } : null;
@@ -282,7 +282,7 @@ function drawSched(sc) {
   sctx.fillStyle = "#333"; sctx.font = "12px sans-serif"; sctx.textAlign = "left"; sctx.textBaseline = "top";
   if (!sc || !$("layer").checked) { sctx.fillText("scheduler layer off", 6, 4); return; }
   const n = sc.steps.length, ahead = sc.steps.map((x) => x - sc.gvt), top = Math.max(5, ...ahead);
-  sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, orange: ahead of its blockers, ` +
+  sctx.fillText(`steps ahead of GVT (${sc.gvt}), per agent; blue: running, orange: on a bet, ` +
     `pink cap: run again, grey: waiting; ` +
     `${sc.block_pairs ?? sc.blocks.length} blocked-by pairs` +
     `${n > LABELS_UP_TO ? " (arrows: the selected agent's)" : ""}, ${sc.clusters.length} clusters running`, 6, 4);
