@@ -167,7 +167,7 @@ class Speculation:
         self._running: dict[int, SpecRun] = {}  # member -> its speculative run, while the step executes
         self._held: dict[tuple[int, int], SpecRun] = {}  # (member, step) -> a run whose results are held
         self._unwinding: list[Undo] = []  # undos waiting for runs in flight to unwind
-        self._journals: dict[int, Journal] = {}  # step -> answers its undone runs got (`_count_waste`)
+        self._journals: dict[int, Journal] = {}  # step -> answers its undone runs got (`_keep_answers`)
         # Asks the runtime to call `settle` soon, outside agent code (None: held runs settle when a unit ends).
         self.wake: Callable[[], None] | None = None
 
@@ -241,7 +241,7 @@ class Speculation:
             self._commit(unit, results)
         elif run.doomed:
             del self._runs[unit]
-            self._count_waste(run)
+            self._keep_answers(run)
             assert run.undo is not None
             run.undo.pending -= 1
             self._finish_undo(run.undo)
@@ -272,7 +272,7 @@ class Speculation:
             if run.results is not None:  # finished already: drop what it holds
                 self._unhold(run)
                 del self._runs[run.unit]
-                self._count_waste(run)
+                self._keep_answers(run)
                 continue
             undo.pending += 1
             for call in list(run.calls):
@@ -324,7 +324,7 @@ class Speculation:
         self.stats.wasted_tokens += tokens
         self.policy.record_tokens(0, tokens)
 
-    def _count_waste(self, run: SpecRun) -> None:
+    def _keep_answers(self, run: SpecRun) -> None:
         """Every answer an undone step got, whether it finished (held results) or unwound half-way, is kept for
         the step's next runs (`_reuse`): an unchanged request takes it, as a restarted member's does
         (engine/members.py). What no run took once every agent has passed the step bought nothing (`_forget`)."""

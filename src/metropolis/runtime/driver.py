@@ -102,16 +102,15 @@ class Driver(ABC):
             return  # stopping already: nothing more is committed
         if error is not None:
             names = ", ".join(self.sim.agents[a].name for a in unit.members)
-            self.error = StepFailed(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}")
-            self.error.__cause__ = error
-            self._end()
+            failed = StepFailed(f"step {unit.step} of {names} failed: {type(error).__name__}: {error}")
+            failed.__cause__ = error
+            self._stop(failed)
             return
         assert results is not None
         try:
             self.sim.commit(unit, results)
         except BaseException as commit_error:  # a causality alarm, a bad move: the run stops, the error surfaces
-            self.error = commit_error
-            self._end()
+            self._stop(commit_error)
             return
         if self._progress is not None:
             self._progress(len(unit.members))
@@ -131,10 +130,14 @@ class Driver(ABC):
         try:
             speculation.settle()
         except BaseException as commit_error:  # as in `_finished`: the run stops, the error surfaces
-            self.error = commit_error
-            self._end()
+            self._stop(commit_error)
             return
         self._launch()
+
+    def _stop(self, error: BaseException) -> None:
+        """The run stops on `error`: nothing more is committed, and `_result` raises it."""
+        self.error = error
+        self._end()
 
     def deadlock(self) -> RuntimeError:
         return RuntimeError(
